@@ -1,0 +1,78 @@
+/*
+ * model.h - the data every module shares: outcomes, the relay's reply, one
+ * probe's result. Plain structs with fixed-size, capped buffers so that a
+ * result can be copied, stored and reported without ownership questions.
+ *
+ * Follows ../shared/SPEC.md "Outcomes".
+ */
+#ifndef INBOXPROBE_MODEL_H
+#define INBOXPROBE_MODEL_H
+
+#include <stddef.h>
+
+/* One outcome per probe per round (SPEC "Outcomes"). The order is the
+ * order of every report. */
+enum outcome {
+	OUTCOME_INBOX = 0,
+	OUTCOME_SPAM,
+	OUTCOME_MISSING,
+	OUTCOME_REJECTED,
+	OUTCOME_DEFERRED,
+	OUTCOME_ERROR,
+	OUTCOME__COUNT
+};
+
+/* "inbox", "spam", "missing", "rejected", "deferred", "error". */
+const char *outcome_name(enum outcome o);
+/* Inverse of outcome_name; returns -1 for an unknown name. */
+int outcome_from_name(const char *name);
+
+/* Size caps for anything that holds server data. */
+#define TOKEN_MAX 64          /* 32 hex + 16 hex HMAC + NUL fits */
+#define ENHANCED_MAX 16       /* "5.7.26" */
+#define REPLY_TEXT_MAX 512
+#define QUEUE_ID_MAX 64
+#define FOLDER_MAX 256
+#define DIAG_MAX 512
+
+/* A relay's (or remote MTA's) reply. code 0 means "no reply at all". */
+struct smtp_reply {
+	int code;                        /* 250, 451, 550 ...; 0 = none */
+	char enhanced[ENHANCED_MAX];     /* RFC 3463 "x.y.z", "" when absent */
+	char text[REPLY_TEXT_MAX];       /* reply text, lines joined by " ", no code prefix */
+	char queue_id[QUEUE_ID_MAX];     /* from "250 2.0.0 Ok: queued as X", "" when absent */
+	char stage[8];                   /* "connect", "mail", "rcpt", "data", "" */
+};
+
+/* What a DSN (RFC 3464) said about one probe. */
+struct dsn_info {
+	int present;                     /* 0: no DSN seen */
+	int action;                      /* DSN_ACTION_* from prober/dsn.h */
+	char status[ENHANCED_MAX];       /* "5.7.1" */
+	char remote_mta[256];            /* Remote-MTA value, type stripped */
+	char diagnostic[DIAG_MAX];       /* Diagnostic-Code value, type stripped */
+};
+
+/* One probe's result for one seed in one round. Filled by the scheduler,
+ * read by reports and the state store. All strings are NUL-terminated and
+ * truncated to their buffer. */
+struct probe_result {
+	size_t seed_index;               /* index into config->seeds */
+	char token[TOKEN_MAX];
+	double submit_time;              /* Unix seconds of the 250 to end-of-DATA; 0 = never accepted */
+	int attempts;                    /* SMTP transactions tried this round */
+	struct smtp_reply reply;         /* the final reply for this recipient */
+	enum outcome outcome;
+	char folder[FOLDER_MAX];         /* folder where found, decoded UTF-8 for display; "" if not found */
+	double internaldate;             /* Unix seconds of INTERNALDATE; 0 if not found */
+	double found_time;               /* Unix seconds when inboxprobe saw it */
+	int have_latency;                /* 1: latency is a valid sample for percentiles */
+	double latency;                  /* INTERNALDATE - submit_time, seconds (may be reported even if skewed) */
+	double discovery_lag;            /* found_time - internaldate, seconds */
+	double clock_skew;               /* >0 when latency was negative beyond 2 s: its magnitude */
+	struct dsn_info dsn;
+	char diagnostic[DIAG_MAX];       /* human explanation (enhanced-code meaning, DSN, error reason) */
+	char cleanup[64];                /* "deleted", "trashed", "kept", "kept: no UIDPLUS/MOVE", "" */
+};
+
+#endif

@@ -1,0 +1,130 @@
+/*
+ * imap.h - IMAP discovery of probes (libetpan over our own OpenSSL stream).
+ *
+ * The session is opaque; libetpan and OpenSSL types never leave prober/.
+ * Every call is bounded by the params' per-command timeout and by the
+ * absolute round deadline, whichever comes first.
+ *
+ * Error codes: every int-returning function returns IMAP_OK (0) or one of
+ * enum imap_err, and on error sets *errstr to a heap string (caller frees)
+ * that names the host and what failed; it never contains a password.
+ *
+ * Follows RFC 3501 (IMAP4rev1), RFC 2595/8314 (TLS), RFC 6154 (SPECIAL-USE),
+ * RFC 4315 (UIDPLUS), RFC 6851 (MOVE), RFC 2177 (IDLE).
+ */
+#ifndef INBOXPROBE_IMAP_H
+#define INBOXPROBE_IMAP_H
+
+#include <stddef.h>
+#include "seeds/config.h"
+#include "seeds/folders.h"
+#include "common/model.h"
+
+enum imap_err {
+	IMAP_OK = 0,
+	IMAP_ECONNECT,       /* TCP connect failed or refused */
+	IMAP_ETLS,           /* TLS handshake or certificate verification failed */
+	IMAP_ENOSTARTTLS,    /* TLS required and server does not offer STARTTLS */
+	IMAP_EAUTH,          /* LOGIN/AUTHENTICATE: NO [AUTHENTICATIONFAILED] or plain NO */
+	IMAP_EAUTHAPP,       /* login refused: app-specific password or OAuth required */
+	IMAP_EUNAVAILABLE,   /* NO [UNAVAILABLE] / too many connections: retry later */
+	IMAP_EBYE,           /* server said BYE, or the connection dropped */
+	IMAP_ETIMEOUT,       /* per-command timeout or round deadline reached */
+	IMAP_EPROTO,         /* unparsable reply, unexpected NO/BAD */
+	IMAP_ENOFOLDER,      /* SELECT of a folder failed (NO) */
+	IMAP_EUIDVALIDITY    /* UIDVALIDITY changed since the UID was learned */
+};
+
+/* Static name of an error code, e.g. "tls", "auth", for traces. */
+const char *imap_err_name(int err);
+
+struct imap_session;
+
+struct imap_params {
+	const struct imap_conf *conf;   /* borrowed; must outlive the session */
+	long connect_timeout;           /* seconds */
+	long timeout;                   /* seconds per command */
+	double deadline;                /* absolute now_mono() limit for everything */
+};
+
+/* Connect (implicit TLS, STARTTLS or plain per conf), verify the
+ * certificate with OpenSSL (chain, host name, SNI; conf->ca_file or the
+ * system store), read CAPABILITY, and log in. With TLS required and no
+ * STARTTLS offered, fails with IMAP_ENOSTARTTLS before any credential is
+ * sent. On success *out is a session the caller closes with imap_close(). */
+int imap_open(const struct imap_params *p, struct imap_session **out, char **errstr);
+
+/* LOGOUT (best effort) and free. NULL is allowed. */
+void imap_close(struct imap_session *s);
+
+/* 1 if the server announced the capability (case-insensitive), else 0. */
+int imap_has_capability(const struct imap_session *s, const char *cap);
+
+/* LIST "" "*" (and XLIST at servers that offer it without SPECIAL-USE).
+ * *out is a heap array the caller frees with folders_free(). */
+int imap_list_folders(struct imap_session *s, struct imap_folder **out, size_t *n,
+                      char **errstr);
+
+/* A probe found in a folder. */
+struct imap_hit {
+	size_t token_index;       /* index into the tokens array given */
+	unsigned long uidvalidity;
+	unsigned long uid;
+	double internaldate;      /* Unix seconds, zone applied */
+};
+
+/*
+ * Look for tokens in folder (a wire name). Selects the folder (or NOOPs
+ * when it is already selected) before searching, then
+ * UID SEARCH HEADER X-Inboxprobe-Token TOKEN (OR'ed over tokens, or Subject);
+ * when that returns nothing or NO, falls back to UID SEARCH SINCE
+ * <since - 1 day>, fetches X-Inboxprobe-Token and Subject of the newest
+ * messages (capped) and matches locally. A message counts only when it
+ * carries one of the tokens exactly. INTERNALDATE is fetched for each hit.
+ * *hits is a heap array (caller frees with free()), *nhits its length.
+ * since: Unix seconds of the earliest submit time among the tokens.
+ */
+int imap_find_tokens(struct imap_session *s, const char *folder,
+                     const char *const *tokens, size_t ntokens, double since,
+                     struct imap_hit **hits, size_t *nhits, char **errstr);
+
+/*
+ * Remove one probe message per SPEC "Cleanup": only UID uid of folder, and
+ * only if folder's UIDVALIDITY still equals uidvalidity (else
+ * IMAP_EUIDVALIDITY, nothing touched). mode CLEANUP_DELETE: UID STORE
+ * +FLAGS (\Deleted) then UID EXPUNGE (UIDPLUS); at Gmail (X-GM-EXT-1) moves
+ * to trash instead. CLEANUP_TRASH: MOVE where offered, else COPY + STORE +
+ * UID EXPUNGE. Without UIDPLUS and MOVE the message is kept. Never a plain
+ * EXPUNGE. trash: the \Trash wire name or NULL when none resolved.
+ * what/whatsz receives "deleted", "trashed" or "kept: <reason>".
+ */
+int imap_cleanup(struct imap_session *s, const char *folder, unsigned long uidvalidity,
+                 unsigned long uid, enum cleanup_mode mode, const char *trash,
+                 char *what, size_t whatsz, char **errstr);
+
+/* A DSN found in the bounce mailbox that names one of the tokens. */
+struct imap_bounce {
+	size_t token_index;
+	struct dsn_info dsn;
+	unsigned long uid;
+};
+
+/*
+ * Scan the selected-or-given folder (usually "INBOX") of the bounce mailbox
+ * for DSNs (RFC 3464) since `since` that carry one of the tokens (in the
+ * returned headers or message). Each message is fetched with a size cap
+ * (256 KiB) and parsed with dsn_match(). When delete_matched is set, only
+ * matched DSNs are removed (UID STORE + UID EXPUNGE, or MOVE to trash, as
+ * imap_cleanup does). *out is a heap array the caller frees with free().
+ */
+int imap_scan_bounces(struct imap_session *s, const char *folder,
+                      const char *const *tokens, size_t ntokens, double since,
+                      int delete_matched, struct imap_bounce **out, size_t *nout,
+                      char **errstr);
+
+/* Parse an IMAP INTERNALDATE / date-time string ("17-Jul-1996 02:44:25 -0700",
+ * RFC 3501 date-time, day may be space-padded) into Unix seconds, applying
+ * the zone; independent of the host's TZ. Returns 0 or -1 when malformed. */
+int imap_parse_internaldate(const char *s, double *out);
+
+#endif

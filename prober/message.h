@@ -1,0 +1,60 @@
+/*
+ * message.h - probe tokens and probe messages (SPEC "Probe message").
+ * Uses OpenSSL's RAND_bytes and HMAC-SHA256.
+ */
+#ifndef INBOXPROBE_MESSAGE_H
+#define INBOXPROBE_MESSAGE_H
+
+#include <stddef.h>
+#include "common/model.h"
+
+#define TOKEN_RANDOM_HEX 32   /* 128 random bits */
+#define TOKEN_HMAC_HEX 16     /* first 8 bytes of HMAC-SHA256(key, random part + seed address) */
+
+/*
+ * Make a token: 32 lowercase hex digits from RAND_bytes; with key != NULL,
+ * 16 more: the start of HMAC-SHA256(key, random-hex + seed_address).
+ * out must hold TOKEN_MAX bytes. Returns 0, or -1 with *errstr (heap)
+ * when the random source fails.
+ */
+int token_generate(const unsigned char *key, size_t keylen, const char *seed_address,
+                   char out[TOKEN_MAX], char **errstr);
+
+/* 1 when token is well formed and (with key) its HMAC part verifies for
+ * seed_address, compared in constant time; else 0. */
+int token_verify(const unsigned char *key, size_t keylen, const char *seed_address,
+                 const char *token);
+
+struct message_params {
+	const char *from;             /* header From and envelope sender */
+	const char *to;               /* the seed address */
+	const char *token;
+	const char *subject_prefix;   /* UTF-8; RFC 2047-encoded when not ASCII */
+	char *const *headers;         /* extra "Name: value" lines (may be NULL) */
+	size_t nheaders;
+	const char *template_text;    /* RFC 5322 template or NULL */
+	double now;                   /* Unix seconds for Date: and the body */
+};
+
+/*
+ * Build the probe: CRLF line endings, no line over 998 octets (headers
+ * folded), Date with a numeric zone, Message-ID <TOKEN@from-domain>,
+ * Subject "<prefix> <TOKEN>", X-Inboxprobe-Token, MIME-Version,
+ * Content-Type text/plain; charset=utf-8. With a template, its headers and
+ * body are kept except To, Date, Message-ID, X-Inboxprobe-Token, and every
+ * {{token}} in Subject and body is replaced. Not dot-stuffed (libcurl does
+ * that). Returns a heap buffer (caller frees) and its length in *len, or
+ * NULL with *errstr (heap) when the template is malformed.
+ */
+char *message_build(const struct message_params *p, size_t *len, char **errstr);
+
+/* Encode a header text per RFC 2047 (UTF-8, "B" encoding, encoded-words of
+ * at most 75 characters separated by CRLF SP) when it holds non-ASCII;
+ * otherwise a copy. Heap result, caller frees. */
+char *rfc2047_encode(const char *utf8);
+
+/* RFC 5322 date-time with numeric zone for Unix time t in the host's
+ * local zone, e.g. "Sun, 29 Nov 2026 13:10:49 +0000". out >= 40 bytes. */
+void rfc5322_date(double t, char *out, size_t outsz);
+
+#endif
