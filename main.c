@@ -1,1 +1,496 @@
-int main(void) { return 0; }
+/*
+ * main.c - the inboxprobe command line (SPEC "Command line"):
+ *   inboxprobe run     -c FILE [--textfile PATH] [--openmetrics PATH] [--json PATH]
+ *                              [--junit PATH] [--deadline SECONDS] [--format text|nagios] [-v]
+ *   inboxprobe check   -c FILE
+ *   inboxprobe folders -c FILE
+ *   inboxprobe --version | --help
+ */
+#include <config.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "prober/imap.h"
+#include "prober/smtp.h"
+#include "reports/report.h"
+#include "scheduler/round.h"
+#include "scheduler/state.h"
+#include "seeds/config.h"
+#include "seeds/folders.h"
+
+enum out_format { FORMAT_TEXT, FORMAT_NAGIOS };
+
+struct run_opts {
+	const char *config;
+	const char *textfile, *openmetrics, *json, *junit;
+	long deadline;         /* 0: from the file */
+	enum out_format format;
+};
+
+static void usage(FILE *f)
+{
+	fputs("Usage:\n"
+	      "  inboxprobe run     -c FILE [--textfile PATH] [--openmetrics PATH] [--json PATH]\n"
+	      "                             [--junit PATH] [--deadline SECONDS] [--format text|nagios] [-v]\n"
+	      "  inboxprobe check   -c FILE   validate the configuration\n"
+	      "  inboxprobe folders -c FILE   per seed: log in, list folders, show inbox and spam folder\n"
+	      "  inboxprobe --version | --help\n"
+	      "\n"
+	      "Exit codes (run): 0 every gate holds, 1 a gate failed, 2 usage or configuration\n"
+	      "error (nothing sent), 3 result unknown (a seed could not be measured, a report\n"
+	      "could not be written, or another run is active). With --format nagios: 0 OK,\n"
+	      "1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n", f);
+}
+
+/* Nagios wants exactly one status line on stdout, even for usage errors. */
+static int fail_usage(enum out_format fmt, const char *what)
+{
+	if (fmt == FORMAT_NAGIOS) {
+		printf("INBOXPROBE UNKNOWN - %s\n", what);
+		return NAGIOS_UNKNOWN;
+	}
+	return EXIT_USAGE;
+}
+
+static int parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int load_config(const char *path, struct config **cfg)
+{
+	char *err = NULL;
+
+	if (config_load(path, cfg, &err) != 0) {
+		fprintf(stderr, "%s", err ? err : "configuration error\n");
+		if (err != NULL && err[0] != '\0' && err[strlen(err) - 1] != '\n')
+			fputc('\n', stderr);
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- check -------------------------------------------------------------- */
+
+static int cmd_check(const char *path)
+{
+	struct config *cfg = NULL;
+
+	if (load_config(path, &cfg) != 0)
+		return EXIT_USAGE;
+	printf("configuration OK\n");
+	config_free(cfg);
+	return 0;
+}
+
+/* ---- folders ------------------------------------------------------------ */
+
+static void flags_text(unsigned f, char *buf, size_t sz)
+{
+	static const struct { unsigned bit; const char *name; } names[] = {
+		{ FOLDER_INBOX, "\\Inbox" }, { FOLDER_JUNK, "\\Junk" }, { FOLDER_SPAM_XLIST, "\\Spam" },
+		{ FOLDER_TRASH, "\\Trash" }, { FOLDER_ALL, "\\All" }, { FOLDER_SENT, "\\Sent" },
+		{ FOLDER_DRAFTS, "\\Drafts" }, { FOLDER_NOSELECT, "\\Noselect" },
+	};
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (f & names[i].bit) {
+			if (buf[0])
+				strncat(buf, " ", sz - strlen(buf) - 1);
+			strncat(buf, names[i].name, sz - strlen(buf) - 1);
+		}
+}
+
+static int cmd_folders(const char *path)
+{
+	struct config *cfg = NULL;
+	int any_error = 0;
+
+	if (load_config(path, &cfg) != 0)
+		return EXIT_USAGE;
+	for (size_t i = 0; i < cfg->nseeds; i++) {
+		const struct seed_conf *seed = &cfg->seeds[i];
+		struct imap_params ip = {
+			.conf = &seed->imap, .connect_timeout = cfg->limits.connect_timeout,
+			.timeout = cfg->limits.timeout,
+			.deadline = now_mono() + (double)cfg->limits.connect_timeout + 2.0 * (double)cfg->limits.timeout,
+		};
+		struct imap_session *s = NULL;
+		struct imap_folder *f = NULL;
+		size_t n = 0;
+		char *err = NULL;
+		int rc;
+
+		printf("%s (provider %s, %s)\n", seed->address, seed->provider, seed->imap.url);
+		rc = imap_open(&ip, &s, &err);
+		if (rc == IMAP_OK)
+			rc = imap_list_folders(s, &f, &n, &err);
+		if (rc != IMAP_OK) {
+			printf("  error: %s: %s\n", imap_err_name(rc), err ? err : "failed");
+			any_error = 1;
+		} else {
+			const char *how = NULL;
+			long si = folders_resolve_spam(f, n, seed->spam_folder, &how);
+			long ti = folders_resolve_trash(f, n);
+			char fl[128];
+
+			for (size_t j = 0; j < n; j++) {
+				flags_text(f[j].flags, fl, sizeof fl);
+				if (strcmp(f[j].wire, f[j].display) != 0)
+					printf("  %-32s %-20s (wire: %s)\n", f[j].display, fl, f[j].wire);
+				else
+					printf("  %-32s %s\n", f[j].display, fl);
+			}
+			printf("  inbox: INBOX\n");
+			if (si >= 0)
+				printf("  spam:  %s (%s)\n", f[si].display, how);
+			else if (seed->spam_folder != NULL)
+				printf("  spam:  %s (config; not listed by the server)\n", seed->spam_folder);
+			else {
+				printf("  spam:  error: spam folder unresolved\n");
+				any_error = 1;
+			}
+			printf("  trash: %s\n", ti >= 0 ? f[ti].display : "(none)");
+			printf("  capabilities: UIDPLUS %s, MOVE %s, SPECIAL-USE %s%s\n",
+			       imap_has_capability(s, "UIDPLUS") ? "yes" : "no",
+			       imap_has_capability(s, "MOVE") ? "yes" : "no",
+			       imap_has_capability(s, "SPECIAL-USE") ? "yes" : "no",
+			       imap_has_capability(s, "X-GM-EXT-1") ? ", Gmail extensions" : "");
+		}
+		folders_free(f, n);
+		imap_close(s);
+		free(err);
+	}
+	config_free(cfg);
+	return any_error ? EXIT_UNKNOWN : 0;
+}
+
+/* ---- run ---------------------------------------------------------------- */
+
+static char *lock_path_for(const struct config *cfg)
+{
+	const char *dir;
+	char *name, *p;
+	char *ret;
+
+	if (cfg->state.path != NULL)
+		return xasprintf("%s.lock", cfg->state.path);
+	dir = getenv("RUNTIME_DIRECTORY");
+	if (dir == NULL || *dir == '\0')
+		dir = getenv("XDG_RUNTIME_DIR");
+	if (dir == NULL || *dir == '\0')
+		dir = "/tmp";
+	name = xstrdup(cfg->name);
+	for (p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
+			*p = '_';
+	ret = xasprintf("%s/inboxprobe-%u-%s.lock", dir, (unsigned)getuid(), name);
+	free(name);
+	return ret;
+}
+
+static void print_late(const struct config *cfg, const struct round_result *rr, FILE *out)
+{
+	for (size_t i = 0; i < rr->nlate; i++) {
+		const struct round_late *l = &rr->late[i];
+		char when[32];
+		time_t t = (time_t)l->submit_time;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		fprintf(out, "late arrival: %s probe %.8s… sent %s found in %s after %.0f s%s\n",
+		        cfg->seeds[l->seed_index].address, l->token, when, l->folder, l->latency,
+		        l->latency_usable ? "" : " (clock skew: not used for percentiles)");
+	}
+}
+
+static int cmd_run(struct run_opts *o)
+{
+	struct config *cfg = NULL;
+	struct run_lock *lock = NULL;
+	struct state *st = NULL;
+	struct round_pending *pending = NULL;
+	size_t npending = 0;
+	struct round_result rr;
+	struct state_totals *totals = NULL;
+	struct round_report *rep = NULL;
+	char *lockpath = NULL, *err = NULL;
+	int state_failed = 0, code;
+	int progress = isatty(STDERR_FILENO);
+
+	memset(&rr, 0, sizeof rr);
+	if (load_config(o->config, &cfg) != 0)
+		return fail_usage(o->format, "configuration error (see stderr)");
+	if (o->textfile)
+		cfg->report.textfile = (free(cfg->report.textfile), xstrdup(o->textfile));
+	if (o->openmetrics)
+		cfg->report.openmetrics = (free(cfg->report.openmetrics), xstrdup(o->openmetrics));
+	if (o->json)
+		cfg->report.json = (free(cfg->report.json), xstrdup(o->json));
+	if (o->junit)
+		cfg->report.junit = (free(cfg->report.junit), xstrdup(o->junit));
+
+	lockpath = lock_path_for(cfg);
+	switch (run_lock_acquire(lockpath, &lock, &err)) {
+	case 0:
+		break;
+	case 1:
+		log_error("%s; this run sends nothing", err ? err : "another run is active");
+		if (o->format == FORMAT_NAGIOS)
+			printf("INBOXPROBE UNKNOWN - another run of %s is still active\n", cfg->name);
+		code = o->format == FORMAT_NAGIOS ? NAGIOS_UNKNOWN : EXIT_UNKNOWN;
+		goto out;
+	default:
+		log_error("run lock: %s", err ? err : "failed");
+		if (o->format == FORMAT_NAGIOS)
+			printf("INBOXPROBE UNKNOWN - cannot take the run lock\n");
+		code = EXIT_UNKNOWN;
+		goto out;
+	}
+	free(err);
+	err = NULL;
+
+	if (cfg->state.path != NULL) {
+		if (state_open(cfg->state.path, &st, &err) != 0) {
+			log_error("state store: %s; running without memory across runs", err);
+			free(err);
+			err = NULL;
+			state_failed = 1;
+			st = NULL;
+		} else {
+			double since = now_wall() - (double)cfg->state.retention_days * 86400.0;
+			for (size_t i = 0; i < cfg->nseeds; i++) {
+				struct state_pending *sp = NULL;
+				size_t n = 0;
+				if (state_pending(st, cfg->name, cfg->seeds[i].address, since, &sp, &n, &err) != 0) {
+					log_warn("state store: %s", err);
+					free(err);
+					err = NULL;
+					state_failed = 1;
+					continue;
+				}
+				pending = xrealloc(pending, (npending + n) * sizeof *pending);
+				for (size_t j = 0; j < n; j++) {
+					pending[npending].seed_index = i;
+					pending[npending++].p = sp[j];
+				}
+				free(sp);
+			}
+		}
+	}
+
+	if (smtp_global_init() != 0) {
+		log_error("cannot initialise libcurl");
+		code = EXIT_UNKNOWN;
+		goto out;
+	}
+	{
+		struct round_params rp = {
+			.cfg = cfg, .deadline = o->deadline > 0 ? o->deadline : cfg->probe.deadline,
+			.progress = progress, .pending = pending, .npending = npending,
+		};
+		if (progress)
+			log_info("round started: %zu seeds, deadline %lds", cfg->nseeds, rp.deadline);
+		round_run(&rp, &rr);
+	}
+	smtp_global_cleanup();
+
+	if (st != NULL) {
+		const char **seeds = xcalloc(cfg->nseeds, sizeof *seeds);
+		const char **provs = xcalloc(cfg->nseeds, sizeof *provs);
+
+		for (size_t i = 0; i < cfg->nseeds; i++) {
+			seeds[i] = cfg->seeds[i].address;
+			provs[i] = cfg->seeds[i].provider;
+		}
+		if (state_record_round(st, cfg->name, rr.started, rr.ended, rr.results, seeds, provs,
+		                       cfg->nseeds, &err) != 0) {
+			log_error("state store: %s", err);
+			free(err);
+			err = NULL;
+			state_failed = 1;
+		}
+		for (size_t i = 0; i < rr.nlate; i++) {
+			const struct round_late *l = &rr.late[i];
+			if (state_record_late(st, cfg->name, l->token, l->folder_kind, l->internaldate,
+			                      l->latency, l->latency_usable, &err) != 0) {
+				log_error("state store: %s", err);
+				free(err);
+				err = NULL;
+				state_failed = 1;
+			}
+		}
+		if (state_prune(st, cfg->state.retention_days, now_wall(), &err) != 0) {
+			log_warn("state store: %s", err);
+			free(err);
+			err = NULL;
+		}
+		if (state_totals(st, cfg->name, (const char *const *)cfg->providers, cfg->nproviders,
+		                 now_wall(), cfg->slo.window, &totals, &err) != 0) {
+			log_error("state store: %s", err);
+			free(err);
+			err = NULL;
+			totals = NULL;
+			state_failed = 1;
+		}
+		free(seeds);
+		free(provs);
+	}
+
+	rep = report_compute(cfg, rr.results, rr.started, rr.ended, totals);
+	if (state_failed)
+		rep->report_write_failed = 1;
+	{
+		struct { const char *path; char *(*enc)(const struct round_report *); } outs[] = {
+			{ cfg->report.textfile, report_prometheus_text },
+			{ cfg->report.openmetrics, report_openmetrics },
+			{ cfg->report.json, report_json },
+			{ cfg->report.junit, report_junit },
+		};
+		for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+			if (outs[i].path == NULL)
+				continue;
+			if (report_write(rep, outs[i].path, outs[i].enc, &err) != 0) {
+				log_error("report: %s", err ? err : outs[i].path);
+				free(err);
+				err = NULL;
+			}
+		}
+	}
+	if (o->format == FORMAT_NAGIOS) {
+		report_nagios(rep, stdout);
+		code = report_nagios_code(rep);
+	} else {
+		report_summary(rep, stdout);
+		print_late(cfg, &rr, stdout);
+		code = report_exit_code(rep);
+	}
+	fflush(stdout);
+
+out:
+	report_free(rep);
+	if (totals != NULL)
+		state_totals_free(totals, cfg->nproviders);
+	round_result_free(&rr);
+	free(pending);
+	state_close(st);
+	run_lock_release(lock);
+	free(lockpath);
+	free(err);
+	config_free(cfg);
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "textfile", required_argument, NULL, 'T' },
+		{ "openmetrics", required_argument, NULL, 'O' },
+		{ "json", required_argument, NULL, 'J' },
+		{ "junit", required_argument, NULL, 'U' },
+		{ "deadline", required_argument, NULL, 'd' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct run_opts o;
+	const char *cmd;
+	int c;
+
+	/* Numbers in reports are always C-locale; messages may follow the user. */
+	setlocale(LC_ALL, "");
+	memset(&o, 0, sizeof o);
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("inboxprobe %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	cmd = argv[1];
+	if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check") != 0 && strcmp(cmd, "folders") != 0) {
+		fprintf(stderr, "inboxprobe: unknown command '%s'\n", cmd);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	/* --format first, so that usage errors can answer in Nagios form. */
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--format=nagios") == 0 ||
+		    (strcmp(a, "--format") == 0 && i + 1 < argc && strcmp(argv[i + 1], "nagios") == 0))
+			o.format = FORMAT_NAGIOS;
+	}
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o.config = optarg; break;
+		case 'T': o.textfile = optarg; break;
+		case 'O': o.openmetrics = optarg; break;
+		case 'J': o.json = optarg; break;
+		case 'U': o.junit = optarg; break;
+		case 'd':
+			if (parse_long(optarg, 1, 86400, &o.deadline) != 0) {
+				fprintf(stderr, "inboxprobe: --deadline: '%s' is not a number of seconds (1..86400)\n",
+				        optarg);
+				return fail_usage(o.format, "bad --deadline");
+			}
+			break;
+		case 'f':
+			if (strcmp(optarg, "text") == 0)
+				o.format = FORMAT_TEXT;
+			else if (strcmp(optarg, "nagios") == 0)
+				o.format = FORMAT_NAGIOS;
+			else {
+				fprintf(stderr, "inboxprobe: --format: '%s' is not text or nagios\n", optarg);
+				return fail_usage(o.format, "bad --format");
+			}
+			break;
+		case 'v': log_verbose++; break;
+		case 'h': usage(stdout); return 0;
+		default:
+			usage(stderr);
+			return fail_usage(o.format, "usage error");
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "inboxprobe: unexpected argument '%s'\n", argv[optind]);
+		return fail_usage(o.format, "usage error");
+	}
+	if (o.config == NULL) {
+		fprintf(stderr, "inboxprobe %s: -c FILE is required\n", cmd);
+		return fail_usage(o.format, "no configuration given (-c FILE)");
+	}
+	if (strcmp(cmd, "check") == 0)
+		return cmd_check(o.config);
+	if (strcmp(cmd, "folders") == 0)
+		return cmd_folders(o.config);
+	return cmd_run(&o);
+}

@@ -1,2 +1,339 @@
-/* placeholder: filled in by its module owner */
+/* util.c - allocation, strings, time, logging, atomic files (see util.h). */
 #include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <locale.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+int log_verbose;
+
+static void oom(size_t n)
+{
+	fprintf(stderr, "inboxprobe: out of memory allocating %zu bytes\n", n);
+	abort();
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (p == NULL)
+		oom(n);
+	return p;
+}
+
+void *xcalloc(size_t nmemb, size_t n)
+{
+	void *p = calloc(nmemb ? nmemb : 1, n ? n : 1);
+	if (p == NULL)
+		oom(nmemb * n);
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (q == NULL)
+		oom(n);
+	return q;
+}
+
+char *xstrdup(const char *s)
+{
+	return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	size_t len = strnlen(s, n);
+	char *p = xmalloc(len + 1);
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	struct strbuf sb = STRBUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	strbuf_vaddf(&sb, fmt, ap);
+	va_end(ap);
+	return strbuf_detach(&sb);
+}
+
+size_t xstrlcpy(char *dst, const char *src, size_t dstsz)
+{
+	size_t len = strlen(src);
+
+	if (dstsz > 0) {
+		size_t n = len < dstsz - 1 ? len : dstsz - 1;
+		memcpy(dst, src, n);
+		dst[n] = '\0';
+	}
+	return len;
+}
+
+static void strbuf_grow(struct strbuf *sb, size_t extra)
+{
+	size_t need = sb->len + extra + 1;
+
+	if (need <= sb->cap)
+		return;
+	size_t cap = sb->cap ? sb->cap : 64;
+	while (cap < need)
+		cap *= 2;
+	sb->buf = xrealloc(sb->buf, cap);
+	sb->cap = cap;
+}
+
+void strbuf_add(struct strbuf *sb, const void *data, size_t n)
+{
+	strbuf_grow(sb, n);
+	memcpy(sb->buf + sb->len, data, n);
+	sb->len += n;
+	sb->buf[sb->len] = '\0';
+}
+
+void strbuf_adds(struct strbuf *sb, const char *s)
+{
+	strbuf_add(sb, s, strlen(s));
+}
+
+void strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap)
+{
+	va_list cp;
+	int n;
+
+	va_copy(cp, ap);
+	n = vsnprintf(NULL, 0, fmt, cp);
+	va_end(cp);
+	if (n < 0)
+		return;
+	strbuf_grow(sb, (size_t)n);
+	vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
+	sb->len += (size_t)n;
+}
+
+void strbuf_addf(struct strbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	strbuf_vaddf(sb, fmt, ap);
+	va_end(ap);
+}
+
+char *strbuf_detach(struct strbuf *sb)
+{
+	char *p = sb->buf;
+
+	if (p == NULL)
+		p = xstrdup("");
+	sb->buf = NULL;
+	sb->len = sb->cap = 0;
+	return p;
+}
+
+void strbuf_free(struct strbuf *sb)
+{
+	free(sb->buf);
+	sb->buf = NULL;
+	sb->len = sb->cap = 0;
+}
+
+double now_wall(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void sleep_seconds(double s)
+{
+	struct timespec ts, rem;
+
+	if (!(s > 0))
+		return;
+	ts.tv_sec = (time_t)s;
+	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &rem) == -1 && errno == EINTR)
+		ts = rem;
+}
+
+static void vlog(const char *level, const char *fmt, va_list ap)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_adds(&sb, "inboxprobe: ");
+	if (level != NULL)
+		strbuf_adds(&sb, level);
+	strbuf_vaddf(&sb, fmt, ap);
+	strbuf_adds(&sb, "\n");
+	/* One write so that lines from several threads do not interleave. */
+	fputs(sb.buf, stderr);
+	fflush(stderr);
+	strbuf_free(&sb);
+}
+
+#define LOGFN(name, level, cond)                        \
+	void name(const char *fmt, ...)                 \
+	{                                               \
+		va_list ap;                             \
+		if (!(cond))                            \
+			return;                         \
+		va_start(ap, fmt);                      \
+		vlog(level, fmt, ap);                   \
+		va_end(ap);                             \
+	}
+LOGFN(log_error, "error: ", 1)
+LOGFN(log_warn, "warning: ", 1)
+LOGFN(log_info, NULL, 1)
+LOGFN(log_debug, "debug: ", log_verbose > 0)
+
+static locale_t c_locale;   /* created once; never freed */
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+
+static void c_locale_init(void)
+{
+	c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
+
+char *fmt_double(char *buf, size_t bufsz, double v)
+{
+	locale_t old;
+
+	if (isnan(v)) {
+		xstrlcpy(buf, "NaN", bufsz);
+		return buf;
+	}
+	if (isinf(v)) {
+		xstrlcpy(buf, v > 0 ? "+Inf" : "-Inf", bufsz);
+		return buf;
+	}
+	pthread_once(&c_locale_once, c_locale_init);
+	/* Format and parse in the C locale for this thread only, whatever
+	 * LC_NUMERIC the process has (uselocale is per thread). */
+	old = uselocale(c_locale);
+	if (v == floor(v) && fabs(v) < 1e15) {
+		snprintf(buf, bufsz, "%.0f", v);
+	} else {
+		/* Shortest precision that round-trips. */
+		for (int prec = 1; prec <= 17; prec++) {
+			snprintf(buf, bufsz, "%.*g", prec, v);
+			if (strtod(buf, NULL) == v)
+				break;
+		}
+	}
+	uselocale(old);
+	return buf;
+}
+
+char *read_file_capped(const char *path, size_t max, size_t *len, char **errstr)
+{
+	FILE *f = NULL;
+	struct strbuf sb = STRBUF_INIT;
+	char chunk[8192];
+	size_t n;
+	char *ret = NULL;
+
+	if (max == 0)
+		max = 16u << 20;
+	f = fopen(path, "rb");
+	if (f == NULL) {
+		*errstr = xasprintf("%s: %s", path, strerror(errno));
+		goto out;
+	}
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+		if (sb.len + n > max) {
+			*errstr = xasprintf("%s: larger than %zu bytes", path, max);
+			goto out;
+		}
+		strbuf_add(&sb, chunk, n);
+	}
+	if (ferror(f)) {
+		*errstr = xasprintf("%s: read error: %s", path, strerror(errno));
+		goto out;
+	}
+	if (len != NULL)
+		*len = sb.len;
+	ret = strbuf_detach(&sb);
+out:
+	if (f != NULL)
+		fclose(f);
+	strbuf_free(&sb);
+	return ret;
+}
+
+int write_file_atomic(const char *path, const char *data, size_t len, char **errstr)
+{
+	char *tmp = xasprintf("%s.tmp", path);
+	char *dircopy = xstrdup(path);
+	int fd = -1, dfd = -1, ret = -1;
+	size_t off = 0;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		*errstr = xasprintf("%s: cannot create: %s", tmp, strerror(errno));
+		goto out;
+	}
+	while (off < len) {
+		ssize_t w = write(fd, data + off, len - off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			*errstr = xasprintf("%s: write failed: %s", tmp, strerror(errno));
+			goto out;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) != 0) {
+		*errstr = xasprintf("%s: fsync failed: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		*errstr = xasprintf("%s: close failed: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		*errstr = xasprintf("%s: cannot rename to %s: %s", tmp, path, strerror(errno));
+		goto out;
+	}
+	dfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0)
+		(void)fsync(dfd);
+	ret = 0;
+out:
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+	}
+	if (dfd >= 0)
+		close(dfd);
+	free(tmp);
+	free(dircopy);
+	return ret;
+}

@@ -1,0 +1,71 @@
+/*
+ * round.h - one probe round (SPEC "What it is", steps 1-3): for every seed
+ * build a tagged probe, submit it through the relay, watch the seed's inbox
+ * and spam folder over IMAP until the probe is found or the round deadline
+ * passes, watch the bounce mailbox for DSNs, and decide each outcome.
+ *
+ * Concurrency: one worker thread per seed. At most ROUND_SMTP_PARALLEL SMTP
+ * transactions run at once; IMAP sessions are capped per host and per
+ * account (imap_limits). Each seed has one IMAP session for both folders; a
+ * reconnect after a drop or a retry after [UNAVAILABLE] is the only second
+ * login. Every network step is bounded by the absolute round deadline.
+ */
+#ifndef INBOXPROBE_ROUND_H
+#define INBOXPROBE_ROUND_H
+
+#include <stddef.h>
+#include "common/model.h"
+#include "seeds/config.h"
+#include "scheduler/state.h"
+
+#define ROUND_SMTP_PARALLEL 4
+
+/* A probe of an earlier round, looked for again in this one. */
+struct round_pending {
+	size_t seed_index;
+	struct state_pending p;
+};
+
+/* A pending probe found in this round. */
+struct round_late {
+	size_t seed_index;
+	char token[TOKEN_MAX];
+	char folder_kind[8];       /* "inbox" or "spam" */
+	char folder[FOLDER_MAX];   /* display name */
+	double submit_time;
+	double internaldate;
+	double latency;            /* seconds, INTERNALDATE - submit time */
+	int latency_usable;        /* 0 when clock skew made it negative beyond 2 s */
+};
+
+struct round_params {
+	const struct config *cfg;        /* borrowed */
+	long deadline;                   /* seconds for the whole round */
+	int progress;                    /* 1: a line per seed event on stderr */
+	const struct round_pending *pending;  /* borrowed; may be NULL */
+	size_t npending;
+};
+
+struct round_result {
+	struct probe_result *results;    /* cfg->nseeds entries, seed order; heap */
+	double started, ended;           /* Unix seconds */
+	struct round_late *late;         /* heap; nlate entries */
+	size_t nlate;
+};
+
+/*
+ * Run one round. Never fails as a whole: every failure is recorded as the
+ * affected seed's outcome (error with a diagnostic). Fills *out; release
+ * with round_result_free().
+ */
+void round_run(const struct round_params *p, struct round_result *out);
+void round_result_free(struct round_result *r);
+
+/* Fill latency, discovery lag and clock skew of a found probe from its
+ * submit time, INTERNALDATE and discovery time (Unix seconds): latency =
+ * INTERNALDATE - submit; a latency below -2 s is clock skew (reported,
+ * not usable for percentiles); between -2 s and 0 it is clamped to 0
+ * (INTERNALDATE has 1-second resolution). */
+void round_set_latency(struct probe_result *r, double submit, double internaldate, double found);
+
+#endif
