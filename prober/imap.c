@@ -1,2 +1,1241 @@
-/* placeholder: filled in by its module owner */
+/*
+ * imap.c - IMAP discovery of probes with libetpan over our own verified
+ * TLS stream (prober/tls.c). See imap.h.
+ */
 #include <config.h>
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <libetpan/libetpan.h>
+
+#include "common/util.h"
+#include "prober/dsn.h"
+#include "prober/imap.h"
+#include "prober/tls.h"
+
+#define SERVER_TEXT_MAX 200        /* server text quoted in messages */
+#define FALLBACK_MAX_UIDS 500      /* newest UIDs fetched by the fallback */
+#define FETCH_BATCH 100            /* UIDs per FETCH command */
+#define BOUNCE_MAX_BYTES 262144    /* 256 KiB per DSN fetched */
+#define BOUNCE_MAX_UIDS 200        /* newest candidate DSNs scanned per call */
+
+struct imap_session {
+	mailimap *imap;
+	const struct imap_conf *conf;
+	long timeout;
+	double deadline;
+	int dead;                  /* connection unusable: every call -> IMAP_EBYE */
+	char *selected;            /* wire name of the selected folder, NULL if none */
+	unsigned long uidvalidity; /* of the selected folder */
+};
+
+const char *imap_err_name(int err)
+{
+	switch (err) {
+	case IMAP_OK: return "ok";
+	case IMAP_ECONNECT: return "connect";
+	case IMAP_ETLS: return "tls";
+	case IMAP_ENOSTARTTLS: return "nostarttls";
+	case IMAP_EAUTH: return "auth";
+	case IMAP_EAUTHAPP: return "authapp";
+	case IMAP_EUNAVAILABLE: return "unavailable";
+	case IMAP_EBYE: return "bye";
+	case IMAP_ETIMEOUT: return "timeout";
+	case IMAP_EPROTO: return "proto";
+	case IMAP_ENOFOLDER: return "nofolder";
+	case IMAP_EUIDVALIDITY: return "uidvalidity";
+	default: return "unknown";
+	}
+}
+
+/* ---------- INTERNALDATE ---------- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+ * days_from_civil); no libc time zone involved. */
+static long long days_from_civil(long long y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	long long era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (long long)doe - 719468;
+}
+
+static int days_in_month(int y, int m)
+{
+	static const int dm[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+		return 29;
+	return dm[m - 1];
+}
+
+/* zone: signed hhmm as a decimal number (-0700 -> -700). */
+static int civil_to_unix(int y, int mo, int d, int h, int mi, int s, int zone, double *out)
+{
+	int az = zone < 0 ? -zone : zone;
+	if (y < 1 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
+	    h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 60 ||
+	    az / 100 > 99 || az % 100 > 59)
+		return -1;
+	long long off = (long long)(az / 100) * 3600 + (az % 100) * 60;
+	if (zone < 0)
+		off = -off;
+	long long t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400LL +
+	              h * 3600LL + mi * 60LL + s - off;
+	*out = (double)t;
+	return 0;
+}
+
+static int digits(const char *p, int n, int *v)
+{
+	int x = 0;
+	for (int i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		x = x * 10 + (p[i] - '0');
+	}
+	*v = x;
+	return 0;
+}
+
+int imap_parse_internaldate(const char *s, double *out)
+{
+	static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	int d, mo = 0, y, h, mi, sec, z;
+	const char *p;
+
+	if (!s || !out)
+		return -1;
+	/* date-day-fixed = (SP DIGIT) / 2DIGIT ; also accept a single digit */
+	p = s;
+	if (p[0] == ' ' && isdigit((unsigned char)p[1]) && p[2] == '-') {
+		d = p[1] - '0';
+		p += 2;
+	} else if (isdigit((unsigned char)p[0]) && p[1] == '-') {
+		d = p[0] - '0';
+		p += 1;
+	} else if (digits(p, 2, &d) == 0 && p[2] == '-') {
+		p += 2;
+	} else {
+		return -1;
+	}
+	if (*p++ != '-')
+		return -1;
+	for (int i = 0; i < 12; i++) {
+		if (strncasecmp(p, months[i], 3) == 0) {
+			mo = i + 1;
+			break;
+		}
+	}
+	if (!mo || p[3] != '-')
+		return -1;
+	p += 4;
+	if (digits(p, 4, &y) != 0 || p[4] != ' ')
+		return -1;
+	p += 5;
+	if (digits(p, 2, &h) != 0 || p[2] != ':' || digits(p + 3, 2, &mi) != 0 || p[5] != ':' ||
+	    digits(p + 6, 2, &sec) != 0 || p[8] != ' ')
+		return -1;
+	p += 9;
+	if ((p[0] != '+' && p[0] != '-') || digits(p + 1, 4, &z) != 0 || p[5] != '\0')
+		return -1;
+	if (p[0] == '-')
+		z = -z;
+	return civil_to_unix(y, mo, d, h, mi, sec, z, out);
+}
+
+/* ---------- helpers ---------- */
+
+/* Copy server text for a message: printable ASCII only, capped. */
+static void server_text(char *buf, size_t bufsz, const char *t)
+{
+	size_t j = 0;
+	if (!t)
+		t = "";
+	for (size_t i = 0; t[i] && j + 4 < bufsz; i++) {
+		unsigned char c = (unsigned char)t[i];
+		buf[j++] = (c >= 0x20 && c < 0x7F) ? (char)c : '?';
+		if (j >= SERVER_TEXT_MAX) {
+			buf[j++] = '.';
+			buf[j++] = '.';
+			buf[j++] = '.';
+			break;
+		}
+	}
+	buf[j] = '\0';
+}
+
+static const char *hostname(const struct imap_session *s)
+{
+	return s->conf && s->conf->host ? s->conf->host : "?";
+}
+
+static int hostport(const struct imap_session *s)
+{
+	return s->conf ? s->conf->port : 0;
+}
+
+/* Arm the per-command limit: min(now + timeout, deadline). Returns 0, or
+ * IMAP_ETIMEOUT when the deadline already passed. */
+static int arm(struct imap_session *s)
+{
+	double now = now_mono();
+	double limit = now + (s->timeout > 0 ? (double)s->timeout : 30.0);
+	if (limit > s->deadline)
+		limit = s->deadline;
+	if (!s->imap || !s->imap->imap_stream)
+		return IMAP_EBYE;
+	tls_low_set_limit(mailstream_get_low(s->imap->imap_stream), limit);
+	if (now >= s->deadline)
+		return IMAP_ETIMEOUT;
+	return 0;
+}
+
+static int set_err(char **errstr, int code, char *msg)
+{
+	if (errstr)
+		*errstr = msg;
+	else
+		free(msg);
+	return code;
+}
+
+/* Prepare a command: checks the session is alive and arms the limit. */
+static int begin(struct imap_session *s, const char *what, char **errstr)
+{
+	int r;
+	if (s->dead || !s->imap || !s->imap->imap_stream)
+		return set_err(errstr, IMAP_EBYE,
+		               xasprintf("imap %s:%d: %s: connection closed earlier in this session",
+		                         hostname(s), hostport(s), what));
+	r = arm(s);
+	if (r == IMAP_ETIMEOUT)
+		return set_err(errstr, r, xasprintf("imap %s:%d: %s: round deadline reached",
+		                                    hostname(s), hostport(s), what));
+	return r;
+}
+
+/* Map a libetpan result to our error codes. what names the command.
+ * no_code is the code for a NO/BAD reply of that command. */
+static int map_result(struct imap_session *s, int r, const char *what, int no_code, char **errstr)
+{
+	char text[SERVER_TEXT_MAX + 8];
+	mailstream_low *low;
+
+	if (r == MAILIMAP_NO_ERROR || r == MAILIMAP_NO_ERROR_AUTHENTICATED ||
+	    r == MAILIMAP_NO_ERROR_NON_AUTHENTICATED)
+		return IMAP_OK;
+	low = (s->imap && s->imap->imap_stream) ? mailstream_get_low(s->imap->imap_stream) : NULL;
+	if (low && tls_low_timed_out(low)) {
+		s->dead = 1;   /* a half-read reply leaves the stream out of step */
+		return set_err(errstr, IMAP_ETIMEOUT,
+		               xasprintf("imap %s:%d: %s: no reply in time (timeout %lds or round deadline)",
+		                         hostname(s), hostport(s), what, s->timeout));
+	}
+	switch (r) {
+	case MAILIMAP_ERROR_STREAM:
+	case MAILIMAP_ERROR_FATAL:
+	case MAILIMAP_ERROR_DONT_ACCEPT_CONNECTION:
+	case MAILIMAP_ERROR_CONNECTION_REFUSED:
+		s->dead = 1;
+		server_text(text, sizeof text, s->imap ? s->imap->imap_response : NULL);
+		return set_err(errstr, IMAP_EBYE,
+		               xasprintf("imap %s:%d: %s: server closed the connection (BYE)%s%s",
+		                         hostname(s), hostport(s), what, text[0] ? ": " : "", text));
+	case MAILIMAP_ERROR_PARSE:
+		/* libetpan cannot resynchronise after an unparsable line: the
+		 * session is dropped and later calls report IMAP_EBYE. */
+		s->dead = 1;
+		return set_err(errstr, IMAP_EPROTO,
+		               xasprintf("imap %s:%d: %s: unparsable reply from server",
+		                         hostname(s), hostport(s), what));
+	case MAILIMAP_ERROR_MEMORY:
+		s->dead = 1;
+		return set_err(errstr, IMAP_EPROTO,
+		               xasprintf("imap %s:%d: %s: out of memory", hostname(s), hostport(s), what));
+	case MAILIMAP_ERROR_BAD_STATE:
+		return set_err(errstr, IMAP_EPROTO,
+		               xasprintf("imap %s:%d: %s: command not allowed in this state",
+		                         hostname(s), hostport(s), what));
+	default:
+		server_text(text, sizeof text, s->imap ? s->imap->imap_response : NULL);
+		return set_err(errstr, no_code,
+		               xasprintf("imap %s:%d: %s refused: %s", hostname(s), hostport(s), what,
+		                         text[0] ? text : "(no text)"));
+	}
+}
+
+static int cap_has(mailimap *imap, const char *cap)
+{
+	clistiter *it;
+	struct mailimap_capability_data *cd;
+
+	if (!imap || !imap->imap_connection_info || !imap->imap_connection_info->imap_capability)
+		return 0;
+	cd = imap->imap_connection_info->imap_capability;
+	if (!cd->cap_list)
+		return 0;
+	for (it = clist_begin(cd->cap_list); it; it = clist_next(it)) {
+		struct mailimap_capability *c = clist_content(it);
+		if (c->cap_type == MAILIMAP_CAPABILITY_NAME && c->cap_data.cap_name &&
+		    strcasecmp(c->cap_data.cap_name, cap) == 0)
+			return 1;
+		if (c->cap_type == MAILIMAP_CAPABILITY_AUTH_TYPE && c->cap_data.cap_auth_type &&
+		    strncasecmp(cap, "AUTH=", 5) == 0 &&
+		    strcasecmp(c->cap_data.cap_auth_type, cap + 5) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int imap_has_capability(const struct imap_session *s, const char *cap)
+{
+	if (!s || !cap)
+		return 0;
+	return cap_has(s->imap, cap);
+}
+
+static int refresh_capability(struct imap_session *s, char **errstr)
+{
+	struct mailimap_capability_data *cd = NULL;
+	int r = begin(s, "CAPABILITY", errstr);
+	if (r)
+		return r;
+	r = mailimap_capability(s->imap, &cd);
+	if (cd)
+		mailimap_capability_data_free(cd);   /* the session keeps its own copy */
+	return map_result(s, r, "CAPABILITY", IMAP_EPROTO, errstr);
+}
+
+/* Case-insensitive substring. */
+static int has_text(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+	if (!hay)
+		return 0;
+	for (; *hay; hay++)
+		if (strncasecmp(hay, needle, n) == 0)
+			return 1;
+	return 0;
+}
+
+/* Classify a refused LOGIN from the response code and text. */
+static int login_failure(struct imap_session *s, char **errstr)
+{
+	char text[SERVER_TEXT_MAX + 8];
+	struct mailimap_response_info *ri = s->imap->imap_response_info;
+	const char *atom = ri ? ri->rsp_atom : NULL;
+	const char *alert = ri ? ri->rsp_alert : NULL;
+	const char *resp = s->imap->imap_response;
+	const char *user = s->conf->username ? s->conf->username : "";
+
+	server_text(text, sizeof text, alert ? alert : resp);
+	if ((atom && strcasecmp(atom, "UNAVAILABLE") == 0) || has_text(resp, "too many connections") ||
+	    has_text(resp, "too many simultaneous") || has_text(alert, "too many simultaneous") ||
+	    has_text(resp, "try again later"))
+		return set_err(errstr, IMAP_EUNAVAILABLE,
+		               xasprintf("imap %s:%d: login of %s refused for now (server unavailable or "
+		                         "too many connections; retry later): %s",
+		                         hostname(s), hostport(s), user, text));
+	if (has_text(resp, "application-specific password") || has_text(alert, "application-specific password") ||
+	    has_text(resp, "app password") || has_text(alert, "app password") ||
+	    has_text(resp, "web login required") || has_text(alert, "web login required") ||
+	    has_text(resp, "oauth") || has_text(alert, "oauth"))
+		return set_err(errstr, IMAP_EAUTHAPP,
+		               xasprintf("imap %s:%d: login of %s refused: the provider requires an "
+		                         "app-specific password or OAuth: %s",
+		                         hostname(s), hostport(s), user, text));
+	return set_err(errstr, IMAP_EAUTH,
+	               xasprintf("imap %s:%d: login of %s failed%s: %s", hostname(s), hostport(s), user,
+	                         atom && strcasecmp(atom, "AUTHENTICATIONFAILED") == 0 ?
+	                         " (wrong user name or password)" : "",
+	                         text[0] ? text : "(no text)"));
+}
+
+/* ---------- open / close ---------- */
+
+static int tls_to_imap_err(int r)
+{
+	return r == TLS_ETIMEOUT ? IMAP_ETIMEOUT : r == TLS_ECONNECT ? IMAP_ECONNECT : IMAP_ETLS;
+}
+
+/* STARTTLS (RFC 2595 / RFC 3501 6.2.1) on an established plain session. */
+static int do_starttls(struct imap_session *s, char **errstr)
+{
+	mailstream *stream = s->imap->imap_stream;
+	mailstream_low *oldlow = mailstream_get_low(stream);
+	mailstream_low *newlow;
+	SSL *ssl = NULL;
+	char *err = NULL;
+	int fd, r;
+
+	r = begin(s, "STARTTLS", errstr);
+	if (r)
+		return r;
+	r = mailimap_starttls(s->imap);
+	r = map_result(s, r, "STARTTLS", IMAP_ETLS, errstr);
+	if (r)
+		return r;
+	/* Bytes the server sent after its OK, still in plain text, would be
+	 * taken as TLS-protected replies (command injection, CVE-2020-15953). */
+	if (stream->read_buffer_len != 0) {
+		s->dead = 1;
+		return set_err(errstr, IMAP_ETLS,
+		               xasprintf("imap %s:%d: STARTTLS: server sent data after its OK before TLS; refusing",
+		                         hostname(s), hostport(s)));
+	}
+	fd = mailstream_low_get_fd(oldlow);
+	r = tls_handshake(fd, hostname(s), hostport(s), s->conf->ca_file, s->deadline, &ssl, &err);
+	if (r) {
+		s->dead = 1;
+		return set_err(errstr, tls_to_imap_err(r), xasprintf("imap %s", err));
+	}
+	newlow = tls_low_new(fd, ssl);
+	if (!newlow) {
+		SSL_free(ssl);
+		s->dead = 1;
+		return set_err(errstr, IMAP_ETLS, xasprintf("imap %s:%d: STARTTLS: out of memory",
+		                                            hostname(s), hostport(s)));
+	}
+	/* The plain driver no longer owns the fd: freeing it leaves it open
+	 * for the TLS driver, which now owns it. */
+	tls_low_release_fd(oldlow);
+	mailstream_low_free(oldlow);
+	mailstream_set_low(stream, newlow);
+	free(err);
+	/* RFC 3501 6.2.1: capabilities learned before TLS are discarded. */
+	return refresh_capability(s, errstr);
+}
+
+int imap_open(const struct imap_params *p, struct imap_session **out, char **errstr)
+{
+	struct imap_session *s;
+	const struct imap_conf *c = p->conf;
+	int fd = -1, r;
+	SSL *ssl = NULL;
+	char *err = NULL;
+	mailstream_low *low;
+	mailstream *stream;
+
+	*out = NULL;
+	s = xcalloc(1, sizeof *s);
+	s->conf = c;
+	s->timeout = p->timeout > 0 ? p->timeout : 30;
+	s->deadline = p->deadline;
+	if (!c || !c->host) {
+		r = set_err(errstr, IMAP_ECONNECT, xasprintf("imap: no host configured"));
+		goto fail;
+	}
+	r = tls_tcp_connect(c->host, c->port, p->connect_timeout, p->deadline, &fd, &err);
+	if (r) {
+		r = set_err(errstr, tls_to_imap_err(r), xasprintf("imap %s", err));
+		goto fail;
+	}
+	if (c->implicit_tls) {
+		r = tls_handshake(fd, c->host, c->port, c->ca_file, p->deadline, &ssl, &err);
+		if (r) {
+			r = set_err(errstr, tls_to_imap_err(r), xasprintf("imap %s", err));
+			goto fail;
+		}
+	}
+	low = tls_low_new(fd, ssl);
+	if (!low) {
+		r = set_err(errstr, IMAP_ECONNECT, xasprintf("imap %s:%d: out of memory", c->host, c->port));
+		goto fail;
+	}
+	fd = -1;
+	ssl = NULL;
+	stream = mailstream_new(low, 8192);
+	if (!stream) {
+		mailstream_low_close(low);
+		mailstream_low_free(low);
+		r = set_err(errstr, IMAP_ECONNECT, xasprintf("imap %s:%d: out of memory", c->host, c->port));
+		goto fail;
+	}
+	s->imap = mailimap_new(0, NULL);
+	if (!s->imap) {
+		mailstream_close(stream);
+		r = set_err(errstr, IMAP_ECONNECT, xasprintf("imap %s:%d: out of memory", c->host, c->port));
+		goto fail;
+	}
+	/* mailimap_connect takes the stream (mailimap_free closes it). */
+	{
+		double limit = now_mono() + (double)s->timeout;
+		tls_low_set_limit(low, limit < s->deadline ? limit : s->deadline);
+	}
+	r = mailimap_connect(s->imap, stream);
+	r = map_result(s, r, "greeting", IMAP_EUNAVAILABLE, errstr);
+	if (r)
+		goto fail;
+	r = refresh_capability(s, errstr);
+	if (r)
+		goto fail;
+	if (!c->implicit_tls && c->tls != TLS_NONE) {
+		if (!cap_has(s->imap, "STARTTLS")) {
+			r = set_err(errstr, IMAP_ENOSTARTTLS,
+			            xasprintf("imap %s:%d: TLS is required but the server does not offer "
+			                      "STARTTLS; not sending credentials", c->host, c->port));
+			goto fail;
+		}
+		r = do_starttls(s, errstr);
+		if (r)
+			goto fail;
+	}
+	if (cap_has(s->imap, "LOGINDISABLED")) {
+		r = set_err(errstr, IMAP_EAUTH,
+		            xasprintf("imap %s:%d: server disables LOGIN on this connection (LOGINDISABLED)",
+		                      c->host, c->port));
+		goto fail;
+	}
+	r = begin(s, "LOGIN", errstr);
+	if (r)
+		goto fail;
+	/* mailimap_login quotes or sends a literal; libetpan's stream logger is
+	 * never enabled, so the password is not written anywhere. */
+	r = mailimap_login(s->imap, c->username ? c->username : "", c->password ? c->password : "");
+	if (r == MAILIMAP_ERROR_LOGIN) {
+		r = login_failure(s, errstr);
+		goto fail;
+	}
+	r = map_result(s, r, "LOGIN", IMAP_EAUTH, errstr);
+	if (r)
+		goto fail;
+	/* capabilities after login (Dovecot announces MOVE, UIDPLUS, SPECIAL-USE then) */
+	r = refresh_capability(s, errstr);
+	if (r)
+		goto fail;
+	free(err);
+	*out = s;
+	return IMAP_OK;
+fail:
+	free(err);
+	if (ssl)
+		SSL_free(ssl);
+	if (fd >= 0)
+		close(fd);
+	s->dead = 1;
+	imap_close(s);
+	return r;
+}
+
+void imap_close(struct imap_session *s)
+{
+	if (!s)
+		return;
+	if (s->imap) {
+		if (!s->dead && s->imap->imap_stream && arm(s) == 0) {
+			/* a short, bounded LOGOUT */
+			double limit = now_mono() + 2.0;
+			if (limit > s->deadline)
+				limit = s->deadline;
+			tls_low_set_limit(mailstream_get_low(s->imap->imap_stream), limit);
+			mailimap_logout(s->imap);
+		}
+		mailimap_free(s->imap);
+	}
+	free(s->selected);
+	free(s);
+}
+
+/* ---------- folders ---------- */
+
+static unsigned ext_flag_bits(const char *name)
+{
+	if (!name)
+		return 0;
+	if (*name == '\\')
+		name++;
+	if (!strcasecmp(name, "Junk"))
+		return FOLDER_JUNK;
+	if (!strcasecmp(name, "Spam"))
+		return FOLDER_SPAM_XLIST;
+	if (!strcasecmp(name, "Trash"))
+		return FOLDER_TRASH;
+	if (!strcasecmp(name, "All") || !strcasecmp(name, "AllMail"))
+		return FOLDER_ALL;
+	if (!strcasecmp(name, "Inbox"))
+		return FOLDER_INBOX;
+	if (!strcasecmp(name, "Sent"))
+		return FOLDER_SENT;
+	if (!strcasecmp(name, "Drafts"))
+		return FOLDER_DRAFTS;
+	if (!strcasecmp(name, "Noselect") || !strcasecmp(name, "NonExistent"))
+		return FOLDER_NOSELECT;
+	return 0;
+}
+
+int imap_list_folders(struct imap_session *s, struct imap_folder **out, size_t *n, char **errstr)
+{
+	clist *list = NULL;
+	clistiter *it;
+	struct imap_folder *f = NULL;
+	size_t cnt = 0, cap = 0;
+	int use_xlist, r;
+
+	*out = NULL;
+	*n = 0;
+	use_xlist = cap_has(s->imap, "XLIST") && !cap_has(s->imap, "SPECIAL-USE");
+	r = begin(s, use_xlist ? "XLIST" : "LIST", errstr);
+	if (r)
+		return r;
+	if (use_xlist)
+		r = mailimap_xlist(s->imap, "", "*", &list);
+	else
+		r = mailimap_list(s->imap, "", "*", &list);
+	r = map_result(s, r, use_xlist ? "XLIST" : "LIST", IMAP_EPROTO, errstr);
+	if (r)
+		goto out;
+	for (it = list ? clist_begin(list) : NULL; it; it = clist_next(it)) {
+		struct mailimap_mailbox_list *mb = clist_content(it);
+		unsigned flags = 0;
+		if (!mb || !mb->mb_name)
+			continue;
+		if (mb->mb_flag) {
+			if (mb->mb_flag->mbf_type == MAILIMAP_MBX_LIST_FLAGS_SFLAG &&
+			    mb->mb_flag->mbf_sflag == MAILIMAP_MBX_LIST_SFLAG_NOSELECT)
+				flags |= FOLDER_NOSELECT;
+			if (mb->mb_flag->mbf_oflags) {
+				for (clistiter *o = clist_begin(mb->mb_flag->mbf_oflags); o; o = clist_next(o)) {
+					struct mailimap_mbx_list_oflag *of = clist_content(o);
+					if (of && of->of_type == MAILIMAP_MBX_LIST_OFLAG_FLAG_EXT)
+						flags |= ext_flag_bits(of->of_flag_ext);
+				}
+			}
+		}
+		if (!strcasecmp(mb->mb_name, "INBOX"))
+			flags |= FOLDER_INBOX;
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 16;
+			f = xrealloc(f, cap * sizeof *f);
+		}
+		f[cnt].wire = xstrdup(mb->mb_name);
+		f[cnt].display = mutf7_decode(mb->mb_name);
+		if (!f[cnt].display)
+			f[cnt].display = xstrdup(mb->mb_name);
+		f[cnt].delimiter = mb->mb_delimiter;
+		f[cnt].flags = flags;
+		cnt++;
+	}
+	*out = f;
+	*n = cnt;
+	f = NULL;
+out:
+	if (list)
+		mailimap_list_result_free(list);
+	free(f);
+	return r;
+}
+
+/* ---------- selection ---------- */
+
+static int select_folder(struct imap_session *s, const char *folder, char **errstr)
+{
+	int r;
+
+	if (s->selected && strcmp(s->selected, folder) == 0) {
+		r = begin(s, "NOOP", errstr);
+		if (r)
+			return r;
+		r = mailimap_noop(s->imap);
+		r = map_result(s, r, "NOOP", IMAP_EPROTO, errstr);
+		if (r)
+			return r;
+		if (s->imap->imap_selection_info && s->imap->imap_selection_info->sel_uidvalidity)
+			s->uidvalidity = s->imap->imap_selection_info->sel_uidvalidity;
+		return IMAP_OK;
+	}
+	free(s->selected);
+	s->selected = NULL;
+	s->uidvalidity = 0;
+	r = begin(s, "SELECT", errstr);
+	if (r)
+		return r;
+	r = mailimap_select(s->imap, folder);
+	if (r != MAILIMAP_NO_ERROR) {
+		char *e = NULL;
+		int code = map_result(s, r, "SELECT", IMAP_ENOFOLDER, &e);
+		char *d = mutf7_decode(folder);
+		int rc = set_err(errstr, code, xasprintf("%s (folder \"%s\")", e, d ? d : folder));
+		free(d);
+		free(e);
+		return rc;
+	}
+	s->selected = xstrdup(folder);
+	if (s->imap->imap_selection_info)
+		s->uidvalidity = s->imap->imap_selection_info->sel_uidvalidity;
+	return IMAP_OK;
+}
+
+/* ---------- search and fetch ---------- */
+
+static struct mailimap_set *set_of(const uint32_t *uids, size_t n)
+{
+	struct mailimap_set *set = mailimap_set_new_empty();
+	if (!set)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		mailimap_set_add_single(set, uids[i]);
+	return set;
+}
+
+static struct mailimap_search_key *token_key(const char *tok)
+{
+	return mailimap_search_key_new_or(
+		mailimap_search_key_new_header(xstrdup("X-Inboxprobe-Token"), xstrdup(tok)),
+		mailimap_search_key_new_header(xstrdup("Subject"), xstrdup(tok)));
+}
+
+/* UID SEARCH with key (ownership of key passes); *uids heap array. */
+static int uid_search(struct imap_session *s, struct mailimap_search_key *key,
+                      uint32_t **uids, size_t *n, char **errstr)
+{
+	clist *res = NULL;
+	int r;
+
+	*uids = NULL;
+	*n = 0;
+	r = begin(s, "UID SEARCH", errstr);
+	if (r) {
+		mailimap_search_key_free(key);
+		return r;
+	}
+	r = mailimap_uid_search(s->imap, NULL, key, &res);
+	mailimap_search_key_free(key);
+	r = map_result(s, r, "UID SEARCH", IMAP_EPROTO, errstr);
+	if (r)
+		return r;
+	if (res) {
+		size_t cnt = (size_t)clist_count(res), i = 0;
+		*uids = xcalloc(cnt ? cnt : 1, sizeof **uids);
+		for (clistiter *it = clist_begin(res); it; it = clist_next(it)) {
+			uint32_t *u = clist_content(it);
+			if (u && *u)
+				(*uids)[i++] = *u;
+		}
+		*n = i;
+		mailimap_search_result_free(res);
+	}
+	return IMAP_OK;
+}
+
+static int cmp_uid_desc(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Value of header name in a header block (unfolded, trimmed), or NULL. */
+static char *header_value(const char *hdrs, size_t len, const char *name)
+{
+	size_t nl = strlen(name);
+	const char *p = hdrs, *end = hdrs + len;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *lend = eol ? eol : end;
+		if ((size_t)(lend - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			struct strbuf sb = STRBUF_INIT;
+			const char *v = p + nl + 1;
+			for (;;) {
+				const char *ve = lend;
+				if (ve > v && ve[-1] == '\r')
+					ve--;
+				strbuf_add(&sb, v, (size_t)(ve - v));
+				if (!eol || eol + 1 >= end || (eol[1] != ' ' && eol[1] != '\t'))
+					break;
+				v = eol + 1;
+				eol = memchr(v, '\n', (size_t)(end - v));
+				lend = eol ? eol : end;
+			}
+			char *val = strbuf_detach(&sb);
+			char *a = val;
+			while (*a == ' ' || *a == '\t')
+				a++;
+			size_t l = strlen(a);
+			while (l && (a[l - 1] == ' ' || a[l - 1] == '\t'))
+				l--;
+			char *res = xstrndup(a, l);
+			free(val);
+			return res;
+		}
+		if (!eol)
+			break;
+		p = eol + 1;
+	}
+	return NULL;
+}
+
+/* Index of the token the headers carry exactly, or -1. */
+static long match_token(const char *hdrs, size_t len, const char *const *tokens, size_t ntokens)
+{
+	char *tokhdr = header_value(hdrs, len, "X-Inboxprobe-Token");
+	char *subj = NULL;
+	long found = -1;
+
+	if (tokhdr) {
+		for (size_t i = 0; i < ntokens; i++)
+			if (tokens[i] && *tokens[i] && strcasecmp(tokhdr, tokens[i]) == 0) {
+				found = (long)i;
+				goto out;
+			}
+	}
+	subj = header_value(hdrs, len, "Subject");
+	if (subj) {
+		/* a whole word of the Subject equals a token */
+		const char *p = subj;
+		while (*p) {
+			while (*p && !isalnum((unsigned char)*p))
+				p++;
+			const char *w = p;
+			while (*p && isalnum((unsigned char)*p))
+				p++;
+			size_t wl = (size_t)(p - w);
+			for (size_t i = 0; wl && i < ntokens; i++)
+				if (tokens[i] && strlen(tokens[i]) == wl && strncasecmp(w, tokens[i], wl) == 0) {
+					found = (long)i;
+					goto out;
+				}
+		}
+	}
+out:
+	free(tokhdr);
+	free(subj);
+	return found;
+}
+
+static double datetime_unix(const struct mailimap_date_time *dt)
+{
+	double t = 0;
+	if (!dt || civil_to_unix(dt->dt_year, dt->dt_month, dt->dt_day, dt->dt_hour, dt->dt_min,
+	                         dt->dt_sec, dt->dt_zone, &t) != 0)
+		return 0;
+	return t;
+}
+
+/* Fetch UID, INTERNALDATE and the token/Subject headers of uids; append
+ * exact matches to *hits. */
+static int fetch_and_match(struct imap_session *s, const uint32_t *uids, size_t n,
+                           const char *const *tokens, size_t ntokens,
+                           struct imap_hit **hits, size_t *nhits, size_t *cap, char **errstr)
+{
+	for (size_t off = 0; off < n; off += FETCH_BATCH) {
+		size_t cnt = n - off < FETCH_BATCH ? n - off : FETCH_BATCH;
+		struct mailimap_set *set = set_of(uids + off, cnt);
+		struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
+		clist *hdrnames = clist_new();
+		clist *res = NULL;
+		int r;
+
+		clist_append(hdrnames, xstrdup("X-Inboxprobe-Token"));
+		clist_append(hdrnames, xstrdup("Subject"));
+		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
+		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_internaldate());
+		mailimap_fetch_type_new_fetch_att_list_add(ft,
+			mailimap_fetch_att_new_body_peek_section(
+				mailimap_section_new_header_fields(mailimap_header_list_new(hdrnames))));
+		r = begin(s, "UID FETCH", errstr);
+		if (!r) {
+			r = mailimap_uid_fetch(s->imap, set, ft, &res);
+			r = map_result(s, r, "UID FETCH", IMAP_EPROTO, errstr);
+		}
+		mailimap_fetch_type_free(ft);
+		mailimap_set_free(set);
+		if (r) {
+			if (res)
+				mailimap_fetch_list_free(res);
+			return r;
+		}
+		for (clistiter *it = res ? clist_begin(res) : NULL; it; it = clist_next(it)) {
+			struct mailimap_msg_att *ma = clist_content(it);
+			uint32_t uid = 0;
+			double idate = 0;
+			const char *hdr = NULL;
+			size_t hlen = 0;
+			for (clistiter *j = clist_begin(ma->att_list); j; j = clist_next(j)) {
+				struct mailimap_msg_att_item *item = clist_content(j);
+				if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
+					continue;
+				struct mailimap_msg_att_static *st = item->att_data.att_static;
+				switch (st->att_type) {
+				case MAILIMAP_MSG_ATT_UID:
+					uid = st->att_data.att_uid;
+					break;
+				case MAILIMAP_MSG_ATT_INTERNALDATE:
+					idate = datetime_unix(st->att_data.att_internal_date);
+					break;
+				case MAILIMAP_MSG_ATT_BODY_SECTION:
+					if (st->att_data.att_body_section) {
+						hdr = st->att_data.att_body_section->sec_body_part;
+						hlen = st->att_data.att_body_section->sec_length;
+					}
+					break;
+				default:
+					break;
+				}
+			}
+			if (!uid || !hdr)
+				continue;
+			long ti = match_token(hdr, hlen, tokens, ntokens);
+			if (ti < 0)
+				continue;
+			if (*nhits == *cap) {
+				*cap = *cap ? *cap * 2 : 8;
+				*hits = xrealloc(*hits, *cap * sizeof **hits);
+			}
+			(*hits)[*nhits].token_index = (size_t)ti;
+			(*hits)[*nhits].uidvalidity = s->uidvalidity;
+			(*hits)[*nhits].uid = uid;
+			(*hits)[*nhits].internaldate = idate;
+			(*nhits)++;
+		}
+		if (res)
+			mailimap_fetch_list_free(res);
+	}
+	return IMAP_OK;
+}
+
+/* A libetpan SEARCH date for Unix time t (UTC day). */
+static struct mailimap_date *search_date(double t)
+{
+	long long days = (long long)(t / 86400.0);
+	if (t < 0)
+		days = 0;
+	/* civil_from_days (H. Hinnant) */
+	long long z = days + 719468;
+	long long era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	long long y = (long long)yoe + era * 400;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	unsigned d = doy - (153 * mp + 2) / 5 + 1;
+	unsigned m = mp < 10 ? mp + 3 : mp - 9;
+	if (m <= 2)
+		y++;
+	return mailimap_date_new((int)d, (int)m, (int)y);
+}
+
+int imap_find_tokens(struct imap_session *s, const char *folder,
+                     const char *const *tokens, size_t ntokens, double since,
+                     struct imap_hit **hits, size_t *nhits, char **errstr)
+{
+	struct mailimap_search_key *key = NULL;
+	uint32_t *uids = NULL;
+	size_t n = 0, cap = 0;
+	int r;
+
+	*hits = NULL;
+	*nhits = 0;
+	if (!s || !folder)
+		return set_err(errstr, IMAP_EPROTO, xasprintf("imap: no session or folder"));
+	if (ntokens == 0)
+		return IMAP_OK;
+	r = select_folder(s, folder, errstr);
+	if (r)
+		return r;
+	for (size_t i = 0; i < ntokens; i++) {
+		struct mailimap_search_key *k = token_key(tokens[i]);
+		key = key ? mailimap_search_key_new_or(key, k) : k;
+	}
+	char *e = NULL;
+	r = uid_search(s, key, &uids, &n, &e);
+	if (r && (r != IMAP_EPROTO || s->dead)) {
+		/* connection-level failure or unparsable reply: no fallback */
+		return set_err(errstr, r, e);
+	}
+	free(e);
+	if (r == IMAP_OK && n > 0) {
+		r = fetch_and_match(s, uids, n, tokens, ntokens, hits, nhits, &cap, errstr);
+		free(uids);
+		uids = NULL;
+		if (r || *nhits > 0)
+			goto out;
+	}
+	free(uids);
+	uids = NULL;
+	/* Fallback: servers whose HEADER search misses fresh mail or refuses. */
+	r = uid_search(s, mailimap_search_key_new_since(search_date(since - 86400.0)), &uids, &n, errstr);
+	if (r)
+		goto out;
+	qsort(uids, n, sizeof *uids, cmp_uid_desc);
+	if (n > FALLBACK_MAX_UIDS)
+		n = FALLBACK_MAX_UIDS;
+	r = fetch_and_match(s, uids, n, tokens, ntokens, hits, nhits, &cap, errstr);
+out:
+	free(uids);
+	if (r) {
+		free(*hits);
+		*hits = NULL;
+		*nhits = 0;
+	}
+	return r;
+}
+
+/* ---------- cleanup ---------- */
+
+static int uid_store_deleted(struct imap_session *s, uint32_t uid, char **errstr)
+{
+	struct mailimap_set *set = set_of(&uid, 1);
+	struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
+	struct mailimap_store_att_flags *sa;
+	int r;
+
+	mailimap_flag_list_add(fl, mailimap_flag_new_deleted());
+	sa = mailimap_store_att_flags_new_add_flags_silent(fl);
+	r = begin(s, "UID STORE", errstr);
+	if (!r) {
+		r = mailimap_uid_store(s->imap, set, sa);
+		r = map_result(s, r, "UID STORE", IMAP_EPROTO, errstr);
+	}
+	mailimap_store_att_flags_free(sa);
+	mailimap_set_free(set);
+	return r;
+}
+
+static int uid_expunge(struct imap_session *s, uint32_t uid, char **errstr)
+{
+	struct mailimap_set *set = set_of(&uid, 1);
+	int r = begin(s, "UID EXPUNGE", errstr);
+	if (!r) {
+		r = mailimap_uid_expunge(s->imap, set);
+		r = map_result(s, r, "UID EXPUNGE", IMAP_EPROTO, errstr);
+	}
+	mailimap_set_free(set);
+	return r;
+}
+
+static int uid_move(struct imap_session *s, uint32_t uid, const char *to, char **errstr)
+{
+	struct mailimap_set *set = set_of(&uid, 1);
+	int r = begin(s, "UID MOVE", errstr);
+	if (!r) {
+		r = mailimap_uid_move(s->imap, set, to);
+		r = map_result(s, r, "UID MOVE", IMAP_EPROTO, errstr);
+	}
+	mailimap_set_free(set);
+	return r;
+}
+
+static int uid_copy(struct imap_session *s, uint32_t uid, const char *to, char **errstr)
+{
+	struct mailimap_set *set = set_of(&uid, 1);
+	int r = begin(s, "UID COPY", errstr);
+	if (!r) {
+		r = mailimap_uid_copy(s->imap, set, to);
+		r = map_result(s, r, "UID COPY", IMAP_EPROTO, errstr);
+	}
+	mailimap_set_free(set);
+	return r;
+}
+
+/* Remove uid from the selected folder: store \Deleted and UID EXPUNGE. */
+static int remove_uid(struct imap_session *s, uint32_t uid, char **errstr)
+{
+	int r = uid_store_deleted(s, uid, errstr);
+	if (r)
+		return r;
+	return uid_expunge(s, uid, errstr);
+}
+
+/* Move uid of the selected folder to trash (MOVE, or COPY + remove). */
+static int trash_uid(struct imap_session *s, uint32_t uid, const char *trash,
+                     char *what, size_t whatsz, char **errstr)
+{
+	int uidplus = cap_has(s->imap, "UIDPLUS");
+	int move = cap_has(s->imap, "MOVE");
+	int r;
+
+	if (!trash) {
+		xstrlcpy(what, "kept: no trash folder resolved", whatsz);
+		return IMAP_OK;
+	}
+	if (move) {
+		r = uid_move(s, uid, trash, errstr);
+	} else if (uidplus) {
+		r = uid_copy(s, uid, trash, errstr);
+		if (!r)
+			r = remove_uid(s, uid, errstr);
+	} else {
+		xstrlcpy(what, "kept: server lacks UIDPLUS and MOVE", whatsz);
+		return IMAP_OK;
+	}
+	if (!r)
+		xstrlcpy(what, "trashed", whatsz);
+	return r;
+}
+
+static int cleanup_selected(struct imap_session *s, uint32_t uid, enum cleanup_mode mode,
+                            const char *trash, const char *folder,
+                            char *what, size_t whatsz, char **errstr)
+{
+	int uidplus = cap_has(s->imap, "UIDPLUS");
+	int gmail = cap_has(s->imap, "X-GM-EXT-1");
+	int in_trash = trash && folder && strcmp(trash, folder) == 0;
+	int r;
+
+	if (mode == CLEANUP_KEEP) {
+		xstrlcpy(what, "kept", whatsz);
+		return IMAP_OK;
+	}
+	if ((mode == CLEANUP_TRASH || gmail) && !in_trash)
+		return trash_uid(s, uid, trash, what, whatsz, errstr);
+	if (mode == CLEANUP_TRASH && in_trash) {
+		xstrlcpy(what, "kept: already in trash", whatsz);
+		return IMAP_OK;
+	}
+	/* delete */
+	if (uidplus) {
+		r = remove_uid(s, uid, errstr);
+		if (!r)
+			xstrlcpy(what, "deleted", whatsz);
+		return r;
+	}
+	if (!in_trash && trash && cap_has(s->imap, "MOVE"))
+		return trash_uid(s, uid, trash, what, whatsz, errstr);
+	/* Never a plain EXPUNGE: it would also remove the user's own \Deleted mail. */
+	xstrlcpy(what, "kept: server lacks UIDPLUS and MOVE", whatsz);
+	return IMAP_OK;
+}
+
+int imap_cleanup(struct imap_session *s, const char *folder, unsigned long uidvalidity,
+                 unsigned long uid, enum cleanup_mode mode, const char *trash,
+                 char *what, size_t whatsz, char **errstr)
+{
+	int r;
+
+	if (what && whatsz)
+		what[0] = '\0';
+	if (!s || !folder || !what || whatsz == 0 || uid == 0 || uid > UINT32_MAX)
+		return set_err(errstr, IMAP_EPROTO, xasprintf("imap: invalid cleanup request"));
+	if (mode == CLEANUP_KEEP) {
+		xstrlcpy(what, "kept", whatsz);
+		return IMAP_OK;
+	}
+	r = select_folder(s, folder, errstr);
+	if (r)
+		return r;
+	if (s->uidvalidity != uidvalidity) {
+		char *d = mutf7_decode(folder);
+		r = set_err(errstr, IMAP_EUIDVALIDITY,
+		            xasprintf("imap %s:%d: folder \"%s\": UIDVALIDITY changed (%lu, was %lu); "
+		                      "UID %lu not touched", hostname(s), hostport(s), d ? d : folder,
+		                      s->uidvalidity, uidvalidity, uid));
+		free(d);
+		return r;
+	}
+	return cleanup_selected(s, (uint32_t)uid, mode, trash, folder, what, whatsz, errstr);
+}
+
+/* ---------- bounces ---------- */
+
+int imap_scan_bounces(struct imap_session *s, const char *folder,
+                      const char *const *tokens, size_t ntokens, double since,
+                      int delete_matched, struct imap_bounce **out, size_t *nout,
+                      char **errstr)
+{
+	uint32_t *uids = NULL;
+	size_t n = 0, cnt = 0, cap = 0;
+	struct imap_bounce *b = NULL;
+	int r;
+
+	*out = NULL;
+	*nout = 0;
+	if (!s)
+		return set_err(errstr, IMAP_EPROTO, xasprintf("imap: no session"));
+	if (!folder)
+		folder = "INBOX";
+	if (ntokens == 0)
+		return IMAP_OK;
+	r = select_folder(s, folder, errstr);
+	if (r)
+		return r;
+	r = uid_search(s, mailimap_search_key_new_since(search_date(since - 86400.0)), &uids, &n, errstr);
+	if (r)
+		goto out;
+	qsort(uids, n, sizeof *uids, cmp_uid_desc);
+	if (n > BOUNCE_MAX_UIDS)
+		n = BOUNCE_MAX_UIDS;
+	for (size_t i = 0; i < n; i++) {
+		struct mailimap_set *set = set_of(&uids[i], 1);
+		struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
+		clist *res = NULL;
+
+		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
+		mailimap_fetch_type_new_fetch_att_list_add(ft,
+			mailimap_fetch_att_new_body_peek_section_partial(mailimap_section_new(NULL), 0,
+			                                                  BOUNCE_MAX_BYTES));
+		r = begin(s, "UID FETCH", errstr);
+		if (!r) {
+			r = mailimap_uid_fetch(s->imap, set, ft, &res);
+			r = map_result(s, r, "UID FETCH", IMAP_EPROTO, errstr);
+		}
+		mailimap_fetch_type_free(ft);
+		mailimap_set_free(set);
+		if (r) {
+			if (res)
+				mailimap_fetch_list_free(res);
+			goto out;
+		}
+		for (clistiter *it = res ? clist_begin(res) : NULL; it; it = clist_next(it)) {
+			struct mailimap_msg_att *ma = clist_content(it);
+			uint32_t uid = 0;
+			const char *body = NULL;
+			size_t blen = 0;
+			for (clistiter *j = clist_begin(ma->att_list); j; j = clist_next(j)) {
+				struct mailimap_msg_att_item *item = clist_content(j);
+				if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
+					continue;
+				struct mailimap_msg_att_static *st = item->att_data.att_static;
+				if (st->att_type == MAILIMAP_MSG_ATT_UID)
+					uid = st->att_data.att_uid;
+				else if (st->att_type == MAILIMAP_MSG_ATT_BODY_SECTION && st->att_data.att_body_section) {
+					body = st->att_data.att_body_section->sec_body_part;
+					blen = st->att_data.att_body_section->sec_length;
+				}
+			}
+			if (!uid || uid != uids[i] || !body)
+				continue;
+			if (blen > BOUNCE_MAX_BYTES)
+				blen = BOUNCE_MAX_BYTES;
+			size_t ti = 0;
+			struct dsn_info info;
+			memset(&info, 0, sizeof info);
+			if (dsn_match(body, blen, tokens, ntokens, &ti, &info) != 1 || ti >= ntokens)
+				continue;
+			if (cnt == cap) {
+				cap = cap ? cap * 2 : 4;
+				b = xrealloc(b, cap * sizeof *b);
+			}
+			b[cnt].token_index = ti;
+			b[cnt].dsn = info;
+			b[cnt].uid = uid;
+			cnt++;
+		}
+		if (res)
+			mailimap_fetch_list_free(res);
+	}
+	if (delete_matched) {
+		for (size_t i = 0; i < cnt; i++) {
+			char what[64];
+			r = cleanup_selected(s, (uint32_t)b[i].uid, CLEANUP_DELETE, NULL, folder,
+			                     what, sizeof what, errstr);
+			if (r)
+				goto out;
+		}
+	}
+	*out = b;
+	*nout = cnt;
+	b = NULL;
+out:
+	free(uids);
+	free(b);
+	return r;
+}

@@ -9,6 +9,12 @@
  * enum imap_err, and on error sets *errstr to a heap string (caller frees)
  * that names the host and what failed; it never contains a password.
  *
+ * A session whose connection dropped, timed out in mid-reply or sent an
+ * unparsable line (IMAP_EBYE, IMAP_ETIMEOUT, IMAP_EPROTO from a parse
+ * error) is not reused: every later call on it returns IMAP_EBYE at once,
+ * and the caller closes it and opens a new one. A NO/BAD reply to a
+ * command leaves the session usable.
+ *
  * Follows RFC 3501 (IMAP4rev1), RFC 2595/8314 (TLS), RFC 6154 (SPECIAL-USE),
  * RFC 4315 (UIDPLUS), RFC 6851 (MOVE), RFC 2177 (IDLE).
  */

@@ -1,2 +1,614 @@
-/* placeholder: filled in by its module owner */
+/*
+ * message.c - probe tokens and probe messages (SPEC "Probe message").
+ * RFC 5322 (message format, Date, folding), RFC 2047 (encoded words),
+ * RFC 2104/4231 (HMAC-SHA256).
+ */
 #include <config.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "common/util.h"
+#include "prober/message.h"
+
+#define LINE_MAX_OCTETS 998   /* RFC 5322 2.1.1, without CRLF */
+#define LINE_SOFT 78          /* RFC 5322 2.1.1 SHOULD */
+#define EW_MAX 75             /* RFC 2047 2: an encoded-word is at most 75 characters */
+
+static const char hexdig[] = "0123456789abcdef";
+
+static void to_hex(const unsigned char *in, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hexdig[in[i] >> 4];
+		out[2 * i + 1] = hexdig[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* ------------------------------------------------------------------ */
+/* Tokens                                                              */
+
+int token_hmac_hex(const unsigned char *key, size_t keylen, const char *random_hex,
+                   const char *seed_address, char out[TOKEN_HMAC_HEX + 1])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	size_t rl = strlen(random_hex), al = strlen(seed_address);
+	unsigned char *data = xmalloc(rl + al + 1);
+	memcpy(data, random_hex, rl);
+	memcpy(data + rl, seed_address, al);
+	static const unsigned char empty_key[1] = { 0 };
+	unsigned char *r = HMAC(EVP_sha256(), key ? key : empty_key, (int)keylen, data, rl + al,
+	                        md, &mdlen);
+	free(data);
+	if (r == NULL || mdlen < TOKEN_HMAC_HEX / 2) {
+		out[0] = '\0';
+		return -1;
+	}
+	to_hex(md, TOKEN_HMAC_HEX / 2, out);
+	OPENSSL_cleanse(md, sizeof(md));
+	return 0;
+}
+
+int token_generate(const unsigned char *key, size_t keylen, const char *seed_address,
+                   char out[TOKEN_MAX], char **errstr)
+{
+	unsigned char rnd[TOKEN_RANDOM_HEX / 2];
+	out[0] = '\0';
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		*errstr = xstrdup("the random source (RAND_bytes) failed");
+		return -1;
+	}
+	to_hex(rnd, sizeof(rnd), out);
+	if (key != NULL && keylen > 0) {
+		char h[TOKEN_HMAC_HEX + 1];
+		if (token_hmac_hex(key, keylen, out, seed_address ? seed_address : "", h) != 0) {
+			out[0] = '\0';
+			*errstr = xstrdup("HMAC-SHA256 failed");
+			return -1;
+		}
+		memcpy(out + TOKEN_RANDOM_HEX, h, TOKEN_HMAC_HEX + 1);
+	}
+	return 0;
+}
+
+int token_verify(const unsigned char *key, size_t keylen, const char *seed_address,
+                 const char *token)
+{
+	if (token == NULL)
+		return 0;
+	size_t n = strnlen(token, TOKEN_MAX);
+	if (n != TOKEN_RANDOM_HEX && n != TOKEN_RANDOM_HEX + TOKEN_HMAC_HEX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((token[i] >= '0' && token[i] <= '9') || (token[i] >= 'a' && token[i] <= 'f')))
+			return 0;
+	if (key == NULL || keylen == 0)
+		return 1;
+	if (n != TOKEN_RANDOM_HEX + TOKEN_HMAC_HEX || seed_address == NULL)
+		return 0;
+	char rnd[TOKEN_RANDOM_HEX + 1], h[TOKEN_HMAC_HEX + 1];
+	memcpy(rnd, token, TOKEN_RANDOM_HEX);
+	rnd[TOKEN_RANDOM_HEX] = '\0';
+	if (token_hmac_hex(key, keylen, rnd, seed_address, h) != 0)
+		return 0;
+	return CRYPTO_memcmp(h, token + TOKEN_RANDOM_HEX, TOKEN_HMAC_HEX) == 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Dates                                                               */
+
+/* floor(t) as time_t without libm; NaN and out-of-range values give 0 */
+static time_t floor_time(double t)
+{
+	if (!(t > -1e15 && t < 1e15))
+		return 0;
+	time_t tt = (time_t)t;
+	if ((double)tt > t)
+		tt--;
+	return tt;
+}
+
+static const char *const wdays[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+
+void rfc5322_date(double t, char *out, size_t outsz)
+{
+	time_t tt = floor_time(t);
+	struct tm tm;
+	if (outsz == 0)
+		return;
+	if (localtime_r(&tt, &tm) == NULL) {
+		/* out of range: fall back to the epoch rather than garbage */
+		tt = 0;
+		gmtime_r(&tt, &tm);
+		tm.tm_gmtoff = 0;
+	}
+	long off = tm.tm_gmtoff / 60;
+	char sign = off < 0 ? '-' : '+';
+	if (off < 0)
+		off = -off;
+	snprintf(out, outsz, "%s, %d %s %04d %02d:%02d:%02d %c%02ld%02ld",
+	         wdays[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
+	         tm.tm_hour, tm.tm_min, tm.tm_sec, sign, off / 60, off % 60);
+}
+
+/* ISO 8601 UTC, e.g. "2026-11-29T13:10:49Z". */
+static void iso8601_utc(double t, char *out, size_t outsz)
+{
+	time_t tt = floor_time(t);
+	struct tm tm;
+	if (gmtime_r(&tt, &tm) == NULL) {
+		tt = 0;
+		gmtime_r(&tt, &tm);
+	}
+	snprintf(out, outsz, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* ------------------------------------------------------------------ */
+/* RFC 2047                                                            */
+
+static int has_non_ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 1;
+	return 0;
+}
+
+/*
+ * Append s as "B" encoded-words: the first at most first_max characters,
+ * the others at most EW_MAX, joined by sep. UTF-8 sequences are never split.
+ */
+static void ew_append(struct strbuf *sb, const char *s, size_t first_max, const char *sep)
+{
+	static const char pre[] = "=?UTF-8?B?";
+	size_t n = strlen(s), i = 0;
+	size_t max = first_max;
+	int first = 1;
+	while (i < n) {
+		/* payload bytes that fit: 4 base64 chars per 3 bytes, 12 chars overhead */
+		size_t cap = max > 12 ? (max - 12) / 4 * 3 : 0;
+		if (cap < 3)
+			cap = 3;
+		size_t take = n - i < cap ? n - i : cap;
+		if (i + take < n) {
+			/* back up so the next word starts at a character boundary */
+			size_t t = take;
+			while (t > 0 && ((unsigned char)s[i + t] & 0xC0) == 0x80)
+				t--;
+			if (t == 0) {
+				/* a character longer than cap: take it whole */
+				t = take;
+				while (i + t < n && ((unsigned char)s[i + t] & 0xC0) == 0x80)
+					t++;
+			}
+			take = t;
+		}
+		/* take <= 45 + 3 bytes, so at most 64 base64 characters */
+		unsigned char b64[128];
+		int bl = EVP_EncodeBlock(b64, (const unsigned char *)s + i, (int)take);
+		if (!first)
+			strbuf_adds(sb, sep);
+		strbuf_adds(sb, pre);
+		strbuf_add(sb, b64, (size_t)bl);
+		strbuf_adds(sb, "?=");
+		i += take;
+		first = 0;
+		max = EW_MAX;
+	}
+}
+
+char *rfc2047_encode(const char *utf8)
+{
+	if (utf8 == NULL)
+		return xstrdup("");
+	if (!has_non_ascii(utf8))
+		return xstrdup(utf8);
+	struct strbuf sb = STRBUF_INIT;
+	ew_append(&sb, utf8, EW_MAX, "\r\n ");
+	return strbuf_detach(&sb);
+}
+
+/* ------------------------------------------------------------------ */
+/* Header folding                                                      */
+
+/*
+ * Append "Name: value" CRLF, folded at whitespace so that lines stay under
+ * LINE_SOFT where possible. Leading and trailing whitespace of value is
+ * dropped, inner whitespace kept. Returns -1 when a word cannot be folded
+ * below LINE_MAX_OCTETS.
+ */
+static int add_folded(struct strbuf *sb, const char *name, const char *value)
+{
+	size_t col = strlen(name) + 1;
+	strbuf_adds(sb, name);
+	strbuf_adds(sb, ":");
+	const char *p = value;
+	p += strspn(p, " \t");
+	int first = 1;
+	while (*p) {
+		size_t ws = first ? 0 : strspn(p, " \t");
+		size_t wl = strcspn(p + ws, " \t");
+		if (wl == 0)
+			break;   /* trailing whitespace */
+		if (first) {
+			strbuf_adds(sb, " ");
+			col++;
+		} else if (col + ws + wl > LINE_SOFT) {
+			strbuf_adds(sb, "\r\n");
+			col = 0;
+		}
+		if (col + ws + wl > LINE_MAX_OCTETS)
+			return -1;
+		strbuf_add(sb, p, ws + wl);
+		col += ws + wl;
+		p += ws + wl;
+		first = 0;
+	}
+	strbuf_adds(sb, "\r\n");
+	return 0;
+}
+
+/* An unstructured header whose value may hold non-ASCII text: encoded
+ * words joined by spaces, then folded like any other text. */
+static int add_text_header(struct strbuf *sb, const char *name, const char *value,
+                           const char *suffix)
+{
+	struct strbuf v = STRBUF_INIT;
+	if (has_non_ascii(value)) {
+		size_t used = strlen(name) + 2;
+		size_t first = used + 20 <= LINE_SOFT ? LINE_SOFT - used : 20;
+		if (first > EW_MAX)
+			first = EW_MAX;
+		const char *q = value + strspn(value, " \t");
+		ew_append(&v, q, first, " ");
+	} else {
+		strbuf_adds(&v, value);
+	}
+	if (suffix != NULL) {
+		strbuf_adds(&v, " ");
+		strbuf_adds(&v, suffix);
+	}
+	int r = add_folded(sb, name, v.buf ? v.buf : "");
+	strbuf_free(&v);
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Templates                                                           */
+
+struct field {
+	const char *start;   /* "Name: value" possibly with CRLF continuation lines */
+	size_t len;          /* without the final CRLF */
+	size_t namelen;
+};
+
+struct tmpl {
+	char *text;          /* normalised to CRLF */
+	size_t len;
+	struct field *fields;
+	size_t nfields;
+	const char *body;    /* after the blank line */
+	size_t bodylen;
+};
+
+static void tmpl_free(struct tmpl *t)
+{
+	free(t->text);
+	free(t->fields);
+	memset(t, 0, sizeof(*t));
+}
+
+static int tmpl_parse(const char *in, size_t inlen, struct tmpl *t, char **errstr)
+{
+	memset(t, 0, sizeof(*t));
+	struct strbuf sb = STRBUF_INIT;
+	size_t i = 0;
+	/* a UTF-8 byte order mark is not part of a message */
+	if (inlen >= 3 && memcmp(in, "\xEF\xBB\xBF", 3) == 0)
+		i = 3;
+	for (; i < inlen; i++) {
+		char ch = in[i];
+		if (ch == '\0') {
+			strbuf_free(&sb);
+			*errstr = xstrdup("contains a NUL byte");
+			return -1;
+		}
+		if (ch == '\r') {
+			strbuf_adds(&sb, "\r\n");
+			if (i + 1 < inlen && in[i + 1] == '\n')
+				i++;
+		} else if (ch == '\n') {
+			strbuf_adds(&sb, "\r\n");
+		} else {
+			strbuf_add(&sb, &ch, 1);
+		}
+	}
+	t->len = sb.len;
+	t->text = strbuf_detach(&sb);
+
+	const char *p = t->text, *end = t->text + t->len;
+	size_t lineno = 0, cap = 0;
+	while (1) {
+		lineno++;
+		if (p >= end) {
+			*errstr = xasprintf("line %zu: no blank line between the header and the body", lineno);
+			goto fail;
+		}
+		const char *eol = strstr(p, "\r\n");
+		if (eol == NULL)
+			eol = end;
+		size_t ll = (size_t)(eol - p);
+		if (ll == 0) {
+			if (t->nfields == 0) {
+				*errstr = xasprintf("line %zu: no header fields before the blank line", lineno);
+				goto fail;
+			}
+			t->body = eol + 2 <= end ? eol + 2 : end;
+			t->bodylen = (size_t)(end - t->body);
+			break;
+		}
+		if (ll > LINE_MAX_OCTETS) {
+			*errstr = xasprintf("line %zu: longer than %d octets", lineno, LINE_MAX_OCTETS);
+			goto fail;
+		}
+		if (*p == ' ' || *p == '\t') {
+			if (t->nfields == 0) {
+				*errstr = xasprintf("line %zu: continuation line before any header field", lineno);
+				goto fail;
+			}
+			struct field *f = &t->fields[t->nfields - 1];
+			f->len = (size_t)(eol - f->start);
+		} else {
+			const char *colon = memchr(p, ':', ll);
+			size_t nl = colon ? (size_t)(colon - p) : 0;
+			int ok = colon != NULL && nl > 0;
+			for (size_t k = 0; ok && k < nl; k++)
+				if ((unsigned char)p[k] < 33 || (unsigned char)p[k] > 126)
+					ok = 0;
+			if (!ok) {
+				*errstr = xasprintf("line %zu: not a header field (\"Name: value\"); "
+				                    "a template is a whole RFC 5322 message", lineno);
+				goto fail;
+			}
+			if (t->nfields == cap) {
+				cap = cap ? cap * 2 : 16;
+				t->fields = xrealloc(t->fields, cap * sizeof(*t->fields));
+			}
+			struct field *f = &t->fields[t->nfields++];
+			f->start = p;
+			f->len = ll;
+			f->namelen = nl;
+		}
+		p = eol + 2;
+	}
+	return 0;
+fail:
+	tmpl_free(t);
+	return -1;
+}
+
+static int field_is(const struct field *f, const char *name)
+{
+	return strlen(name) == f->namelen && strncasecmp(f->start, name, f->namelen) == 0;
+}
+
+/* Append src[0..n) with every "{{token}}" replaced by token. */
+static void add_replaced(struct strbuf *sb, const char *src, size_t n, const char *token)
+{
+	static const char ph[] = "{{token}}";
+	const size_t pl = sizeof(ph) - 1;
+	size_t i = 0;
+	while (i < n) {
+		const char *hit = NULL;
+		for (size_t k = i; k + pl <= n; k++)
+			if (src[k] == '{' && memcmp(src + k, ph, pl) == 0) {
+				hit = src + k;
+				break;
+			}
+		if (hit == NULL) {
+			strbuf_add(sb, src + i, n - i);
+			break;
+		}
+		strbuf_add(sb, src + i, (size_t)(hit - (src + i)));
+		strbuf_adds(sb, token);
+		i = (size_t)(hit - src) + pl;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Building                                                            */
+
+static char *from_domain(const char *from)
+{
+	const char *at = from ? strrchr(from, '@') : NULL;
+	if (at == NULL || at[1] == '\0')
+		return xstrdup("inboxprobe.invalid");
+	size_t n = strcspn(at + 1, "> \t\r\n");
+	if (n == 0)
+		return xstrdup("inboxprobe.invalid");
+	return xstrndup(at + 1, n);
+}
+
+static int add_extra_headers(struct strbuf *sb, const struct message_params *p, char **errstr)
+{
+	for (size_t i = 0; p->headers != NULL && i < p->nheaders; i++) {
+		const char *h = p->headers[i];
+		const char *colon = h ? strchr(h, ':') : NULL;
+		if (colon == NULL || colon == h || strpbrk(h, "\r\n") != NULL) {
+			*errstr = xasprintf("extra header %zu is not \"Name: value\"", i + 1);
+			return -1;
+		}
+		char *name = xstrndup(h, (size_t)(colon - h));
+		int r = add_text_header(sb, name, colon + 1, NULL);
+		if (r != 0)
+			*errstr = xasprintf("extra header %s has a word too long to fold", name);
+		free(name);
+		if (r != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Every line ends in CRLF, no bare CR or LF, none over 998 octets. */
+static int check_lines(const char *m, size_t len, char **errstr)
+{
+	size_t col = 0, lineno = 1;
+	for (size_t i = 0; i < len; i++) {
+		if (m[i] == '\r' && i + 1 < len && m[i + 1] == '\n') {
+			i++;
+			col = 0;
+			lineno++;
+			continue;
+		}
+		if (m[i] == '\r' || m[i] == '\n') {
+			*errstr = xasprintf("message line %zu: bare CR or LF", lineno);
+			return -1;
+		}
+		if (++col > LINE_MAX_OCTETS) {
+			*errstr = xasprintf("message line %zu: longer than %d octets (after {{token}} "
+			                    "replacement)", lineno, LINE_MAX_OCTETS);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+char *message_build(const struct message_params *p, size_t *len, char **errstr)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct tmpl t = { 0 };
+	char *domain = NULL, *out = NULL;
+	char date[64], iso[40];
+	const char *prefix = p->subject_prefix ? p->subject_prefix : "inboxprobe";
+
+	*len = 0;
+	if (p->token == NULL || p->from == NULL || p->to == NULL) {
+		*errstr = xstrdup("message_build: from, to and token are required");
+		return NULL;
+	}
+	if (strpbrk(p->from, "\r\n") || strpbrk(p->to, "\r\n") || strpbrk(p->token, "\r\n \t") ||
+	    strpbrk(prefix, "\r\n")) {
+		/* would inject header lines */
+		*errstr = xstrdup("message_build: line break in from, to, token or subject prefix");
+		return NULL;
+	}
+	rfc5322_date(p->now, date, sizeof(date));
+	iso8601_utc(p->now, iso, sizeof(iso));
+	domain = from_domain(p->from);
+
+	if (p->template_text == NULL) {
+		strbuf_addf(&sb, "From: %s\r\n", p->from);
+		strbuf_addf(&sb, "To: %s\r\n", p->to);
+		strbuf_addf(&sb, "Date: %s\r\n", date);
+		strbuf_addf(&sb, "Message-ID: <%s@%s>\r\n", p->token, domain);
+		if (add_text_header(&sb, "Subject", prefix, p->token) != 0) {
+			*errstr = xstrdup("subject_prefix has a word too long to fold");
+			goto out;
+		}
+		strbuf_addf(&sb, "X-Inboxprobe-Token: %s\r\n", p->token);
+		strbuf_adds(&sb, "MIME-Version: 1.0\r\n");
+		strbuf_adds(&sb, "Content-Type: text/plain; charset=utf-8\r\n");
+		strbuf_adds(&sb, "Content-Transfer-Encoding: 8bit\r\n");
+		if (add_extra_headers(&sb, p, errstr) != 0)
+			goto out;
+		strbuf_adds(&sb, "\r\n");
+		strbuf_adds(&sb, "This is an automated mail delivery test sent by inboxprobe.\r\n");
+		strbuf_adds(&sb, "It needs no action and may be deleted.\r\n");
+		strbuf_adds(&sb, "\r\n");
+		strbuf_addf(&sb, "Token: %s\r\n", p->token);
+		strbuf_addf(&sb, "Sent: %s\r\n", iso);
+	} else {
+		char *e = NULL;
+		if (tmpl_parse(p->template_text, strlen(p->template_text), &t, &e) != 0) {
+			*errstr = xasprintf("template: %s", e);
+			free(e);
+			goto out;
+		}
+		int has_from = 0, has_subject = 0;
+		for (size_t i = 0; i < t.nfields; i++) {
+			const struct field *f = &t.fields[i];
+			if (field_is(f, "To") || field_is(f, "Date") || field_is(f, "Message-ID") ||
+			    field_is(f, "X-Inboxprobe-Token") || field_is(f, "Return-Path") ||
+			    field_is(f, "Delivered-To") || field_is(f, "Authentication-Results"))
+				continue;
+			if (field_is(f, "Subject")) {
+				has_subject = 1;
+				strbuf_add(&sb, f->start, f->namelen + 1);
+				add_replaced(&sb, f->start + f->namelen + 1, f->len - f->namelen - 1, p->token);
+			} else {
+				if (field_is(f, "From"))
+					has_from = 1;
+				strbuf_add(&sb, f->start, f->len);
+			}
+			strbuf_adds(&sb, "\r\n");
+		}
+		if (!has_from)
+			strbuf_addf(&sb, "From: %s\r\n", p->from);
+		strbuf_addf(&sb, "To: %s\r\n", p->to);
+		strbuf_addf(&sb, "Date: %s\r\n", date);
+		strbuf_addf(&sb, "Message-ID: <%s@%s>\r\n", p->token, domain);
+		if (!has_subject && add_text_header(&sb, "Subject", prefix, p->token) != 0) {
+			*errstr = xstrdup("subject_prefix has a word too long to fold");
+			goto out;
+		}
+		strbuf_addf(&sb, "X-Inboxprobe-Token: %s\r\n", p->token);
+		if (add_extra_headers(&sb, p, errstr) != 0)
+			goto out;
+		strbuf_adds(&sb, "\r\n");
+		add_replaced(&sb, t.body, t.bodylen, p->token);
+		if (sb.len < 2 || memcmp(sb.buf + sb.len - 2, "\r\n", 2) != 0)
+			strbuf_adds(&sb, "\r\n");
+	}
+	if (check_lines(sb.buf, sb.len, errstr) != 0)
+		goto out;
+	*len = sb.len;
+	out = strbuf_detach(&sb);
+out:
+	strbuf_free(&sb);
+	tmpl_free(&t);
+	free(domain);
+	return out;
+}
+
+int message_template_check(const char *text, size_t len, char **errstr)
+{
+	if (memchr(text, '\0', len) != NULL) {
+		*errstr = xstrdup("contains a NUL byte");
+		return -1;
+	}
+	/* build a probe from it with a full-length token */
+	char token[TOKEN_MAX];
+	memset(token, 'a', TOKEN_RANDOM_HEX + TOKEN_HMAC_HEX);
+	token[TOKEN_RANDOM_HEX + TOKEN_HMAC_HEX] = '\0';
+	char *copy = xstrndup(text, len);
+	struct message_params mp = {
+		.from = "probe@example.invalid", .to = "seed@example.invalid", .token = token,
+		.subject_prefix = "inboxprobe", .template_text = copy, .now = 0,
+	};
+	size_t ml = 0;
+	char *e = NULL;
+	char *m = message_build(&mp, &ml, &e);
+	free(copy);
+	if (m == NULL) {
+		/* drop the "template: " prefix message_build adds */
+		const char *txt = e && strncmp(e, "template: ", 10) == 0 ? e + 10 : (e ? e : "invalid");
+		*errstr = xstrdup(txt);
+		free(e);
+		return -1;
+	}
+	free(m);
+	return 0;
+}

@@ -20,6 +20,16 @@
 int token_generate(const unsigned char *key, size_t keylen, const char *seed_address,
                    char out[TOKEN_MAX], char **errstr);
 
+/*
+ * The HMAC part of a token (exposed for tests): the first 8 bytes of
+ * HMAC-SHA256(key, random_hex || seed_address) as 16 lowercase hex digits
+ * plus NUL in out. random_hex and seed_address are plain C strings used
+ * as given (concatenated without separator). Returns 0, or -1 when the
+ * HMAC computation fails.
+ */
+int token_hmac_hex(const unsigned char *key, size_t keylen, const char *random_hex,
+                   const char *seed_address, char out[TOKEN_HMAC_HEX + 1]);
+
 /* 1 when token is well formed and (with key) its HMAC part verifies for
  * seed_address, compared in constant time; else 0. */
 int token_verify(const unsigned char *key, size_t keylen, const char *seed_address,
@@ -42,11 +52,26 @@ struct message_params {
  * Subject "<prefix> <TOKEN>", X-Inboxprobe-Token, MIME-Version,
  * Content-Type text/plain; charset=utf-8. With a template, its headers and
  * body are kept except To, Date, Message-ID, X-Inboxprobe-Token, and every
- * {{token}} in Subject and body is replaced. Not dot-stuffed (libcurl does
+ * {{token}} in Subject and body is replaced; Return-Path, Delivered-To
+ * and Authentication-Results are dropped too (the receiving side adds
+ * them, and a stale Authentication-Results would fake verdicts). A template
+ * without Subject gets "<prefix> <TOKEN>", one without From gets p->from.
+ * Template line ends are normalised to CRLF. Extra headers from
+ * p->headers are added in both modes (non-ASCII values RFC 2047-encoded).
+ * Not dot-stuffed (libcurl does
  * that). Returns a heap buffer (caller frees) and its length in *len, or
  * NULL with *errstr (heap) when the template is malformed.
  */
 char *message_build(const struct message_params *p, size_t *len, char **errstr);
+
+/*
+ * Check that text (len bytes, a template file's contents) is an RFC 5322
+ * message that message_build() accepts: header fields (name: value, with
+ * folded continuation lines), a blank line, a body; LF or CRLF line ends;
+ * no NUL byte; no line over 998 octets once {{token}} is replaced.
+ * Returns 0, or -1 with *errstr (heap, names the template's line number).
+ */
+int message_template_check(const char *text, size_t len, char **errstr);
 
 /* Encode a header text per RFC 2047 (UTF-8, "B" encoding, encoded-words of
  * at most 75 characters separated by CRLF SP) when it holds non-ASCII;

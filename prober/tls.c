@@ -1,2 +1,557 @@
-/* placeholder: filled in by its module owner */
+/*
+ * tls.c - TCP connect, OpenSSL handshake with verification, and a libetpan
+ * mailstream_low driver over our own fd/SSL with deadline-bounded I/O.
+ */
 #include <config.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "common/util.h"
+#include "prober/tls.h"
+
+/* ---------- helpers ---------- */
+
+static pthread_once_t sigpipe_once = PTHREAD_ONCE_INIT;
+
+/* OpenSSL writes to the socket with write(2): a peer that went away would
+ * raise SIGPIPE and kill the prober. Ignore it when nobody handles it. */
+static void ignore_sigpipe(void)
+{
+	struct sigaction sa;
+
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = SIG_IGN;
+		sigaction(SIGPIPE, &sa, NULL);
+	}
+}
+
+/* Milliseconds left until limit (absolute now_mono()), at most INT_MAX;
+ * 0 when passed. */
+static int ms_left(double limit)
+{
+	double left = limit - now_mono();
+	if (left <= 0)
+		return 0;
+	if (left * 1000.0 > (double)INT_MAX)
+		return INT_MAX;
+	return (int)(left * 1000.0) + 1;
+}
+
+/* Wait for events on fd until limit: 1 ready, 0 timed out, -1 error. */
+static int wait_fd(int fd, short events, double limit)
+{
+	for (;;) {
+		int ms = ms_left(limit);
+		struct pollfd pfd = { .fd = fd, .events = events, .revents = 0 };
+		if (ms <= 0)
+			return 0;
+		int r = poll(&pfd, 1, ms);
+		if (r > 0)
+			return 1;           /* readiness or POLLERR/POLLHUP: the next I/O tells */
+		if (r == 0)
+			continue;           /* re-check the clock */
+		if (errno == EINTR)
+			continue;
+		return -1;
+	}
+}
+
+int tls_host_is_ip(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	if (!host)
+		return 0;
+	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* ---------- TCP ---------- */
+
+int tls_tcp_connect(const char *host, int port, long connect_timeout, double deadline,
+                    int *fd, char **errstr)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	char portstr[16];
+	char last[256] = "no address";
+	int timed_out = 0;
+	int rc;
+
+	pthread_once(&sigpipe_once, ignore_sigpipe);
+	*fd = -1;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_ADDRCONFIG;
+	snprintf(portstr, sizeof portstr, "%d", port);
+	rc = getaddrinfo(host, portstr, &hints, &res);
+	if (rc != 0) {
+		/* AI_ADDRCONFIG hides loopback-only addresses on hosts without a
+		 * configured interface; retry without it. */
+		hints.ai_flags = 0;
+		rc = getaddrinfo(host, portstr, &hints, &res);
+	}
+	if (rc != 0) {
+		*errstr = xasprintf("%s:%d: cannot resolve host: %s", host, port, gai_strerror(rc));
+		return TLS_ECONNECT;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		char addr[INET6_ADDRSTRLEN] = "?";
+		double limit = now_mono() + (connect_timeout > 0 ? (double)connect_timeout : 10.0);
+		if (limit > deadline)
+			limit = deadline;
+		if (ai->ai_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, addr, sizeof addr);
+		else if (ai->ai_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, addr, sizeof addr);
+		if (now_mono() >= deadline) {
+			timed_out = 1;
+			snprintf(last, sizeof last, "round deadline reached");
+			break;
+		}
+		int s = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+		if (s < 0) {
+			snprintf(last, sizeof last, "%s: socket: %s", addr, strerror(errno));
+			continue;
+		}
+		if (connect(s, ai->ai_addr, ai->ai_addrlen) == 0) {
+			*fd = s;
+			break;
+		}
+		if (errno != EINPROGRESS) {
+			snprintf(last, sizeof last, "%s: %s", addr, strerror(errno));
+			close(s);
+			continue;
+		}
+		int w = wait_fd(s, POLLOUT, limit);
+		if (w == 0) {
+			snprintf(last, sizeof last, "%s: connect timed out", addr);
+			timed_out = 1;
+			close(s);
+			continue;
+		}
+		int soerr = 0;
+		socklen_t len = sizeof soerr;
+		if (w < 0 || getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
+			soerr = errno;
+		if (soerr != 0) {
+			snprintf(last, sizeof last, "%s: %s", addr, strerror(soerr));
+			close(s);
+			continue;
+		}
+		*fd = s;
+		timed_out = 0;
+		break;
+	}
+	freeaddrinfo(res);
+	if (*fd >= 0)
+		return TLS_OK;
+	*errstr = xasprintf("%s:%d: cannot connect: %s", host, port, last);
+	return timed_out ? TLS_ETIMEOUT : TLS_ECONNECT;
+}
+
+/* ---------- TLS handshake ---------- */
+
+static const char *verify_hint(long v)
+{
+	switch (v) {
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+		return "not issued by a trusted CA; set ca_file to trust it";
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+		return "unknown CA: the issuer is not in the trust store; set ca_file";
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+		return "renew the server certificate";
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return "check the clock";
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+		return "the certificate does not name this host";
+	case X509_V_ERR_IP_ADDRESS_MISMATCH:
+		return "the certificate does not name this address; connect by the name it carries";
+	default:
+		return NULL;
+	}
+}
+
+static void append_ssl_errors(struct strbuf *sb)
+{
+	unsigned long e;
+	int n = 0;
+	char buf[256];
+
+	while ((e = ERR_get_error()) != 0) {
+		if (n++ < 3) {
+			ERR_error_string_n(e, buf, sizeof buf);
+			strbuf_addf(sb, "%s%s", n == 1 ? ": " : "; ", buf);
+		}
+	}
+}
+
+int tls_handshake(int fd, const char *host, int port, const char *ca_file, double deadline,
+                  SSL **out, char **errstr)
+{
+	SSL_CTX *ctx = NULL;
+	SSL *ssl = NULL;
+	struct strbuf sb = STRBUF_INIT;
+	int rc = TLS_EHANDSHAKE;
+	int is_ip = tls_host_is_ip(host);
+
+	*out = NULL;
+	ERR_clear_error();
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) {
+		strbuf_addf(&sb, "%s:%d: TLS setup failed", host, port);
+		append_ssl_errors(&sb);
+		goto out;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (ca_file) {
+		if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+			strbuf_addf(&sb, "%s:%d: cannot load ca_file %s", host, port, ca_file);
+			append_ssl_errors(&sb);
+			goto out;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		strbuf_addf(&sb, "%s:%d: cannot load the system trust store", host, port);
+		append_ssl_errors(&sb);
+		goto out;
+	}
+	ssl = SSL_new(ctx);
+	if (!ssl || SSL_set_fd(ssl, fd) != 1) {
+		strbuf_addf(&sb, "%s:%d: TLS setup failed", host, port);
+		append_ssl_errors(&sb);
+		goto out;
+	}
+	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (is_ip) {
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) != 1) {
+			strbuf_addf(&sb, "%s:%d: cannot set the IP address to verify", host, port);
+			goto out;
+		}
+	} else {
+		if (SSL_set_tlsext_host_name(ssl, host) != 1 || SSL_set1_host(ssl, host) != 1) {
+			strbuf_addf(&sb, "%s:%d: cannot set the host name to verify", host, port);
+			append_ssl_errors(&sb);
+			goto out;
+		}
+	}
+	for (;;) {
+		ERR_clear_error();
+		int r = SSL_connect(ssl);
+		if (r == 1)
+			break;
+		int e = SSL_get_error(ssl, r);
+		short ev;
+		if (e == SSL_ERROR_WANT_READ)
+			ev = POLLIN;
+		else if (e == SSL_ERROR_WANT_WRITE)
+			ev = POLLOUT;
+		else {
+			long v = SSL_get_verify_result(ssl);
+			if (v != X509_V_OK) {
+				const char *hint = verify_hint(v);
+				strbuf_addf(&sb, "%s:%d: TLS certificate verification failed: %s",
+				            host, port, X509_verify_cert_error_string(v));
+				if (hint)
+					strbuf_addf(&sb, " (%s)", hint);
+				ERR_clear_error();
+			} else if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN) {
+				strbuf_addf(&sb, "%s:%d: TLS handshake failed: connection closed by peer%s",
+				            host, port, errno ? "" : " (is this port speaking TLS?)");
+				append_ssl_errors(&sb);
+			} else {
+				strbuf_addf(&sb, "%s:%d: TLS handshake failed", host, port);
+				append_ssl_errors(&sb);
+			}
+			goto out;
+		}
+		int w = wait_fd(fd, ev, deadline);
+		if (w == 0) {
+			strbuf_addf(&sb, "%s:%d: TLS handshake timed out", host, port);
+			rc = TLS_ETIMEOUT;
+			goto out;
+		}
+		if (w < 0) {
+			strbuf_addf(&sb, "%s:%d: TLS handshake failed: poll: %s", host, port, strerror(errno));
+			goto out;
+		}
+	}
+	*out = ssl;
+	ssl = NULL;
+	rc = TLS_OK;
+out:
+	if (ssl)
+		SSL_free(ssl);
+	if (ctx)
+		SSL_CTX_free(ctx);     /* the SSL keeps its own reference */
+	if (rc != TLS_OK)
+		*errstr = strbuf_detach(&sb);
+	else
+		strbuf_free(&sb);
+	return rc;
+}
+
+/* ---------- mailstream_low driver ---------- */
+
+struct ipconn {
+	int fd;
+	SSL *ssl;
+	int owns_fd;
+	double limit;        /* absolute now_mono() */
+	int timed_out;
+	int broken;
+};
+
+static struct ipconn *conn_of(mailstream_low *s)
+{
+	return (struct ipconn *)s->data;
+}
+
+static ssize_t low_read(mailstream_low *s, void *buf, size_t count)
+{
+	struct ipconn *c = conn_of(s);
+
+	if (c->fd < 0 || c->broken)
+		return -1;
+	if (count > INT_MAX)
+		count = INT_MAX;
+	for (;;) {
+		short ev = POLLIN;
+		if (c->ssl) {
+			/* SSL_read first: it returns data already decrypted
+			 * (SSL_pending) without touching the socket. */
+			ERR_clear_error();
+			int r = SSL_read(c->ssl, buf, (int)count);
+			if (r > 0)
+				return r;
+			int e = SSL_get_error(c->ssl, r);
+			if (e == SSL_ERROR_WANT_READ)
+				ev = POLLIN;
+			else if (e == SSL_ERROR_WANT_WRITE)
+				ev = POLLOUT;
+			else {
+				ERR_clear_error();
+				c->broken = 1;
+				return -1;
+			}
+		} else {
+			ssize_t r = recv(c->fd, buf, count, 0);
+			if (r > 0)
+				return r;
+			if (r == 0) {
+				c->broken = 1;
+				return -1;
+			}
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				c->broken = 1;
+				return -1;
+			}
+		}
+		int w = wait_fd(c->fd, ev, c->limit);
+		if (w == 0) {
+			c->timed_out = 1;
+			return -1;
+		}
+		if (w < 0) {
+			c->broken = 1;
+			return -1;
+		}
+	}
+}
+
+static ssize_t low_write(mailstream_low *s, const void *buf, size_t count)
+{
+	struct ipconn *c = conn_of(s);
+
+	if (c->fd < 0 || c->broken)
+		return -1;
+	if (count > INT_MAX)
+		count = INT_MAX;
+	for (;;) {
+		short ev = POLLOUT;
+		if (c->ssl) {
+			ERR_clear_error();
+			int r = SSL_write(c->ssl, buf, (int)count);
+			if (r > 0)
+				return r;
+			int e = SSL_get_error(c->ssl, r);
+			if (e == SSL_ERROR_WANT_READ)
+				ev = POLLIN;
+			else if (e == SSL_ERROR_WANT_WRITE)
+				ev = POLLOUT;
+			else {
+				ERR_clear_error();
+				c->broken = 1;
+				return -1;
+			}
+		} else {
+			ssize_t r = send(c->fd, buf, count, MSG_NOSIGNAL);
+			if (r >= 0)
+				return r;
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				c->broken = 1;
+				return -1;
+			}
+		}
+		int w = wait_fd(c->fd, ev, c->limit);
+		if (w == 0) {
+			c->timed_out = 1;
+			return -1;
+		}
+		if (w < 0) {
+			c->broken = 1;
+			return -1;
+		}
+	}
+}
+
+static int low_close(mailstream_low *s)
+{
+	struct ipconn *c = conn_of(s);
+
+	if (c->ssl && !c->broken && !c->timed_out) {
+		ERR_clear_error();
+		SSL_shutdown(c->ssl);   /* best effort close_notify; non-blocking */
+		ERR_clear_error();
+	}
+	if (c->owns_fd && c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	return 0;
+}
+
+static int low_get_fd(mailstream_low *s)
+{
+	return conn_of(s)->fd;
+}
+
+static void low_free(mailstream_low *s)
+{
+	struct ipconn *c = conn_of(s);
+
+	if (c) {
+		if (c->ssl)
+			SSL_free(c->ssl);
+		if (c->owns_fd && c->fd >= 0)
+			close(c->fd);
+		free(c);
+	}
+	s->data = NULL;
+	free(s);    /* libetpan: the driver's free hook releases the low itself */
+}
+
+static void low_cancel(mailstream_low *s)
+{
+	(void)s;    /* reads are bounded by the limit; nothing to interrupt */
+}
+
+static struct mailstream_cancel *low_get_cancel(mailstream_low *s)
+{
+	(void)s;
+	return NULL;
+}
+
+static carray *low_get_certificate_chain(mailstream_low *s)
+{
+	struct ipconn *c = conn_of(s);
+	STACK_OF(X509) *chain;
+	carray *arr;
+
+	if (!c->ssl)
+		return NULL;
+	chain = SSL_get_peer_cert_chain(c->ssl);
+	if (!chain)
+		return NULL;
+	arr = carray_new(4);
+	if (!arr)
+		return NULL;
+	for (int i = 0; i < sk_X509_num(chain); i++) {
+		unsigned char *der = NULL;
+		int len = i2d_X509(sk_X509_value(chain, i), &der);
+		if (len <= 0)
+			continue;
+		MMAPString *str = mmap_string_new_len((const char *)der, (size_t)len);
+		OPENSSL_free(der);
+		if (str)
+			carray_add(arr, str, NULL);
+	}
+	return arr;
+}
+
+static mailstream_low_driver ipconn_driver = {
+	.mailstream_read = low_read,
+	.mailstream_write = low_write,
+	.mailstream_close = low_close,
+	.mailstream_get_fd = low_get_fd,
+	.mailstream_free = low_free,
+	.mailstream_cancel = low_cancel,
+	.mailstream_get_cancel = low_get_cancel,
+	.mailstream_get_certificate_chain = low_get_certificate_chain,
+	.mailstream_setup_idle = NULL,
+	.mailstream_unsetup_idle = NULL,
+	.mailstream_interrupt_idle = NULL,
+};
+
+mailstream_low *tls_low_new(int fd, SSL *ssl)
+{
+	struct ipconn *c = xcalloc(1, sizeof *c);
+	mailstream_low *low;
+
+	c->fd = fd;
+	c->ssl = ssl;
+	c->owns_fd = 1;
+	c->limit = now_mono() + 30.0;
+	low = mailstream_low_new(c, &ipconn_driver);
+	if (!low) {
+		free(c);
+		return NULL;
+	}
+	return low;
+}
+
+void tls_low_set_limit(mailstream_low *low, double limit)
+{
+	struct ipconn *c = conn_of(low);
+	c->limit = limit;
+	c->timed_out = 0;
+}
+
+int tls_low_timed_out(mailstream_low *low)
+{
+	return conn_of(low)->timed_out;
+}
+
+int tls_low_broken(mailstream_low *low)
+{
+	return conn_of(low)->broken;
+}
+
+int tls_low_release_fd(mailstream_low *low)
+{
+	struct ipconn *c = conn_of(low);
+	c->owns_fd = 0;
+	return c->fd;
+}

@@ -1,0 +1,77 @@
+/*
+ * tls.h - internal to prober/: a TCP connection (plain or OpenSSL TLS)
+ * with deadline-bounded I/O, wrapped as a libetpan mailstream_low so that
+ * libetpan's IMAP engine runs over a certificate-verified TLS stream.
+ *
+ * libetpan's own TLS (GnuTLS on Debian) never verifies the peer, so it is
+ * never used. TLS here follows RFC 8314 / RFC 2595 (STARTTLS) and RFC 6125
+ * host-name checks via OpenSSL (SSL_set1_host, or the IP address for IP
+ * literals).
+ *
+ * Ownership: a mailstream_low from tls_low_new() owns its ipconn (freed by
+ * the driver's free hook). The ipconn owns its fd unless tls_low_release_fd()
+ * was called, in which case the driver's close and free hooks leave the fd
+ * open (used when a STARTTLS upgrade swaps the plain stream for a TLS one).
+ */
+#ifndef INBOXPROBE_TLS_H
+#define INBOXPROBE_TLS_H
+
+#include <libetpan/libetpan.h>
+#include <openssl/ssl.h>
+
+/* Error codes of this module. */
+enum tls_err {
+	TLS_OK = 0,
+	TLS_ECONNECT = 1,   /* no address accepted a TCP connection */
+	TLS_EHANDSHAKE = 2, /* TLS handshake or certificate verification failed */
+	TLS_ETIMEOUT = 3    /* connect_timeout or deadline reached */
+};
+
+/*
+ * Resolve host (getaddrinfo, all addresses tried in order) and connect to
+ * port with a non-blocking connect bounded by connect_timeout seconds per
+ * address and never past deadline (absolute now_mono() seconds).
+ * On success returns TLS_OK and *fd is a non-blocking socket the caller
+ * owns. Else returns TLS_ECONNECT / TLS_ETIMEOUT and sets *errstr (heap).
+ */
+int tls_tcp_connect(const char *host, int port, long connect_timeout, double deadline,
+                    int *fd, char **errstr);
+
+/*
+ * Run a TLS client handshake on the connected non-blocking socket fd:
+ * SSL_VERIFY_PEER against ca_file (PEM bundle) or, when ca_file is NULL,
+ * the system default paths; SNI (not for IP literals); host name (or IP)
+ * verification. Bounded by deadline. On success *ssl is owned by the
+ * caller (SSL_free; its SSL_CTX is reference-counted by it). On failure
+ * returns TLS_EHANDSHAKE or TLS_ETIMEOUT with *errstr explaining (e.g.
+ * "self-signed certificate", "certificate has expired", "host name
+ * mismatch"), naming host:port; the fd is left open.
+ */
+int tls_handshake(int fd, const char *host, int port, const char *ca_file, double deadline,
+                  SSL **ssl, char **errstr);
+
+/* True when host is an IPv4 or IPv6 literal (brackets not included). */
+int tls_host_is_ip(const char *host);
+
+/*
+ * A mailstream_low over fd (and ssl when not NULL; then ownership of ssl
+ * passes to the stream). Reads and writes poll with the limit set by
+ * tls_low_set_limit(). Returns NULL on allocation failure from libetpan.
+ */
+mailstream_low *tls_low_new(int fd, SSL *ssl);
+
+/* Set the absolute now_mono() time after which reads and writes fail
+ * (the caller sets min(now + per-command timeout, round deadline) before
+ * each command). */
+void tls_low_set_limit(mailstream_low *low, double limit);
+
+/* 1 when the last read/write failed because the limit passed, else 0. */
+int tls_low_timed_out(mailstream_low *low);
+
+/* 1 when the peer closed the connection or a read/write failed (not timeout). */
+int tls_low_broken(mailstream_low *low);
+
+/* Stop owning the fd (close/free hooks then leave it open). Returns the fd. */
+int tls_low_release_fd(mailstream_low *low);
+
+#endif

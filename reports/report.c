@@ -1,2 +1,267 @@
-/* placeholder: filled in by its module owner */
+/*
+ * report.c - per-provider figures, SLO gates and exit codes (SPEC
+ * "Outcomes", "Gates and exit codes"), and the atomic report writer.
+ *
+ * Decisions where the SPEC is silent (also in docs/json-report.md):
+ * - A provider with no measured probe (measured == 0) has all five shares
+ *   0; its min_inbox_ratio and max_missing gates are not evaluated ("no
+ *   measured probes"), so they neither pass nor fail.
+ * - The p99 gate needs at least max(min_samples, 1) latency samples.
+ * - With slo.evaluate = "window" and a state store, the gate figures come
+ *   from the window (window_outcomes, window_latencies); without a store
+ *   the round is used.
+ */
 #include <config.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "reports/report.h"
+
+const char *slo_gate_name(enum slo_gate g)
+{
+	switch (g) {
+	case SLO_MIN_INBOX_RATIO: return "min_inbox_ratio";
+	case SLO_MAX_LATENCY_P99: return "max_latency_p99";
+	case SLO_MAX_MISSING: return "max_missing";
+	default: return "unknown";
+	}
+}
+
+double quantile_nearest_rank(const double *sorted, size_t n, double q)
+{
+	if (sorted == NULL || n == 0 || !(q > 0.0) || q > 1.0)
+		return NAN;
+	/* rank = ceil(q * n), 1-based. q*n is computed in double; a product
+	 * like 0.95 * 100 = 95.00000000000001 must give 95, not 96, so
+	 * remove a relative rounding error before ceil(). */
+	double x = q * (double)n;
+	double r = ceil(x - 1e-9 * x);
+	size_t rank = r < 1.0 ? 1 : (size_t)r;
+	if (rank > n)
+		rank = n;
+	return sorted[rank - 1];
+}
+
+int report_provider_index(const struct config *cfg, const char *provider)
+{
+	if (cfg == NULL || provider == NULL)
+		return -1;
+	for (size_t i = 0; i < cfg->nproviders; i++)
+		if (cfg->providers[i] != NULL && strcmp(cfg->providers[i], provider) == 0)
+			return (int)i;
+	return -1;
+}
+
+int report_found(const struct probe_result *res)
+{
+	return res->outcome == OUTCOME_INBOX || res->outcome == OUTCOME_SPAM;
+}
+
+size_t report_utf8_seq_len(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0];
+	size_t len;
+	unsigned lo = 0x80, hi = 0xBF;   /* range of the second byte */
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		len = 2;
+	else if (c >= 0xE0 && c <= 0xEF) {
+		len = 3;
+		if (c == 0xE0)
+			lo = 0xA0;          /* no overlongs */
+		else if (c == 0xED)
+			hi = 0x9F;          /* no surrogates */
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		len = 4;
+		if (c == 0xF0)
+			lo = 0x90;
+		else if (c == 0xF4)
+			hi = 0x8F;          /* <= U+10FFFF */
+	} else
+		return 0;
+	if (n < len)
+		return 0;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xBF)
+			return 0;
+	return len;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static void not_evaluated(struct gate_result *g, double threshold, const char *reason)
+{
+	g->evaluated = 0;
+	g->ok = 0;
+	g->value = NAN;
+	g->threshold = threshold;
+	xstrlcpy(g->reason, reason, sizeof(g->reason));
+}
+
+/* Evaluate the three gates for one provider from the given figures. */
+static void eval_gates(struct provider_report *p, const struct slo_conf *slo,
+                       const size_t *n, const double *lat, size_t nlat)
+{
+	size_t measured = 0;
+	for (int o = 0; o < OUTCOME_ERROR; o++)
+		measured += n[o];
+
+	struct gate_result *g = &p->gate[SLO_MIN_INBOX_RATIO];
+	if (measured == 0) {
+		not_evaluated(g, slo->min_inbox_ratio, "no measured probes");
+	} else {
+		g->evaluated = 1;
+		g->value = (double)n[OUTCOME_INBOX] / (double)measured;
+		g->threshold = slo->min_inbox_ratio;
+		g->ok = g->value >= g->threshold;
+	}
+
+	g = &p->gate[SLO_MAX_LATENCY_P99];
+	long need = slo->min_samples > 1 ? slo->min_samples : 1;
+	if (nlat < (size_t)need) {
+		char why[128];
+		snprintf(why, sizeof(why), "%zu latency samples, fewer than min_samples %ld", nlat, need);
+		not_evaluated(g, slo->max_latency_p99, why);
+	} else {
+		g->evaluated = 1;
+		g->value = quantile_nearest_rank(lat, nlat, 0.99);
+		g->threshold = slo->max_latency_p99;
+		g->ok = g->value <= g->threshold;
+	}
+
+	g = &p->gate[SLO_MAX_MISSING];
+	if (slo->max_missing < 0) {
+		not_evaluated(g, NAN, "max_missing not set");
+	} else if (measured == 0) {
+		not_evaluated(g, (double)slo->max_missing, "no measured probes");
+	} else {
+		g->evaluated = 1;
+		g->value = (double)n[OUTCOME_MISSING];
+		g->threshold = (double)slo->max_missing;
+		g->ok = n[OUTCOME_MISSING] <= (size_t)slo->max_missing;
+	}
+}
+
+struct round_report *report_compute(const struct config *cfg, const struct probe_result *results,
+                                    double started, double ended,
+                                    const struct state_totals *totals)
+{
+	struct round_report *r = xcalloc(1, sizeof(*r));
+	size_t np = cfg ? cfg->nproviders : 0;
+	size_t ns = cfg ? cfg->nseeds : 0;
+
+	r->cfg = cfg;
+	r->results = results;
+	r->started = started;
+	r->ended = ended;
+	r->totals = totals;
+	r->providers = xcalloc(np ? np : 1, sizeof(*r->providers));
+	r->window_basis = cfg && cfg->slo.evaluate_window && totals != NULL;
+
+	double *lat = xcalloc(ns ? ns : 1, sizeof(double));
+	for (size_t pi = 0; pi < np; pi++) {
+		struct provider_report *p = &r->providers[pi];
+		size_t nlat = 0;
+
+		p->provider = cfg->providers[pi];
+		p->totals = totals ? &totals[pi] : NULL;
+		for (size_t i = 0; i < ns && results; i++) {
+			const struct probe_result *res = &results[i];
+			if (cfg->seeds[i].provider == NULL || strcmp(cfg->seeds[i].provider, p->provider) != 0)
+				continue;
+			int o = (int)res->outcome;
+			if (o < 0 || o >= OUTCOME__COUNT)
+				o = OUTCOME_ERROR;   /* a corrupt outcome is not a measurement */
+			p->n[o]++;
+			if (o != OUTCOME_ERROR)
+				p->measured++;
+			if (report_found(res) && res->have_latency && isfinite(res->latency))
+				lat[nlat++] = res->latency;
+		}
+		for (int o = 0; o < OUTCOME_ERROR; o++)
+			p->share[o] = p->measured ? (double)p->n[o] / (double)p->measured : 0.0;
+		qsort(lat, nlat, sizeof(double), cmp_double);
+		p->samples = nlat;
+		p->p50 = quantile_nearest_rank(lat, nlat, 0.50);
+		p->p95 = quantile_nearest_rank(lat, nlat, 0.95);
+		p->p99 = quantile_nearest_rank(lat, nlat, 0.99);
+
+		struct slo_conf slo = config_slo_for(cfg, p->provider);
+		if (r->window_basis) {
+			const struct state_totals *t = &totals[pi];
+			eval_gates(p, &slo, t->window_outcomes, t->window_latencies,
+			           t->window_latencies ? t->window_samples : 0);
+		} else {
+			eval_gates(p, &slo, p->n, lat, nlat);
+		}
+		for (int g = 0; g < SLO__COUNT; g++)
+			if (p->gate[g].evaluated && !p->gate[g].ok)
+				r->gates_failed = 1;
+		if (p->n[OUTCOME_ERROR])
+			r->any_error = 1;
+	}
+	/* A seed whose provider is not in cfg->providers (never with a
+	 * validated config) still counts as unmeasured when it erred. */
+	for (size_t i = 0; i < ns && results; i++)
+		if (results[i].outcome == OUTCOME_ERROR || (int)results[i].outcome < 0 ||
+		    results[i].outcome >= OUTCOME__COUNT)
+			r->any_error = 1;
+	free(lat);
+	return r;
+}
+
+void report_free(struct round_report *r)
+{
+	if (r == NULL)
+		return;
+	free(r->providers);
+	free(r);
+}
+
+int report_exit_code(const struct round_report *r)
+{
+	if (r->gates_failed)
+		return EXIT_GATE_FAILED;
+	if (r->any_error || r->report_write_failed)
+		return EXIT_UNKNOWN;
+	return EXIT_GATES_OK;
+}
+
+int report_nagios_code(const struct round_report *r)
+{
+	if (r->gates_failed)
+		return NAGIOS_CRITICAL;
+	if (r->any_error || r->report_write_failed)
+		return NAGIOS_WARNING;
+	return NAGIOS_OK;
+}
+
+int report_write(struct round_report *r, const char *path, char *(*encode)(const struct round_report *),
+                 char **errstr)
+{
+	char *data = encode(r);
+	if (data == NULL) {
+		*errstr = xasprintf("%s: could not encode the report", path);
+		r->report_write_failed = 1;
+		return -1;
+	}
+	int rc = write_file_atomic(path, data, strlen(data), errstr);
+	free(data);
+	if (rc != 0) {
+		r->report_write_failed = 1;
+		return -1;
+	}
+	return 0;
+}

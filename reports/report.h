@@ -61,11 +61,23 @@ struct round_report {
 	int gates_failed;
 	int any_error;
 	int report_write_failed;             /* set by the writers */
+	/* 1 when the gates were evaluated over the state store's window
+	 * (slo.evaluate = "window" and totals given), 0 for this round's
+	 * probes. The counts, shares and quantiles in providers[] are always
+	 * this round's; only gate[].value is taken from the window. */
+	int window_basis;
 };
 
 /* Compute per-provider figures and gates (round or window per cfg->slo).
  * totals may be NULL. The report borrows cfg, results and totals.
- * Free with report_free(). Never fails. */
+ * Free with report_free(). Never fails.
+ * results[i] is seed i (cfg->nseeds entries); a seed's provider is
+ * cfg->seeds[i].provider; latency samples are found probes (inbox, spam)
+ * with have_latency, sorted before the quantiles are taken.
+ * When a provider has no measured probe (measured == 0) its shares are
+ * all 0 and its min_inbox_ratio and max_missing gates are not evaluated;
+ * the p99 gate needs max(min_samples, 1) samples; max_missing < 0 (unset)
+ * is never evaluated. Not evaluated gates neither pass nor fail. */
 struct round_report *report_compute(const struct config *cfg, const struct probe_result *results,
                                     double started, double ended,
                                     const struct state_totals *totals);
@@ -93,7 +105,25 @@ int report_write(struct round_report *r, const char *path, char *(*encode)(const
  * per failed gate with its figure and threshold. */
 void report_summary(const struct round_report *r, FILE *out);
 
-/* One Nagios plugin line with perfdata ("INBOXPROBE OK - ... | inbox_ratio_gmail=1;0.9;;0;1 ..."). */
+/* Helpers shared by the encoders in reports/ (also used by the tests). */
+
+/* Index of provider in cfg->providers, or -1 when unknown. */
+int report_provider_index(const struct config *cfg, const char *provider);
+
+/* 1 when the probe was found (outcome inbox or spam). */
+int report_found(const struct probe_result *res);
+
+/* Length (1..4) of the well-formed UTF-8 sequence (RFC 3629: shortest
+ * form, no surrogates, at most U+10FFFF) at s[0..n), or 0 when s does not
+ * start one (the caller then replaces that one byte by U+FFFD). n > 0. */
+size_t report_utf8_seq_len(const unsigned char *s, size_t n);
+
+/* One Nagios plugin line with perfdata (Nagios plugin guidelines:
+ * 'label'=value[UOM];warn;crit;min;max), e.g.
+ *   INBOXPROBE OK - 2/2 seeds measured, all gates hold | 'inbox_ratio_gmail'=1;;0.95:;0;1
+ *   'p99_gmail'=3.2s;;300;0; 'missing_gmail'=0;;0;0; 'measured_gmail'=2;;;0;2
+ * CRITICAL names the failed gates, WARNING the unmeasured seeds or a
+ * failed report. The status follows report_nagios_code(). */
 void report_nagios(const struct round_report *r, FILE *out);
 
 #endif

@@ -9,7 +9,11 @@
  * at once cannot corrupt the store.
  *
  * Error codes: 0 on success, -1 on error with *errstr (heap, caller frees)
- * naming the file and SQLite's message.
+ * naming the file and SQLite's message. Pass errstr pointing to a NULL
+ * char *. Schema and semantics: docs/state.md.
+ *
+ * Threads: one struct state is used from one thread at a time (the main
+ * thread). Several processes may use the same file at once.
  */
 #ifndef INBOXPROBE_STATE_H
 #define INBOXPROBE_STATE_H
@@ -24,8 +28,16 @@ extern const double state_buckets[STATE_NBUCKETS];  /* 1,2,5,10,20,30,60,120,300
 
 struct state;
 
-/* Open (create) the store at path, creating the schema. */
+/* Schema version this build writes (PRAGMA user_version). */
+#define STATE_SCHEMA_VERSION 1
+
+/* Open (create) the store at path, creating or migrating the schema
+ * (WAL journal, 10 s busy timeout, foreign keys on). Errors (-1, *out
+ * NULL, *errstr naming path): not an SQLite file or a corrupt one, an
+ * SQLite database that is not an inboxprobe store, a schema newer than
+ * STATE_SCHEMA_VERSION, I/O or permission errors. Free with state_close(). */
 int state_open(const char *path, struct state **out, char **errstr);
+/* Close the store (rolling back anything open). NULL is allowed. */
 void state_close(struct state *st);
 
 /* A probe of an earlier round that was never found. */
@@ -37,9 +49,10 @@ struct state_pending {
 	long long round_id;
 };
 
-/* Pending probes of config `name` for seed address `seed`, submitted after
- * `since` (Unix seconds): outcome missing or deferred, not yet found late.
- * *out heap array, caller frees. */
+/* Pending probes of config `name` for seed address `seed`, submitted at or
+ * after `since` (Unix seconds): outcome missing or deferred, accepted by the
+ * relay (submit_time > 0), not yet found late. Oldest first.
+ * *out heap array of *n elements (NULL when none), caller frees. */
 int state_pending(struct state *st, const char *name, const char *seed, double since,
                   struct state_pending **out, size_t *n, char **errstr);
 
@@ -48,7 +61,10 @@ int state_pending(struct state *st, const char *name, const char *seed, double s
  * seed, provider, submit time, relay reply, outcome, folder, latency), and
  * in the same transaction increment probes_total{provider,outcome} and,
  * for found probes with a usable latency, the histogram.
- * providers[i] is the provider of results[i].
+ * seeds[i] and providers[i] are the seed address and provider of
+ * results[i]. Times are Unix seconds. A result with an empty token is
+ * counted but gets no row; a token already stored is neither stored nor
+ * counted again. All of it in one transaction: on error nothing changes.
  */
 int state_record_round(struct state *st, const char *name, double started, double ended,
                        const struct probe_result *results, const char *const *seeds,
@@ -57,7 +73,10 @@ int state_record_round(struct state *st, const char *name, double started, doubl
 /* Record a late arrival of a pending probe: its folder ("inbox"/"spam"),
  * INTERNALDATE and true latency. Increments late_arrivals_total and the
  * histogram (when the latency is usable) once; a second call for the same
- * token changes nothing. */
+ * token changes nothing (returns 0), and so does a token whose outcome
+ * was not missing/deferred. folder_kind other than "inbox"/"spam" or a
+ * token not in the store: -1. Latency in seconds; latency_usable 0 (clock
+ * skew) records the arrival but keeps it out of the histogram and window. */
 int state_record_late(struct state *st, const char *name, const char *token,
                       const char *folder_kind, double internaldate, double latency,
                       int latency_usable, char **errstr);
@@ -77,18 +96,27 @@ struct state_totals {
 };
 
 /* Totals of config `name` for every provider in providers (in that order),
- * window over [now - window, now]. *out heap array of n elements; free
+ * window over [now - window, now] (seconds). Window latencies: found probes
+ * with a usable latency (in their round or late) whose submit_time is in
+ * the window. Window outcomes: probes whose submit_time is in the window,
+ * or, never accepted (submit_time 0), whose round started in it.
+ * A provider never seen has all zeros. *out heap array of n elements; free
  * with state_totals_free(). */
 int state_totals(struct state *st, const char *name, const char *const *providers, size_t n,
                  double now, long window, struct state_totals **out, char **errstr);
 void state_totals_free(struct state_totals *t, size_t n);
 
-/* Delete probe rows older than retention_days. Never touches the totals. */
+/* Delete probe rows older than retention_days (by submit time, or round
+ * start for probes never accepted) and rounds left without probes.
+ * Never touches the totals. retention_days <= 0 deletes nothing. */
 int state_prune(struct state *st, long retention_days, double now, char **errstr);
 
 /* Run lock: one active run per configuration. Held with flock(2) on
  * lockpath until run_lock_release(). Returns 0 when acquired, 1 when
- * another run holds it (nothing to do), -1 on error (*errstr). */
+ * another run holds it (nothing to do; *errstr says "another inboxprobe
+ * run holds LOCKPATH (pid N)"), -1 on error (*errstr). The file is created
+ * mode 0600 (close-on-exec) and holds the holder's pid; it is never
+ * unlinked. Release with run_lock_release() (NULL allowed). */
 struct run_lock;
 int run_lock_acquire(const char *lockpath, struct run_lock **out, char **errstr);
 void run_lock_release(struct run_lock *l);

@@ -1,2 +1,1332 @@
-/* placeholder: filled in by its module owner */
+/*
+ * config.c - load and validate the inboxprobe configuration (libconfig).
+ * See config.h and ../shared/SPEC.md "Configuration".
+ *
+ * Every problem is collected as "FILE:LINE: message" and reported at once,
+ * sorted by file and line. Secrets never appear in a message.
+ */
 #include <config.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libconfig.h>
+
+#include "common/util.h"
+#include "seeds/config.h"
+#include "seeds/folders.h"
+#include "prober/message.h"
+
+#define SECRET_FILE_MAX (64 * 1024)
+#define TEMPLATE_MAX (1024 * 1024)
+#define HMAC_KEY_MIN 16
+
+/* ------------------------------------------------------------------ */
+/* Error collection                                                    */
+
+struct cerr {
+	char *file;
+	unsigned line;
+	size_t seq;
+	char *msg;
+};
+
+struct ctx {
+	const char *file;
+	struct cerr *errs;
+	size_t nerrs, cap;
+};
+
+static void err_vadd(struct ctx *c, const char *file, unsigned line, const char *fmt, va_list ap)
+{
+	if (c->nerrs == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 16;
+		c->errs = xrealloc(c->errs, c->cap * sizeof(*c->errs));
+	}
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_vaddf(&sb, fmt, ap);
+	struct cerr *e = &c->errs[c->nerrs];
+	e->file = xstrdup(file ? file : c->file);
+	e->line = line;
+	e->seq = c->nerrs;
+	e->msg = strbuf_detach(&sb);
+	c->nerrs++;
+}
+
+/* An error at setting s (its file and line); s == NULL: the file itself. */
+static void err_at(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void err_at(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	const char *file = NULL;
+	unsigned line = 0;
+	if (s != NULL) {
+		file = config_setting_source_file(s);
+		line = config_setting_source_line(s);
+	}
+	err_vadd(c, file, line, fmt, ap);
+	va_end(ap);
+}
+
+static int cerr_cmp(const void *a, const void *b)
+{
+	const struct cerr *x = a, *y = b;
+	int r = strcmp(x->file, y->file);
+	if (r != 0)
+		return r;
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->seq < y->seq ? -1 : (x->seq > y->seq);
+}
+
+static char *errs_render(struct ctx *c)
+{
+	qsort(c->errs, c->nerrs, sizeof(*c->errs), cerr_cmp);
+	struct strbuf sb = STRBUF_INIT;
+	for (size_t i = 0; i < c->nerrs; i++) {
+		int dup = 0;
+		/* a default merged into several blocks reports its problem once */
+		for (size_t k = i; k-- > 0 && !dup;) {
+			if (c->errs[k].line != c->errs[i].line || strcmp(c->errs[k].file, c->errs[i].file) != 0)
+				break;
+			dup = strcmp(c->errs[k].msg, c->errs[i].msg) == 0;
+		}
+		if (dup)
+			continue;
+		if (c->errs[i].line > 0)
+			strbuf_addf(&sb, "%s:%u: %s\n", c->errs[i].file, c->errs[i].line, c->errs[i].msg);
+		else
+			strbuf_addf(&sb, "%s: %s\n", c->errs[i].file, c->errs[i].msg);
+	}
+	return strbuf_detach(&sb);
+}
+
+static void errs_free(struct ctx *c)
+{
+	for (size_t i = 0; i < c->nerrs; i++) {
+		free(c->errs[i].file);
+		free(c->errs[i].msg);
+	}
+	free(c->errs);
+	c->errs = NULL;
+	c->nerrs = c->cap = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Secrets                                                             */
+
+static void wipe_free(char *p, size_t n)
+{
+	if (p == NULL)
+		return;
+	explicit_bzero(p, n);
+	free(p);
+}
+
+static void wipe_str(char *p)
+{
+	if (p != NULL)
+		wipe_free(p, strlen(p));
+}
+
+/*
+ * Read a secret file: regular, not accessible by group or others, at most
+ * SECRET_FILE_MAX bytes, one trailing LF or CRLF stripped. `what` names the
+ * setting ("password_file", "secret_file"). Returns a heap buffer (NUL
+ * added, length in *len) or NULL after recording an error at s.
+ */
+static char *read_secret_file(struct ctx *c, const config_setting_t *s, const char *what,
+                              const char *path, size_t *len)
+{
+	char *buf = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		err_at(c, s, "%s %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		err_at(c, s, "%s %s: %s", what, path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err_at(c, s, "%s %s is not a regular file", what, path);
+		goto out;
+	}
+	if (st.st_mode & 077) {
+		err_at(c, s, "%s %s is %s by group or others (mode %04o); chmod 600 it", what, path,
+		       (st.st_mode & 044) ? "readable" : "writable or executable",
+		       (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
+	if (st.st_size > SECRET_FILE_MAX) {
+		err_at(c, s, "%s %s is larger than %d bytes", what, path, SECRET_FILE_MAX);
+		goto out;
+	}
+	size_t cap = (size_t)st.st_size + 1, n = 0;
+	buf = xmalloc(cap + 1);
+	for (;;) {
+		ssize_t r = read(fd, buf + n, cap - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			err_at(c, s, "%s %s: %s", what, path, strerror(errno));
+			wipe_free(buf, cap + 1);
+			buf = NULL;
+			goto out;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n == cap) {
+			/* grew while we read it */
+			err_at(c, s, "%s %s changed while being read", what, path);
+			wipe_free(buf, cap + 1);
+			buf = NULL;
+			goto out;
+		}
+	}
+	if (n > 0 && buf[n - 1] == '\n') {
+		n--;
+		if (n > 0 && buf[n - 1] == '\r')
+			n--;
+	}
+	buf[n] = '\0';
+	if (n == 0) {
+		err_at(c, s, "%s %s is empty", what, path);
+		wipe_free(buf, cap + 1);
+		buf = NULL;
+		goto out;
+	}
+	*len = n;
+out:
+	close(fd);
+	return buf;
+}
+
+/* ------------------------------------------------------------------ */
+/* Typed getters                                                       */
+
+static int is_int_type(int t)
+{
+	return t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
+}
+
+static const char *type_name(int t)
+{
+	switch (t) {
+	case CONFIG_TYPE_GROUP: return "a group";
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64: return "an integer";
+	case CONFIG_TYPE_FLOAT: return "a number";
+	case CONFIG_TYPE_STRING: return "a string";
+	case CONFIG_TYPE_BOOL: return "a boolean";
+	case CONFIG_TYPE_ARRAY: return "an array";
+	case CONFIG_TYPE_LIST: return "a list";
+	default: return "a value";
+	}
+}
+
+/* Report every member of group whose name is not in allowed (NULL-ended). */
+static void check_keys(struct ctx *c, const config_setting_t *group, const char *what,
+                       const char *const *allowed)
+{
+	int n = config_setting_length(group);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = config_setting_get_elem(group, (unsigned)i);
+		const char *name = config_setting_name(m);
+		if (name == NULL)
+			continue;
+		int ok = 0;
+		for (size_t k = 0; allowed[k] != NULL; k++)
+			if (strcmp(allowed[k], name) == 0) {
+				ok = 1;
+				break;
+			}
+		if (!ok) {
+			if (what != NULL && *what != '\0')
+				err_at(c, m, "unknown setting '%s' in %s", name, what);
+			else
+				err_at(c, m, "unknown setting '%s'", name);
+		}
+	}
+}
+
+/* Member lookup that tolerates a NULL group. */
+static config_setting_t *member(const config_setting_t *group, const char *name)
+{
+	if (group == NULL)
+		return NULL;
+	return config_setting_get_member(group, name);
+}
+
+static char *path_of(const char *prefix, const char *name)
+{
+	if (prefix == NULL || *prefix == '\0')
+		return xstrdup(name);
+	return xasprintf("%s.%s", prefix, name);
+}
+
+/* A string member. Returns 1 (set, *out points into the libconfig tree),
+ * 0 (absent), -1 (wrong type or empty; error recorded). */
+static int get_str(struct ctx *c, const config_setting_t *group, const char *prefix,
+                   const char *name, const char **out, config_setting_t **where)
+{
+	config_setting_t *s = member(group, name);
+	if (where != NULL)
+		*where = s;
+	if (s == NULL)
+		return 0;
+	char *p = path_of(prefix, name);
+	int ret = -1;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		err_at(c, s, "%s must be a string, not %s", p, type_name(config_setting_type(s)));
+		goto out;
+	}
+	const char *v = config_setting_get_string(s);
+	if (v == NULL || *v == '\0') {
+		err_at(c, s, "%s must not be empty", p);
+		goto out;
+	}
+	for (const char *q = v; *q; q++)
+		if (*q == '\r' || *q == '\n') {
+			err_at(c, s, "%s must not contain a line break", p);
+			goto out;
+		}
+	*out = v;
+	ret = 1;
+out:
+	free(p);
+	return ret;
+}
+
+/* An integer member >= min. Same returns as get_str. */
+static int get_long(struct ctx *c, const config_setting_t *group, const char *prefix,
+                    const char *name, long *out, long min)
+{
+	config_setting_t *s = member(group, name);
+	if (s == NULL)
+		return 0;
+	char *p = path_of(prefix, name);
+	int ret = -1;
+	if (!is_int_type(config_setting_type(s))) {
+		err_at(c, s, "%s must be an integer, not %s", p, type_name(config_setting_type(s)));
+		goto out;
+	}
+	long long v = config_setting_get_int64(s);
+	if (v < min) {
+		if (min == 1)
+			err_at(c, s, "%s must be greater than 0 (got %lld)", p, v);
+		else
+			err_at(c, s, "%s must be at least %ld (got %lld)", p, min, v);
+		goto out;
+	}
+	if (v > 1000000000LL) {
+		err_at(c, s, "%s is too large (got %lld)", p, v);
+		goto out;
+	}
+	*out = (long)v;
+	ret = 1;
+out:
+	free(p);
+	return ret;
+}
+
+/* A number member (integer accepted) in [lo, hi] (hi < 0: no upper bound),
+ * strictly above lo when lo_excl. Same returns as get_str. */
+static int get_double(struct ctx *c, const config_setting_t *group, const char *prefix,
+                      const char *name, double *out, double lo, int lo_excl, double hi)
+{
+	config_setting_t *s = member(group, name);
+	if (s == NULL)
+		return 0;
+	char *p = path_of(prefix, name);
+	int ret = -1;
+	int t = config_setting_type(s);
+	double v;
+	if (is_int_type(t))
+		v = (double)config_setting_get_int64(s);
+	else if (t == CONFIG_TYPE_FLOAT)
+		v = config_setting_get_float(s);
+	else {
+		err_at(c, s, "%s must be a number, not %s", p, type_name(t));
+		goto out;
+	}
+	if (v != v || (lo_excl ? v <= lo : v < lo) || (hi >= 0 && v > hi)) {
+		char b[64];
+		fmt_double(b, sizeof(b), v);
+		if (hi >= 0)
+			err_at(c, s, "%s must be between %g and %g (got %s)", p, lo, hi, b);
+		else if (lo_excl)
+			err_at(c, s, "%s must be greater than %g (got %s)", p, lo, b);
+		else
+			err_at(c, s, "%s must be at least %g (got %s)", p, lo, b);
+		goto out;
+	}
+	*out = v;
+	ret = 1;
+out:
+	free(p);
+	return ret;
+}
+
+/* A member that must be a group when present. Returns it, or NULL (absent
+ * or wrong type, the latter recorded). */
+static config_setting_t *get_group(struct ctx *c, const config_setting_t *parent, const char *prefix,
+                                   const char *name)
+{
+	config_setting_t *s = member(parent, name);
+	if (s == NULL)
+		return NULL;
+	if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+		char *p = path_of(prefix, name);
+		err_at(c, s, "%s must be a group { ... }, not %s", p, type_name(config_setting_type(s)));
+		free(p);
+		return NULL;
+	}
+	return s;
+}
+
+/* ------------------------------------------------------------------ */
+/* Small validators                                                    */
+
+/* One @, non-empty local part and domain, no spaces, controls or <>. */
+static const char *address_problem(const char *a)
+{
+	const char *at = strchr(a, '@');
+	if (at == NULL)
+		return "has no @";
+	if (strchr(at + 1, '@') != NULL)
+		return "has more than one @";
+	if (at == a)
+		return "has an empty local part";
+	if (at[1] == '\0')
+		return "has an empty domain";
+	for (const unsigned char *p = (const unsigned char *)a; *p; p++) {
+		if (*p == ' ' || *p == '\t')
+			return "contains a space";
+		if (*p < 0x20 || *p == 0x7f)
+			return "contains a control character";
+		if (*p == '<' || *p == '>')
+			return "contains < or >";
+		if (*p == ',' || *p == ';')
+			return "contains , or ;";
+	}
+	if (strlen(a) > 254)
+		return "is longer than 254 characters";
+	return NULL;
+}
+
+static int label_safe(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' || *s == '-'))
+			return 0;
+	return 1;
+}
+
+/* The value is a header "Name: value" acceptable as an extra probe header.
+ * Returns NULL or a static problem description. */
+static const char *extra_header_problem(const char *h)
+{
+	static const char *const reserved[] = {
+		"To", "Date", "Message-ID", "X-Inboxprobe-Token", "Subject", "From",
+		"MIME-Version", "Content-Type", "Content-Transfer-Encoding", NULL
+	};
+	const char *colon = strchr(h, ':');
+	if (colon == NULL)
+		return "is not \"Name: value\"";
+	if (colon == h)
+		return "has an empty field name";
+	for (const unsigned char *p = (const unsigned char *)h; p < (const unsigned char *)colon; p++)
+		if (*p < 33 || *p > 126)
+			return "has an invalid field name (RFC 5322 allows printable ASCII except ':' and space)";
+	for (const unsigned char *p = (const unsigned char *)colon + 1; *p; p++)
+		if (*p == '\r' || *p == '\n' || (*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return "contains a line break or control character";
+	size_t nlen = (size_t)(colon - h);
+	for (size_t i = 0; reserved[i] != NULL; i++)
+		if (strlen(reserved[i]) == nlen && strncasecmp(reserved[i], h, nlen) == 0)
+			return "sets a header that inboxprobe sets itself";
+	/* a run without whitespace can't be folded below 998 octets */
+	size_t run = 0;
+	for (const char *p = h; *p; p++) {
+		run = (*p == ' ' || *p == '\t') ? 0 : run + 1;
+		if (run > 900)
+			return "has a word longer than 900 characters (cannot be folded)";
+	}
+	if (strlen(h) > 16384)
+		return "is longer than 16384 characters";
+	return NULL;
+}
+
+static char *basename_noext(const char *path)
+{
+	const char *b = strrchr(path, '/');
+	b = b ? b + 1 : path;
+	const char *dot = strrchr(b, '.');
+	if (dot != NULL && dot != b)
+		return xstrndup(b, (size_t)(dot - b));
+	return xstrdup(b);
+}
+
+/* ------------------------------------------------------------------ */
+/* URL                                                                 */
+
+int config_parse_url(const char *url, const char **scheme_out, char **host_out,
+                     int *port_out, char **errstr)
+{
+	static const struct {
+		const char *name;
+		int port;
+	} schemes[] = { { "smtp", 587 }, { "smtps", 465 }, { "imap", 143 }, { "imaps", 993 } };
+	const char *scheme = NULL;
+	int port = 0;
+
+	if (url == NULL || *url == '\0') {
+		*errstr = xstrdup("empty URL");
+		return -1;
+	}
+	const char *sep = strstr(url, "://");
+	if (sep == NULL) {
+		*errstr = xasprintf("\"%s\" is not a URL (expected scheme://host[:port])", url);
+		return -1;
+	}
+	size_t slen = (size_t)(sep - url);
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (strlen(schemes[i].name) == slen && strncasecmp(url, schemes[i].name, slen) == 0) {
+			scheme = schemes[i].name;
+			port = schemes[i].port;
+		}
+	if (scheme == NULL) {
+		*errstr = xasprintf("unsupported URL scheme \"%.*s\" (use smtp, smtps, imap or imaps)",
+		                    (int)(slen > 32 ? 32 : slen), url);
+		return -1;
+	}
+	const char *p = sep + 3;
+	/* authority ends at '/', '?', '#' or the end */
+	size_t alen = strcspn(p, "/?#");
+	const char *rest = p + alen;
+	if (*rest == '/' && rest[1] == '\0')
+		rest++;             /* a lone trailing slash is harmless */
+	if (*rest != '\0') {
+		*errstr = xasprintf("URL \"%s\": no path, query or fragment allowed", url);
+		return -1;
+	}
+	if (memchr(p, '@', alen) != NULL) {
+		*errstr = xasprintf("URL \"%s\": no user name allowed in the URL; use username", url);
+		return -1;
+	}
+	const char *hs, *he, *after;
+	if (*p == '[') {
+		const char *close = memchr(p, ']', alen);
+		if (close == NULL) {
+			*errstr = xasprintf("URL \"%s\": unterminated [IPv6] address", url);
+			return -1;
+		}
+		hs = p + 1;
+		he = close;
+		if (he == hs) {
+			*errstr = xasprintf("URL \"%s\": empty host", url);
+			return -1;
+		}
+		int colons = 0;
+		for (const char *q = hs; q < he; q++) {
+			if (*q == ':')
+				colons++;
+			else if (!isxdigit((unsigned char)*q) && *q != '.') {
+				*errstr = xasprintf("URL \"%s\": invalid IPv6 address", url);
+				return -1;
+			}
+		}
+		if (colons < 2) {
+			*errstr = xasprintf("URL \"%s\": invalid IPv6 address", url);
+			return -1;
+		}
+		after = close + 1;
+	} else {
+		hs = p;
+		he = memchr(p, ':', alen);
+		if (he == NULL)
+			he = p + alen;
+		if (he == hs) {
+			*errstr = xasprintf("URL \"%s\": empty host", url);
+			return -1;
+		}
+		for (const char *q = hs; q < he; q++)
+			if (!isalnum((unsigned char)*q) && *q != '-' && *q != '.' && *q != '_') {
+				*errstr = xasprintf("URL \"%s\": invalid character in host name", url);
+				return -1;
+			}
+		if (*hs == '.' || *hs == '-') {
+			*errstr = xasprintf("URL \"%s\": invalid host name", url);
+			return -1;
+		}
+		after = he;
+	}
+	const char *aend = p + alen;
+	if (after < aend) {
+		if (*after != ':' || after + 1 == aend) {
+			*errstr = xasprintf("URL \"%s\": expected :port after the host", url);
+			return -1;
+		}
+		long v = 0;
+		for (const char *q = after + 1; q < aend; q++) {
+			if (!isdigit((unsigned char)*q) || v > 65535) {
+				*errstr = xasprintf("URL \"%s\": invalid port", url);
+				return -1;
+			}
+			v = v * 10 + (*q - '0');
+		}
+		if (v < 1 || v > 65535) {
+			*errstr = xasprintf("URL \"%s\": port must be 1..65535", url);
+			return -1;
+		}
+		port = (int)v;
+	}
+	if (scheme_out != NULL)
+		*scheme_out = scheme;
+	if (host_out != NULL)
+		*host_out = xstrndup(hs, (size_t)(he - hs));
+	if (port_out != NULL)
+		*port_out = port;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Secrets in a block: password / password_file / password_env        */
+
+/* Returns 1 with *out (heap) set, 0 when none configured, -1 on error. */
+static int get_secret(struct ctx *c, const config_setting_t *group, const char *prefix, char **out)
+{
+	config_setting_t *sp, *sf, *se;
+	const char *vp = NULL, *vf = NULL, *ve = NULL;
+	int rp = get_str(c, group, prefix, "password", &vp, &sp);
+	int rf = get_str(c, group, prefix, "password_file", &vf, &sf);
+	int re = get_str(c, group, prefix, "password_env", &ve, &se);
+	int n = (sp != NULL) + (sf != NULL) + (se != NULL);
+	if (n > 1) {
+		config_setting_t *second = sp != NULL ? (sf != NULL ? sf : se) : se;
+		err_at(c, second, "%s: set only one of password, password_file and password_env",
+		       prefix);
+		return -1;
+	}
+	if (rp < 0 || rf < 0 || re < 0)
+		return -1;
+	if (rp > 0) {
+		*out = xstrdup(vp);
+		return 1;
+	}
+	if (rf > 0) {
+		size_t len;
+		char *s = read_secret_file(c, sf, "password_file", vf, &len);
+		if (s == NULL)
+			return -1;
+		if (memchr(s, '\0', len) != NULL || memchr(s, '\n', len) != NULL ||
+		    memchr(s, '\r', len) != NULL) {
+			err_at(c, sf, "password_file %s holds more than one line or a NUL byte", vf);
+			wipe_free(s, len);
+			return -1;
+		}
+		*out = s;
+		return 1;
+	}
+	if (re > 0) {
+		const char *v = getenv(ve);
+		if (v == NULL || *v == '\0') {
+			err_at(c, se, "%s.password_env: environment variable %s is not set or empty",
+			       prefix, ve);
+			return -1;
+		}
+		*out = xstrdup(v);
+		return 1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* IMAP blocks                                                         */
+
+struct imap_raw {
+	const config_setting_t *grp;
+	const char *url;
+	config_setting_t *url_s;
+	const char *tls;
+	config_setting_t *tls_s;
+	const char *ca_file;
+	config_setting_t *ca_s;
+	const char *username;
+	char *password;        /* heap, secret */
+	int secret_state;      /* 1 set, 0 none, -1 error */
+};
+
+static const char *const imap_keys[] = {
+	"url", "tls", "ca_file", "username", "password", "password_file", "password_env", NULL
+};
+
+static void imap_raw_parse(struct ctx *c, const config_setting_t *grp, const char *prefix,
+                           struct imap_raw *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->grp = grp;
+	if (grp == NULL)
+		return;
+	check_keys(c, grp, prefix, imap_keys);
+	get_str(c, grp, prefix, "url", &r->url, &r->url_s);
+	get_str(c, grp, prefix, "tls", &r->tls, &r->tls_s);
+	get_str(c, grp, prefix, "ca_file", &r->ca_file, &r->ca_s);
+	config_setting_t *us;
+	get_str(c, grp, prefix, "username", &r->username, &us);
+	r->secret_state = get_secret(c, grp, prefix, &r->password);
+}
+
+static void imap_raw_free(struct imap_raw *r)
+{
+	wipe_str(r->password);
+	r->password = NULL;
+}
+
+static int parse_tls(struct ctx *c, const config_setting_t *s, const char *v, const char *prefix,
+                     enum tls_mode *out)
+{
+	if (strcmp(v, "required") == 0)
+		*out = TLS_REQUIRED;
+	else if (strcmp(v, "none") == 0)
+		*out = TLS_NONE;
+	else {
+		err_at(c, s, "%s.tls must be \"required\" or \"none\", not \"%s\"", prefix, v);
+		return -1;
+	}
+	return 0;
+}
+
+static void check_ca_file(struct ctx *c, const config_setting_t *s, const char *prefix, const char *path)
+{
+	if (access(path, R_OK) != 0)
+		err_at(c, s, "%s.ca_file %s: %s", prefix, path, strerror(errno));
+}
+
+/*
+ * Merge own over defaults into out and check it. where: setting for errors
+ * about missing pieces. default_user: username when none is configured.
+ */
+static void imap_finish(struct ctx *c, const struct imap_raw *own, const struct imap_raw *def,
+                        const config_setting_t *where, const char *prefix,
+                        const char *default_user, struct imap_conf *out)
+{
+	const char *url = own->url ? own->url : def->url;
+	const config_setting_t *url_s = own->url ? own->url_s : def->url_s;
+	const char *tls = own->tls ? own->tls : def->tls;
+	const config_setting_t *tls_s = own->tls ? own->tls_s : def->tls_s;
+	const char *ca = own->ca_file ? own->ca_file : def->ca_file;
+	const config_setting_t *ca_s = own->ca_file ? own->ca_s : def->ca_s;
+	const char *user = own->username ? own->username : def->username;
+
+	out->line = where ? (int)config_setting_source_line(where) : 0;
+	out->tls = TLS_REQUIRED;
+	if (tls != NULL)
+		parse_tls(c, tls_s, tls, own->tls ? prefix : "imap_defaults", &out->tls);
+	if (url == NULL) {
+		if (own->url_s == NULL && def->url_s == NULL)
+			err_at(c, where, "%s: no IMAP url (set %s.url or imap_defaults.url)", prefix, prefix);
+	} else {
+		const char *scheme = NULL;
+		char *e = NULL;
+		if (config_parse_url(url, &scheme, &out->host, &out->port, &e) != 0) {
+			err_at(c, url_s, "%s.url: %s", own->url ? prefix : "imap_defaults", e);
+			free(e);
+		} else if (strcmp(scheme, "imap") != 0 && strcmp(scheme, "imaps") != 0) {
+			err_at(c, url_s, "%s.url must be an imap:// or imaps:// URL, not %s://",
+			       own->url ? prefix : "imap_defaults", scheme);
+		} else {
+			out->url = xstrdup(url);
+			out->implicit_tls = strcmp(scheme, "imaps") == 0;
+			if (out->implicit_tls && out->tls == TLS_NONE)
+				err_at(c, tls_s, "%s: tls = \"none\" contradicts the imaps:// URL %s "
+				       "(use imap:// for plain text)", own->tls ? prefix : "imap_defaults", url);
+		}
+	}
+	if (ca != NULL) {
+		out->ca_file = xstrdup(ca);
+		if (own->ca_file)
+			check_ca_file(c, ca_s, prefix, ca);
+	}
+	if (user == NULL)
+		user = default_user;
+	if (user != NULL && *user != '\0')
+		out->username = xstrdup(user);
+	else if (default_user == NULL || *default_user != '\0')
+		/* "" means: the default's own problem was reported already */
+		err_at(c, where, "%s: no username (set %s.username)", prefix, prefix);
+	if (own->secret_state > 0)
+		out->password = xstrdup(own->password);
+	else if (own->secret_state == 0 && def->secret_state > 0)
+		out->password = xstrdup(def->password);
+	else if (own->secret_state == 0 && def->secret_state == 0)
+		err_at(c, where, "%s: no password (set password, password_file or password_env)", prefix);
+}
+
+static void imap_conf_free(struct imap_conf *m)
+{
+	free(m->url);
+	free(m->host);
+	free(m->ca_file);
+	free(m->username);
+	wipe_str(m->password);
+	memset(m, 0, sizeof(*m));
+}
+
+/* ------------------------------------------------------------------ */
+/* Sections                                                            */
+
+static void load_relay(struct ctx *c, const config_setting_t *root, struct relay_conf *r)
+{
+	static const char *const keys[] = {
+		"url", "tls", "ca_file", "username", "password", "password_file", "password_env",
+		"from", "connect_timeout", "timeout", NULL
+	};
+	r->tls = TLS_REQUIRED;
+	r->connect_timeout = 10;
+	r->timeout = 30;
+	config_setting_t *g = get_group(c, root, "", "relay");
+	if (g == NULL) {
+		if (member(root, "relay") == NULL)
+			err_at(c, NULL, "no relay section (relay = { url = ...; from = ...; })");
+		return;
+	}
+	check_keys(c, g, "relay", keys);
+	const char *v;
+	config_setting_t *s, *tls_s = NULL, *url_s = NULL;
+	if (get_str(c, g, "relay", "tls", &v, &tls_s) > 0)
+		parse_tls(c, tls_s, v, "relay", &r->tls);
+	int ru = get_str(c, g, "relay", "url", &v, &url_s);
+	if (ru == 0)
+		err_at(c, g, "relay: url is required (smtps://host or smtp://host)");
+	else if (ru > 0) {
+		const char *scheme;
+		char *e = NULL;
+		if (config_parse_url(v, &scheme, &r->host, &r->port, &e) != 0) {
+			err_at(c, url_s, "relay.url: %s", e);
+			free(e);
+		} else if (strcmp(scheme, "smtp") != 0 && strcmp(scheme, "smtps") != 0) {
+			err_at(c, url_s, "relay.url must be an smtp:// or smtps:// URL, not %s://", scheme);
+		} else {
+			r->url = xstrdup(v);
+			r->implicit_tls = strcmp(scheme, "smtps") == 0;
+			if (r->implicit_tls && r->tls == TLS_NONE)
+				err_at(c, tls_s, "relay: tls = \"none\" contradicts the smtps:// URL %s "
+				       "(use smtp:// for plain text)", v);
+		}
+	}
+	if (get_str(c, g, "relay", "ca_file", &v, &s) > 0) {
+		r->ca_file = xstrdup(v);
+		check_ca_file(c, s, "relay", v);
+	}
+	config_setting_t *us;
+	int has_user = get_str(c, g, "relay", "username", &v, &us);
+	if (has_user > 0)
+		r->username = xstrdup(v);
+	int sec = get_secret(c, g, "relay", &r->password);
+	if (has_user > 0 && sec == 0)
+		err_at(c, us, "relay: username without a password (set password, password_file or password_env)");
+	if (has_user == 0 && sec > 0)
+		err_at(c, g, "relay: a password without a username (set relay.username)");
+	int rf = get_str(c, g, "relay", "from", &v, &s);
+	if (rf == 0)
+		err_at(c, g, "relay: from is required (the probe's sender address)");
+	else if (rf > 0) {
+		const char *why = address_problem(v);
+		if (why != NULL)
+			err_at(c, s, "relay.from \"%s\" is not a valid address: it %s", v, why);
+		else
+			r->from = xstrdup(v);
+	}
+	get_long(c, g, "relay", "connect_timeout", &r->connect_timeout, 1);
+	get_long(c, g, "relay", "timeout", &r->timeout, 1);
+}
+
+static void load_probe(struct ctx *c, const config_setting_t *root, struct probe_conf *p)
+{
+	static const char *const keys[] = {
+		"deadline", "poll_interval", "cleanup", "subject_prefix", "secret_file", "template",
+		"headers", NULL
+	};
+	p->deadline = 300;
+	p->poll_interval = 5;
+	p->cleanup = CLEANUP_DELETE;
+	p->subject_prefix = xstrdup("inboxprobe");
+	config_setting_t *g = get_group(c, root, "", "probe");
+	if (g == NULL)
+		return;
+	check_keys(c, g, "probe", keys);
+	get_long(c, g, "probe", "deadline", &p->deadline, 1);
+	get_long(c, g, "probe", "poll_interval", &p->poll_interval, 1);
+	const char *v;
+	config_setting_t *s;
+	if (get_str(c, g, "probe", "cleanup", &v, &s) > 0) {
+		if (strcmp(v, "delete") == 0)
+			p->cleanup = CLEANUP_DELETE;
+		else if (strcmp(v, "trash") == 0)
+			p->cleanup = CLEANUP_TRASH;
+		else if (strcmp(v, "keep") == 0)
+			p->cleanup = CLEANUP_KEEP;
+		else
+			err_at(c, s, "probe.cleanup must be \"delete\", \"trash\" or \"keep\", not \"%s\"", v);
+	}
+	if (get_str(c, g, "probe", "subject_prefix", &v, &s) > 0) {
+		int bad = 0;
+		for (const unsigned char *q = (const unsigned char *)v; *q; q++)
+			if (*q < 0x20 || *q == 0x7f)
+				bad = 1;
+		if (bad)
+			err_at(c, s, "probe.subject_prefix must not contain control characters");
+		else if (strlen(v) > 200)
+			err_at(c, s, "probe.subject_prefix is longer than 200 bytes");
+		else {
+			free(p->subject_prefix);
+			p->subject_prefix = xstrdup(v);
+		}
+	}
+	if (get_str(c, g, "probe", "secret_file", &v, &s) > 0) {
+		size_t len = 0;
+		char *key = read_secret_file(c, s, "secret_file", v, &len);
+		if (key != NULL && len < HMAC_KEY_MIN) {
+			err_at(c, s, "secret_file %s holds fewer than %d bytes; use a longer key "
+			       "(e.g. head -c 32 /dev/urandom)", v, HMAC_KEY_MIN);
+			wipe_free(key, len);
+			key = NULL;
+		}
+		if (key != NULL) {
+			p->secret = (unsigned char *)key;
+			p->secret_len = len;
+		}
+	}
+	if (get_str(c, g, "probe", "template", &v, &s) > 0) {
+		char *e = NULL;
+		size_t len = 0;
+		struct stat st;
+		if (stat(v, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > TEMPLATE_MAX) {
+			err_at(c, s, "probe.template %s is larger than 1 MiB", v);
+		} else {
+			char *text = read_file_capped(v, TEMPLATE_MAX, &len, &e);
+			if (text == NULL) {
+				err_at(c, s, "probe.template %s: %s", v, e ? e : "cannot read");
+				free(e);
+			} else if (message_template_check(text, len, &e) != 0) {
+				err_at(c, s, "probe.template %s: %s", v, e ? e : "not an RFC 5322 message");
+				free(e);
+				free(text);
+			} else {
+				p->template_path = xstrdup(v);
+				p->template_text = text;
+			}
+		}
+	}
+	config_setting_t *h = member(g, "headers");
+	if (h != NULL) {
+		int t = config_setting_type(h);
+		if (t != CONFIG_TYPE_LIST && t != CONFIG_TYPE_ARRAY) {
+			err_at(c, h, "probe.headers must be a list of strings ( \"Name: value\", ... )");
+		} else {
+			int n = config_setting_length(h);
+			p->headers = xcalloc((size_t)n + 1, sizeof(char *));
+			for (int i = 0; i < n; i++) {
+				config_setting_t *e = config_setting_get_elem(h, (unsigned)i);
+				if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+					err_at(c, e, "probe.headers[%d] must be a string", i);
+					continue;
+				}
+				const char *hv = config_setting_get_string(e);
+				const char *why = extra_header_problem(hv);
+				if (why != NULL) {
+					/* name the header, never the whole value */
+					size_t nl = strcspn(hv, ":");
+					err_at(c, e, "probe.headers[%d] \"%.*s\" %s", i,
+					       (int)(nl > 64 ? 64 : nl), hv, why);
+					continue;
+				}
+				p->headers[p->nheaders++] = xstrdup(hv);
+			}
+		}
+	}
+}
+
+static void load_limits(struct ctx *c, const config_setting_t *root, struct imap_limits *l)
+{
+	static const char *const keys[] = { "per_host", "per_account", "connect_timeout", "timeout", NULL };
+	l->per_host = 8;
+	l->per_account = 1;
+	l->connect_timeout = 10;
+	l->timeout = 30;
+	config_setting_t *g = get_group(c, root, "", "imap_limits");
+	if (g == NULL)
+		return;
+	check_keys(c, g, "imap_limits", keys);
+	get_long(c, g, "imap_limits", "per_host", &l->per_host, 1);
+	get_long(c, g, "imap_limits", "per_account", &l->per_account, 1);
+	get_long(c, g, "imap_limits", "connect_timeout", &l->connect_timeout, 1);
+	get_long(c, g, "imap_limits", "timeout", &l->timeout, 1);
+}
+
+static void load_slo(struct ctx *c, const config_setting_t *root, struct config *cfg)
+{
+	static const char *const keys[] = {
+		"min_inbox_ratio", "max_latency_p99", "max_missing", "evaluate", "window",
+		"min_samples", "providers", NULL
+	};
+	static const char *const okeys[] = { "min_inbox_ratio", "max_latency_p99", "max_missing", NULL };
+	struct slo_conf *s = &cfg->slo;
+	s->min_inbox_ratio = 0.90;
+	s->max_latency_p99 = 300;
+	s->max_missing = -1;
+	s->evaluate_window = 0;
+	s->window = 3600;
+	s->min_samples = 1;
+	config_setting_t *g = get_group(c, root, "", "slo");
+	if (g == NULL)
+		return;
+	check_keys(c, g, "slo", keys);
+	get_double(c, g, "slo", "min_inbox_ratio", &s->min_inbox_ratio, 0, 0, 1);
+	get_double(c, g, "slo", "max_latency_p99", &s->max_latency_p99, 0, 1, -1);
+	get_long(c, g, "slo", "max_missing", &s->max_missing, 0);
+	const char *v;
+	config_setting_t *es;
+	if (get_str(c, g, "slo", "evaluate", &v, &es) > 0) {
+		if (strcmp(v, "round") == 0)
+			s->evaluate_window = 0;
+		else if (strcmp(v, "window") == 0)
+			s->evaluate_window = 1;
+		else
+			err_at(c, es, "slo.evaluate must be \"round\" or \"window\", not \"%s\"", v);
+	}
+	get_long(c, g, "slo", "window", &s->window, 1);
+	get_long(c, g, "slo", "min_samples", &s->min_samples, 1);
+	config_setting_t *pg = get_group(c, g, "slo", "providers");
+	if (pg == NULL)
+		return;
+	int n = config_setting_length(pg);
+	cfg->slo_overrides = xcalloc((size_t)n + 1, sizeof(*cfg->slo_overrides));
+	for (int i = 0; i < n; i++) {
+		config_setting_t *og = config_setting_get_elem(pg, (unsigned)i);
+		const char *pname = config_setting_name(og);
+		char *prefix = xasprintf("slo.providers.%s", pname ? pname : "?");
+		if (config_setting_type(og) != CONFIG_TYPE_GROUP) {
+			err_at(c, og, "%s must be a group { min_inbox_ratio = ...; }", prefix);
+			free(prefix);
+			continue;
+		}
+		check_keys(c, og, prefix, okeys);
+		struct slo_override *o = &cfg->slo_overrides[cfg->nslo_overrides++];
+		o->provider = xstrdup(pname ? pname : "");
+		o->has_min_inbox_ratio = get_double(c, og, prefix, "min_inbox_ratio", &o->min_inbox_ratio, 0, 0, 1) > 0;
+		o->has_max_latency_p99 = get_double(c, og, prefix, "max_latency_p99", &o->max_latency_p99, 0, 1, -1) > 0;
+		o->has_max_missing = get_long(c, og, prefix, "max_missing", &o->max_missing, 0) > 0;
+		free(prefix);
+	}
+}
+
+static void load_report(struct ctx *c, const config_setting_t *root, struct report_conf *r)
+{
+	static const char *const keys[] = { "textfile", "openmetrics", "json", "junit", NULL };
+	config_setting_t *g = get_group(c, root, "", "report");
+	if (g == NULL)
+		return;
+	check_keys(c, g, "report", keys);
+	const char *v;
+	if (get_str(c, g, "report", "textfile", &v, NULL) > 0)
+		r->textfile = xstrdup(v);
+	if (get_str(c, g, "report", "openmetrics", &v, NULL) > 0)
+		r->openmetrics = xstrdup(v);
+	if (get_str(c, g, "report", "json", &v, NULL) > 0)
+		r->json = xstrdup(v);
+	if (get_str(c, g, "report", "junit", &v, NULL) > 0)
+		r->junit = xstrdup(v);
+}
+
+static void load_state(struct ctx *c, const config_setting_t *root, struct state_conf *st)
+{
+	static const char *const keys[] = { "path", "retention_days", NULL };
+	st->retention_days = 30;
+	config_setting_t *g = get_group(c, root, "", "state");
+	if (g == NULL)
+		return;
+	check_keys(c, g, "state", keys);
+	const char *v;
+	if (get_str(c, g, "state", "path", &v, NULL) > 0)
+		st->path = xstrdup(v);
+	get_long(c, g, "state", "retention_days", &st->retention_days, 1);
+}
+
+static void load_seeds(struct ctx *c, const config_setting_t *root, const struct imap_raw *def,
+                       struct config *cfg)
+{
+	static const char *const keys[] = { "address", "provider", "imap", "spam_folder", NULL };
+	config_setting_t *l = member(root, "seeds");
+	if (l == NULL) {
+		err_at(c, NULL, "no seeds: at least one seed is required (seeds = ( { address = ...; } );)");
+		return;
+	}
+	if (config_setting_type(l) != CONFIG_TYPE_LIST) {
+		err_at(c, l, "seeds must be a list ( { ... }, { ... } ), not %s",
+		       type_name(config_setting_type(l)));
+		return;
+	}
+	int n = config_setting_length(l);
+	if (n == 0) {
+		err_at(c, l, "seeds is empty: at least one seed is required");
+		return;
+	}
+	cfg->seeds = xcalloc((size_t)n, sizeof(*cfg->seeds));
+	cfg->providers = xcalloc((size_t)n, sizeof(char *));
+	for (int i = 0; i < n; i++) {
+		config_setting_t *sg = config_setting_get_elem(l, (unsigned)i);
+		char *prefix = xasprintf("seeds[%d]", i);
+		if (config_setting_type(sg) != CONFIG_TYPE_GROUP) {
+			err_at(c, sg, "%s must be a group { address = ...; provider = ...; }", prefix);
+			free(prefix);
+			continue;
+		}
+		struct seed_conf *sd = &cfg->seeds[cfg->nseeds++];
+		sd->line = (int)config_setting_source_line(sg);
+		check_keys(c, sg, prefix, keys);
+		const char *v;
+		config_setting_t *s;
+		int ra = get_str(c, sg, prefix, "address", &v, &s);
+		if (ra == 0)
+			err_at(c, sg, "%s: address is required", prefix);
+		else if (ra > 0) {
+			const char *why = address_problem(v);
+			if (why != NULL)
+				err_at(c, s, "%s.address \"%s\" is not a valid address: it %s", prefix, v, why);
+			else {
+				for (size_t k = 0; k + 1 < cfg->nseeds; k++)
+					if (cfg->seeds[k].address && strcasecmp(cfg->seeds[k].address, v) == 0) {
+						err_at(c, s, "%s.address %s is a duplicate of the seed on line %d",
+						       prefix, v, cfg->seeds[k].line);
+						break;
+					}
+				sd->address = xstrdup(v);
+			}
+		}
+		int rp = get_str(c, sg, prefix, "provider", &v, &s);
+		if (rp == 0)
+			err_at(c, sg, "%s: provider is required", prefix);
+		else if (rp > 0) {
+			if (!label_safe(v))
+				err_at(c, s, "%s.provider \"%s\" must match [a-z0-9_.-]+", prefix, v);
+			else {
+				sd->provider = xstrdup(v);
+				size_t k;
+				for (k = 0; k < cfg->nproviders; k++)
+					if (strcmp(cfg->providers[k], v) == 0)
+						break;
+				if (k == cfg->nproviders)
+					cfg->providers[cfg->nproviders++] = xstrdup(v);
+			}
+		}
+		if (get_str(c, sg, prefix, "spam_folder", &v, &s) > 0) {
+			int ascii = 1;
+			for (const unsigned char *q = (const unsigned char *)v; *q; q++)
+				if (*q >= 0x80)
+					ascii = 0;
+			if (ascii)
+				sd->spam_folder = xstrdup(v);
+			else if ((sd->spam_folder = mutf7_encode(v)) == NULL)
+				err_at(c, s, "%s.spam_folder is not valid UTF-8", prefix);
+		}
+		char *iprefix = xasprintf("%s.imap", prefix);
+		config_setting_t *ig = get_group(c, sg, prefix, "imap");
+		struct imap_raw own;
+		imap_raw_parse(c, ig, iprefix, &own);
+		imap_finish(c, &own, def, sg, iprefix, sd->address ? sd->address : "", &sd->imap);
+		imap_raw_free(&own);
+		free(iprefix);
+		free(prefix);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+
+int config_load(const char *path, struct config **out, char **errstr)
+{
+	static const char *const top_keys[] = {
+		"name", "relay", "probe", "imap_limits", "slo", "report", "imap_defaults",
+		"bounce_mailbox", "state", "seeds", NULL
+	};
+	struct ctx c = { .file = path };
+	config_t lc;
+	struct config *cfg = NULL;
+	struct imap_raw def = { 0 };
+	int ret = -1;
+
+	*out = NULL;
+	*errstr = NULL;
+	config_init(&lc);
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		*errstr = xasprintf("%s: cannot open: %s\n", path, strerror(errno));
+		config_destroy(&lc);
+		return -1;
+	}
+	fclose(f);
+	if (config_read_file(&lc, path) != CONFIG_TRUE) {
+		const char *ef = config_error_file(&lc);
+		if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
+			*errstr = xasprintf("%s: %s\n", ef ? ef : path, config_error_text(&lc));
+		else
+			*errstr = xasprintf("%s:%d: %s\n", ef ? ef : path, config_error_line(&lc),
+			                    config_error_text(&lc));
+		config_destroy(&lc);
+		return -1;
+	}
+
+	cfg = xcalloc(1, sizeof(*cfg));
+	cfg->file = xstrdup(path);
+	const config_setting_t *root = config_root_setting(&lc);
+	check_keys(&c, root, "", top_keys);
+
+	const char *v;
+	config_setting_t *s;
+	if (get_str(&c, root, "", "name", &v, &s) > 0) {
+		int bad = 0;
+		for (const unsigned char *q = (const unsigned char *)v; *q; q++)
+			if (*q < 0x20 || *q == 0x7f)
+				bad = 1;
+		if (bad)
+			err_at(&c, s, "name must not contain control characters");
+		else
+			cfg->name = xstrdup(v);
+	}
+	if (cfg->name == NULL)
+		cfg->name = basename_noext(path);
+
+	load_relay(&c, root, &cfg->relay);
+	load_probe(&c, root, &cfg->probe);
+	load_limits(&c, root, &cfg->limits);
+	load_slo(&c, root, cfg);
+	load_report(&c, root, &cfg->report);
+	load_state(&c, root, &cfg->state);
+
+	config_setting_t *dg = get_group(&c, root, "", "imap_defaults");
+	imap_raw_parse(&c, dg, "imap_defaults", &def);
+	if (def.url != NULL) {
+		const char *scheme;
+		char *e = NULL, *h = NULL;
+		if (config_parse_url(def.url, &scheme, &h, NULL, &e) != 0) {
+			err_at(&c, def.url_s, "imap_defaults.url: %s", e);
+			free(e);
+			def.url = NULL;   /* report once, not per seed (url_s stays set) */
+		}
+		free(h);
+	}
+	if (def.tls != NULL) {
+		enum tls_mode m;
+		if (parse_tls(&c, def.tls_s, def.tls, "imap_defaults", &m) != 0)
+			def.tls = NULL;
+	}
+	if (def.ca_file != NULL)
+		check_ca_file(&c, def.ca_s, "imap_defaults", def.ca_file);
+	if (def.secret_state < 0)
+		def.secret_state = 1;   /* error already reported: don't repeat per seed */
+
+	config_setting_t *bg = get_group(&c, root, "", "bounce_mailbox");
+	if (bg != NULL) {
+		struct imap_raw own;
+		imap_raw_parse(&c, bg, "bounce_mailbox", &own);
+		imap_finish(&c, &own, &def, bg, "bounce_mailbox", cfg->relay.from, &cfg->bounce);
+		imap_raw_free(&own);
+		cfg->has_bounce = 1;
+	}
+
+	load_seeds(&c, root, &def, cfg);
+
+	if (c.nerrs > 0) {
+		*errstr = errs_render(&c);
+		goto out;
+	}
+	*out = cfg;
+	cfg = NULL;
+	ret = 0;
+out:
+	imap_raw_free(&def);
+	errs_free(&c);
+	config_free(cfg);
+	config_destroy(&lc);
+	return ret;
+}
+
+void config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free(cfg->file);
+	free(cfg->name);
+	struct relay_conf *r = &cfg->relay;
+	free(r->url);
+	free(r->host);
+	free(r->ca_file);
+	free(r->username);
+	wipe_str(r->password);
+	free(r->from);
+	struct probe_conf *p = &cfg->probe;
+	free(p->subject_prefix);
+	if (p->secret != NULL)
+		wipe_free((char *)p->secret, p->secret_len);
+	free(p->template_path);
+	free(p->template_text);
+	for (size_t i = 0; i < p->nheaders; i++)
+		free(p->headers[i]);
+	free(p->headers);
+	for (size_t i = 0; i < cfg->nslo_overrides; i++)
+		free(cfg->slo_overrides[i].provider);
+	free(cfg->slo_overrides);
+	free(cfg->report.textfile);
+	free(cfg->report.openmetrics);
+	free(cfg->report.json);
+	free(cfg->report.junit);
+	imap_conf_free(&cfg->bounce);
+	free(cfg->state.path);
+	for (size_t i = 0; i < cfg->nseeds; i++) {
+		free(cfg->seeds[i].address);
+		free(cfg->seeds[i].provider);
+		free(cfg->seeds[i].spam_folder);
+		imap_conf_free(&cfg->seeds[i].imap);
+	}
+	free(cfg->seeds);
+	for (size_t i = 0; i < cfg->nproviders; i++)
+		free(cfg->providers[i]);
+	free(cfg->providers);
+	explicit_bzero(cfg, sizeof(*cfg));
+	free(cfg);
+}
+
+struct slo_conf config_slo_for(const struct config *cfg, const char *provider)
+{
+	struct slo_conf s = cfg->slo;
+	if (provider == NULL)
+		return s;
+	for (size_t i = 0; i < cfg->nslo_overrides; i++) {
+		const struct slo_override *o = &cfg->slo_overrides[i];
+		if (o->provider == NULL || strcmp(o->provider, provider) != 0)
+			continue;
+		if (o->has_min_inbox_ratio)
+			s.min_inbox_ratio = o->min_inbox_ratio;
+		if (o->has_max_latency_p99)
+			s.max_latency_p99 = o->max_latency_p99;
+		if (o->has_max_missing)
+			s.max_missing = o->max_missing;
+	}
+	return s;
+}

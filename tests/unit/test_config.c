@@ -1,3 +1,9 @@
+/*
+ * test_config.c - configuration loading and validation (SPEC "Configuration").
+ * Configurations are written into a mkdtemp directory at test time (secret
+ * files need mode 0600, which a checkout does not keep); the sample files
+ * in tests/data/config/ carry their expected errors as "#! LINE: text".
+ */
 #include <config.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -5,10 +11,838 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-static void placeholder(void **state) { (void)state; assert_true(1); }
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "seeds/config.h"
+
+static char tmpdir[256];
+
+static int setup_dir(void **state)
+{
+	(void)state;
+	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	snprintf(tmpdir, sizeof(tmpdir), "%s/inboxprobe-config-XXXXXX", base);
+	if (mkdtemp(tmpdir) == NULL)
+		return -1;
+	return 0;
+}
+
+static int teardown_dir(void **state)
+{
+	(void)state;
+	DIR *d = opendir(tmpdir);
+	if (d != NULL) {
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+				continue;
+			char *p = xasprintf("%s/%s", tmpdir, de->d_name);
+			unlink(p);
+			free(p);
+		}
+		closedir(d);
+	}
+	rmdir(tmpdir);
+	return 0;
+}
+
+/* Write content to tmpdir/name with mode; returns the heap path. */
+static char *put(const char *name, const char *content, mode_t mode)
+{
+	char *p = xasprintf("%s/%s", tmpdir, name);
+	unlink(p);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	fputs(content, f);
+	fclose(f);
+	assert_int_equal(chmod(p, mode), 0);
+	return p;
+}
+
+/* 1-based line of the first line of text containing marker. */
+static int line_of(const char *text, const char *marker)
+{
+	const char *hit = strstr(text, marker);
+	assert_non_null(hit);
+	int line = 1;
+	for (const char *p = text; p < hit; p++)
+		if (*p == '\n')
+			line++;
+	return line;
+}
+
+/* The number of lines (errors) in errstr. */
+static int count_lines(const char *s)
+{
+	int n = 0;
+	for (; *s; s++)
+		if (*s == '\n')
+			n++;
+	return n;
+}
+
+/* errstr holds a line starting "path:line: " that contains needle. */
+static void assert_error(const char *errstr, const char *path, int line, const char *needle)
+{
+	char *prefix = xasprintf("%s:%d: ", path, line);
+	const char *p = errstr;
+	int found = 0;
+	while (*p) {
+		const char *eol = strchr(p, '\n');
+		size_t ll = eol ? (size_t)(eol - p) : strlen(p);
+		char *l = xstrndup(p, ll);
+		if (strncmp(l, prefix, strlen(prefix)) == 0 && strstr(l, needle) != NULL)
+			found = 1;
+		free(l);
+		if (eol == NULL)
+			break;
+		p = eol + 1;
+	}
+	if (!found)
+		fail_msg("expected an error \"%s...%s\" in:\n%s", prefix, needle, errstr);
+	free(prefix);
+}
+
+/* ---- the SPEC's example ---- */
+
+static void test_spec_example(void **state)
+{
+	(void)state;
+	char *relay_secret = put("relay.secret", "relay-pw\n", 0600);
+	char *token_key = put("token.key", "0123456789abcdef0123456789abcdef\n", 0600);
+	char *bounce_secret = put("bounce.secret", "bounce-pw\r\n", 0600);
+	char *seed_secret = put("seed1.secret", "s3cret-seed1\n", 0600);
+	char *ca = put("ca.crt", "-----BEGIN CERTIFICATE-----\n", 0644);
+	char *tpl = put("otp.eml", "From: Bank <otp@example.net>\nSubject: Your code {{token}}\n\n"
+	                           "Code: {{token}}\n", 0644);
+	char *text = xasprintf(
+		"name = \"otp\";\n"
+		"relay = {\n"
+		"  url = \"smtps://smtp.example.net\";\n"
+		"  tls = \"required\";\n"
+		"  ca_file = \"%s\";\n"
+		"  username = \"probe@example.net\";\n"
+		"  password_file = \"%s\";\n"
+		"  from = \"probe@example.net\";\n"
+		"  connect_timeout = 10;\n"
+		"  timeout = 30;\n"
+		"};\n"
+		"probe = {\n"
+		"  deadline = 300;\n"
+		"  poll_interval = 5;\n"
+		"  cleanup = \"delete\";\n"
+		"  subject_prefix = \"inboxprobe\";\n"
+		"  secret_file = \"%s\";\n"
+		"  template = \"%s\";\n"
+		"  headers = ( \"X-Campaign: otp\" );\n"
+		"};\n"
+		"imap_limits = { per_host = 8; per_account = 1; connect_timeout = 10; timeout = 30; };\n"
+		"slo = {\n"
+		"  min_inbox_ratio = 0.90;\n"
+		"  max_latency_p99 = 300.0;\n"
+		"  max_missing = 0;\n"
+		"  evaluate = \"round\";\n"
+		"  window = 3600;\n"
+		"  min_samples = 1;\n"
+		"  providers = { gmail = { min_inbox_ratio = 0.95; }; };\n"
+		"};\n"
+		"report = {\n"
+		"  textfile = \"/var/lib/prometheus/node-exporter/inboxprobe.prom\";\n"
+		"  openmetrics = \"inboxprobe.om.txt\";\n"
+		"  json = \"inboxprobe.json\";\n"
+		"  junit = \"inboxprobe.junit.xml\";\n"
+		"};\n"
+		"imap_defaults = { url = \"imaps://imap.example.net\"; tls = \"required\"; };\n"
+		"bounce_mailbox = { url = \"imaps://imap.example.net\"; username = \"probe@example.net\";\n"
+		"                   password_file = \"%s\"; };\n"
+		"state = { path = \"/var/lib/inboxprobe/state.db\"; retention_days = 30; };\n"
+		"seeds = (\n"
+		"  { address = \"seed1@gmail.example\";  provider = \"gmail\";\n"
+		"    imap = { url = \"imaps://imap.gmail.com\"; username = \"seed1@gmail.example\";\n"
+		"             password_file = \"%s\"; };\n"
+		"    spam_folder = \"[Gmail]/Spam\";\n"
+		"  }\n"
+		");\n", ca, relay_secret, token_key, tpl, bounce_secret, seed_secret);
+	char *path = put("otp.cfg", text, 0644);
+	struct config *c = NULL;
+	char *e = NULL;
+	int r = config_load(path, &c, &e);
+	if (r != 0)
+		fail_msg("%s", e);
+	assert_null(e);
+	assert_string_equal(c->name, "otp");
+	assert_string_equal(c->relay.host, "smtp.example.net");
+	assert_int_equal(c->relay.port, 465);
+	assert_int_equal(c->relay.implicit_tls, 1);
+	assert_int_equal(c->relay.tls, TLS_REQUIRED);
+	assert_string_equal(c->relay.ca_file, ca);
+	assert_string_equal(c->relay.username, "probe@example.net");
+	assert_string_equal(c->relay.password, "relay-pw");
+	assert_string_equal(c->relay.from, "probe@example.net");
+	assert_int_equal(c->probe.deadline, 300);
+	assert_int_equal(c->probe.cleanup, CLEANUP_DELETE);
+	assert_int_equal(c->probe.secret_len, 32);
+	assert_memory_equal(c->probe.secret, "0123456789abcdef0123456789abcdef", 32);
+	assert_non_null(strstr(c->probe.template_text, "Your code {{token}}"));
+	assert_int_equal(c->probe.nheaders, 1);
+	assert_string_equal(c->probe.headers[0], "X-Campaign: otp");
+	assert_int_equal(c->limits.per_host, 8);
+	assert_true(c->slo.min_inbox_ratio == 0.90);
+	assert_int_equal(c->slo.max_missing, 0);
+	assert_int_equal(c->nslo_overrides, 1);
+	assert_string_equal(c->report.junit, "inboxprobe.junit.xml");
+	assert_int_equal(c->has_bounce, 1);
+	assert_string_equal(c->bounce.host, "imap.example.net");
+	assert_int_equal(c->bounce.port, 993);
+	assert_string_equal(c->bounce.password, "bounce-pw");
+	assert_string_equal(c->state.path, "/var/lib/inboxprobe/state.db");
+	assert_int_equal(c->nseeds, 1);
+	assert_string_equal(c->seeds[0].address, "seed1@gmail.example");
+	assert_string_equal(c->seeds[0].imap.host, "imap.gmail.com");
+	assert_int_equal(c->seeds[0].imap.port, 993);
+	assert_int_equal(c->seeds[0].imap.implicit_tls, 1);
+	assert_string_equal(c->seeds[0].imap.password, "s3cret-seed1");
+	assert_string_equal(c->seeds[0].spam_folder, "[Gmail]/Spam");
+	assert_int_equal(c->seeds[0].line, line_of(text, "{ address = \"seed1"));
+	assert_int_equal(c->nproviders, 1);
+	assert_string_equal(c->providers[0], "gmail");
+	config_free(c);
+	free(text);
+	free(path);
+	free(relay_secret);
+	free(token_key);
+	free(bounce_secret);
+	free(seed_secret);
+	free(ca);
+	free(tpl);
+}
+
+/* ---- defaults ---- */
+
+static const char minimal[] =
+	"relay = { url = \"smtp://127.0.0.1:2525\"; tls = \"none\"; from = \"probe@relay.test\"; };\n"
+	"seeds = (\n"
+	"  { address = \"seed1@inbox.test\"; provider = \"a\";\n"
+	"    imap = { url = \"imap://127.0.0.1:1143\"; tls = \"none\"; password = \"pw\"; }; },\n"
+	"  { address = \"seed2@inbox.test\"; provider = \"b\";\n"
+	"    imap = { url = \"imaps://imap.inbox.test\"; password = \"pw\"; }; },\n"
+	"  { address = \"seed3@inbox.test\"; provider = \"a\";\n"
+	"    imap = { url = \"imap://imap.inbox.test\"; password = \"pw\"; }; }\n"
+	");\n";
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	char *path = put("minimal.conf", minimal, 0644);
+	struct config *c = NULL;
+	char *e = NULL;
+	if (config_load(path, &c, &e) != 0)
+		fail_msg("%s", e);
+	assert_string_equal(c->name, "minimal");
+	assert_int_equal(c->relay.tls, TLS_NONE);
+	assert_int_equal(c->relay.port, 2525);
+	assert_int_equal(c->relay.implicit_tls, 0);
+	assert_null(c->relay.username);
+	assert_null(c->relay.password);
+	assert_null(c->relay.ca_file);
+	assert_int_equal(c->relay.connect_timeout, 10);
+	assert_int_equal(c->relay.timeout, 30);
+	assert_int_equal(c->probe.deadline, 300);
+	assert_int_equal(c->probe.poll_interval, 5);
+	assert_int_equal(c->probe.cleanup, CLEANUP_DELETE);
+	assert_string_equal(c->probe.subject_prefix, "inboxprobe");
+	assert_null(c->probe.secret);
+	assert_null(c->probe.template_text);
+	assert_int_equal(c->probe.nheaders, 0);
+	assert_int_equal(c->limits.per_host, 8);
+	assert_int_equal(c->limits.per_account, 1);
+	assert_int_equal(c->limits.connect_timeout, 10);
+	assert_int_equal(c->limits.timeout, 30);
+	assert_true(c->slo.min_inbox_ratio == 0.90);
+	assert_true(c->slo.max_latency_p99 == 300.0);
+	assert_int_equal(c->slo.max_missing, -1);
+	assert_int_equal(c->slo.evaluate_window, 0);
+	assert_int_equal(c->slo.window, 3600);
+	assert_int_equal(c->slo.min_samples, 1);
+	assert_null(c->report.textfile);
+	assert_null(c->state.path);
+	assert_int_equal(c->state.retention_days, 30);
+	assert_int_equal(c->has_bounce, 0);
+	assert_int_equal(c->nseeds, 3);
+	/* username defaults to the address; tls to required; ports per scheme */
+	assert_string_equal(c->seeds[0].imap.username, "seed1@inbox.test");
+	assert_int_equal(c->seeds[0].imap.tls, TLS_NONE);
+	assert_int_equal(c->seeds[1].imap.tls, TLS_REQUIRED);
+	assert_int_equal(c->seeds[1].imap.port, 993);
+	assert_int_equal(c->seeds[1].imap.implicit_tls, 1);
+	assert_int_equal(c->seeds[2].imap.port, 143);
+	assert_int_equal(c->seeds[2].imap.implicit_tls, 0);
+	assert_null(c->seeds[0].spam_folder);
+	/* providers distinct, first-seen order */
+	assert_int_equal(c->nproviders, 2);
+	assert_string_equal(c->providers[0], "a");
+	assert_string_equal(c->providers[1], "b");
+	config_free(c);
+	free(path);
+}
+
+/* ---- error classes, one at a time, exact lines ---- */
+
+struct bad_case {
+	const char *relay_extra;   /* inserted into relay { } */
+	const char *imap_extra;    /* inserted into the seed's imap { } */
+	const char *top_extra;     /* appended at top level */
+	const char *marker;        /* text on the line the error must name */
+	const char *needle;        /* text the error must contain */
+};
+
+static const struct bad_case bad_cases[] = {
+	{ "", "", "colour = \"blue\";\n", "colour", "unknown setting 'colour'" },
+	{ "  timout = 30;\n", "", "", "timout", "unknown setting 'timout' in relay" },
+	{ "  timeout = \"30\";\n", "", "", "timeout", "relay.timeout must be an integer, not a string" },
+	{ "  timeout = 0;\n", "", "", "timeout", "relay.timeout must be greater than 0" },
+	{ "  connect_timeout = 2.5;\n", "", "", "connect_timeout", "must be an integer, not a number" },
+	{ "", "", "imap_defaults = {\n tls = \"maybe\";\n};\n", "maybe", "imap_defaults.tls must be \"required\" or \"none\"" },
+	{ "", "", "imap_defaults = { url = \"imap://h\";\n user = \"x\"; };\n", "user =", "unknown setting 'user' in imap_defaults" },
+	{ "  username = \"probe\";\n", "", "", "username", "username without a password" },
+	{ "", "", "probe = { deadline = -1; };\n", "deadline", "probe.deadline must be greater than 0" },
+	{ "", "", "probe = {\n poll_interval = 0;\n};\n", "poll_interval", "probe.poll_interval must be greater than 0" },
+	{ "", "", "probe = { cleanup = \"shred\"; };\n", "shred", "probe.cleanup must be" },
+	{ "", "", "probe = { template = \"/nonexistent/otp.eml\"; };\n", "template", "probe.template /nonexistent/otp.eml" },
+	{ "", "", "probe = {\n headers = (\n \"X-Ok: 1\",\n \"Message-ID: <x@y>\" );\n};\n", "Message-ID:", "sets a header that inboxprobe sets itself" },
+	{ "", "", "probe = {\n headers = (\n \"Bad Name: 1\" );\n};\n", "Bad Name", "invalid field name" },
+	{ "", "", "probe = {\n headers = (\n \"NoColon\" );\n};\n", "NoColon", "is not \"Name: value\"" },
+	{ "", "", "imap_limits = { per_host = 0; };\n", "per_host", "imap_limits.per_host must be greater than 0" },
+	{ "", "", "imap_limits = {\n per_account = 0;\n};\n", "per_account", "imap_limits.per_account must be greater than 0" },
+	{ "", "", "slo = { min_inbox_ratio = 1.01; };\n", "min_inbox_ratio", "slo.min_inbox_ratio must be between 0 and 1" },
+	{ "", "", "slo = { min_inbox_ratio = -0.1; };\n", "min_inbox_ratio", "slo.min_inbox_ratio must be between 0 and 1" },
+	{ "", "", "slo = { min_inbox_ratio = \"high\"; };\n", "min_inbox_ratio", "must be a number, not a string" },
+	{ "", "", "slo = { max_missing = -1; };\n", "max_missing", "slo.max_missing must be at least 0" },
+	{ "", "", "slo = { window = 0; };\n", "window", "slo.window must be greater than 0" },
+	{ "", "", "slo = { min_samples = 0; };\n", "min_samples", "slo.min_samples must be greater than 0" },
+	{ "", "", "slo = { evaluate = \"weekly\"; };\n", "weekly", "slo.evaluate must be \"round\" or \"window\"" },
+	{ "", "", "slo = {\n providers = {\n gmail = {\n min_inbox_ratio = 2;\n };\n };\n};\n", "min_inbox_ratio = 2", "slo.providers.gmail.min_inbox_ratio must be between 0 and 1" },
+	{ "", "", "slo = {\n providers = {\n gmail = {\n max_p99 = 2;\n };\n };\n};\n", "max_p99", "unknown setting 'max_p99' in slo.providers.gmail" },
+	{ "", "", "state = { retention_days = 0; };\n", "retention_days", "state.retention_days must be greater than 0" },
+	{ "", "", "report = { json = 1; };\n", "json", "report.json must be a string" },
+	{ "", " ca_file = \"/nonexistent/ca.pem\";", "", "ca_file", "/nonexistent/ca.pem" },
+	{ "", " port = 993;", "", "port = 993", "unknown setting 'port' in seeds[0].imap" },
+	{ "", " password_env = \"X\";", "", "password_env", "set only one of password, password_file and password_env" },
+};
+
+static const char bad_fmt[] =
+	"relay = {\n"
+	"  url = \"smtp://127.0.0.1:2525\";\n"
+	"  tls = \"none\";\n"
+	"  from = \"probe@relay.test\";\n"
+	"%s"
+	"};\n"
+	"seeds = (\n"
+	"  { address = \"seed1@inbox.test\"; provider = \"gmail\";\n"
+	"    imap = { url = \"imap://127.0.0.1:1143\"; tls = \"none\";\n"
+	"             password = \"pw\";%s };\n"
+	"  }\n"
+	");\n"
+	"%s";
+
+static void test_error_classes(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const struct bad_case *bc = &bad_cases[i];
+		char *text = xasprintf(bad_fmt, bc->relay_extra, bc->imap_extra, bc->top_extra);
+		char *path = put("bad.cfg", text, 0644);
+		struct config *c = (struct config *)1;
+		char *e = NULL;
+		int r = config_load(path, &c, &e);
+		if (r == 0)
+			fail_msg("case %zu loaded:\n%s", i, text);
+		assert_null(c);
+		assert_non_null(e);
+		assert_error(e, path, line_of(text, bc->marker), bc->needle);
+		if (count_lines(e) != 1)
+			fail_msg("case %zu: expected one error, got:\n%s", i, e);
+		free(e);
+		free(path);
+		free(text);
+	}
+}
+
+/* Errors in a block that has no line of its own, and structural errors. */
+static void test_structure_errors(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		const char *marker;   /* NULL: a file-level error without line */
+		const char *needle;
+	} cases[] = {
+		{ "seeds = ( { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+		  NULL, "no relay section" },
+		{ "relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n", NULL, "no seeds" },
+		{ "relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\nseeds = ();\n", "seeds", "seeds is empty" },
+		{ "relay = { from = \"p@h.test\"; };\nseeds = ( { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+		  "relay", "relay: url is required" },
+		{ "relay = { url = \"smtp://h\"; };\nseeds = ( { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+		  "relay", "relay: from is required" },
+		{ "relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\nseeds = (\n { provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+		  "provider", "seeds[0]: address is required" },
+		{ "relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\nseeds = (\n { address = \"a b@c.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+		  "a b@c", "contains a space" },
+		{ "relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\nseeds = (\n { address = \"a@b.test\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+		  "address", "seeds[0]: provider is required" },
+		{ "relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\nseeds = (\n { address = \"a@b.test\"; provider = \"p\"; imap = { password = \"x\"; }; } );\n",
+		  "address", "seeds[0].imap: no IMAP url" },
+		{ "relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\nseeds = (\n { address = \"a@b.test\"; provider = \"p\";\n imap = { url = \"smtp://h\"; password = \"x\"; }; } );\n",
+		  "smtp://h\"; password", "seeds[0].imap.url must be an imap:// or imaps:// URL" },
+		{ "relay = { url = \"smtps://h\"; tls = \"none\"; from = \"p@h.test\"; };\nseeds = (\n { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+		  "smtps", "contradicts the smtps:// URL" },
+		{ "relay = { url = \"smtp://h/path\"; from = \"p@h.test\"; };\nseeds = (\n { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+		  "smtp://h/path", "no path, query or fragment" },
+		{ "relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\nseeds = (\n \"a@b.test\" );\n",
+		  "\"a@b.test\"", "seeds[0] must be a group" },
+		{ "relay = ( 1 );\nseeds = ( { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+		  "relay", "relay must be a group" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *path = put("structure.cfg", cases[i].text, 0644);
+		struct config *c = NULL;
+		char *e = NULL;
+		if (config_load(path, &c, &e) == 0)
+			fail_msg("case %zu loaded", i);
+		if (cases[i].marker != NULL) {
+			assert_error(e, path, line_of(cases[i].text, cases[i].marker), cases[i].needle);
+		} else {
+			char *want = xasprintf("%s: ", path);
+			if (strncmp(e, want, strlen(want)) != 0 || strstr(e, cases[i].needle) == NULL)
+				fail_msg("case %zu: \"%s\"", i, e);
+			free(want);
+		}
+		if (count_lines(e) != 1)
+			fail_msg("case %zu: expected one error, got:\n%s", i, e);
+		free(e);
+		free(path);
+	}
+}
+
+static void test_syntax_error(void **state)
+{
+	(void)state;
+	const char *text = "relay = {\n  url = \"smtp://h\";\n  from = probe@h;\n};\n";
+	char *path = put("syntax.cfg", text, 0644);
+	struct config *c = NULL;
+	char *e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	assert_null(c);
+	assert_error(e, path, 3, "syntax error");
+	free(e);
+	free(path);
+
+	e = NULL;
+	assert_int_equal(config_load("/nonexistent/inboxprobe.cfg", &c, &e), -1);
+	assert_non_null(strstr(e, "/nonexistent/inboxprobe.cfg: "));
+	assert_non_null(strstr(e, "No such file"));
+	free(e);
+}
+
+/* ---- several errors in one run; the sample files ---- */
+
+static void check_sample(const char *path)
+{
+	char *e = NULL;
+	char *text = read_file_capped(path, 0, NULL, &e);
+	assert_non_null(text);
+	struct config *c = NULL;
+	char *errs = NULL;
+	int r = config_load(path, &c, &errs);
+	int expected = 0;
+	for (const char *p = text; (p = strstr(p, "\n#! ")) != NULL; p++) {
+		int line = atoi(p + 4);
+		const char *colon = strchr(p + 4, ':');
+		const char *eol = strchr(p + 1, '\n');
+		assert_non_null(colon);
+		char *needle = xstrndup(colon + 2, (size_t)(eol - colon - 2));
+		assert_int_equal(r, -1);
+		assert_error(errs, path, line, needle);
+		free(needle);
+		expected++;
+	}
+	if (expected == 0) {
+		if (r != 0)
+			fail_msg("%s", errs);
+		config_free(c);
+	} else if (count_lines(errs) != expected) {
+		fail_msg("%s: expected %d errors, got:\n%s", path, expected, errs);
+	}
+	free(errs);
+	free(text);
+}
+
+static void test_sample_files(void **state)
+{
+	(void)state;
+	const char *names[] = { "good-loopback.cfg", "broken-many.cfg", "broken-syntax.cfg" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char *p = xasprintf("%s/tests/data/config/%s", SRCDIR, names[i]);
+		check_sample(p);
+		free(p);
+	}
+	/* the loopback sample's values */
+	char *p = xasprintf("%s/tests/data/config/good-loopback.cfg", SRCDIR);
+	struct config *c = NULL;
+	char *e = NULL;
+	assert_int_equal(config_load(p, &c, &e), 0);
+	assert_int_equal(c->nseeds, 3);
+	assert_true(c->slo.min_inbox_ratio == 1.0);   /* integer accepted as a number */
+	assert_string_equal(c->seeds[2].imap.host, "::1");
+	assert_int_equal(c->seeds[2].imap.port, 1143);
+	assert_string_equal(c->seeds[2].imap.username, "seed3");
+	assert_string_equal(c->seeds[2].imap.password, "loopback-pw");
+	assert_string_equal(c->seeds[1].spam_folder, "Junk");
+	assert_int_equal(c->nproviders, 2);
+	config_free(c);
+	free(p);
+}
+
+/* ---- secrets ---- */
+
+static void test_password_file_permissions(void **state)
+{
+	(void)state;
+	const char *secret = "Tr0ub4dor&3-very-secret";
+	char *content = xasprintf("%s\n", secret);
+	char *pw = put("seed.secret", content, 0640);
+	char *text = xasprintf(
+		"relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+		"seeds = (\n"
+		"  { address = \"a@b.test\"; provider = \"p\";\n"
+		"    imap = { url = \"imap://h\";\n"
+		"      password_file = \"%s\"; }; }\n"
+		");\n", pw);
+	char *path = put("perm.cfg", text, 0644);
+	struct config *c = NULL;
+	char *e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	char *want = xasprintf("password_file %s is readable by group or others (mode 0640); chmod 600 it", pw);
+	assert_error(e, path, 5, want);
+	assert_null(strstr(e, secret));
+	assert_null(strstr(e, "Tr0ub"));
+	free(want);
+	free(e);
+
+	/* writable by others is refused too */
+	assert_int_equal(chmod(pw, 0602), 0);
+	e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	assert_error(e, path, 5, "by group or others (mode 0602)");
+	assert_null(strstr(e, secret));
+	free(e);
+
+	/* 0600 loads, trailing newline stripped */
+	assert_int_equal(chmod(pw, 0600), 0);
+	e = NULL;
+	if (config_load(path, &c, &e) != 0)
+		fail_msg("%s", e);
+	assert_string_equal(c->seeds[0].imap.password, secret);
+	config_free(c);
+
+	/* a missing file */
+	unlink(pw);
+	e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	assert_error(e, path, 5, "No such file or directory");
+	free(e);
+
+	free(path);
+	free(text);
+	free(pw);
+	free(content);
+}
+
+static void test_secret_file(void **state)
+{
+	(void)state;
+	char *key = put("short.key", "tooshort\n", 0600);
+	char *text = xasprintf(
+		"relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+		"probe = { secret_file = \"%s\"; };\n"
+		"seeds = ( { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+		key);
+	char *path = put("key.cfg", text, 0644);
+	struct config *c = NULL;
+	char *e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	assert_error(e, path, 2, "fewer than 16 bytes");
+	assert_null(strstr(e, "tooshort"));
+	free(e);
+	free(put("short.key", "0123456789abcdef\n", 0644));
+	e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	assert_error(e, path, 2, "is readable by group or others (mode 0644)");
+	free(e);
+	free(put("short.key", "0123456789abcdef\r\n", 0600));
+	e = NULL;
+	if (config_load(path, &c, &e) != 0)
+		fail_msg("%s", e);
+	assert_int_equal(c->probe.secret_len, 16);
+	assert_memory_equal(c->probe.secret, "0123456789abcdef", 16);
+	config_free(c);
+	free(path);
+	free(text);
+	free(key);
+}
+
+static void test_password_env(void **state)
+{
+	(void)state;
+	const char *text =
+		"relay = { url = \"smtp://h\"; from = \"p@h.test\"; username = \"p@h.test\";\n"
+		"  password_env = \"INBOXPROBE_TEST_RELAY_PW\"; };\n"
+		"seeds = ( { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n";
+	char *path = put("env.cfg", text, 0644);
+	struct config *c = NULL;
+	char *e = NULL;
+	unsetenv("INBOXPROBE_TEST_RELAY_PW");
+	assert_int_equal(config_load(path, &c, &e), -1);
+	assert_error(e, path, 2, "environment variable INBOXPROBE_TEST_RELAY_PW is not set or empty");
+	free(e);
+	setenv("INBOXPROBE_TEST_RELAY_PW", "", 1);
+	e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	assert_error(e, path, 2, "INBOXPROBE_TEST_RELAY_PW");
+	free(e);
+	setenv("INBOXPROBE_TEST_RELAY_PW", "env-secret-value", 1);
+	e = NULL;
+	if (config_load(path, &c, &e) != 0)
+		fail_msg("%s", e);
+	assert_string_equal(c->relay.password, "env-secret-value");
+	config_free(c);
+	unsetenv("INBOXPROBE_TEST_RELAY_PW");
+	free(path);
+}
+
+/* ---- imap_defaults ---- */
+
+static void test_imap_defaults_merge(void **state)
+{
+	(void)state;
+	char *pw = put("default.secret", "default-pw\n", 0600);
+	char *text = xasprintf(
+		"relay = { url = \"smtp://h\"; from = \"bounces@h.test\"; };\n"
+		"imap_defaults = { url = \"imaps://imap.example.net\"; password_file = \"%s\"; };\n"
+		"bounce_mailbox = { };\n"
+		"seeds = (\n"
+		"  { address = \"a@b.test\"; provider = \"p\"; },\n"
+		"  { address = \"c@d.test\"; provider = \"q\";\n"
+		"    imap = { url = \"imap://127.0.0.1:1143\"; tls = \"none\"; username = \"cuser\"; password = \"own\"; }; }\n"
+		");\n", pw);
+	char *path = put("merge.cfg", text, 0644);
+	struct config *c = NULL;
+	char *e = NULL;
+	if (config_load(path, &c, &e) != 0)
+		fail_msg("%s", e);
+	assert_string_equal(c->seeds[0].imap.host, "imap.example.net");
+	assert_int_equal(c->seeds[0].imap.port, 993);
+	assert_int_equal(c->seeds[0].imap.tls, TLS_REQUIRED);
+	assert_string_equal(c->seeds[0].imap.username, "a@b.test");
+	assert_string_equal(c->seeds[0].imap.password, "default-pw");
+	assert_string_equal(c->seeds[1].imap.host, "127.0.0.1");
+	assert_int_equal(c->seeds[1].imap.port, 1143);
+	assert_int_equal(c->seeds[1].imap.tls, TLS_NONE);
+	assert_string_equal(c->seeds[1].imap.username, "cuser");
+	assert_string_equal(c->seeds[1].imap.password, "own");
+	assert_int_equal(c->has_bounce, 1);
+	assert_string_equal(c->bounce.host, "imap.example.net");
+	assert_string_equal(c->bounce.username, "bounces@h.test");
+	assert_string_equal(c->bounce.password, "default-pw");
+	config_free(c);
+	free(path);
+	free(text);
+
+	/* a broken default is reported once, at its own line */
+	text = xasprintf(
+		"relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+		"imap_defaults = { url = \"pop3://mail.example.net\"; password = \"x\"; };\n"
+		"seeds = (\n"
+		"  { address = \"a@b.test\"; provider = \"p\"; },\n"
+		"  { address = \"c@d.test\"; provider = \"p\"; }\n"
+		");\n");
+	path = put("merge-bad.cfg", text, 0644);
+	e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	assert_error(e, path, 2, "unsupported URL scheme \"pop3\"");
+	assert_int_equal(count_lines(e), 1);
+	free(e);
+	free(path);
+	free(text);
+	free(pw);
+}
+
+/* ---- URLs ---- */
+
+static void test_parse_url(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *url;
+		const char *scheme;
+		const char *host;
+		int port;
+	} good[] = {
+		{ "smtp://smtp.example.net", "smtp", "smtp.example.net", 587 },
+		{ "smtps://smtp.example.net", "smtps", "smtp.example.net", 465 },
+		{ "imap://imap.example.net", "imap", "imap.example.net", 143 },
+		{ "imaps://imap.example.net", "imaps", "imap.example.net", 993 },
+		{ "IMAPS://Imap.Example.Net:10993/", "imaps", "Imap.Example.Net", 10993 },
+		{ "smtp://127.0.0.1:25", "smtp", "127.0.0.1", 25 },
+		{ "imap://[::1]:1143", "imap", "::1", 1143 },
+		{ "imaps://[2001:db8::1]", "imaps", "2001:db8::1", 993 },
+		{ "smtp://[::ffff:192.0.2.1]:2525", "smtp", "::ffff:192.0.2.1", 2525 },
+		{ "smtp://h:65535", "smtp", "h", 65535 },
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		const char *scheme = NULL;
+		char *host = NULL, *e = NULL;
+		int port = 0;
+		if (config_parse_url(good[i].url, &scheme, &host, &port, &e) != 0)
+			fail_msg("%s: %s", good[i].url, e);
+		assert_string_equal(scheme, good[i].scheme);
+		assert_string_equal(host, good[i].host);
+		assert_int_equal(port, good[i].port);
+		free(host);
+	}
+	static const struct {
+		const char *url;
+		const char *needle;
+	} bad[] = {
+		{ "http://example.net", "unsupported URL scheme" },
+		{ "pop3s://example.net", "unsupported URL scheme" },
+		{ "example.net", "not a URL" },
+		{ "", "empty URL" },
+		{ "imap://", "empty host" },
+		{ "imap://:143", "empty host" },
+		{ "imap://user@example.net", "no user name" },
+		{ "imap://example.net/INBOX", "no path" },
+		{ "imap://example.net?x=1", "no path" },
+		{ "imap://example.net#frag", "no path" },
+		{ "imap://example.net:0", "port must be 1..65535" },
+		{ "imap://example.net:65536", "port must be 1..65535" },
+		{ "imap://example.net:99999999999999999999", "invalid port" },
+		{ "imap://example.net:14x", "invalid port" },
+		{ "imap://example.net:", "expected :port" },
+		{ "imap://[::1", "unterminated" },
+		{ "imap://[]", "empty host" },
+		{ "imap://[::1]x", "expected :port" },
+		{ "imap://[zz::1]", "invalid IPv6" },
+		{ "imap://::1", "empty host" },
+		{ "imap://exa mple.net", "invalid character" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *scheme = NULL;
+		char *host = NULL, *e = NULL;
+		int port = 0;
+		if (config_parse_url(bad[i].url, &scheme, &host, &port, &e) == 0)
+			fail_msg("%s parsed", bad[i].url);
+		assert_null(host);
+		if (strstr(e, bad[i].needle) == NULL)
+			fail_msg("%s: \"%s\" lacks \"%s\"", bad[i].url, e, bad[i].needle);
+		free(e);
+	}
+}
+
+/* ---- SLO overrides ---- */
+
+static void test_slo_for(void **state)
+{
+	(void)state;
+	const char *text =
+		"relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+		"slo = { min_inbox_ratio = 0.8; max_latency_p99 = 120; max_missing = 3; evaluate = \"window\";\n"
+		"        window = 600; min_samples = 5;\n"
+		"        providers = { gmail = { min_inbox_ratio = 0.95; }; outlook = { max_latency_p99 = 60.5; max_missing = 0; };\n"
+		"                      unused = { min_inbox_ratio = 0; }; }; };\n"
+		"seeds = ( { address = \"a@b.test\"; provider = \"gmail\"; imap = { url = \"imap://h\"; password = \"x\"; }; },\n"
+		"          { address = \"c@b.test\"; provider = \"outlook\"; imap = { url = \"imap://h\"; password = \"x\"; }; },\n"
+		"          { address = \"d@b.test\"; provider = \"yahoo\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n";
+	char *path = put("slo.cfg", text, 0644);
+	struct config *c = NULL;
+	char *e = NULL;
+	if (config_load(path, &c, &e) != 0)
+		fail_msg("%s", e);
+	struct slo_conf s = config_slo_for(c, "gmail");
+	assert_true(s.min_inbox_ratio == 0.95);
+	assert_true(s.max_latency_p99 == 120);
+	assert_int_equal(s.max_missing, 3);
+	assert_int_equal(s.evaluate_window, 1);
+	assert_int_equal(s.window, 600);
+	assert_int_equal(s.min_samples, 5);
+	s = config_slo_for(c, "outlook");
+	assert_true(s.min_inbox_ratio == 0.8);
+	assert_true(s.max_latency_p99 == 60.5);
+	assert_int_equal(s.max_missing, 0);
+	s = config_slo_for(c, "yahoo");
+	assert_true(s.min_inbox_ratio == 0.8);
+	assert_true(s.max_latency_p99 == 120);
+	assert_int_equal(s.max_missing, 3);
+	s = config_slo_for(c, "unused");
+	assert_true(s.min_inbox_ratio == 0.0);
+	config_free(c);
+	free(path);
+}
+
+/* ---- templates ---- */
+
+static void test_template(void **state)
+{
+	(void)state;
+	char *tpl = put("bad.eml", "This is not a message\n", 0644);
+	char *text = xasprintf(
+		"relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+		"probe = {\n"
+		"  template = \"%s\";\n"
+		"};\n"
+		"seeds = ( { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+		tpl);
+	char *path = put("tpl.cfg", text, 0644);
+	struct config *c = NULL;
+	char *e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	assert_error(e, path, 3, "line 1: not a header field");
+	free(e);
+	free(put("bad.eml", "Subject: {{token}}\r\nFrom: a@b.test\r\n\r\nbody {{token}}\r\n", 0644));
+	e = NULL;
+	if (config_load(path, &c, &e) != 0)
+		fail_msg("%s", e);
+	assert_string_equal(c->probe.template_path, tpl);
+	assert_string_equal(c->probe.template_text, "Subject: {{token}}\r\nFrom: a@b.test\r\n\r\nbody {{token}}\r\n");
+	config_free(c);
+	free(path);
+	free(text);
+	free(tpl);
+}
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = { cmocka_unit_test(placeholder) };
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_spec_example),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_error_classes),
+		cmocka_unit_test(test_structure_errors),
+		cmocka_unit_test(test_syntax_error),
+		cmocka_unit_test(test_sample_files),
+		cmocka_unit_test(test_password_file_permissions),
+		cmocka_unit_test(test_secret_file),
+		cmocka_unit_test(test_password_env),
+		cmocka_unit_test(test_imap_defaults_merge),
+		cmocka_unit_test(test_parse_url),
+		cmocka_unit_test(test_slo_for),
+		cmocka_unit_test(test_template),
+	};
+	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
