@@ -2,7 +2,7 @@
  * bench_report.c - how long rendering the metrics of a large seed list
  * takes. Prints figures; asserts nothing about time.
  *
- * Usage: bench_report [SEEDS [RENDERS]]   (default 1000 seeds, 200 renders)
+ * Usage: bench_report [SEEDS [RENDERS]]   (default 1000 seeds, 50 renders)
  * Seeds are spread over 10 providers; totals carry a full histogram and a
  * window of 300 samples per provider, as a state store would give.
  */
@@ -52,7 +52,7 @@ static void bench(const char *label, char *(*encode)(const struct round_report *
 int main(int argc, char **argv)
 {
 	long nseeds = argc > 1 ? strtol(argv[1], NULL, 10) : 1000;
-	long renders = argc > 2 ? strtol(argv[2], NULL, 10) : 200;
+	long renders = argc > 2 ? strtol(argv[2], NULL, 10) : 50;
 	struct config cfg;
 	struct probe_result *res;
 	struct state_totals *tot;

@@ -6,6 +6,7 @@
 # DSN-explained outcomes, the exit code, and validates the metrics files
 # with promtool, node_exporter and the OpenMetrics parser.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/world/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/common.sh"
 BIN=${top_builddir:-.}/inboxprobe
 [ -x "$BIN" ] || { echo "no inboxprobe binary at $BIN"; exit 99; }
 world_up
@@ -16,7 +17,7 @@ sed -i 's/cleanup = "keep"/cleanup = "delete"/' "$WORLD_CONF"
 rc=$?
 cat "$WORLD_DIR/run.out"
 sed 's/^/stderr: /' "$WORLD_DIR/run.err"
-check "exit code 1 (reject/defer providers fail min_inbox_ratio), got $rc" [ "$rc" = 1 ]
+assert "exit code 1 (reject/defer providers fail min_inbox_ratio), got $rc" [ "$rc" = 1 ]
 
 # Per-seed outcomes and folders, from the JSON report.
 python3 - "$R/inboxprobe.json" "$GREYLIST_DELAY" "$RELAY_LOG" <<'PY' >"$WORLD_DIR/checks.out" 2>&1
@@ -76,21 +77,21 @@ if d["outcome"] == "deferred":
 check(rep["exit_code"] == 1, f"JSON exit_code {rep['exit_code']} == 1")
 PY
 cat "$WORLD_DIR/checks.out"
-check "JSON assertions all hold" sh -c "! grep -q '^not ok' '$WORLD_DIR/checks.out'"
+assert "JSON assertions all hold" sh -c "! grep -q '^not ok' '$WORLD_DIR/checks.out'"
 
 # The summary names every seed and the failed gates.
 for s in inbox@gmail.test spam@yahoo.test inbox@reject.test; do
-	check "summary lists $s" grep -q "$s" "$WORLD_DIR/run.out"
+	assert "summary lists $s" grep -q "$s" "$WORLD_DIR/run.out"
 done
-check "summary names the failed gate for reject" grep -q "reject.*min_inbox_ratio" "$WORLD_DIR/run.out"
+assert "summary names the failed gate for reject" grep -q "reject.*min_inbox_ratio" "$WORLD_DIR/run.out"
 
 # Metrics files: promtool, OpenMetrics parser, node_exporter.
-check "promtool check metrics" sh -c "promtool check metrics < '$R/inboxprobe.prom'"
-check "textfile has spam outcome for spam@gmail.test" \
+assert "promtool check metrics" sh -c "promtool check metrics < '$R/inboxprobe.prom'"
+assert "textfile has spam outcome for spam@gmail.test" \
 	grep -q 'inboxprobe_probe_outcome{config="world",seed="spam@gmail.test",provider="gmail",outcome="spam"} 1' "$R/inboxprobe.prom"
-check "textfile has 18 seeds x 6 outcome series" \
+assert "textfile has 18 seeds x 6 outcome series" \
 	sh -c "[ \$(grep -c '^inboxprobe_probe_outcome{' '$R/inboxprobe.prom') = \$(( $(grep -c 'address =' "$WORLD_CONF") * 6 )) ]"
-check "OpenMetrics parses" /usr/bin/python3 -c "
+assert "OpenMetrics parses" /usr/bin/python3 -c "
 import sys
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 fams = list(text_string_to_metric_families(open('$R/inboxprobe.om.txt').read()))
@@ -108,7 +109,7 @@ while [ $i -lt 50 ] && ! curl -sf "http://127.0.0.1:$port/metrics" >"$WORLD_DIR/
 	sleep 0.2; i=$((i + 1))
 done
 kill $nepid 2>/dev/null; wait $nepid 2>/dev/null
-check "node_exporter: node_textfile_scrape_error 0" grep -q '^node_textfile_scrape_error 0' "$WORLD_DIR/scrape.txt"
-check "node_exporter serves our series" grep -q '^inboxprobe_placement_ratio{config="world",folder="inbox",provider="gmail"}' "$WORLD_DIR/scrape.txt"
+assert "node_exporter: node_textfile_scrape_error 0" grep -q '^node_textfile_scrape_error 0' "$WORLD_DIR/scrape.txt"
+assert "node_exporter serves our series" grep -q '^inboxprobe_placement_ratio{config="world",folder="inbox",provider="gmail"}' "$WORLD_DIR/scrape.txt"
 
 world_result

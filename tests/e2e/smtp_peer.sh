@@ -55,6 +55,15 @@ check ok        ok      250 2.0.0  data
 if ! grep -qx "DOTLINE \.\." "$LOG" || ! grep -qx "DOTLINE \.\.dot" "$LOG"; then
 	echo "FAIL ok: body not dot-stuffed as expected"; cat "$LOG"; fail=1
 fi
+# concurrent submissions from 8 threads (each with its own handle)
+start_peer ok
+SMTP_TLS=none SMTP_THREADS=8 "$SEND" "smtp://127.0.0.1:$PORT" probe@example.test seed@example.test - \
+	>"$tmp/out" 2>"$tmp/err"
+if [ "$(field err)" = ok ] && [ "$(field threads_ok)" = 8 ]; then
+	echo "ok   threads: 9 concurrent submissions accepted"
+else
+	echo "FAIL threads"; cat "$tmp/out" "$tmp/err"; fail=1
+fi
 check greet421  temp    421 4.7.0  connect
 check greet554  perm    554 5.7.0  connect
 check mail451   temp    451 4.7.1  mail
@@ -62,6 +71,9 @@ check rcpt452   temp    452 4.5.3  rcpt
 check rcpt550   perm    550 5.1.1  rcpt
 check data554   perm    554 5.7.1  data
 check drop      drop    0   ""     data
+# a multi-line reply with mixed codes: libcurl acts on the last line; the
+# reply is kept with that code and its raw text
+check mixed     ok      251 ""     data
 # libcurl offers AUTH in clear text when tls = "none" (loopback tests only):
 # the peer advertises AUTH PLAIN LOGIN without STARTTLS and answers 535.
 printf 'not-the-password\n' >"$tmp/pass"

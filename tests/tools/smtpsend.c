@@ -6,7 +6,9 @@
  * env:   SMTP_TLS=none|required (default required), SMTP_CA=FILE,
  *        SMTP_USER=NAME, SMTP_PASSFILE=FILE (first line is the password),
  *        SMTP_TIMEOUT=SECONDS (30), SMTP_CONNECT_TIMEOUT=SECONDS (10),
- *        SMTP_DEADLINE=SECONDS from now (none)
+ *        SMTP_DEADLINE=SECONDS from now (none),
+ *        SMTP_THREADS=N: N more concurrent submissions of the same message
+ *        (thread-safety check); prints "threads_ok=K" with K of them SMTP_OK
  * MESSAGE-FILE "-" sends a small built-in CRLF message; "@build" builds the
  * probe with message_build() from SMTP_TOKEN and the optional template file
  * SMTP_TEMPLATE. SMTP_SAVE=FILE writes the exact bytes submitted there.
@@ -14,6 +16,7 @@
  */
 #include <config.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +29,22 @@ static char *env_or(const char *name, const char *def)
 {
 	const char *v = getenv(name);
 	return (v && *v) ? xstrdup(v) : (def ? xstrdup(def) : NULL);
+}
+
+struct job {
+	const struct smtp_params *p;
+	int err;
+	struct smtp_reply reply;
+	double st;
+};
+
+static void *run_job(void *arg)
+{
+	struct job *j = arg;
+	char *e = NULL;
+	j->err = smtp_submit(j->p, &j->reply, &j->st, &e);
+	free(e);
+	return NULL;
 }
 
 int main(int argc, char **argv)
@@ -122,7 +141,29 @@ int main(int argc, char **argv)
 		return 100;
 	}
 	t0 = now_wall();
-	err = smtp_submit(&p, &reply, &st, &errstr);
+	{
+		int nthreads = getenv("SMTP_THREADS") ? atoi(getenv("SMTP_THREADS")) : 0;
+		pthread_t th[64];
+		struct job jobs[64];
+		int started = 0, okn = 0;
+		if (nthreads > 64)
+			nthreads = 64;
+		for (int i = 0; i < nthreads; i++) {
+			jobs[i].p = &p;
+			if (pthread_create(&th[i], NULL, run_job, &jobs[i]) == 0)
+				started++;
+			else
+				break;
+		}
+		err = smtp_submit(&p, &reply, &st, &errstr);
+		for (int i = 0; i < started; i++) {
+			pthread_join(th[i], NULL);
+			if (jobs[i].err == SMTP_OK && strcmp(jobs[i].reply.queue_id, reply.queue_id) == 0)
+				okn++;
+		}
+		if (nthreads > 0)
+			printf("threads_ok=%d\n", okn);
+	}
 	printf("err=%s\n", smtp_err_name(err));
 	printf("code=%d\n", reply.code);
 	printf("enhanced=%s\n", reply.enhanced);

@@ -232,6 +232,36 @@ static void test_failed_wins_and_encodings(void **state)
 	strbuf_free(&sb);
 }
 
+/* Real DSNs written by the loopback world's Postfix (tests/world). */
+static void test_postfix_world(void **state)
+{
+	static const char *const toks[] = { "deadbeefdeadbeefdeadbeefdeadbeef",
+	                                    "feedfacefeedfacefeedfacefeedface" };
+	size_t idx = 99, len;
+	struct dsn_info info;
+	char *s;
+	(void)state;
+
+	s = load("postfix_world_reject.eml", &len);
+	assert_int_equal(dsn_match(s, len, toks, 2, &idx, &info), 1);
+	assert_int_equal(idx, 1);
+	assert_int_equal(info.action, DSN_ACTION_FAILED);
+	assert_string_equal(info.status, "5.7.1");
+	assert_string_equal(info.remote_mta, "127.0.0.1");
+	assert_string_equal(info.diagnostic, "550 5.7.1 <unknown[127.0.0.1]>: Client host rejected: "
+	                    "Message rejected as spam by reject.test policy");
+	free(s);
+
+	s = load("postfix_world_delayed.eml", &len);
+	assert_int_equal(dsn_match(s, len, toks, 2, &idx, &info), 1);
+	assert_int_equal(idx, 0);
+	assert_int_equal(info.action, DSN_ACTION_DELAYED);
+	assert_string_equal(info.status, "4.7.1");
+	assert_string_equal(info.diagnostic, "451 4.7.1 <unknown[127.0.0.1]>: Client host rejected: "
+	                    "Try again later, defer.test is busy");
+	free(s);
+}
+
 static void test_action_names(void **state)
 {
 	(void)state;
@@ -251,6 +281,7 @@ static void test_garbage(void **state)
 	static const char *const files[] = {
 		"postfix_failed.eml", "postfix_delayed.eml", "exchange_failed.eml",
 		"gmail_failed.eml", "plain_bounce.eml", "normal_mail.eml", "mdn.eml",
+		"postfix_world_reject.eml",
 	};
 	struct dsn_info info;
 	size_t idx;
@@ -332,6 +363,7 @@ int main(void)
 		cmocka_unit_test(test_not_dsn),
 		cmocka_unit_test(test_token_only_in_text_of_report),
 		cmocka_unit_test(test_failed_wins_and_encodings),
+		cmocka_unit_test(test_postfix_world),
 		cmocka_unit_test(test_action_names),
 		cmocka_unit_test(test_garbage),
 	};

@@ -756,6 +756,9 @@ do_stop() {
 [ $# -eq 2 ] || { echo "usage: $PROG start|stop|status DIR" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || die "must run as root (Postfix and Dovecot need it)"
 DIR=$2
+case $DIR in
+*[!A-Za-z0-9/._-]*) die "DIR must consist of letters, digits and / . _ - (Postfix and Dovecot configurations hold its path): $DIR" ;;
+esac
 case $1 in
 start) do_start ;;
 stop) do_stop ;;

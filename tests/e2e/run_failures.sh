@@ -1,0 +1,109 @@
+#!/bin/sh
+# Failure paths of `inboxprobe run` against the loopback mail world:
+# a wrong IMAP password, the relay down, a placement below min_inbox_ratio,
+# a broken configuration (exit 2, nothing sent), a group-readable password
+# file, `check`, and a second run while the first is active.
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/world/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/common.sh"
+BIN=${top_builddir:-.}/inboxprobe
+[ -x "$BIN" ] || { echo "no inboxprobe binary at $BIN"; exit 99; }
+world_up
+T=$WORLD_DIR/failtests
+mkdir -p "$T"
+
+# conf NAME RELAYURL SEEDS_BLOCK [EXTRA]: write a small configuration.
+conf() {
+	cat >"$T/$1.conf" <<CONF
+name = "$1";
+relay = { url = "$2"; tls = "none"; from = "probe@sender.test"; connect_timeout = 3; timeout = 10; };
+probe = { deadline = 20; poll_interval = 1; cleanup = "delete"; };
+slo = { min_inbox_ratio = 0.9; max_latency_p99 = 60.0; };
+report = { json = "$T/$1.json"; textfile = "$T/$1.prom"; };
+imap_defaults = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA"; password_file = "$SEED_PASSFILE"; };
+seeds = ( $3 );
+$4
+CONF
+}
+relay="smtp://127.0.0.1:$RELAY_PLAIN_PORT"
+jfield() { /usr/bin/python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+
+# 1. Wrong IMAP password: that seed is error, the other inbox; exit 3.
+conf wrongpw "$relay" "{ address = \"inbox@gmail.test\"; provider = \"gmail\"; },
+  { address = \"inbox@outlook.test\"; provider = \"outlook\"; imap = { password_file = \"$WRONG_PASSFILE\"; }; }"
+"$BIN" run -c "$T/wrongpw.conf" >"$T/wrongpw.out" 2>&1; rc=$?
+assert "wrong IMAP password: exit 3 (got $rc)" [ "$rc" = 3 ]
+assert "wrong IMAP password: outlook seed is error" [ "$(jfield "$T/wrongpw.json" 'r["seeds"][1]["outcome"]')" = error ]
+assert "wrong IMAP password: diagnostic says authentication" \
+	sh -c "jq_out=\$(/usr/bin/python3 -c 'import json;print(json.load(open(\"$T/wrongpw.json\"))[\"seeds\"][1][\"diagnostic\"])'); echo \"\$jq_out\" | grep -qi 'authentication'"
+assert "wrong IMAP password: the other seed is inbox" [ "$(jfield "$T/wrongpw.json" 'r["seeds"][0]["outcome"]')" = inbox ]
+assert "wrong IMAP password: the password is not printed" sh -c "! grep -qF \"\$(cat '$WRONG_PASSFILE')\" '$T/wrongpw.out'"
+
+# 2. The relay down: every seed error, exit 3, textfile still has every seed.
+dead=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+conf relaydown "smtp://127.0.0.1:$dead" "{ address = \"inbox@gmail.test\"; provider = \"gmail\"; },
+  { address = \"inbox@yahoo.test\"; provider = \"yahoo\"; }"
+"$BIN" run -c "$T/relaydown.conf" >"$T/relaydown.out" 2>&1; rc=$?
+assert "relay down: exit 3 (got $rc)" [ "$rc" = 3 ]
+assert "relay down: both seeds error" [ "$(jfield "$T/relaydown.json" '",".join(s["outcome"] for s in r["seeds"])')" = "error,error" ]
+assert "relay down: textfile has error=1 for yahoo" \
+	grep -q 'inboxprobe_probe_outcome{config="relaydown",seed="inbox@yahoo.test",provider="yahoo",outcome="error"} 1' "$T/relaydown.prom"
+assert "relay down: no relay_reply series (no reply at all)" sh -c "! grep -q '^inboxprobe_relay_reply' '$T/relaydown.prom'"
+
+# 3. Placement below min_inbox_ratio: exit 1.
+conf lowinbox "$relay" "{ address = \"inbox@yahoo.test\"; provider = \"yahoo\"; },
+  { address = \"spam@yahoo.test\"; provider = \"yahoo\"; }"
+"$BIN" run -c "$T/lowinbox.conf" >"$T/lowinbox.out" 2>&1; rc=$?
+assert "inbox share 0.5 < 0.9: exit 1 (got $rc)" [ "$rc" = 1 ]
+assert "summary names the failed gate" grep -q 'yahoo min_inbox_ratio' "$T/lowinbox.out"
+assert "slo_ok 0 for yahoo min_inbox_ratio" \
+	grep -q 'inboxprobe_slo_ok{config="lowinbox",slo="min_inbox_ratio",provider="yahoo"} 0' "$T/lowinbox.prom"
+assert "placement_ratio spam 0.5" \
+	grep -q 'inboxprobe_placement_ratio{config="lowinbox",provider="yahoo",folder="spam"} 0.5' "$T/lowinbox.prom"
+
+# 4. A broken configuration: exit 2, FILE:LINE for each error, nothing sent.
+before=$(grep -c 'from=<probe@sender.test>' "$RELAY_LOG" || true)
+cat >"$T/broken.conf" <<CONF
+relay = { url = "smtp://127.0.0.1:$RELAY_PLAIN_PORT"; tls = "none"; from = "probe@sender.test"; };
+probe = { deadline = -5; };
+slo = { min_inbox_ratio = 1.5; };
+seeds = ( { address = "inbox@gmail.test"; provider = "gmail";
+            imap = { url = "imaps://localhost:$IMAPS_PORT"; password_file = "$SEED_PASSFILE"; }; } );
+CONF
+"$BIN" run -c "$T/broken.conf" >"$T/broken.out" 2>"$T/broken.err"; rc=$?
+cat "$T/broken.err"
+assert "broken config: exit 2 (got $rc)" [ "$rc" = 2 ]
+assert "broken config: deadline error at line 2" grep -q "broken.conf:2:.*deadline" "$T/broken.err"
+assert "broken config: ratio error at line 3 in the same run" grep -q "broken.conf:3:.*min_inbox_ratio" "$T/broken.err"
+sleep 1
+after=$(grep -c 'from=<probe@sender.test>' "$RELAY_LOG" || true)
+assert "broken config: nothing sent ($before == $after relay log lines)" [ "$before" = "$after" ]
+"$BIN" check -c "$T/broken.conf" >/dev/null 2>&1; rc=$?
+assert "check on broken config: exit 2" [ "$rc" = 2 ]
+assert "check on a good config prints 'configuration OK'" sh -c "'$BIN' check -c '$T/lowinbox.conf' | grep -qx 'configuration OK'"
+echo 'relay = { url = "smtp://x"; ' >"$T/syntax.conf"
+"$BIN" check -c "$T/syntax.conf" 2>"$T/syntax.err"; rc=$?
+assert "syntax error: exit 2 with FILE:LINE (got $rc: $(cat "$T/syntax.err"))" sh -c "[ $rc = 2 ] && grep -q 'syntax.conf:[0-9]' '$T/syntax.err'"
+"$BIN" run -c "$T/broken.conf" --format nagios >"$T/broken.nagios" 2>/dev/null; rc=$?
+assert "broken config with --format nagios: UNKNOWN (3) and one status line" \
+	sh -c "[ $rc = 3 ] && [ \$(wc -l < '$T/broken.nagios') = 1 ] && grep -q '^INBOXPROBE UNKNOWN' '$T/broken.nagios'"
+
+# 5. A group-readable password file is refused with exit 2.
+cp "$SEED_PASSFILE" "$T/readable.pass"; chmod 640 "$T/readable.pass"
+conf readable "$relay" "{ address = \"inbox@gmail.test\"; provider = \"gmail\"; imap = { password_file = \"$T/readable.pass\"; }; }"
+"$BIN" run -c "$T/readable.conf" >"$T/readable.out" 2>&1; rc=$?
+assert "group-readable password file: exit 2 (got $rc)" [ "$rc" = 2 ]
+assert "group-readable password file: message names the file" grep -q "readable.pass" "$T/readable.out"
+assert "group-readable password file: secret not printed" sh -c "! grep -qF \"\$(cat '$SEED_PASSFILE')\" '$T/readable.out'"
+
+# 6. A second run while the first is active sends nothing and exits 3.
+conf slow "$relay" "{ address = \"inbox@defer.test\"; provider = \"defer\"; spam_folder = \"INBOX\"; }" 'state = { path = "'"$T"'/slow.db"; };'
+"$BIN" run -c "$T/slow.conf" --deadline 8 >"$T/slow1.out" 2>&1 &
+first=$!
+sleep 2
+before=$(grep -c 'to=<inbox@defer.test>' "$RELAY_LOG" || true)
+"$BIN" run -c "$T/slow.conf" >"$T/slow2.out" 2>&1; rc=$?
+wait $first
+assert "second run while the first is active: exit 3 (got $rc)" [ "$rc" = 3 ]
+assert "second run says another run is active" grep -qi "another inboxprobe run\|another run" "$T/slow2.out"
+
+world_result
