@@ -9,6 +9,7 @@
 #include <config.h>
 
 #include <ctype.h>
+#include <signal.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -422,6 +423,8 @@ int main(int argc, char **argv)
 
 	/* Numbers in reports are always C-locale; messages may follow the user. */
 	setlocale(LC_ALL, "");
+	/* A peer that closes mid-write must give EPIPE, not kill the run. */
+	signal(SIGPIPE, SIG_IGN);
 	memset(&o, 0, sizeof o);
 	if (argc < 2) {
 		usage(stderr);

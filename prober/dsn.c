@@ -453,6 +453,19 @@ static void read_status(struct walk *w, const char *p, size_t n)
 
 static void walk_entity(struct walk *w, const char *p, size_t n, int depth);
 
+/* After "--boundary": "--", then only linear white space (RFC 2046 §5.1.1);
+ * anything else means a longer boundary that merely starts the same. */
+static int is_delim_end(const char *q, size_t n)
+{
+	size_t k = 0;
+	if (n >= 2 && q[0] == '-' && q[1] == '-')
+		k = 2;
+	for (; k < n; k++)
+		if (q[k] != ' ' && q[k] != '\t' && q[k] != '\r')
+			return 0;
+	return 1;
+}
+
 static void walk_multipart(struct walk *w, const char *p, size_t n, const char *boundary,
                            int depth)
 {
@@ -471,7 +484,7 @@ static void walk_multipart(struct walk *w, const char *p, size_t n, const char *
 		size_t ll = eol ? (size_t)(eol - (p + i)) : n - i;
 		size_t next = i + ll + (eol ? 1 : 0);
 
-		if (ll >= bl && memcmp(p + i, delim, bl) == 0) {
+		if (ll >= bl && memcmp(p + i, delim, bl) == 0 && is_delim_end(p + i + bl, ll - bl)) {
 			int close = ll >= bl + 2 && p[i + bl] == '-' && p[i + bl + 1] == '-';
 			if (part) {
 				/* the CRLF before the delimiter belongs to it */

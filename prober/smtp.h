@@ -11,6 +11,10 @@
  *
  * Follows RFC 5321 (SMTP), RFC 3463 (enhanced status codes),
  * RFC 3207 (STARTTLS), RFC 8314 (implicit TLS), RFC 4954 (AUTH).
+ *
+ * Thread safety: smtp_submit may run in many threads at once (one easy
+ * handle per call, CURLOPT_NOSIGNAL); only smtp_global_init/cleanup are
+ * process-wide and must run in main before/after the threads.
  */
 #ifndef INBOXPROBE_SMTP_H
 #define INBOXPROBE_SMTP_H
@@ -53,6 +57,29 @@ struct smtp_params {
  * (seconds) when the relay answered 2xx to end of DATA, and reply holds
  * that reply (with queue_id from "queued as X"). On ETEMP/EPERM reply holds
  * the failing reply (RCPT's when RCPT failed) and reply->stage says where.
+ *
+ * Stages: "connect" (greeting, EHLO, STARTTLS), "auth", "mail", "rcpt",
+ * "data" (the DATA command and the end of DATA). Classification:
+ *   - the end-of-DATA reply decides when there is one (2xx OK, 4xx ETEMP,
+ *     5xx EPERM); else the first failing reply in protocol order:
+ *     421/554 greeting and 4xx/5xx to MAIL, RCPT, DATA by class; any
+ *     failure at AUTH (535, 534, 530 ...) and 530 to MAIL when a username
+ *     is configured -> EAUTH (reply holds the 535 text); a refused
+ *     STARTTLS (454) -> ETLS;
+ *   - without a failing reply, libcurl's result: login denied / no usable
+ *     mechanism -> EAUTH; TLS handshake, certificate or name mismatch,
+ *     STARTTLS not offered with tls "required" -> ETLS (nothing, not even
+ *     AUTH or MAIL, is sent in clear then); refused / unresolvable /
+ *     closed before the greeting -> ECONNECT; timeout -> ETIMEOUT (reply
+ *     code 0, stage where it waited); the connection lost after at least
+ *     one reply (e.g. after the end-of-DATA dot, before its reply) ->
+ *     EDROP with reply code 0: an earlier 250 is never taken for acceptance.
+ * Timeouts: connect at most relay->connect_timeout, the whole transaction
+ * at most min(relay->timeout, deadline - now_mono()); a deadline already
+ * passed gives ETIMEOUT without connecting. URL: relay->url; when it has no
+ * path, "/" + the local host name is appended (the EHLO argument).
+ * libcurl dot-stuffs the message; p->message must be CRLF, not stuffed.
+ * With tls "none" and a username, AUTH goes in clear (loopback tests only).
  */
 int smtp_submit(const struct smtp_params *p, struct smtp_reply *reply,
                 double *submit_time, char **errstr);
@@ -62,7 +89,13 @@ int smtp_submit(const struct smtp_params *p, struct smtp_reply *reply,
  * ("250-..\r\n250 ..\r\n"): basic code, RFC 3463 enhanced code when the
  * text starts with one whose class matches the basic code, text with the
  * code prefixes removed and lines joined by a space, and "queued as X".
- * Returns 0, or -1 when the reply is malformed (reply->code then 0).
+ * Returns 0, or -1 when the reply is malformed (reply->code then 0):
+ * fewer than 3 characters, a code outside 2yz-5yz (second digit 0-5), a
+ * separator other than ' ' or '-', a last line still marked '-', text
+ * after the last line, different codes on different lines (RFC 5321
+ * §4.2.1), an embedded NUL, or a line over 4096 octets. Lines longer than
+ * RFC 5321's 512 are accepted; the joined text is truncated to
+ * REPLY_TEXT_MAX - 1 and control characters in it become spaces.
  */
 int smtp_parse_reply(const char *raw, size_t len, struct smtp_reply *reply);
 

@@ -32,15 +32,17 @@ struct limiter {
 	long smtp_active;
 };
 
-static long *limit_slot(struct limiter *l, const char *key)
+/* Index of key's counter, created at 0 when new. Indices stay valid when
+ * the array grows; pointers into it would not. */
+static size_t limit_slot(struct limiter *l, const char *key)
 {
 	for (size_t i = 0; i < l->n; i++)
 		if (strcmp(l->e[i].key, key) == 0)
-			return &l->e[i].count;
+			return i;
 	l->e = xrealloc(l->e, (l->n + 1) * sizeof *l->e);
 	l->e[l->n].key = xstrdup(key);
 	l->e[l->n].count = 0;
-	return &l->e[l->n++].count;
+	return l->n++;
 }
 
 /* Wait until the cond is signalled or the monotonic deadline passes. */
@@ -75,10 +77,11 @@ static int imap_slot_acquire(struct limiter *l, const struct imap_conf *ic,
 
 	pthread_mutex_lock(&l->mu);
 	for (;;) {
-		long *h = limit_slot(l, hk), *a = limit_slot(l, ak);
-		if (*h < per_host && *a < per_account) {
-			(*h)++;
-			(*a)++;
+		size_t h = limit_slot(l, hk);
+		size_t a = limit_slot(l, ak);
+		if (l->e[h].count < per_host && l->e[a].count < per_account) {
+			l->e[h].count++;
+			l->e[a].count++;
 			ret = 0;
 			break;
 		}
@@ -97,8 +100,8 @@ static void imap_slot_release(struct limiter *l, const struct imap_conf *ic)
 	char *ak = xasprintf("acct:%s:%d:%s", ic->host, ic->port, ic->username ? ic->username : "");
 
 	pthread_mutex_lock(&l->mu);
-	(*limit_slot(l, hk))--;
-	(*limit_slot(l, ak))--;
+	l->e[limit_slot(l, hk)].count--;
+	l->e[limit_slot(l, ak)].count--;
 	pthread_cond_broadcast(&l->cv);
 	pthread_mutex_unlock(&l->mu);
 	free(hk);

@@ -262,6 +262,27 @@ static void test_postfix_world(void **state)
 	free(s);
 }
 
+/* An inner boundary that starts with the outer one ("b1" / "b10") must not
+ * end the outer part early. */
+static void test_boundary_prefix(void **state)
+{
+	static const char msg[] =
+		"From: MAILER-DAEMON@relay.example.test\n"
+		"Content-Type: multipart/report; report-type=delivery-status; boundary=b1\n\n"
+		"--b1\nContent-Type: multipart/alternative; boundary=b10\n\n"
+		"--b10\nContent-Type: text/plain\n\nhello\n--b10--\n"
+		"--b1\nContent-Type: message/delivery-status\n\n"
+		"Reporting-MTA: dns; relay.example.test\n\n"
+		"Final-Recipient: rfc822; seed@example.test\nAction: failed\nStatus: 5.1.1\n\n"
+		"--b1 \nContent-Type: text/rfc822-headers\n\nX-Inboxprobe-Token: " T3 "\n\n--b1--\n";
+	size_t idx = 99;
+	struct dsn_info info;
+	(void)state;
+	assert_int_equal(dsn_match(msg, sizeof(msg) - 1, all_tokens, NTOK, &idx, &info), 1);
+	assert_int_equal(idx, 3);
+	assert_string_equal(info.status, "5.1.1");
+}
+
 static void test_action_names(void **state)
 {
 	(void)state;
@@ -364,6 +385,7 @@ int main(void)
 		cmocka_unit_test(test_token_only_in_text_of_report),
 		cmocka_unit_test(test_failed_wins_and_encodings),
 		cmocka_unit_test(test_postfix_world),
+		cmocka_unit_test(test_boundary_prefix),
 		cmocka_unit_test(test_action_names),
 		cmocka_unit_test(test_garbage),
 	};

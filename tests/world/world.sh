@@ -652,8 +652,14 @@ create_folders() {
 				die "doveadm could not create folders for $u@$p.test"
 		done
 	done
+	# The misbehaving MXs' seeds are ordinary mailboxes with a Junk folder
+	# (\Junk, as at outlook.test), so a probe there is inbox, spam or absent.
+	for u in inbox@greylist.test inbox@reject.test inbox@defer.test; do
+		doveadm -c "$conf" mailbox create -s -u "$u" Junk Trash </dev/null ||
+			die "doveadm could not create folders for $u"
+	done
 	# Materialize INBOX for everyone else.
-	for u in inbox@greylist.test inbox@reject.test inbox@defer.test probe@sender.test relay@sender.test; do
+	for u in probe@sender.test relay@sender.test; do
 		doveadm -c "$conf" mailbox status -u "$u" messages INBOX </dev/null >/dev/null ||
 			die "doveadm could not open INBOX of $u"
 	done
