@@ -20,7 +20,7 @@ sed 's/^/stderr: /' "$WORLD_DIR/run.err"
 assert "exit code 1 (reject/defer providers fail min_inbox_ratio), got $rc" [ "$rc" = 1 ]
 
 # Per-seed outcomes and folders, from the JSON report.
-python3 - "$R/inboxprobe.json" "$GREYLIST_DELAY" "$RELAY_LOG" <<'PY' >"$WORLD_DIR/checks.out" 2>&1
+/usr/bin/python3 - "$R/inboxprobe.json" "$GREYLIST_DELAY" "$RELAY_LOG" <<'PY' >"$WORLD_DIR/checks.out" 2>&1
 import json, sys, re, time, datetime
 rep = json.load(open(sys.argv[1]))
 delay = float(sys.argv[2])
@@ -42,7 +42,7 @@ for addr, (outcome, folder) in expect.items():
     if s is None: continue
     check(s["outcome"] == outcome, f"{addr}: outcome {s['outcome']} == {outcome}")
     check(s.get("folder") == folder, f"{addr}: folder {s.get('folder')!r} == {folder!r}")
-    check(s["relay"]["code"] == 250 and s["relay"]["queue_id"], f"{addr}: relay 250 with queue id ({s['relay']})")
+    check(s["relay_reply"]["code"] == 250 and s["relay_reply"]["queue_id"], f"{addr}: relay 250 with queue id ({s['relay_reply']})")
     lat = s.get("latency_seconds")
     check(lat is not None and 0 <= lat < 60, f"{addr}: latency {lat} in [0,60)")
     check(s.get("cleanup") == "deleted", f"{addr}: cleanup {s.get('cleanup')!r} == 'deleted'")
@@ -50,7 +50,7 @@ g = seeds["inbox@greylist.test"]
 check(g["latency_seconds"] is not None and g["latency_seconds"] >= delay - 1,
       f"greylisted latency {g['latency_seconds']} >= greylist delay {delay} (INTERNALDATE has 1 s resolution)")
 # Compare with the relay's own log: the time Postfix logged status=sent for it.
-qid = g["relay"]["queue_id"]
+qid = g["relay_reply"]["queue_id"]
 sent = None
 for line in open(sys.argv[3], errors="replace"):
     if qid in line and "to=<inbox@greylist.test>" in line and "status=sent" in line:
@@ -64,7 +64,7 @@ for line in open(sys.argv[3], errors="replace"):
                 sent = datetime.datetime.fromisoformat(m.group(0).replace("Z", "+00:00")).timestamp()
 check(sent is not None, f"relay log has status=sent for greylisted queue id {qid}")
 if sent is not None:
-    logged = sent - g["submit_time"]
+    logged = sent - g["submit_time_unix"]
     check(abs(logged - g["latency_seconds"]) <= 2.5,
           f"greylisted latency {g['latency_seconds']:.1f}s close to the relay log's {logged:.1f}s")
 r = seeds["inbox@reject.test"]
@@ -75,8 +75,12 @@ check(d["outcome"] in ("deferred", "missing"), f"defer.test: outcome {d['outcome
 if d["outcome"] == "deferred":
     check((d.get("dsn") or {}).get("status", "").startswith("4."), f"defer.test: delay DSN status {d.get('dsn')}")
 check(rep["exit_code"] == 1, f"JSON exit_code {rep['exit_code']} == 1")
+print("done")
 PY
+pyrc=$?
 cat "$WORLD_DIR/checks.out"
+assert "JSON checks ran to the end (python exit $pyrc)" [ "$pyrc" = 0 ]
+assert "JSON checks: at least 80 ran" [ "$(grep -c '^ok - ' "$WORLD_DIR/checks.out")" -ge 80 ]
 assert "JSON assertions all hold" sh -c "! grep -q '^not ok' '$WORLD_DIR/checks.out'"
 
 # The summary names every seed and the failed gates.
