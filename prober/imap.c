@@ -25,6 +25,19 @@
 #define BOUNCE_MAX_BYTES 262144    /* 256 KiB per DSN fetched */
 #define BOUNCE_MAX_UIDS 200        /* newest candidate DSNs scanned per call */
 
+/* The SINCE fallback fetches headers of recent messages. Polling every few
+ * seconds must not fetch the same 500 headers again each time: per folder
+ * (and UIDVALIDITY) we remember the highest UID examined for a token set,
+ * and later passes for the same tokens (or a subset) fetch only newer UIDs. */
+#define FALLBACK_FOLDERS 4
+struct fallback_mark {
+	char *folder;              /* wire name; NULL when the slot is free */
+	unsigned long uidvalidity;
+	uint32_t max_uid;          /* highest UID examined */
+	char **tokens;             /* tokens it was examined for */
+	size_t ntokens;
+};
+
 struct imap_session {
 	mailimap *imap;
 	const struct imap_conf *conf;
@@ -33,6 +46,7 @@ struct imap_session {
 	int dead;                  /* connection unusable: every call -> IMAP_EBYE */
 	char *selected;            /* wire name of the selected folder, NULL if none */
 	unsigned long uidvalidity; /* of the selected folder */
+	struct fallback_mark fb[FALLBACK_FOLDERS];  /* what the SINCE fallback already examined */
 };
 
 const char *imap_err_name(int err)
@@ -526,6 +540,68 @@ fail:
 	return r;
 }
 
+static void fallback_mark_clear(struct fallback_mark *m)
+{
+	free(m->folder);
+	for (size_t i = 0; i < m->ntokens; i++)
+		free(m->tokens[i]);
+	free(m->tokens);
+	memset(m, 0, sizeof *m);
+}
+
+/* The mark for folder at the current UIDVALIDITY, or NULL. */
+static struct fallback_mark *fallback_mark_find(struct imap_session *s, const char *folder)
+{
+	for (size_t i = 0; i < FALLBACK_FOLDERS; i++)
+		if (s->fb[i].folder && strcmp(s->fb[i].folder, folder) == 0)
+			return s->fb[i].uidvalidity == s->uidvalidity ? &s->fb[i] : NULL;
+	return NULL;
+}
+
+/* 1 when every token was covered by the mark's examination. */
+static int fallback_mark_covers(const struct fallback_mark *m, const char *const *tokens,
+                                size_t ntokens)
+{
+	for (size_t i = 0; i < ntokens; i++) {
+		size_t j;
+		for (j = 0; j < m->ntokens; j++)
+			if (strcmp(m->tokens[j], tokens[i]) == 0)
+				break;
+		if (j == m->ntokens)
+			return 0;
+	}
+	return 1;
+}
+
+/* Remember that UIDs up to max_uid of folder were examined for tokens. */
+static void fallback_mark_set(struct imap_session *s, const char *folder, const char *const *tokens,
+                              size_t ntokens, uint32_t max_uid)
+{
+	struct fallback_mark *m = NULL;
+
+	for (size_t i = 0; i < FALLBACK_FOLDERS && !m; i++)
+		if (s->fb[i].folder && strcmp(s->fb[i].folder, folder) == 0)
+			m = &s->fb[i];
+	for (size_t i = 0; i < FALLBACK_FOLDERS && !m; i++)
+		if (!s->fb[i].folder)
+			m = &s->fb[i];
+	if (!m)
+		m = &s->fb[0];
+	if (m->folder && m->uidvalidity == s->uidvalidity && fallback_mark_covers(m, tokens, ntokens)) {
+		if (max_uid > m->max_uid)
+			m->max_uid = max_uid;
+		return;
+	}
+	fallback_mark_clear(m);
+	m->folder = xstrdup(folder);
+	m->uidvalidity = s->uidvalidity;
+	m->max_uid = max_uid;
+	m->tokens = xcalloc(ntokens, sizeof *m->tokens);
+	for (size_t i = 0; i < ntokens; i++)
+		m->tokens[i] = xstrdup(tokens[i]);
+	m->ntokens = ntokens;
+}
+
 void imap_close(struct imap_session *s)
 {
 	if (!s)
@@ -542,6 +618,8 @@ void imap_close(struct imap_session *s)
 		mailimap_free(s->imap);
 	}
 	free(s->selected);
+	for (size_t i = 0; i < FALLBACK_FOLDERS; i++)
+		fallback_mark_clear(&s->fb[i]);
 	free(s);
 }
 
@@ -968,7 +1046,21 @@ int imap_find_tokens(struct imap_session *s, const char *folder,
 	qsort(uids, n, sizeof *uids, cmp_uid_desc);
 	if (n > FALLBACK_MAX_UIDS)
 		n = FALLBACK_MAX_UIDS;
-	r = fetch_and_match(s, uids, n, tokens, ntokens, hits, nhits, &cap, errstr);
+	{
+		/* Skip what an earlier fallback examined for these tokens. */
+		const struct fallback_mark *m = fallback_mark_find(s, folder);
+		uint32_t top = n > 0 ? uids[0] : 0;
+		size_t fresh = n;
+
+		if (m && fallback_mark_covers(m, tokens, ntokens)) {
+			fresh = 0;
+			while (fresh < n && uids[fresh] > m->max_uid)
+				fresh++;
+		}
+		r = fetch_and_match(s, uids, fresh, tokens, ntokens, hits, nhits, &cap, errstr);
+		if (r == IMAP_OK && top > 0)
+			fallback_mark_set(s, folder, tokens, ntokens, top);
+	}
 out:
 	free(uids);
 	if (r) {
