@@ -289,6 +289,33 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 	for (size_t p = 0; p < cfg->nproviders; p++)
 		sample(f, "", (double)r->totals[p].window_samples, 2, "config", cn,
 		       "provider", r->providers[p].provider);
+
+	/* Placement over the window: shares of the measured probes (all but
+	 * error) submitted within slo.window, like placement_ratio for a round. */
+	f = family(m, "window_placement_ratio", MT_GAUGE, NULL,
+	           "Share of the measured probes submitted within the window (slo.window) by folder: "
+	           "inbox, spam, missing, rejected, deferred.");
+	for (size_t p = 0; p < cfg->nproviders; p++) {
+		const struct state_totals *t = &r->totals[p];
+		size_t measured = 0;
+
+		for (int o = 0; o < OUTCOME_ERROR; o++)
+			measured += t->window_outcomes[o];
+		if (measured == 0)
+			continue;
+		for (int o = 0; o < OUTCOME_ERROR; o++)
+			sample(f, "", (double)t->window_outcomes[o] / (double)measured, 3, "config", cn,
+			       "provider", r->providers[p].provider, "folder", outcome_name((enum outcome)o));
+	}
+	f = family(m, "window_probes", MT_GAUGE, NULL,
+	           "Number of measured probes (all outcomes but error) submitted within the window.");
+	for (size_t p = 0; p < cfg->nproviders; p++) {
+		size_t measured = 0;
+
+		for (int o = 0; o < OUTCOME_ERROR; o++)
+			measured += r->totals[p].window_outcomes[o];
+		sample(f, "", (double)measured, 2, "config", cn, "provider", r->providers[p].provider);
+	}
 }
 
 /* Label value: valid UTF-8, with \\, \" and \n escaped (both formats). */

@@ -325,11 +325,12 @@ struct seed_watch {
 	/* which tokens are still looked for; index 0 is this round's probe */
 	int want[1 + 64];
 	int pend_idx[1 + 64];            /* index into p->pending, -1 for 0 */
+	int said_kept;                   /* "probe kept" was said for this seed */
 };
 
 static void cleanup_hit(struct round_ctx *ctx, struct imap_session *s, const char *folder,
                         const struct imap_hit *h, const char *trash, char *what, size_t whatsz,
-                        const char *addr)
+                        const char *addr, int *said_kept)
 {
 	char *err = NULL;
 	int rc;
@@ -343,6 +344,11 @@ static void cleanup_hit(struct round_ctx *ctx, struct imap_session *s, const cha
 	if (rc != IMAP_OK) {
 		log_warn("%s: cleanup of UID %lu failed: %s", addr, h->uid, err ? err : imap_err_name(rc));
 		snprintf(what, whatsz, "failed: %s", imap_err_name(rc));
+	} else if (strncmp(what, "kept", 4) == 0 && !*said_kept) {
+		/* Said once per seed: the server cannot remove only our message. */
+		*said_kept = 1;
+		log_warn("%s: probe left in %s (%s); inboxprobe never runs a plain EXPUNGE", addr, folder,
+		         what);
 	}
 	free(err);
 }
@@ -391,7 +397,8 @@ static int discover_pass(struct round_ctx *ctx, size_t idx, struct imap_session 
 			if (!w->want[t])
 				continue;   /* two copies: count the first */
 			w->want[t] = 0;
-			cleanup_hit(ctx, s, folders[f], &hits[i], trash, what, sizeof what, seed->address);
+			cleanup_hit(ctx, s, folders[f], &hits[i], trash, what, sizeof what, seed->address,
+			            &w->said_kept);
 			pthread_mutex_lock(&ctx->mu);
 			if (t == 0) {
 				res->outcome = f == 0 ? OUTCOME_INBOX : OUTCOME_SPAM;

@@ -288,7 +288,18 @@ static const char expect_prom_totals_tail[] =
 	"# HELP inboxprobe_window_samples Number of latency samples behind the window quantiles.\n"
 	"# TYPE inboxprobe_window_samples gauge\n"
 	"inboxprobe_window_samples{config=\"otp\",provider=\"gmail\"} 4\n"
-	"inboxprobe_window_samples{config=\"otp\",provider=\"outlook\"} 0\n";
+	"inboxprobe_window_samples{config=\"otp\",provider=\"outlook\"} 0\n"
+	"# HELP inboxprobe_window_placement_ratio Share of the measured probes submitted within the window (slo.window) by folder: inbox, spam, missing, rejected, deferred.\n"
+	"# TYPE inboxprobe_window_placement_ratio gauge\n"
+	"inboxprobe_window_placement_ratio{config=\"otp\",provider=\"gmail\",folder=\"inbox\"} 0.75\n"
+	"inboxprobe_window_placement_ratio{config=\"otp\",provider=\"gmail\",folder=\"spam\"} 0\n"
+	"inboxprobe_window_placement_ratio{config=\"otp\",provider=\"gmail\",folder=\"missing\"} 0.25\n"
+	"inboxprobe_window_placement_ratio{config=\"otp\",provider=\"gmail\",folder=\"rejected\"} 0\n"
+	"inboxprobe_window_placement_ratio{config=\"otp\",provider=\"gmail\",folder=\"deferred\"} 0\n"
+	"# HELP inboxprobe_window_probes Number of measured probes (all outcomes but error) submitted within the window.\n"
+	"# TYPE inboxprobe_window_probes gauge\n"
+	"inboxprobe_window_probes{config=\"otp\",provider=\"gmail\"} 4\n"
+	"inboxprobe_window_probes{config=\"otp\",provider=\"outlook\"} 0\n";
 
 static const char expect_om_totals_tail[] =
 	"# HELP inboxprobe_probes Probes by outcome, counted at the end of their round.\n"
@@ -356,6 +367,17 @@ static const char expect_om_totals_tail[] =
 	"# TYPE inboxprobe_window_samples gauge\n"
 	"inboxprobe_window_samples{config=\"otp\",provider=\"gmail\"} 4\n"
 	"inboxprobe_window_samples{config=\"otp\",provider=\"outlook\"} 0\n"
+	"# HELP inboxprobe_window_placement_ratio Share of the measured probes submitted within the window (slo.window) by folder: inbox, spam, missing, rejected, deferred.\n"
+	"# TYPE inboxprobe_window_placement_ratio gauge\n"
+	"inboxprobe_window_placement_ratio{config=\"otp\",provider=\"gmail\",folder=\"inbox\"} 0.75\n"
+	"inboxprobe_window_placement_ratio{config=\"otp\",provider=\"gmail\",folder=\"spam\"} 0\n"
+	"inboxprobe_window_placement_ratio{config=\"otp\",provider=\"gmail\",folder=\"missing\"} 0.25\n"
+	"inboxprobe_window_placement_ratio{config=\"otp\",provider=\"gmail\",folder=\"rejected\"} 0\n"
+	"inboxprobe_window_placement_ratio{config=\"otp\",provider=\"gmail\",folder=\"deferred\"} 0\n"
+	"# HELP inboxprobe_window_probes Number of measured probes (all outcomes but error) submitted within the window.\n"
+	"# TYPE inboxprobe_window_probes gauge\n"
+	"inboxprobe_window_probes{config=\"otp\",provider=\"gmail\"} 4\n"
+	"inboxprobe_window_probes{config=\"otp\",provider=\"outlook\"} 0\n"
 	"# EOF\n";
 
 /* Compare, and on a mismatch print where the texts part. */

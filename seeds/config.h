@@ -1,0 +1,161 @@
+/*
+ * config.h - the inboxprobe configuration (libconfig syntax), loaded and
+ * validated in one pass. Follows ../shared/SPEC.md "Configuration".
+ *
+ * Errors are collected, not stopped at: config_load() reports every problem
+ * it finds as "FILE:LINE: message" (isync style), one per line.
+ *
+ * Memory: a struct config and everything it points to is owned by the
+ * config and released by config_free(). Secrets (passwords, HMAC key) live
+ * only here; they are never printed and are wiped by config_free().
+ */
+#ifndef INBOXPROBE_CONFIG_H
+#define INBOXPROBE_CONFIG_H
+
+#include <stddef.h>
+
+enum tls_mode {
+	TLS_REQUIRED = 0,   /* implicit TLS for smtps/imaps, STARTTLS required for smtp/imap */
+	TLS_NONE            /* plain text (loopback tests only) */
+};
+
+enum cleanup_mode {
+	CLEANUP_DELETE = 0,
+	CLEANUP_TRASH,
+	CLEANUP_KEEP
+};
+
+/* An IMAP account: a seed's mailbox or the bounce mailbox. */
+struct imap_conf {
+	char *url;              /* as written, e.g. "imaps://imap.example.net:993" */
+	int implicit_tls;       /* 1 for imaps:// */
+	char *host;             /* from url */
+	int port;               /* from url, or 993 / 143 */
+	enum tls_mode tls;
+	char *ca_file;          /* NULL: system trust store */
+	char *username;
+	char *password;         /* secret; NULL when none configured */
+	int line;               /* line of the block, for messages */
+};
+
+struct relay_conf {
+	char *url;              /* smtps://host[:port] or smtp://host[:port] */
+	int implicit_tls;
+	char *host;
+	int port;
+	enum tls_mode tls;
+	char *ca_file;
+	char *username;         /* NULL: no AUTH */
+	char *password;         /* secret */
+	char *from;             /* header From and envelope sender */
+	long connect_timeout;   /* seconds */
+	long timeout;           /* seconds, whole transaction */
+};
+
+struct probe_conf {
+	long deadline;          /* seconds */
+	long poll_interval;     /* seconds */
+	enum cleanup_mode cleanup;
+	char *subject_prefix;   /* UTF-8 */
+	unsigned char *secret;  /* HMAC key bytes, NULL when no secret_file */
+	size_t secret_len;
+	char *template_path;    /* NULL when none */
+	char *template_text;    /* the template file's contents, loaded and checked */
+	char **headers;         /* extra "Name: value" lines */
+	size_t nheaders;
+};
+
+struct imap_limits {
+	long per_host;          /* default 8 */
+	long per_account;       /* default 1 */
+	long connect_timeout;   /* seconds, default 10 */
+	long timeout;           /* seconds per IMAP command, default 30 */
+};
+
+/* SLO thresholds; a provider's overrides already merged by config_slo_for(). */
+struct slo_conf {
+	double min_inbox_ratio;   /* 0..1; default 0.9 */
+	double max_latency_p99;   /* seconds; default 300 */
+	long max_missing;         /* -1 when not set */
+	int evaluate_window;      /* 0: "round", 1: "window" */
+	long window;              /* seconds, default 3600 */
+	long min_samples;         /* default 1 */
+};
+
+struct slo_override {
+	char *provider;
+	int has_min_inbox_ratio, has_max_latency_p99, has_max_missing;
+	double min_inbox_ratio;
+	double max_latency_p99;
+	long max_missing;
+};
+
+struct report_conf {
+	char *textfile;         /* each NULL when not set */
+	char *openmetrics;
+	char *json;
+	char *junit;
+};
+
+struct state_conf {
+	char *path;             /* NULL: no state store */
+	long retention_days;    /* default 30 */
+};
+
+struct seed_conf {
+	char *address;
+	char *provider;
+	struct imap_conf imap;  /* imap_defaults already merged in */
+	char *spam_folder;      /* modified UTF-7 wire name, or NULL */
+	int line;
+};
+
+struct config {
+	char *file;             /* path as given */
+	char *name;             /* the `config` label value */
+	struct relay_conf relay;
+	struct probe_conf probe;
+	struct imap_limits limits;
+	struct slo_conf slo;    /* global values */
+	struct slo_override *slo_overrides;
+	size_t nslo_overrides;
+	struct report_conf report;
+	int has_bounce;
+	struct imap_conf bounce;
+	struct state_conf state;
+	struct seed_conf *seeds;
+	size_t nseeds;
+	char **providers;       /* distinct providers in first-seen order */
+	size_t nproviders;
+};
+
+/*
+ * Load and validate the configuration at path.
+ * On success returns 0 and sets *out (caller frees with config_free()).
+ * On failure returns -1, *out is NULL and *errstr is a heap string (caller
+ * frees) holding every error, one "FILE:LINE: message" per line.
+ * Secret files readable by group or others are refused (error).
+ * Validation rules, defaults and messages: docs/configuration.md.
+ * A problem without a line (missing relay or seeds) reads "FILE: message".
+ * Relative paths in the file are relative to the working directory.
+ */
+int config_load(const char *path, struct config **out, char **errstr);
+
+/* Release a config and wipe its secrets. NULL is allowed. */
+void config_free(struct config *cfg);
+
+/* The SLO thresholds for provider: globals with that provider's overrides. */
+struct slo_conf config_slo_for(const struct config *cfg, const char *provider);
+
+/* Parse "smtp://", "smtps://", "imap://", "imaps://" URLs (scheme case-
+ * insensitive): scheme://host[:port][/]. IPv6 literals go in brackets
+ * ("imap://[::1]:1143"); *host_out gets them without the brackets.
+ * Default ports: smtp 587 (submission), smtps 465, imap 143, imaps 993.
+ * No user info, path, query or fragment. scheme_out gets the lower-case
+ * scheme (static string); *host_out is a heap string the caller frees.
+ * Any out pointer may be NULL. Returns 0, or -1 with *errstr (heap)
+ * describing what is wrong (nothing else is set then). */
+int config_parse_url(const char *url, const char **scheme_out, char **host_out,
+                     int *port_out, char **errstr);
+
+#endif
