@@ -41,7 +41,19 @@ struct smtp_reply {
 	char enhanced[ENHANCED_MAX];     /* RFC 3463 "x.y.z", "" when absent */
 	char text[REPLY_TEXT_MAX];       /* reply text, lines joined by " ", no code prefix */
 	char queue_id[QUEUE_ID_MAX];     /* from "250 2.0.0 Ok: queued as X", "" when absent */
-	char stage[8];                   /* "connect", "mail", "rcpt", "data", "" */
+	char stage[8];                   /* "connect", "auth", "mail", "rcpt", "data", "" */
+};
+
+/* One SMTP transaction attempt for a probe (4xx replies are retried with
+ * backoff inside the round deadline; every attempt is kept, up to
+ * ATTEMPTS_MAX, the last one always). */
+#define ATTEMPTS_MAX 8
+struct smtp_attempt {
+	double time;                     /* Unix seconds when the attempt ended */
+	int code;                        /* reply code, 0 = no reply */
+	char enhanced[ENHANCED_MAX];
+	char stage[8];
+	char error[24];                  /* smtp_err_name() of the result: "ok", "temp", "perm", "connect"... */
 };
 
 /* What a DSN (RFC 3464) said about one probe. */
@@ -61,6 +73,8 @@ struct probe_result {
 	char token[TOKEN_MAX];
 	double submit_time;              /* Unix seconds of the 250 to end-of-DATA; 0 = never accepted */
 	int attempts;                    /* SMTP transactions tried this round */
+	struct smtp_attempt history[ATTEMPTS_MAX];  /* the first ATTEMPTS_MAX - 1 and the last */
+	int nhistory;
 	struct smtp_reply reply;         /* the final reply for this recipient */
 	enum outcome outcome;
 	char folder[FOLDER_MAX];         /* folder where found, decoded UTF-8 for display; "" if not found */

@@ -160,6 +160,26 @@ static void j_seed(struct strbuf *sb, const struct round_report *r, size_t i)
 	j_key(sb, &f, "discovery_lag_seconds"); j_num(sb, found ? res->discovery_lag : NAN);
 	j_key(sb, &f, "clock_skew_seconds"); j_num(sb, res->clock_skew > 0 ? res->clock_skew : NAN);
 	j_key(sb, &f, "attempts"); strbuf_addf(sb, "%d", res->attempts);
+	j_key(sb, &f, "attempt_history");
+	strbuf_adds(sb, "[");
+	for (int a = 0; a < res->nhistory && a < ATTEMPTS_MAX; a++) {
+		const struct smtp_attempt *at = &res->history[a];
+		int g = 1;
+		char num[64];
+
+		strbuf_adds(sb, a ? ",{" : "{");
+		j_key(sb, &g, "time_unix"); strbuf_adds(sb, fmt_double(num, sizeof num, at->time));
+		j_key(sb, &g, "result"); j_str(sb, at->error);
+		j_key(sb, &g, "code");
+		if (at->code)
+			strbuf_addf(sb, "%d", at->code);
+		else
+			strbuf_adds(sb, "null");
+		j_key(sb, &g, "enhanced"); j_str_or_null(sb, at->enhanced);
+		j_key(sb, &g, "stage"); j_str_or_null(sb, at->stage);
+		strbuf_adds(sb, "}");
+	}
+	strbuf_adds(sb, "]");
 
 	j_key(sb, &f, "relay_reply");
 	if (res->reply.code == 0) {

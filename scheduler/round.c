@@ -230,6 +230,18 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 		pthread_mutex_lock(&ctx->mu);
 		res->attempts++;
 		res->reply = reply;
+		{
+			/* Keep the first attempts and always the latest. */
+			int slot = res->nhistory < ATTEMPTS_MAX ? res->nhistory++ : ATTEMPTS_MAX - 1;
+			struct smtp_attempt *a = &res->history[slot];
+
+			memset(a, 0, sizeof *a);
+			a->time = now_wall();
+			a->code = reply.code;
+			xstrlcpy(a->enhanced, reply.enhanced, sizeof a->enhanced);
+			xstrlcpy(a->stage, reply.stage, sizeof a->stage);
+			xstrlcpy(a->error, smtp_err_name(rc), sizeof a->error);
+		}
 		pthread_mutex_unlock(&ctx->mu);
 
 		switch (rc) {
