@@ -89,6 +89,33 @@ for s in inbox@gmail.test spam@yahoo.test inbox@reject.test; do
 done
 assert "summary names the failed gate for reject" grep -q "reject.*min_inbox_ratio" "$WORLD_DIR/run.out"
 
+# The marker seeds go to spam only when the probe carries the marker header
+# (probe.headers adds it to every probe of this configuration).
+sed -e 's/^name = "world";/name = "marker";/' -e 's/^probe = {/probe = {\n  headers = ( "X-Test-Spam: yes" );/' \
+	-e "s#$R/inboxprobe#$R/marker#g" -e 's#state = {[^}]*};##' "$WORLD_CONF" |
+	/usr/bin/python3 -c '
+import re, sys
+conf = sys.stdin.read()
+# keep only the marker@ seeds
+head, seeds = conf.split("seeds = (", 1)
+blocks = re.findall(r"\{ address = \"marker@[^}]*\}; \}", seeds)
+print(head + "seeds = (\n" + ",\n".join(blocks) + "\n);")' >"$WORLD_DIR/marker.conf"
+"$BIN" run -c "$WORLD_DIR/marker.conf" >"$WORLD_DIR/marker.out" 2>&1
+rc=$?
+cat "$WORLD_DIR/marker.out"
+assert "marker run: 5 marker seeds configured" [ "$(grep -c 'address = "marker@' "$WORLD_DIR/marker.conf")" = 5 ]
+assert "marker run: every marker seed is spam with the marker header" /usr/bin/python3 -c "
+import json
+r = json.load(open('$R/marker.json'))
+assert len(r['seeds']) == 5, r['seeds']
+for s in r['seeds']:
+    assert s['outcome'] == 'spam', (s['address'], s['outcome'])
+want = {'gmail': '[Gmail]/Spam', 'outlook': 'Junk', 'yahoo': 'Bulk', 'bulkmail': 'Bulk Mail', 'intl': 'Courrier indésirable'}
+for s in r['seeds']:
+    assert s['folder'] == want[s['provider']], (s['address'], s['folder'])
+"
+assert "marker run: exit 1 (inbox share 0) (got $rc)" [ "$rc" = 1 ]
+
 # Metrics files: promtool, OpenMetrics parser, node_exporter.
 assert "promtool check metrics" sh -c "promtool check metrics < '$R/inboxprobe.prom'"
 assert "textfile has spam outcome for spam@gmail.test" \
