@@ -1233,9 +1233,10 @@ int imap_scan_bounces(struct imap_session *s, const char *folder,
                       int delete_matched, struct imap_bounce **out, size_t *nout,
                       char **errstr)
 {
-	uint32_t *uids = NULL;
+	uint32_t *uids = NULL, top = 0;
 	size_t n = 0, cnt = 0, cap = 0;
 	struct imap_bounce *b = NULL;
+	char *markkey = NULL;
 	int r;
 
 	*out = NULL;
@@ -1255,6 +1256,19 @@ int imap_scan_bounces(struct imap_session *s, const char *folder,
 	qsort(uids, n, sizeof *uids, cmp_uid_desc);
 	if (n > BOUNCE_MAX_UIDS)
 		n = BOUNCE_MAX_UIDS;
+	/* Polled every second or so: fetch only what no earlier scan for these
+	 * tokens (or a superset) has examined. */
+	markkey = xasprintf("\001bounces:%s", folder);
+	top = n > 0 ? uids[0] : 0;
+	{
+		const struct fallback_mark *m = fallback_mark_find(s, markkey);
+		if (m && fallback_mark_covers(m, tokens, ntokens)) {
+			size_t fresh = 0;
+			while (fresh < n && uids[fresh] > m->max_uid)
+				fresh++;
+			n = fresh;
+		}
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct mailimap_set *set = set_of(&uids[i], 1);
 		struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
@@ -1314,6 +1328,8 @@ int imap_scan_bounces(struct imap_session *s, const char *folder,
 		if (res)
 			mailimap_fetch_list_free(res);
 	}
+	if (top > 0)
+		fallback_mark_set(s, markkey, tokens, ntokens, top);
 	if (delete_matched) {
 		for (size_t i = 0; i < cnt; i++) {
 			char what[64];
@@ -1327,6 +1343,7 @@ int imap_scan_bounces(struct imap_session *s, const char *folder,
 	*nout = cnt;
 	b = NULL;
 out:
+	free(markkey);
 	free(uids);
 	free(b);
 	return r;
