@@ -898,6 +898,68 @@ static double datetime_unix(const struct mailimap_date_time *dt)
 	return t;
 }
 
+/* The parts of one FETCH response we use; section points into the
+ * response list and lives as long as it does. */
+struct fetched {
+	uint32_t uid;
+	double internaldate;        /* 0 when not fetched */
+	const char *section;        /* BODY[...] data, NULL when absent */
+	size_t section_len;
+};
+
+static void fetched_parse(const struct mailimap_msg_att *ma, struct fetched *f)
+{
+	memset(f, 0, sizeof *f);
+	for (clistiter *j = clist_begin(ma->att_list); j; j = clist_next(j)) {
+		struct mailimap_msg_att_item *item = clist_content(j);
+		struct mailimap_msg_att_static *st;
+
+		if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
+			continue;
+		st = item->att_data.att_static;
+		switch (st->att_type) {
+		case MAILIMAP_MSG_ATT_UID:
+			f->uid = st->att_data.att_uid;
+			break;
+		case MAILIMAP_MSG_ATT_INTERNALDATE:
+			f->internaldate = datetime_unix(st->att_data.att_internal_date);
+			break;
+		case MAILIMAP_MSG_ATT_BODY_SECTION:
+			if (st->att_data.att_body_section) {
+				f->section = st->att_data.att_body_section->sec_body_part;
+				f->section_len = st->att_data.att_body_section->sec_length;
+			}
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* UID FETCH ft for the n uids. Takes ownership of ft. On success *res is
+ * the response list (caller frees with mailimap_fetch_list_free; may be
+ * NULL when nothing matched). */
+static int uid_fetch(struct imap_session *s, const uint32_t *uids, size_t n,
+                     struct mailimap_fetch_type *ft, clist **res, char **errstr)
+{
+	struct mailimap_set *set = set_of(uids, n);
+	int r;
+
+	*res = NULL;
+	r = begin(s, "UID FETCH", errstr);
+	if (!r) {
+		r = mailimap_uid_fetch(s->imap, set, ft, res);
+		r = map_result(s, r, "UID FETCH", IMAP_EPROTO, errstr);
+	}
+	mailimap_fetch_type_free(ft);
+	mailimap_set_free(set);
+	if (r && *res) {
+		mailimap_fetch_list_free(*res);
+		*res = NULL;
+	}
+	return r;
+}
+
 /* Fetch UID, INTERNALDATE and the token/Subject headers of uids; append
  * exact matches to *hits. */
 static int fetch_and_match(struct imap_session *s, const uint32_t *uids, size_t n,
@@ -906,7 +968,6 @@ static int fetch_and_match(struct imap_session *s, const uint32_t *uids, size_t 
 {
 	for (size_t off = 0; off < n; off += FETCH_BATCH) {
 		size_t cnt = n - off < FETCH_BATCH ? n - off : FETCH_BATCH;
-		struct mailimap_set *set = set_of(uids + off, cnt);
 		struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
 		clist *hdrnames = clist_new();
 		clist *res = NULL;
@@ -919,49 +980,17 @@ static int fetch_and_match(struct imap_session *s, const uint32_t *uids, size_t 
 		mailimap_fetch_type_new_fetch_att_list_add(ft,
 			mailimap_fetch_att_new_body_peek_section(
 				mailimap_section_new_header_fields(mailimap_header_list_new(hdrnames))));
-		r = begin(s, "UID FETCH", errstr);
-		if (!r) {
-			r = mailimap_uid_fetch(s->imap, set, ft, &res);
-			r = map_result(s, r, "UID FETCH", IMAP_EPROTO, errstr);
-		}
-		mailimap_fetch_type_free(ft);
-		mailimap_set_free(set);
-		if (r) {
-			if (res)
-				mailimap_fetch_list_free(res);
+		r = uid_fetch(s, uids + off, cnt, ft, &res, errstr);
+		if (r)
 			return r;
-		}
 		for (clistiter *it = res ? clist_begin(res) : NULL; it; it = clist_next(it)) {
-			struct mailimap_msg_att *ma = clist_content(it);
-			uint32_t uid = 0;
-			double idate = 0;
-			const char *hdr = NULL;
-			size_t hlen = 0;
-			for (clistiter *j = clist_begin(ma->att_list); j; j = clist_next(j)) {
-				struct mailimap_msg_att_item *item = clist_content(j);
-				if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
-					continue;
-				struct mailimap_msg_att_static *st = item->att_data.att_static;
-				switch (st->att_type) {
-				case MAILIMAP_MSG_ATT_UID:
-					uid = st->att_data.att_uid;
-					break;
-				case MAILIMAP_MSG_ATT_INTERNALDATE:
-					idate = datetime_unix(st->att_data.att_internal_date);
-					break;
-				case MAILIMAP_MSG_ATT_BODY_SECTION:
-					if (st->att_data.att_body_section) {
-						hdr = st->att_data.att_body_section->sec_body_part;
-						hlen = st->att_data.att_body_section->sec_length;
-					}
-					break;
-				default:
-					break;
-				}
-			}
-			if (!uid || !hdr)
+			struct fetched f;
+			long ti;
+
+			fetched_parse(clist_content(it), &f);
+			if (!f.uid || !f.section)
 				continue;
-			long ti = match_token(hdr, hlen, tokens, ntokens);
+			ti = match_token(f.section, f.section_len, tokens, ntokens);
 			if (ti < 0)
 				continue;
 			if (*nhits == *cap) {
@@ -970,8 +999,8 @@ static int fetch_and_match(struct imap_session *s, const uint32_t *uids, size_t 
 			}
 			(*hits)[*nhits].token_index = (size_t)ti;
 			(*hits)[*nhits].uidvalidity = s->uidvalidity;
-			(*hits)[*nhits].uid = uid;
-			(*hits)[*nhits].internaldate = idate;
+			(*hits)[*nhits].uid = f.uid;
+			(*hits)[*nhits].internaldate = f.internaldate;
 			(*nhits)++;
 		}
 		if (res)
@@ -1270,7 +1299,6 @@ int imap_scan_bounces(struct imap_session *s, const char *folder,
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct mailimap_set *set = set_of(&uids[i], 1);
 		struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
 		clist *res = NULL;
 
@@ -1278,35 +1306,18 @@ int imap_scan_bounces(struct imap_session *s, const char *folder,
 		mailimap_fetch_type_new_fetch_att_list_add(ft,
 			mailimap_fetch_att_new_body_peek_section_partial(mailimap_section_new(NULL), 0,
 			                                                  BOUNCE_MAX_BYTES));
-		r = begin(s, "UID FETCH", errstr);
-		if (!r) {
-			r = mailimap_uid_fetch(s->imap, set, ft, &res);
-			r = map_result(s, r, "UID FETCH", IMAP_EPROTO, errstr);
-		}
-		mailimap_fetch_type_free(ft);
-		mailimap_set_free(set);
-		if (r) {
-			if (res)
-				mailimap_fetch_list_free(res);
+		r = uid_fetch(s, &uids[i], 1, ft, &res, errstr);
+		if (r)
 			goto out;
-		}
 		for (clistiter *it = res ? clist_begin(res) : NULL; it; it = clist_next(it)) {
-			struct mailimap_msg_att *ma = clist_content(it);
-			uint32_t uid = 0;
-			const char *body = NULL;
-			size_t blen = 0;
-			for (clistiter *j = clist_begin(ma->att_list); j; j = clist_next(j)) {
-				struct mailimap_msg_att_item *item = clist_content(j);
-				if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
-					continue;
-				struct mailimap_msg_att_static *st = item->att_data.att_static;
-				if (st->att_type == MAILIMAP_MSG_ATT_UID)
-					uid = st->att_data.att_uid;
-				else if (st->att_type == MAILIMAP_MSG_ATT_BODY_SECTION && st->att_data.att_body_section) {
-					body = st->att_data.att_body_section->sec_body_part;
-					blen = st->att_data.att_body_section->sec_length;
-				}
-			}
+			struct fetched f;
+			const char *body;
+			size_t blen;
+
+			fetched_parse(clist_content(it), &f);
+			uint32_t uid = f.uid;
+			body = f.section;
+			blen = f.section_len;
 			if (!uid || uid != uids[i] || !body)
 				continue;
 			if (blen > BOUNCE_MAX_BYTES)

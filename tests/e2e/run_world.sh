@@ -12,7 +12,7 @@ BIN=${top_builddir:-.}/inboxprobe
 world_up
 
 R=$WORLD_DIR/reports
-sed -i 's/cleanup = "keep"/cleanup = "delete"/' "$WORLD_CONF"
+
 "$BIN" run -c "$WORLD_CONF" >"$WORLD_DIR/run.out" 2>"$WORLD_DIR/run.err"
 rc=$?
 cat "$WORLD_DIR/run.out"

@@ -21,19 +21,30 @@ if [ ! -x "$BIN" ]; then
 fi
 
 echo "demo: $BIN run -c $WORLD_CONF"
-"$BIN" run -c "$WORLD_CONF" </dev/null >"$WORLD_DIR/run.out" 2>"$WORLD_DIR/run.err"
+echo "demo: seeds at gmail/outlook/yahoo/bulkmail/intl-like providers (inbox, spam and marker users),"
+echo "demo: plus a greylisting MX (probe arrives after the greylist delay), a rejecting MX"
+echo "demo: (550 5.7.1 after the relay's 250: a DSN explains it) and a deferring MX (451 4.7.1 forever)."
+# Progress lines go to the terminal as the round runs (stderr is left alone).
+"$BIN" run -c "$WORLD_CONF" </dev/null >"$WORLD_DIR/run.out"
 rc=$?
 cat "$WORLD_DIR/run.out"
-cat "$WORLD_DIR/run.err" >&2
-if grep -qi 'not implemented\|not yet\|cannot run yet' "$WORLD_DIR/run.out" "$WORLD_DIR/run.err"; then
-	echo "demo: $BIN cannot run a round yet (exit $rc); the world started fine, stopping it"
-	exit 0
-fi
-for f in "$WORLD_DIR"/reports/inboxprobe.prom "$WORLD_DIR"/reports/inboxprobe.json; do
-	if [ -s "$f" ]; then
-		echo "---- $f"
-		cat "$f"
-	fi
+echo
+for f in "$WORLD_DIR"/reports/*; do
+	[ -s "$f" ] && echo "demo: wrote $f ($(wc -l <"$f") lines)"
 done
-echo "demo: run exited with $rc"
-exit $rc
+if [ -s "$WORLD_DIR/reports/inboxprobe.prom" ]; then
+	echo "demo: a few series from the textfile:"
+	grep -E '^inboxprobe_(placement_ratio\{[^}]*folder="inbox"|slo_ok|delivery_latency_last_seconds)' \
+		"$WORLD_DIR/reports/inboxprobe.prom" | head -n 20 | sed 's/^/  /'
+fi
+case $rc in
+0) echo "demo: exit 0: every gate holds and every seed was measured" ;;
+1) echo "demo: exit 1: a gate failed. Expected here: the reject and defer providers deliver nothing to the inbox, so min_inbox_ratio fails for them" ;;
+3) echo "demo: exit 3: some seeds could not be measured (see the diagnostics above)" ;;
+*) echo "demo: run exited with $rc" ;;
+esac
+# The round ran: exit codes 0, 1 and 3 are verdicts, not demo failures.
+case $rc in
+0|1|3) exit 0 ;;
+*) exit $rc ;;
+esac

@@ -568,7 +568,7 @@ relay = {
 probe = {
   deadline = 60;
   poll_interval = 2;
-  cleanup = "keep";
+  cleanup = "delete";
   subject_prefix = "inboxprobe";
 };
 imap_limits = { per_host = 8; per_account = 1; connect_timeout = 10; timeout = 30; };
