@@ -187,6 +187,10 @@ static int cmd_folders(const char *path)
 
 /* ---- run ---------------------------------------------------------------- */
 
+/* The run lock of a configuration: next to the state store when there is
+ * one (STATE.lock), else $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR, $TMPDIR or
+ * /tmp, as inboxprobe-UID-NAME.lock. Keyed by the configuration's name: two
+ * files with the same name would write the same metric series anyway. */
 static char *lock_path_for(const struct config *cfg)
 {
 	const char *dir;
@@ -198,6 +202,8 @@ static char *lock_path_for(const struct config *cfg)
 	dir = getenv("RUNTIME_DIRECTORY");
 	if (dir == NULL || *dir == '\0')
 		dir = getenv("XDG_RUNTIME_DIR");
+	if (dir == NULL || *dir == '\0')
+		dir = getenv("TMPDIR");
 	if (dir == NULL || *dir == '\0')
 		dir = "/tmp";
 	name = xstrdup(cfg->name);

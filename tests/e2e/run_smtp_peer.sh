@@ -14,6 +14,8 @@ not_ok() { WORLD_CHECKS=$((WORLD_CHECKS + 1)); WORLD_FAILS=$((WORLD_FAILS + 1));
 . "$srcdir/tests/e2e/common.sh"
 
 T=$(mktemp -d)
+XDG_RUNTIME_DIR=$T   # the run lock of each config lives here (see main.c)
+export XDG_RUNTIME_DIR
 pids=""
 cleanup() { for p in $pids; do kill "$p" 2>/dev/null; done; rm -rf "$T"; }
 trap cleanup EXIT

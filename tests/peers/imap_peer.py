@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """A scripted IMAP server for inboxprobe's tests (python3 stdlib only).
 
-    imap_peer.py SCENARIO [--record FILE] [--lifetime SECONDS]
+    imap_peer.py SCENARIO [--record FILE] [--stats FILE] [--lifetime SECONDS]
 
 Listens on 127.0.0.1, port 0, prints the port on stdout (one line), then
-serves connections (one at a time) until --lifetime seconds pass
-(default 30). Every line received is appended to --record FILE, so a test
-can check what reached the server (e.g. that no LOGIN was sent).
+serves connections (one thread per connection) until --lifetime seconds
+pass (default 30). Every command line received is appended to --record
+FILE (literals inlined as quoted strings), so a test can check what reached
+the server, and what did not (e.g. that no LOGIN or plain EXPUNGE was sent).
+--stats FILE is rewritten (JSON) whenever a connection opens, logs in or
+closes: {"max": N, "active": N, "connections": N, "logins": {USER: N},
+"max_per_user": {USER: N}}.
 
 Scenarios:
   bye          BYE right after SELECT, then the connection drops
@@ -20,7 +24,31 @@ Scenarios:
   garbled      UID SEARCH answered with an unparsable untagged line
   nostarttls   CAPABILITY without STARTTLS (a client requiring TLS must
                not send LOGIN)
+Cleanup scenarios (SPEC "Cleanup"): folders hold UIDs 7 and 9 (UIDVALIDITY
+42); UID SEARCH for a 32+ hex-digit token in the scenario's "hit" folder
+answers UID 9, and UID FETCH 9 returns that same token (so a round with a
+random token finds its probe); elsewhere SEARCH answers nothing. Commands
+the capabilities do not allow (UID MOVE without MOVE, UID EXPUNGE without
+UIDPLUS, XLIST without XLIST) get BAD; COPY/MOVE to an unknown folder gets
+NO [TRYCREATE]; SELECT of an unknown folder gets NO [NONEXISTENT].
+  gmail            X-GM-EXT-1 XLIST UIDPLUS MOVE, no SPECIAL-USE: XLIST
+                   answers \\Inbox, \\Spam [Gmail]/Spam, \\Trash [Gmail]/Trash,
+                   \\AllMail; LIST answers the same names without attributes;
+                   hit folder INBOX
+  gmail-nomove     the same without MOVE
+  nouidplus-nomove IMAP4rev1 only; LIST: INBOX, Junk, Trash (no attributes)
+  nouidplus-move   MOVE but no UIDPLUS; same LIST
+  uidplus          UIDPLUS but no MOVE; same LIST; INBOX holds UIDs 7, 9, 12
+  uidvalidity      UIDPLUS MOVE; SELECT answers UIDVALIDITY 1700000001
+  localized        UIDPLUS MOVE; LIST ('.' delimiter, no attributes): INBOX,
+                   "INBOX.Courrier ind&AOk-sirable", Papierkorb, Archive;
+                   hit folder "INBOX.Courrier ind&AOk-sirable"
+  count            any LOGIN succeeds; LIST: INBOX and Junk (\\Junk);
+                   SEARCH answers nothing; see --stats
 """
+import json
+import os
+import re
 import socket
 import socketserver
 import sys
@@ -32,6 +60,87 @@ OTHER = "fedcba9876543210fedcba9876543210"
 
 CAPS = "IMAP4rev1 UIDPLUS MOVE"
 
+OLD = ("bye", "fallback", "unavailable", "authapp", "authfail", "stall", "list", "garbled",
+       "nostarttls")
+
+STD_LIST = [('()', "/", "INBOX"), ('()', "/", "Junk"), ('()', "/", "Trash")]
+GMAIL_XLIST = [
+    ("(\\HasNoChildren \\Inbox)", "/", "Inbox"),
+    ("(\\Noselect \\HasChildren)", "/", "[Gmail]"),
+    ("(\\HasNoChildren \\AllMail)", "/", "[Gmail]/All Mail"),
+    ("(\\HasNoChildren \\Drafts)", "/", "[Gmail]/Drafts"),
+    ("(\\HasNoChildren \\Sent)", "/", "[Gmail]/Sent Mail"),
+    ("(\\HasNoChildren \\Spam)", "/", "[Gmail]/Spam"),
+    ("(\\HasNoChildren \\Trash)", "/", "[Gmail]/Trash"),
+]
+GMAIL_LIST = [("()", "/", "INBOX")] + [("()", d, n) for (_, d, n) in GMAIL_XLIST[1:]]
+
+# name -> capabilities, LIST, XLIST, UIDVALIDITY, hit folder, INBOX UIDs
+SCEN = {
+    "gmail": dict(caps="IMAP4rev1 UIDPLUS MOVE XLIST X-GM-EXT-1 ID", list=GMAIL_LIST,
+                  xlist=GMAIL_XLIST, hit="INBOX"),
+    "gmail-nomove": dict(caps="IMAP4rev1 UIDPLUS XLIST X-GM-EXT-1 ID", list=GMAIL_LIST,
+                         xlist=GMAIL_XLIST, hit="INBOX"),
+    "nouidplus-nomove": dict(caps="IMAP4rev1", list=STD_LIST, hit="INBOX"),
+    "nouidplus-move": dict(caps="IMAP4rev1 MOVE", list=STD_LIST, hit="INBOX"),
+    "uidplus": dict(caps="IMAP4rev1 UIDPLUS", list=STD_LIST, hit="INBOX", uids=[7, 9, 12]),
+    "uidvalidity": dict(caps="IMAP4rev1 UIDPLUS MOVE", list=STD_LIST, hit="INBOX",
+                        uidvalidity=1700000001),
+    "localized": dict(caps="IMAP4rev1 UIDPLUS MOVE",
+                      list=[("(\\HasChildren)", ".", "INBOX"),
+                            ("()", ".", "INBOX.Courrier ind&AOk-sirable"),
+                            ("()", ".", "Papierkorb"),
+                            ("()", ".", "Archive")],
+                      hit="INBOX.Courrier ind&AOk-sirable"),
+    "count": dict(caps="IMAP4rev1 UIDPLUS MOVE", list=[("(\\HasNoChildren)", "/", "INBOX"),
+                                                       ("(\\HasNoChildren \\Junk)", "/", "Junk")],
+                  hit=None),
+}
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+HEXTOK = re.compile(r"\b([0-9a-f]{32}(?:[0-9a-f]{16})?)\b")
+
+
+def internaldate_now():
+    t = time.gmtime()
+    return "%02d-%s-%04d %02d:%02d:%02d +0000" % (t.tm_mday, MONTHS[t.tm_mon - 1], t.tm_year,
+                                                  t.tm_hour, t.tm_min, t.tm_sec)
+
+
+def astring(s):
+    """Parse one IMAP astring at the start of s: (value, rest)."""
+    s = s.lstrip(" ")
+    if s.startswith('"'):
+        out, i = [], 1
+        while i < len(s) and s[i] != '"':
+            if s[i] == "\\" and i + 1 < len(s):
+                i += 1
+            out.append(s[i])
+            i += 1
+        return "".join(out), s[i + 1:].lstrip(" ")
+    v, _, rest = s.partition(" ")
+    return v, rest
+
+
+def quote(name):
+    if re.fullmatch(r"[A-Za-z0-9._&/\-]+", name):
+        return name
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def uid_set(s):
+    """UIDs named by a sequence set like 9 or 7,9 or 7:12 (no '*')."""
+    out = set()
+    for part in s.split(","):
+        if ":" in part:
+            a, b = part.split(":", 1)
+            if a.isdigit() and b.isdigit():
+                lo, hi = sorted((int(a), int(b)))
+                out.update(range(lo, hi + 1))
+        elif part.isdigit():
+            out.add(int(part))
+    return out
+
 
 class Handler(socketserver.StreamRequestHandler):
     timeout = 20
@@ -42,8 +151,9 @@ class Handler(socketserver.StreamRequestHandler):
 
     def record(self, line):
         if self.server.record:
-            with open(self.server.record, "a", encoding="utf-8", errors="replace") as f:
-                f.write(line + "\n")
+            with self.server.lock:
+                with open(self.server.record, "a", encoding="utf-8", errors="replace") as f:
+                    f.write(line + "\n")
 
     def readline(self):
         raw = self.rfile.readline(65536)
@@ -64,11 +174,136 @@ class Handler(socketserver.StreamRequestHandler):
         return line
 
     def handle(self):
+        self.user = None
+        self.server.conn_event(self, +1)
         try:
-            self.serve()
+            if self.server.scenario in OLD:
+                self.serve()
+            else:
+                self.serve_scripted(SCEN[self.server.scenario])
         except (ConnectionError, OSError):
             pass   # the client went away: that is what several scenarios test
+        finally:
+            self.server.conn_event(self, -1)
 
+    # ---- the scripted servers of the cleanup scenarios ----
+    def serve_scripted(self, sc):
+        caps = sc["caps"]
+        capset = set(caps.upper().split())
+        folders = {n for (_, _, n) in sc["list"]} | {n for (_, _, n) in sc.get("xlist", [])}
+        folders.discard("[Gmail]")
+        folders.add("INBOX")
+        uidvalidity = sc.get("uidvalidity", 42)
+        inbox_uids = sc.get("uids", [7, 9])
+        selected, uids, token = None, [], None
+        self.send("* OK [CAPABILITY %s] peer ready" % caps)
+        while True:
+            line = self.readline()
+            if line is None:
+                return
+            parts = line.split(" ", 2)
+            if len(parts) < 2:
+                self.send("* BAD no tag")
+                continue
+            tag, cmd = parts[0], parts[1].upper()
+            args = parts[2] if len(parts) > 2 else ""
+            if cmd == "UID":
+                sub = args.split(" ", 1)
+                cmd = "UID " + sub[0].upper()
+                args = sub[1] if len(sub) > 1 else ""
+            need = {"UID MOVE": "MOVE", "MOVE": "MOVE", "UID EXPUNGE": "UIDPLUS", "XLIST": "XLIST"}
+            if cmd in need and need[cmd] not in capset:
+                self.send("%s BAD %s not supported" % (tag, cmd))
+                continue
+            if cmd == "CAPABILITY":
+                self.send("* CAPABILITY %s" % caps)
+                self.send("%s OK done" % tag)
+            elif cmd == "LOGIN":
+                self.user, _ = astring(args)
+                self.server.login_event(self)
+                self.send("%s OK [CAPABILITY %s] logged in" % (tag, caps))
+            elif cmd == "LOGOUT":
+                self.send("* BYE bye")
+                self.send("%s OK logged out" % tag)
+                return
+            elif cmd == "NOOP":
+                self.send("%s OK noop" % tag)
+            elif cmd in ("LIST", "XLIST"):
+                for (fl, d, n) in (sc["xlist"] if cmd == "XLIST" else sc["list"]):
+                    self.send('* %s %s "%s" %s' % (cmd, fl, d, quote(n)))
+                self.send("%s OK %s done" % (tag, cmd))
+            elif cmd in ("SELECT", "EXAMINE"):
+                name, _ = astring(args)
+                if name.upper() == "INBOX":
+                    name = "INBOX"
+                if name not in folders:
+                    selected = None
+                    self.send("%s NO [NONEXISTENT] Mailbox doesn't exist: %s" % (tag, name))
+                    continue
+                selected = name
+                uids = list(inbox_uids) if name == "INBOX" else [7, 9]
+                self.send("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)")
+                self.send("* %d EXISTS" % len(uids))
+                self.send("* 0 RECENT")
+                self.send("* OK [UIDVALIDITY %d] UIDs valid" % uidvalidity)
+                self.send("* OK [UIDNEXT %d] next" % (max(uids) + 1))
+                self.send("%s OK [READ-WRITE] selected" % tag)
+            elif selected is None and cmd not in ("ENABLE", "ID"):
+                self.send("%s BAD no mailbox selected" % tag)
+            elif cmd == "UID SEARCH":
+                m = HEXTOK.search(args)
+                if m and sc["hit"] is not None and selected == sc["hit"] and 9 in uids:
+                    token = m.group(1)
+                    self.send("* SEARCH 9")
+                else:
+                    self.send("* SEARCH")
+                self.send("%s OK search done" % tag)
+            elif cmd == "UID FETCH":
+                want = uid_set(args.split(" ", 1)[0])
+                if token and 9 in want and 9 in uids:
+                    hdr = "X-Inboxprobe-Token: %s\r\nSubject: inboxprobe %s\r\n\r\n" % (token, token)
+                    self.send('* %d FETCH (UID 9 INTERNALDATE "%s" '
+                              'BODY[HEADER.FIELDS (X-Inboxprobe-Token Subject)] {%d}'
+                              % (uids.index(9) + 1, internaldate_now(), len(hdr.encode())))
+                    self.wfile.write(hdr.encode() + b")\r\n")
+                self.send("%s OK fetch done" % tag)
+            elif cmd in ("UID COPY", "UID MOVE"):
+                setarg, _, rest = args.partition(" ")
+                dest, _ = astring(rest)
+                if dest.upper() == "INBOX":
+                    dest = "INBOX"
+                if dest not in folders:
+                    self.send("%s NO [TRYCREATE] Mailbox doesn't exist: %s" % (tag, dest))
+                    continue
+                moved = sorted(uid_set(setarg) & set(uids))
+                code = ""
+                if moved and "UIDPLUS" in capset:
+                    code = "[COPYUID %d %s %s] " % (uidvalidity, ",".join(map(str, moved)),
+                                                   ",".join(str(100 + u) for u in moved))
+                if cmd == "UID MOVE":
+                    if code:
+                        self.send("* OK %sMoved UIDs." % code)
+                        code = ""
+                    for u in moved:
+                        self.send("* %d EXPUNGE" % (uids.index(u) + 1))
+                        uids.remove(u)
+                self.send("%s OK %s%s completed" % (tag, code, cmd))
+            elif cmd in ("UID STORE", "STORE"):
+                self.send("%s OK store completed" % tag)
+            elif cmd in ("UID EXPUNGE", "EXPUNGE", "CLOSE"):
+                # only what the test gave: a plain EXPUNGE or CLOSE is
+                # recorded (and a test fails on it), not simulated
+                if cmd == "UID EXPUNGE":
+                    for u in sorted(uid_set(args.split(" ", 1)[0]) & set(uids)):
+                        self.send("* %d EXPUNGE" % (uids.index(u) + 1))
+                        uids.remove(u)
+                if cmd == "CLOSE":
+                    selected = None
+                self.send("%s OK %s completed" % (tag, cmd))
+            else:
+                self.send("%s BAD unknown command" % tag)
+
+    # ---- the original scenarios ----
     def serve(self):
         sc = self.server.scenario
         caps = CAPS if sc != "nostarttls" else "IMAP4rev1 UIDPLUS"
@@ -158,21 +393,59 @@ class Handler(socketserver.StreamRequestHandler):
 class Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
+    request_queue_size = 32
+
+    def setup_stats(self, path):
+        self.lock = threading.Lock()
+        self.stats_path = path
+        self.stats = {"max": 0, "active": 0, "connections": 0, "logins": {}, "max_per_user": {}}
+        self.active_user = {}
+
+    def write_stats(self):
+        if not self.stats_path:
+            return
+        tmp = self.stats_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.stats, f, sort_keys=True)
+        os.replace(tmp, self.stats_path)
+
+    def conn_event(self, h, delta):
+        with self.lock:
+            st = self.stats
+            st["active"] += delta
+            if delta > 0:
+                st["connections"] += 1
+            st["max"] = max(st["max"], st["active"])
+            if delta < 0 and h.user is not None:
+                self.active_user[h.user] -= 1
+            self.write_stats()
+
+    def login_event(self, h):
+        with self.lock:
+            st = self.stats
+            u = h.user
+            st["logins"][u] = st["logins"].get(u, 0) + 1
+            self.active_user[u] = self.active_user.get(u, 0) + 1
+            st["max_per_user"][u] = max(st["max_per_user"].get(u, 0), self.active_user[u])
+            self.write_stats()
 
 
 def main():
     args = sys.argv[1:]
-    if not args:
+    if not args or args[0] not in OLD + tuple(SCEN):
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     scenario = args[0]
-    record, lifetime = None, 30.0
+    record, stats, lifetime = None, None, 30.0
     i = 1
     while i < len(args):
-        if args[i] == "--record":
+        if args[i] == "--record" and i + 1 < len(args):
             record = args[i + 1]
             i += 2
-        elif args[i] == "--lifetime":
+        elif args[i] == "--stats" and i + 1 < len(args):
+            stats = args[i + 1]
+            i += 2
+        elif args[i] == "--lifetime" and i + 1 < len(args):
             lifetime = float(args[i + 1])
             i += 2
         else:
@@ -182,6 +455,7 @@ def main():
     srv.scenario = scenario
     srv.record = record
     srv.lifetime = lifetime
+    srv.setup_stats(stats)
     print(srv.server_address[1], flush=True)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()

@@ -49,6 +49,11 @@ world_up() {
 		exit 99
 	fi
 	. "$WORLD_DIR/env"
+	# inboxprobe's run lock (without a state store) lives in
+	# $XDG_RUNTIME_DIR: keep each test's locks to itself, so suites running
+	# side by side never see each other's runs as "still active".
+	XDG_RUNTIME_DIR=$WORLD_DIR
+	export XDG_RUNTIME_DIR
 }
 
 world_down() {
