@@ -121,6 +121,20 @@ static void flags_text(unsigned f, char *buf, size_t sz)
 		}
 }
 
+/* Print s left-aligned in a column of width characters (UTF-8 aware: a
+ * decoded folder name like "Courrier indésirable" is wider in bytes). */
+static void print_padded(const char *s, size_t width)
+{
+	size_t chars = 0;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if ((*p & 0xC0) != 0x80)
+			chars++;
+	fputs(s, stdout);
+	for (; chars < width; chars++)
+		fputc(' ', stdout);
+}
+
 static int cmd_folders(const char *path)
 {
 	struct config *cfg = NULL;
@@ -156,10 +170,12 @@ static int cmd_folders(const char *path)
 
 			for (size_t j = 0; j < n; j++) {
 				flags_text(f[j].flags, fl, sizeof fl);
+				printf("  ");
+				print_padded(f[j].display, 32);
 				if (strcmp(f[j].wire, f[j].display) != 0)
-					printf("  %-32s %-20s (wire: %s)\n", f[j].display, fl, f[j].wire);
+					printf(" %-20s (wire: %s)\n", fl, f[j].wire);
 				else
-					printf("  %-32s %s\n", f[j].display, fl);
+					printf(" %s\n", fl);
 			}
 			printf("  inbox: INBOX\n");
 			if (si >= 0)
@@ -215,6 +231,30 @@ static char *lock_path_for(const struct config *cfg)
 	return ret;
 }
 
+/* SIGTERM, SIGINT, SIGHUP: the first asks the round to stop and write its
+ * reports (exit 3); a second one ends the process at once. */
+static void on_stop_signal(int sig)
+{
+	if (round_stop) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	round_stop = sig;
+}
+
+static void install_stop_handlers(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
 static void print_late(const struct config *cfg, const struct round_result *rr, FILE *out)
 {
 	for (size_t i = 0; i < rr->nlate; i++) {
@@ -225,6 +265,11 @@ static void print_late(const struct config *cfg, const struct round_result *rr, 
 
 		gmtime_r(&t, &tm);
 		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		if (!l->counted) {
+			fprintf(out, "cleaned up: %s probe %.8s… sent %s (its round could not measure it) "
+			        "found in %s\n", cfg->seeds[l->seed_index].address, l->token, when, l->folder);
+			continue;
+		}
 		fprintf(out, "late arrival: %s probe %.8s… sent %s found in %s after %.0f s%s\n",
 		        cfg->seeds[l->seed_index].address, l->token, when, l->folder, l->latency,
 		        l->latency_usable ? "" : " (clock skew: not used for percentiles)");
@@ -318,9 +363,13 @@ static int cmd_run(struct run_opts *o)
 		};
 		if (progress)
 			log_info("round started: %zu seeds, deadline %lds", cfg->nseeds, rp.deadline);
+		install_stop_handlers();
 		round_run(&rp, &rr);
 	}
 	smtp_global_cleanup();
+	if (rr.interrupted)
+		log_warn("round interrupted by signal %d: recording what was measured; probes not "
+		         "found yet are reported as error and cleaned up by later rounds", (int)round_stop);
 
 	if (st != NULL) {
 		const char **seeds = xcalloc(cfg->nseeds, sizeof *seeds);
@@ -365,8 +414,7 @@ static int cmd_run(struct run_opts *o)
 	}
 
 	rep = report_compute(cfg, rr.results, rr.started, rr.ended, totals);
-	if (state_failed)
-		rep->report_write_failed = 1;
+	rep->state_failed = state_failed;
 	{
 		struct { const char *path; char *(*enc)(const struct round_report *); } outs[] = {
 			{ cfg->report.textfile, report_prometheus_text },

@@ -320,6 +320,7 @@ int write_file_atomic(const char *path, const char *data, size_t len, char **err
 	fd = -1;
 	if (rename(tmp, path) != 0) {
 		*errstr = xasprintf("%s: cannot rename to %s: %s", tmp, path, strerror(errno));
+		unlink(tmp);
 		goto out;
 	}
 	dfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -681,10 +681,16 @@ int smtp_submit(const struct smtp_params *p, struct smtp_reply *reply,
 	goto out;
 
 reply_err:
-	if (errstr)
-		*errstr = xasprintf("%s: %s at %s: %d%s%s %s", r->url, smtp_err_name(err),
-		                    reply->stage, reply->code, reply->enhanced[0] ? " " : "",
-		                    reply->enhanced, reply->text);
+	if (errstr) {
+		const char *st = reply->stage;
+		const char *cmd = strcmp(st, "connect") == 0 ? "greeting" :
+		                  strcmp(st, "auth") == 0 ? "AUTH" :
+		                  strcmp(st, "mail") == 0 ? "MAIL FROM" :
+		                  strcmp(st, "rcpt") == 0 ? "RCPT TO" :
+		                  strcmp(st, "data") == 0 ? "DATA" : st;
+		*errstr = xasprintf("%s: %s: %d%s%s %s", r->url, cmd, reply->code,
+		                    reply->enhanced[0] ? " " : "", reply->enhanced, reply->text);
+	}
 out:
 	if (h && err != SMTP_OK) {
 		/* curl_easy_cleanup sends QUIT and waits for its reply (up to the

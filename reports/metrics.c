@@ -146,12 +146,15 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 			       "outcome", outcome_name((enum outcome)o));
 	}
 
+	/* With nothing measured the share is undefined: NaN, so that an alert
+	 * like placement_ratio{folder="inbox"} < 0.9 does not fire on an IMAP
+	 * outage (probe_outcome{outcome="error"} tells that story). */
 	f = family(m, "placement_ratio", MT_GAUGE, NULL,
-	           "Share of this round's measured probes (all outcomes but error) per folder; 0 when none was measured.");
+	           "Share of this round's measured probes (all outcomes but error) per folder; NaN when none was measured.");
 	for (size_t p = 0; p < cfg->nproviders; p++)
 		for (int o = 0; o < OUTCOME_ERROR; o++)
-			sample(f, "", r->providers[p].share[o], 3, "config", cn,
-			       "provider", r->providers[p].provider, "folder", folder_names[o]);
+			sample(f, "", r->providers[p].measured ? r->providers[p].share[o] : NAN, 3,
+			       "config", cn, "provider", r->providers[p].provider, "folder", folder_names[o]);
 
 	f = family(m, "delivery_latency_last_seconds", MT_GAUGE, "seconds",
 	           "This round's delivery latency: IMAP INTERNALDATE minus the relay's 250 to end of DATA.");

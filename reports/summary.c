@@ -178,6 +178,24 @@ void report_summary(const struct round_report *r, FILE *out)
 		fputc('\n', out);
 	}
 	free(cells);
+	/* A diagnostic the table had to cut is given in full below it. */
+	{
+		int header = 0;
+		for (size_t i = 0; i < ns; i++) {
+			const char *d = r->results[i].diagnostic;
+			char *full;
+
+			if (width(d) <= maxw[C_DIAG])
+				continue;
+			if (!header) {
+				fputs("\ndiagnostics in full:\n", out);
+				header = 1;
+			}
+			full = cell(d, DIAG_MAX);
+			fprintf(out, "  %s: %s\n", cfg->seeds[i].address ? cfg->seeds[i].address : "", full);
+			free(full);
+		}
+	}
 
 	/* Per provider. */
 	size_t pw = width("PROVIDER");
@@ -236,11 +254,21 @@ void report_summary(const struct round_report *r, FILE *out)
 		fprintf(out, "verdict: OK (exit 0): every gate holds and every seed was measured\n");
 	else if (code == EXIT_GATE_FAILED)
 		fprintf(out, "verdict: FAILED (exit 1): at least one gate failed on what was measured\n");
-	else
-		fprintf(out, "verdict: UNKNOWN (exit 3): no gate failed, but %s%s%s\n",
-		        r->any_error ? "some seeds could not be measured (error)" : "",
-		        r->any_error && r->report_write_failed ? " and " : "",
-		        r->report_write_failed ? "a report could not be written" : "");
+	else {
+		const char *why[3];
+		size_t n = 0;
+
+		if (r->any_error)
+			why[n++] = "some seeds could not be measured (error)";
+		if (r->report_write_failed)
+			why[n++] = "a report could not be written";
+		if (r->state_failed)
+			why[n++] = "the state store failed (no memory across runs this time)";
+		fprintf(out, "verdict: UNKNOWN (exit 3): no gate failed, but ");
+		for (size_t i = 0; i < n; i++)
+			fprintf(out, "%s%s", i == 0 ? "" : i + 1 == n ? " and " : ", ", why[i]);
+		fprintf(out, "\n");
+	}
 }
 
 /* Status text for Nagios: one line, no '|' (it starts the perfdata). */
@@ -325,6 +353,8 @@ void report_nagios(const struct round_report *r, FILE *out)
 	}
 	if (r->report_write_failed)
 		strbuf_adds(&sb, ", a report could not be written");
+	if (r->state_failed)
+		strbuf_adds(&sb, ", the state store failed");
 	if (code == NAGIOS_OK)
 		strbuf_adds(&sb, ", all gates hold");
 	strbuf_adds(&sb, " |");

@@ -17,6 +17,24 @@
 #include "prober/smtp.h"
 #include "scheduler/round.h"
 
+volatile sig_atomic_t round_stop;
+
+/* Sleep up to s seconds, in short slices, until the monotonic deadline or a
+ * stop request. */
+static void nap(double s, double deadline)
+{
+	double end = now_mono() + s;
+
+	if (end > deadline)
+		end = deadline;
+	while (!round_stop) {
+		double left = end - now_mono();
+		if (left <= 0)
+			break;
+		sleep_seconds(left < 0.25 ? left : 0.25);
+	}
+}
+
 /* ---- connection limits ------------------------------------------------ */
 
 struct limit_entry {
@@ -85,7 +103,7 @@ static int imap_slot_acquire(struct limiter *l, const struct imap_conf *ic,
 			ret = 0;
 			break;
 		}
-		if (now_mono() >= deadline || limiter_wait(l, deadline) == ETIMEDOUT)
+		if (round_stop || now_mono() >= deadline || limiter_wait(l, deadline) == ETIMEDOUT)
 			break;
 	}
 	pthread_mutex_unlock(&l->mu);
@@ -119,7 +137,7 @@ static int smtp_slot_acquire(struct limiter *l, double deadline)
 			ret = 0;
 			break;
 		}
-		if (now_mono() >= deadline || limiter_wait(l, deadline) == ETIMEDOUT)
+		if (round_stop || now_mono() >= deadline || limiter_wait(l, deadline) == ETIMEDOUT)
 			break;
 	}
 	pthread_mutex_unlock(&l->mu);
@@ -262,9 +280,11 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 			         reply.code, reply.enhanced, reply.text);
 			free(err);
 			/* Retry with backoff while the round has time for it. */
-			if (now_mono() + backoff + 1 >= ctx->deadline)
+			if (now_mono() + backoff + 1 >= ctx->deadline || round_stop)
 				return 0;
-			sleep_seconds(backoff);
+			nap(backoff, ctx->deadline);
+			if (round_stop)
+				return 0;
 			backoff = backoff * 2 > 60 ? 60 : backoff * 2;
 			continue;
 		case SMTP_EPERM:
@@ -320,23 +340,23 @@ static int open_session(struct round_ctx *ctx, const struct imap_conf *ic,
 
 	for (;;) {
 		rc = imap_open(&ip, s, err);
-		if (rc != IMAP_EUNAVAILABLE || now_mono() + backoff >= ctx->deadline)
+		if (rc != IMAP_EUNAVAILABLE || now_mono() + backoff >= ctx->deadline || round_stop)
 			return rc;
 		log_debug("%s: %s; retrying in %.0fs", ic->username, *err ? *err : "unavailable", backoff);
 		free(*err);
 		*err = NULL;
-		sleep_seconds(backoff);
+		nap(backoff, ctx->deadline);
 		backoff *= 2;
 	}
 }
 
 struct seed_watch {
-	const char *tokens[1 + 64];
+	const char *tokens[1 + ROUND_PENDING_PER_SEED];
 	size_t ntokens;
 	double since;
 	/* which tokens are still looked for; index 0 is this round's probe */
-	int want[1 + 64];
-	int pend_idx[1 + 64];            /* index into p->pending, -1 for 0 */
+	int want[1 + ROUND_PENDING_PER_SEED];
+	int pend_idx[1 + ROUND_PENDING_PER_SEED];            /* index into p->pending, -1 for 0 */
 	int said_kept;                   /* "probe kept" was said for this seed */
 };
 
@@ -377,8 +397,8 @@ static int discover_pass(struct round_ctx *ctx, size_t idx, struct imap_session 
 	const char *display[2] = { "INBOX", spam_display };
 
 	for (int f = 0; f < 2; f++) {
-		const char *toks[1 + 64];
-		size_t map[1 + 64], n = 0;
+		const char *toks[1 + ROUND_PENDING_PER_SEED];
+		size_t map[1 + ROUND_PENDING_PER_SEED], n = 0;
 		struct imap_hit *hits = NULL;
 		size_t nhits = 0;
 		char *err = NULL;
@@ -439,9 +459,14 @@ static int discover_pass(struct round_ctx *ctx, size_t idx, struct imap_session 
 				l->internaldate = hits[i].internaldate;
 				l->latency = tmp.latency;
 				l->latency_usable = tmp.have_latency;
+				l->counted = strcmp(pp->p.outcome, "error") != 0;
 				pthread_mutex_unlock(&ctx->mu);
-				progress(ctx, "%s: late arrival of an earlier probe in %s after %.0fs",
-				         seed->address, display[f], tmp.latency);
+				if (l->counted)
+					progress(ctx, "%s: late arrival of an earlier probe in %s after %.0fs",
+					         seed->address, display[f], tmp.latency);
+				else
+					progress(ctx, "%s: found an unmeasured earlier probe in %s (%s)",
+					         seed->address, display[f], what);
 			}
 		}
 		free(hits);
@@ -486,7 +511,7 @@ static void discover(struct round_ctx *ctx, size_t idx, int accepted)
 		w.ntokens = 1;
 		w.since = now_wall();
 	}
-	for (size_t i = 0; i < ctx->p->npending && w.ntokens < 1 + 64; i++) {
+	for (size_t i = 0; i < ctx->p->npending && w.ntokens < 1 + ROUND_PENDING_PER_SEED; i++) {
 		if (ctx->p->pending[i].seed_index != idx)
 			continue;
 		w.tokens[w.ntokens] = ctx->p->pending[i].p.token;
@@ -575,11 +600,13 @@ static void discover(struct round_ctx *ctx, size_t idx, int accepted)
 			break;
 		{
 			double left = ctx->deadline - now_mono();
-			double nap = (double)cfg->probe.poll_interval;
+			double nap_s = (double)cfg->probe.poll_interval;
 
-			if (left <= 0.5)
+			if (left <= 0.5 || round_stop)
 				break;
-			sleep_seconds(nap < left - 0.5 ? nap : left - 0.5);
+			nap(nap_s < left - 0.5 ? nap_s : left - 0.5, ctx->deadline);
+			if (round_stop)
+				break;
 		}
 	}
 	goto out;
@@ -616,6 +643,11 @@ static void *seed_worker(void *arg)
 	size_t len = 0;
 	int accepted = 0;
 
+	if (round_stop) {
+		res->outcome = OUTCOME_ERROR;
+		xstrlcpy(res->diagnostic, "round interrupted before submission", DIAG_MAX);
+		goto out;
+	}
 	if (token_generate(cfg->probe.secret, cfg->probe.secret_len, seed->address, res->token,
 	                   &err) != 0) {
 		res->outcome = OUTCOME_ERROR;
@@ -746,13 +778,13 @@ static void *bounce_worker(void *arg)
 			break;
 		{
 			double left = ctx->deadline - now_mono();
-			double nap = (double)cfg->probe.poll_interval;
-			if (left <= 0.5)
+			double nap_s = (double)cfg->probe.poll_interval;
+			if (left <= 0.5 || round_stop)
 				break;
 			/* Short naps so the last scan follows the workers closely. */
-			if (nap > 1)
-				nap = 1;
-			sleep_seconds(nap);
+			if (nap_s > 1)
+				nap_s = 1;
+			nap(nap_s, ctx->deadline);
 		}
 	}
 release:
@@ -772,6 +804,8 @@ out:
 
 static void finish_outcomes(struct round_ctx *ctx)
 {
+	int interrupted = round_stop;
+
 	for (size_t i = 0; i < ctx->cfg->nseeds; i++) {
 		struct probe_result *r = &ctx->results[i];
 
@@ -783,6 +817,12 @@ static void finish_outcomes(struct round_ctx *ctx)
 			snprintf(r->diagnostic, DIAG_MAX, "rejected after 250 (DSN): %s %s%s%s",
 			         r->dsn.status, smtp_diagnostic(r->dsn.status[0] == '5' ? 550 : 450, r->dsn.status),
 			         r->dsn.remote_mta[0] ? " by " : "", r->dsn.remote_mta);
+		} else if (interrupted) {
+			/* Not missing: the deadline never came. Not measured. */
+			r->outcome = OUTCOME_ERROR;
+			snprintf(r->diagnostic, DIAG_MAX,
+			         "round interrupted (signal %d) before the deadline: not measured; "
+			         "later rounds clean the probe up", interrupted);
 		} else if (r->dsn.present && r->dsn.action == DSN_ACTION_DELAYED) {
 			r->outcome = OUTCOME_DEFERRED;
 			snprintf(r->diagnostic, DIAG_MAX, "delayed after 250 (DSN): %s %s%s%s",
@@ -849,6 +889,7 @@ void round_run(const struct round_params *p, struct round_result *out)
 	out->ended = now_wall();
 	out->late = ctx.late;
 	out->nlate = ctx.nlate;
+	out->interrupted = round_stop != 0;
 
 	free(ctx.accepted);
 	free(ctx.done);

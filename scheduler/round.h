@@ -13,12 +13,21 @@
 #ifndef INBOXPROBE_ROUND_H
 #define INBOXPROBE_ROUND_H
 
+#include <signal.h>
 #include <stddef.h>
 #include "common/model.h"
 #include "seeds/config.h"
 #include "scheduler/state.h"
 
 #define ROUND_SMTP_PARALLEL 4
+#define ROUND_PENDING_PER_SEED 128   /* earlier probes looked for per seed, newest first */
+
+/* Set (to the signal number) by the caller's SIGTERM/SIGINT handler: the
+ * round stops waiting at its next check (within about half a second, or the
+ * IMAP/SMTP command in flight, bounded by its timeout), records what it has
+ * measured, and marks accepted probes not found yet as error ("round
+ * interrupted") so that later rounds look for them only to clean them up. */
+extern volatile sig_atomic_t round_stop;
 
 /* A probe of an earlier round, looked for again in this one. */
 struct round_pending {
@@ -36,6 +45,8 @@ struct round_late {
 	double internaldate;
 	double latency;            /* seconds, INTERNALDATE - submit time */
 	int latency_usable;        /* 0 when clock skew made it negative beyond 2 s */
+	int counted;               /* 1: a late arrival (its round said missing/deferred);
+	                              0: its round could not measure it (error): cleaned up only */
 };
 
 struct round_params {
@@ -51,6 +62,7 @@ struct round_result {
 	double started, ended;           /* Unix seconds */
 	struct round_late *late;         /* heap; nlate entries */
 	size_t nlate;
+	int interrupted;                 /* round_stop ended the round early */
 };
 
 /*

@@ -109,6 +109,7 @@ enum stmt_id {
 	S_SUM_ADD,
 	S_PENDING,
 	S_LATE_UPDATE,
+	S_FOUND_UNMEASURED,
 	S_PROBE_LOOKUP,
 	S_COUNTERS_GET,
 	S_SUM_GET,
@@ -141,18 +142,25 @@ static const char *const stmt_sql[S__COUNT] = {
 		"INSERT OR IGNORE INTO sums(config, name, provider, value) VALUES (?1, ?2, ?3, 0)",
 	[S_SUM_ADD] =
 		"UPDATE sums SET value = value + ?4 WHERE config = ?1 AND name = ?2 AND provider = ?3",
+	/* Missing and deferred probes until found late (or pruned); accepted
+	 * probes of seeds that could not be measured (error) only until found,
+	 * so that they are cleaned up, and only for ?4 seconds. Newest first. */
 	[S_PENDING] =
-		"SELECT token, seed, provider, submit_time, round_id FROM probes"
+		"SELECT token, seed, provider, submit_time, round_id, outcome FROM probes"
 		" WHERE config = ?1 AND seed = ?2 AND submit_time >= ?3 AND submit_time > 0"
-		" AND outcome IN ('missing', 'deferred') AND late = 0"
-		" ORDER BY submit_time, token",
+		" AND late = 0 AND found_at IS NULL"
+		" AND (outcome IN ('missing', 'deferred') OR (outcome = 'error' AND submit_time >= ?4))"
+		" ORDER BY submit_time DESC, token",
 	[S_LATE_UPDATE] =
 		"UPDATE probes SET late = 1, late_folder = ?3, late_internaldate = ?4,"
 		" late_latency = ?5, late_latency_usable = ?6, found_at = ?7"
 		" WHERE config = ?1 AND token = ?2 AND late = 0"
 		" AND outcome IN ('missing', 'deferred')",
 	[S_PROBE_LOOKUP] =
-		"SELECT provider FROM probes WHERE config = ?1 AND token = ?2",
+		"SELECT provider, outcome FROM probes WHERE config = ?1 AND token = ?2",
+	[S_FOUND_UNMEASURED] =
+		"UPDATE probes SET found_at = ?3"
+		" WHERE config = ?1 AND token = ?2 AND outcome = 'error' AND found_at IS NULL",
 	[S_COUNTERS_GET] =
 		"SELECT name, label, value FROM counters WHERE config = ?1 AND provider = ?2",
 	[S_SUM_GET] =
@@ -682,6 +690,7 @@ int state_pending(struct state *st, const char *name, const char *seed, double s
 	bind_str(s, 1, name);
 	bind_str(s, 2, seed);
 	sqlite3_bind_double(s, 3, since);
+	sqlite3_bind_double(s, 4, now_wall() - STATE_UNMEASURED_FOLLOWUP);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct state_pending *p;
 
@@ -696,6 +705,7 @@ int state_pending(struct state *st, const char *name, const char *seed, double s
 		copy_col(p->provider, sizeof(p->provider), s, 2);
 		p->submit_time = sqlite3_column_double(s, 3);
 		p->round_id = sqlite3_column_int64(s, 4);
+		copy_col(p->outcome, sizeof(p->outcome), s, 5);
 	}
 	if (rc != SQLITE_DONE) {
 		set_err(st, errstr, "reading pending probes");
@@ -716,7 +726,7 @@ int state_record_late(struct state *st, const char *name, const char *token,
 	sqlite3_stmt *s;
 	char *provider = NULL;
 	int usable = usable_latency(latency_usable, latency);
-	int rc, ret = -1;
+	int rc, ret = -1, unmeasured = 0;
 
 	if (folder_kind == NULL ||
 	    (strcmp(folder_kind, "inbox") != 0 && strcmp(folder_kind, "spam") != 0)) {
@@ -737,7 +747,9 @@ int state_record_late(struct state *st, const char *name, const char *token,
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		const unsigned char *v = sqlite3_column_text(s, 0);
+		const unsigned char *o = sqlite3_column_text(s, 1);
 		provider = xstrdup(v ? (const char *)v : "");
+		unmeasured = o != NULL && strcmp((const char *)o, "error") == 0;
 	} else if (rc != SQLITE_DONE) {
 		set_err(st, errstr, "looking up a probe");
 	}
@@ -746,6 +758,21 @@ int state_record_late(struct state *st, const char *name, const char *token,
 		if (rc == SQLITE_DONE)
 			*errstr = xasprintf("state store %s: late arrival of unknown probe %s",
 			                    st->path, token);
+		goto out;
+	}
+	if (unmeasured) {
+		/* Its round could not measure it: found now, it is only cleaned
+		 * up, never counted (it was not missing at its round's end). */
+		if ((s = stmt(st, S_FOUND_UNMEASURED, errstr)) == NULL)
+			goto out;
+		bind_str(s, 1, name);
+		bind_str(s, 2, token);
+		sqlite3_bind_double(s, 3, now_wall());
+		if (step_done(st, s, "recording a found unmeasured probe", errstr) != 0)
+			goto out;
+		if (commit(st, errstr) != 0)
+			goto out;
+		ret = 0;
 		goto out;
 	}
 	if ((s = stmt(st, S_LATE_UPDATE, errstr)) == NULL)

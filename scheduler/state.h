@@ -41,8 +41,14 @@ int state_open(const char *path, struct state **out, char **errstr);
 void state_close(struct state *st);
 
 /* A probe of an earlier round that was never found. */
+/* How long (seconds) an accepted probe of a seed that could not be
+ * measured (outcome error: IMAP down, round interrupted) is looked for in
+ * later rounds, so that it is found and cleaned up. It is never counted. */
+#define STATE_UNMEASURED_FOLLOWUP (2 * 86400.0)
+
 struct state_pending {
 	char token[TOKEN_MAX];
+	char outcome[12];         /* its round's outcome: missing, deferred or error */
 	char seed[256];           /* seed address */
 	char provider[128];
 	double submit_time;
@@ -50,8 +56,9 @@ struct state_pending {
 };
 
 /* Pending probes of config `name` for seed address `seed`, submitted at or
- * after `since` (Unix seconds): outcome missing or deferred, accepted by the
- * relay (submit_time > 0), not yet found late. Oldest first.
+ * after `since` (Unix seconds), accepted by the relay (submit_time > 0), not
+ * yet found: outcome missing or deferred, and outcome error within the last
+ * STATE_UNMEASURED_FOLLOWUP seconds (to be cleaned up). Newest first.
  * *out heap array of *n elements (NULL when none), caller frees. */
 int state_pending(struct state *st, const char *name, const char *seed, double since,
                   struct state_pending **out, size_t *n, char **errstr);
@@ -74,7 +81,8 @@ int state_record_round(struct state *st, const char *name, double started, doubl
  * INTERNALDATE and true latency. Increments late_arrivals_total and the
  * histogram (when the latency is usable) once; a second call for the same
  * token changes nothing (returns 0), and so does a token whose outcome
- * was not missing/deferred. folder_kind other than "inbox"/"spam" or a
+ * was not missing/deferred. A probe whose outcome was error is marked found
+ * (no longer pending) and counted nowhere. folder_kind other than "inbox"/"spam" or a
  * token not in the store: -1. Latency in seconds; latency_usable 0 (clock
  * skew) records the arrival but keeps it out of the histogram and window. */
 int state_record_late(struct state *st, const char *name, const char *token,

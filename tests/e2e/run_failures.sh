@@ -106,4 +106,37 @@ wait $first
 assert "second run while the first is active: exit 3 (got $rc)" [ "$rc" = 3 ]
 assert "second run says another run is active" grep -qi "another inboxprobe run\|another run" "$T/slow2.out"
 
+# 7. SIGTERM mid-round: the round stops, writes its reports and records what
+#    it measured (exit 3); the probe it could not wait for is error, and the
+#    next round finds it only to clean it up (not a late arrival).
+conf term "$relay" "{ address = \"inbox@greylist.test\"; provider = \"greylist\"; }" 'state = { path = "'"$T"'/term.db"; };'
+"$BIN" run -c "$T/term.conf" --deadline 60 >"$T/term1.out" 2>"$T/term1.err" &
+pid=$!
+sleep 3
+t0=$(date +%s)
+kill -TERM $pid
+wait $pid; rc=$?
+t1=$(date +%s)
+cat "$T/term1.out" "$T/term1.err"
+assert "SIGTERM: exit 3 (got $rc)" [ "$rc" = 3 ]
+assert "SIGTERM: stopped within 5 s ($((t1 - t0)) s)" [ $((t1 - t0)) -le 5 ]
+assert "SIGTERM: JSON written, outcome error, diagnostic says interrupted" /usr/bin/python3 -c "
+import json; s = json.load(open('$T/term.json'))['seeds'][0]
+assert s['outcome'] == 'error' and 'interrupted' in s['diagnostic'], s"
+assert "SIGTERM: textfile written with the seed" grep -q 'inboxprobe_probe_outcome{config="term",seed="inbox@greylist.test",provider="greylist",outcome="error"} 1' "$T/term.prom"
+assert "SIGTERM: the store recorded the round (probes_total error 1)" \
+	grep -q 'inboxprobe_probes_total{config="term",provider="greylist",outcome="error"} 1' "$T/term.prom"
+tok=$(/usr/bin/python3 -c "import json; print(json.load(open('$T/term.json'))['seeds'][0]['token'])")
+i=0
+until doveadm -c "$DOVECOT_CONF" search -u inbox@greylist.test mailbox INBOX HEADER X-Inboxprobe-Token "$tok" 2>/dev/null | grep -q .; do
+	i=$((i + 1)); [ $i -gt 60 ] && break; sleep 1
+done
+assert "SIGTERM: the interrupted probe arrived later (greylist delay)" [ $i -le 60 ]
+"$BIN" run -c "$T/term.conf" --deadline 20 >"$T/term2.out" 2>"$T/term2.err"; rc=$?
+cat "$T/term2.out"
+assert "next round: the interrupted probe is cleaned up" grep -q "^cleaned up: inbox@greylist.test probe ${tok%????????????????????????}" "$T/term2.out"
+assert "next round: it is not a late arrival" sh -c "! grep -q '^late arrival' '$T/term2.out'"
+assert "next round: late_arrivals_total stays 0" grep -q 'inboxprobe_late_arrivals_total{config="term",provider="greylist",folder="inbox"} 0' "$T/term.prom"
+assert "next round: the message is gone from the mailbox" sh -c "! doveadm -c '$DOVECOT_CONF' search -u inbox@greylist.test mailbox INBOX HEADER X-Inboxprobe-Token '$tok' 2>/dev/null | grep -q ."
+
 world_result

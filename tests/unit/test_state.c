@@ -330,14 +330,17 @@ static void test_pending(void **state)
 	mkresult(&r[0], "t-other-config", OUTCOME_MISSING, T0 + 1, -1, 0);
 	assert_int_equal(state_record_round(st, "other", T0, T0 + 1, r, seeds, pv, 1, &err), 0);
 
+	/* newest first; the error probe is older than STATE_UNMEASURED_FOLLOWUP */
 	assert_int_equal(state_pending(st, CFG, "seed1@gmail.example", T0, &p, &n, &err), 0);
 	assert_int_equal(n, 2);
-	assert_string_equal(p[0].token, "t-missing");
-	assert_string_equal(p[0].seed, "seed1@gmail.example");
-	assert_string_equal(p[0].provider, "gmail");
-	assert_float_equal(p[0].submit_time, T0 + 3, 1e-9);
-	assert_true(p[0].round_id > 0);
-	assert_string_equal(p[1].token, "t-deferred");
+	assert_string_equal(p[1].token, "t-missing");
+	assert_string_equal(p[1].seed, "seed1@gmail.example");
+	assert_string_equal(p[1].provider, "gmail");
+	assert_string_equal(p[1].outcome, "missing");
+	assert_float_equal(p[1].submit_time, T0 + 3, 1e-9);
+	assert_true(p[1].round_id > 0);
+	assert_string_equal(p[0].token, "t-deferred");
+	assert_string_equal(p[0].outcome, "deferred");
 	free(p);
 
 	/* since after the missing probe's submit time */
@@ -358,6 +361,43 @@ static void test_pending(void **state)
 	assert_int_equal(n, 0);
 	assert_null(p);
 	assert_null(err);
+	state_close(st);
+}
+
+/* An accepted probe of a seed that could not be measured (error) is looked
+ * for again for a while, so it is cleaned up; found, it counts nowhere. */
+static void test_unmeasured_followup(void **state)
+{
+	struct fixture *f = *state;
+	struct state *st = open_ok(f->db);
+	struct probe_result r[2];
+	const char *seeds[2] = { "s@g.example", "s@g.example" };
+	const char *pv[2] = { "gmail", "gmail" };
+	const char *one[1] = { "gmail" };
+	struct state_pending *p = NULL;
+	struct state_totals *t = NULL;
+	double now = now_wall();
+	size_t n = 0;
+	char *err = NULL;
+
+	mkresult(&r[0], "u-recent", OUTCOME_ERROR, now - 3600, -1, 0);
+	mkresult(&r[1], "u-old", OUTCOME_ERROR, now - STATE_UNMEASURED_FOLLOWUP - 60, -1, 0);
+	record(st, now - 3600, r, seeds, pv, 2);
+	assert_int_equal(state_pending(st, CFG, "s@g.example", 0, &p, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(p[0].token, "u-recent");
+	assert_string_equal(p[0].outcome, "error");
+	free(p);
+	/* found: no longer pending, and no late arrival, no histogram sample */
+	assert_int_equal(state_record_late(st, CFG, "u-recent", "inbox", now - 3000, 600, 1, &err), 0);
+	assert_int_equal(state_pending(st, CFG, "s@g.example", 0, &p, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(p);
+	assert_int_equal(state_totals(st, CFG, one, 1, now, 86400, &t, &err), 0);
+	assert_int_equal(t[0].late_inbox, 0);
+	assert_int_equal(t[0].hist_count, 0);
+	assert_int_equal(t[0].probes[OUTCOME_ERROR], 2);
+	state_totals_free(t, 1);
 	state_close(st);
 }
 
@@ -774,6 +814,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_counters_histogram_prune, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prune_keeps_recent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unmeasured_followup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_arrivals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_window, setup, teardown),
