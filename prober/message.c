@@ -293,6 +293,7 @@ struct field {
 	const char *start;   /* "Name: value" possibly with CRLF continuation lines */
 	size_t len;          /* without the final CRLF */
 	size_t namelen;
+	size_t lineno;       /* the template line it starts on */
 };
 
 struct tmpl {
@@ -391,6 +392,7 @@ static int tmpl_parse(const char *in, size_t inlen, struct tmpl *t, char **errst
 			f->start = p;
 			f->len = ll;
 			f->namelen = nl;
+			f->lineno = lineno;
 		}
 		p = eol + 2;
 	}
@@ -426,6 +428,229 @@ static void add_replaced(struct strbuf *sb, const char *src, size_t n, const cha
 		strbuf_adds(sb, token);
 		i = (size_t)(hit - src) + pl;
 	}
+}
+
+/* ------------------------------------------------------------------ */
+/* 8-bit text in template header fields (RFC 2047)                    */
+
+/* 1 when s[0..n) is well-formed UTF-8 (no overlongs, surrogates or
+ * code points above U+10FFFF). */
+static int utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t k;
+		unsigned cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if (c >= 0xC2 && c <= 0xDF) {
+			k = 1;
+			cp = c & 0x1F;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			k = 2;
+			cp = c & 0x0F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			k = 3;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		for (size_t j = 1; j <= k; j++) {
+			if (i + j >= n || (s[i + j] & 0xC0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + j] & 0x3F);
+		}
+		if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+		    (cp >= 0xD800 && cp <= 0xDFFF))
+			return 0;
+		i += k + 1;
+	}
+	return 1;
+}
+
+static int mem_has_8bit(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return 1;
+	return 0;
+}
+
+/* The value of f unfolded (the CRLF of continuation lines removed). */
+static char *field_value_unfolded(const struct field *f)
+{
+	const char *v = f->start + f->namelen + 1;
+	size_t n = f->len - f->namelen - 1;
+	struct strbuf sb = STRBUF_INIT;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] == '\r' && i + 1 < n && v[i + 1] == '\n') {
+			i++;
+			continue;
+		}
+		strbuf_add(&sb, v + i, 1);
+	}
+	return strbuf_detach(&sb);
+}
+
+static void trim(const char **s, const char **e)
+{
+	while (*s < *e && (**s == ' ' || **s == '\t'))
+		(*s)++;
+	while (*e > *s && ((*e)[-1] == ' ' || (*e)[-1] == '\t'))
+		(*e)--;
+}
+
+/*
+ * One mailbox [s, e) of an address list whose display name may hold UTF-8:
+ * `Name <addr>` or `"Name" <addr>` becomes `=?UTF-8?B?...?= <addr>`
+ * (RFC 2047 5(3): encoded-words may stand for a phrase). Returns 0, or -1
+ * when the non-ASCII text is anywhere else (address, comment, group).
+ */
+static int add_mailbox(struct strbuf *out, const char *s, const char *e, size_t first_max)
+{
+	trim(&s, &e);
+	if (!mem_has_8bit(s, (size_t)(e - s))) {
+		strbuf_add(out, s, (size_t)(e - s));
+		return 0;
+	}
+	if (e - s < 3 || e[-1] != '>')
+		return -1;
+	/* the '<' of the angle address: the last one outside quotes */
+	const char *lt = NULL;
+	int q = 0;
+	for (const char *p = s; p < e; p++) {
+		if (q && *p == '\\' && p + 1 < e) {
+			p++;
+			continue;
+		}
+		if (*p == '"')
+			q = !q;
+		else if (!q && (*p == '(' || *p == ':' || *p == ';'))
+			return -1;   /* comments and groups are not rewritten */
+		else if (!q && *p == '<')
+			lt = p;
+	}
+	if (q || lt == NULL || mem_has_8bit(lt, (size_t)(e - lt)) || memchr(lt + 1, '<', (size_t)(e - lt - 1)))
+		return -1;
+	const char *ds = s, *de = lt;
+	trim(&ds, &de);
+	struct strbuf name = STRBUF_INIT;
+	if (de - ds >= 2 && *ds == '"' && de[-1] == '"') {
+		for (const char *p = ds + 1; p < de - 1; p++) {
+			if (*p == '"')
+				goto bad;   /* several quoted strings: not rewritten */
+			if (*p == '\\' && p + 1 < de - 1)
+				p++;
+			strbuf_add(&name, p, 1);
+		}
+	} else {
+		if (memchr(ds, '"', (size_t)(de - ds)) != NULL)
+			goto bad;
+		strbuf_add(&name, ds, (size_t)(de - ds));
+	}
+	if (name.len == 0)
+		goto bad;
+	ew_append(out, name.buf, first_max, " ");
+	strbuf_adds(out, " ");
+	strbuf_add(out, lt, (size_t)(e - lt));
+	strbuf_free(&name);
+	return 0;
+bad:
+	strbuf_free(&name);
+	return -1;
+}
+
+/* An address list (From, Sender, Reply-To, Cc, Bcc) with UTF-8 display
+ * names encoded. Returns 0, or -1 (see add_mailbox). */
+static int encode_address_list(struct strbuf *out, const char *v, size_t first_max)
+{
+	const char *s = v;
+	int q = 0, angle = 0, comment = 0, n = 0;
+	for (const char *p = v;; p++) {
+		if (*p == '\0' || (*p == ',' && !q && !angle && !comment)) {
+			if (n++ > 0)
+				strbuf_adds(out, ", ");
+			if (add_mailbox(out, s, p, n == 1 ? first_max : EW_MAX) != 0)
+				return -1;
+			if (*p == '\0')
+				break;
+			s = p + 1;
+			continue;
+		}
+		if ((q || comment) && *p == '\\' && p[1] != '\0')
+			p++;
+		else if (!comment && *p == '"')
+			q = !q;
+		else if (!q && *p == '(')
+			comment++;
+		else if (!q && comment && *p == ')')
+			comment--;
+		else if (!q && !comment && *p == '<')
+			angle = 1;
+		else if (!q && !comment && *p == '>')
+			angle = 0;
+	}
+	return 0;
+}
+
+/*
+ * Append template field f whose value holds 8-bit bytes, RFC 2047-encoded:
+ * Subject and Comments whole (Subject after {{token}} replacement), the
+ * display names of address fields. Anything else is refused: -1 with
+ * *errstr naming the template line.
+ */
+static int add_8bit_field(struct strbuf *sb, const struct field *f, const char *token, char **errstr)
+{
+	const char *v = f->start + f->namelen + 1;
+	size_t vn = f->len - f->namelen - 1;
+	char *name = xstrndup(f->start, f->namelen);
+	char *val = NULL;
+	int r = -1;
+	if (!utf8_valid((const unsigned char *)v, vn)) {
+		*errstr = xasprintf("line %zu: the %s field holds 8-bit bytes that are not UTF-8; "
+		                    "encode it per RFC 2047 (=?charset?B?...?=) in the template",
+		                    f->lineno, name);
+		goto out;
+	}
+	val = field_value_unfolded(f);
+	size_t used = f->namelen + 2;
+	size_t first = used + 20 <= LINE_SOFT ? LINE_SOFT - used : 20;
+	if (first > EW_MAX)
+		first = EW_MAX;
+	if (field_is(f, "Subject") || field_is(f, "Comments")) {
+		struct strbuf rv = STRBUF_INIT;
+		if (field_is(f, "Subject"))
+			add_replaced(&rv, val, strlen(val), token);
+		else
+			strbuf_adds(&rv, val);
+		r = add_text_header(sb, name, rv.buf ? rv.buf : "", NULL);
+		strbuf_free(&rv);
+		if (r != 0)
+			*errstr = xasprintf("line %zu: the %s field has a word too long to fold", f->lineno, name);
+	} else if (field_is(f, "From") || field_is(f, "Sender") || field_is(f, "Reply-To") ||
+	           field_is(f, "Cc") || field_is(f, "Bcc")) {
+		struct strbuf ev = STRBUF_INIT;
+		r = encode_address_list(&ev, val, first);
+		if (r != 0)
+			*errstr = xasprintf("line %zu: the %s field has non-ASCII text outside a display "
+			                    "name (\"Name\" <address>); encode it per RFC 2047 in the "
+			                    "template (internationalised addresses are not supported)",
+			                    f->lineno, name);
+		else if ((r = add_folded(sb, name, ev.buf ? ev.buf : "")) != 0)
+			*errstr = xasprintf("line %zu: the %s field has a word too long to fold", f->lineno, name);
+		strbuf_free(&ev);
+	} else {
+		*errstr = xasprintf("line %zu: the %s field holds raw non-ASCII (8-bit) text; only "
+		                    "Subject, Comments and the display names of From, Sender, Reply-To "
+		                    "and Cc are encoded for you: encode it per RFC 2047 "
+		                    "(=?UTF-8?B?...?=) in the template", f->lineno, name);
+	}
+out:
+	free(name);
+	free(val);
+	return r;
 }
 
 /* ------------------------------------------------------------------ */
@@ -537,13 +762,30 @@ char *message_build(const struct message_params *p, size_t *len, char **errstr)
 			free(e);
 			goto out;
 		}
-		int has_from = 0, has_subject = 0;
+		int has_from = 0, has_subject = 0, has_mime = 0, has_ctype = 0;
 		for (size_t i = 0; i < t.nfields; i++) {
 			const struct field *f = &t.fields[i];
 			if (field_is(f, "To") || field_is(f, "Date") || field_is(f, "Message-ID") ||
 			    field_is(f, "X-Inboxprobe-Token") || field_is(f, "Return-Path") ||
 			    field_is(f, "Delivered-To") || field_is(f, "Authentication-Results"))
 				continue;
+			if (field_is(f, "MIME-Version"))
+				has_mime = 1;
+			if (field_is(f, "Content-Type"))
+				has_ctype = 1;
+			if (mem_has_8bit(f->start, f->len)) {
+				char *e8 = NULL;
+				if (field_is(f, "From"))
+					has_from = 1;
+				if (field_is(f, "Subject"))
+					has_subject = 1;
+				if (mem_has_8bit(f->start, f->namelen) || add_8bit_field(&sb, f, p->token, &e8) != 0) {
+					*errstr = xasprintf("template: %s", e8 ? e8 : "8-bit byte in a field name");
+					free(e8);
+					goto out;
+				}
+				continue;
+			}
 			if (field_is(f, "Subject")) {
 				has_subject = 1;
 				strbuf_add(&sb, f->start, f->namelen + 1);
@@ -565,6 +807,8 @@ char *message_build(const struct message_params *p, size_t *len, char **errstr)
 			goto out;
 		}
 		strbuf_addf(&sb, "X-Inboxprobe-Token: %s\r\n", p->token);
+		if (has_ctype && !has_mime)
+			strbuf_adds(&sb, "MIME-Version: 1.0\r\n");   /* RFC 2045 4 */
 		if (add_extra_headers(&sb, p, errstr) != 0)
 			goto out;
 		strbuf_adds(&sb, "\r\n");

@@ -59,7 +59,10 @@ struct message_params {
  * Template line ends are normalised to CRLF. Extra headers from
  * p->headers are added in both modes (non-ASCII values RFC 2047-encoded).
  * Not dot-stuffed (libcurl does
- * that). Returns a heap buffer (caller frees) and its length in *len, or
+ * that). Raw UTF-8 in a template's Subject/Comments and in the display
+ * names of From/Sender/Reply-To/Cc/Bcc is RFC 2047-encoded; other 8-bit
+ * header text is refused; MIME-Version: 1.0 is added when a template has a
+ * Content-Type but no MIME-Version. Returns a heap buffer (caller frees) and its length in *len, or
  * NULL with *errstr (heap) when the template is malformed.
  */
 char *message_build(const struct message_params *p, size_t *len, char **errstr);

@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,14 @@
 #define TEMPLATE_MAX (1024 * 1024)
 #define HMAC_KEY_MIN 16
 
+/* upper bounds of integer settings */
+#define MAX_TIMEOUT 3600L              /* seconds: relay and IMAP timeouts */
+#define MAX_DEADLINE 86400L            /* seconds: probe.deadline, poll_interval */
+#define MAX_CONNECTIONS 1000L          /* imap_limits.per_host, per_account */
+#define MAX_COUNT 1000000L             /* slo.max_missing, min_samples */
+#define MAX_WINDOW (90L * 86400L)      /* seconds: slo.window */
+#define MAX_RETENTION_DAYS 3650L       /* state.retention_days */
+
 /* ------------------------------------------------------------------ */
 /* Error collection                                                    */
 
@@ -39,10 +48,17 @@ struct cerr {
 	char *msg;
 };
 
+struct srcfile {
+	char *name;
+	char *text;            /* NULL when it could not be read */
+};
+
 struct ctx {
 	const char *file;
 	struct cerr *errs;
 	size_t nerrs, cap;
+	struct srcfile *srcs;  /* configuration texts, read on demand */
+	size_t nsrcs;
 };
 
 static void err_vadd(struct ctx *c, const char *file, unsigned line, const char *fmt, va_list ap)
@@ -111,6 +127,60 @@ static char *errs_render(struct ctx *c)
 	return strbuf_detach(&sb);
 }
 
+/*
+ * The text of line `line` (1-based) of file (NULL: the main file), as read
+ * on demand and cached in c. Returns a pointer into the cache and its
+ * length (without the line end) in *n, or NULL.
+ */
+static const char *src_line(struct ctx *c, const char *file, unsigned line, size_t *n)
+{
+	if (file == NULL)
+		file = c->file;
+	if (file == NULL || line == 0)
+		return NULL;
+	struct srcfile *sf = NULL;
+	for (size_t i = 0; i < c->nsrcs; i++)
+		if (strcmp(c->srcs[i].name, file) == 0)
+			sf = &c->srcs[i];
+	if (sf == NULL) {
+		c->srcs = xrealloc(c->srcs, (c->nsrcs + 1) * sizeof(*c->srcs));
+		sf = &c->srcs[c->nsrcs++];
+		sf->name = xstrdup(file);
+		char *e = NULL;
+		sf->text = read_file_capped(file, 0, NULL, &e);
+		free(e);
+	}
+	if (sf->text == NULL)
+		return NULL;
+	const char *p = sf->text;
+	for (unsigned l = 1; l < line; l++) {
+		p = strchr(p, '\n');
+		if (p == NULL)
+			return NULL;
+		p++;
+	}
+	size_t len = strcspn(p, "\r\n");
+	if (len == 0 && *p == '\0')
+		return NULL;
+	*n = len;
+	return p;
+}
+
+static void srcs_free(struct ctx *c)
+{
+	for (size_t i = 0; i < c->nsrcs; i++) {
+		free(c->srcs[i].name);
+		if (c->srcs[i].text != NULL) {
+			/* the text may hold passwords */
+			explicit_bzero(c->srcs[i].text, strlen(c->srcs[i].text));
+			free(c->srcs[i].text);
+		}
+	}
+	free(c->srcs);
+	c->srcs = NULL;
+	c->nsrcs = 0;
+}
+
 static void errs_free(struct ctx *c)
 {
 	for (size_t i = 0; i < c->nerrs; i++) {
@@ -141,36 +211,41 @@ static void wipe_str(char *p)
 
 /*
  * Read a secret file: regular, not accessible by group or others, at most
- * SECRET_FILE_MAX bytes, one trailing LF or CRLF stripped. `what` names the
- * setting ("password_file", "secret_file"). Returns a heap buffer (NUL
- * added, length in *len) or NULL after recording an error at s.
+ * SECRET_FILE_MAX bytes, one trailing LF or CRLF stripped. `what` is the
+ * setting's path ("relay.password_file", "probe.secret_file"); every
+ * message reads "WHAT: PATH: problem". Returns a heap buffer (NUL added,
+ * length in *len) or NULL after recording an error at s.
  */
 static char *read_secret_file(struct ctx *c, const config_setting_t *s, const char *what,
                               const char *path, size_t *len)
 {
 	char *buf = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
-		err_at(c, s, "%s %s: %s", what, path, strerror(errno));
+		err_at(c, s, "%s: %s: %s", what, path, strerror(errno));
 		return NULL;
 	}
 	struct stat st;
 	if (fstat(fd, &st) != 0) {
-		err_at(c, s, "%s %s: %s", what, path, strerror(errno));
+		err_at(c, s, "%s: %s: %s", what, path, strerror(errno));
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		err_at(c, s, "%s: %s: is a directory", what, path);
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		err_at(c, s, "%s %s is not a regular file", what, path);
+		err_at(c, s, "%s: %s: is not a regular file", what, path);
 		goto out;
 	}
 	if (st.st_mode & 077) {
-		err_at(c, s, "%s %s is %s by group or others (mode %04o); chmod 600 it", what, path,
+		err_at(c, s, "%s: %s is %s by group or others (mode %04o); chmod 600 it", what, path,
 		       (st.st_mode & 044) ? "readable" : "writable or executable",
 		       (unsigned)(st.st_mode & 07777));
 		goto out;
 	}
 	if (st.st_size > SECRET_FILE_MAX) {
-		err_at(c, s, "%s %s is larger than %d bytes", what, path, SECRET_FILE_MAX);
+		err_at(c, s, "%s: %s: larger than %d bytes", what, path, SECRET_FILE_MAX);
 		goto out;
 	}
 	size_t cap = (size_t)st.st_size + 1, n = 0;
@@ -180,7 +255,7 @@ static char *read_secret_file(struct ctx *c, const config_setting_t *s, const ch
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			err_at(c, s, "%s %s: %s", what, path, strerror(errno));
+			err_at(c, s, "%s: %s: %s", what, path, strerror(errno));
 			wipe_free(buf, cap + 1);
 			buf = NULL;
 			goto out;
@@ -190,7 +265,7 @@ static char *read_secret_file(struct ctx *c, const config_setting_t *s, const ch
 		n += (size_t)r;
 		if (n == cap) {
 			/* grew while we read it */
-			err_at(c, s, "%s %s changed while being read", what, path);
+			err_at(c, s, "%s: %s: changed while being read", what, path);
 			wipe_free(buf, cap + 1);
 			buf = NULL;
 			goto out;
@@ -203,7 +278,7 @@ static char *read_secret_file(struct ctx *c, const config_setting_t *s, const ch
 	}
 	buf[n] = '\0';
 	if (n == 0) {
-		err_at(c, s, "%s %s is empty", what, path);
+		err_at(c, s, "%s: %s: is empty", what, path);
 		wipe_free(buf, cap + 1);
 		buf = NULL;
 		goto out;
@@ -212,6 +287,64 @@ static char *read_secret_file(struct ctx *c, const config_setting_t *s, const ch
 out:
 	close(fd);
 	return buf;
+}
+
+/*
+ * Read a whole text file of at most max bytes (max_text names the size
+ * for messages). `what` is the setting's path; messages read
+ * "WHAT: PATH: problem". Returns a heap buffer (NUL added, length in
+ * *len) or NULL after recording an error at s.
+ */
+static char *read_text_file(struct ctx *c, const config_setting_t *s, const char *what,
+                            const char *path, size_t max, const char *max_text, size_t *len)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char *ret = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		err_at(c, s, "%s: %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		err_at(c, s, "%s: %s: %s", what, path, strerror(errno));
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		err_at(c, s, "%s: %s: is a directory", what, path);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err_at(c, s, "%s: %s: is not a regular file", what, path);
+		goto out;
+	}
+	if ((unsigned long long)st.st_size > max) {
+		err_at(c, s, "%s: %s: larger than %s", what, path, max_text);
+		goto out;
+	}
+	for (;;) {
+		char buf[8192];
+		ssize_t r = read(fd, buf, sizeof(buf));
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			err_at(c, s, "%s: %s: %s", what, path, strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		if (sb.len + (size_t)r > max) {
+			err_at(c, s, "%s: %s: larger than %s", what, path, max_text);
+			goto out;
+		}
+		strbuf_add(&sb, buf, (size_t)r);
+	}
+	*len = sb.len;
+	ret = sb.len > 0 ? strbuf_detach(&sb) : xstrdup("");
+out:
+	strbuf_free(&sb);
+	close(fd);
+	return ret;
 }
 
 /* ------------------------------------------------------------------ */
@@ -310,9 +443,110 @@ out:
 	return ret;
 }
 
-/* An integer member >= min. Same returns as get_str. */
+static int is_name_char(int ch)
+{
+	return isalnum(ch) || ch == '_' || ch == '-' || ch == '*';
+}
+
+/*
+ * libconfig 1.5 parses an integer written without an L suffix into an int,
+ * silently keeping the low 32 bits (4294967301 reads as 5). Find the value
+ * as written in the source text for integer setting s: the first
+ * "NAME = NUMBER" from s's line whose low 32 bits match what libconfig
+ * stored. Returns 1 with *v (saturated to the 64-bit range, *overflow set
+ * when it did not fit) and tok (the digits as written, without an L
+ * suffix), or 0 when the text could not be matched (use libconfig's value).
+ */
+static int written_int(struct ctx *c, const config_setting_t *s, long long *v, int *overflow,
+                       char *tok, size_t toksz)
+{
+	const char *name = config_setting_name(s);
+	size_t llen = 0;
+	const char *line = src_line(c, config_setting_source_file(s), config_setting_source_line(s), &llen);
+	if (name == NULL || line == NULL)
+		return 0;
+	size_t nl = strlen(name);
+	int stored = config_setting_get_int(s);
+	for (const char *p = line; p + nl <= line + llen; p++) {
+		if (strncmp(p, name, nl) != 0 || (p > line && is_name_char((unsigned char)p[-1])) ||
+		    is_name_char((unsigned char)p[nl]))
+			continue;
+		const char *q = p + nl;
+		q += strspn(q, " \t\r\n");
+		if (*q != '=' && *q != ':')
+			continue;
+		q++;
+		q += strspn(q, " \t\r\n");
+		const char *t0 = q;
+		int neg = 0;
+		if (*q == '+' || *q == '-')
+			neg = *q++ == '-';
+		unsigned long long u = 0;
+		int ovf = 0, digits = 0;
+		if (q[0] == '0' && (q[1] == 'x' || q[1] == 'X')) {
+			q += 2;
+			while (isxdigit((unsigned char)*q)) {
+				int d = isdigit((unsigned char)*q) ? *q - '0' : (tolower((unsigned char)*q) - 'a' + 10);
+				if (u > (~0ULL >> 4))
+					ovf = 1;
+				u = u * 16 + (unsigned)d;
+				q++;
+				digits++;
+			}
+		} else {
+			while (isdigit((unsigned char)*q)) {
+				if (u > (~0ULL - 9) / 10)
+					ovf = 1;
+				u = u * 10 + (unsigned)(*q - '0');
+				q++;
+				digits++;
+			}
+		}
+		if (digits == 0 || *q == '.' || *q == 'e' || *q == 'E')
+			continue;
+		long long w;
+		if (ovf || u > (unsigned long long)LLONG_MAX + (unsigned)neg) {
+			ovf = 1;
+			w = neg ? LLONG_MIN : LLONG_MAX;
+		} else if (neg) {
+			w = u == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)u;
+		} else {
+			w = (long long)u;
+		}
+		/* the low 32 bits must be what libconfig kept, or it saturated */
+		if (!ovf && (int)(unsigned)(unsigned long long)w != stored)
+			continue;
+		size_t tl = (size_t)(q - t0);
+		if (tl >= toksz)
+			tl = toksz - 1;
+		memcpy(tok, t0, tl);
+		tok[tl] = '\0';
+		*v = w;
+		*overflow = ovf;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * The value of integer setting s (type INT or INT64) in 64 bits, as
+ * written. tok gets its text for messages. Returns 0, or -1 when the
+ * written number does not fit in 64 bits (*v is then saturated).
+ */
+static int int_value(struct ctx *c, const config_setting_t *s, long long *v, char *tok, size_t toksz)
+{
+	int ovf = 0;
+	if (config_setting_type(s) == CONFIG_TYPE_INT && written_int(c, s, v, &ovf, tok, toksz))
+		return ovf ? -1 : 0;
+	*v = config_setting_get_int64(s);
+	snprintf(tok, toksz, "%lld", *v);
+	return 0;
+}
+
+/* An integer member in [min, max]; unit ("seconds", "days" or "") is
+ * named in the message about max. Same returns as get_str. */
 static int get_long(struct ctx *c, const config_setting_t *group, const char *prefix,
-                    const char *name, long *out, long min)
+                    const char *name, long *out, long min, long max, const char *unit)
 {
 	config_setting_t *s = member(group, name);
 	if (s == NULL)
@@ -323,16 +557,19 @@ static int get_long(struct ctx *c, const config_setting_t *group, const char *pr
 		err_at(c, s, "%s must be an integer, not %s", p, type_name(config_setting_type(s)));
 		goto out;
 	}
-	long long v = config_setting_get_int64(s);
+	long long v;
+	char tok[72];
+	int fits = int_value(c, s, &v, tok, sizeof(tok)) == 0;
 	if (v < min) {
 		if (min == 1)
-			err_at(c, s, "%s must be greater than 0 (got %lld)", p, v);
+			err_at(c, s, "%s must be greater than 0 (got %s)", p, tok);
 		else
-			err_at(c, s, "%s must be at least %ld (got %lld)", p, min, v);
+			err_at(c, s, "%s must be at least %ld (got %s)", p, min, tok);
 		goto out;
 	}
-	if (v > 1000000000LL) {
-		err_at(c, s, "%s is too large (got %lld)", p, v);
+	if (!fits || v > max) {
+		err_at(c, s, "%s must be at most %ld%s%s (got %s)", p, max,
+		       *unit ? " " : "", unit, tok);
 		goto out;
 	}
 	*out = (long)v;
@@ -354,9 +591,12 @@ static int get_double(struct ctx *c, const config_setting_t *group, const char *
 	int ret = -1;
 	int t = config_setting_type(s);
 	double v;
-	if (is_int_type(t))
-		v = (double)config_setting_get_int64(s);
-	else if (t == CONFIG_TYPE_FLOAT)
+	if (is_int_type(t)) {
+		long long iv;
+		char tok[72];
+		int_value(c, s, &iv, tok, sizeof(tok));
+		v = (double)iv;
+	} else if (t == CONFIG_TYPE_FLOAT)
 		v = config_setting_get_float(s);
 	else {
 		err_at(c, s, "%s must be a number, not %s", p, type_name(t));
@@ -485,8 +725,21 @@ static char *basename_noext(const char *path)
 /* ------------------------------------------------------------------ */
 /* URL                                                                 */
 
+enum url_family { URL_ANY = 0, URL_SMTP, URL_IMAP };
+
+static int parse_url(const char *url, enum url_family fam, const char **scheme_out,
+                     char **host_out, int *port_out, char **errstr);
+
 int config_parse_url(const char *url, const char **scheme_out, char **host_out,
                      int *port_out, char **errstr)
+{
+	return parse_url(url, URL_ANY, scheme_out, host_out, port_out, errstr);
+}
+
+/* config_parse_url(); an unknown scheme's message names only the schemes
+ * of fam (a known scheme of the other family is the caller's to refuse). */
+static int parse_url(const char *url, enum url_family fam, const char **scheme_out,
+                     char **host_out, int *port_out, char **errstr)
 {
 	static const struct {
 		const char *name;
@@ -511,8 +764,10 @@ int config_parse_url(const char *url, const char **scheme_out, char **host_out,
 			port = schemes[i].port;
 		}
 	if (scheme == NULL) {
-		*errstr = xasprintf("unsupported URL scheme \"%.*s\" (use smtp, smtps, imap or imaps)",
-		                    (int)(slen > 32 ? 32 : slen), url);
+		*errstr = xasprintf("unsupported URL scheme \"%.*s\" (use %s)",
+		                    (int)(slen > 32 ? 32 : slen), url,
+		                    fam == URL_SMTP ? "smtp or smtps" :
+		                    fam == URL_IMAP ? "imap or imaps" : "smtp, smtps, imap or imaps");
 		return -1;
 	}
 	const char *p = sep + 3;
@@ -631,15 +886,17 @@ static int get_secret(struct ctx *c, const config_setting_t *group, const char *
 	}
 	if (rf > 0) {
 		size_t len;
-		char *s = read_secret_file(c, sf, "password_file", vf, &len);
+		char *what = path_of(prefix, "password_file");
+		char *s = read_secret_file(c, sf, what, vf, &len);
+		if (s != NULL && (memchr(s, '\0', len) != NULL || memchr(s, '\n', len) != NULL ||
+		                  memchr(s, '\r', len) != NULL)) {
+			err_at(c, sf, "%s: %s: holds more than one line or a NUL byte", what, vf);
+			wipe_free(s, len);
+			s = NULL;
+		}
+		free(what);
 		if (s == NULL)
 			return -1;
-		if (memchr(s, '\0', len) != NULL || memchr(s, '\n', len) != NULL ||
-		    memchr(s, '\r', len) != NULL) {
-			err_at(c, sf, "password_file %s holds more than one line or a NUL byte", vf);
-			wipe_free(s, len);
-			return -1;
-		}
 		*out = s;
 		return 1;
 	}
@@ -712,10 +969,18 @@ static int parse_tls(struct ctx *c, const config_setting_t *s, const char *v, co
 	return 0;
 }
 
+/* A CA bundle must be a readable regular file (libcurl's CAINFO and
+ * OpenSSL's CAfile take files, not directories). */
 static void check_ca_file(struct ctx *c, const config_setting_t *s, const char *prefix, const char *path)
 {
-	if (access(path, R_OK) != 0)
-		err_at(c, s, "%s.ca_file %s: %s", prefix, path, strerror(errno));
+	struct stat st;
+	if (stat(path, &st) != 0 || access(path, R_OK) != 0)
+		err_at(c, s, "%s.ca_file: %s: %s", prefix, path, strerror(errno));
+	else if (S_ISDIR(st.st_mode))
+		err_at(c, s, "%s.ca_file: %s: is a directory (name the bundle file, e.g. "
+		       "/etc/ssl/certs/ca-certificates.crt)", prefix, path);
+	else if (!S_ISREG(st.st_mode))
+		err_at(c, s, "%s.ca_file: %s: is not a regular file", prefix, path);
 }
 
 /*
@@ -744,7 +1009,7 @@ static void imap_finish(struct ctx *c, const struct imap_raw *own, const struct 
 	} else {
 		const char *scheme = NULL;
 		char *e = NULL;
-		if (config_parse_url(url, &scheme, &out->host, &out->port, &e) != 0) {
+		if (parse_url(url, URL_IMAP, &scheme, &out->host, &out->port, &e) != 0) {
 			err_at(c, url_s, "%s.url: %s", own->url ? prefix : "imap_defaults", e);
 			free(e);
 		} else if (strcmp(scheme, "imap") != 0 && strcmp(scheme, "imaps") != 0) {
@@ -770,9 +1035,11 @@ static void imap_finish(struct ctx *c, const struct imap_raw *own, const struct 
 	else if (default_user == NULL || *default_user != '\0')
 		/* "" means: the default's own problem was reported already */
 		err_at(c, where, "%s: no username (set %s.username)", prefix, prefix);
-	if (own->secret_state > 0)
+	/* a secret that failed to load (state < 0) was reported where it is
+	 * set, the defaults' once: inheriting blocks stay silent about it */
+	if (own->secret_state > 0 && own->password != NULL)
 		out->password = xstrdup(own->password);
-	else if (own->secret_state == 0 && def->secret_state > 0)
+	else if (own->secret_state == 0 && def->secret_state > 0 && def->password != NULL)
 		out->password = xstrdup(def->password);
 	else if (own->secret_state == 0 && def->secret_state == 0)
 		err_at(c, where, "%s: no password (set password, password_file or password_env)", prefix);
@@ -817,7 +1084,7 @@ static void load_relay(struct ctx *c, const config_setting_t *root, struct relay
 	else if (ru > 0) {
 		const char *scheme;
 		char *e = NULL;
-		if (config_parse_url(v, &scheme, &r->host, &r->port, &e) != 0) {
+		if (parse_url(v, URL_SMTP, &scheme, &r->host, &r->port, &e) != 0) {
 			err_at(c, url_s, "relay.url: %s", e);
 			free(e);
 		} else if (strcmp(scheme, "smtp") != 0 && strcmp(scheme, "smtps") != 0) {
@@ -853,8 +1120,8 @@ static void load_relay(struct ctx *c, const config_setting_t *root, struct relay
 		else
 			r->from = xstrdup(v);
 	}
-	get_long(c, g, "relay", "connect_timeout", &r->connect_timeout, 1);
-	get_long(c, g, "relay", "timeout", &r->timeout, 1);
+	get_long(c, g, "relay", "connect_timeout", &r->connect_timeout, 1, MAX_TIMEOUT, "seconds");
+	get_long(c, g, "relay", "timeout", &r->timeout, 1, MAX_TIMEOUT, "seconds");
 }
 
 static void load_probe(struct ctx *c, const config_setting_t *root, struct probe_conf *p)
@@ -871,8 +1138,8 @@ static void load_probe(struct ctx *c, const config_setting_t *root, struct probe
 	if (g == NULL)
 		return;
 	check_keys(c, g, "probe", keys);
-	get_long(c, g, "probe", "deadline", &p->deadline, 1);
-	get_long(c, g, "probe", "poll_interval", &p->poll_interval, 1);
+	get_long(c, g, "probe", "deadline", &p->deadline, 1, MAX_DEADLINE, "seconds");
+	get_long(c, g, "probe", "poll_interval", &p->poll_interval, 1, MAX_DEADLINE, "seconds");
 	const char *v;
 	config_setting_t *s;
 	if (get_str(c, g, "probe", "cleanup", &v, &s) > 0) {
@@ -901,9 +1168,9 @@ static void load_probe(struct ctx *c, const config_setting_t *root, struct probe
 	}
 	if (get_str(c, g, "probe", "secret_file", &v, &s) > 0) {
 		size_t len = 0;
-		char *key = read_secret_file(c, s, "secret_file", v, &len);
+		char *key = read_secret_file(c, s, "probe.secret_file", v, &len);
 		if (key != NULL && len < HMAC_KEY_MIN) {
-			err_at(c, s, "secret_file %s holds fewer than %d bytes; use a longer key "
+			err_at(c, s, "probe.secret_file: %s: holds fewer than %d bytes; use a longer key "
 			       "(e.g. head -c 32 /dev/urandom)", v, HMAC_KEY_MIN);
 			wipe_free(key, len);
 			key = NULL;
@@ -916,22 +1183,14 @@ static void load_probe(struct ctx *c, const config_setting_t *root, struct probe
 	if (get_str(c, g, "probe", "template", &v, &s) > 0) {
 		char *e = NULL;
 		size_t len = 0;
-		struct stat st;
-		if (stat(v, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > TEMPLATE_MAX) {
-			err_at(c, s, "probe.template %s is larger than 1 MiB", v);
-		} else {
-			char *text = read_file_capped(v, TEMPLATE_MAX, &len, &e);
-			if (text == NULL) {
-				err_at(c, s, "probe.template %s: %s", v, e ? e : "cannot read");
-				free(e);
-			} else if (message_template_check(text, len, &e) != 0) {
-				err_at(c, s, "probe.template %s: %s", v, e ? e : "not an RFC 5322 message");
-				free(e);
-				free(text);
-			} else {
-				p->template_path = xstrdup(v);
-				p->template_text = text;
-			}
+		char *text = read_text_file(c, s, "probe.template", v, TEMPLATE_MAX, "1 MiB", &len);
+		if (text != NULL && message_template_check(text, len, &e) != 0) {
+			err_at(c, s, "probe.template: %s: %s", v, e ? e : "not an RFC 5322 message");
+			free(e);
+			free(text);
+		} else if (text != NULL) {
+			p->template_path = xstrdup(v);
+			p->template_text = text;
 		}
 	}
 	config_setting_t *h = member(g, "headers");
@@ -974,10 +1233,10 @@ static void load_limits(struct ctx *c, const config_setting_t *root, struct imap
 	if (g == NULL)
 		return;
 	check_keys(c, g, "imap_limits", keys);
-	get_long(c, g, "imap_limits", "per_host", &l->per_host, 1);
-	get_long(c, g, "imap_limits", "per_account", &l->per_account, 1);
-	get_long(c, g, "imap_limits", "connect_timeout", &l->connect_timeout, 1);
-	get_long(c, g, "imap_limits", "timeout", &l->timeout, 1);
+	get_long(c, g, "imap_limits", "per_host", &l->per_host, 1, MAX_CONNECTIONS, "");
+	get_long(c, g, "imap_limits", "per_account", &l->per_account, 1, MAX_CONNECTIONS, "");
+	get_long(c, g, "imap_limits", "connect_timeout", &l->connect_timeout, 1, MAX_TIMEOUT, "seconds");
+	get_long(c, g, "imap_limits", "timeout", &l->timeout, 1, MAX_TIMEOUT, "seconds");
 }
 
 static void load_slo(struct ctx *c, const config_setting_t *root, struct config *cfg)
@@ -1000,7 +1259,7 @@ static void load_slo(struct ctx *c, const config_setting_t *root, struct config 
 	check_keys(c, g, "slo", keys);
 	get_double(c, g, "slo", "min_inbox_ratio", &s->min_inbox_ratio, 0, 0, 1);
 	get_double(c, g, "slo", "max_latency_p99", &s->max_latency_p99, 0, 1, -1);
-	get_long(c, g, "slo", "max_missing", &s->max_missing, 0);
+	get_long(c, g, "slo", "max_missing", &s->max_missing, 0, MAX_COUNT, "");
 	const char *v;
 	config_setting_t *es;
 	if (get_str(c, g, "slo", "evaluate", &v, &es) > 0) {
@@ -1011,8 +1270,8 @@ static void load_slo(struct ctx *c, const config_setting_t *root, struct config 
 		else
 			err_at(c, es, "slo.evaluate must be \"round\" or \"window\", not \"%s\"", v);
 	}
-	get_long(c, g, "slo", "window", &s->window, 1);
-	get_long(c, g, "slo", "min_samples", &s->min_samples, 1);
+	get_long(c, g, "slo", "window", &s->window, 1, MAX_WINDOW, "seconds (90 days)");
+	get_long(c, g, "slo", "min_samples", &s->min_samples, 1, MAX_COUNT, "");
 	config_setting_t *pg = get_group(c, g, "slo", "providers");
 	if (pg == NULL)
 		return;
@@ -1032,7 +1291,7 @@ static void load_slo(struct ctx *c, const config_setting_t *root, struct config 
 		o->provider = xstrdup(pname ? pname : "");
 		o->has_min_inbox_ratio = get_double(c, og, prefix, "min_inbox_ratio", &o->min_inbox_ratio, 0, 0, 1) > 0;
 		o->has_max_latency_p99 = get_double(c, og, prefix, "max_latency_p99", &o->max_latency_p99, 0, 1, -1) > 0;
-		o->has_max_missing = get_long(c, og, prefix, "max_missing", &o->max_missing, 0) > 0;
+		o->has_max_missing = get_long(c, og, prefix, "max_missing", &o->max_missing, 0, MAX_COUNT, "") > 0;
 		free(prefix);
 	}
 }
@@ -1066,7 +1325,7 @@ static void load_state(struct ctx *c, const config_setting_t *root, struct state
 	const char *v;
 	if (get_str(c, g, "state", "path", &v, NULL) > 0)
 		st->path = xstrdup(v);
-	get_long(c, g, "state", "retention_days", &st->retention_days, 1);
+	get_long(c, g, "state", "retention_days", &st->retention_days, 1, MAX_RETENTION_DAYS, "days");
 }
 
 static void load_seeds(struct ctx *c, const config_setting_t *root, const struct imap_raw *def,
@@ -1159,6 +1418,74 @@ static void load_seeds(struct ctx *c, const config_setting_t *root, const struct
 
 /* ------------------------------------------------------------------ */
 
+/*
+ * libconfig says only "duplicate setting name" at the line of the second
+ * occurrence. Name it from the text: the setting names ("NAME =" or
+ * "NAME :", outside strings and comments) on that line; one name, or one
+ * that occurs twice on the line, is the duplicate. Otherwise quote the
+ * line, unless it may hold a password. Heap result.
+ */
+static char *describe_duplicate(struct ctx *c, const char *file, unsigned line)
+{
+	size_t n = 0;
+	const char *t = src_line(c, file, line, &n);
+	if (t == NULL)
+		return xstrdup("duplicate setting name");
+	enum { MAXN = 16 };
+	const char *names[MAXN];
+	size_t lens[MAXN], nn = 0;
+	for (size_t i = 0; i < n;) {
+		unsigned char ch = (unsigned char)t[i];
+		if (ch == '"') {
+			/* skip a string, with its escapes */
+			for (i++; i < n && t[i] != '"'; i++)
+				if (t[i] == '\\')
+					i++;
+			i++;
+			continue;
+		}
+		if (ch == '#' || (ch == '/' && i + 1 < n && t[i + 1] == '/'))
+			break;
+		if (isalpha(ch) || ch == '*') {
+			size_t st = i;
+			while (i < n && is_name_char((unsigned char)t[i]))
+				i++;
+			size_t k = i;
+			while (k < n && (t[k] == ' ' || t[k] == '\t'))
+				k++;
+			if (k < n && (t[k] == '=' || t[k] == ':') && nn < MAXN) {
+				names[nn] = t + st;
+				lens[nn++] = i - st;
+			}
+			continue;
+		}
+		i++;
+	}
+	const char *dup = NULL;
+	size_t dl = 0;
+	if (nn == 1) {
+		dup = names[0];
+		dl = lens[0];
+	}
+	for (size_t a = 0; dup == NULL && a < nn; a++)
+		for (size_t b = a + 1; b < nn; b++)
+			if (lens[a] == lens[b] && memcmp(names[a], names[b], lens[a]) == 0) {
+				dup = names[a];
+				dl = lens[a];
+				break;
+			}
+	if (dup != NULL)
+		return xasprintf("duplicate setting name '%.*s': it is already set in the same "
+		                 "group; remove one of them", (int)dl, dup);
+	int secret = 0;
+	for (size_t i = 0; i + 8 <= n; i++)
+		if (strncasecmp(t + i, "password", 8) == 0)
+			secret = 1;
+	if (secret || n > 200)
+		return xstrdup("duplicate setting name");
+	return xasprintf("duplicate setting name (line: \"%.*s\")", (int)n, t);
+}
+
 int config_load(const char *path, struct config **out, char **errstr)
 {
 	static const char *const top_keys[] = {
@@ -1183,11 +1510,17 @@ int config_load(const char *path, struct config **out, char **errstr)
 	fclose(f);
 	if (config_read_file(&lc, path) != CONFIG_TRUE) {
 		const char *ef = config_error_file(&lc);
-		if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
-			*errstr = xasprintf("%s: %s\n", ef ? ef : path, config_error_text(&lc));
-		else
-			*errstr = xasprintf("%s:%d: %s\n", ef ? ef : path, config_error_line(&lc),
-			                    config_error_text(&lc));
+		const char *et = config_error_text(&lc);
+		if (config_error_type(&lc) == CONFIG_ERR_FILE_IO) {
+			*errstr = xasprintf("%s: %s\n", ef ? ef : path, et);
+		} else if (et != NULL && strcmp(et, "duplicate setting name") == 0) {
+			char *d = describe_duplicate(&c, ef ? ef : path, (unsigned)config_error_line(&lc));
+			*errstr = xasprintf("%s:%d: %s\n", ef ? ef : path, config_error_line(&lc), d);
+			free(d);
+		} else {
+			*errstr = xasprintf("%s:%d: %s\n", ef ? ef : path, config_error_line(&lc), et);
+		}
+		srcs_free(&c);
 		config_destroy(&lc);
 		return -1;
 	}
@@ -1224,10 +1557,14 @@ int config_load(const char *path, struct config **out, char **errstr)
 	if (def.url != NULL) {
 		const char *scheme;
 		char *e = NULL, *h = NULL;
-		if (config_parse_url(def.url, &scheme, &h, NULL, &e) != 0) {
+		if (parse_url(def.url, URL_IMAP, &scheme, &h, NULL, &e) != 0) {
 			err_at(&c, def.url_s, "imap_defaults.url: %s", e);
 			free(e);
 			def.url = NULL;   /* report once, not per seed (url_s stays set) */
+		} else if (strcmp(scheme, "imap") != 0 && strcmp(scheme, "imaps") != 0) {
+			err_at(&c, def.url_s, "imap_defaults.url must be an imap:// or imaps:// URL, not %s://",
+			       scheme);
+			def.url = NULL;
 		}
 		free(h);
 	}
@@ -1238,14 +1575,16 @@ int config_load(const char *path, struct config **out, char **errstr)
 	}
 	if (def.ca_file != NULL)
 		check_ca_file(&c, def.ca_s, "imap_defaults", def.ca_file);
-	if (def.secret_state < 0)
-		def.secret_state = 1;   /* error already reported: don't repeat per seed */
+	/* def.secret_state < 0: its error is reported once, at imap_defaults;
+	 * imap_finish() adds nothing for the blocks that inherit it. */
 
 	config_setting_t *bg = get_group(&c, root, "", "bounce_mailbox");
 	if (bg != NULL) {
 		struct imap_raw own;
 		imap_raw_parse(&c, bg, "bounce_mailbox", &own);
-		imap_finish(&c, &own, &def, bg, "bounce_mailbox", cfg->relay.from, &cfg->bounce);
+		/* relay.from NULL: its error is reported already ("" says so) */
+		imap_finish(&c, &own, &def, bg, "bounce_mailbox", cfg->relay.from ? cfg->relay.from : "",
+		            &cfg->bounce);
 		imap_raw_free(&own);
 		cfg->has_bounce = 1;
 	}
@@ -1262,6 +1601,7 @@ int config_load(const char *path, struct config **out, char **errstr)
 out:
 	imap_raw_free(&def);
 	errs_free(&c);
+	srcs_free(&c);
 	config_free(cfg);
 	config_destroy(&lc);
 	return ret;

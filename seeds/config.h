@@ -134,7 +134,12 @@ struct config {
  * On success returns 0 and sets *out (caller frees with config_free()).
  * On failure returns -1, *out is NULL and *errstr is a heap string (caller
  * frees) holding every error, one "FILE:LINE: message" per line.
- * Secret files readable by group or others are refused (error).
+ * Secret files readable by group or others are refused (error); every
+ * message about a file names the setting ("relay.password_file: PATH: ...").
+ * Integers are read in 64 bits as written in the file (libconfig 1.5 keeps
+ * only the low 32 bits of an integer without L suffix) and range-checked.
+ * A secret of imap_defaults that fails to load is reported once, at its
+ * line; the blocks that inherit it add no error.
  * Validation rules, defaults and messages: docs/configuration.md.
  * A problem without a line (missing relay or seeds) reads "FILE: message".
  * Relative paths in the file are relative to the working directory.

@@ -314,7 +314,31 @@ static const struct bad_case bad_cases[] = {
 	{ "", "", "probe = { deadline = -1; };\n", "deadline", "probe.deadline must be greater than 0" },
 	{ "", "", "probe = {\n poll_interval = 0;\n};\n", "poll_interval", "probe.poll_interval must be greater than 0" },
 	{ "", "", "probe = { cleanup = \"shred\"; };\n", "shred", "probe.cleanup must be" },
-	{ "", "", "probe = { template = \"/nonexistent/otp.eml\"; };\n", "template", "probe.template /nonexistent/otp.eml" },
+	{ "", "", "probe = { template = \"/nonexistent/otp.eml\"; };\n", "template", "probe.template: /nonexistent/otp.eml: No such file or directory" },
+	/* integers are read in 64 bits and checked as written (libconfig 1.5 keeps
+	 * only the low 32 bits of an integer without L suffix) */
+	{ "", "", "probe = {\n deadline = 4294967301;\n};\n", "4294967301", "probe.deadline must be at most 86400 seconds (got 4294967301)" },
+	{ "", "", "state = { retention_days = 4294967297; };\n", "retention_days", "state.retention_days must be at most 3650 days (got 4294967297)" },
+	{ "  timeout = 2147483648;\n", "", "", "timeout", "relay.timeout must be at most 3600 seconds (got 2147483648)" },
+	{ "  timeout =\n   4294967297;\n", "", "", "timeout", "relay.timeout must be at most 3600 seconds (got 4294967297)" },
+	{ "  connect_timeout = 0x100000005;\n", "", "", "connect_timeout", "relay.connect_timeout must be at most 3600 seconds (got 0x100000005)" },
+	{ "  connect_timeout = 3601;\n", "", "", "connect_timeout", "relay.connect_timeout must be at most 3600 seconds (got 3601)" },
+	{ "", "", "probe = { deadline = 4294967296L; };\n", "deadline", "probe.deadline must be at most 86400 seconds (got 4294967296)" },
+	{ "", "", "probe = { poll_interval = 86401; };\n", "poll_interval", "probe.poll_interval must be at most 86400 seconds (got 86401)" },
+	{ "", "", "probe = { deadline = 99999999999999999999; };\n", "deadline", "probe.deadline must be at most 86400 seconds (got 99999999999999999999)" },
+	{ "", "", "slo = { max_missing = -2147483649; };\n", "max_missing", "slo.max_missing must be at least 0 (got -2147483649)" },
+	{ "", "", "slo = { max_missing = 1000001; };\n", "max_missing", "slo.max_missing must be at most 1000000 (got 1000001)" },
+	{ "", "", "slo = { min_samples = 1000001; };\n", "min_samples", "slo.min_samples must be at most 1000000 (got 1000001)" },
+	{ "", "", "slo = { window = 7776001; };\n", "window", "slo.window must be at most 7776000 seconds (90 days) (got 7776001)" },
+	{ "", "", "imap_limits = { per_host = 1001; };\n", "per_host", "imap_limits.per_host must be at most 1000 (got 1001)" },
+	{ "", "", "imap_limits = { per_account = 4294967297; };\n", "per_account", "imap_limits.per_account must be at most 1000 (got 4294967297)" },
+	{ "", "", "imap_limits = { timeout = 3601; };\n", "timeout", "imap_limits.timeout must be at most 3600 seconds (got 3601)" },
+	{ "", "", "imap_limits = { connect_timeout = 0; };\n", "connect_timeout", "imap_limits.connect_timeout must be greater than 0 (got 0)" },
+	{ "", "", "slo = {\n providers = {\n gmail = {\n max_missing = 4294967296;\n };\n };\n};\n", "max_missing = 4", "slo.providers.gmail.max_missing must be at most 1000000 (got 4294967296)" },
+	/* URL schemes: only those valid for the setting */
+	{ "", "", "imap_defaults = {\n url = \"http://x\"; };\n", "http://x", "imap_defaults.url: unsupported URL scheme \"http\" (use imap or imaps)" },
+	{ "", "", "imap_defaults = {\n url = \"smtps://x\"; };\n", "smtps://x", "imap_defaults.url must be an imap:// or imaps:// URL, not smtps://" },
+	{ "", "", "probe = {\n template = \"/\";\n};\n", "template", "probe.template: /: is a directory" },
 	{ "", "", "probe = {\n headers = (\n \"X-Ok: 1\",\n \"Message-ID: <x@y>\" );\n};\n", "Message-ID:", "sets a header that inboxprobe sets itself" },
 	{ "", "", "probe = {\n headers = (\n \"Bad Name: 1\" );\n};\n", "Bad Name", "invalid field name" },
 	{ "", "", "probe = {\n headers = (\n \"NoColon\" );\n};\n", "NoColon", "is not \"Name: value\"" },
@@ -331,7 +355,8 @@ static const struct bad_case bad_cases[] = {
 	{ "", "", "slo = {\n providers = {\n gmail = {\n max_p99 = 2;\n };\n };\n};\n", "max_p99", "unknown setting 'max_p99' in slo.providers.gmail" },
 	{ "", "", "state = { retention_days = 0; };\n", "retention_days", "state.retention_days must be greater than 0" },
 	{ "", "", "report = { json = 1; };\n", "json", "report.json must be a string" },
-	{ "", " ca_file = \"/nonexistent/ca.pem\";", "", "ca_file", "/nonexistent/ca.pem" },
+	{ "", " ca_file = \"/nonexistent/ca.pem\";", "", "ca_file", "seeds[0].imap.ca_file: /nonexistent/ca.pem: No such file or directory" },
+	{ "", " ca_file = \"/etc\";", "", "ca_file", "seeds[0].imap.ca_file: /etc: is a directory" },
 	{ "", " port = 993;", "", "port = 993", "unknown setting 'port' in seeds[0].imap" },
 	{ "", " password_env = \"X\";", "", "password_env", "set only one of password, password_file and password_env" },
 };
@@ -487,7 +512,8 @@ static void check_sample(const char *path)
 static void test_sample_files(void **state)
 {
 	(void)state;
-	const char *names[] = { "good-loopback.cfg", "broken-many.cfg", "broken-syntax.cfg" };
+	const char *names[] = { "good-loopback.cfg", "broken-many.cfg", "broken-syntax.cfg",
+	                        "broken-numbers.cfg" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		char *p = xasprintf("%s/tests/data/config/%s", SRCDIR, names[i]);
 		check_sample(p);
@@ -529,7 +555,7 @@ static void test_password_file_permissions(void **state)
 	struct config *c = NULL;
 	char *e = NULL;
 	assert_int_equal(config_load(path, &c, &e), -1);
-	char *want = xasprintf("password_file %s is readable by group or others (mode 0640); chmod 600 it", pw);
+	char *want = xasprintf("seeds[0].imap.password_file: %s is readable by group or others (mode 0640); chmod 600 it", pw);
 	assert_error(e, path, 5, want);
 	assert_null(strstr(e, secret));
 	assert_null(strstr(e, "Tr0ub"));
@@ -556,7 +582,9 @@ static void test_password_file_permissions(void **state)
 	unlink(pw);
 	e = NULL;
 	assert_int_equal(config_load(path, &c, &e), -1);
-	assert_error(e, path, 5, "No such file or directory");
+	char *nf = xasprintf("seeds[0].imap.password_file: %s: No such file or directory", pw);
+	assert_error(e, path, 5, nf);
+	free(nf);
 	free(e);
 
 	free(path);
@@ -682,6 +710,224 @@ static void test_imap_defaults_merge(void **state)
 	free(path);
 	free(text);
 	free(pw);
+}
+
+/* ---- a broken secret in imap_defaults (tester's SIGSEGV) ---- */
+
+/* Load text (written to name) and expect exactly one error, at line with needle. */
+static void expect_one_error(const char *name, const char *text, int line, const char *needle)
+{
+	char *path = put(name, text, 0644);
+	struct config *c = (struct config *)1;
+	char *e = NULL;
+	if (config_load(path, &c, &e) == 0)
+		fail_msg("%s loaded:\n%s", name, text);
+	assert_null(c);
+	assert_error(e, path, line, needle);
+	if (count_lines(e) != 1)
+		fail_msg("%s: expected one error, got:\n%s", name, e);
+	free(e);
+	free(path);
+}
+
+static void test_defaults_secret_failure(void **state)
+{
+	(void)state;
+	unsetenv("INBOXPROBE_TEST_NOPE_UNSET");
+	/* the tester's file: the defaults' secret fails, seeds and the bounce
+	 * mailbox inherit it; one error at the imap_defaults line, no crash */
+	const char *env_text =
+		"relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+		"imap_defaults = { url = \"imaps://localhost:993\"; ca_file = \"/etc/hostname\";\n"
+		"  password_env = \"INBOXPROBE_TEST_NOPE_UNSET\"; };\n"
+		"bounce_mailbox = { };\n"
+		"seeds = (\n"
+		"  { address = \"a@b.test\"; provider = \"p\"; },\n"
+		"  { address = \"c@d.test\"; provider = \"p\"; }\n"
+		");\n";
+	expect_one_error("defenv.cfg", env_text, 3,
+	                 "imap_defaults.password_env: environment variable INBOXPROBE_TEST_NOPE_UNSET is not set or empty");
+
+	/* a missing password_file, and one readable by others */
+	char *pw = xasprintf("%s/nonexistent.pass", tmpdir);
+	char *text = xasprintf(
+		"relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+		"imap_defaults = { url = \"imaps://localhost:993\"; password_file = \"%s\"; };\n"
+		"bounce_mailbox = { username = \"b@h.test\"; };\n"
+		"seeds = ( { address = \"a@b.test\"; provider = \"p\"; } );\n", pw);
+	char *want = xasprintf("imap_defaults.password_file: %s: No such file or directory", pw);
+	expect_one_error("defmissing.cfg", text, 2, want);
+	free(want);
+	free(put("nonexistent.pass", "pw\n", 0644));
+	want = xasprintf("imap_defaults.password_file: %s is readable by group or others (mode 0644)", pw);
+	expect_one_error("defmissing.cfg", text, 2, want);
+	free(want);
+	free(put("nonexistent.pass", "", 0600));
+	want = xasprintf("imap_defaults.password_file: %s: is empty", pw);
+	expect_one_error("defmissing.cfg", text, 2, want);
+	free(want);
+	free(text);
+
+	/* a seed with its own working password is unaffected; its own broken
+	 * one is reported at its own line, the defaults' at theirs */
+	free(put("nonexistent.pass", "pw\n", 0644));
+	text = xasprintf(
+		"relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+		"imap_defaults = { url = \"imaps://localhost:993\"; password_file = \"%s\"; };\n"
+		"seeds = ( { address = \"a@b.test\"; provider = \"p\";\n"
+		"  imap = { password_env = \"INBOXPROBE_TEST_NOPE_UNSET\"; }; },\n"
+		"  { address = \"c@b.test\"; provider = \"p\"; imap = { password = \"own\"; }; } );\n", pw);
+	char *path = put("defmixed.cfg", text, 0644);
+	struct config *c = NULL;
+	char *e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	assert_error(e, path, 2, "imap_defaults.password_file: ");
+	assert_error(e, path, 4, "seeds[0].imap.password_env: environment variable INBOXPROBE_TEST_NOPE_UNSET");
+	assert_int_equal(count_lines(e), 2);
+	free(e);
+	free(path);
+	free(text);
+	free(pw);
+}
+
+/* Every secret/file error names the setting's path. */
+static void test_secret_messages_name_setting(void **state)
+{
+	(void)state;
+	char *pw = put("open.pass", "pw\n", 0644);
+	char *key = put("open.key", "0123456789abcdef0123456789abcdef\n", 0644);
+	char *text = xasprintf(
+		"relay = { url = \"smtp://h\"; from = \"p@h.test\"; username = \"u\";\n"
+		"  password_file = \"%s\"; };\n"
+		"probe = {\n"
+		"  secret_file = \"%s\"; };\n"
+		"imap_defaults = { url = \"imap://h\";\n"
+		"  password_file = \"%s\"; };\n"
+		"bounce_mailbox = {\n"
+		"  password_file = \"%s\"; };\n"
+		"seeds = ( { address = \"a@b.test\"; provider = \"p\";\n"
+		"  imap = { password_file = \"%s\"; }; } );\n", pw, key, pw, pw, pw);
+	char *path = put("names.cfg", text, 0644);
+	struct config *c = NULL;
+	char *e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	static const struct {
+		int line;
+		const char *setting;
+	} want[] = {
+		{ 2, "relay.password_file" }, { 4, "probe.secret_file" }, { 6, "imap_defaults.password_file" },
+		{ 8, "bounce_mailbox.password_file" }, { 10, "seeds[0].imap.password_file" },
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		char *n = xasprintf("%s: %s is readable by group or others (mode 0644); chmod 600 it",
+		                    want[i].setting, strcmp(want[i].setting, "probe.secret_file") == 0 ? key : pw);
+		assert_error(e, path, want[i].line, n);
+		free(n);
+	}
+	assert_int_equal(count_lines(e), 5);
+	free(e);
+	free(path);
+	free(text);
+
+	/* a directory as a secret, and a template that is a directory: the
+	 * path is said once */
+	text = xasprintf(
+		"relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+		"probe = { secret_file = \"%s\";\n"
+		"  template = \"%s\"; };\n"
+		"seeds = ( { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+		tmpdir, tmpdir);
+	path = put("dirs.cfg", text, 0644);
+	e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	char *n = xasprintf("probe.secret_file: %s: is a directory", tmpdir);
+	assert_error(e, path, 2, n);
+	free(n);
+	n = xasprintf("probe.template: %s: is a directory\n", tmpdir);
+	assert_non_null(strstr(e, n));
+	free(n);
+	assert_int_equal(count_lines(e), 2);
+	free(e);
+	free(path);
+	free(text);
+	free(pw);
+	free(key);
+}
+
+/* ---- integers: values at the bounds load, as written ---- */
+
+static void test_integer_bounds(void **state)
+{
+	(void)state;
+	const char *text =
+		"relay = { url = \"smtp://h\"; from = \"p@h.test\"; connect_timeout = 3600; timeout = 3600L; };\n"
+		"probe = { deadline = 86400; poll_interval = 86400; };\n"
+		"imap_limits = { per_host = 1000; per_account = 1000; connect_timeout = 3600; timeout = 0xE10; };\n"
+		"slo = { max_missing = 1000000; min_samples = 1000000; window = 7776000;\n"
+		"        max_latency_p99 = 4294967301; min_inbox_ratio = 1; };\n"
+		"state = { retention_days = 3650; };\n"
+		"seeds = ( { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n";
+	char *path = put("bounds.cfg", text, 0644);
+	struct config *c = NULL;
+	char *e = NULL;
+	if (config_load(path, &c, &e) != 0)
+		fail_msg("%s", e);
+	assert_int_equal(c->relay.connect_timeout, 3600);
+	assert_int_equal(c->relay.timeout, 3600);
+	assert_int_equal(c->probe.deadline, 86400);
+	assert_int_equal(c->probe.poll_interval, 86400);
+	assert_int_equal(c->limits.per_host, 1000);
+	assert_int_equal(c->limits.timeout, 3600);
+	assert_int_equal(c->slo.max_missing, 1000000);
+	assert_int_equal(c->slo.window, 7776000);
+	/* an integer for a number setting is read in 64 bits too, not as 5 */
+	assert_true(c->slo.max_latency_p99 == 4294967301.0);
+	assert_true(c->slo.min_inbox_ratio == 1.0);
+	assert_int_equal(c->state.retention_days, 3650);
+	config_free(c);
+	free(path);
+}
+
+/* ---- libconfig's "duplicate setting name" names the setting ---- */
+
+static void test_duplicate_setting(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		int line;
+		const char *needle;
+	} cases[] = {
+		{ "probe = {\n  deadline = 30;\n  deadline = 40;\n};\n", 3,
+		  "duplicate setting name 'deadline'" },
+		{ "relay = { url = \"smtp://a\"; from = \"p@h.test\"; url = \"smtp://b\"; };\n", 1,
+		  "duplicate setting name 'url'" },
+		{ "name = \"a\";\nstate = { path = \"x\"; }; name = \"b\";\n", 2,
+		  "duplicate setting name (line: \"state = { path = \"x\"; }; name = \"b\";\")" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *path = put("dup.cfg", cases[i].text, 0644);
+		struct config *c = NULL;
+		char *e = NULL;
+		assert_int_equal(config_load(path, &c, &e), -1);
+		assert_error(e, path, cases[i].line, cases[i].needle);
+		assert_int_equal(count_lines(e), 1);
+		free(e);
+		free(path);
+	}
+	/* a line that may hold a password is never quoted */
+	const char *pw_text =
+		"relay = { url = \"smtp://a\"; from = \"p@h.test\"; };\n"
+		"seeds = ( { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\";\n"
+		"  username = \"u\"; password = \"Tr0ub4dor\"; username = \"v\"; password = \"Tr0ub4dor\"; }; } );\n";
+	char *path = put("duppw.cfg", pw_text, 0644);
+	struct config *c = NULL;
+	char *e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	assert_error(e, path, 3, "duplicate setting name");
+	assert_null(strstr(e, "Tr0ub"));
+	free(e);
+	free(path);
 }
 
 /* ---- URLs ---- */
@@ -815,6 +1061,21 @@ static void test_template(void **state)
 	assert_int_equal(config_load(path, &c, &e), -1);
 	assert_error(e, path, 3, "line 1: not a header field");
 	free(e);
+	/* raw 8-bit text that cannot be encoded for us: refused at load time */
+	free(put("bad.eml", "Subject: ok\nX-Note: caf\xc3\xa9\n\nbody\n", 0644));
+	e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	char *want = xasprintf("probe.template: %s: line 2: the X-Note field holds raw non-ASCII (8-bit) text", tpl);
+	assert_error(e, path, 3, want);
+	assert_int_equal(count_lines(e), 1);
+	free(want);
+	free(e);
+	/* an 8-bit display name is fine (encoded when the probe is built) */
+	free(put("bad.eml", "From: \"S\xc3\xa9" "curit\xc3\xa9\" <a@b.test>\n\nbody\n", 0644));
+	e = NULL;
+	if (config_load(path, &c, &e) != 0)
+		fail_msg("%s", e);
+	config_free(c);
 	free(put("bad.eml", "Subject: {{token}}\r\nFrom: a@b.test\r\n\r\nbody {{token}}\r\n", 0644));
 	e = NULL;
 	if (config_load(path, &c, &e) != 0)
@@ -840,6 +1101,10 @@ int main(void)
 		cmocka_unit_test(test_secret_file),
 		cmocka_unit_test(test_password_env),
 		cmocka_unit_test(test_imap_defaults_merge),
+		cmocka_unit_test(test_defaults_secret_failure),
+		cmocka_unit_test(test_secret_messages_name_setting),
+		cmocka_unit_test(test_integer_bounds),
+		cmocka_unit_test(test_duplicate_setting),
 		cmocka_unit_test(test_parse_url),
 		cmocka_unit_test(test_slo_for),
 		cmocka_unit_test(test_template),

@@ -599,6 +599,135 @@ static void test_template_errors(void **state)
 	assert_int_equal(message_template_check(tpl, strlen(tpl), &e), 0);
 }
 
+/* Decode a header value made of RFC 2047 "B" encoded-words (UTF-8) and
+ * plain words; whitespace between adjacent encoded-words is dropped
+ * (RFC 2047 6.2). Heap result. */
+static char *decode_ew(const char *v)
+{
+	struct strbuf sb = STRBUF_INIT;
+	int prev_ew = 0;
+	const char *p = v;
+	while (*p) {
+		size_t ws = strspn(p, " \t");
+		const char *w = p + ws;
+		size_t wl = strcspn(w, " \t");
+		if (wl == 0)
+			break;
+		int ew = wl > 12 && strncmp(w, "=?UTF-8?B?", 10) == 0 && strncmp(w + wl - 2, "?=", 2) == 0;
+		if (!(ew && prev_ew))
+			strbuf_add(&sb, p, ws);
+		if (ew) {
+			const char *b = w + 10;
+			size_t bl = wl - 12;
+			unsigned char out[128];
+			assert_true(bl % 4 == 0 && bl <= 160);
+			int n = EVP_DecodeBlock(out, (const unsigned char *)b, (int)bl);
+			assert_true(n >= 0);
+			if (bl >= 1 && b[bl - 1] == '=')
+				n--;
+			if (bl >= 2 && b[bl - 2] == '=')
+				n--;
+			strbuf_add(&sb, out, (size_t)n);
+		} else {
+			strbuf_add(&sb, w, wl);
+		}
+		prev_ew = ew;
+		p = w + wl;
+	}
+	return strbuf_detach(&sb);
+}
+
+/* 8-bit text in a template's header: Subject and display names are
+ * RFC 2047-encoded, MIME-Version is added for a Content-Type. */
+static void test_template_8bit_headers(void **state)
+{
+	(void)state;
+	const char *tpl =
+		"From: \"S\xc3\xa9" "curit\xc3\xa9 Bank\" <otp@bank.example>\n"
+		"Reply-To: \xc3\x89quipe <help@bank.example>, plain@bank.example\n"
+		"Subject: Votre code {{token}} \xe2\x80\x94\n"
+		" s\xc3\xa9" "curis\xc3\xa9\n"
+		"Comments: \xe2\x82\xac 5\n"
+		"Content-Type: text/plain; charset=utf-8\n"
+		"\n"
+		"Code: {{token}} \xc3\xa9\n";
+	char *e = NULL;
+	if (message_template_check(tpl, strlen(tpl), &e) != 0)
+		fail_msg("%s", e);
+	struct message_params mp = { .from = "probe@relay.example", .to = "seed@example.net",
+	                             .token = TOK32, .subject_prefix = "inboxprobe", .now = 1700000000,
+	                             .template_text = tpl };
+	size_t len;
+	char *m = message_build(&mp, &len, &e);
+	assert_non_null(m);
+	assert_wire_format(m, len);
+	/* no raw 8-bit byte left in the header */
+	char *h = header_section(m);
+	for (const char *q = h; *q; q++)
+		if ((unsigned char)*q >= 0x80)
+			fail_msg("8-bit byte in the header:\n%s", h);
+	free(h);
+	char *v, *d;
+	assert_string_equal((v = header_value(m, "From")), "=?UTF-8?B?U8OpY3VyaXTDqSBCYW5r?= <otp@bank.example>");
+	free(v);
+	assert_string_equal((v = header_value(m, "Reply-To")),
+	                    "=?UTF-8?B?w4lxdWlwZQ==?= <help@bank.example>, plain@bank.example");
+	free(v);
+	v = header_value(m, "Subject");
+	d = decode_ew(v);
+	assert_string_equal(d, "Votre code 0123456789abcdef0123456789abcdef \xe2\x80\x94 s\xc3\xa9" "curis\xc3\xa9");
+	free(d);
+	free(v);
+	v = header_value(m, "Comments");
+	d = decode_ew(v);
+	assert_string_equal(d, "\xe2\x82\xac 5");
+	free(d);
+	free(v);
+	assert_int_equal(count_header(m, "MIME-Version"), 1);
+	assert_string_equal((v = header_value(m, "MIME-Version")), "1.0");
+	free(v);
+	/* the body is kept as written (8-bit, declared by the template) */
+	assert_string_equal(strstr(m, "\r\n\r\n") + 4, "Code: 0123456789abcdef0123456789abcdef \xc3\xa9\r\n");
+	free(m);
+
+	/* no Content-Type: no MIME-Version added */
+	const char *plain = "Subject: x\n\nbody\n";
+	mp.template_text = plain;
+	m = message_build(&mp, &len, &e);
+	assert_non_null(m);
+	assert_int_equal(count_header(m, "MIME-Version"), 0);
+	free(m);
+}
+
+/* 8-bit text that cannot be encoded safely refuses the template. */
+static void test_template_8bit_refused(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		const char *needle;
+	} bad[] = {
+		{ "Subject: ok\nX-Note: caf\xc3\xa9\n\nbody\n", "line 2: the X-Note field holds raw non-ASCII (8-bit) text" },
+		{ "Subject: caf\xe9\n\nbody\n", "line 1: the Subject field holds 8-bit bytes that are not UTF-8" },
+		{ "From: s\xc3\xa9" "cu@bank.example\n\nbody\n", "line 1: the From field has non-ASCII text outside a display name" },
+		{ "From: a@b.example (S\xc3\xa9" "curit\xc3\xa9)\n\nbody\n", "outside a display name" },
+		{ "From: Bank <s\xc3\xa9" "cu@bank.example>\n\nbody\n", "outside a display name" },
+		{ "Cc: Team: a\xc3\xa9@b.example;\n\nbody\n", "the Cc field has non-ASCII text" },
+		{ "Subject: \xed\xa0\x80 surrogate\n\nbody\n", "not UTF-8" },
+		{ "Subject: \xc0\xaf overlong\n\nbody\n", "not UTF-8" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *e = NULL;
+		assert_int_equal(message_template_check(bad[i].text, strlen(bad[i].text), &e), -1);
+		assert_non_null(e);
+		if (strstr(e, bad[i].needle) == NULL)
+			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, e, bad[i].needle);
+		if (strstr(e, "RFC 2047") == NULL && strstr(e, "not UTF-8") == NULL)
+			fail_msg("case %zu: \"%s\" does not say how to fix it", i, e);
+		free(e);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -613,6 +742,8 @@ int main(void)
 		cmocka_unit_test(test_template_multipart),
 		cmocka_unit_test(test_template_adds_missing),
 		cmocka_unit_test(test_template_errors),
+		cmocka_unit_test(test_template_8bit_headers),
+		cmocka_unit_test(test_template_8bit_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
