@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -90,6 +91,38 @@ static int load_config(const char *path, struct config **cfg)
 	return 0;
 }
 
+/* Warn when more seeds share an IMAP host than imap_limits.per_host lets
+ * watch at once: each seed keeps one session for its whole watch (one login
+ * per seed), so the others wait for a free connection and may get little or
+ * none of the round. Returns the number of warnings. */
+static int warn_host_limits(const struct config *cfg)
+{
+	int warned = 0;
+
+	for (size_t i = 0; i < cfg->nseeds; i++) {
+		const struct imap_conf *a = &cfg->seeds[i].imap;
+		long n = 0;
+		int first = 1;
+
+		for (size_t j = 0; j < cfg->nseeds; j++) {
+			const struct imap_conf *b = &cfg->seeds[j].imap;
+			if (a->port != b->port || strcasecmp(a->host, b->host) != 0)
+				continue;
+			if (j < i)
+				first = 0;
+			n++;
+		}
+		if (first && n > cfg->limits.per_host) {
+			log_warn("%s: %ld seeds use IMAP host %s:%d but imap_limits.per_host is %ld: the "
+			         "others wait for a free connection and may not be watched before the "
+			         "deadline; raise per_host or split the seeds over configurations",
+			         cfg->file, n, a->host, a->port, cfg->limits.per_host);
+			warned++;
+		}
+	}
+	return warned;
+}
+
 /* ---- check -------------------------------------------------------------- */
 
 static int cmd_check(const char *path)
@@ -98,6 +131,7 @@ static int cmd_check(const char *path)
 
 	if (load_config(path, &cfg) != 0)
 		return EXIT_USAGE;
+	warn_host_limits(cfg);
 	printf("configuration OK\n");
 	config_free(cfg);
 	return 0;
@@ -302,6 +336,7 @@ static int cmd_run(struct run_opts *o)
 	if (o->junit)
 		cfg->report.junit = (free(cfg->report.junit), xstrdup(o->junit));
 
+	warn_host_limits(cfg);
 	lockpath = lock_path_for(cfg);
 	switch (run_lock_acquire(lockpath, &lock, &err)) {
 	case 0:

@@ -255,15 +255,22 @@ static int map_result(struct imap_session *s, int r, const char *what, int no_co
 		                         hostname(s), hostport(s), what, s->timeout));
 	}
 	switch (r) {
-	case MAILIMAP_ERROR_STREAM:
 	case MAILIMAP_ERROR_FATAL:
 	case MAILIMAP_ERROR_DONT_ACCEPT_CONNECTION:
 	case MAILIMAP_ERROR_CONNECTION_REFUSED:
+		/* The server said BYE: its text is the reason. */
 		s->dead = 1;
 		server_text(text, sizeof text, s->imap ? s->imap->imap_response : NULL);
 		return set_err(errstr, IMAP_EBYE,
-		               xasprintf("imap %s:%d: %s: server closed the connection (BYE)%s%s",
+		               xasprintf("imap %s:%d: %s: server said BYE%s%s",
 		                         hostname(s), hostport(s), what, text[0] ? ": " : "", text));
+	case MAILIMAP_ERROR_STREAM:
+		/* The connection went away without BYE (a proxy, a reset): the
+		 * last response text would belong to an earlier command. */
+		s->dead = 1;
+		return set_err(errstr, IMAP_EBYE,
+		               xasprintf("imap %s:%d: %s: connection closed without BYE",
+		                         hostname(s), hostport(s), what));
 	case MAILIMAP_ERROR_PARSE:
 		/* libetpan cannot resynchronise after an unparsable line: the
 		 * session is dropped and later calls report IMAP_EBYE. */
@@ -669,6 +676,23 @@ int imap_list_folders(struct imap_session *s, struct imap_folder **out, size_t *
 	else
 		r = mailimap_list(s->imap, "", "*", &list);
 	r = map_result(s, r, use_xlist ? "XLIST" : "LIST", IMAP_EPROTO, errstr);
+	if (r == IMAP_EPROTO && use_xlist && !s->dead) {
+		/* XLIST announced but refused (NO/BAD; Gmail deprecated it):
+		 * plain LIST still names the folders, known names resolve them. */
+		log_debug("imap %s:%d: XLIST refused, using LIST", hostname(s), hostport(s));
+		if (errstr) {
+			free(*errstr);
+			*errstr = NULL;
+		}
+		if (list)
+			mailimap_list_result_free(list);
+		list = NULL;
+		r = begin(s, "LIST", errstr);
+		if (r)
+			return r;
+		r = mailimap_list(s->imap, "", "*", &list);
+		r = map_result(s, r, "LIST", IMAP_EPROTO, errstr);
+	}
 	if (r)
 		goto out;
 	for (it = list ? clist_begin(list) : NULL; it; it = clist_next(it)) {
@@ -1219,8 +1243,15 @@ static int cleanup_selected(struct imap_session *s, uint32_t uid, enum cleanup_m
 			xstrlcpy(what, "deleted", whatsz);
 		return r;
 	}
-	if (!in_trash && trash && cap_has(s->imap, "MOVE"))
-		return trash_uid(s, uid, trash, what, whatsz, errstr);
+	if (cap_has(s->imap, "MOVE")) {
+		if (!in_trash && trash)
+			return trash_uid(s, uid, trash, what, whatsz, errstr);
+		/* MOVE is offered but there is nowhere to move to: say why. */
+		xstrlcpy(what, in_trash ? "kept: server lacks UIDPLUS (probe already in trash)"
+		                        : "kept: server lacks UIDPLUS and no trash folder resolved",
+		         whatsz);
+		return IMAP_OK;
+	}
 	/* Never a plain EXPUNGE: it would also remove the user's own \Deleted mail. */
 	xstrlcpy(what, "kept: server lacks UIDPLUS and MOVE", whatsz);
 	return IMAP_OK;

@@ -66,7 +66,8 @@ void imap_close(struct imap_session *s);
 /* 1 if the server announced the capability (case-insensitive), else 0. */
 int imap_has_capability(const struct imap_session *s, const char *cap);
 
-/* LIST "" "*" (and XLIST at servers that offer it without SPECIAL-USE).
+/* LIST "" "*" (and XLIST at servers that offer it without SPECIAL-USE;
+ * when such a server refuses XLIST with NO/BAD, plain LIST is used).
  * *out is a heap array the caller frees with folders_free(). */
 int imap_list_folders(struct imap_session *s, struct imap_folder **out, size_t *n,
                       char **errstr);

@@ -10,7 +10,8 @@ FILE (literals inlined as quoted strings), so a test can check what reached
 the server, and what did not (e.g. that no LOGIN or plain EXPUNGE was sent).
 --stats FILE is rewritten (JSON) whenever a connection opens, logs in or
 closes: {"max": N, "active": N, "connections": N, "logins": {USER: N},
-"max_per_user": {USER: N}}.
+"max_per_user": {USER: N}, "first_login": {USER: seconds since the
+peer started}}.
 
 Scenarios:
   bye          BYE right after SELECT, then the connection drops
@@ -36,6 +37,7 @@ NO [TRYCREATE]; SELECT of an unknown folder gets NO [NONEXISTENT].
                    \\AllMail; LIST answers the same names without attributes;
                    hit folder INBOX
   gmail-nomove     the same without MOVE
+  gmail-xlistbad   like gmail, but XLIST (still announced) answers BAD
   nouidplus-nomove IMAP4rev1 only; LIST: INBOX, Junk, Trash (no attributes)
   nouidplus-move   MOVE but no UIDPLUS; same LIST
   uidplus          UIDPLUS but no MOVE; same LIST; INBOX holds UIDs 7, 9, 12
@@ -81,6 +83,8 @@ SCEN = {
                   xlist=GMAIL_XLIST, hit="INBOX"),
     "gmail-nomove": dict(caps="IMAP4rev1 UIDPLUS XLIST X-GM-EXT-1 ID", list=GMAIL_LIST,
                          xlist=GMAIL_XLIST, hit="INBOX"),
+    "gmail-xlistbad": dict(caps="IMAP4rev1 UIDPLUS MOVE XLIST X-GM-EXT-1 ID", list=GMAIL_LIST,
+                           xlist=GMAIL_XLIST, hit="INBOX", xlist_bad=True),
     "nouidplus-nomove": dict(caps="IMAP4rev1", list=STD_LIST, hit="INBOX"),
     "nouidplus-move": dict(caps="IMAP4rev1 MOVE", list=STD_LIST, hit="INBOX"),
     "uidplus": dict(caps="IMAP4rev1 UIDPLUS", list=STD_LIST, hit="INBOX", uids=[7, 9, 12]),
@@ -212,7 +216,7 @@ class Handler(socketserver.StreamRequestHandler):
                 cmd = "UID " + sub[0].upper()
                 args = sub[1] if len(sub) > 1 else ""
             need = {"UID MOVE": "MOVE", "MOVE": "MOVE", "UID EXPUNGE": "UIDPLUS", "XLIST": "XLIST"}
-            if cmd in need and need[cmd] not in capset:
+            if (cmd in need and need[cmd] not in capset) or (cmd == "XLIST" and sc.get("xlist_bad")):
                 self.send("%s BAD %s not supported" % (tag, cmd))
                 continue
             if cmd == "CAPABILITY":
@@ -398,7 +402,9 @@ class Server(socketserver.ThreadingTCPServer):
     def setup_stats(self, path):
         self.lock = threading.Lock()
         self.stats_path = path
-        self.stats = {"max": 0, "active": 0, "connections": 0, "logins": {}, "max_per_user": {}}
+        self.stats = {"max": 0, "active": 0, "connections": 0, "logins": {}, "max_per_user": {},
+                      "first_login": {}}
+        self.t0 = time.monotonic()
         self.active_user = {}
 
     def write_stats(self):
@@ -425,6 +431,7 @@ class Server(socketserver.ThreadingTCPServer):
             st = self.stats
             u = h.user
             st["logins"][u] = st["logins"].get(u, 0) + 1
+            st["first_login"].setdefault(u, round(time.monotonic() - self.t0, 2))
             self.active_user[u] = self.active_user.get(u, 0) + 1
             st["max_per_user"][u] = max(st["max_per_user"].get(u, 0), self.active_user[u])
             self.write_stats()

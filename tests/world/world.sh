@@ -571,7 +571,7 @@ probe = {
   cleanup = "delete";
   subject_prefix = "inboxprobe";
 };
-imap_limits = { per_host = 8; per_account = 1; connect_timeout = 10; timeout = 30; };
+imap_limits = { per_host = 32; per_account = 1; connect_timeout = 10; timeout = 30; };
 slo = {
   min_inbox_ratio = 0.5;
   max_latency_p99 = 60.0;
