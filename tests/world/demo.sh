@@ -34,8 +34,8 @@ for f in "$WORLD_DIR"/reports/*; do
 done
 if [ -s "$WORLD_DIR/reports/inboxprobe.prom" ]; then
 	echo "demo: a few series from the textfile:"
-	grep -E '^inboxprobe_(placement_ratio\{[^}]*folder="inbox"|slo_ok|delivery_latency_last_seconds)' \
-		"$WORLD_DIR/reports/inboxprobe.prom" | head -n 20 | sed 's/^/  /'
+	grep -E '^inboxprobe_(placement_ratio\{[^}]*folder="inbox"|slo_ok\{[^}]*min_inbox_ratio|delivery_latency_last_seconds\{[^}]*greylist|relay_reply\{[^}]*reject)' \
+		"$WORLD_DIR/reports/inboxprobe.prom" | head -n 24 | sed 's/^/  /'
 fi
 case $rc in
 0) echo "demo: exit 0: every gate holds and every seed was measured" ;;
