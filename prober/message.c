@@ -189,14 +189,17 @@ static void ew_append(struct strbuf *sb, const char *s, size_t first_max, const 
 			while (t > 0 && ((unsigned char)s[i + t] & 0xC0) == 0x80)
 				t--;
 			if (t == 0) {
-				/* a character longer than cap: take it whole */
+				/* a character longer than cap: take it whole (a UTF-8
+				 * character has at most 4 bytes); a longer run of
+				 * continuation bytes is invalid input and is split */
 				t = take;
-				while (i + t < n && ((unsigned char)s[i + t] & 0xC0) == 0x80)
+				while (i + t < n && t < 4 &&
+				       ((unsigned char)s[i + t] & 0xC0) == 0x80)
 					t++;
 			}
 			take = t;
 		}
-		/* take <= 45 + 3 bytes, so at most 64 base64 characters */
+		/* take <= max(cap, 4) <= 45 bytes: at most 60 base64 characters */
 		unsigned char b64[128];
 		int bl = EVP_EncodeBlock(b64, (const unsigned char *)s + i, (int)take);
 		if (!first)
@@ -468,6 +471,11 @@ static int utf8_valid(const unsigned char *s, size_t n)
 		i += k + 1;
 	}
 	return 1;
+}
+
+int message_utf8_valid(const char *s, size_t n)
+{
+	return utf8_valid((const unsigned char *)s, n);
 }
 
 static int mem_has_8bit(const char *s, size_t n)

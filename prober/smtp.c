@@ -692,6 +692,18 @@ reply_err:
 		                    reply->enhanced[0] ? " " : "", reply->enhanced, reply->text);
 	}
 out:
+	if (h && err == SMTP_OK) {
+		/* The 250 is in: QUIT is a courtesy. libcurl waits for its reply
+		 * up to the response timeout even past CURLOPT_TIMEOUT, so give
+		 * it one second, and none once the round deadline has passed. */
+		curl_easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, 1L);
+		if (now_mono() >= p->deadline) {
+			curl_socket_t s = CURL_SOCKET_BAD;
+			if (curl_easy_getinfo(h, CURLINFO_ACTIVESOCKET, &s) == CURLE_OK &&
+			    s != CURL_SOCKET_BAD)
+				shutdown(s, SHUT_RDWR);
+		}
+	}
 	if (h && err != SMTP_OK) {
 		/* curl_easy_cleanup sends QUIT and waits for its reply (up to the
 		 * response timeout again) even after a timeout: cut the connection

@@ -17,7 +17,7 @@
 #include "prober/smtp.h"
 #include "scheduler/round.h"
 
-volatile sig_atomic_t round_stop;
+atomic_int round_stop;
 
 /* Sleep up to s seconds, in short slices, until the monotonic deadline or a
  * stop request. */
@@ -73,7 +73,7 @@ static int limiter_wait(struct limiter *l, double deadline)
 		return ETIMEDOUT;
 	if (left > 1)
 		left = 1;   /* re-check at least every second */
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);   /* the cond uses CLOCK_MONOTONIC */
 	ts.tv_sec += (time_t)left;
 	ts.tv_nsec += (long)((left - floor(left)) * 1e9);
 	if (ts.tv_nsec >= 1000000000L) {
@@ -266,6 +266,8 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 		case SMTP_OK:
 			pthread_mutex_lock(&ctx->mu);
 			res->submit_time = submit;
+			res->outcome = OUTCOME_MISSING;   /* until found or explained */
+			res->diagnostic[0] = '\0';
 			ctx->accepted[idx] = 1;
 			pthread_mutex_unlock(&ctx->mu);
 			progress(ctx, "%s: accepted by relay: %d %s%s%s", seed->address, reply.code,
@@ -307,6 +309,16 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 }
 
 /* ---- discovery ---------------------------------------------------------- */
+
+/* Mark an accepted probe error with a diagnostic. The bounce thread reads
+ * accepted probes' outcomes, so writes take ctx->mu. */
+static void set_error(struct round_ctx *ctx, struct probe_result *res, const char *diag)
+{
+	pthread_mutex_lock(&ctx->mu);
+	res->outcome = OUTCOME_ERROR;
+	xstrlcpy(res->diagnostic, diag, DIAG_MAX);
+	pthread_mutex_unlock(&ctx->mu);
+}
 
 static const char *imap_error_text(int rc)
 {
@@ -445,6 +457,7 @@ static int discover_pass(struct round_ctx *ctx, size_t idx, struct imap_session 
 				const struct round_pending *pp = &ctx->p->pending[w->pend_idx[t]];
 				struct probe_result tmp;
 				struct round_late *l;
+				int counted;
 
 				memset(&tmp, 0, sizeof tmp);
 				round_set_latency(&tmp, pp->p.submit_time, hits[i].internaldate, found);
@@ -459,9 +472,11 @@ static int discover_pass(struct round_ctx *ctx, size_t idx, struct imap_session 
 				l->internaldate = hits[i].internaldate;
 				l->latency = tmp.latency;
 				l->latency_usable = tmp.have_latency;
-				l->counted = strcmp(pp->p.outcome, "error") != 0;
+				l->counted = counted = strcmp(pp->p.outcome, "error") != 0;
 				pthread_mutex_unlock(&ctx->mu);
-				if (l->counted)
+				/* l may move once the lock is released (another worker
+				 * grows ctx->late): use the copy. */
+				if (counted)
 					progress(ctx, "%s: late arrival of an earlier probe in %s after %.0fs",
 					         seed->address, display[f], tmp.latency);
 				else
@@ -526,11 +541,8 @@ static void discover(struct round_ctx *ctx, size_t idx, int accepted)
 
 	if (imap_slot_acquire(&ctx->lim, &seed->imap, cfg->limits.per_host, cfg->limits.per_account,
 	                      ctx->deadline) != 0) {
-		if (accepted) {
-			res->outcome = OUTCOME_ERROR;
-			xstrlcpy(res->diagnostic, "no IMAP connection slot before the deadline (imap_limits)",
-			         DIAG_MAX);
-		}
+		if (accepted)
+			set_error(ctx, res, "no IMAP connection slot before the deadline (imap_limits)");
 		return;
 	}
 	have_slot = 1;
@@ -553,12 +565,9 @@ static void discover(struct round_ctx *ctx, size_t idx, int accepted)
 				spam_display = xstrdup(seed->spam_folder);
 		} else if (si < 0) {
 			rc = IMAP_EPROTO;
-			if (accepted) {
-				res->outcome = OUTCOME_ERROR;
-				xstrlcpy(res->diagnostic,
-				         "spam folder unresolved: no spam_folder set, no \\Junk folder, no known name",
-				         DIAG_MAX);
-			}
+			if (accepted)
+				set_error(ctx, res, "spam folder unresolved: no spam_folder set, no \\Junk "
+				          "folder, no known name");
 			progress(ctx, "%s: spam folder unresolved", seed->address);
 			goto out;
 		} else {
@@ -589,8 +598,10 @@ static void discover(struct round_ctx *ctx, size_t idx, int accepted)
 			if (rc == IMAP_ETIMEOUT && now_mono() >= ctx->deadline)
 				break;   /* the round is over; the probe is simply not found */
 			if (accepted && w.want[0]) {
-				res->outcome = OUTCOME_ERROR;
 				/* discover_pass wrote the diagnostic */
+				pthread_mutex_lock(&ctx->mu);
+				res->outcome = OUTCOME_ERROR;
+				pthread_mutex_unlock(&ctx->mu);
 			}
 			goto out;
 		}
@@ -669,10 +680,6 @@ static void *seed_worker(void *arg)
 		goto out;
 	}
 	accepted = submit_probe(ctx, wk->idx, msg, len);
-	if (accepted) {
-		res->outcome = OUTCOME_MISSING;   /* until found or explained */
-		res->diagnostic[0] = '\0';
-	}
 	discover(ctx, wk->idx, accepted);
 out:
 	free(msg);
@@ -851,7 +858,14 @@ void round_run(const struct round_params *p, struct round_result *out)
 	ctx.deadline = now_mono() + (double)p->deadline;
 	pthread_mutex_init(&ctx.mu, NULL);
 	pthread_mutex_init(&ctx.lim.mu, NULL);
-	pthread_cond_init(&ctx.lim.cv, NULL);
+	{
+		/* Waits must not stretch when the wall clock steps back. */
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&ctx.lim.cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	ctx.results = xcalloc(cfg->nseeds, sizeof *ctx.results);
 	ctx.accepted = xcalloc(cfg->nseeds, sizeof *ctx.accepted);
 	ctx.done = xcalloc(cfg->nseeds, sizeof *ctx.done);

@@ -13,7 +13,7 @@
 #ifndef INBOXPROBE_ROUND_H
 #define INBOXPROBE_ROUND_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include "common/model.h"
 #include "seeds/config.h"
@@ -27,7 +27,7 @@
  * IMAP/SMTP command in flight, bounded by its timeout), records what it has
  * measured, and marks accepted probes not found yet as error ("round
  * interrupted") so that later rounds look for them only to clean them up. */
-extern volatile sig_atomic_t round_stop;
+extern atomic_int round_stop;   /* lock-free, so a signal handler may store to it */
 
 /* A probe of an earlier round, looked for again in this one. */
 struct round_pending {

@@ -696,6 +696,8 @@ static const char *extra_header_problem(const char *h)
 	for (const unsigned char *p = (const unsigned char *)colon + 1; *p; p++)
 		if (*p == '\r' || *p == '\n' || (*p < 0x20 && *p != '\t') || *p == 0x7f)
 			return "contains a line break or control character";
+	if (!message_utf8_valid(colon + 1, strlen(colon + 1)))
+		return "has a value that is not valid UTF-8";
 	size_t nlen = (size_t)(colon - h);
 	for (size_t i = 0; reserved[i] != NULL; i++)
 		if (strlen(reserved[i]) == nlen && strncasecmp(reserved[i], h, nlen) == 0)
@@ -738,8 +740,9 @@ int config_parse_url(const char *url, const char **scheme_out, char **host_out,
 
 /* config_parse_url(); an unknown scheme's message names only the schemes
  * of fam (a known scheme of the other family is the caller's to refuse). */
-static int parse_url(const char *url, enum url_family fam, const char **scheme_out,
-                     char **host_out, int *port_out, char **errstr)
+static int parse_url_inner(const char *url, const char *shown, enum url_family fam,
+                           const char **scheme_out, char **host_out, int *port_out,
+                           char **errstr)
 {
 	static const struct {
 		const char *name;
@@ -754,7 +757,7 @@ static int parse_url(const char *url, enum url_family fam, const char **scheme_o
 	}
 	const char *sep = strstr(url, "://");
 	if (sep == NULL) {
-		*errstr = xasprintf("\"%s\" is not a URL (expected scheme://host[:port])", url);
+		*errstr = xasprintf("\"%s\" is not a URL (expected scheme://host[:port])", shown);
 		return -1;
 	}
 	size_t slen = (size_t)(sep - url);
@@ -777,24 +780,24 @@ static int parse_url(const char *url, enum url_family fam, const char **scheme_o
 	if (*rest == '/' && rest[1] == '\0')
 		rest++;             /* a lone trailing slash is harmless */
 	if (*rest != '\0') {
-		*errstr = xasprintf("URL \"%s\": no path, query or fragment allowed", url);
+		*errstr = xasprintf("URL \"%s\": no path, query or fragment allowed", shown);
 		return -1;
 	}
 	if (memchr(p, '@', alen) != NULL) {
-		*errstr = xasprintf("URL \"%s\": no user name allowed in the URL; use username", url);
+		*errstr = xasprintf("URL \"%s\": no user name allowed in the URL; use username", shown);
 		return -1;
 	}
 	const char *hs, *he, *after;
 	if (*p == '[') {
 		const char *close = memchr(p, ']', alen);
 		if (close == NULL) {
-			*errstr = xasprintf("URL \"%s\": unterminated [IPv6] address", url);
+			*errstr = xasprintf("URL \"%s\": unterminated [IPv6] address", shown);
 			return -1;
 		}
 		hs = p + 1;
 		he = close;
 		if (he == hs) {
-			*errstr = xasprintf("URL \"%s\": empty host", url);
+			*errstr = xasprintf("URL \"%s\": empty host", shown);
 			return -1;
 		}
 		int colons = 0;
@@ -802,12 +805,12 @@ static int parse_url(const char *url, enum url_family fam, const char **scheme_o
 			if (*q == ':')
 				colons++;
 			else if (!isxdigit((unsigned char)*q) && *q != '.') {
-				*errstr = xasprintf("URL \"%s\": invalid IPv6 address", url);
+				*errstr = xasprintf("URL \"%s\": invalid IPv6 address", shown);
 				return -1;
 			}
 		}
 		if (colons < 2) {
-			*errstr = xasprintf("URL \"%s\": invalid IPv6 address", url);
+			*errstr = xasprintf("URL \"%s\": invalid IPv6 address", shown);
 			return -1;
 		}
 		after = close + 1;
@@ -817,16 +820,16 @@ static int parse_url(const char *url, enum url_family fam, const char **scheme_o
 		if (he == NULL)
 			he = p + alen;
 		if (he == hs) {
-			*errstr = xasprintf("URL \"%s\": empty host", url);
+			*errstr = xasprintf("URL \"%s\": empty host", shown);
 			return -1;
 		}
 		for (const char *q = hs; q < he; q++)
 			if (!isalnum((unsigned char)*q) && *q != '-' && *q != '.' && *q != '_') {
-				*errstr = xasprintf("URL \"%s\": invalid character in host name", url);
+				*errstr = xasprintf("URL \"%s\": invalid character in host name", shown);
 				return -1;
 			}
 		if (*hs == '.' || *hs == '-') {
-			*errstr = xasprintf("URL \"%s\": invalid host name", url);
+			*errstr = xasprintf("URL \"%s\": invalid host name", shown);
 			return -1;
 		}
 		after = he;
@@ -834,19 +837,19 @@ static int parse_url(const char *url, enum url_family fam, const char **scheme_o
 	const char *aend = p + alen;
 	if (after < aend) {
 		if (*after != ':' || after + 1 == aend) {
-			*errstr = xasprintf("URL \"%s\": expected :port after the host", url);
+			*errstr = xasprintf("URL \"%s\": expected :port after the host", shown);
 			return -1;
 		}
 		long v = 0;
 		for (const char *q = after + 1; q < aend; q++) {
 			if (!isdigit((unsigned char)*q) || v > 65535) {
-				*errstr = xasprintf("URL \"%s\": invalid port", url);
+				*errstr = xasprintf("URL \"%s\": invalid port", shown);
 				return -1;
 			}
 			v = v * 10 + (*q - '0');
 		}
 		if (v < 1 || v > 65535) {
-			*errstr = xasprintf("URL \"%s\": port must be 1..65535", url);
+			*errstr = xasprintf("URL \"%s\": port must be 1..65535", shown);
 			return -1;
 		}
 		port = (int)v;
@@ -858,6 +861,33 @@ static int parse_url(const char *url, enum url_family fam, const char **scheme_o
 	if (port_out != NULL)
 		*port_out = port;
 	return 0;
+}
+
+/* The URL as error messages may show it: user information before an '@'
+ * in the authority (which may hold a password) is replaced by "***". */
+static char *url_for_messages(const char *url)
+{
+	const char *sep = strstr(url, "://");
+	const char *auth = sep ? sep + 3 : url;
+	size_t alen = strcspn(auth, "/?#");
+	const char *at = NULL;
+
+	for (const char *q = auth; q < auth + alen; q++)
+		if (*q == '@')
+			at = q;
+	if (at == NULL)
+		return xstrdup(url);
+	return xasprintf("%.*s***%s", (int)(auth - url), url, at);
+}
+
+static int parse_url(const char *url, enum url_family fam, const char **scheme_out,
+                     char **host_out, int *port_out, char **errstr)
+{
+	char *shown = url_for_messages(url);
+	int r = parse_url_inner(url, shown, fam, scheme_out, host_out, port_out, errstr);
+
+	free(shown);
+	return r;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1159,6 +1189,8 @@ static void load_probe(struct ctx *c, const config_setting_t *root, struct probe
 				bad = 1;
 		if (bad)
 			err_at(c, s, "probe.subject_prefix must not contain control characters");
+		else if (!message_utf8_valid(v, strlen(v)))
+			err_at(c, s, "probe.subject_prefix is not valid UTF-8");
 		else if (strlen(v) > 200)
 			err_at(c, s, "probe.subject_prefix is longer than 200 bytes");
 		else {

@@ -84,6 +84,10 @@ el=$(field elapsed); case $el in 1.*|2.*|3.*) ;; *) echo "FAIL stall: took $el s
 check stalldata timeout 0   ""     data SMTP_TIMEOUT=2
 el=$(field elapsed); case $el in 1.*|2.*|3.*) ;; *) echo "FAIL stalldata: took $el s for a 2 s timeout"; fail=1;; esac
 check stalldata timeout 0   ""     data SMTP_DEADLINE=1.5
+# a relay that never answers QUIT after the 250: accepted, and the wait for
+# QUIT's reply is cut to about a second (it used to take the whole timeout)
+check quitstall ok      250 2.0.0  data SMTP_TIMEOUT=10
+el=$(field elapsed); case $el in 0.*|1.*|2.*) ;; *) echo "FAIL quitstall: took $el s (QUIT wait not cut)"; fail=1;; esac
 # STARTTLS required, the peer offers none: no AUTH, no MAIL in clear
 start_peer ok
 SMTP_USER=probe@example.test SMTP_PASSFILE="$tmp/pass" "$SEND" "smtp://127.0.0.1:$PORT" \

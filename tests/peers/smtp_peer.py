@@ -21,6 +21,7 @@ Scenarios:
   auth535      advertises AUTH PLAIN LOGIN (no TLS); 535 5.7.8 to AUTH
   stall        accepts the connection, never answers
   stalldata    answers everything, stalls after DATA's final dot
+  quitstall    250 after DATA, then never answers QUIT
   mixed        multi-line end-of-DATA reply with mixed codes (250-/251 )
 """
 import argparse
@@ -123,6 +124,9 @@ def serve(conn, scenario, log):
             else:
                 send("250 2.0.0 Ok: queued as %s\r\n" % QUEUE_ID)
         elif verb == "QUIT":
+            if scenario == "quitstall":
+                time.sleep(120)
+                return
             send("221 2.0.0 Bye\r\n")
             return
         elif verb in ("RSET", "NOOP"):

@@ -303,6 +303,8 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
+	{ "", "", "probe = {\n subject_prefix = \"\xC3\x80\x80\x80 code\";\n};\n", "subject_prefix", "probe.subject_prefix is not valid UTF-8" },
+	{ "", "", "probe = {\n headers = ( \"X-A: \xFF\" );\n};\n", "headers", "not valid UTF-8" },
 	{ "", "", "colour = \"blue\";\n", "colour", "unknown setting 'colour'" },
 	{ "  timout = 30;\n", "", "", "timout", "unknown setting 'timout' in relay" },
 	{ "  timeout = \"30\";\n", "", "", "timeout", "relay.timeout must be an integer, not a string" },
@@ -998,6 +1000,22 @@ static void test_parse_url(void **state)
 		assert_null(host);
 		if (strstr(e, bad[i].needle) == NULL)
 			fail_msg("%s: \"%s\" lacks \"%s\"", bad[i].url, e, bad[i].needle);
+		free(e);
+	}
+	/* user information (which may hold a password) is never echoed */
+	{
+		const char *scheme = NULL;
+		char *host = NULL, *e = NULL;
+		int port = 0;
+		assert_int_not_equal(config_parse_url("smtps://probe:Hunter2Secret@smtp.example.net",
+		                                      &scheme, &host, &port, &e), 0);
+		assert_non_null(strstr(e, "smtps://***@smtp.example.net"));
+		assert_null(strstr(e, "Hunter2"));
+		free(e);
+		e = NULL;
+		assert_int_not_equal(config_parse_url("imap://u:p@ss@h.example/x", &scheme, &host, &port,
+		                                      &e), 0);
+		assert_null(strstr(e, "p@ss"));
 		free(e);
 	}
 }

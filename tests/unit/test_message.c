@@ -395,6 +395,27 @@ static void test_subject_rfc2047(void **state)
 	enc = rfc2047_encode("plain ascii");
 	assert_string_equal(enc, "plain ascii");
 	free(enc);
+
+	/* Invalid UTF-8: a lead byte followed by 190 continuation bytes must
+	 * not grow one encoded-word past its buffer (found by review; ASan
+	 * caught a stack overflow here). Every word stays within 75. */
+	strbuf_adds(&in, "\xC3");
+	for (int i = 0; i < 190; i++)
+		strbuf_adds(&in, "\x80");
+	enc = rfc2047_encode(in.buf);
+	assert_non_null(enc);
+	for (const char *w = enc; (w = strstr(w, "=?UTF-8?B?")) != NULL; ) {
+		const char *e = strstr(w, "?=");
+		assert_non_null(e);
+		assert_true(e + 2 - w <= 75);
+		w = e + 2;
+	}
+	free(enc);
+	strbuf_free(&in);
+	assert_false(message_utf8_valid("\xC3\x80\x80", 3));
+	assert_false(message_utf8_valid("\xC0\xAF", 2));          /* overlong '/' */
+	assert_false(message_utf8_valid("\xED\xA0\x80", 3));      /* surrogate */
+	assert_true(message_utf8_valid("Zugangscode \xE2\x9C\x93", 15));
 }
 
 static void test_long_header_folded(void **state)
