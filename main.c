@@ -237,18 +237,27 @@ static int cmd_folders(const char *path)
 
 /* ---- run ---------------------------------------------------------------- */
 
-/* The run lock of a configuration: next to the state store when there is
- * one (STATE.lock), else $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR, $TMPDIR or
- * /tmp, as inboxprobe-UID-NAME.lock. Keyed by the configuration's name: two
- * files with the same name would write the same metric series anyway. */
+/* The run lock of a configuration, keyed by its name (two files with the
+ * same name would write the same metric series anyway): STATE.NAME.lock
+ * beside the state store when there is one (configurations sharing a store
+ * keep their rows apart by name and do not block each other), else
+ * inboxprobe-UID-NAME.lock in $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR, $TMPDIR
+ * or /tmp. */
 static char *lock_path_for(const struct config *cfg)
 {
 	const char *dir;
 	char *name, *p;
 	char *ret;
 
-	if (cfg->state.path != NULL)
-		return xasprintf("%s.lock", cfg->state.path);
+	name = xstrdup(cfg->name);
+	for (p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
+			*p = '_';
+	if (cfg->state.path != NULL) {
+		ret = xasprintf("%s.%s.lock", cfg->state.path, name);
+		free(name);
+		return ret;
+	}
 	dir = getenv("RUNTIME_DIRECTORY");
 	if (dir == NULL || *dir == '\0')
 		dir = getenv("XDG_RUNTIME_DIR");
@@ -256,10 +265,6 @@ static char *lock_path_for(const struct config *cfg)
 		dir = getenv("TMPDIR");
 	if (dir == NULL || *dir == '\0')
 		dir = "/tmp";
-	name = xstrdup(cfg->name);
-	for (p = name; *p; p++)
-		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
-			*p = '_';
 	ret = xasprintf("%s/inboxprobe-%u-%s.lock", dir, (unsigned)getuid(), name);
 	free(name);
 	return ret;
@@ -300,8 +305,11 @@ static void print_late(const struct config *cfg, const struct round_result *rr, 
 		gmtime_r(&t, &tm);
 		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
 		if (!l->counted) {
-			fprintf(out, "cleaned up: %s probe %.8s… sent %s (its round could not measure it) "
-			        "found in %s\n", cfg->seeds[l->seed_index].address, l->token, when, l->folder);
+			int gone = strcmp(l->cleanup, "deleted") == 0 || strcmp(l->cleanup, "trashed") == 0;
+			fprintf(out, "%s: %s probe %.8s… sent %s (its round could not measure it) "
+			        "found in %s%s%s%s\n", gone ? "cleaned up" : "found",
+			        cfg->seeds[l->seed_index].address, l->token, when, l->folder,
+			        gone ? "" : " (", gone ? "" : l->cleanup, gone ? "" : ")");
 			continue;
 		}
 		fprintf(out, "late arrival: %s probe %.8s… sent %s found in %s after %.0f s%s\n",
@@ -348,7 +356,7 @@ static int cmd_run(struct run_opts *o)
 		code = o->format == FORMAT_NAGIOS ? NAGIOS_UNKNOWN : EXIT_UNKNOWN;
 		goto out;
 	default:
-		log_error("run lock: %s", err ? err : "failed");
+		log_error("%s", err ? err : "run lock failed");
 		if (o->format == FORMAT_NAGIOS)
 			printf("INBOXPROBE UNKNOWN - cannot take the run lock\n");
 		code = EXIT_UNKNOWN;
@@ -450,6 +458,7 @@ static int cmd_run(struct run_opts *o)
 
 	rep = report_compute(cfg, rr.results, rr.started, rr.ended, totals);
 	rep->state_failed = state_failed;
+	rep->interrupted = rr.interrupted ? (int)round_stop : 0;
 	{
 		struct { const char *path; char *(*enc)(const struct round_report *); } outs[] = {
 			{ cfg->report.textfile, report_prometheus_text },

@@ -71,7 +71,10 @@ struct dsn_info {
 struct probe_result {
 	size_t seed_index;               /* index into config->seeds */
 	char token[TOKEN_MAX];
-	double submit_time;              /* Unix seconds of the 250 to end-of-DATA; 0 = never accepted */
+	double submit_time;              /* Unix seconds of the 250 to end-of-DATA; 0 = never accepted.
+	                                    For a transaction cut after DATA (timeout, drop) the
+	                                    time it was cut: the probe may have been delivered */
+	double send_start;               /* Unix seconds when the accepted transaction began */
 	int attempts;                    /* SMTP transactions tried this round */
 	struct smtp_attempt history[ATTEMPTS_MAX];  /* the first ATTEMPTS_MAX - 1 and the last */
 	int nhistory;

@@ -250,6 +250,9 @@ void report_summary(const struct round_report *r, FILE *out)
 		}
 
 	int code = report_exit_code(r);
+	if (r->interrupted)
+		fprintf(out, "interrupted: signal %d ended the round before its deadline; probes not "
+		        "found yet are error (not measured)\n", r->interrupted);
 	if (code == EXIT_GATES_OK)
 		fprintf(out, "verdict: OK (exit 0): every gate holds and every seed was measured\n");
 	else if (code == EXIT_GATE_FAILED)

@@ -193,27 +193,43 @@ static void progress(struct round_ctx *ctx, const char *fmt, ...)
 	strbuf_free(&sb);
 }
 
-void round_set_latency(struct probe_result *r, double submit, double internaldate, double found)
+void round_set_latency(struct probe_result *r, double sent, double submit, double internaldate,
+                       double found)
 {
 	double lat = internaldate - submit;
 
 	r->internaldate = internaldate;
 	r->found_time = found;
+	r->clock_skew = 0;
+	if (!(internaldate > 0)) {
+		r->latency = NAN;
+		r->discovery_lag = NAN;
+		r->have_latency = 0;
+		return;
+	}
 	r->discovery_lag = found - internaldate;
 	if (r->discovery_lag < 0)
 		r->discovery_lag = 0;
-	r->clock_skew = 0;
-	if (lat < -2.0) {
+	if (lat >= -2.0 || (sent > 0 && internaldate >= sent - 2.0)) {
+		r->latency = lat < 0 ? 0 : lat;
+		r->have_latency = 1;
+	} else {
 		r->clock_skew = -lat;
 		r->latency = lat;
 		r->have_latency = 0;
-	} else {
-		r->latency = lat < 0 ? 0 : lat;
-		r->have_latency = 1;
 	}
 }
 
 /* ---- submission --------------------------------------------------------- */
+
+/* Append text to a DIAG_MAX diagnostic buffer, truncating. */
+static void strbuf_append_diag(char *diag, const char *text)
+{
+	size_t n = strlen(diag);
+
+	if (n + 1 < DIAG_MAX)
+		xstrlcpy(diag + n, text, DIAG_MAX - n);
+}
 
 /* Submit seed idx's probe; retries 4xx with backoff inside the deadline.
  * Returns 1 when accepted, 0 otherwise (outcome set). */
@@ -230,18 +246,20 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 			.message = msg, .len = len, .deadline = ctx->deadline,
 		};
 		struct smtp_reply reply;
-		double submit = 0;
+		double submit = 0, started;
 		char *err = NULL;
 		int rc;
 
 		if (smtp_slot_acquire(&ctx->lim, ctx->deadline) != 0) {
 			if (res->attempts == 0) {
 				res->outcome = OUTCOME_ERROR;
-				xstrlcpy(res->diagnostic, "round deadline passed before submission", DIAG_MAX);
+				xstrlcpy(res->diagnostic, round_stop ? "round interrupted before submission" :
+				         "round deadline passed before submission", DIAG_MAX);
 			}
 			return 0;
 		}
 		memset(&reply, 0, sizeof reply);
+		started = now_wall();
 		rc = smtp_submit(&sp, &reply, &submit, &err);
 		smtp_slot_release(&ctx->lim);
 
@@ -266,6 +284,7 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 		case SMTP_OK:
 			pthread_mutex_lock(&ctx->mu);
 			res->submit_time = submit;
+			res->send_start = started;
 			res->outcome = OUTCOME_MISSING;   /* until found or explained */
 			res->diagnostic[0] = '\0';
 			ctx->accepted[idx] = 1;
@@ -301,6 +320,16 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 			res->outcome = OUTCOME_ERROR;
 			snprintf(res->diagnostic, DIAG_MAX, "relay %s: %s", smtp_err_name(rc),
 			         err ? err : "failed");
+			if ((rc == SMTP_EDROP || rc == SMTP_ETIMEOUT) && strcmp(reply.stage, "data") == 0) {
+				/* Cut after the message was sent: the relay may have
+				 * queued it. Later rounds look for it, to clean it up. */
+				pthread_mutex_lock(&ctx->mu);
+				res->submit_time = now_wall();
+				res->send_start = started;
+				pthread_mutex_unlock(&ctx->mu);
+				strbuf_append_diag(res->diagnostic, "; the probe may have been delivered: "
+				                   "later rounds look for it to clean it up");
+			}
 			progress(ctx, "%s: submission failed: %s", seed->address, res->diagnostic);
 			free(err);
 			return 0;
@@ -447,7 +476,11 @@ static int discover_pass(struct round_ctx *ctx, size_t idx, struct imap_session 
 			if (t == 0) {
 				res->outcome = f == 0 ? OUTCOME_INBOX : OUTCOME_SPAM;
 				xstrlcpy(res->folder, display[f], FOLDER_MAX);
-				round_set_latency(res, res->submit_time, hits[i].internaldate, found);
+				round_set_latency(res, res->send_start, res->submit_time,
+				                  hits[i].internaldate, found);
+				if (!(hits[i].internaldate > 0))
+					snprintf(res->diagnostic, DIAG_MAX, "the server gave no INTERNALDATE: "
+					         "latency unknown");
 				xstrlcpy(res->cleanup, what, sizeof res->cleanup);
 				res->diagnostic[0] = '\0';
 				pthread_mutex_unlock(&ctx->mu);
@@ -460,7 +493,7 @@ static int discover_pass(struct round_ctx *ctx, size_t idx, struct imap_session 
 				int counted;
 
 				memset(&tmp, 0, sizeof tmp);
-				round_set_latency(&tmp, pp->p.submit_time, hits[i].internaldate, found);
+				round_set_latency(&tmp, 0, pp->p.submit_time, hits[i].internaldate, found);
 				ctx->late = xrealloc(ctx->late, (ctx->nlate + 1) * sizeof *ctx->late);
 				l = &ctx->late[ctx->nlate++];
 				memset(l, 0, sizeof *l);
@@ -473,6 +506,7 @@ static int discover_pass(struct round_ctx *ctx, size_t idx, struct imap_session 
 				l->latency = tmp.latency;
 				l->latency_usable = tmp.have_latency;
 				l->counted = counted = strcmp(pp->p.outcome, "error") != 0;
+				xstrlcpy(l->cleanup, what, sizeof l->cleanup);
 				pthread_mutex_unlock(&ctx->mu);
 				/* l may move once the lock is released (another worker
 				 * grows ctx->late): use the copy. */
@@ -542,7 +576,8 @@ static void discover(struct round_ctx *ctx, size_t idx, int accepted)
 	if (imap_slot_acquire(&ctx->lim, &seed->imap, cfg->limits.per_host, cfg->limits.per_account,
 	                      ctx->deadline) != 0) {
 		if (accepted)
-			set_error(ctx, res, "no IMAP connection slot before the deadline (imap_limits)");
+			set_error(ctx, res, round_stop ? "round interrupted before IMAP discovery" :
+			          "no IMAP connection slot before the deadline (imap_limits)");
 		return;
 	}
 	have_slot = 1;

@@ -47,6 +47,7 @@ struct round_late {
 	int latency_usable;        /* 0 when clock skew made it negative beyond 2 s */
 	int counted;               /* 1: a late arrival (its round said missing/deferred);
 	                              0: its round could not measure it (error): cleaned up only */
+	char cleanup[64];          /* what cleanup did: "deleted", "trashed", "kept..." */
 };
 
 struct round_params {
@@ -73,11 +74,19 @@ struct round_result {
 void round_run(const struct round_params *p, struct round_result *out);
 void round_result_free(struct round_result *r);
 
-/* Fill latency, discovery lag and clock skew of a found probe from its
- * submit time, INTERNALDATE and discovery time (Unix seconds): latency =
- * INTERNALDATE - submit; a latency below -2 s is clock skew (reported,
- * not usable for percentiles); between -2 s and 0 it is clamped to 0
- * (INTERNALDATE has 1-second resolution). */
-void round_set_latency(struct probe_result *r, double submit, double internaldate, double found);
+/* Fill latency, discovery lag and clock skew of a found probe from the
+ * start of its SMTP transaction, its submit time (the 250), INTERNALDATE and
+ * discovery time (Unix seconds): latency = INTERNALDATE - submit.
+ * - between -2 s and 0 it is clamped to 0 (INTERNALDATE has 1-second
+ *   resolution);
+ * - below that, but not before the transaction began (minus 2 s), the relay
+ *   delivered before it answered 250 (a slow end-of-DATA reply): latency 0,
+ *   usable;
+ * - earlier than the transaction began is clock skew: reported in
+ *   clock_skew, not usable for percentiles;
+ * - internaldate <= 0 (the server gave none): latency and lag unknown (NaN).
+ * sent <= 0 means unknown (then only the 2 s tolerance applies). */
+void round_set_latency(struct probe_result *r, double sent, double submit, double internaldate,
+                       double found);
 
 #endif

@@ -3,7 +3,10 @@
 # error codes for BYE, [UNAVAILABLE], app-password refusals, a stalled
 # server (deadline holds), a garbled untagged line; the SEARCH fallback
 # finding the probe; localized folder names without special-use flags; and
-# no credential sent when TLS is required but STARTTLS is not offered.
+# no credential sent when TLS is required but STARTTLS is not offered;
+# endless replies (line, literal, trickle) cut off by the byte budget or
+# the timeout with bounded memory; a silent implicit-TLS server bounded by
+# the timeout; control characters kept out of folder display names.
 # Exit 0 pass, 1 fail.
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -105,6 +108,118 @@ else
 	ok "no credential reached the server"
 fi
 grep -q "CAPABILITY" "$TMP/record" && ok "peer saw CAPABILITY" || not_ok "peer saw CAPABILITY"
+
+# measured CMD...: runs CMD, prints its stdout, then
+# "measure\tSECONDS\tMAXRSS_KB\tEXIT" (wall time and peak RSS of CMD).
+measured() {
+	python3 -c '
+import resource, subprocess, sys, time
+t = time.monotonic()
+p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, timeout=60)
+sys.stdout.buffer.write(p.stdout)
+print("measure\t%.2f\t%d\t%d" % (time.monotonic() - t,
+      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, p.returncode))' "$@"
+}
+# within SECONDS LIMIT: true when SECONDS <= LIMIT (decimals allowed)
+within() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+MAXRSS_KB=204800   # 200 MB, sanitizer builds included
+
+# A peer that keeps the socket readable with an endless reply: cut off by
+# the per-command byte budget (16 MiB), bounded in time and memory.
+start_peer bigline
+out=$(measured "$IC" --url "imap://127.0.0.1:$PORT" --tls none --user seed@example.test \
+	--timeout 3 --deadline 20 open)
+secs=$(field "$out" measure 2); rss=$(field "$out" measure 3)
+check "endless greeting line -> proto" proto "$(field "$out" error 2)"
+case $out in *"larger than 16 MiB"*) ok "  ... says the reply was too large" ;;
+	*) not_ok "  ... says the reply was too large: $out" ;; esac
+if within "$secs" 4; then ok "  ... returned in ${secs} s (timeout 3 s)"; else not_ok "  ... took ${secs} s"; fi
+if [ "${rss:-999999999}" -lt $MAXRSS_KB ]; then ok "  ... maxrss ${rss} KB"; else not_ok "  ... maxrss ${rss} KB"; fi
+
+start_peer biglit
+out=$(measured "$IC" --url "imap://127.0.0.1:$PORT" --tls none --user seed@example.test \
+	--timeout 3 --deadline 20 find INBOX "$TOKEN")
+secs=$(field "$out" measure 2); rss=$(field "$out" measure 3)
+check "FETCH literal {100000000} -> proto" proto "$(field "$out" error 2)"
+case $out in *"UID FETCH: server reply larger than 16 MiB"*) ok "  ... names UID FETCH and the limit" ;;
+	*) not_ok "  ... names UID FETCH and the limit: $out" ;; esac
+if within "$secs" 4; then ok "  ... returned in ${secs} s (timeout 3 s)"; else not_ok "  ... took ${secs} s"; fi
+if [ "${rss:-999999999}" -lt $MAXRSS_KB ]; then ok "  ... maxrss ${rss} KB"; else not_ok "  ... maxrss ${rss} KB"; fi
+
+# Data keeps flowing (slowly) but the line never ends: the timeout holds.
+start_peer trickle
+out=$(measured "$IC" --url "imap://127.0.0.1:$PORT" --tls none --user seed@example.test \
+	--timeout 2 --deadline 20 open)
+secs=$(field "$out" measure 2)
+check "trickling endless line -> timeout" timeout "$(field "$out" error 2)"
+if within "$secs" 3; then ok "  ... returned in ${secs} s (timeout 2 s)"; else not_ok "  ... took ${secs} s"; fi
+
+# imaps:// to a server that accepts TCP and never speaks: the handshake is
+# bounded by the per-command timeout, not the round deadline.
+start_peer silenttls
+out=$(measured "$IC" --url "imaps://127.0.0.1:$PORT" --user seed@example.test \
+	--timeout 2 --deadline 20 open)
+secs=$(field "$out" measure 2)
+check "silent TLS server -> timeout" timeout "$(field "$out" error 2)"
+case $out in *"TLS handshake timed out"*) ok "  ... in the handshake" ;; *) not_ok "  ... in the handshake: $out" ;; esac
+if within "$secs" 3; then ok "  ... returned in ${secs} s (timeout 2 s, deadline 20 s)"; else not_ok "  ... took ${secs} s"; fi
+
+# Control characters in folder names never reach the display name; U+0000
+# no longer truncates "Spam&AAA-Trap" to the known spam name "Spam".
+start_peer ctrlnames
+out=$(run list)
+disp() { printf '%s\n' "$out" | awk -F'\t' -v w="$1" '$1 == "folder" && $2 == w { print $3 }'; }
+check "U+0000 in a name: display is the wire name" "Spam&AAA-Trap" "$(disp 'Spam&AAA-Trap')"
+check "  ... not taken for the spam folder" unresolved "$(field "$out" spam 3)"
+check "ESC in modified UTF-7: display is the wire name" "Junk&ABs-" "$(disp 'Junk&ABs-')"
+check "raw ESC in a literal name -> '?'" "Esc?[31mRed" "$(disp "$(printf 'Esc\033[31mRed')")"
+check "raw DEL -> '?'" "Del?X" "$(disp "$(printf 'Del\177X')")"
+check "raw UTF-8 kept" "Café" "$(disp "Café")"
+check "six folders listed" 6 "$(printf '%s\n' "$out" | awk -F'\t' '$1 == "folder"' | wc -l | tr -d ' ')"
+n=$(printf '%s\n' "$out" | awk -F'\t' '$1 == "folder" { print $3 }' | LC_ALL=C grep -c '[[:cntrl:]]')
+check "no control character in any display name" 0 "$n"
+
+# Name resolution is bounded by connect_timeout (getaddrinfo_a): in a
+# private mount + network namespace, resolv.conf points at a DNS server on
+# 127.0.0.1:53 that never answers (the resolver alone would wait 5 s x 3
+# attempts per query). Needs root and unshare(1); skipped otherwise.
+if [ "$(id -u)" = 0 ] && [ -f /etc/resolv.conf ] && command -v unshare >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 &&
+	unshare -mn true 2>/dev/null; then
+	printf 'nameserver 127.0.0.1\noptions timeout:5 attempts:3\n' >"$TMP/resolv.conf"
+	cat >"$TMP/silentdns.py" <<'PYEOF'
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+s.settimeout(0.5)
+print("ready", flush=True)
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    try:
+        s.recvfrom(4096)
+    except socket.timeout:
+        pass
+PYEOF
+	out=$(TMP=$TMP IC=$IC timeout 40 unshare -mn sh -c '
+		ip link set lo up && mount --bind "$TMP/resolv.conf" /etc/resolv.conf || exit 99
+		python3 "$TMP/silentdns.py" 20 >"$TMP/dns.out" &
+		dns=$!
+		i=0; while [ ! -s "$TMP/dns.out" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+		python3 -c "
+import subprocess, sys, time
+t = time.monotonic()
+p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, timeout=30)
+sys.stdout.buffer.write(p.stdout)
+print(\"measure\t%.2f\" % (time.monotonic() - t))" "$IC" --url imap://probe.example.test:143 \
+			--tls none --user seed@example.test --connect-timeout 1 --deadline 20 open
+		kill $dns 2>/dev/null
+		exit 0')
+	secs=$(field "$out" measure 2)
+	check "unanswered DNS -> timeout" timeout "$(field "$out" error 2)"
+	case $out in *"cannot resolve host"*) ok "  ... while resolving" ;; *) not_ok "  ... while resolving: $out" ;; esac
+	if within "${secs:-99}" 2; then ok "  ... returned in ${secs} s (connect_timeout 1 s)"; else not_ok "  ... took ${secs} s"; fi
+else
+	echo "# skip: resolver timeout check needs root and unshare -mn"
+fi
 
 echo "# $CHECKS checks, $FAILS failed"
 [ "$CHECKS" -gt 0 ] && [ "$FAILS" -eq 0 ]

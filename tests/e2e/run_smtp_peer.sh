@@ -82,6 +82,14 @@ run_peer drop
 assert "drop after DATA: error (a stale 250 is not trusted)" [ "$(j 'r["seeds"][0]["outcome"]')" = error ]
 assert "drop after DATA: no relay_reply series" sh -c "! grep -q '^inboxprobe_relay_reply' '$T/drop.prom'"
 assert "drop after DATA: exit 3 (got $RC)" [ "$RC" = 3 ]
+assert "drop after DATA: the probe may have been delivered, so it is kept for follow-up (submit time set)" \
+	[ "$(j 'int(r["seeds"][0]["submit_time_unix"] is not None and "may have been delivered" in r["seeds"][0]["diagnostic"])')" = 1 ]
+
+run_peer stalldata "" 6
+assert "timeout after DATA: error" [ "$(j 'r["seeds"][0]["outcome"]')" = error ]
+assert "timeout after DATA: kept for follow-up (submit time set)" \
+	[ "$(j 'int(r["seeds"][0]["submit_time_unix"] is not None and "may have been delivered" in r["seeds"][0]["diagnostic"])')" = 1 ]
+assert "timeout after DATA: the round ends by its deadline" [ "$(j 'int(r["duration_seconds"] <= 11)')" = 1 ]
 
 run_peer auth535 "username = \"relay@example.test\"; password_file = \"$T/relay.pass\";"
 assert "535 at AUTH: error" [ "$(j 'r["seeds"][0]["outcome"]')" = error ]

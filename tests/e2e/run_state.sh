@@ -302,11 +302,11 @@ p1=$!
 # into the lock file (never probe the lock with flock(1): that could make
 # the first run lose the race and give up).
 i=0
-while [ $i -lt 40 ] && [ "$(cat "$T/same.db.lock" 2>/dev/null)" != "$p1" ]; do
+while [ $i -lt 40 ] && [ "$(cat "$T/same.db.same.lock" 2>/dev/null)" != "$p1" ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
-check "first run of 'same' holds the run lock" "$p1" "$(cat "$T/same.db.lock" 2>/dev/null)"
+check "first run of 'same' holds the run lock" "$p1" "$(cat "$T/same.db.same.lock" 2>/dev/null)"
 "$BIN" run -c "$T/same.conf" --json "$T/same2.json" --textfile "$T/same2.prom" >"$T/same2.out" 2>"$T/same2.err"
 r2=$?
 first_alive=0
@@ -317,7 +317,7 @@ sed 's/^/# second: /' "$T/same2.err"
 check "second run of the same configuration: exit 3" 3 "$r2"
 check "the first run was still active when the second ended" 1 "$first_alive"
 assert "second run says another run holds the lock (pid $p1)" \
-	grep -q "another inboxprobe run holds $T/same.db.lock (pid $p1)" "$T/same2.err"
+	grep -q "another inboxprobe run holds $T/same.db.same.lock (pid $p1)" "$T/same2.err"
 assert "second run wrote no report" sh -c "[ ! -e '$T/same2.json' ] && [ ! -e '$T/same2.prom' ]"
 check "first run of 'same' completed (exit 1: defer share 0)" 1 "$r1"
 sleep 1

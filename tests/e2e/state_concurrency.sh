@@ -3,7 +3,7 @@
 # binary: runs against a relay port where nothing listens (every seed is
 # `error`, exit 3), so each run is quick and needs no mail world.
 #  1. one run records its round: probes_total{outcome="error"} = seeds;
-#  2. with the lock held (flock(2) on STATE.lock) a run sends nothing,
+#  2. with the lock held (flock(2) on STATE.NAME.lock) a run sends nothing,
 #     says so, exits 3 and leaves the store alone;
 #  3. 8 runs started at once: each either records its round or is refused
 #     by the lock; the counters equal the recorded rounds, the file passes
@@ -67,14 +67,14 @@ grep '^inboxprobe_probes_total{' "$tmp/out.prom" | grep 'provider="gmail"' | gre
 # 2. lock held by another process
 # one process holds it (flock(1) would hand the lock to its child)
 python3 -c 'import fcntl, sys, time
-f = open(sys.argv[1], "a"); fcntl.flock(f, fcntl.LOCK_EX); time.sleep(30)' "$DB.lock" &
+f = open(sys.argv[1], "a"); fcntl.flock(f, fcntl.LOCK_EX); time.sleep(30)' "$DB.e2estate.lock" &
 holder=$!
 i=0
-while flock -n "$DB.lock" true 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+while flock -n "$DB.e2estate.lock" true 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 run locked
 kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null; holder=""
 [ "$rc" = 3 ] || say_fail "locked run: exit $rc, want 3"
-grep -q "another inboxprobe run holds $DB.lock" "$tmp/locked.err" ||
+grep -q "another inboxprobe run holds $DB.e2estate.lock" "$tmp/locked.err" ||
 	{ say_fail "locked run: no message naming the lock"; cat "$tmp/locked.err"; }
 [ "$(errors_total)" = 3 ] || say_fail "locked run changed the store"
 [ "$fail" = 0 ] && echo "ok   a second run finds the lock held and sends nothing"

@@ -133,19 +133,31 @@ static void test_latency(void **state)
 
 	/* Submitted at .6, INTERNALDATE truncated to the second: 7 s later. */
 	memset(&r, 0, sizeof r);
-	round_set_latency(&r, 1000.6, 1007.0, 1009.5);
+	round_set_latency(&r, 999.0, 1000.6, 1007.0, 1009.5);
 	assert_true(r.have_latency);
 	assert_true(fabs(r.latency - 6.4) < 1e-9);
 	assert_true(fabs(r.discovery_lag - 2.5) < 1e-9);
 	assert_true(r.clock_skew == 0);
 	/* Same second: INTERNALDATE before submit by < 2 s is resolution, clamped. */
-	round_set_latency(&r, 1000.9, 1000.0, 1001.0);
+	round_set_latency(&r, 999.0, 1000.9, 1000.0, 1001.0);
 	assert_true(r.have_latency);
 	assert_true(r.latency == 0);
 	/* Server clock 30 s behind: skew reported, sample unusable. */
-	round_set_latency(&r, 1000.0, 970.0, 1001.0);
+	round_set_latency(&r, 999.0, 1000.0, 970.0, 1001.0);
 	assert_false(r.have_latency);
 	assert_true(fabs(r.clock_skew - 30.0) < 1e-9);
+	/* The relay delivered, then answered 250 five seconds later: INTERNALDATE
+	 * is before the 250 but after the transaction began. Not skew. */
+	round_set_latency(&r, 1000.0, 1006.0, 1001.0, 1007.0);
+	assert_true(r.have_latency);
+	assert_true(r.latency == 0);
+	assert_true(r.clock_skew == 0);
+	/* The server gave no INTERNALDATE: latency and lag unknown, no skew. */
+	round_set_latency(&r, 1000.0, 1001.0, 0, 1003.0);
+	assert_false(r.have_latency);
+	assert_true(isnan(r.latency));
+	assert_true(isnan(r.discovery_lag));
+	assert_true(r.clock_skew == 0);
 }
 
 int main(void)
