@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -525,6 +526,24 @@ static int is_tls_error(CURLcode rc)
 	}
 }
 
+static const atomic_int *abort_flag;
+
+void smtp_set_abort_flag(const atomic_int *flag)
+{
+	abort_flag = flag;
+}
+
+static int abort_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                    curl_off_t ulnow)
+{
+	(void)clientp;
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return abort_flag != NULL && atomic_load(abort_flag) != 0;
+}
+
 int smtp_submit(const struct smtp_params *p, struct smtp_reply *reply,
                 double *submit_time, char **errstr)
 {
@@ -579,6 +598,12 @@ int smtp_submit(const struct smtp_params *p, struct smtp_reply *reply,
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	if (abort_flag != NULL) {
+		/* Called about once a second even while waiting: aborts a
+		 * transaction in flight when the caller is asked to stop. */
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, abort_cb);
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	}
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -660,6 +685,9 @@ int smtp_submit(const struct smtp_params *p, struct smtp_reply *reply,
 		err = SMTP_ECONNECT;
 	} else if (rc == CURLE_OPERATION_TIMEDOUT) {
 		err = SMTP_ETIMEOUT;
+	} else if (rc == CURLE_ABORTED_BY_CALLBACK) {
+		err = SMTP_ETIMEOUT;   /* stopped on request (smtp_set_abort_flag) */
+		xstrlcpy(cerr, "interrupted", sizeof cerr);
 	} else if (x->nreplies > 0 && (rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR ||
 	                               rc == CURLE_GOT_NOTHING || rc == CURLE_WEIRD_SERVER_REPLY ||
 	                               rc == CURLE_PARTIAL_FILE || rc == CURLE_UPLOAD_FAILED)) {

@@ -19,6 +19,7 @@
 #ifndef INBOXPROBE_SMTP_H
 #define INBOXPROBE_SMTP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include "common/model.h"
 #include "seeds/config.h"
@@ -37,6 +38,12 @@ enum smtp_err {
 
 /* Static short name of a code for traces: "ok", "temp", "perm", "connect"... */
 const char *smtp_err_name(int err);
+
+/* Ask every transaction in flight to stop (about within a second) when
+ * *flag becomes non-zero; it then fails with SMTP_ETIMEOUT ("interrupted").
+ * flag must outlive all transactions; NULL turns the check off. Set once
+ * before any thread submits. */
+void smtp_set_abort_flag(const atomic_int *flag);
 
 /* libcurl global init/cleanup; call once from main. 0 or -1. */
 int smtp_global_init(void);

@@ -101,6 +101,29 @@ run_peer stall "" 6
 assert "stalled relay: error (timeout)" [ "$(j 'r["seeds"][0]["outcome"]')" = error ]
 assert "stalled relay: the round ends by its deadline ($(j 'r["duration_seconds"]') s <= 6 + 5)" [ "$(j 'int(r["duration_seconds"] <= 11)')" = 1 ]
 
+# SIGTERM aborts a transaction in flight (the relay stalls after DATA, its
+# timeout is 60 s): the round ends within a few seconds and writes reports.
+rm -f "$T/port"
+/usr/bin/python3 "$PEER" stalldata --port-file "$T/port" --log "$T/sig.log" --lifetime 60 \
+	</dev/null >/dev/null 2>&1 &
+pids="$pids $!"
+i=0
+while [ ! -s "$T/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+sed -e "s/127.0.0.1:[0-9]*\"; tls/127.0.0.1:$(cat "$T/port")\"; tls/" -e 's/timeout = 3;/timeout = 60;/' \
+	-e 's/deadline = [0-9]*;/deadline = 120;/' -e 's/peer_stalldata/peer_sig/' -e "s#$T/stalldata#$T/sig#g" \
+	"$T/stalldata.conf" >"$T/sig.conf"
+"$BIN" run -c "$T/sig.conf" >"$T/sig.out" 2>&1 &
+rp=$!
+sleep 2
+t0=$(date +%s)
+kill -TERM $rp
+wait $rp; RC=$?
+t1=$(date +%s)
+J=$T/sig.json
+assert "SIGTERM during a stalled transaction: exit 3 (got $RC)" [ "$RC" = 3 ]
+assert "SIGTERM during a stalled transaction: ended within 4 s ($((t1 - t0)) s)" [ $((t1 - t0)) -le 4 ]
+assert "SIGTERM during a stalled transaction: JSON says interrupted" [ "$(j 'r["interrupted"]')" = True ]
+
 run_peer ok
 assert "accepted, IMAP unreachable: error (not missing)" [ "$(j 'r["seeds"][0]["outcome"]')" = error ]
 assert "accepted: queue id from 'queued as'" [ "$(j 'r["seeds"][0]["relay_reply"]["queue_id"]')" = 4XyZ1B2c3Dz ]
