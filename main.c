@@ -206,8 +206,13 @@ static int cmd_folders(const char *path)
 				flags_text(f[j].flags, fl, sizeof fl);
 				printf("  ");
 				print_padded(f[j].display, 32);
-				if (strcmp(f[j].wire, f[j].display) != 0)
-					printf(" %-20s (wire: %s)\n", fl, f[j].wire);
+				if (strcmp(f[j].wire, f[j].display) != 0) {
+					/* the wire name is 7-bit; never print control bytes */
+					printf(" %-20s (wire: ", fl);
+					for (const char *q = f[j].wire; *q; q++)
+						putchar((unsigned char)*q < 0x20 || (unsigned char)*q >= 0x7f ? '?' : *q);
+					printf(")\n");
+				}
 				else
 					printf(" %s\n", fl);
 			}

@@ -248,6 +248,15 @@ static int map_result(struct imap_session *s, int r, const char *what, int no_co
 	    r == MAILIMAP_NO_ERROR_NON_AUTHENTICATED)
 		return IMAP_OK;
 	low = (s->imap && s->imap->imap_stream) ? mailstream_get_low(s->imap->imap_stream) : NULL;
+	if (low && tls_low_over_budget(low)) {
+		/* the reply was cut off mid-line or mid-literal: the stream is
+		 * out of step and the server is misbehaving */
+		s->dead = 1;
+		return set_err(errstr, IMAP_EPROTO,
+		               xasprintf("imap %s:%d: %s: server reply larger than %zu MiB; connection dropped",
+		                         hostname(s), hostport(s), what,
+		                         TLS_REPLY_MAX_BYTES / (1024 * 1024)));
+	}
 	if (low && tls_low_timed_out(low)) {
 		s->dead = 1;   /* a half-read reply leaves the stream out of step */
 		return set_err(errstr, IMAP_ETIMEOUT,
@@ -388,6 +397,17 @@ static int tls_to_imap_err(int r)
 	return r == TLS_ETIMEOUT ? IMAP_ETIMEOUT : r == TLS_ECONNECT ? IMAP_ECONNECT : IMAP_ETLS;
 }
 
+/* The TLS handshake (implicit TLS and STARTTLS) is bounded like a command:
+ * min(now + per-command timeout, round deadline). connect_timeout bounds
+ * only name resolution and the TCP connect; the handshake is an exchange
+ * with the server (certificate chain, key exchange), as slow under load as
+ * a command, so it gets the command timeout (imap_limits.timeout). */
+static double handshake_limit(long timeout, double deadline)
+{
+	double limit = now_mono() + (timeout > 0 ? (double)timeout : 30.0);
+	return limit < deadline ? limit : deadline;
+}
+
 /* STARTTLS (RFC 2595 / RFC 3501 6.2.1) on an established plain session. */
 static int do_starttls(struct imap_session *s, char **errstr)
 {
@@ -414,7 +434,8 @@ static int do_starttls(struct imap_session *s, char **errstr)
 		                         hostname(s), hostport(s)));
 	}
 	fd = mailstream_low_get_fd(oldlow);
-	r = tls_handshake(fd, hostname(s), hostport(s), s->conf->ca_file, s->deadline, &ssl, &err);
+	r = tls_handshake(fd, hostname(s), hostport(s), s->conf->ca_file,
+	                  handshake_limit(s->timeout, s->deadline), &ssl, &err);
 	if (r) {
 		s->dead = 1;
 		return set_err(errstr, tls_to_imap_err(r), xasprintf("imap %s", err));
@@ -461,7 +482,8 @@ int imap_open(const struct imap_params *p, struct imap_session **out, char **err
 		goto fail;
 	}
 	if (c->implicit_tls) {
-		r = tls_handshake(fd, c->host, c->port, c->ca_file, p->deadline, &ssl, &err);
+		r = tls_handshake(fd, c->host, c->port, c->ca_file,
+		                  handshake_limit(s->timeout, s->deadline), &ssl, &err);
 		if (r) {
 			r = set_err(errstr, tls_to_imap_err(r), xasprintf("imap %s", err));
 			goto fail;
@@ -657,6 +679,58 @@ static unsigned ext_flag_bits(const char *name)
 	return 0;
 }
 
+/* A printable form of a folder name for display and metric labels: the
+ * modified UTF-7 decoding when valid (mutf7_decode refuses control
+ * characters), else the wire name with every control character (C0, DEL,
+ * C1) and every byte that is not part of valid UTF-8 replaced by '?'. */
+static char *display_name(const char *wire)
+{
+	char *d = mutf7_decode(wire);
+	const unsigned char *p = (const unsigned char *)wire;
+	struct strbuf sb = STRBUF_INIT;
+
+	if (d)
+		return d;
+	while (*p) {
+		unsigned char c = *p;
+		size_t n = 0;
+		uint32_t cp = 0;
+		if (c < 0x80) {
+			strbuf_add(&sb, (c < 0x20 || c == 0x7F) ? "?" : (const char *)p, 1);
+			p++;
+			continue;
+		}
+		if ((c & 0xE0) == 0xC0) {
+			n = 1;
+			cp = c & 0x1F;
+		} else if ((c & 0xF0) == 0xE0) {
+			n = 2;
+			cp = c & 0x0F;
+		} else if ((c & 0xF8) == 0xF0) {
+			n = 3;
+			cp = c & 0x07;
+		}
+		size_t k;
+		for (k = 1; n && k <= n; k++) {
+			if ((p[k] & 0xC0) != 0x80)
+				break;
+			cp = (cp << 6) | (p[k] & 0x3F);
+		}
+		if (n == 0 || k <= n || (n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+		    (n == 3 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ||
+		    (cp >= 0x80 && cp <= 0x9F)) {
+			/* invalid, overlong, surrogate or C1 control: one '?' for
+			 * the lead byte, resynchronise on the next */
+			strbuf_add(&sb, "?", 1);
+			p++;
+			continue;
+		}
+		strbuf_add(&sb, p, n + 1);
+		p += n + 1;
+	}
+	return strbuf_detach(&sb);
+}
+
 int imap_list_folders(struct imap_session *s, struct imap_folder **out, size_t *n, char **errstr)
 {
 	clist *list = NULL;
@@ -719,9 +793,7 @@ int imap_list_folders(struct imap_session *s, struct imap_folder **out, size_t *
 			f = xrealloc(f, cap * sizeof *f);
 		}
 		f[cnt].wire = xstrdup(mb->mb_name);
-		f[cnt].display = mutf7_decode(mb->mb_name);
-		if (!f[cnt].display)
-			f[cnt].display = xstrdup(mb->mb_name);
+		f[cnt].display = display_name(mb->mb_name);
 		f[cnt].delimiter = mb->mb_delimiter;
 		f[cnt].flags = flags;
 		cnt++;

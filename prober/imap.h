@@ -3,7 +3,8 @@
  *
  * The session is opaque; libetpan and OpenSSL types never leave prober/.
  * Every call is bounded by the params' per-command timeout and by the
- * absolute round deadline, whichever comes first.
+ * absolute round deadline, whichever comes first; so is the TLS handshake.
+ * A server reply larger than 16 MiB gives IMAP_EPROTO and ends the session.
  *
  * Error codes: every int-returning function returns IMAP_OK (0) or one of
  * enum imap_err, and on error sets *errstr to a heap string (caller frees)

@@ -13,10 +13,12 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -40,6 +42,14 @@ static void ignore_sigpipe(void)
 		sa.sa_handler = SIG_IGN;
 		sigaction(SIGPIPE, &sa, NULL);
 	}
+}
+
+/* strerror(3) is not thread-safe and the prober runs IMAP sessions in
+ * worker threads: the GNU strerror_r returns a pointer to a static string
+ * or to buf. */
+static const char *errno_str(int e, char *buf, size_t n)
+{
+	return strerror_r(e, buf, n);
 }
 
 /* Milliseconds left until limit (absolute now_mono()), at most INT_MAX;
@@ -82,30 +92,162 @@ int tls_host_is_ip(const char *host)
 	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
+/* ---------- name resolution ---------- */
+
+#define RESOLVE_TIMED_OUT 1   /* not an EAI_* code (those are non-positive) */
+
+#ifdef HAVE_GETADDRINFO_A
+/* One asynchronous lookup. getaddrinfo_a (glibc) runs it in a helper
+ * thread; when we stop waiting (timeout) the helper may still be running
+ * and still write to the gaicb, so the request lives on the heap and is
+ * freed by whichever of the waiter and the completion notification
+ * (SIGEV_THREAD) lets go of it last. */
+struct gai_req {
+	atomic_int refs;
+	struct gaicb cb;
+	struct addrinfo hints;
+	char port[16];
+	char host[];
+};
+
+static void gai_req_unref(struct gai_req *q)
+{
+	if (atomic_fetch_sub(&q->refs, 1) == 1) {
+		if (q->cb.ar_result)
+			freeaddrinfo(q->cb.ar_result);
+		free(q);
+	}
+}
+
+static void gai_req_done(union sigval sv)
+{
+	gai_req_unref(sv.sival_ptr);
+}
+
+/* getaddrinfo bounded by limit (absolute now_mono()). Returns 0 with *res
+ * set, an EAI_* code, or RESOLVE_TIMED_OUT. */
+static int resolve_once(const char *host, const char *port, int flags, double limit,
+                        struct addrinfo **res)
+{
+	size_t hlen = strlen(host);
+	struct gai_req *q = xcalloc(1, sizeof *q + hlen + 1);
+	struct gaicb *list[1];
+	struct sigevent sev;
+	int rc;
+
+	*res = NULL;
+	memcpy(q->host, host, hlen + 1);
+	snprintf(q->port, sizeof q->port, "%s", port);
+	q->hints.ai_family = AF_UNSPEC;
+	q->hints.ai_socktype = SOCK_STREAM;
+	q->hints.ai_flags = flags;
+	q->cb.ar_name = q->host;
+	q->cb.ar_service = q->port;
+	q->cb.ar_request = &q->hints;
+	atomic_init(&q->refs, 2);          /* the waiter and the notification */
+	memset(&sev, 0, sizeof sev);
+	sev.sigev_notify = SIGEV_THREAD;
+	sev.sigev_notify_function = gai_req_done;
+	sev.sigev_value.sival_ptr = q;
+	list[0] = &q->cb;
+	rc = getaddrinfo_a(GAI_NOWAIT, list, 1, &sev);
+	if (rc != 0) {
+		/* glibc still notifies when nothing could be queued (GAI_NOWAIT):
+		 * drop only our reference (at worst a small leak, never a double
+		 * free). */
+		gai_req_unref(q);
+		return rc == EAI_SYSTEM ? EAI_AGAIN : rc;
+	}
+	for (;;) {
+		rc = gai_error(&q->cb);
+		if (rc != EAI_INPROGRESS)
+			break;
+		double left = limit - now_mono();
+		if (left <= 0) {
+			if (gai_cancel(&q->cb) == EAI_CANCELED)
+				gai_req_unref(q);  /* dequeued: no notification will come */
+			gai_req_unref(q);
+			return RESOLVE_TIMED_OUT;
+		}
+		struct timespec ts;
+		ts.tv_sec = (time_t)left;
+		ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+		const struct gaicb *wl[1] = { &q->cb };
+		gai_suspend(wl, 1, &ts);    /* EAI_AGAIN (timeout), EAI_INTR, done: re-check */
+	}
+	if (rc == 0) {
+		*res = q->cb.ar_result;
+		q->cb.ar_result = NULL;
+	}
+	gai_req_unref(q);
+	return rc;
+}
+#else
+/* Without getaddrinfo_a the lookup is bounded only by the resolver's own
+ * timeouts (resolv.conf); the limit is checked before it starts. */
+static int resolve_once(const char *host, const char *port, int flags, double limit,
+                        struct addrinfo **res)
+{
+	struct addrinfo hints;
+
+	*res = NULL;
+	if (now_mono() >= limit)
+		return RESOLVE_TIMED_OUT;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = flags;
+	return getaddrinfo(host, port, &hints, res);
+}
+#endif
+
+/* Resolve host:port within limit. AI_ADDRCONFIG first; it hides
+ * loopback-only addresses on hosts without a configured interface, so a
+ * "no such name / no address of that family" answer is retried without
+ * it (other failures, e.g. a resolver timeout, are not retried). */
+static int resolve(const char *host, const char *port, double limit, struct addrinfo **res)
+{
+	int rc = resolve_once(host, port, AI_ADDRCONFIG, limit, res);
+	if (rc == EAI_NONAME
+#ifdef EAI_ADDRFAMILY
+	    || rc == EAI_ADDRFAMILY
+#endif
+	   ) {
+		if (now_mono() >= limit)
+			return RESOLVE_TIMED_OUT;
+		rc = resolve_once(host, port, 0, limit, res);
+	}
+	return rc;
+}
+
 /* ---------- TCP ---------- */
 
 int tls_tcp_connect(const char *host, int port, long connect_timeout, double deadline,
                     int *fd, char **errstr)
 {
-	struct addrinfo hints, *res = NULL, *ai;
+	struct addrinfo *res = NULL, *ai;
 	char portstr[16];
 	char last[256] = "no address";
+	char ebuf[128];
 	int timed_out = 0;
 	int rc;
+	double rlimit;
 
 	pthread_once(&sigpipe_once, ignore_sigpipe);
 	*fd = -1;
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_ADDRCONFIG;
 	snprintf(portstr, sizeof portstr, "%d", port);
-	rc = getaddrinfo(host, portstr, &hints, &res);
-	if (rc != 0) {
-		/* AI_ADDRCONFIG hides loopback-only addresses on hosts without a
-		 * configured interface; retry without it. */
-		hints.ai_flags = 0;
-		rc = getaddrinfo(host, portstr, &hints, &res);
+	if (now_mono() >= deadline) {
+		*errstr = xasprintf("%s:%d: round deadline reached before connecting", host, port);
+		return TLS_ETIMEOUT;
+	}
+	rlimit = now_mono() + (connect_timeout > 0 ? (double)connect_timeout : 10.0);
+	if (rlimit > deadline)
+		rlimit = deadline;
+	rc = resolve(host, portstr, rlimit, &res);
+	if (rc == RESOLVE_TIMED_OUT) {
+		*errstr = xasprintf("%s:%d: cannot resolve host: no answer in time "
+		                    "(connect_timeout or round deadline)", host, port);
+		return TLS_ETIMEOUT;
 	}
 	if (rc != 0) {
 		*errstr = xasprintf("%s:%d: cannot resolve host: %s", host, port, gai_strerror(rc));
@@ -127,7 +269,7 @@ int tls_tcp_connect(const char *host, int port, long connect_timeout, double dea
 		}
 		int s = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
 		if (s < 0) {
-			snprintf(last, sizeof last, "%s: socket: %s", addr, strerror(errno));
+			snprintf(last, sizeof last, "%s: socket: %s", addr, errno_str(errno, ebuf, sizeof ebuf));
 			continue;
 		}
 		if (connect(s, ai->ai_addr, ai->ai_addrlen) == 0) {
@@ -135,7 +277,7 @@ int tls_tcp_connect(const char *host, int port, long connect_timeout, double dea
 			break;
 		}
 		if (errno != EINPROGRESS) {
-			snprintf(last, sizeof last, "%s: %s", addr, strerror(errno));
+			snprintf(last, sizeof last, "%s: %s", addr, errno_str(errno, ebuf, sizeof ebuf));
 			close(s);
 			continue;
 		}
@@ -151,7 +293,7 @@ int tls_tcp_connect(const char *host, int port, long connect_timeout, double dea
 		if (w < 0 || getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
 			soerr = errno;
 		if (soerr != 0) {
-			snprintf(last, sizeof last, "%s: %s", addr, strerror(soerr));
+			snprintf(last, sizeof last, "%s: %s", addr, errno_str(soerr, ebuf, sizeof ebuf));
 			close(s);
 			continue;
 		}
@@ -211,6 +353,7 @@ int tls_handshake(int fd, const char *host, int port, const char *ca_file, doubl
 	SSL_CTX *ctx = NULL;
 	SSL *ssl = NULL;
 	struct strbuf sb = STRBUF_INIT;
+	char ebuf[128];
 	int rc = TLS_EHANDSHAKE;
 	int is_ip = tls_host_is_ip(host);
 
@@ -256,7 +399,9 @@ int tls_handshake(int fd, const char *host, int port, const char *ca_file, doubl
 	}
 	for (;;) {
 		ERR_clear_error();
+		errno = 0;
 		int r = SSL_connect(ssl);
+		int saved_errno = errno;    /* before anything else can change it */
 		if (r == 1)
 			break;
 		int e = SSL_get_error(ssl, r);
@@ -274,9 +419,13 @@ int tls_handshake(int fd, const char *host, int port, const char *ca_file, doubl
 				if (hint)
 					strbuf_addf(&sb, " (%s)", hint);
 				ERR_clear_error();
+			} else if (e == SSL_ERROR_SYSCALL && saved_errno != 0) {
+				strbuf_addf(&sb, "%s:%d: TLS handshake failed: %s", host, port,
+				            errno_str(saved_errno, ebuf, sizeof ebuf));
+				append_ssl_errors(&sb);
 			} else if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN) {
-				strbuf_addf(&sb, "%s:%d: TLS handshake failed: connection closed by peer%s",
-				            host, port, errno ? "" : " (is this port speaking TLS?)");
+				strbuf_addf(&sb, "%s:%d: TLS handshake failed: connection closed by peer"
+				            " (is this port speaking TLS?)", host, port);
 				append_ssl_errors(&sb);
 			} else {
 				strbuf_addf(&sb, "%s:%d: TLS handshake failed", host, port);
@@ -291,7 +440,8 @@ int tls_handshake(int fd, const char *host, int port, const char *ca_file, doubl
 			goto out;
 		}
 		if (w < 0) {
-			strbuf_addf(&sb, "%s:%d: TLS handshake failed: poll: %s", host, port, strerror(errno));
+			strbuf_addf(&sb, "%s:%d: TLS handshake failed: poll: %s", host, port,
+			            errno_str(errno, ebuf, sizeof ebuf));
 			goto out;
 		}
 	}
@@ -319,6 +469,8 @@ struct ipconn {
 	double limit;        /* absolute now_mono() */
 	int timed_out;
 	int broken;
+	size_t nread;        /* bytes read since the last tls_low_set_limit() */
+	int over_budget;     /* a reply exceeded TLS_REPLY_MAX_BYTES: broken too */
 };
 
 static struct ipconn *conn_of(mailstream_low *s)
@@ -332,6 +484,22 @@ static ssize_t low_read(mailstream_low *s, void *buf, size_t count)
 
 	if (c->fd < 0 || c->broken)
 		return -1;
+	/* The limit is checked before every read, not only when the socket
+	 * runs dry: a peer that keeps data flowing must not outlive it. */
+	if (c->timed_out || ms_left(c->limit) == 0) {
+		c->timed_out = 1;
+		return -1;
+	}
+	/* Byte budget per command: libetpan keeps a whole response line or
+	 * literal in memory, so a peer streaming an endless one would grow
+	 * the prober without bound. Over budget, the stream is broken. */
+	if (c->nread >= TLS_REPLY_MAX_BYTES) {
+		c->over_budget = 1;
+		c->broken = 1;
+		return -1;
+	}
+	if (count > TLS_REPLY_MAX_BYTES - c->nread)
+		count = TLS_REPLY_MAX_BYTES - c->nread;
 	if (count > INT_MAX)
 		count = INT_MAX;
 	for (;;) {
@@ -341,8 +509,10 @@ static ssize_t low_read(mailstream_low *s, void *buf, size_t count)
 			 * (SSL_pending) without touching the socket. */
 			ERR_clear_error();
 			int r = SSL_read(c->ssl, buf, (int)count);
-			if (r > 0)
+			if (r > 0) {
+				c->nread += (size_t)r;
 				return r;
+			}
 			int e = SSL_get_error(c->ssl, r);
 			if (e == SSL_ERROR_WANT_READ)
 				ev = POLLIN;
@@ -355,8 +525,10 @@ static ssize_t low_read(mailstream_low *s, void *buf, size_t count)
 			}
 		} else {
 			ssize_t r = recv(c->fd, buf, count, 0);
-			if (r > 0)
+			if (r > 0) {
+				c->nread += (size_t)r;
 				return r;
+			}
 			if (r == 0) {
 				c->broken = 1;
 				return -1;
@@ -386,6 +558,10 @@ static ssize_t low_write(mailstream_low *s, const void *buf, size_t count)
 
 	if (c->fd < 0 || c->broken)
 		return -1;
+	if (c->timed_out || ms_left(c->limit) == 0) {   /* see low_read */
+		c->timed_out = 1;
+		return -1;
+	}
 	if (count > INT_MAX)
 		count = INT_MAX;
 	for (;;) {
@@ -537,6 +713,7 @@ void tls_low_set_limit(mailstream_low *low, double limit)
 	struct ipconn *c = conn_of(low);
 	c->limit = limit;
 	c->timed_out = 0;
+	c->nread = 0;
 }
 
 int tls_low_timed_out(mailstream_low *low)
@@ -547,6 +724,11 @@ int tls_low_timed_out(mailstream_low *low)
 int tls_low_broken(mailstream_low *low)
 {
 	return conn_of(low)->broken;
+}
+
+int tls_low_over_budget(mailstream_low *low)
+{
+	return conn_of(low)->over_budget;
 }
 
 int tls_low_release_fd(mailstream_low *low)

@@ -31,8 +31,14 @@ enum tls_err {
  * Resolve host (getaddrinfo, all addresses tried in order) and connect to
  * port with a non-blocking connect bounded by connect_timeout seconds per
  * address and never past deadline (absolute now_mono() seconds).
+ * Name resolution is bounded too: min(now + connect_timeout, deadline)
+ * (getaddrinfo_a; the first lookup uses AI_ADDRCONFIG and is retried
+ * without it only on EAI_NONAME / EAI_ADDRFAMILY, within the same bound).
+ * connect_timeout <= 0 means 10 s.
  * On success returns TLS_OK and *fd is a non-blocking socket the caller
- * owns. Else returns TLS_ECONNECT / TLS_ETIMEOUT and sets *errstr (heap).
+ * owns. Else returns TLS_ECONNECT (no such host, refused, unreachable) or
+ * TLS_ETIMEOUT (resolution or connect out of time) and sets *errstr (heap).
+ * Thread-safe.
  */
 int tls_tcp_connect(const char *host, int port, long connect_timeout, double deadline,
                     int *fd, char **errstr);
@@ -41,7 +47,9 @@ int tls_tcp_connect(const char *host, int port, long connect_timeout, double dea
  * Run a TLS client handshake on the connected non-blocking socket fd:
  * SSL_VERIFY_PEER against ca_file (PEM bundle) or, when ca_file is NULL,
  * the system default paths; SNI (not for IP literals); host name (or IP)
- * verification. Bounded by deadline. On success *ssl is owned by the
+ * verification. Bounded by deadline (absolute now_mono() seconds; callers
+ * pass min(now + per-command timeout, round deadline), so a server that
+ * accepts TCP and never speaks TLS costs one timeout, not the round). On success *ssl is owned by the
  * caller (SSL_free; its SSL_CTX is reference-counted by it). On failure
  * returns TLS_EHANDSHAKE or TLS_ETIMEOUT with *errstr explaining (e.g.
  * "self-signed certificate", "certificate has expired", "host name
@@ -53,16 +61,26 @@ int tls_handshake(int fd, const char *host, int port, const char *ca_file, doubl
 /* True when host is an IPv4 or IPv6 literal (brackets not included). */
 int tls_host_is_ip(const char *host);
 
+/* Bytes one command may read (its whole reply, literals included) before
+ * the stream is declared broken: libetpan holds a reply line or literal in
+ * memory, so a peer streaming an endless one must be cut off. 16 MiB is
+ * far above any reply the prober asks for (LIST, SEARCH of a large
+ * mailbox, FETCH of two header fields). */
+#define TLS_REPLY_MAX_BYTES ((size_t)16 * 1024 * 1024)
+
 /*
  * A mailstream_low over fd (and ssl when not NULL; then ownership of ssl
  * passes to the stream). Reads and writes poll with the limit set by
- * tls_low_set_limit(). Returns NULL on allocation failure from libetpan.
+ * tls_low_set_limit(), and check it before every read/write (a peer that
+ * keeps the socket readable still hits it). Reads stop after
+ * TLS_REPLY_MAX_BYTES per limit (see tls_low_over_budget()). Returns NULL
+ * on allocation failure from libetpan.
  */
 mailstream_low *tls_low_new(int fd, SSL *ssl);
 
 /* Set the absolute now_mono() time after which reads and writes fail
  * (the caller sets min(now + per-command timeout, round deadline) before
- * each command). */
+ * each command), and start a new read budget of TLS_REPLY_MAX_BYTES. */
 void tls_low_set_limit(mailstream_low *low, double limit);
 
 /* 1 when the last read/write failed because the limit passed, else 0. */
@@ -70,6 +88,10 @@ int tls_low_timed_out(mailstream_low *low);
 
 /* 1 when the peer closed the connection or a read/write failed (not timeout). */
 int tls_low_broken(mailstream_low *low);
+
+/* 1 when a read failed because one command's reply exceeded
+ * TLS_REPLY_MAX_BYTES (the stream is then broken for good), else 0. */
+int tls_low_over_budget(mailstream_low *low);
 
 /* Stop owning the fd (close/free hooks then leave it open). Returns the fd. */
 int tls_low_release_fd(mailstream_low *low);

@@ -118,6 +118,11 @@ char *mutf7_decode(const char *wire)
 				} else if (u >= 0x20 && u <= 0x7E) {
 					/* printable US-ASCII must represent itself */
 					goto bad;
+				} else if (u < 0x20 || u == 0x7F || (u >= 0x80 && u <= 0x9F)) {
+					/* control characters (C0 incl. U+0000, DEL, C1) are
+					 * no part of a folder name: U+0000 would cut the
+					 * string, the others reach terminals and labels */
+					goto bad;
 				} else {
 					put_utf8(&sb, u);
 				}

@@ -34,7 +34,8 @@ void folders_free(struct imap_folder *f, size_t n);
 
 /* Decode a modified UTF-7 folder name (RFC 3501 5.1.3) to UTF-8.
  * Returns a heap string the caller frees, or NULL when the input is not
- * valid modified UTF-7. */
+ * valid modified UTF-7 or when it encodes a control character (C0, DEL,
+ * C1), which a display name must never carry. */
 char *mutf7_decode(const char *wire);
 
 /* Encode UTF-8 to modified UTF-7. Returns a heap string, or NULL when the

@@ -25,6 +25,19 @@ Scenarios:
   garbled      UID SEARCH answered with an unparsable untagged line
   nostarttls   CAPABILITY without STARTTLS (a client requiring TLS must
                not send LOGIN)
+  bigline      greeting "* OK " followed by an endless line, sent as fast as
+               the client reads (a client must cut it off, bounded in time
+               and memory)
+  biglit       normal server; UID SEARCH answers UID 9 and UID FETCH answers
+               a literal announced as {100000000}, streamed without end
+  trickle      greeting "* OK " followed by an endless line at ~50 KB/s (the
+               socket keeps getting data: the per-command timeout must hold)
+  silenttls    accepts TCP and never sends a byte (a TLS client waits for
+               the ServerHello; the handshake must be bounded by the timeout)
+  ctrlnames    LIST names with control characters: "Spam&AAA-Trap" (U+0000
+               in modified UTF-7), "Junk&ABs-" (ESC), a literal name with a raw
+               ESC byte "Esc\x1b[31mRed", a raw DEL "Del\x7fX", raw UTF-8
+               "Caf\xc3\xa9", and INBOX; no special-use flags
 Cleanup scenarios (SPEC "Cleanup"): folders hold UIDs 7 and 9 (UIDVALIDITY
 42); UID SEARCH for a 32+ hex-digit token in the scenario's "hit" folder
 answers UID 9, and UID FETCH 9 returns that same token (so a round with a
@@ -63,7 +76,9 @@ OTHER = "fedcba9876543210fedcba9876543210"
 CAPS = "IMAP4rev1 UIDPLUS MOVE"
 
 OLD = ("bye", "fallback", "unavailable", "authapp", "authfail", "stall", "list", "garbled",
-       "nostarttls")
+       "nostarttls", "bigline", "biglit", "trickle", "silenttls", "ctrlnames")
+
+CHUNK = b"x" * 65536
 
 STD_LIST = [('()', "/", "INBOX"), ('()', "/", "Junk"), ('()', "/", "Trash")]
 GMAIL_XLIST = [
@@ -307,9 +322,29 @@ class Handler(socketserver.StreamRequestHandler):
             else:
                 self.send("%s BAD unknown command" % tag)
 
+    def stream_forever(self, chunk, pause):
+        """Send chunk after chunk (no CRLF) until the client goes away or
+        the peer's lifetime ends."""
+        end = time.monotonic() + self.server.lifetime
+        while time.monotonic() < end:
+            self.wfile.write(chunk)
+            self.wfile.flush()
+            if pause:
+                time.sleep(pause)
+
     # ---- the original scenarios ----
     def serve(self):
         sc = self.server.scenario
+        if sc == "silenttls":
+            time.sleep(self.server.lifetime)
+            return
+        if sc in ("bigline", "trickle"):
+            self.wfile.write(b"* OK ")
+            if sc == "bigline":
+                self.stream_forever(CHUNK, 0)
+            else:
+                self.stream_forever(b"x" * 1024, 0.02)
+            return
         caps = CAPS if sc != "nostarttls" else "IMAP4rev1 UIDPLUS"
         self.send("* OK [CAPABILITY %s] peer ready" % caps)
         if sc == "stall":
@@ -350,7 +385,16 @@ class Handler(socketserver.StreamRequestHandler):
             elif cmd == "NOOP":
                 self.send("%s OK noop" % tag)
             elif cmd == "LIST":
-                if sc == "list":
+                if sc == "ctrlnames":
+                    self.send('* LIST () "/" INBOX')
+                    self.send('* LIST () "/" "Spam&AAA-Trap"')
+                    self.send('* LIST () "/" "Junk&ABs-"')
+                    name = b"Esc\x1b[31mRed"
+                    self.wfile.write(b'* LIST () "/" {%d}\r\n' % len(name) + name + b"\r\n")
+                    name = b"Del\x7fX"
+                    self.wfile.write(b'* LIST () "/" {%d}\r\n' % len(name) + name + b"\r\n")
+                    self.wfile.write(b'* LIST () "/" "Caf\xc3\xa9"\r\n')
+                elif sc == "list":
                     self.send('* LIST (\\HasChildren) "." INBOX')
                     self.send('* LIST (\\HasNoChildren) "." INBOX.Pourriel')
                     self.send('* LIST (\\HasNoChildren) "." INBOX.Papierkorb')
@@ -371,7 +415,10 @@ class Handler(socketserver.StreamRequestHandler):
                 self.send("* OK [UIDNEXT 10] next")
                 self.send("%s OK [READ-WRITE] selected" % tag)
             elif cmd == "UID SEARCH":
-                if sc == "garbled":
+                if sc == "biglit":
+                    self.send("* SEARCH 9")
+                    self.send("%s OK search done" % tag)
+                elif sc == "garbled":
                     self.send("* SEARCH 1 2 (((\x01garbage")
                     self.send("%s OK search done" % tag)
                 elif "HEADER" in args.upper():
@@ -380,6 +427,11 @@ class Handler(socketserver.StreamRequestHandler):
                 else:
                     self.send("* SEARCH 7 9")
                     self.send("%s OK search done" % tag)
+            elif cmd == "UID FETCH" and sc == "biglit":
+                self.wfile.write(b'* 2 FETCH (UID 9 INTERNALDATE "17-Jul-1996 02:44:25 -0700" '
+                                 b'BODY[HEADER.FIELDS (X-Inboxprobe-Token Subject)] {100000000}\r\n')
+                self.stream_forever(CHUNK, 0)
+                return
             elif cmd == "UID FETCH":
                 for seq, uid, tok in ((1, 7, OTHER + "0"), (2, 9, TOKEN)):
                     if str(uid) not in args.split(" ", 1)[0].split(","):

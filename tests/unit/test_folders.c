@@ -114,6 +114,35 @@ static void test_invalid(void **state)
 	assert_null(mutf7_encode("\xFF"));
 }
 
+/* Control characters encoded in a base64 run are refused (the caller then
+ * shows a sanitised wire name): U+0000 would end the C string inside the
+ * display name, the others reach terminals, logs and metric labels. */
+static void test_control_characters(void **state)
+{
+	(void)state;
+	const char *bad[] = {
+		"&AAA-",             /* U+0000 */
+		"Spam&AAA-Trap",     /* U+0000 mid-name: would truncate to "Spam" */
+		"&AAk-",             /* U+0009 TAB */
+		"Junk&AAoADQ-",      /* LF CR */
+		"&ABs-[31mred",      /* U+001B ESC: a terminal escape */
+		"&AB8-",             /* U+001F, last C0 */
+		"&AH8-",             /* U+007F DEL */
+		"&AIU-",             /* U+0085 NEL (C1) */
+		"&AJs-2J",           /* U+009B CSI (C1) */
+		"&AOkAAA-",          /* valid e-acute, then U+0000 in the same run */
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char *d = mutf7_decode(bad[i]);
+		if (d)
+			fail_msg("decoded control character in %s", bad[i]);
+	}
+	/* the neighbours of the refused ranges still decode */
+	check_decode("&AKA-", "\xC2\xA0");         /* U+00A0 NO-BREAK SPACE */
+	check_decode("&AOk-t&AOk-", "été");
+	check_decode("&IAw-", "\xE2\x80\x8C");     /* U+200C ZWNJ: not a C0/C1 control */
+}
+
 /* Build a folder list from (wire, flags) pairs, display decoded. */
 static struct imap_folder *mk(size_t n, const char *const *wire, const unsigned *flags, char delim)
 {
@@ -233,6 +262,7 @@ int main(void)
 		cmocka_unit_test(test_latin_and_others),
 		cmocka_unit_test(test_astral_round_trip),
 		cmocka_unit_test(test_invalid),
+		cmocka_unit_test(test_control_characters),
 		cmocka_unit_test(test_resolve_override),
 		cmocka_unit_test(test_resolve_junk_and_xlist),
 		cmocka_unit_test(test_resolve_names),
