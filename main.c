@@ -413,6 +413,7 @@ static int cmd_run(struct run_opts *o)
 			log_info("round started: %zu seeds, deadline %lds", cfg->nseeds, rp.deadline);
 		install_stop_handlers();
 		smtp_set_abort_flag(&round_stop);
+		imap_set_abort_flag(&round_stop);
 		round_run(&rp, &rr);
 	}
 	smtp_global_cleanup();

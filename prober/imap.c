@@ -49,6 +49,11 @@ struct imap_session {
 	struct fallback_mark fb[FALLBACK_FOLDERS];  /* what the SINCE fallback already examined */
 };
 
+void imap_set_abort_flag(const atomic_int *flag)
+{
+	tls_set_abort_flag(flag);
+}
+
 const char *imap_err_name(int err)
 {
 	switch (err) {

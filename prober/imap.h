@@ -22,6 +22,7 @@
 #ifndef INBOXPROBE_IMAP_H
 #define INBOXPROBE_IMAP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include "seeds/config.h"
 #include "seeds/folders.h"
@@ -41,6 +42,11 @@ enum imap_err {
 	IMAP_ENOFOLDER,      /* SELECT of a folder failed (NO) */
 	IMAP_EUIDVALIDITY    /* UIDVALIDITY changed since the UID was learned */
 };
+
+/* Make every IMAP command in flight give up (IMAP_ETIMEOUT) within a
+ * quarter second once *flag is non-zero: a stop request (SIGTERM). Set
+ * once, before any session is opened; NULL turns it off. */
+void imap_set_abort_flag(const atomic_int *flag);
 
 /* Static name of an error code, e.g. "tls", "auth", for traces. */
 const char *imap_err_name(int err);

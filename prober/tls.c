@@ -65,13 +65,24 @@ static int ms_left(double limit)
 }
 
 /* Wait for events on fd until limit: 1 ready, 0 timed out, -1 error. */
+static const atomic_int *abort_flag;
+
+void tls_set_abort_flag(const atomic_int *flag)
+{
+	abort_flag = flag;
+}
+
+/* Wait until fd is ready, the limit passes (0) or a stop is requested (0,
+ * like a timeout: the caller gives up the command). */
 static int wait_fd(int fd, short events, double limit)
 {
 	for (;;) {
 		int ms = ms_left(limit);
 		struct pollfd pfd = { .fd = fd, .events = events, .revents = 0 };
-		if (ms <= 0)
+		if (ms <= 0 || (abort_flag != NULL && atomic_load(abort_flag)))
 			return 0;
+		if (abort_flag != NULL && ms > 250)
+			ms = 250;           /* notice a stop request within a quarter second */
 		int r = poll(&pfd, 1, ms);
 		if (r > 0)
 			return 1;           /* readiness or POLLERR/POLLHUP: the next I/O tells */

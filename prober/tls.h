@@ -58,6 +58,11 @@ int tls_tcp_connect(const char *host, int port, long connect_timeout, double dea
 int tls_handshake(int fd, const char *host, int port, const char *ca_file, double deadline,
                   SSL **ssl, char **errstr);
 
+/* Make every wait on a socket end early (as a timeout) once *flag is
+ * non-zero, within a quarter second. NULL turns it off. Set once, before
+ * any connection is made. */
+void tls_set_abort_flag(const atomic_int *flag);
+
 /* True when host is an IPv4 or IPv6 literal (brackets not included). */
 int tls_host_is_ip(const char *host);
 

@@ -630,8 +630,8 @@ static void discover(struct round_ctx *ctx, size_t idx, int accepted)
 			continue;
 		}
 		if (rc != IMAP_OK) {
-			if (rc == IMAP_ETIMEOUT && now_mono() >= ctx->deadline)
-				break;   /* the round is over; the probe is simply not found */
+			if (rc == IMAP_ETIMEOUT && (now_mono() >= ctx->deadline || round_stop))
+				break;   /* the round is over (or stopped); the probe is not found */
 			if (accepted && w.want[0]) {
 				/* discover_pass wrote the diagnostic */
 				pthread_mutex_lock(&ctx->mu);
@@ -658,7 +658,9 @@ static void discover(struct round_ctx *ctx, size_t idx, int accepted)
 	goto out;
 
 fail:
-	if (accepted) {
+	/* A stop request cuts the command short: the round's end says
+	 * "interrupted" rather than blaming the server. */
+	if (accepted && !(round_stop && rc == IMAP_ETIMEOUT)) {
 		pthread_mutex_lock(&ctx->mu);
 		res->outcome = OUTCOME_ERROR;
 		snprintf(res->diagnostic, DIAG_MAX, "%s: %s", imap_error_text(rc),

@@ -124,6 +124,42 @@ assert "SIGTERM during a stalled transaction: exit 3 (got $RC)" [ "$RC" = 3 ]
 assert "SIGTERM during a stalled transaction: ended within 4 s ($((t1 - t0)) s)" [ $((t1 - t0)) -le 4 ]
 assert "SIGTERM during a stalled transaction: JSON says interrupted" [ "$(j 'r["interrupted"]')" = True ]
 
+# SIGTERM while an IMAP server stalls (timeouts 60 s): the command in flight
+# gives up within a second and the probe is reported interrupted.
+rm -f "$T/port"
+/usr/bin/python3 "$PEER" ok --port-file "$T/port" --log "$T/sig2.log" --lifetime 60 \
+	</dev/null >/dev/null 2>&1 &
+pids="$pids $!"
+i=0
+while [ ! -s "$T/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+smtpport=$(cat "$T/port")
+/usr/bin/python3 "$srcdir/tests/peers/imap_peer.py" stall --lifetime 60 >"$T/imapport" 2>/dev/null &
+pids="$pids $!"
+i=0
+while [ ! -s "$T/imapport" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+cat >"$T/sig2.conf" <<CONF
+name = "peer_sig2";
+relay = { url = "smtp://127.0.0.1:$smtpport"; tls = "none"; from = "probe@example.test"; };
+probe = { deadline = 120; poll_interval = 1; };
+imap_limits = { connect_timeout = 60; timeout = 60; };
+report = { json = "$T/sig2.json"; };
+seeds = ( { address = "a@gmail.example"; provider = "gmail";
+            imap = { url = "imap://127.0.0.1:$(head -n 1 "$T/imapport")"; tls = "none";
+                     password_file = "$T/seed.pass"; }; } );
+CONF
+"$BIN" run -c "$T/sig2.conf" >"$T/sig2.out" 2>&1 &
+rp=$!
+sleep 2
+t0=$(date +%s)
+kill -TERM $rp
+wait $rp; RC=$?
+t1=$(date +%s)
+J=$T/sig2.json
+assert "SIGTERM while IMAP stalls: exit 3 (got $RC)" [ "$RC" = 3 ]
+assert "SIGTERM while IMAP stalls: ended within 4 s ($((t1 - t0)) s)" [ $((t1 - t0)) -le 4 ]
+assert "SIGTERM while IMAP stalls: outcome error, diagnostic says interrupted" \
+	[ "$(j 'int(r["seeds"][0]["outcome"] == "error" and "interrupted" in r["seeds"][0]["diagnostic"])')" = 1 ]
+
 run_peer ok
 assert "accepted, IMAP unreachable: error (not missing)" [ "$(j 'r["seeds"][0]["outcome"]')" = error ]
 assert "accepted: queue id from 'queued as'" [ "$(j 'r["seeds"][0]["relay_reply"]["queue_id"]')" = 4XyZ1B2c3Dz ]
