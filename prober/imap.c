@@ -23,7 +23,8 @@
 #define FALLBACK_MAX_UIDS 500      /* newest UIDs fetched by the fallback */
 #define FETCH_BATCH 100            /* UIDs per FETCH command */
 #define BOUNCE_MAX_BYTES 262144    /* 256 KiB per DSN fetched */
-#define BOUNCE_MAX_UIDS 200        /* newest candidate DSNs scanned per call */
+#define BOUNCE_MAX_UIDS 200        /* messages examined per call (oldest unexamined first) */
+#define BOUNCE_DATE_MAX 5000       /* newest messages whose INTERNALDATE is checked on a first scan */
 
 /* The SINCE fallback fetches headers of recent messages. Polling every few
  * seconds must not fetch the same 500 headers again each time: per folder
@@ -1365,12 +1366,57 @@ int imap_cleanup(struct imap_session *s, const char *folder, unsigned long uidva
 
 /* ---------- bounces ---------- */
 
+static int cmp_uid_asc(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Keep only the uids (ascending) whose INTERNALDATE is at least since;
+ * fetched in batches, at most the newest BOUNCE_DATE_MAX. */
+static int drop_older_than(struct imap_session *s, uint32_t *uids, size_t *n, double since,
+                           char **errstr)
+{
+	size_t keep = 0, start = *n > BOUNCE_DATE_MAX ? *n - BOUNCE_DATE_MAX : 0;
+
+	for (size_t off = start; off < *n; off += FETCH_BATCH) {
+		size_t cnt = *n - off < FETCH_BATCH ? *n - off : FETCH_BATCH;
+		struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
+		clist *res = NULL;
+		int r;
+
+		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
+		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_internaldate());
+		r = uid_fetch(s, uids + off, cnt, ft, &res, errstr);
+		if (r)
+			return r;
+		for (size_t k = off; k < off + cnt; k++) {
+			double idate = -1;
+			for (clistiter *it = res ? clist_begin(res) : NULL; it; it = clist_next(it)) {
+				struct fetched f;
+				fetched_parse(clist_content(it), &f);
+				if (f.uid == uids[k]) {
+					idate = f.internaldate;
+					break;
+				}
+			}
+			/* unknown date (not returned, or none): keep, to be safe */
+			if (idate < 0 || idate == 0 || idate >= since)
+				uids[keep++] = uids[k];
+		}
+		if (res)
+			mailimap_fetch_list_free(res);
+	}
+	*n = keep;
+	return IMAP_OK;
+}
+
 int imap_scan_bounces(struct imap_session *s, const char *folder,
                       const char *const *tokens, size_t ntokens, double since,
                       int delete_matched, struct imap_bounce **out, size_t *nout,
                       char **errstr)
 {
-	uint32_t *uids = NULL, top = 0;
+	uint32_t *uids = NULL, top = 0, searched_top = 0;
 	size_t n = 0, cnt = 0, cap = 0;
 	struct imap_bounce *b = NULL;
 	char *markkey = NULL;
@@ -1390,22 +1436,36 @@ int imap_scan_bounces(struct imap_session *s, const char *folder,
 	r = uid_search(s, mailimap_search_key_new_since(search_date(since - 86400.0)), &uids, &n, errstr);
 	if (r)
 		goto out;
-	qsort(uids, n, sizeof *uids, cmp_uid_desc);
-	if (n > BOUNCE_MAX_UIDS)
-		n = BOUNCE_MAX_UIDS;
-	/* Polled every second or so: fetch only what no earlier scan for these
-	 * tokens (or a superset) has examined. */
+	/* Oldest first. Polled every second or so, through a mailbox that may
+	 * be busy (the platform's real bounce address): each call examines at
+	 * most BOUNCE_MAX_UIDS messages past what earlier calls for these
+	 * tokens (or a superset) examined, and the mark only moves over what
+	 * was examined, so a burst is paged through, never skipped. */
+	qsort(uids, n, sizeof *uids, cmp_uid_asc);
 	markkey = xasprintf("\001bounces:%s", folder);
-	top = n > 0 ? uids[0] : 0;
+	/* everything up to here counts as examined when nothing is left */
+	searched_top = n > 0 ? uids[n - 1] : 0;
 	{
 		const struct fallback_mark *m = fallback_mark_find(s, markkey);
+		size_t from = 0;
+
 		if (m && fallback_mark_covers(m, tokens, ntokens)) {
-			size_t fresh = 0;
-			while (fresh < n && uids[fresh] > m->max_uid)
-				fresh++;
-			n = fresh;
+			while (from < n && uids[from] <= m->max_uid)
+				from++;
+		} else {
+			/* First scan for these tokens: SEARCH SINCE has day
+			 * granularity; only messages that arrived since the round
+			 * began (INTERNALDATE, 5 min of slack) can be its DSNs. */
+			r = drop_older_than(s, uids, &n, since - 300.0, errstr);
+			if (r)
+				goto out;
 		}
+		memmove(uids, uids + from, (n - from) * sizeof *uids);
+		n -= from;
 	}
+	if (n > BOUNCE_MAX_UIDS)
+		n = BOUNCE_MAX_UIDS;
+	top = n > 0 ? uids[n - 1] : searched_top;
 	for (size_t i = 0; i < n; i++) {
 		struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
 		clist *res = NULL;

@@ -131,6 +131,7 @@ check "probe now in Deleted Items" 1 "$n"
 
 # --- a DSN in the bounce mailbox names a probe (prober/dsn.c parses it)
 tok3=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+tok4=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 B=boundary-$tok3
 {
 	printf 'From: MAILER-DAEMON@relay.test\r\nTo: probe@sender.test\r\nDate: %s\r\n' "$(LC_ALL=C date -R)"
@@ -155,6 +156,31 @@ while [ $i -lt 20 ]; do
 done
 check "DSN found for the right token" 1 "$(field "$out" bounce 2)"
 check "  ... action failed" failed "$(field "$out" bounce 4)"
+check "  ... status 5.7.1" 5.7.1 "$(field "$out" bounce 5)"
+
+# --- a busy bounce mailbox: 250 unrelated messages, then a DSN, then 250
+# more. One scan examines at most 200 messages, oldest first, and the next
+# scan pages on from there: the DSN is found, never skipped.
+flood() {
+	python3 - "$LMTP_PORT" "$1" <<'EOF'
+import smtplib, sys
+with smtplib.LMTP('127.0.0.1', int(sys.argv[1])) as l:
+    for i in range(250):
+        l.sendmail('someone@else.test', ['probe@sender.test'],
+                   ('From: someone@else.test\r\nTo: probe@sender.test\r\nSubject: %s %d\r\n\r\nhello\r\n'
+                    % (sys.argv[2], i)).encode())
+EOF
+}
+flood unrelated
+sed "s/$tok3/$tok4/g" "$tmp/dsn.eml" >"$tmp/dsn4.eml"
+deliver probe@sender.test "$tmp/dsn4.eml"
+flood later
+out=$("$IC" --url "$imaps" --user "$BOUNCE_USER" --password-file "$BOUNCE_PASSFILE" --ca-file "$WORLD_CA" \
+	--since "$(($(date +%s) - 120))" --repeat 1 bounces INBOX "$tok4")
+check "busy bounce mailbox: one scan examines the oldest 200 (DSN not yet reached)" 0 "$(field "$out" bounces 2)"
+out=$("$IC" --url "$imaps" --user "$BOUNCE_USER" --password-file "$BOUNCE_PASSFILE" --ca-file "$WORLD_CA" \
+	--since "$(($(date +%s) - 120))" --repeat 4 bounces INBOX "$tok4")
+check "busy bounce mailbox: paging scans find the DSN among 500 messages" 1 "$(field "$out" bounces 2)"
 check "  ... status 5.7.1" 5.7.1 "$(field "$out" bounce 5)"
 
 world_result

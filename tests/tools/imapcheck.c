@@ -12,6 +12,7 @@
  *   --connect-timeout S    default 5
  *   --deadline S           whole run, seconds from start (default 30)
  *   --since UNIX           for find/bounces (default: now - 1 hour)
+ *   --repeat N             bounces: N scans in one session (default 1)
  *   --wait S               find: poll every 0.5 s for up to S seconds until a hit
  * Commands (one session each):
  *   open                                  log in; print "ok" and "cap NAME" lines for
@@ -78,6 +79,7 @@ int main(int argc, char **argv)
 	struct imap_session *s = NULL;
 	const char *url = NULL, *passfile = NULL, *tls = "required";
 	double since = now_wall() - 3600, wait = 0, deadline_s = 30;
+	long repeat = 1;
 	char *err = NULL;
 	int i, r, rc = 0;
 
@@ -100,6 +102,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(o, "--deadline")) deadline_s = atof(v);
 		else if (!strcmp(o, "--since")) since = atof(v);
 		else if (!strcmp(o, "--wait")) wait = atof(v);
+		else if (!strcmp(o, "--repeat")) repeat = atol(v);
 		else usage();
 	}
 	if (i >= argc)
@@ -204,18 +207,24 @@ int main(int argc, char **argv)
 			printf("hits\t%zu\n", nh);
 			free(h);
 		} else {
-			struct imap_bounce *b = NULL;
-			size_t nb = 0;
-			r = imap_scan_bounces(s, folder, toks, ntok, since, 0, &b, &nb, &err);
-			if (r) {
-				rc = fail(r, err);
-				goto out;
+			/* --repeat N: N scans in one session, as the round's bounce
+			 * thread does (each pages past what the last examined) */
+			size_t total = 0;
+			for (long rep = 0; rep < (repeat > 0 ? repeat : 1); rep++) {
+				struct imap_bounce *b = NULL;
+				size_t nb = 0;
+				r = imap_scan_bounces(s, folder, toks, ntok, since, 0, &b, &nb, &err);
+				if (r) {
+					rc = fail(r, err);
+					goto out;
+				}
+				for (size_t k = 0; k < nb; k++)
+					printf("bounce\t%zu\t%lu\t%s\t%s\n", b[k].token_index, b[k].uid,
+					       dsn_action_name(b[k].dsn.action), b[k].dsn.status);
+				total += nb;
+				free(b);
 			}
-			for (size_t k = 0; k < nb; k++)
-				printf("bounce\t%zu\t%lu\t%s\t%s\n", b[k].token_index, b[k].uid,
-				       dsn_action_name(b[k].dsn.action), b[k].dsn.status);
-			printf("bounces\t%zu\n", nb);
-			free(b);
+			printf("bounces\t%zu\n", total);
 		}
 	} else if (!strcmp(cmd, "cleanup")) {
 		char what[128];
