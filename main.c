@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <locale.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,9 +256,24 @@ static char *lock_path_for(const struct config *cfg)
 	char *ret;
 
 	name = xstrdup(cfg->name);
-	for (p = name; *p; p++)
-		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
-			*p = '_';
+	{
+		int changed = 0;
+		uint32_t h = 2166136261u;   /* FNV-1a of the name as written */
+
+		for (p = name; *p; p++) {
+			h = (h ^ (unsigned char)*p) * 16777619u;
+			if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') {
+				*p = '_';
+				changed = 1;
+			}
+		}
+		if (changed) {
+			/* "a/b" and "a_b" must not share a lock */
+			char *n2 = xasprintf("%s-%08x", name, h);
+			free(name);
+			name = n2;
+		}
+	}
 	if (cfg->state.path != NULL) {
 		ret = xasprintf("%s.%s.lock", cfg->state.path, name);
 		free(name);
@@ -466,6 +482,7 @@ static int cmd_run(struct run_opts *o)
 	rep = report_compute(cfg, rr.results, rr.started, rr.ended, totals);
 	rep->state_failed = state_failed;
 	rep->interrupted = rr.interrupted ? (int)round_stop : 0;
+	rep->bounce_error = rr.bounce_error[0] ? rr.bounce_error : NULL;
 	{
 		struct { const char *path; char *(*enc)(const struct round_report *); } outs[] = {
 			{ cfg->report.textfile, report_prometheus_text },

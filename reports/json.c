@@ -331,6 +331,11 @@ char *report_json(const struct round_report *r)
 	j_tkey(&sb, &f, "report_write_failed"); strbuf_adds(&sb, r->report_write_failed ? "true" : "false");
 	j_tkey(&sb, &f, "state_failed"); strbuf_adds(&sb, r->state_failed ? "true" : "false");
 	j_tkey(&sb, &f, "interrupted"); strbuf_adds(&sb, r->interrupted ? "true" : "false");
+	j_tkey(&sb, &f, "bounce_mailbox_error");
+	if (r->bounce_error)
+		j_str(&sb, r->bounce_error);
+	else
+		strbuf_adds(&sb, "null");
 	j_tkey(&sb, &f, "gate_basis"); j_str(&sb, r->window_basis ? "window" : "round");
 	j_tkey(&sb, &f, "window_seconds");
 	if (r->window_basis)

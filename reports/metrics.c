@@ -196,6 +196,11 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 	f = family(m, "last_run_success", MT_GAUGE, NULL,
 	           "1 when the last round exited 0: every gate held and every seed was measured.");
 	sample(f, "", report_exit_code(r) == EXIT_GATES_OK ? 1 : 0, 1, "config", cn);
+	if (cfg->has_bounce) {
+		f = family(m, "bounce_mailbox_up", MT_GAUGE, NULL,
+		           "1 when the bounce mailbox (bounce_mailbox) was watched for DSNs this round, 0 when it could not be.");
+		sample(f, "", r->bounce_error ? 0 : 1, 1, "config", cn);
+	}
 
 	f = family(m, "slo_ok", MT_GAUGE, NULL,
 	           "1 where the SLO gate holds for the provider, 0 where it fails; absent when not evaluated.");

@@ -234,7 +234,7 @@ int report_exit_code(const struct round_report *r)
 {
 	if (r->gates_failed)
 		return EXIT_GATE_FAILED;
-	if (r->any_error || r->report_write_failed || r->state_failed)
+	if (r->any_error || r->report_write_failed || r->state_failed || r->bounce_error)
 		return EXIT_UNKNOWN;
 	return EXIT_GATES_OK;
 }
@@ -243,7 +243,7 @@ int report_nagios_code(const struct round_report *r)
 {
 	if (r->gates_failed)
 		return NAGIOS_CRITICAL;
-	if (r->any_error || r->report_write_failed || r->state_failed)
+	if (r->any_error || r->report_write_failed || r->state_failed || r->bounce_error)
 		return NAGIOS_WARNING;
 	return NAGIOS_OK;
 }

@@ -64,6 +64,8 @@ struct round_report {
 	int state_failed;                    /* the state store could not be read or
 	                                        written: totals missing, result unknown */
 	int interrupted;                     /* signal number that ended the round early, or 0 */
+	const char *bounce_error;            /* NULL, or why the configured bounce mailbox could
+	                                        not be watched: DSNs unattributed, result unknown */
 	/* 1 when the gates were evaluated over the state store's window
 	 * (slo.evaluate = "window" and totals given), 0 for this round's
 	 * probes. The counts, shares and quantiles in providers[] are always

@@ -253,12 +253,15 @@ void report_summary(const struct round_report *r, FILE *out)
 	if (r->interrupted)
 		fprintf(out, "interrupted: signal %d ended the round before its deadline; probes not "
 		        "found yet are error (not measured)\n", r->interrupted);
+	if (r->bounce_error)
+		fprintf(out, "bounce mailbox: %s; a probe refused after the relay's 250 shows as "
+		        "missing, not rejected\n", r->bounce_error);
 	if (code == EXIT_GATES_OK)
 		fprintf(out, "verdict: OK (exit 0): every gate holds and every seed was measured\n");
 	else if (code == EXIT_GATE_FAILED)
 		fprintf(out, "verdict: FAILED (exit 1): at least one gate failed on what was measured\n");
 	else {
-		const char *why[3];
+		const char *why[4];
 		size_t n = 0;
 
 		if (r->any_error)
@@ -267,6 +270,8 @@ void report_summary(const struct round_report *r, FILE *out)
 			why[n++] = "a report could not be written";
 		if (r->state_failed)
 			why[n++] = "the state store failed (no memory across runs this time)";
+		if (r->bounce_error)
+			why[n++] = "the bounce mailbox could not be watched (DSNs unattributed)";
 		fprintf(out, "verdict: UNKNOWN (exit 3): no gate failed, but ");
 		for (size_t i = 0; i < n; i++)
 			fprintf(out, "%s%s", i == 0 ? "" : i + 1 == n ? " and " : ", ", why[i]);
@@ -358,6 +363,8 @@ void report_nagios(const struct round_report *r, FILE *out)
 		strbuf_adds(&sb, ", a report could not be written");
 	if (r->state_failed)
 		strbuf_adds(&sb, ", the state store failed");
+	if (r->bounce_error)
+		strbuf_adds(&sb, ", the bounce mailbox could not be watched");
 	if (code == NAGIOS_OK)
 		strbuf_adds(&sb, ", all gates hold");
 	strbuf_adds(&sb, " |");

@@ -167,6 +167,7 @@ struct round_ctx {
 	size_t workers_left;
 	struct round_late *late;
 	size_t nlate;
+	char bounce_error[DIAG_MAX];     /* why the bounce mailbox could not be watched */
 };
 
 struct worker {
@@ -759,6 +760,21 @@ static void record_bounces(struct round_ctx *ctx, const struct imap_bounce *b, s
 		         dsn_action_name(b[i].dsn.action), b[i].dsn.status, b[i].dsn.remote_mta);
 }
 
+/* Record why the bounce mailbox could not be watched (first reason wins),
+ * unless the round was stopped, which explains it. */
+static void bounce_failed(struct round_ctx *ctx, int rc, const char *err)
+{
+	if (round_stop)
+		return;
+	pthread_mutex_lock(&ctx->mu);
+	if (ctx->bounce_error[0] == '\0')
+		snprintf(ctx->bounce_error, sizeof ctx->bounce_error, "%s: %s", imap_error_text(rc),
+		         err ? err : imap_err_name(rc));
+	pthread_mutex_unlock(&ctx->mu);
+	log_warn("bounce mailbox %s: %s: %s", ctx->cfg->bounce.username, imap_error_text(rc),
+	         err ? err : imap_err_name(rc));
+}
+
 static void *bounce_worker(void *arg)
 {
 	struct round_ctx *ctx = arg;
@@ -771,12 +787,13 @@ static void *bounce_worker(void *arg)
 	size_t *map = xcalloc(n, sizeof *map);
 
 	if (imap_slot_acquire(&ctx->lim, &cfg->bounce, cfg->limits.per_host, cfg->limits.per_account,
-	                      ctx->deadline) != 0)
+	                      ctx->deadline) != 0) {
+		bounce_failed(ctx, IMAP_ETIMEOUT, "no IMAP connection slot before the deadline");
 		goto out;
+	}
 	rc = open_session(ctx, &cfg->bounce, &s, &err);
 	if (rc != IMAP_OK) {
-		log_warn("bounce mailbox %s: %s: %s", cfg->bounce.username, imap_error_text(rc),
-		         err ? err : imap_err_name(rc));
+		bounce_failed(ctx, rc, err);
 		goto release;
 	}
 	for (;;) {
@@ -804,14 +821,15 @@ static void *bounce_worker(void *arg)
 				free(err);
 				err = NULL;
 				rc = open_session(ctx, &cfg->bounce, &s, &err);
-				if (rc != IMAP_OK)
+				if (rc != IMAP_OK) {
+					bounce_failed(ctx, rc, err);
 					break;
+				}
 				continue;
 			}
 			if (rc != IMAP_OK) {
 				if (!(rc == IMAP_ETIMEOUT && now_mono() >= ctx->deadline))
-					log_warn("bounce mailbox: %s: %s", imap_error_text(rc),
-					         err ? err : imap_err_name(rc));
+					bounce_failed(ctx, rc, err);
 				free(b);
 				break;
 			}
@@ -836,8 +854,6 @@ release:
 		imap_close(s);
 	imap_slot_release(&ctx->lim, &cfg->bounce);
 out:
-	if (err != NULL && s == NULL)
-		(void)0;
 	free(err);
 	free(toks);
 	free(map);
@@ -941,6 +957,7 @@ void round_run(const struct round_params *p, struct round_result *out)
 	out->late = ctx.late;
 	out->nlate = ctx.nlate;
 	out->interrupted = round_stop != 0;
+	xstrlcpy(out->bounce_error, ctx.bounce_error, sizeof out->bounce_error);
 
 	free(ctx.accepted);
 	free(ctx.done);

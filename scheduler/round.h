@@ -64,6 +64,8 @@ struct round_result {
 	struct round_late *late;         /* heap; nlate entries */
 	size_t nlate;
 	int interrupted;                 /* round_stop ended the round early */
+	char bounce_error[DIAG_MAX];     /* "" or why the bounce mailbox could not be watched
+	                                    (DSNs after 250 could not be attributed) */
 };
 
 /*

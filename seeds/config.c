@@ -1518,6 +1518,28 @@ static char *describe_duplicate(struct ctx *c, const char *file, unsigned line)
 	return xasprintf("duplicate setting name (line: \"%.*s\")", (int)n, t);
 }
 
+/* 1 when the file at path has an @include directive with an absolute
+ * path (a line starting, after blanks, with @include "/...). */
+static int has_absolute_include(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096];
+	int found = 0;
+
+	if (f == NULL)
+		return 0;
+	while (!found && fgets(line, sizeof line, f) != NULL) {
+		const char *q = line + strspn(line, " \t");
+		if (strncmp(q, "@include", 8) != 0)
+			continue;
+		q += 8;
+		q += strspn(q, " \t");
+		found = q[0] == '"' && q[1] == '/';
+	}
+	fclose(f);
+	return found;
+}
+
 int config_load(const char *path, struct config **out, char **errstr)
 {
 	static const char *const top_keys[] = {
@@ -1540,6 +1562,19 @@ int config_load(const char *path, struct config **out, char **errstr)
 		return -1;
 	}
 	fclose(f);
+	if (!has_absolute_include(path)) {
+		/* @include "x.cfg" is relative to the configuration's directory,
+		 * not to wherever cron or systemd started us. (libconfig 1.5
+		 * prefixes the include directory to absolute paths too, so a
+		 * file with an absolute @include keeps libconfig's default.) */
+		char *dir = xstrdup(path);
+		char *slash = strrchr(dir, '/');
+		if (slash != NULL) {
+			*(slash == dir ? slash + 1 : slash) = '\0';
+			config_set_include_dir(&lc, dir);
+		}
+		free(dir);   /* libconfig keeps its own copy */
+	}
 	if (config_read_file(&lc, path) != CONFIG_TRUE) {
 		const char *ef = config_error_file(&lc);
 		const char *et = config_error_text(&lc);

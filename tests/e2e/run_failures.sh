@@ -106,6 +106,23 @@ wait $first
 assert "second run while the first is active: exit 3 (got $rc)" [ "$rc" = 3 ]
 assert "second run says another run is active" grep -qi "another inboxprobe run\|another run" "$T/slow2.out"
 
+# 6b. A bounce mailbox that cannot be watched is not silent: the probe the
+#     rejecting MX refused stays missing, and the run says why (exit 3).
+conf nobounce "$relay" "{ address = \"inbox@reject.test\"; provider = \"reject\"; },
+  { address = \"inbox@gmail.test\"; provider = \"gmail\"; }" \
+	"bounce_mailbox = { url = \"imaps://localhost:$IMAPS_PORT\"; ca_file = \"$WORLD_CA\"; username = \"$BOUNCE_USER\"; password_file = \"$WRONG_PASSFILE\"; };"
+sed -i 's/deadline = 20;/deadline = 8;/; s/min_inbox_ratio = 0.9;/min_inbox_ratio = 0.0;/' "$T/nobounce.conf"
+"$BIN" run -c "$T/nobounce.conf" >"$T/nobounce.out" 2>&1; rc=$?
+cat "$T/nobounce.out"
+assert "broken bounce mailbox: exit 3 (got $rc)" [ "$rc" = 3 ]
+assert "broken bounce mailbox: JSON names it, reject.test stays missing" /usr/bin/python3 -c "
+import json; r = json.load(open('$T/nobounce.json'))
+assert r['bounce_mailbox_error'] and 'authentication' in r['bounce_mailbox_error'].lower(), r['bounce_mailbox_error']
+assert r['seeds'][0]['outcome'] == 'missing', r['seeds'][0]"
+assert "broken bounce mailbox: inboxprobe_bounce_mailbox_up 0" \
+	grep -q '^inboxprobe_bounce_mailbox_up{config="nobounce"} 0' "$T/nobounce.prom"
+assert "broken bounce mailbox: the summary says so" grep -q '^bounce mailbox: ' "$T/nobounce.out"
+
 # 7. SIGTERM mid-round: the round stops, writes its reports and records what
 #    it measured (exit 3); the probe it could not wait for is error, and the
 #    next round finds it only to clean it up (not a late arrival).

@@ -1106,6 +1106,42 @@ static void test_template(void **state)
 	free(tpl);
 }
 
+/* @include is relative to the configuration's directory, whatever the
+ * working directory; an absolute @include still works. */
+static void test_include_relative(void **state)
+{
+	(void)state;
+	char cwd[4096];
+	struct config *c = NULL;
+	char *err = NULL;
+	char *seeds = put("inc-seeds.cfg",
+	                  "seeds = ( { address = \"s@x.example\"; provider = \"x\";\n"
+	                  "  imap = { url = \"imaps://h.example\"; password = \"pw\"; }; } );\n", 0644);
+	char *rel = put("inc-main.cfg",
+	                "relay = { url = \"smtp://127.0.0.1:1\"; tls = \"none\"; from = \"a@b.example\"; };\n"
+	                "@include \"inc-seeds.cfg\"\n", 0644);
+	char *abstext = xasprintf("relay = { url = \"smtp://127.0.0.1:1\"; tls = \"none\"; "
+	                          "from = \"a@b.example\"; };\n@include \"%s\"\n", seeds);
+	char *abs = put("inc-abs.cfg", abstext, 0644);
+
+	assert_non_null(getcwd(cwd, sizeof cwd));
+	assert_int_equal(chdir("/"), 0);
+	if (config_load(rel, &c, &err) != 0)
+		fail_msg("relative @include from /: %s", err);
+	assert_int_equal(c->nseeds, 1);
+	config_free(c);
+	c = NULL;
+	if (config_load(abs, &c, &err) != 0)
+		fail_msg("absolute @include: %s", err);
+	assert_int_equal(c->nseeds, 1);
+	config_free(c);
+	assert_int_equal(chdir(cwd), 0);
+	free(seeds);
+	free(rel);
+	free(abs);
+	free(abstext);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1123,6 +1159,7 @@ int main(void)
 		cmocka_unit_test(test_secret_messages_name_setting),
 		cmocka_unit_test(test_integer_bounds),
 		cmocka_unit_test(test_duplicate_setting),
+		cmocka_unit_test(test_include_relative),
 		cmocka_unit_test(test_parse_url),
 		cmocka_unit_test(test_slo_for),
 		cmocka_unit_test(test_template),
