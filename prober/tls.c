@@ -489,6 +489,21 @@ static struct ipconn *conn_of(mailstream_low *s)
 	return (struct ipconn *)s->data;
 }
 
+/* Wait until c's socket is ready for ev within its limit: 0 to retry the
+ * I/O, -1 with c->timed_out (limit or stop request) or c->broken set. */
+static int wait_io(struct ipconn *c, short ev)
+{
+	int w = wait_fd(c->fd, ev, c->limit);
+
+	if (w > 0)
+		return 0;
+	if (w == 0)
+		c->timed_out = 1;
+	else
+		c->broken = 1;
+	return -1;
+}
+
 static ssize_t low_read(mailstream_low *s, void *buf, size_t count)
 {
 	struct ipconn *c = conn_of(s);
@@ -551,15 +566,8 @@ static ssize_t low_read(mailstream_low *s, void *buf, size_t count)
 				return -1;
 			}
 		}
-		int w = wait_fd(c->fd, ev, c->limit);
-		if (w == 0) {
-			c->timed_out = 1;
+		if (wait_io(c, ev) != 0)
 			return -1;
-		}
-		if (w < 0) {
-			c->broken = 1;
-			return -1;
-		}
 	}
 }
 
@@ -603,15 +611,8 @@ static ssize_t low_write(mailstream_low *s, const void *buf, size_t count)
 				return -1;
 			}
 		}
-		int w = wait_fd(c->fd, ev, c->limit);
-		if (w == 0) {
-			c->timed_out = 1;
+		if (wait_io(c, ev) != 0)
 			return -1;
-		}
-		if (w < 0) {
-			c->broken = 1;
-			return -1;
-		}
 	}
 }
 
