@@ -209,6 +209,30 @@ static void wipe_str(char *p)
 		wipe_free(p, strlen(p));
 }
 
+/* Open path for reading and check it is a regular file (not a directory,
+ * FIFO or device: O_NONBLOCK keeps a FIFO from hanging the open). Returns
+ * the fd with *st filled, or -1 after recording "WHAT: PATH: problem". */
+static int open_regular(struct ctx *c, const config_setting_t *s, const char *what,
+                        const char *path, struct stat *st)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+	if (fd < 0) {
+		err_at(c, s, "%s: %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, st) != 0)
+		err_at(c, s, "%s: %s: %s", what, path, strerror(errno));
+	else if (S_ISDIR(st->st_mode))
+		err_at(c, s, "%s: %s: is a directory", what, path);
+	else if (!S_ISREG(st->st_mode))
+		err_at(c, s, "%s: %s: is not a regular file", what, path);
+	else
+		return fd;
+	close(fd);
+	return -1;
+}
+
 /*
  * Read a secret file: regular, not accessible by group or others, at most
  * SECRET_FILE_MAX bytes, one trailing LF or CRLF stripped. `what` is the
@@ -220,24 +244,10 @@ static char *read_secret_file(struct ctx *c, const config_setting_t *s, const ch
                               const char *path, size_t *len)
 {
 	char *buf = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		err_at(c, s, "%s: %s: %s", what, path, strerror(errno));
-		return NULL;
-	}
 	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		err_at(c, s, "%s: %s: %s", what, path, strerror(errno));
-		goto out;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		err_at(c, s, "%s: %s: is a directory", what, path);
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		err_at(c, s, "%s: %s: is not a regular file", what, path);
-		goto out;
-	}
+	int fd = open_regular(c, s, what, path, &st);
+	if (fd < 0)
+		return NULL;
 	if (st.st_mode & 077) {
 		err_at(c, s, "%s: %s is %s by group or others (mode %04o); chmod 600 it", what, path,
 		       (st.st_mode & 044) ? "readable" : "writable or executable",
@@ -300,24 +310,10 @@ static char *read_text_file(struct ctx *c, const config_setting_t *s, const char
 {
 	struct strbuf sb = STRBUF_INIT;
 	char *ret = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		err_at(c, s, "%s: %s: %s", what, path, strerror(errno));
-		return NULL;
-	}
 	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		err_at(c, s, "%s: %s: %s", what, path, strerror(errno));
-		goto out;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		err_at(c, s, "%s: %s: is a directory", what, path);
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		err_at(c, s, "%s: %s: is not a regular file", what, path);
-		goto out;
-	}
+	int fd = open_regular(c, s, what, path, &st);
+	if (fd < 0)
+		return NULL;
 	if ((unsigned long long)st.st_size > max) {
 		err_at(c, s, "%s: %s: larger than %s", what, path, max_text);
 		goto out;
