@@ -700,8 +700,15 @@ int smtp_submit(const struct smtp_params *p, struct smtp_reply *reply,
 	if (errstr) {
 		const char *what = err == SMTP_EDROP ? "connection dropped" :
 		                   err == SMTP_ETIMEOUT ? "timed out" : "failed";
+		const char *stage = reply->stage;
+		double tcp = 0;
+
+		/* Connected, but the server never greeted: say so. */
+		if (err == SMTP_ETIMEOUT && x->nreplies == 0 && strcmp(stage, "connect") == 0 &&
+		    curl_easy_getinfo(h, CURLINFO_CONNECT_TIME, &tcp) == CURLE_OK && tcp > 0)
+			stage = "the greeting (connected, no reply)";
 		*errstr = xasprintf("%s: %s%s%s (%s)%s", r->url, what,
-		                    reply->stage[0] ? " at " : "", reply->stage,
+		                    stage[0] ? " at " : "", stage,
 		                    cerr[0] ? cerr : curl_easy_strerror(rc),
 		                    err == SMTP_EDROP && x->st[CMD_EOD].have == 0 &&
 		                    x->cmd == CMD_EOD ? " after end of DATA, before the final reply" : "");

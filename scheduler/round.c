@@ -163,7 +163,6 @@ struct round_ctx {
 	pthread_mutex_t mu;              /* guards everything below */
 	struct probe_result *results;
 	int *accepted;                   /* per seed: 1 once the relay said 2xx */
-	int *done;                       /* per seed: worker finished */
 	size_t workers_left;
 	struct round_late *late;
 	size_t nlate;
@@ -723,10 +722,8 @@ out:
 	free(msg);
 	free(err);
 	pthread_mutex_lock(&ctx->mu);
-	ctx->done[wk->idx] = 1;
 	ctx->workers_left--;
 	pthread_mutex_unlock(&ctx->mu);
-	(void)seed;
 	return NULL;
 }
 
@@ -901,7 +898,6 @@ void round_run(const struct round_params *p, struct round_result *out)
 	struct worker *workers;
 	pthread_t bounce_tid;
 	int bounce_started = 0;
-	size_t started_workers = 0;
 
 	memset(&ctx, 0, sizeof ctx);
 	memset(out, 0, sizeof *out);
@@ -921,7 +917,6 @@ void round_run(const struct round_params *p, struct round_result *out)
 	}
 	ctx.results = xcalloc(cfg->nseeds, sizeof *ctx.results);
 	ctx.accepted = xcalloc(cfg->nseeds, sizeof *ctx.accepted);
-	ctx.done = xcalloc(cfg->nseeds, sizeof *ctx.done);
 	workers = xcalloc(cfg->nseeds, sizeof *workers);
 	for (size_t i = 0; i < cfg->nseeds; i++) {
 		ctx.results[i].seed_index = i;
@@ -939,7 +934,6 @@ void round_run(const struct round_params *p, struct round_result *out)
 			continue;
 		}
 		workers[i].threaded = 1;
-		started_workers++;
 	}
 	if (cfg->has_bounce && pthread_create(&bounce_tid, NULL, bounce_worker, &ctx) == 0)
 		bounce_started = 1;
@@ -948,7 +942,6 @@ void round_run(const struct round_params *p, struct round_result *out)
 			pthread_join(workers[i].tid, NULL);
 	if (bounce_started)
 		pthread_join(bounce_tid, NULL);
-	(void)started_workers;
 
 	finish_outcomes(&ctx);
 	out->results = ctx.results;
@@ -960,7 +953,6 @@ void round_run(const struct round_params *p, struct round_result *out)
 	xstrlcpy(out->bounce_error, ctx.bounce_error, sizeof out->bounce_error);
 
 	free(ctx.accepted);
-	free(ctx.done);
 	free(workers);
 	for (size_t i = 0; i < ctx.lim.n; i++)
 		free(ctx.lim.e[i].key);
