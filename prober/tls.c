@@ -94,6 +94,24 @@ static int wait_fd(int fd, short events, double limit)
 	}
 }
 
+/* What an SSL call that returned r wants before it can go on: POLLIN or
+ * POLLOUT in *ev and 0, or -1 when it failed for good (then
+ * SSL_get_error's code is in *err when err is not NULL). */
+static int ssl_wants(SSL *ssl, int r, short *ev, int *err)
+{
+	int e = SSL_get_error(ssl, r);
+
+	if (err != NULL)
+		*err = e;
+	if (e == SSL_ERROR_WANT_READ)
+		*ev = POLLIN;
+	else if (e == SSL_ERROR_WANT_WRITE)
+		*ev = POLLOUT;
+	else
+		return -1;
+	return 0;
+}
+
 int tls_host_is_ip(const char *host)
 {
 	unsigned char buf[sizeof(struct in6_addr)];
@@ -415,13 +433,9 @@ int tls_handshake(int fd, const char *host, int port, const char *ca_file, doubl
 		int saved_errno = errno;    /* before anything else can change it */
 		if (r == 1)
 			break;
-		int e = SSL_get_error(ssl, r);
+		int e;
 		short ev;
-		if (e == SSL_ERROR_WANT_READ)
-			ev = POLLIN;
-		else if (e == SSL_ERROR_WANT_WRITE)
-			ev = POLLOUT;
-		else {
+		if (ssl_wants(ssl, r, &ev, &e) != 0) {
 			long v = SSL_get_verify_result(ssl);
 			if (v != X509_V_OK) {
 				const char *hint = verify_hint(v);
@@ -539,12 +553,7 @@ static ssize_t low_read(mailstream_low *s, void *buf, size_t count)
 				c->nread += (size_t)r;
 				return r;
 			}
-			int e = SSL_get_error(c->ssl, r);
-			if (e == SSL_ERROR_WANT_READ)
-				ev = POLLIN;
-			else if (e == SSL_ERROR_WANT_WRITE)
-				ev = POLLOUT;
-			else {
+			if (ssl_wants(c->ssl, r, &ev, NULL) != 0) {
 				ERR_clear_error();
 				c->broken = 1;
 				return -1;
@@ -590,12 +599,7 @@ static ssize_t low_write(mailstream_low *s, const void *buf, size_t count)
 			int r = SSL_write(c->ssl, buf, (int)count);
 			if (r > 0)
 				return r;
-			int e = SSL_get_error(c->ssl, r);
-			if (e == SSL_ERROR_WANT_READ)
-				ev = POLLIN;
-			else if (e == SSL_ERROR_WANT_WRITE)
-				ev = POLLOUT;
-			else {
+			if (ssl_wants(c->ssl, r, &ev, NULL) != 0) {
 				ERR_clear_error();
 				c->broken = 1;
 				return -1;
