@@ -810,6 +810,22 @@ out:
 
 /* ---- totals ------------------------------------------------------------- */
 
+/* A window query (S_WINDOW_*) bound to config name, provider and the
+ * window [from, to] in Unix seconds; NULL with *errstr on error. */
+static sqlite3_stmt *window_stmt(struct state *st, enum stmt_id id, const char *name,
+                                 const char *provider, double from, double to, char **errstr)
+{
+	sqlite3_stmt *s = stmt(st, id, errstr);
+
+	if (s == NULL)
+		return NULL;
+	bind_str(s, 1, name);
+	bind_str(s, 2, provider);
+	sqlite3_bind_double(s, 3, from);
+	sqlite3_bind_double(s, 4, to);
+	return s;
+}
+
 static int totals_one(struct state *st, const char *name, struct state_totals *t,
                       double from, double to, char **errstr)
 {
@@ -878,12 +894,8 @@ static int totals_one(struct state *st, const char *name, struct state_totals *t
 	}
 
 	/* Window latencies, sorted by SQL. */
-	if ((s = stmt(st, S_WINDOW_LAT, errstr)) == NULL)
+	if ((s = window_stmt(st, S_WINDOW_LAT, name, t->provider, from, to, errstr)) == NULL)
 		return -1;
-	bind_str(s, 1, name);
-	bind_str(s, 2, t->provider);
-	sqlite3_bind_double(s, 3, from);
-	sqlite3_bind_double(s, 4, to);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (sqlite3_column_type(s, 0) == SQLITE_NULL)
 			continue;
@@ -901,12 +913,8 @@ static int totals_one(struct state *st, const char *name, struct state_totals *t
 	}
 
 	/* Window outcomes. */
-	if ((s = stmt(st, S_WINDOW_OUTCOMES, errstr)) == NULL)
+	if ((s = window_stmt(st, S_WINDOW_OUTCOMES, name, t->provider, from, to, errstr)) == NULL)
 		return -1;
-	bind_str(s, 1, name);
-	bind_str(s, 2, t->provider);
-	sqlite3_bind_double(s, 3, from);
-	sqlite3_bind_double(s, 4, to);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *label = (const char *)sqlite3_column_text(s, 0);
 		int o = outcome_from_name(label);
