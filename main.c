@@ -1,5 +1,5 @@
 /*
- * main.c - the inboxprobe command line (SPEC "Command line"):
+ * main.c - the inboxprobe command line (docs/SPEC.md "Command line"):
  *   inboxprobe run     -c FILE [--textfile PATH] [--openmetrics PATH] [--json PATH]
  *                              [--junit PATH] [--deadline SECONDS] [--format text|nagios] [-v]
  *   inboxprobe check   -c FILE

@@ -3,14 +3,14 @@
  * probe's result. Plain structs with fixed-size, capped buffers so that a
  * result can be copied, stored and reported without ownership questions.
  *
- * Follows ../shared/SPEC.md "Outcomes".
+ * Follows docs/SPEC.md "Outcomes".
  */
 #ifndef INBOXPROBE_MODEL_H
 #define INBOXPROBE_MODEL_H
 
 #include <stddef.h>
 
-/* One outcome per probe per round (SPEC "Outcomes"). The order is the
+/* One outcome per probe per round (docs/SPEC.md "Outcomes"). The order is the
  * order of every report. */
 enum outcome {
 	OUTCOME_INBOX = 0,

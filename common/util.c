@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -248,6 +249,138 @@ char *fmt_double(char *buf, size_t bufsz, double v)
 	}
 	uselocale(old);
 	return buf;
+}
+
+size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
+{
+	unsigned c;
+	size_t len;
+	unsigned lo = 0x80, hi = 0xBF;   /* range of the second byte */
+	uint32_t v;
+
+	if (n == 0)
+		return 0;
+	c = s[0];
+	if (c < 0x80) {
+		if (cp != NULL)
+			*cp = c;
+		return 1;
+	}
+	if (c >= 0xC2 && c <= 0xDF) {
+		len = 2;
+		v = c & 0x1F;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		len = 3;
+		v = c & 0x0F;
+		if (c == 0xE0)
+			lo = 0xA0;          /* no overlongs */
+		else if (c == 0xED)
+			hi = 0x9F;          /* no surrogates */
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		len = 4;
+		v = c & 0x07;
+		if (c == 0xF0)
+			lo = 0x90;          /* no overlongs */
+		else if (c == 0xF4)
+			hi = 0x8F;          /* <= U+10FFFF */
+	} else {
+		return 0;                   /* C0/C1 overlong leads, F5-FF, continuations */
+	}
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	v = (v << 6) | (s[1] & 0x3F);
+	for (size_t i = 2; i < len; i++) {
+		if (s[i] < 0x80 || s[i] > 0xBF)
+			return 0;
+		v = (v << 6) | (s[i] & 0x3F);
+	}
+	if (cp != NULL)
+		*cp = v;
+	return len;
+}
+
+int utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < n) {
+		size_t l = utf8_decode(p + i, n - i, NULL);
+		if (l == 0)
+			return 0;
+		i += l;
+	}
+	return 1;
+}
+
+char *rfc5322_unfold(const char *v, size_t n, size_t max)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t i = 0;
+
+	while (i < n && (max == 0 || sb.len < max)) {
+		size_t run = 0;
+		if (v[i] == '\r' && i + 1 < n && v[i + 1] == '\n') {
+			i += 2;
+			continue;
+		}
+		if (v[i] == '\n') {
+			i++;
+			continue;
+		}
+		if (v[i] == '\0') {
+			strbuf_add(&sb, " ", 1);
+			i++;
+			continue;
+		}
+		/* copy the run up to the next line break or NUL at once */
+		while (i + run < n && v[i + run] != '\n' && v[i + run] != '\0' &&
+		       !(v[i + run] == '\r' && i + run + 1 < n && v[i + run + 1] == '\n'))
+			run++;
+		if (max != 0 && run > max - sb.len)
+			run = max - sb.len;
+		strbuf_add(&sb, v + i, run);
+		i += run;
+	}
+	return strbuf_detach(&sb);
+}
+
+/* The end of the line that starts at p (the LF, or end), within [p, end). */
+static const char *line_end(const char *p, const char *end)
+{
+	const char *lf = memchr(p, '\n', (size_t)(end - p));
+	return lf != NULL ? lf : end;
+}
+
+char *rfc5322_field(const char *h, size_t hn, const char *name, size_t max)
+{
+	size_t nl = strlen(name);
+	const char *p = h, *end = h + hn;
+
+	while (p < end) {
+		const char *eol = line_end(p, end);
+		const char *q = p + nl;
+		if ((size_t)(eol - p) > nl && strncasecmp(p, name, nl) == 0) {
+			while (q < eol && (*q == ' ' || *q == '\t'))
+				q++;
+		}
+		if ((size_t)(eol - p) > nl && strncasecmp(p, name, nl) == 0 &&
+		    q < eol && *q == ':') {
+			const char *vs = q + 1, *ve = eol;
+			/* the field goes on over continuation lines (leading WSP) */
+			while (ve < end && ve + 1 < end && (ve[1] == ' ' || ve[1] == '\t'))
+				ve = line_end(ve + 1, end);
+			while (vs < ve && (*vs == ' ' || *vs == '\t'))
+				vs++;
+			char *val = rfc5322_unfold(vs, (size_t)(ve - vs), max);
+			size_t l = strlen(val);
+			while (l > 0 && (val[l - 1] == ' ' || val[l - 1] == '\t' || val[l - 1] == '\r'))
+				val[--l] = '\0';
+			return val;
+		}
+		p = eol < end ? eol + 1 : end;
+	}
+	return NULL;
 }
 
 char *read_file_capped(const char *path, size_t max, size_t *len, char **errstr)

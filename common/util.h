@@ -11,6 +11,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Allocation: abort with a message on out-of-memory (like msmtp's xalloc). */
 void *xmalloc(size_t n);
@@ -60,6 +61,28 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * shortest round-trip up to 17 digits, "+Inf"/"-Inf"/"NaN" spelled the
  * Prometheus way). Writes into buf of size bufsz; returns buf. */
 char *fmt_double(char *buf, size_t bufsz, double v);
+
+/* UTF-8 (RFC 3629), the one decoder every module uses. utf8_decode():
+ * the length (1-4) of the well-formed sequence at s[0..n), its code point
+ * in *cp when cp != NULL; 0 when s does not start with one (n == 0, a
+ * stray continuation byte, a truncated sequence, an overlong form, a
+ * surrogate or a code point above U+10FFFF). utf8_valid(): 1 when all of
+ * s[0..n) is well-formed UTF-8, else 0. */
+size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+int utf8_valid(const char *s, size_t n);
+
+/* RFC 5322 header fields, the one unfolder every module uses.
+ * rfc5322_unfold(): the value v[0..n) of one field (its continuation lines
+ * included) unfolded per RFC 5322 section 2.2.3: every CRLF (or bare LF)
+ * removed, the whitespace after it kept; NUL bytes become spaces so a
+ * value never ends early. At most max bytes are kept (0 = no cap).
+ * rfc5322_field(): the value of the first field called name
+ * (case-insensitive; whitespace before the colon allowed, RFC 5322 4.5.3)
+ * in the header block h[0..hn), unfolded as above and trimmed of leading
+ * and trailing spaces and tabs; NULL when no such field. Both return a heap
+ * string the caller frees. */
+char *rfc5322_unfold(const char *v, size_t n, size_t max);
+char *rfc5322_field(const char *h, size_t hn, const char *name, size_t max);
 
 /* Read a whole file into a new heap buffer (NUL-terminated, length in *len
  * when len != NULL). max caps the size in bytes (0 = 16 MiB).

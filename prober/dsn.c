@@ -147,44 +147,15 @@ static void split_entity(const char *p, size_t n, const char **hdr, size_t *hn,
  */
 static int get_field(const char *h, size_t hn, const char *name, char *out, size_t outsz)
 {
-	size_t nl = strlen(name), i = 0;
+	char *v = rfc5322_field(h, hn, name, outsz - 1);
 
 	out[0] = '\0';
-	while (i < hn) {
-		const char *line = h + i;
-		const char *eol = memchr(line, '\n', hn - i);
-		size_t ll = eol ? (size_t)(eol - line) : hn - i;
-		size_t next = i + ll + (eol ? 1 : 0);
-
-		if (ll > nl && line[0] != ' ' && line[0] != '\t' && eq_ci(line, name, nl)) {
-			size_t k = nl;
-			while (k < ll && (line[k] == ' ' || line[k] == '\t'))
-				k++;
-			if (k < ll && line[k] == ':') {
-				size_t o = 0;
-				k++;
-				/* first line, then continuation lines */
-				for (;;) {
-					for (; k < ll && o + 1 < outsz; k++)
-						out[o++] = line[k] == '\0' ? ' ' : line[k];
-					if (next >= hn || (h[next] != ' ' && h[next] != '\t'))
-						break;
-					line = h + next;
-					eol = memchr(line, '\n', hn - next);
-					ll = eol ? (size_t)(eol - line) : hn - next;
-					next = next + ll + (eol ? 1 : 0);
-					k = 0;
-					if (o + 1 < outsz)
-						out[o++] = ' ';
-				}
-				out[o] = '\0';
-				squash(out);
-				return 1;
-			}
-		}
-		i = next;
-	}
-	return 0;
+	if (v == NULL)
+		return 0;
+	xstrlcpy(out, v, outsz);
+	free(v);
+	squash(out);
+	return 1;
 }
 
 /* Content-Type: "type/subtype" lowercased into ct, and parameter `param`

@@ -693,46 +693,23 @@ static char *display_name(const char *wire)
 {
 	char *d = mutf7_decode(wire);
 	const unsigned char *p = (const unsigned char *)wire;
+	size_t n = strlen(wire), i = 0;
 	struct strbuf sb = STRBUF_INIT;
 
 	if (d)
 		return d;
-	while (*p) {
-		unsigned char c = *p;
-		size_t n = 0;
+	while (i < n) {
 		uint32_t cp = 0;
-		if (c < 0x80) {
-			strbuf_add(&sb, (c < 0x20 || c == 0x7F) ? "?" : (const char *)p, 1);
-			p++;
-			continue;
-		}
-		if ((c & 0xE0) == 0xC0) {
-			n = 1;
-			cp = c & 0x1F;
-		} else if ((c & 0xF0) == 0xE0) {
-			n = 2;
-			cp = c & 0x0F;
-		} else if ((c & 0xF8) == 0xF0) {
-			n = 3;
-			cp = c & 0x07;
-		}
-		size_t k;
-		for (k = 1; n && k <= n; k++) {
-			if ((p[k] & 0xC0) != 0x80)
-				break;
-			cp = (cp << 6) | (p[k] & 0x3F);
-		}
-		if (n == 0 || k <= n || (n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
-		    (n == 3 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ||
-		    (cp >= 0x80 && cp <= 0x9F)) {
-			/* invalid, overlong, surrogate or C1 control: one '?' for
-			 * the lead byte, resynchronise on the next */
+		size_t l = utf8_decode(p + i, n - i, &cp);
+		if (l == 0 || cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F)) {
+			/* invalid, overlong, surrogate, C0/C1 control: one '?'
+			 * for the lead byte, resynchronise on the next */
 			strbuf_add(&sb, "?", 1);
-			p++;
+			i++;
 			continue;
 		}
-		strbuf_add(&sb, p, n + 1);
-		p += n + 1;
+		strbuf_add(&sb, p + i, l);
+		i += l;
 	}
 	return strbuf_detach(&sb);
 }
@@ -912,51 +889,10 @@ static int cmp_uid_desc(const void *a, const void *b)
 	return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* Value of header name in a header block (unfolded, trimmed), or NULL. */
-static char *header_value(const char *hdrs, size_t len, const char *name)
-{
-	size_t nl = strlen(name);
-	const char *p = hdrs, *end = hdrs + len;
-
-	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		const char *lend = eol ? eol : end;
-		if ((size_t)(lend - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-			struct strbuf sb = STRBUF_INIT;
-			const char *v = p + nl + 1;
-			for (;;) {
-				const char *ve = lend;
-				if (ve > v && ve[-1] == '\r')
-					ve--;
-				strbuf_add(&sb, v, (size_t)(ve - v));
-				if (!eol || eol + 1 >= end || (eol[1] != ' ' && eol[1] != '\t'))
-					break;
-				v = eol + 1;
-				eol = memchr(v, '\n', (size_t)(end - v));
-				lend = eol ? eol : end;
-			}
-			char *val = strbuf_detach(&sb);
-			char *a = val;
-			while (*a == ' ' || *a == '\t')
-				a++;
-			size_t l = strlen(a);
-			while (l && (a[l - 1] == ' ' || a[l - 1] == '\t'))
-				l--;
-			char *res = xstrndup(a, l);
-			free(val);
-			return res;
-		}
-		if (!eol)
-			break;
-		p = eol + 1;
-	}
-	return NULL;
-}
-
 /* Index of the token the headers carry exactly, or -1. */
 static long match_token(const char *hdrs, size_t len, const char *const *tokens, size_t ntokens)
 {
-	char *tokhdr = header_value(hdrs, len, "X-Inboxprobe-Token");
+	char *tokhdr = rfc5322_field(hdrs, len, "X-Inboxprobe-Token", 0);
 	char *subj = NULL;
 	long found = -1;
 
@@ -967,7 +903,7 @@ static long match_token(const char *hdrs, size_t len, const char *const *tokens,
 				goto out;
 			}
 	}
-	subj = header_value(hdrs, len, "Subject");
+	subj = rfc5322_field(hdrs, len, "Subject", 0);
 	if (subj) {
 		/* a whole word of the Subject equals a token */
 		const char *p = subj;

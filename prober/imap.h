@@ -103,7 +103,7 @@ int imap_find_tokens(struct imap_session *s, const char *folder,
                      struct imap_hit **hits, size_t *nhits, char **errstr);
 
 /*
- * Remove one probe message per SPEC "Cleanup": only UID uid of folder, and
+ * Remove one probe message per docs/SPEC.md "Cleanup": only UID uid of folder, and
  * only if folder's UIDVALIDITY still equals uidvalidity (else
  * IMAP_EUIDVALIDITY, nothing touched). mode CLEANUP_DELETE: UID STORE
  * +FLAGS (\Deleted) then UID EXPUNGE (UIDPLUS); at Gmail (X-GM-EXT-1) moves

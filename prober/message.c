@@ -1,5 +1,5 @@
 /*
- * message.c - probe tokens and probe messages (SPEC "Probe message").
+ * message.c - probe tokens and probe messages (docs/SPEC.md "Probe message").
  * RFC 5322 (message format, Date, folding), RFC 2047 (encoded words),
  * RFC 2104/4231 (HMAC-SHA256).
  */
@@ -436,70 +436,12 @@ static void add_replaced(struct strbuf *sb, const char *src, size_t n, const cha
 /* ------------------------------------------------------------------ */
 /* 8-bit text in template header fields (RFC 2047)                    */
 
-/* 1 when s[0..n) is well-formed UTF-8 (no overlongs, surrogates or
- * code points above U+10FFFF). */
-static int utf8_valid(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		unsigned char c = s[i];
-		size_t k;
-		unsigned cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if (c >= 0xC2 && c <= 0xDF) {
-			k = 1;
-			cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			k = 2;
-			cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			k = 3;
-			cp = c & 0x07;
-		} else {
-			return 0;
-		}
-		for (size_t j = 1; j <= k; j++) {
-			if (i + j >= n || (s[i + j] & 0xC0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + j] & 0x3F);
-		}
-		if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-		    (cp >= 0xD800 && cp <= 0xDFFF))
-			return 0;
-		i += k + 1;
-	}
-	return 1;
-}
-
-int message_utf8_valid(const char *s, size_t n)
-{
-	return utf8_valid((const unsigned char *)s, n);
-}
-
 static int mem_has_8bit(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)s[i] >= 0x80)
 			return 1;
 	return 0;
-}
-
-/* The value of f unfolded (the CRLF of continuation lines removed). */
-static char *field_value_unfolded(const struct field *f)
-{
-	const char *v = f->start + f->namelen + 1;
-	size_t n = f->len - f->namelen - 1;
-	struct strbuf sb = STRBUF_INIT;
-	for (size_t i = 0; i < n; i++) {
-		if (v[i] == '\r' && i + 1 < n && v[i + 1] == '\n') {
-			i++;
-			continue;
-		}
-		strbuf_add(&sb, v + i, 1);
-	}
-	return strbuf_detach(&sb);
 }
 
 static void trim(const char **s, const char **e)
@@ -616,13 +558,13 @@ static int add_8bit_field(struct strbuf *sb, const struct field *f, const char *
 	char *name = xstrndup(f->start, f->namelen);
 	char *val = NULL;
 	int r = -1;
-	if (!utf8_valid((const unsigned char *)v, vn)) {
+	if (!utf8_valid(v, vn)) {
 		*errstr = xasprintf("line %zu: the %s field holds 8-bit bytes that are not UTF-8; "
 		                    "encode it per RFC 2047 (=?charset?B?...?=) in the template",
 		                    f->lineno, name);
 		goto out;
 	}
-	val = field_value_unfolded(f);
+	val = rfc5322_unfold(v, vn, 0);
 	size_t used = f->namelen + 2;
 	size_t first = used + 20 <= LINE_SOFT ? LINE_SOFT - used : 20;
 	if (first > EW_MAX)

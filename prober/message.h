@@ -1,5 +1,5 @@
 /*
- * message.h - probe tokens and probe messages (SPEC "Probe message").
+ * message.h - probe tokens and probe messages (docs/SPEC.md "Probe message").
  * Uses OpenSSL's RAND_bytes and HMAC-SHA256.
  */
 #ifndef INBOXPROBE_MESSAGE_H
@@ -82,11 +82,6 @@ int message_template_check(const char *text, size_t len, char **errstr);
  * encoded as they are, never overrunning a buffer). Heap result, caller
  * frees. */
 char *rfc2047_encode(const char *utf8);
-
-/* 1 when s[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms,
- * surrogates or code points above U+10FFFF), else 0. rfc2047_encode() and
- * message_build() expect valid UTF-8; the configuration checks with this. */
-int message_utf8_valid(const char *s, size_t n);
 
 /* RFC 5322 date-time with numeric zone for Unix time t in the host's
  * local zone, e.g. "Sun, 29 Nov 2026 13:10:49 +0000". out >= 40 bytes. */

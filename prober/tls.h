@@ -16,6 +16,8 @@
 #ifndef INBOXPROBE_TLS_H
 #define INBOXPROBE_TLS_H
 
+#include <stdatomic.h>
+
 #include <libetpan/libetpan.h>
 #include <openssl/ssl.h>
 

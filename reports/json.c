@@ -26,19 +26,6 @@ static long long round_ll(double v)
 
 #define JSON_SCHEMA "inboxprobe-report/1"
 
-/* RFC 3464 Action values (enum dsn_action in prober/dsn.h). */
-static const char *action_name(int a)
-{
-	switch (a) {
-	case DSN_ACTION_FAILED: return "failed";
-	case DSN_ACTION_DELAYED: return "delayed";
-	case DSN_ACTION_DELIVERED: return "delivered";
-	case DSN_ACTION_RELAYED: return "relayed";
-	case DSN_ACTION_EXPANDED: return "expanded";
-	default: return "none";
-	}
-}
-
 static void j_str(struct strbuf *sb, const char *v)
 {
 	if (v == NULL) {
@@ -65,7 +52,7 @@ static void j_str(struct strbuf *sb, const char *v)
 			i++;
 			continue;
 		}
-		size_t l = report_utf8_seq_len(s + i, n - i);
+		size_t l = utf8_decode(s + i, n - i, NULL);
 		if (l == 0) {
 			strbuf_adds(sb, "\xEF\xBF\xBD");
 			i++;
@@ -201,7 +188,7 @@ static void j_seed(struct strbuf *sb, const struct round_report *r, size_t i)
 	} else {
 		int g = 1;
 		strbuf_adds(sb, "{");
-		j_key(sb, &g, "action"); j_str(sb, action_name(res->dsn.action));
+		j_key(sb, &g, "action"); j_str(sb, dsn_action_name(res->dsn.action));
 		j_key(sb, &g, "status"); j_str_or_null(sb, res->dsn.status);
 		j_key(sb, &g, "remote_mta"); j_str_or_null(sb, res->dsn.remote_mta);
 		j_key(sb, &g, "diagnostic"); j_str_or_null(sb, res->dsn.diagnostic);

@@ -55,7 +55,7 @@ static void x_esc(struct strbuf *sb, const char *v)
 			i++;
 			continue;
 		}
-		size_t l = report_utf8_seq_len(s + i, n - i);
+		size_t l = utf8_decode(s + i, n - i, NULL);
 		if (l == 0) {
 			strbuf_adds(sb, "\xEF\xBF\xBD");
 			i++;

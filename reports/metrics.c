@@ -1,5 +1,5 @@
 /*
- * metrics.c - SPEC "Metrics": one model (families of samples) built from a
+ * metrics.c - docs/SPEC.md "Metrics": one model (families of samples) built from a
  * round_report, and two encoders over it:
  *   - Prometheus text exposition format 0.0.4 (node_exporter textfile),
  *   - OpenMetrics 1.0 (https://github.com/OpenObservability/OpenMetrics,
@@ -265,7 +265,7 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 		sample(f, "_count", (double)count, 2, "config", cn, "provider", pn);
 	}
 
-	/* SPEC asks for "summary-style gauges" with a quantile label; a
+	/* docs/SPEC.md asks for "summary-style gauges" with a quantile label; a
 	 * gauge may not carry "quantile" (promtool check metrics refuses
 	 * it), so this is a real summary: the quantiles, _sum and _count
 	 * over the window. Latencies within the tolerated skew can be a
@@ -342,7 +342,7 @@ static void add_label_value(struct strbuf *sb, const char *v)
 			strbuf_adds(sb, "\\n");
 			i++;
 		} else {
-			size_t l = report_utf8_seq_len(s + i, n - i);
+			size_t l = utf8_decode(s + i, n - i, NULL);
 			if (l == 0) {
 				strbuf_adds(sb, "\xEF\xBF\xBD");
 				i++;

@@ -1,8 +1,8 @@
 /*
- * report.c - per-provider figures, SLO gates and exit codes (SPEC
+ * report.c - per-provider figures, SLO gates and exit codes (docs/SPEC.md
  * "Outcomes", "Gates and exit codes"), and the atomic report writer.
  *
- * Decisions where the SPEC is silent (also in docs/json-report.md):
+ * Decisions where docs/SPEC.md is silent (also in docs/json-report.md):
  * - A provider with no measured probe (measured == 0) has all five shares
  *   0; its min_inbox_ratio and max_missing gates are not evaluated ("no
  *   measured probes"), so they neither pass nor fail.
@@ -59,40 +59,6 @@ int report_provider_index(const struct config *cfg, const char *provider)
 int report_found(const struct probe_result *res)
 {
 	return res->outcome == OUTCOME_INBOX || res->outcome == OUTCOME_SPAM;
-}
-
-size_t report_utf8_seq_len(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t len;
-	unsigned lo = 0x80, hi = 0xBF;   /* range of the second byte */
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		len = 2;
-	else if (c >= 0xE0 && c <= 0xEF) {
-		len = 3;
-		if (c == 0xE0)
-			lo = 0xA0;          /* no overlongs */
-		else if (c == 0xED)
-			hi = 0x9F;          /* no surrogates */
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		len = 4;
-		if (c == 0xF0)
-			lo = 0x90;
-		else if (c == 0xF4)
-			hi = 0x8F;          /* <= U+10FFFF */
-	} else
-		return 0;
-	if (n < len)
-		return 0;
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xBF)
-			return 0;
-	return len;
 }
 
 static int cmp_double(const void *a, const void *b)

@@ -3,7 +3,7 @@
  * figures and gates, and written as: the Prometheus textfile (text format
  * 0.0.4), the OpenMetrics 1.0 file, the JSON report, the JUnit XML report,
  * the human summary and the Nagios status line. Exit codes are decided
- * here, in one place (SPEC "Gates and exit codes").
+ * here, in one place (docs/SPEC.md "Gates and exit codes").
  */
 #ifndef INBOXPROBE_REPORT_H
 #define INBOXPROBE_REPORT_H
@@ -14,7 +14,7 @@
 #include "seeds/config.h"
 #include "scheduler/state.h"
 
-/* Exit codes (SPEC). */
+/* Exit codes (docs/SPEC.md). */
 #define EXIT_GATES_OK 0
 #define EXIT_GATE_FAILED 1
 #define EXIT_USAGE 2
@@ -88,7 +88,7 @@ struct round_report *report_compute(const struct config *cfg, const struct probe
                                     const struct state_totals *totals);
 void report_free(struct round_report *r);
 
-/* The exit code per SPEC (0, 1 or 3) from gates, errors and write failures. */
+/* The exit code per docs/SPEC.md (0, 1 or 3) from gates, errors and write failures. */
 int report_exit_code(const struct round_report *r);
 /* The Nagios code: 0 OK, 1 WARNING (errors/unknown measurement), 2 CRITICAL (gate failed), 3 UNKNOWN. */
 int report_nagios_code(const struct round_report *r);
@@ -117,11 +117,6 @@ int report_provider_index(const struct config *cfg, const char *provider);
 
 /* 1 when the probe was found (outcome inbox or spam). */
 int report_found(const struct probe_result *res);
-
-/* Length (1..4) of the well-formed UTF-8 sequence (RFC 3629: shortest
- * form, no surrogates, at most U+10FFFF) at s[0..n), or 0 when s does not
- * start one (the caller then replaces that one byte by U+FFFD). n > 0. */
-size_t report_utf8_seq_len(const unsigned char *s, size_t n);
 
 /* One Nagios plugin line with perfdata (Nagios plugin guidelines:
  * 'label'=value[UOM];warn;crit;min;max), e.g.

@@ -50,7 +50,7 @@ static size_t width(const char *s)
 {
 	size_t w = 0, n = strlen(s);
 	for (size_t i = 0; i < n; w++) {
-		size_t l = report_utf8_seq_len((const unsigned char *)s + i, n - i);
+		size_t l = utf8_decode((const unsigned char *)s + i, n - i, NULL);
 		i += l ? l : 1;
 	}
 	return w;
@@ -68,7 +68,7 @@ static char *cell(const char *s, size_t max)
 			break;
 		}
 		unsigned char c = (unsigned char)s[i];
-		size_t l = report_utf8_seq_len((const unsigned char *)s + i, n - i);
+		size_t l = utf8_decode((const unsigned char *)s + i, n - i, NULL);
 		if (c < 0x20 || c == 0x7f) {
 			strbuf_adds(&sb, " ");
 			i++;

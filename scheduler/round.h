@@ -1,5 +1,5 @@
 /*
- * round.h - one probe round (SPEC "What it is", steps 1-3): for every seed
+ * round.h - one probe round (docs/SPEC.md "What it is", steps 1-3): for every seed
  * build a tagged probe, submit it through the relay, watch the seed's inbox
  * and spam folder over IMAP until the probe is found or the round deadline
  * passes, watch the bounce mailbox for DSNs, and decide each outcome.

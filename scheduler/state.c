@@ -345,7 +345,7 @@ struct hist_acc {
 	double sum;
 };
 
-/* A usable latency may be slightly negative (clock skew up to 2 s, SPEC
+/* A usable latency may be slightly negative (clock skew up to 2 s, docs/SPEC.md
  * "Latency"); it counts as 0 so that _sum never goes down. */
 static void hist_observe(struct hist_acc *h, double v)
 {

@@ -22,7 +22,7 @@
 #include "common/model.h"
 #include "seeds/config.h"
 
-/* Histogram bucket upper bounds (seconds), SPEC "Metrics". */
+/* Histogram bucket upper bounds (seconds), docs/SPEC.md "Metrics". */
 #define STATE_NBUCKETS 12
 extern const double state_buckets[STATE_NBUCKETS];  /* 1,2,5,10,20,30,60,120,300,600,1800,3600 */
 

@@ -1,6 +1,6 @@
 /*
  * config.c - load and validate the inboxprobe configuration (libconfig).
- * See config.h and ../shared/SPEC.md "Configuration".
+ * See config.h and docs/SPEC.md "Configuration".
  *
  * Every problem is collected as "FILE:LINE: message" and reported at once,
  * sorted by file and line. Secrets never appear in a message.
@@ -692,7 +692,7 @@ static const char *extra_header_problem(const char *h)
 	for (const unsigned char *p = (const unsigned char *)colon + 1; *p; p++)
 		if (*p == '\r' || *p == '\n' || (*p < 0x20 && *p != '\t') || *p == 0x7f)
 			return "contains a line break or control character";
-	if (!message_utf8_valid(colon + 1, strlen(colon + 1)))
+	if (!utf8_valid(colon + 1, strlen(colon + 1)))
 		return "has a value that is not valid UTF-8";
 	size_t nlen = (size_t)(colon - h);
 	for (size_t i = 0; reserved[i] != NULL; i++)
@@ -1185,7 +1185,7 @@ static void load_probe(struct ctx *c, const config_setting_t *root, struct probe
 				bad = 1;
 		if (bad)
 			err_at(c, s, "probe.subject_prefix must not contain control characters");
-		else if (!message_utf8_valid(v, strlen(v)))
+		else if (!utf8_valid(v, strlen(v)))
 			err_at(c, s, "probe.subject_prefix is not valid UTF-8");
 		else if (strlen(v) > 200)
 			err_at(c, s, "probe.subject_prefix is longer than 200 bytes");

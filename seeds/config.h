@@ -1,6 +1,6 @@
 /*
  * config.h - the inboxprobe configuration (libconfig syntax), loaded and
- * validated in one pass. Follows ../shared/SPEC.md "Configuration".
+ * validated in one pass. Follows docs/SPEC.md "Configuration".
  *
  * Errors are collected, not stopped at: config_load() reports every problem
  * it finds as "FILE:LINE: message" (isync style), one per line.

@@ -1,6 +1,6 @@
 /*
  * folders.c - modified UTF-7 (RFC 3501 5.1.3) and spam/trash folder
- * resolution (SPEC "Spam folder", RFC 6154, Gmail XLIST).
+ * resolution (docs/SPEC.md "Spam folder", RFC 6154, Gmail XLIST).
  */
 #include <config.h>
 
@@ -141,41 +141,6 @@ bad:
 	return NULL;
 }
 
-/* Decode one UTF-8 sequence at *pp; returns the code point or -1. */
-static long utf8_next(const unsigned char **pp)
-{
-	const unsigned char *p = *pp;
-	uint32_t cp;
-	int n;
-
-	if (p[0] < 0x80) {
-		*pp = p + 1;
-		return p[0];
-	} else if ((p[0] & 0xE0) == 0xC0) {
-		cp = p[0] & 0x1F;
-		n = 1;
-	} else if ((p[0] & 0xF0) == 0xE0) {
-		cp = p[0] & 0x0F;
-		n = 2;
-	} else if ((p[0] & 0xF8) == 0xF0) {
-		cp = p[0] & 0x07;
-		n = 3;
-	} else {
-		return -1;
-	}
-	for (int i = 1; i <= n; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return -1;
-		cp = (cp << 6) | (p[i] & 0x3F);
-	}
-	if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000))
-		return -1;                 /* overlong */
-	if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return -1;
-	*pp = p + n + 1;
-	return (long)cp;
-}
-
 static void b64_flush_unit(struct strbuf *sb, uint32_t *bits, int *nbits, uint32_t unit)
 {
 	*bits = (*bits << 16) | unit;
@@ -191,16 +156,20 @@ char *mutf7_encode(const char *utf8)
 {
 	struct strbuf sb = STRBUF_INIT;
 	const unsigned char *p = (const unsigned char *)utf8;
+	const unsigned char *end;
 	int in_b64 = 0;
 	uint32_t bits = 0;
 	int nbits = 0;
 
 	if (!utf8)
 		return NULL;
-	while (*p) {
-		long cp = utf8_next(&p);
-		if (cp < 0)
+	end = p + strlen(utf8);
+	while (p < end) {
+		uint32_t cp;
+		size_t l = utf8_decode(p, (size_t)(end - p), &cp);
+		if (l == 0)
 			goto bad;
+		p += l;
 		if (cp >= 0x20 && cp <= 0x7E) {
 			if (in_b64) {
 				if (nbits > 0)
@@ -223,11 +192,11 @@ char *mutf7_encode(const char *utf8)
 			in_b64 = 1;
 		}
 		if (cp >= 0x10000) {
-			uint32_t v = (uint32_t)cp - 0x10000;
+			uint32_t v = cp - 0x10000;
 			b64_flush_unit(&sb, &bits, &nbits, 0xD800 + (v >> 10));
 			b64_flush_unit(&sb, &bits, &nbits, 0xDC00 + (v & 0x3FF));
 		} else {
-			b64_flush_unit(&sb, &bits, &nbits, (uint32_t)cp);
+			b64_flush_unit(&sb, &bits, &nbits, cp);
 		}
 	}
 	if (in_b64) {

@@ -1,6 +1,6 @@
 /*
  * folders.h - IMAP folder knowledge: modified UTF-7 (RFC 3501 5.1.3),
- * spam, trash and inbox folder resolution (SPEC "Spam folder", RFC 6154
+ * spam, trash and inbox folder resolution (docs/SPEC.md "Spam folder", RFC 6154
  * SPECIAL-USE, Gmail XLIST). Pure functions, no network.
  *
  * Wire names stay in modified UTF-7 everywhere a folder is selected; the
@@ -42,7 +42,7 @@ char *mutf7_decode(const char *wire);
  * input is not valid UTF-8. */
 char *mutf7_encode(const char *utf8);
 
-/* Resolve the spam folder per SPEC order:
+/* Resolve the spam folder per docs/SPEC.md order:
  *   1. override (the seed's spam_folder, a wire name; matched against the
  *      list, or accepted as given when the list does not contain it, since
  *      the server may hide it from LIST "" "*" - callers then find out at

@@ -63,7 +63,7 @@ def one(samples, name, **labels):
 
 
 def nearest_rank(sorted_vals, q):
-    """SPEC: nearest-rank quantile, the value at rank ceil(q*n) (1-based)."""
+    """docs/SPEC.md: nearest-rank quantile, the value at rank ceil(q*n) (1-based)."""
     n = len(sorted_vals)
     if n == 0:
         return None

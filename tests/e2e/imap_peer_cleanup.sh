@@ -1,5 +1,5 @@
 #!/bin/sh
-# SPEC "Cleanup" and "Spam folder" against scripted IMAP servers that the
+# docs/SPEC.md "Cleanup" and "Spam folder" against scripted IMAP servers that the
 # Dovecot world cannot imitate (tests/peers/imap_peer.py): Gmail (XLIST
 # \Spam/\Trash, X-GM-EXT-1: delete = move to trash, with and without MOVE),
 # servers without UIDPLUS (with and without MOVE: never STORE \Deleted, never

@@ -172,7 +172,7 @@ assert "nagios unmeasured seed: INBOXPROBE WARNING naming inbox@outlook.test" \
 assert "nagios unmeasured seed: the password is not printed" \
 	sh -c "! grep -qF \"\$(cat '$WRONG_PASSFILE')\" '$T/unmeasured.out' '$T/unmeasured.err'"
 nagios_check unmeasured
-# The same round in text format: the CI exit codes (SPEC) differ from Nagios'.
+# The same round in text format: the CI exit codes (docs/SPEC.md) differ from Nagios'.
 run unmeasured
 check "text format, unmeasured seed: exit 3" 3 "$rc"
 run gatefail

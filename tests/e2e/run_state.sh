@@ -127,7 +127,7 @@ for le in BUCKETS:
     b = bucket(s, "inboxprobe_delivery_latency_seconds", le, config="late", provider="greylist")
     want = sum(1 for x in obs if x <= le)
     check(b == want, f"textfile: greylist bucket le={le}: {b} == {want}")
-# Quantiles over the window: the late latency is in it (SPEC "true latency").
+# Quantiles over the window: the late latency is in it (docs/SPEC.md "true latency").
 now = r2["ended_unix"] + 0.001
 lats = window_latencies(f"{T}/late.db", "late", "greylist", now, 3600)
 check(len(lats) == 2, f"store window: {len(lats)} greylist samples == 2")

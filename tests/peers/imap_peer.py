@@ -38,7 +38,7 @@ Scenarios:
                in modified UTF-7), "Junk&ABs-" (ESC), a literal name with a raw
                ESC byte "Esc\x1b[31mRed", a raw DEL "Del\x7fX", raw UTF-8
                "Caf\xc3\xa9", and INBOX; no special-use flags
-Cleanup scenarios (SPEC "Cleanup"): folders hold UIDs 7 and 9 (UIDVALIDITY
+Cleanup scenarios (docs/SPEC.md "Cleanup"): folders hold UIDs 7 and 9 (UIDVALIDITY
 42); UID SEARCH for a 32+ hex-digit token in the scenario's "hit" folder
 answers UID 9, and UID FETCH 9 returns that same token (so a round with a
 random token finds its probe); elsewhere SEARCH answers nothing. Commands

@@ -1,5 +1,5 @@
 /*
- * test_config.c - configuration loading and validation (SPEC "Configuration").
+ * test_config.c - configuration loading and validation (docs/SPEC.md "Configuration").
  * Configurations are written into a mkdtemp directory at test time (secret
  * files need mode 0600, which a checkout does not keep); the sample files
  * in tests/data/config/ carry their expected errors as "#! LINE: text".
@@ -109,7 +109,7 @@ static void assert_error(const char *errstr, const char *path, int line, const c
 	free(prefix);
 }
 
-/* ---- the SPEC's example ---- */
+/* ---- docs/SPEC.md's example ---- */
 
 static void test_spec_example(void **state)
 {

@@ -1,6 +1,6 @@
 /*
  * test_folders.c - modified UTF-7 (RFC 3501 5.1.3) and the spam/trash
- * folder resolution order of SPEC "Spam folder".
+ * folder resolution order of docs/SPEC.md "Spam folder".
  */
 #include <config.h>
 

@@ -412,10 +412,10 @@ static void test_subject_rfc2047(void **state)
 	}
 	free(enc);
 	strbuf_free(&in);
-	assert_false(message_utf8_valid("\xC3\x80\x80", 3));
-	assert_false(message_utf8_valid("\xC0\xAF", 2));          /* overlong '/' */
-	assert_false(message_utf8_valid("\xED\xA0\x80", 3));      /* surrogate */
-	assert_true(message_utf8_valid("Zugangscode \xE2\x9C\x93", 15));
+	assert_false(utf8_valid("\xC3\x80\x80", 3));
+	assert_false(utf8_valid("\xC0\xAF", 2));          /* overlong '/' */
+	assert_false(utf8_valid("\xED\xA0\x80", 3));      /* surrogate */
+	assert_true(utf8_valid("Zugangscode \xE2\x9C\x93", 15));
 }
 
 static void test_long_header_folded(void **state)

@@ -1,5 +1,5 @@
 /*
- * test_metrics.c - the two metrics encoders (SPEC "Metrics"): exact
+ * test_metrics.c - the two metrics encoders (docs/SPEC.md "Metrics"): exact
  * expected text, byte for byte, for a small fixed round (2 providers, 3
  * seeds: one found, one missing, one error), with and without state store
  * totals; label escaping; C-locale numbers under a comma-decimal
@@ -104,7 +104,7 @@ static void fixture_free(struct fixture *f)
 	(void)f;
 }
 
-/* ---- expected text (reviewed by hand against SPEC "Metrics") ---- */
+/* ---- expected text (reviewed by hand against docs/SPEC.md "Metrics") ---- */
 
 static const char expect_prom_round[] =
 	"# HELP inboxprobe_probe_outcome 1 for the outcome of this round's probe to the seed, 0 for the other five.\n"

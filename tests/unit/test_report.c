@@ -1,5 +1,5 @@
 /*
- * test_report.c - per-provider figures, gates, exit codes (SPEC "Gates and
+ * test_report.c - per-provider figures, gates, exit codes (docs/SPEC.md "Gates and
  * exit codes"), nearest-rank quantiles, and the JSON, JUnit, summary and
  * Nagios encoders.
  *
@@ -446,29 +446,6 @@ static void test_report_write_ok(void **state)
 	fx_free(&f);
 }
 
-/* ---- UTF-8 ---- */
-
-static void test_utf8_seq_len(void **state)
-{
-	(void)state;
-	struct { const char *s; size_t len; } cases[] = {
-		{ "a", 1 },
-		{ "\xC3\xA9", 2 },              /* é */
-		{ "\xE2\x82\xAC", 3 },          /* € */
-		{ "\xF0\x9F\x93\xAC", 4 },      /* 📬 */
-		{ "\xC0\xAF", 0 },              /* overlong '/' */
-		{ "\xE0\x80\xAF", 0 },          /* overlong */
-		{ "\xED\xA0\x80", 0 },          /* surrogate U+D800 */
-		{ "\xF4\x90\x80\x80", 0 },      /* > U+10FFFF */
-		{ "\xC3", 0 },                  /* truncated */
-		{ "\x80", 0 },                  /* lone continuation */
-		{ "\xFF", 0 },
-	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		assert_int_equal(report_utf8_seq_len((const unsigned char *)cases[i].s, strlen(cases[i].s)),
-		                 cases[i].len);
-}
-
 /* ---- encoders: JSON, JUnit, summary, Nagios ---- */
 
 static struct fx mixed;
@@ -653,7 +630,6 @@ int main(void)
 		cmocka_unit_test(test_window_basis),
 		cmocka_unit_test(test_exit_code_table),
 		cmocka_unit_test(test_report_write_ok),
-		cmocka_unit_test(test_utf8_seq_len),
 		cmocka_unit_test(test_json_report),
 		cmocka_unit_test(test_junit_report),
 		cmocka_unit_test(test_summary),

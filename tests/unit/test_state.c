@@ -585,7 +585,7 @@ static void test_duplicate_token_and_reopen(void **state)
 	assert_int_equal(sql_count(f->db, "PRAGMA user_version"), STATE_SCHEMA_VERSION);
 }
 
-/* SPEC "Latency": skew up to 2 s keeps the sample usable; the histogram
+/* docs/SPEC.md "Latency": skew up to 2 s keeps the sample usable; the histogram
  * counts it as 0 (monotonic _sum), the window keeps the measured value. */
 static void test_small_negative_latency(void **state)
 {

@@ -160,6 +160,98 @@ static void test_latency(void **state)
 	assert_true(r.clock_skew == 0);
 }
 
+/* ---- UTF-8 (RFC 3629 section 3 and its examples) ---- */
+
+static void test_utf8_decode(void **state)
+{
+	(void)state;
+	struct { const char *s; size_t len; uint32_t cp; } cases[] = {
+		{ "a", 1, 0x61 },
+		{ "\xC3\xA9", 2, 0xE9 },               /* é */
+		{ "\xE2\x82\xAC", 3, 0x20AC },         /* € */
+		{ "\xED\x95\x9C", 3, 0xD55C },         /* RFC 3629 example: Hangul */
+		{ "\xF0\x9F\x93\xAC", 4, 0x1F4EC },    /* 📬 */
+		{ "\xF4\x8F\xBF\xBF", 4, 0x10FFFF },
+		{ "\xC0\xAF", 0, 0 },                  /* overlong '/' */
+		{ "\xE0\x80\xAF", 0, 0 },              /* overlong */
+		{ "\xF0\x80\x80\xAF", 0, 0 },          /* overlong */
+		{ "\xED\xA0\x80", 0, 0 },              /* surrogate U+D800 */
+		{ "\xF4\x90\x80\x80", 0, 0 },          /* > U+10FFFF */
+		{ "\xC3", 0, 0 },                      /* truncated */
+		{ "\xE2\x82", 0, 0 },                  /* truncated */
+		{ "\x80", 0, 0 },                      /* lone continuation */
+		{ "\xFF", 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint32_t cp = 0;
+		size_t n = strlen(cases[i].s);
+		assert_int_equal(utf8_decode((const unsigned char *)cases[i].s, n, &cp), cases[i].len);
+		if (cases[i].len)
+			assert_int_equal(cp, cases[i].cp);
+		assert_int_equal(utf8_valid(cases[i].s, n), cases[i].len == n);
+	}
+	assert_int_equal(utf8_decode((const unsigned char *)"", 0, NULL), 0);
+	assert_true(utf8_valid("Zugangscode \xE2\x9C\x93", 15));
+	assert_false(utf8_valid("ok\xC3\x80\x80", 5));
+	assert_false(utf8_valid("a\0b\xC3", 4));
+}
+
+/* ---- RFC 5322 unfolding (section 2.2.3) ---- */
+
+static void test_rfc5322_unfold(void **state)
+{
+	(void)state;
+	/* RFC 5322 2.2.3's example: "Subject: This\r\n is a test" */
+	char *v = rfc5322_unfold("This\r\n is a test", 16, 0);
+	assert_string_equal(v, "This is a test");
+	free(v);
+	v = rfc5322_unfold("a\n\tb\0c", 6, 0);     /* bare LF; NUL never ends the value */
+	assert_string_equal(v, "a\tb c");
+	free(v);
+	v = rfc5322_unfold("abcdef", 6, 4);
+	assert_string_equal(v, "abcd");
+	free(v);
+}
+
+static void test_rfc5322_field(void **state)
+{
+	(void)state;
+	/* Header fields as Postfix writes a bounce (tests/data/dsn/postfix_failed.eml)
+	 * plus a folded Subject, a field name that is a prefix of another, and
+	 * whitespace before the colon (obsolete syntax, RFC 5322 4.5.3). */
+	static const char h[] =
+		"X-Inboxprobe-Token-Old: nope\r\n"
+		"Subject: Undelivered Mail Returned\r\n"
+		"\tto Sender\r\n"
+		"from : MAILER-DAEMON@relay.test (Mail Delivery System)\r\n"
+		"X-Inboxprobe-Token:   abc123  \r\n"
+		"Empty:\r\n"
+		"Last: no newline";
+	size_t n = sizeof(h) - 1;
+	char *v;
+
+	v = rfc5322_field(h, n, "subject", 0);
+	assert_string_equal(v, "Undelivered Mail Returned\tto Sender");
+	free(v);
+	v = rfc5322_field(h, n, "From", 0);
+	assert_string_equal(v, "MAILER-DAEMON@relay.test (Mail Delivery System)");
+	free(v);
+	v = rfc5322_field(h, n, "X-Inboxprobe-Token", 0);
+	assert_string_equal(v, "abc123");
+	free(v);
+	v = rfc5322_field(h, n, "Empty", 0);
+	assert_string_equal(v, "");
+	free(v);
+	v = rfc5322_field(h, n, "Last", 0);
+	assert_string_equal(v, "no newline");
+	free(v);
+	v = rfc5322_field(h, n, "Subject", 11);
+	assert_string_equal(v, "Undelivered");
+	free(v);
+	assert_null(rfc5322_field(h, n, "Received", 0));
+	assert_null(rfc5322_field(h, n, "to Sender", 0));   /* a continuation line is no field */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -170,6 +262,9 @@ int main(void)
 		cmocka_unit_test(test_atomic_write),
 		cmocka_unit_test(test_outcome_names),
 		cmocka_unit_test(test_latency),
+		cmocka_unit_test(test_utf8_decode),
+		cmocka_unit_test(test_rfc5322_unfold),
+		cmocka_unit_test(test_rfc5322_field),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
