@@ -65,6 +65,54 @@ struct dsn_info {
 	char diagnostic[DIAG_MAX];       /* Diagnostic-Code value, type stripped */
 };
 
+/* One authentication verdict (RFC 8601 resinfo) the receiving provider
+ * wrote into the delivered probe: "dkim=fail (bad signature)
+ * header.d=example.com". Strings are lower-cased where RFC 8601 makes them
+ * case-insensitive (method, result, property names), values as written. */
+#define AUTH_MAX 12          /* verdicts kept per probe (merged over trusted fields) */
+#define AUTH_PROPS_MAX 4     /* properties kept per verdict */
+struct auth_prop {
+	char name[24];           /* "smtp.mailfrom", "header.d", "action" */
+	char value[96];
+};
+struct auth_verdict {
+	char method[24];         /* "spf", "dkim", "dmarc", "arc", "compauth", ... (version stripped) */
+	char result[24];         /* "pass", "fail", "none", ... as written, lower-cased */
+	char reason[128];        /* reason= value, else the first comment after the result; "" */
+	struct auth_prop props[AUTH_PROPS_MAX];
+	int nprops;
+};
+
+/* One Received trace field (RFC 5321 section 4.4) of the delivered probe. */
+#define HOPS_MAX 12          /* hops kept per probe: the newest ones */
+struct hop {
+	char from[96];           /* From-domain as written, "" when absent */
+	char by[96];             /* By-domain ("mx.google.com", "2002:a05:...") */
+	char with[16];           /* protocol: "ESMTPS", "LMTP", ... */
+	char id[64];             /* queue id */
+	double time;             /* Unix seconds of the field's date-time; 0 = unparsable */
+};
+
+/* What the delivered probe's header says about authentication and path.
+ * Filled only for a found probe whose header could be fetched. */
+struct probe_trace {
+	int fetched;             /* 1: the header was fetched and parsed */
+	int relay_hop;           /* index in hops[] of the relay's own field (its queue
+	                            id), -1 when not found: then nothing is trusted */
+	int auth_fields;         /* Authentication-Results fields in the header */
+	int auth_trusted;        /* of those, trusted (above the relay's hop, authserv-id ok) */
+	struct auth_verdict auth[AUTH_MAX];
+	int nauth;               /* merged verdicts from the trusted fields */
+	struct hop hops[HOPS_MAX];
+	int nhops;               /* hops, oldest first (reverse of header order) */
+	int have_relay, have_receiving;   /* 0: that stage is absent (gap), not zero */
+	double stage_relay;      /* seconds from the relay's hop to the next hop (may be < 0: skew) */
+	double stage_receiving;  /* seconds from that hop to delivery (INTERNALDATE; may be < 0) */
+	char tab[12];            /* Gmail category: "primary", "promotions", "social",
+	                            "updates", "forums", "unknown"; "" when not asked */
+	char note[128];          /* why something is missing ("relay's Received field not found") */
+};
+
 /* One probe's result for one seed in one round. Filled by the scheduler,
  * read by reports and the state store. All strings are NUL-terminated and
  * truncated to their buffer. */
@@ -90,6 +138,7 @@ struct probe_result {
 	struct dsn_info dsn;
 	char diagnostic[DIAG_MAX];       /* human explanation (enhanced-code meaning, DSN, error reason) */
 	char cleanup[64];                /* "deleted", "trashed", "kept", "kept: no UIDPLUS/MOVE", "" */
+	struct probe_trace trace;        /* verdicts, path and tab of a found probe */
 };
 
 #endif
