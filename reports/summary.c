@@ -16,6 +16,12 @@
 #include "common/util.h"
 #include "reports/report.h"
 
+/* The runbook the verdict line points at (docs/runbook.md, installed in docdir). */
+#ifndef INBOXPROBE_DOCDIR
+#define INBOXPROBE_DOCDIR "/usr/share/doc/inboxprobe"
+#endif
+#define RUNBOOK INBOXPROBE_DOCDIR "/runbook.md"
+
 /* Round half away from zero without libm (the library links no -lm). */
 static long long round_ll(double v)
 {
@@ -259,7 +265,8 @@ void report_summary(const struct round_report *r, FILE *out)
 	if (code == EXIT_GATES_OK)
 		fprintf(out, "verdict: OK (exit 0): every gate holds and every seed was measured\n");
 	else if (code == EXIT_GATE_FAILED)
-		fprintf(out, "verdict: FAILED (exit 1): at least one gate failed on what was measured\n");
+		fprintf(out, "verdict: FAILED (exit 1): at least one gate failed on what was measured; "
+		        "runbook: %s#exit-1-a-gate-failed\n", RUNBOOK);
 	else {
 		const char *why[4];
 		size_t n = 0;
@@ -275,7 +282,7 @@ void report_summary(const struct round_report *r, FILE *out)
 		fprintf(out, "verdict: UNKNOWN (exit 3): no gate failed, but ");
 		for (size_t i = 0; i < n; i++)
 			fprintf(out, "%s%s", i == 0 ? "" : i + 1 == n ? " and " : ", ", why[i]);
-		fprintf(out, "\n");
+		fprintf(out, "; runbook: %s#exit-3-result-unknown\n", RUNBOOK);
 	}
 }
 
