@@ -41,8 +41,10 @@ for f in "$bindir/inboxprobe" "$mandir/man1/inboxprobe.1" "$mandir/man5/inboxpro
 done
 assert "installed binary is executable and prints its version" sh -c "'$dest$bindir/inboxprobe' --version | grep -q '^inboxprobe [0-9]'"
 # every example of the source tree is installed
-for f in "$srcdir"/examples/*; do
-	assert "installed: examples/$(basename "$f")" cmp -s "$f" "$dest$docdir/examples/$(basename "$f")"
+for f in "$srcdir"/examples/* "$srcdir"/examples/ci/*; do
+	[ -f "$f" ] || continue
+	r=${f#"$srcdir"/}
+	assert "installed: $r" cmp -s "$f" "$dest$docdir/$r"
 done
 
 # --- man pages ---
