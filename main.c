@@ -26,6 +26,8 @@
 #include "prober/imap.h"
 #include "prober/smtp.h"
 #include "reports/report.h"
+#include "scheduler/cycle.h"
+#include "scheduler/daemon.h"
 #include "scheduler/round.h"
 #include "scheduler/state.h"
 #include "seeds/config.h"
@@ -45,6 +47,7 @@ static void usage(FILE *f)
 	fputs("Usage:\n"
 	      "  inboxprobe run     -c FILE [--textfile PATH] [--openmetrics PATH] [--json PATH]\n"
 	      "                             [--junit PATH] [--deadline SECONDS] [--format text|nagios] [-v]\n"
+	      "  inboxprobe daemon  -c FILE [-v]   rounds every schedule.interval, /metrics over HTTP\n"
 	      "  inboxprobe check   -c FILE   validate the configuration\n"
 	      "  inboxprobe folders -c FILE   per seed: log in, list folders, show inbox and spam folder\n"
 	      "  inboxprobe --version | --help\n"
@@ -243,54 +246,6 @@ static int cmd_folders(const char *path)
 
 /* ---- run ---------------------------------------------------------------- */
 
-/* The run lock of a configuration, keyed by its name (two files with the
- * same name would write the same metric series anyway): STATE.NAME.lock
- * beside the state store when there is one (configurations sharing a store
- * keep their rows apart by name and do not block each other), else
- * inboxprobe-UID-NAME.lock in $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR, $TMPDIR
- * or /tmp. */
-static char *lock_path_for(const struct config *cfg)
-{
-	const char *dir;
-	char *name, *p;
-	char *ret;
-
-	name = xstrdup(cfg->name);
-	{
-		int changed = 0;
-		uint32_t h = 2166136261u;   /* FNV-1a of the name as written */
-
-		for (p = name; *p; p++) {
-			h = (h ^ (unsigned char)*p) * 16777619u;
-			if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') {
-				*p = '_';
-				changed = 1;
-			}
-		}
-		if (changed) {
-			/* "a/b" and "a_b" must not share a lock */
-			char *n2 = xasprintf("%s-%08x", name, h);
-			free(name);
-			name = n2;
-		}
-	}
-	if (cfg->state.path != NULL) {
-		ret = xasprintf("%s.%s.lock", cfg->state.path, name);
-		free(name);
-		return ret;
-	}
-	dir = getenv("RUNTIME_DIRECTORY");
-	if (dir == NULL || *dir == '\0')
-		dir = getenv("XDG_RUNTIME_DIR");
-	if (dir == NULL || *dir == '\0')
-		dir = getenv("TMPDIR");
-	if (dir == NULL || *dir == '\0')
-		dir = "/tmp";
-	ret = xasprintf("%s/inboxprobe-%u-%s.lock", dir, (unsigned)getuid(), name);
-	free(name);
-	return ret;
-}
-
 /* SIGTERM, SIGINT, SIGHUP: the first asks the round to stop and write its
  * reports (exit 3); a second one ends the process at once. */
 static void on_stop_signal(int sig)
@@ -315,45 +270,16 @@ static void install_stop_handlers(void)
 	sigaction(SIGHUP, &sa, NULL);
 }
 
-static void print_late(const struct config *cfg, const struct round_result *rr, FILE *out)
-{
-	for (size_t i = 0; i < rr->nlate; i++) {
-		const struct round_late *l = &rr->late[i];
-		char when[32];
-		time_t t = (time_t)l->submit_time;
-		struct tm tm;
-
-		gmtime_r(&t, &tm);
-		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-		if (!l->counted) {
-			int gone = strcmp(l->cleanup, "deleted") == 0 || strcmp(l->cleanup, "trashed") == 0;
-			fprintf(out, "%s: %s probe %.8s… sent %s (its round could not measure it) "
-			        "found in %s%s%s%s\n", gone ? "cleaned up" : "found",
-			        cfg->seeds[l->seed_index].address, l->token, when, l->folder,
-			        gone ? "" : " (", gone ? "" : l->cleanup, gone ? "" : ")");
-			continue;
-		}
-		fprintf(out, "late arrival: %s probe %.8s… sent %s found in %s after %.0f s%s\n",
-		        cfg->seeds[l->seed_index].address, l->token, when, l->folder, l->latency,
-		        l->latency_usable ? "" : " (clock skew: not used for percentiles)");
-	}
-}
-
 static int cmd_run(struct run_opts *o)
 {
 	struct config *cfg = NULL;
 	struct run_lock *lock = NULL;
 	struct state *st = NULL;
-	struct round_pending *pending = NULL;
-	size_t npending = 0;
-	struct round_result rr;
-	struct state_totals *totals = NULL;
-	struct round_report *rep = NULL;
+	struct cycle cy;
 	char *lockpath = NULL, *err = NULL;
 	int state_failed = 0, code;
-	int progress = isatty(STDERR_FILENO);
 
-	memset(&rr, 0, sizeof rr);
+	memset(&cy, 0, sizeof cy);
 	if (load_config(o->config, &cfg) != 0)
 		return fail_usage(o->format, "configuration error (see stderr)");
 	if (o->textfile)
@@ -366,7 +292,7 @@ static int cmd_run(struct run_opts *o)
 		cfg->report.junit = (free(cfg->report.junit), xstrdup(o->junit));
 
 	warn_host_limits(cfg);
-	lockpath = lock_path_for(cfg);
+	lockpath = cycle_lock_path(cfg);
 	switch (run_lock_acquire(lockpath, &lock, &err)) {
 	case 0:
 		break;
@@ -386,136 +312,43 @@ static int cmd_run(struct run_opts *o)
 	free(err);
 	err = NULL;
 
-	if (cfg->state.path != NULL) {
-		if (state_open(cfg->state.path, &st, &err) != 0) {
-			log_error("state store: %s; running without memory across runs", err);
-			free(err);
-			err = NULL;
-			state_failed = 1;
-			st = NULL;
-		} else {
-			double since = now_wall() - (double)cfg->state.retention_days * 86400.0;
-			for (size_t i = 0; i < cfg->nseeds; i++) {
-				struct state_pending *sp = NULL;
-				size_t n = 0;
-				if (state_pending(st, cfg->name, cfg->seeds[i].address, since, &sp, &n, &err) != 0) {
-					log_warn("state store: %s", err);
-					free(err);
-					err = NULL;
-					state_failed = 1;
-					continue;
-				}
-				pending = xrealloc(pending, (npending + n) * sizeof *pending);
-				for (size_t j = 0; j < n; j++) {
-					pending[npending].seed_index = i;
-					pending[npending++].p = sp[j];
-				}
-				free(sp);
-			}
-		}
+	if (cfg->state.path != NULL && state_open(cfg->state.path, &st, &err) != 0) {
+		log_error("state store: %s; running without memory across runs", err);
+		free(err);
+		err = NULL;
+		state_failed = 1;
+		st = NULL;
 	}
-
 	if (smtp_global_init() != 0) {
 		log_error("cannot initialise libcurl");
 		code = EXIT_UNKNOWN;
 		goto out;
 	}
 	{
-		struct round_params rp = {
-			.cfg = cfg, .deadline = o->deadline > 0 ? o->deadline : cfg->probe.deadline,
-			.progress = progress, .pending = pending, .npending = npending,
+		struct cycle_params cp = {
+			.cfg = cfg, .st = st, .state_failed = state_failed,
+			.deadline = o->deadline > 0 ? o->deadline : cfg->probe.deadline,
+			.progress = isatty(STDERR_FILENO),
 		};
-		if (progress)
-			log_info("round started: %zu seeds, deadline %lds", cfg->nseeds, rp.deadline);
 		install_stop_handlers();
 		smtp_set_abort_flag(&round_stop);
 		imap_set_abort_flag(&round_stop);
-		round_run(&rp, &rr);
+		cycle_run(&cp, &cy);
 	}
 	smtp_global_cleanup();
-	if (rr.interrupted)
-		log_warn("round interrupted by signal %d: recording what was measured; probes not "
-		         "found yet are reported as error and cleaned up by later rounds", (int)round_stop);
 
-	if (st != NULL) {
-		const char **seeds = xcalloc(cfg->nseeds, sizeof *seeds);
-		const char **provs = xcalloc(cfg->nseeds, sizeof *provs);
-
-		for (size_t i = 0; i < cfg->nseeds; i++) {
-			seeds[i] = cfg->seeds[i].address;
-			provs[i] = cfg->seeds[i].provider;
-		}
-		if (state_record_round(st, cfg->name, rr.started, rr.ended, rr.results, seeds, provs,
-		                       cfg->nseeds, &err) != 0) {
-			log_error("state store: %s", err);
-			free(err);
-			err = NULL;
-			state_failed = 1;
-		}
-		for (size_t i = 0; i < rr.nlate; i++) {
-			const struct round_late *l = &rr.late[i];
-			if (state_record_late(st, cfg->name, l->token, l->folder_kind, l->internaldate,
-			                      l->latency, l->latency_usable, &err) != 0) {
-				log_error("state store: %s", err);
-				free(err);
-				err = NULL;
-				state_failed = 1;
-			}
-		}
-		if (state_prune(st, cfg->state.retention_days, now_wall(), &err) != 0) {
-			log_warn("state store: %s", err);
-			free(err);
-			err = NULL;
-		}
-		if (state_totals(st, cfg->name, (const char *const *)cfg->providers, cfg->nproviders,
-		                 now_wall(), cfg->slo.window, &totals, &err) != 0) {
-			log_error("state store: %s", err);
-			free(err);
-			err = NULL;
-			totals = NULL;
-			state_failed = 1;
-		}
-		free(seeds);
-		free(provs);
-	}
-
-	rep = report_compute(cfg, rr.results, rr.started, rr.ended, totals);
-	rep->state_failed = state_failed;
-	rep->interrupted = rr.interrupted ? (int)round_stop : 0;
-	rep->bounce_error = rr.bounce_error[0] ? rr.bounce_error : NULL;
-	{
-		struct { const char *path; char *(*enc)(const struct round_report *); } outs[] = {
-			{ cfg->report.textfile, report_prometheus_text },
-			{ cfg->report.openmetrics, report_openmetrics },
-			{ cfg->report.json, report_json },
-			{ cfg->report.junit, report_junit },
-		};
-		for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
-			if (outs[i].path == NULL)
-				continue;
-			if (report_write(rep, outs[i].path, outs[i].enc, &err) != 0) {
-				log_error("report: %s", err ? err : outs[i].path);
-				free(err);
-				err = NULL;
-			}
-		}
-	}
 	if (o->format == FORMAT_NAGIOS) {
-		report_nagios(rep, stdout);
-		code = report_nagios_code(rep);
+		report_nagios(cy.rep, stdout);
+		code = report_nagios_code(cy.rep);
 	} else {
-		report_summary(rep, stdout);
-		print_late(cfg, &rr, stdout);
-		code = report_exit_code(rep);
+		report_summary(cy.rep, stdout);
+		cycle_print_late(cfg, &cy.rr, stdout);
+		code = report_exit_code(cy.rep);
 	}
 	fflush(stdout);
 
 out:
-	report_free(rep);
-	if (totals != NULL)
-		state_totals_free(totals, cfg->nproviders);
-	round_result_free(&rr);
-	free(pending);
+	cycle_free(&cy);
 	state_close(st);
 	run_lock_release(lock);
 	free(lockpath);
@@ -561,7 +394,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	cmd = argv[1];
-	if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check") != 0 && strcmp(cmd, "folders") != 0) {
+	if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check") != 0 && strcmp(cmd, "folders") != 0 &&
+	    strcmp(cmd, "daemon") != 0) {
 		fprintf(stderr, "inboxprobe: unknown command '%s'\n", cmd);
 		usage(stderr);
 		return EXIT_USAGE;
@@ -617,5 +451,7 @@ int main(int argc, char **argv)
 		return cmd_check(o.config);
 	if (strcmp(cmd, "folders") == 0)
 		return cmd_folders(o.config);
+	if (strcmp(cmd, "daemon") == 0)
+		return daemon_main(o.config);
 	return cmd_run(&o);
 }

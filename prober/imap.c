@@ -48,7 +48,19 @@ struct imap_session {
 	char *selected;            /* wire name of the selected folder, NULL if none */
 	unsigned long uidvalidity; /* of the selected folder */
 	struct fallback_mark fb[FALLBACK_FOLDERS];  /* what the SINCE fallback already examined */
+	int counted_up;            /* counted in n_up (logged in, not closed yet) */
 };
+
+/* Process-wide figures for imap_counters() (the daemon's metrics). */
+static atomic_ullong n_logins;
+static atomic_long n_connecting, n_up;
+
+void imap_counters(struct imap_counters *out)
+{
+	out->logins = atomic_load(&n_logins);
+	out->connecting = atomic_load(&n_connecting);
+	out->up = atomic_load(&n_up);
+}
 
 void imap_set_abort_flag(const atomic_int *flag)
 {
@@ -474,6 +486,7 @@ int imap_open(const struct imap_params *p, struct imap_session **out, char **err
 	mailstream *stream;
 
 	*out = NULL;
+	atomic_fetch_add(&n_connecting, 1);
 	s = xcalloc(1, sizeof *s);
 	s->conf = c;
 	s->timeout = p->timeout > 0 ? p->timeout : 30;
@@ -549,6 +562,7 @@ int imap_open(const struct imap_params *p, struct imap_session **out, char **err
 		goto fail;
 	/* mailimap_login quotes or sends a literal; libetpan's stream logger is
 	 * never enabled, so the password is not written anywhere. */
+	atomic_fetch_add(&n_logins, 1);
 	r = mailimap_login(s->imap, c->username ? c->username : "", c->password ? c->password : "");
 	if (r == MAILIMAP_ERROR_LOGIN) {
 		r = login_failure(s, errstr);
@@ -563,8 +577,12 @@ int imap_open(const struct imap_params *p, struct imap_session **out, char **err
 		goto fail;
 	free(err);
 	*out = s;
+	s->counted_up = 1;
+	atomic_fetch_add(&n_up, 1);
+	atomic_fetch_sub(&n_connecting, 1);
 	return IMAP_OK;
 fail:
+	atomic_fetch_sub(&n_connecting, 1);
 	free(err);
 	if (ssl)
 		SSL_free(ssl);
@@ -641,6 +659,8 @@ void imap_close(struct imap_session *s)
 {
 	if (!s)
 		return;
+	if (s->counted_up)
+		atomic_fetch_sub(&n_up, 1);
 	if (s->imap) {
 		if (!s->dead && s->imap->imap_stream && arm(s) == 0) {
 			/* a short, bounded LOGOUT */

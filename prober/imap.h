@@ -48,6 +48,15 @@ enum imap_err {
  * once, before any session is opened; NULL turns it off. */
 void imap_set_abort_flag(const atomic_int *flag);
 
+/* Process-wide IMAP figures, read lock-free (the daemon's metrics
+ * inboxprobe_imap_logins_total and inboxprobe_imap_sessions). */
+struct imap_counters {
+	unsigned long long logins;   /* LOGIN/AUTHENTICATE commands sent since the start */
+	long connecting;             /* sessions being opened (connect, TLS, greeting, login) */
+	long up;                     /* sessions logged in and not closed yet */
+};
+void imap_counters(struct imap_counters *out);
+
 /* Static name of an error code, e.g. "tls", "auth", for traces. */
 const char *imap_err_name(int err);
 

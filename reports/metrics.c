@@ -326,6 +326,25 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 	}
 }
 
+/* The daemon's own series (SPEC "Daemon"; docs/metrics.md). */
+static void build_daemon(const struct report_daemon *d, const char *cn, struct mmodel *m)
+{
+	struct mfamily *f;
+
+	f = family(m, "rounds", MT_COUNTER, NULL, "Rounds the daemon has run and reported.");
+	sample(f, "_total", (double)d->rounds, 1, "config", cn);
+	f = family(m, "rounds_skipped", MT_COUNTER, NULL,
+	           "Scheduled rounds not started because the previous round was still running.");
+	sample(f, "_total", (double)d->rounds_skipped, 1, "config", cn);
+	f = family(m, "imap_sessions", MT_GAUGE, NULL,
+	           "IMAP sessions of the daemon by state: connecting (connect, TLS, login) or up (logged in).");
+	sample(f, "", (double)d->sessions_connecting, 2, "config", cn, "state", "connecting");
+	sample(f, "", (double)d->sessions_up, 2, "config", cn, "state", "up");
+	f = family(m, "imap_logins", MT_COUNTER, NULL,
+	           "IMAP logins (LOGIN or AUTHENTICATE commands sent) since the daemon started.");
+	sample(f, "_total", (double)d->imap_logins, 1, "config", cn);
+}
+
 /* Label value: valid UTF-8, with \\, \" and \n escaped (both formats). */
 static void add_label_value(struct strbuf *sb, const char *v)
 {
@@ -414,12 +433,17 @@ static const char *type_name(enum mtype t)
 	}
 }
 
-static char *encode(const struct round_report *r, int om)
+static char *encode(const struct round_report *r, const struct report_daemon *d,
+                    const char *config_name, int om)
 {
 	struct mmodel m = { 0 };
 	struct strbuf sb = STRBUF_INIT;
 
-	build_model(r, &m);
+	if (r != NULL)
+		build_model(r, &m);
+	if (d != NULL)
+		build_daemon(d, r != NULL && r->cfg->name ? r->cfg->name : config_name ? config_name : "",
+		             &m);
 	for (size_t i = 0; i < m.n; i++) {
 		const struct mfamily *f = &m.f[i];
 		if (f->n == 0)
@@ -443,10 +467,16 @@ static char *encode(const struct round_report *r, int om)
 
 char *report_prometheus_text(const struct round_report *r)
 {
-	return encode(r, 0);
+	return encode(r, r->daemon, NULL, 0);
 }
 
 char *report_openmetrics(const struct round_report *r)
 {
-	return encode(r, 1);
+	return encode(r, r->daemon, NULL, 1);
+}
+
+char *report_metrics(const struct round_report *r, const struct report_daemon *d,
+                     const char *config_name, int openmetrics)
+{
+	return encode(r, d, config_name, openmetrics);
 }

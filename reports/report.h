@@ -52,6 +52,16 @@ struct provider_report {
 	const struct state_totals *totals;  /* NULL without a state store */
 };
 
+/* The daemon's own figures (SPEC "Daemon"). A report that carries them
+ * (round_report.daemon) has them in its metrics after the round's series. */
+struct report_daemon {
+	unsigned long long rounds;          /* inboxprobe_rounds_total: rounds run and reported */
+	unsigned long long rounds_skipped;  /* inboxprobe_rounds_skipped_total */
+	unsigned long long imap_logins;     /* inboxprobe_imap_logins_total */
+	long sessions_connecting;           /* inboxprobe_imap_sessions{state="connecting"} */
+	long sessions_up;                   /* inboxprobe_imap_sessions{state="up"} */
+};
+
 struct round_report {
 	const struct config *cfg;
 	const struct probe_result *results;  /* cfg->nseeds entries, seed order */
@@ -71,6 +81,7 @@ struct round_report {
 	 * probes. The counts, shares and quantiles in providers[] are always
 	 * this round's; only gate[].value is taken from the window. */
 	int window_basis;
+	const struct report_daemon *daemon;  /* NULL, or the daemon's figures (borrowed) */
 };
 
 /* Compute per-provider figures and gates (round or window per cfg->slo).
@@ -97,6 +108,12 @@ int report_nagios_code(const struct round_report *r);
  * label values escaped, no timestamps, every seed in every run. */
 char *report_prometheus_text(const struct round_report *r);  /* text format 0.0.4 */
 char *report_openmetrics(const struct round_report *r);      /* OpenMetrics 1.0, ends "# EOF\n" */
+/* The metrics of r (NULL before the daemon's first round: then only the
+ * daemon's series) followed by the daemon's series d (NULL: none), in text
+ * 0.0.4 (openmetrics 0) or OpenMetrics 1.0 (1). config_name labels the
+ * daemon's series when r is NULL. Heap string, caller frees. */
+char *report_metrics(const struct round_report *r, const struct report_daemon *d,
+                     const char *config_name, int openmetrics);
 char *report_json(const struct round_report *r);            /* schema: docs/json-report.md */
 char *report_junit(const struct round_report *r);           /* Jenkins/Ant JUnit XML */
 

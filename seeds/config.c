@@ -1356,6 +1356,90 @@ static void load_state(struct ctx *c, const config_setting_t *root, struct state
 	get_long(c, g, "state", "retention_days", &st->retention_days, 1, MAX_RETENTION_DAYS, "days");
 }
 
+/* schedule = { interval; jitter; } (daemon only). */
+static void load_schedule(struct ctx *c, const config_setting_t *root, struct schedule_conf *sc)
+{
+	static const char *const keys[] = { "interval", "jitter", NULL };
+	config_setting_t *g, *js;
+
+	sc->interval = 300;
+	sc->jitter = 0;
+	g = get_group(c, root, "", "schedule");
+	if (g == NULL)
+		return;
+	check_keys(c, g, "schedule", keys);
+	get_long(c, g, "schedule", "interval", &sc->interval, 1, MAX_DEADLINE, "seconds");
+	js = member(g, "jitter");
+	if (get_long(c, g, "schedule", "jitter", &sc->jitter, 0, MAX_DEADLINE, "seconds") > 0 &&
+	    sc->jitter > 0 && sc->jitter >= sc->interval) {
+		err_at(c, js, "schedule.jitter (%ld) must be less than schedule.interval (%ld): "
+		       "rounds would start in another round's slot", sc->jitter, sc->interval);
+		sc->jitter = 0;
+	}
+}
+
+/* "host:port", "[v6]:port" or ":port" (every address). Returns NULL when
+ * valid (host heap or NULL, port set), else a static description. */
+static const char *parse_listen(const char *v, char **host, int *port)
+{
+	const char *colon, *hs, *he;
+	char *end;
+	long p;
+
+	*host = NULL;
+	if (v[0] == '[') {
+		he = strchr(v, ']');
+		if (he == NULL || he[1] != ':')
+			return "an IPv6 address must be written [addr]:port";
+		hs = v + 1;
+		colon = he + 1;
+		if (he == hs)
+			return "empty IPv6 address";
+	} else {
+		colon = strrchr(v, ':');
+		if (colon == NULL)
+			return "no port (write host:port, [v6]:port or :port)";
+		hs = v;
+		he = colon;
+		if (memchr(hs, ':', (size_t)(he - hs)) != NULL)
+			return "an IPv6 address must be written [addr]:port";
+	}
+	for (const char *q = hs; q < he; q++)
+		if (!isalnum((unsigned char)*q) && *q != '.' && *q != '-' && *q != ':' && *q != '%' &&
+		    *q != '_')
+			return "the host holds a character that is not allowed in a name or address";
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || errno != 0 || p < 1 || p > 65535 ||
+	    !isdigit((unsigned char)colon[1]))
+		return "the port must be a number from 1 to 65535";
+	*port = (int)p;
+	if (he > hs)
+		*host = xstrndup(hs, (size_t)(he - hs));
+	return NULL;
+}
+
+/* web = { listen_address; } (daemon only). */
+static void load_web(struct ctx *c, const config_setting_t *root, struct web_conf *w)
+{
+	static const char *const keys[] = { "listen_address", NULL };
+	const char *v = "127.0.0.1:9788", *why;
+	config_setting_t *g, *s = NULL;
+
+	g = get_group(c, root, "", "web");
+	if (g != NULL) {
+		check_keys(c, g, "web", keys);
+		if (get_str(c, g, "web", "listen_address", &v, &s) < 0)
+			return;
+	}
+	why = parse_listen(v, &w->host, &w->port);
+	if (why != NULL) {
+		err_at(c, s, "web.listen_address '%s': %s", v, why);
+		return;
+	}
+	w->listen_address = xstrdup(v);
+}
+
 static void load_seeds(struct ctx *c, const config_setting_t *root, const struct imap_raw *def,
                        struct config *cfg)
 {
@@ -1540,7 +1624,7 @@ int config_load(const char *path, struct config **out, char **errstr)
 {
 	static const char *const top_keys[] = {
 		"name", "relay", "probe", "imap_limits", "slo", "report", "imap_defaults",
-		"bounce_mailbox", "state", "seeds", NULL
+		"bounce_mailbox", "state", "seeds", "schedule", "web", NULL
 	};
 	struct ctx c = { .file = path };
 	config_t lc;
@@ -1614,6 +1698,8 @@ int config_load(const char *path, struct config **out, char **errstr)
 	load_slo(&c, root, cfg);
 	load_report(&c, root, &cfg->report);
 	load_state(&c, root, &cfg->state);
+	load_schedule(&c, root, &cfg->schedule);
+	load_web(&c, root, &cfg->web);
 
 	config_setting_t *dg = get_group(&c, root, "", "imap_defaults");
 	imap_raw_parse(&c, dg, "imap_defaults", &def);
@@ -1701,6 +1787,8 @@ void config_free(struct config *cfg)
 	free(cfg->report.junit);
 	imap_conf_free(&cfg->bounce);
 	free(cfg->state.path);
+	free(cfg->web.listen_address);
+	free(cfg->web.host);
 	for (size_t i = 0; i < cfg->nseeds; i++) {
 		free(cfg->seeds[i].address);
 		free(cfg->seeds[i].provider);

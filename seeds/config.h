@@ -102,6 +102,18 @@ struct state_conf {
 	long retention_days;    /* default 30 */
 };
 
+/* Daemon only (`inboxprobe daemon`): SPEC "Daemon". */
+struct schedule_conf {
+	long interval;          /* seconds between round starts, default 300 */
+	long jitter;            /* seconds, each start spread by up to this (0..interval-1), default 0 */
+};
+
+struct web_conf {
+	char *listen_address;   /* as written; default "127.0.0.1:9788" */
+	char *host;             /* address to bind (IPv6 without brackets); NULL: every address */
+	int port;               /* 1..65535 */
+};
+
 struct seed_conf {
 	char *address;
 	char *provider;
@@ -127,6 +139,8 @@ struct config {
 	size_t nseeds;
 	char **providers;       /* distinct providers in first-seen order */
 	size_t nproviders;
+	struct schedule_conf schedule;
+	struct web_conf web;
 };
 
 /*

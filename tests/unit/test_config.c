@@ -1142,6 +1142,96 @@ static void test_include_relative(void **state)
 	free(abstext);
 }
 
+/* ---- daemon settings: schedule and web (SPEC "Configuration", "Daemon") ---- */
+
+static const char *daemon_base =
+	"relay = { url = \"smtp://127.0.0.1:2525\"; tls = \"none\"; from = \"p@sender.test\"; };\n"
+	"seeds = ( { address = \"a@b.test\"; provider = \"b\";\n"
+	"            imap = { url = \"imap://127.0.0.1:1143\"; tls = \"none\"; username = \"a\";\n"
+	"                     password = \"x\"; }; } );\n";
+
+static void test_daemon_settings(void **state)
+{
+	(void)state;
+	struct config *c = NULL;
+	char *e = NULL;
+	/* defaults */
+	char *path = put("d0.cfg", daemon_base, 0644);
+	if (config_load(path, &c, &e) != 0)
+		fail_msg("%s", e);
+	assert_int_equal(c->schedule.interval, 300);
+	assert_int_equal(c->schedule.jitter, 0);
+	assert_string_equal(c->web.listen_address, "127.0.0.1:9788");
+	assert_string_equal(c->web.host, "127.0.0.1");
+	assert_int_equal(c->web.port, 9788);
+	config_free(c);
+	free(path);
+
+	/* the SPEC's example values, an IPv6 listener, every address */
+	static const struct { const char *addr, *host; int port; } ok[] = {
+		{ "[::1]:9788", "::1", 9788 }, { ":9100", NULL, 9100 }, { "localhost:1", "localhost", 1 },
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		char *t = xasprintf("%sschedule = { interval = 300; jitter = 30; };\n"
+		                    "web = { listen_address = \"%s\"; };\n", daemon_base, ok[i].addr);
+		path = put("d1.cfg", t, 0644);
+		c = NULL;
+		if (config_load(path, &c, &e) != 0)
+			fail_msg("%s: %s", ok[i].addr, e);
+		assert_int_equal(c->schedule.interval, 300);
+		assert_int_equal(c->schedule.jitter, 30);
+		if (ok[i].host)
+			assert_string_equal(c->web.host, ok[i].host);
+		else
+			assert_null(c->web.host);
+		assert_int_equal(c->web.port, ok[i].port);
+		config_free(c);
+		free(path);
+		free(t);
+	}
+
+	/* every error in one pass, each at its line */
+	char *t = xasprintf("%sschedule = {\n interval = 0;\n jitter = -1;\n when = 3;\n};\n"
+	                    "web = {\n listen_address = \"127.0.0.1\";\n};\n", daemon_base);
+	path = put("d2.cfg", t, 0644);
+	c = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	assert_null(c);
+	assert_error(e, path, line_of(t, "interval = 0"), "schedule.interval must be greater than 0");
+	assert_error(e, path, line_of(t, "jitter = -1"), "schedule.jitter must be at least 0");
+	assert_error(e, path, line_of(t, "when = 3"), "unknown setting 'when' in schedule");
+	assert_error(e, path, line_of(t, "listen_address"), "web.listen_address '127.0.0.1': no port");
+	assert_int_equal(count_lines(e), 4);
+	free(e);
+	free(path);
+	free(t);
+
+	static const struct { const char *text, *marker, *msg; } bad[] = {
+		{ "schedule = {\n interval = 10;\n jitter = 10;\n};\n", "jitter = 10",
+		  "schedule.jitter (10) must be less than schedule.interval (10)" },
+		{ "web = {\n listen_address = \"::1:9788\";\n};\n", "listen_address",
+		  "an IPv6 address must be written [addr]:port" },
+		{ "web = {\n listen_address = \"127.0.0.1:65536\";\n};\n", "listen_address",
+		  "the port must be a number from 1 to 65535" },
+		{ "web = {\n listen_address = \"h st:80\";\n};\n", "listen_address",
+		  "not allowed in a name or address" },
+		{ "web = {\n listen_address = 9788;\n};\n", "listen_address",
+		  "web.listen_address must be a string" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		t = xasprintf("%s%s", daemon_base, bad[i].text);
+		path = put("d3.cfg", t, 0644);
+		c = NULL;
+		e = NULL;
+		assert_int_equal(config_load(path, &c, &e), -1);
+		assert_error(e, path, line_of(t, bad[i].marker), bad[i].msg);
+		assert_int_equal(count_lines(e), 1);
+		free(e);
+		free(path);
+		free(t);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1163,6 +1253,7 @@ int main(void)
 		cmocka_unit_test(test_parse_url),
 		cmocka_unit_test(test_slo_for),
 		cmocka_unit_test(test_template),
+		cmocka_unit_test(test_daemon_settings),
 	};
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }

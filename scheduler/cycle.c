@@ -1,0 +1,222 @@
+/* cycle.c - one round from the state store to the report files (cycle.h). */
+#include <config.h>
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "scheduler/cycle.h"
+
+char *cycle_lock_path(const struct config *cfg)
+{
+	const char *dir;
+	char *name, *p, *ret;
+	int changed = 0;
+	uint32_t h = 2166136261u;   /* FNV-1a of the name as written */
+
+	name = xstrdup(cfg->name);
+	for (p = name; *p; p++) {
+		h = (h ^ (unsigned char)*p) * 16777619u;
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') {
+			*p = '_';
+			changed = 1;
+		}
+	}
+	if (changed) {
+		char *n2 = xasprintf("%s-%08x", name, h);
+		free(name);
+		name = n2;
+	}
+	if (cfg->state.path != NULL) {
+		ret = xasprintf("%s.%s.lock", cfg->state.path, name);
+		free(name);
+		return ret;
+	}
+	dir = getenv("RUNTIME_DIRECTORY");
+	if (dir == NULL || *dir == '\0')
+		dir = getenv("XDG_RUNTIME_DIR");
+	if (dir == NULL || *dir == '\0')
+		dir = getenv("TMPDIR");
+	if (dir == NULL || *dir == '\0')
+		dir = "/tmp";
+	ret = xasprintf("%s/inboxprobe-%u-%s.lock", dir, (unsigned)getuid(), name);
+	free(name);
+	return ret;
+}
+
+/* Probes of earlier rounds still pending, per seed (within retention).
+ * Returns 1 when the store could not be read for some seed, else 0. */
+static int load_pending(const struct config *cfg, struct state *st, struct round_pending **out,
+                        size_t *nout)
+{
+	double since = now_wall() - (double)cfg->state.retention_days * 86400.0;
+	struct round_pending *pending = NULL;
+	size_t npending = 0;
+	char *err = NULL;
+	int failed = 0;
+
+	for (size_t i = 0; i < cfg->nseeds; i++) {
+		struct state_pending *sp = NULL;
+		size_t n = 0;
+
+		if (state_pending(st, cfg->name, cfg->seeds[i].address, since, &sp, &n, &err) != 0) {
+			log_warn("state store: %s", err);
+			free(err);
+			err = NULL;
+			failed = 1;
+			continue;
+		}
+		pending = xrealloc(pending, (npending + n) * sizeof *pending);
+		for (size_t j = 0; j < n; j++) {
+			pending[npending].seed_index = i;
+			pending[npending++].p = sp[j];
+		}
+		free(sp);
+	}
+	*out = pending;
+	*nout = npending;
+	return failed;
+}
+
+/* Log a state store error and clear it; returns 1 (for state_failed). */
+static int state_error(char **err)
+{
+	log_error("state store: %s", *err ? *err : "failed");
+	free(*err);
+	*err = NULL;
+	return 1;
+}
+
+/* Record the round and its late arrivals, prune, read the totals back.
+ * Returns 1 when anything failed (state_failed), else 0. */
+static int record(const struct config *cfg, struct state *st, struct cycle *c)
+{
+	const struct round_result *rr = &c->rr;
+	const char **seeds = xcalloc(cfg->nseeds + 1, sizeof *seeds);
+	const char **provs = xcalloc(cfg->nseeds + 1, sizeof *provs);
+	char *err = NULL;
+	int failed = 0;
+
+	for (size_t i = 0; i < cfg->nseeds; i++) {
+		seeds[i] = cfg->seeds[i].address;
+		provs[i] = cfg->seeds[i].provider;
+	}
+	if (state_record_round(st, cfg->name, rr->started, rr->ended, rr->results, seeds, provs,
+	                       cfg->nseeds, &err) != 0)
+		failed = state_error(&err);
+	for (size_t i = 0; i < rr->nlate; i++) {
+		const struct round_late *l = &rr->late[i];
+		if (state_record_late(st, cfg->name, l->token, l->folder_kind, l->internaldate,
+		                      l->latency, l->latency_usable, &err) != 0)
+			failed = state_error(&err);
+	}
+	if (state_prune(st, cfg->state.retention_days, now_wall(), &err) != 0) {
+		log_warn("state store: %s", err);
+		free(err);
+		err = NULL;
+	}
+	if (state_totals(st, cfg->name, (const char *const *)cfg->providers, cfg->nproviders,
+	                 now_wall(), cfg->slo.window, &c->totals, &err) != 0) {
+		failed = state_error(&err);
+		c->totals = NULL;
+	} else {
+		c->ntotals = cfg->nproviders;
+	}
+	free(seeds);
+	free(provs);
+	return failed;
+}
+
+static void write_reports(const struct config *cfg, struct round_report *rep)
+{
+	struct { const char *path; char *(*enc)(const struct round_report *); } outs[] = {
+		{ cfg->report.textfile, report_prometheus_text },
+		{ cfg->report.openmetrics, report_openmetrics },
+		{ cfg->report.json, report_json },
+		{ cfg->report.junit, report_junit },
+	};
+	char *err = NULL;
+
+	for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+		if (outs[i].path == NULL)
+			continue;
+		if (report_write(rep, outs[i].path, outs[i].enc, &err) != 0) {
+			log_error("report: %s", err ? err : outs[i].path);
+			free(err);
+			err = NULL;
+		}
+	}
+}
+
+void cycle_run(const struct cycle_params *p, struct cycle *out)
+{
+	const struct config *cfg = p->cfg;
+	struct round_pending *pending = NULL;
+	size_t npending = 0;
+
+	memset(out, 0, sizeof *out);
+	out->state_failed = p->state_failed;
+	if (p->st != NULL && load_pending(cfg, p->st, &pending, &npending) != 0)
+		out->state_failed = 1;
+	{
+		struct round_params rp = {
+			.cfg = cfg, .deadline = p->deadline, .progress = p->progress,
+			.pending = pending, .npending = npending,
+		};
+		if (p->progress)
+			log_info("round started: %zu seeds, deadline %lds", cfg->nseeds, rp.deadline);
+		round_run(&rp, &out->rr);
+	}
+	free(pending);
+	if (out->rr.interrupted)
+		log_warn("round interrupted by signal %d: recording what was measured; probes not "
+		         "found yet are reported as error and cleaned up by later rounds", (int)round_stop);
+	if (p->st != NULL && record(cfg, p->st, out) != 0)
+		out->state_failed = 1;
+
+	out->rep = report_compute(cfg, out->rr.results, out->rr.started, out->rr.ended, out->totals);
+	out->rep->state_failed = out->state_failed;
+	out->rep->interrupted = out->rr.interrupted ? (int)round_stop : 0;
+	out->rep->bounce_error = out->rr.bounce_error[0] ? out->rr.bounce_error : NULL;
+	out->rep->daemon = p->daemon;
+	write_reports(cfg, out->rep);
+	out->rep->daemon = NULL;   /* borrowed for the files only */
+}
+
+void cycle_free(struct cycle *c)
+{
+	report_free(c->rep);
+	if (c->totals != NULL)
+		state_totals_free(c->totals, c->ntotals);
+	round_result_free(&c->rr);
+	memset(c, 0, sizeof *c);
+}
+
+void cycle_print_late(const struct config *cfg, const struct round_result *rr, FILE *out)
+{
+	for (size_t i = 0; i < rr->nlate; i++) {
+		const struct round_late *l = &rr->late[i];
+		char when[32];
+		time_t t = (time_t)l->submit_time;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		if (!l->counted) {
+			int gone = strcmp(l->cleanup, "deleted") == 0 || strcmp(l->cleanup, "trashed") == 0;
+			fprintf(out, "%s: %s probe %.8s… sent %s (its round could not measure it) "
+			        "found in %s%s%s%s\n", gone ? "cleaned up" : "found",
+			        cfg->seeds[l->seed_index].address, l->token, when, l->folder,
+			        gone ? "" : " (", gone ? "" : l->cleanup, gone ? "" : ")");
+			continue;
+		}
+		fprintf(out, "late arrival: %s probe %.8s… sent %s found in %s after %.0f s%s\n",
+		        cfg->seeds[l->seed_index].address, l->token, when, l->folder, l->latency,
+		        l->latency_usable ? "" : " (clock skew: not used for percentiles)");
+	}
+}

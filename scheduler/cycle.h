@@ -1,0 +1,68 @@
+/*
+ * cycle.h - one round from the state store to the report files: the path
+ * that `inboxprobe run` and `inboxprobe daemon` share (SPEC "What it is",
+ * steps 1-5, and "Daemon": after each round the daemon writes the same
+ * files a run does).
+ *
+ * A cycle looks up the probes of earlier rounds still pending in the state
+ * store, runs the round (round_run), records its results and late arrivals,
+ * prunes old rows, reads the totals back, computes the report and writes
+ * the configured textfile, OpenMetrics, JSON and JUnit files. What is left
+ * to the caller: the run lock, opening the store, libcurl's global init,
+ * signal handlers, and the summary / exit code.
+ *
+ * Errors never stop a cycle: a state store failure is logged and sets
+ * state_failed (the result is then unknown, exit 3); a report file that
+ * cannot be written is logged and sets rep->report_write_failed.
+ */
+#ifndef INBOXPROBE_CYCLE_H
+#define INBOXPROBE_CYCLE_H
+
+#include <stddef.h>
+#include "seeds/config.h"
+#include "scheduler/round.h"
+#include "scheduler/state.h"
+#include "reports/report.h"
+
+struct cycle_params {
+	const struct config *cfg;      /* borrowed; must outlive the cycle's report */
+	struct state *st;              /* borrowed; NULL: no state store */
+	int state_failed;              /* 1: the store is configured but could not be opened */
+	long deadline;                 /* seconds for the round */
+	int progress;                  /* 1: a line per seed event on stderr */
+	const struct report_daemon *daemon;  /* NULL, or the daemon's figures for the files */
+};
+
+struct cycle {
+	struct round_result rr;
+	struct state_totals *totals;   /* heap, ntotals entries (cfg->nproviders), or NULL */
+	size_t ntotals;
+	struct round_report *rep;      /* heap; borrows cfg, rr.results and totals */
+	int state_failed;              /* the store could not be read or written */
+};
+
+/* The run lock path of a configuration, keyed by its name (two files with
+ * the same name would write the same metric series anyway):
+ * STATE.NAME.lock beside the state store when there is one
+ * (configurations sharing a store keep their rows apart by name and do not
+ * block each other; a run and a daemon of one configuration exclude each
+ * other whatever user each runs as), else inboxprobe-UID-NAME.lock in
+ * $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR, $TMPDIR or /tmp. A name with
+ * characters other than [A-Za-z0-9._-] has them replaced by '_' and its
+ * FNV-1a hash appended, so "a/b" and "a_b" never share a lock.
+ * Returns a heap string the caller frees. */
+char *cycle_lock_path(const struct config *cfg);
+
+/* Run one cycle (see above) and fill *out; never fails as a whole.
+ * Release with cycle_free(). */
+void cycle_run(const struct cycle_params *p, struct cycle *out);
+
+/* Release what cycle_run() filled (not the borrowed config or store).
+ * A zeroed struct is allowed. */
+void cycle_free(struct cycle *c);
+
+/* Print the late arrivals (and probes of unmeasured rounds cleaned up) of
+ * the cycle's round to out, one line each. */
+void cycle_print_late(const struct config *cfg, const struct round_result *rr, FILE *out);
+
+#endif

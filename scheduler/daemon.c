@@ -1,0 +1,537 @@
+/* daemon.c - `inboxprobe daemon` (daemon.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "common/util.h"
+#include "prober/imap.h"
+#include "prober/smtp.h"
+#include "reports/http.h"
+#include "reports/report.h"
+#include "scheduler/cycle.h"
+#include "scheduler/daemon.h"
+#include "scheduler/round.h"
+#include "scheduler/state.h"
+#include "seeds/config.h"
+
+/* A loaded configuration, shared by the running one and the published
+ * round (whose report borrows it). Reference counts change on the main
+ * thread only. */
+struct dconf {
+	struct config *cfg;
+	int refs;
+};
+
+/* The last reported round, read by the HTTP thread under daemon.mu. */
+struct published {
+	struct dconf *dc;
+	struct cycle cy;
+};
+
+struct daemon {
+	const char *path;
+	struct dconf *cur;
+	char *lockpath;
+	struct run_lock *lock;
+	struct state *st;
+	struct http_server *http;
+
+	pthread_mutex_t mu;           /* guards pub, name, rounds, skipped */
+	struct published *pub;
+	char *name;
+	unsigned long long rounds, skipped;
+	atomic_int ready;             /* 1 once a round has been reported */
+
+	double base;                  /* now_mono() of slot 0 */
+	long long slot;               /* the next slot's index */
+	double next_start;            /* now_mono() when the next round starts */
+
+	/* watchdog thread (WATCHDOG_USEC) */
+	uint64_t wd_usec;
+	pthread_t wd;
+	int wd_started;
+	atomic_int wd_quit;
+	_Atomic double heartbeat;     /* now_mono() of the main loop's last turn */
+	_Atomic double round_limit;   /* > 0 while a round runs: when it must be over */
+};
+
+static atomic_int daemon_stop;
+static volatile sig_atomic_t got_hup;
+static int wake_pipe[2] = { -1, -1 };
+
+/* ---- signals ------------------------------------------------------------ */
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+
+	if (sig == SIGHUP) {
+		got_hup = 1;
+	} else if (daemon_stop) {
+		signal(sig, SIG_DFL);   /* a second SIGTERM / SIGINT ends it at once */
+		raise(sig);
+	} else {
+		daemon_stop = sig;
+		round_stop = sig;
+	}
+	if (wake_pipe[1] >= 0)
+		(void)!write(wake_pipe[1], "", 1);
+	errno = saved;
+}
+
+static int install_signals(char **errstr)
+{
+	struct sigaction sa;
+
+	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+		*errstr = xasprintf("pipe: %s", strerror(errno));
+		return -1;
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	return 0;
+}
+
+/* Sleep up to secs (fractional) or until a signal arrives. */
+static void wait_for(double secs)
+{
+	struct pollfd pfd = { .fd = wake_pipe[0], .events = POLLIN };
+	char buf[64];
+
+	if (secs > 0 && poll(&pfd, 1, (int)ceil(secs * 1000.0)) > 0)
+		while (read(wake_pipe[0], buf, sizeof buf) > 0)
+			;
+}
+
+/* ---- configurations and the published round ----------------------------- */
+
+static struct dconf *dconf_new(struct config *cfg)
+{
+	struct dconf *dc = xcalloc(1, sizeof *dc);
+
+	dc->cfg = cfg;
+	dc->refs = 1;
+	return dc;
+}
+
+static void dconf_unref(struct dconf *dc)
+{
+	if (dc != NULL && --dc->refs == 0) {
+		config_free(dc->cfg);
+		free(dc);
+	}
+}
+
+static void published_free(struct published *p)
+{
+	if (p == NULL)
+		return;
+	cycle_free(&p->cy);
+	dconf_unref(p->dc);
+	free(p);
+}
+
+/* The daemon's figures; call with d->mu held. */
+static void figures(struct daemon *d, struct report_daemon *f)
+{
+	struct imap_counters ic;
+
+	imap_counters(&ic);
+	memset(f, 0, sizeof *f);
+	f->rounds = d->rounds;
+	f->rounds_skipped = d->skipped;
+	f->imap_logins = ic.logins;
+	f->sessions_connecting = ic.connecting;
+	f->sessions_up = ic.up;
+}
+
+static char *metrics_cb(void *arg, int openmetrics)
+{
+	struct daemon *d = arg;
+	struct report_daemon f;
+	char *body;
+
+	pthread_mutex_lock(&d->mu);
+	figures(d, &f);
+	body = report_metrics(d->pub ? d->pub->cy.rep : NULL, &f, d->name, openmetrics);
+	pthread_mutex_unlock(&d->mu);
+	return body;
+}
+
+static int ready_cb(void *arg)
+{
+	struct daemon *d = arg;
+
+	return atomic_load(&d->ready);
+}
+
+/* ---- schedule ------------------------------------------------------------ */
+
+static double jitter_for(const struct config *cfg)
+{
+	if (cfg->schedule.jitter <= 0)
+		return 0;
+	return drand48() * (double)cfg->schedule.jitter;
+}
+
+/* Pick the next slot after the round that just ended (slot d->slot - 1):
+ * every slot whose start has passed meanwhile is skipped and counted. */
+static void schedule_next(struct daemon *d)
+{
+	const struct config *cfg = d->cur->cfg;
+	double now = now_mono();
+	unsigned long long skipped = 0;
+
+	for (;;) {
+		double start = d->base + (double)d->slot * (double)cfg->schedule.interval +
+		               jitter_for(cfg);
+		if (start >= now) {
+			d->next_start = start;
+			d->slot++;
+			break;
+		}
+		d->slot++;
+		skipped++;
+	}
+	if (skipped > 0) {
+		log_warn("%llu scheduled round%s skipped: the previous round was still running "
+		         "(schedule.interval %lds)", skipped, skipped == 1 ? "" : "s",
+		         cfg->schedule.interval);
+		pthread_mutex_lock(&d->mu);
+		d->skipped += skipped;
+		pthread_mutex_unlock(&d->mu);
+	}
+}
+
+/* Restart the slots from now (start and reload of the schedule). */
+static void schedule_restart(struct daemon *d, double first_delay)
+{
+	d->base = now_mono() + first_delay;
+	d->slot = 0;
+	d->next_start = d->base + jitter_for(d->cur->cfg);
+	d->slot = 1;
+}
+
+/* ---- watchdog ------------------------------------------------------------ */
+
+static int alive(struct daemon *d)
+{
+	double now = now_mono();
+	double limit = atomic_load(&d->round_limit);
+
+	if (limit > 0)
+		return now < limit;
+	return now - atomic_load(&d->heartbeat) < 10.0;
+}
+
+static void *watchdog_main(void *arg)
+{
+	struct daemon *d = arg;
+	double period = (double)d->wd_usec / 2e6;
+
+	while (!atomic_load(&d->wd_quit)) {
+		double until = now_mono() + period;
+		while (!atomic_load(&d->wd_quit) && now_mono() < until)
+			sleep_seconds(0.1 < period ? 0.1 : period);
+		if (!atomic_load(&d->wd_quit) && alive(d))
+			sd_notify(0, "WATCHDOG=1");
+	}
+	return NULL;
+}
+
+static void watchdog_start(struct daemon *d)
+{
+	if (sd_watchdog_enabled(0, &d->wd_usec) <= 0 || d->wd_usec == 0)
+		return;
+	atomic_store(&d->heartbeat, now_mono());
+	if (pthread_create(&d->wd, NULL, watchdog_main, d) == 0)
+		d->wd_started = 1;
+	else
+		log_warn("cannot start the watchdog thread: systemd's WatchdogSec will stop the daemon");
+}
+
+static void watchdog_stop(struct daemon *d)
+{
+	if (!d->wd_started)
+		return;
+	atomic_store(&d->wd_quit, 1);
+	pthread_join(d->wd, NULL);
+	d->wd_started = 0;
+}
+
+/* ---- rounds -------------------------------------------------------------- */
+
+/* One line per round: outcome counts and the verdict, logged and sent to
+ * systemd as STATUS=. */
+static void round_status(struct daemon *d, const struct cycle *cy, unsigned long long n)
+{
+	const struct round_report *rep = cy->rep;
+	const struct config *cfg = rep->cfg;
+	size_t count[OUTCOME__COUNT] = { 0 };
+	struct strbuf sb = STRBUF_INIT;
+	int code = report_exit_code(rep);
+
+	for (size_t i = 0; i < cfg->nseeds; i++)
+		count[cy->rr.results[i].outcome]++;
+	strbuf_addf(&sb, "round %llu: %s; %zu seeds:", n,
+	            code == EXIT_GATES_OK ? "every gate holds" :
+	            code == EXIT_GATE_FAILED ? "a gate failed" : "result unknown", cfg->nseeds);
+	for (int o = 0; o < OUTCOME__COUNT; o++)
+		if (count[o] > 0)
+			strbuf_addf(&sb, " %s %zu", outcome_name((enum outcome)o), count[o]);
+	strbuf_addf(&sb, "; %.1f s", cy->rr.ended - cy->rr.started);
+	log_info("%s", sb.buf);
+	sd_notifyf(0, "STATUS=%s", sb.buf);
+	strbuf_free(&sb);
+	(void)d;
+}
+
+/*
+ * Run one round through the path `run` uses, then publish it for /metrics.
+ * The seam for persistent sessions: today round_run() opens and closes
+ * each seed's IMAP session; sessions kept in IDLE across rounds would be
+ * handed to the round here.
+ */
+static void daemon_round(struct daemon *d)
+{
+	const struct config *cfg = d->cur->cfg;
+	struct published *p = xcalloc(1, sizeof *p), *old;
+	struct report_daemon f;
+	double grace = 60.0 + 2.0 * (double)(cfg->limits.connect_timeout + cfg->limits.timeout +
+	                                     cfg->relay.timeout);
+	struct cycle_params cp = {
+		.cfg = cfg, .st = d->st, .deadline = cfg->probe.deadline,
+		.progress = log_verbose > 0, .daemon = &f,
+	};
+
+	p->dc = d->cur;
+	d->cur->refs++;
+	pthread_mutex_lock(&d->mu);
+	figures(d, &f);
+	pthread_mutex_unlock(&d->mu);
+	f.rounds++;   /* the files carry this round too */
+	atomic_store(&d->round_limit, now_mono() + (double)cfg->probe.deadline + grace);
+	cycle_run(&cp, &p->cy);
+	atomic_store(&d->round_limit, 0.0);
+	cycle_print_late(cfg, &p->cy.rr, stderr);
+
+	pthread_mutex_lock(&d->mu);
+	old = d->pub;
+	d->pub = p;
+	d->rounds++;
+	f.rounds = d->rounds;
+	pthread_mutex_unlock(&d->mu);
+	atomic_store(&d->ready, 1);
+	published_free(old);
+	round_status(d, &p->cy, f.rounds);
+}
+
+/* ---- start, reload, stop ------------------------------------------------- */
+
+static int load(const char *path, struct config **out)
+{
+	char *err = NULL;
+
+	if (config_load(path, out, &err) != 0) {
+		fprintf(stderr, "%s%s", err ? err : "configuration error",
+		        err && *err && err[strlen(err) - 1] == '\n' ? "" : "\n");
+		free(err);
+		return -1;
+	}
+	if ((*out)->state.path == NULL) {
+		fprintf(stderr, "%s: the daemon requires a state store: set state = { path = \"...\"; }\n",
+		        path);
+		config_free(*out);
+		*out = NULL;
+		return -1;
+	}
+	if ((*out)->probe.deadline >= (*out)->schedule.interval)
+		log_warn("%s: probe.deadline (%lds) is not shorter than schedule.interval (%lds): "
+		         "rounds will be skipped", path, (*out)->probe.deadline,
+		         (*out)->schedule.interval);
+	return 0;
+}
+
+/* Take the run lock and open the store of cfg. 0, or an exit code. */
+static int take_store(const struct config *cfg, char **lockpath, struct run_lock **lock,
+                      struct state **st)
+{
+	char *err = NULL;
+	int rc;
+
+	*lockpath = cycle_lock_path(cfg);
+	rc = run_lock_acquire(*lockpath, lock, &err);
+	if (rc != 0) {
+		log_error("%s%s", err ? err : "run lock failed",
+		          rc == 1 ? "; not starting (a run or daemon of this configuration is active)" : "");
+		goto fail;
+	}
+	if (state_open(cfg->state.path, st, &err) != 0) {
+		log_error("state store: %s", err);
+		run_lock_release(*lock);
+		*lock = NULL;
+		goto fail;
+	}
+	return 0;
+fail:
+	free(err);
+	free(*lockpath);
+	*lockpath = NULL;
+	return EXIT_UNKNOWN;
+}
+
+/* SIGHUP: load the file again; a broken one is refused and the running
+ * configuration kept. A new name or store path moves the lock and store. */
+static void reload(struct daemon *d)
+{
+	struct config *n = NULL, *o = d->cur->cfg;
+	char *lockpath = NULL;
+	struct run_lock *lock = NULL;
+	struct state *st = NULL;
+
+	log_info("SIGHUP: reloading %s", d->path);
+	if (load(d->path, &n) != 0) {
+		log_error("reload of %s refused (errors above); keeping the running configuration",
+		          d->path);
+		sd_notifyf(0, "STATUS=reload of %s refused; running the previous configuration", d->path);
+		return;
+	}
+	if (strcmp(n->web.listen_address, o->web.listen_address) != 0)
+		log_warn("web.listen_address changed to %s: it takes effect at restart; still "
+		         "listening on %s", n->web.listen_address, o->web.listen_address);
+	{
+		char *np = cycle_lock_path(n);
+		int same = strcmp(np, d->lockpath) == 0 && strcmp(n->state.path, o->state.path) == 0;
+		free(np);
+		if (!same) {
+			if (take_store(n, &lockpath, &lock, &st) != 0) {
+				log_error("reload of %s refused: cannot move to its run lock and state "
+				          "store; keeping the running configuration", d->path);
+				config_free(n);
+				return;
+			}
+			state_close(d->st);
+			run_lock_release(d->lock);
+			free(d->lockpath);
+			d->st = st;
+			d->lock = lock;
+			d->lockpath = lockpath;
+		}
+	}
+	pthread_mutex_lock(&d->mu);
+	free(d->name);
+	d->name = xstrdup(n->name);
+	pthread_mutex_unlock(&d->mu);
+	{
+		int resched = n->schedule.interval != o->schedule.interval ||
+		              n->schedule.jitter != o->schedule.jitter;
+		dconf_unref(d->cur);   /* o stays alive while the published round borrows it */
+		d->cur = dconf_new(n);
+		if (resched)
+			schedule_restart(d, 0.0);
+	}
+	log_info("configuration reloaded from %s: %zu seeds, next round in %.0f s", d->path,
+	         n->nseeds, d->next_start - now_mono() > 0 ? d->next_start - now_mono() : 0);
+	sd_notifyf(0, "STATUS=configuration reloaded: %zu seeds", n->nseeds);
+}
+
+static void daemon_loop(struct daemon *d)
+{
+	while (!atomic_load(&daemon_stop)) {
+		double now = now_mono();
+
+		atomic_store(&d->heartbeat, now);
+		if (got_hup) {
+			got_hup = 0;
+			reload(d);
+			continue;
+		}
+		if (now >= d->next_start) {
+			daemon_round(d);
+			schedule_next(d);
+			continue;
+		}
+		wait_for(d->next_start - now < 1.0 ? d->next_start - now : 1.0);
+	}
+}
+
+static int start(struct daemon *d, struct config *cfg)
+{
+	char *err = NULL;
+	int rc;
+
+	d->cur = dconf_new(cfg);
+	d->name = xstrdup(cfg->name);
+	rc = take_store(cfg, &d->lockpath, &d->lock, &d->st);
+	if (rc != 0)
+		return rc;
+	if (install_signals(&err) != 0 || smtp_global_init() != 0) {
+		log_error("%s", err ? err : "cannot initialise libcurl");
+		free(err);
+		return EXIT_UNKNOWN;
+	}
+	smtp_set_abort_flag(&round_stop);
+	imap_set_abort_flag(&round_stop);
+	if (http_start(cfg->web.host, cfg->web.port, metrics_cb, ready_cb, d, &d->http, &err) != 0) {
+		log_error("%s", err);
+		free(err);
+		return EXIT_UNKNOWN;
+	}
+	srand48((long)(now_wall() * 1000.0) ^ (long)getpid());
+	schedule_restart(d, 0.0);
+	log_info("daemon %s: %zu seeds, a round every %lds (jitter %lds), serving /metrics on %s",
+	         cfg->name, cfg->nseeds, cfg->schedule.interval, cfg->schedule.jitter,
+	         cfg->web.listen_address);
+	sd_notifyf(0, "READY=1\nSTATUS=serving on %s; first round in %.0f s",
+	           cfg->web.listen_address, d->next_start - now_mono());
+	watchdog_start(d);
+	return 0;
+}
+
+int daemon_main(const char *path)
+{
+	struct daemon d;
+	struct config *cfg = NULL;
+	int rc;
+
+	memset(&d, 0, sizeof d);
+	d.path = path;
+	pthread_mutex_init(&d.mu, NULL);
+	if (load(path, &cfg) != 0)
+		return EXIT_USAGE;
+	rc = start(&d, cfg);
+	if (rc == 0) {
+		daemon_loop(&d);
+		log_info("stopping on signal %d", (int)daemon_stop);
+		sd_notify(0, "STOPPING=1");
+	}
+	watchdog_stop(&d);
+	http_stop(d.http);
+	smtp_global_cleanup();
+	published_free(d.pub);
+	dconf_unref(d.cur);
+	state_close(d.st);
+	run_lock_release(d.lock);
+	free(d.lockpath);
+	free(d.name);
+	pthread_mutex_destroy(&d.mu);
+	return rc;
+}

@@ -1,0 +1,35 @@
+/*
+ * daemon.h - `inboxprobe daemon` (SPEC "Daemon"): rounds on a schedule,
+ * /metrics over HTTP, SIGHUP reload, systemd notification.
+ *
+ * - Rounds start every schedule.interval seconds, each start spread by a
+ *   random 0..schedule.jitter seconds. They never overlap: a start that
+ *   falls while a round is still running is skipped and counted in
+ *   inboxprobe_rounds_skipped_total. Each round goes through the same path
+ *   as `inboxprobe run` (scheduler/cycle.h): state store, report files.
+ * - A state store is required; the run lock beside it is held for the
+ *   daemon's life, so a `run` of the same configuration sends nothing.
+ * - SIGHUP reloads the configuration between rounds; a broken file is
+ *   refused with its errors logged and the old one kept.
+ * - SIGTERM / SIGINT stop the daemon: a round in flight stops as `run`
+ *   stops (what was measured is recorded and reported), then it exits 0.
+ *   A second signal ends the process at once.
+ * - systemd Type=notify: READY=1 once the configuration is loaded and the
+ *   listener is up; STATUS= after each round; WATCHDOG=1 every half of
+ *   WATCHDOG_USEC while the main loop is alive.
+ *
+ * IMAP sessions are opened and closed by each round (they are not kept in
+ * IDLE between rounds yet): see daemon_round() in daemon.c, the seam where
+ * persistent sessions plug in.
+ */
+#ifndef INBOXPROBE_DAEMON_H
+#define INBOXPROBE_DAEMON_H
+
+/* Run the daemon for the configuration at path until SIGTERM or SIGINT.
+ * Returns the exit code: 0 after a signalled stop; 2 (EXIT_USAGE) for a
+ * configuration error at start, including no state store; 3 (EXIT_UNKNOWN)
+ * when another run or daemon holds the run lock, the state store cannot be
+ * opened or the listener cannot be set up. Messages go to stderr. */
+int daemon_main(const char *path);
+
+#endif
