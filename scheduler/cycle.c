@@ -183,9 +183,15 @@ void cycle_run(const struct cycle_params *p, struct cycle *out)
 	out->rep->state_failed = out->state_failed;
 	out->rep->interrupted = out->rr.interrupted ? (int)round_stop : 0;
 	out->rep->bounce_error = out->rr.bounce_error[0] ? out->rr.bounce_error : NULL;
-	out->rep->daemon = p->daemon;
-	write_reports(cfg, out->rep);
-	out->rep->daemon = NULL;   /* borrowed for the files only */
+	if (p->daemon_figures != NULL) {
+		struct report_daemon figs;
+		p->daemon_figures(p->daemon_arg, &figs);
+		out->rep->daemon = &figs;
+		write_reports(cfg, out->rep);
+		out->rep->daemon = NULL;   /* for the files only */
+	} else {
+		write_reports(cfg, out->rep);
+	}
 }
 
 void cycle_free(struct cycle *c)

@@ -30,7 +30,10 @@ struct cycle_params {
 	int state_failed;              /* 1: the store is configured but could not be opened */
 	long deadline;                 /* seconds for the round */
 	int progress;                  /* 1: a line per seed event on stderr */
-	const struct report_daemon *daemon;  /* NULL, or the daemon's figures for the files */
+	/* NULL, or fills the daemon's figures for the files; called once the
+	 * round is over, just before the files are written */
+	void (*daemon_figures)(void *arg, struct report_daemon *out);
+	void *daemon_arg;
 };
 
 struct cycle {

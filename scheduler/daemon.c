@@ -163,6 +163,18 @@ static void figures(struct daemon *d, struct report_daemon *f)
 	f->sessions_up = ic.up;
 }
 
+/* The figures for the files written at the end of a round: that round
+ * counts as reported. */
+static void file_figures(void *arg, struct report_daemon *f)
+{
+	struct daemon *d = arg;
+
+	pthread_mutex_lock(&d->mu);
+	figures(d, f);
+	pthread_mutex_unlock(&d->mu);
+	f->rounds++;
+}
+
 static char *metrics_cb(void *arg, int openmetrics)
 {
 	struct daemon *d = arg;
@@ -314,20 +326,16 @@ static void daemon_round(struct daemon *d)
 {
 	const struct config *cfg = d->cur->cfg;
 	struct published *p = xcalloc(1, sizeof *p), *old;
-	struct report_daemon f;
+	unsigned long long n;
 	double grace = 60.0 + 2.0 * (double)(cfg->limits.connect_timeout + cfg->limits.timeout +
 	                                     cfg->relay.timeout);
 	struct cycle_params cp = {
 		.cfg = cfg, .st = d->st, .deadline = cfg->probe.deadline,
-		.progress = log_verbose > 0, .daemon = &f,
+		.progress = log_verbose > 0, .daemon_figures = file_figures, .daemon_arg = d,
 	};
 
 	p->dc = d->cur;
 	d->cur->refs++;
-	pthread_mutex_lock(&d->mu);
-	figures(d, &f);
-	pthread_mutex_unlock(&d->mu);
-	f.rounds++;   /* the files carry this round too */
 	atomic_store(&d->round_limit, now_mono() + (double)cfg->probe.deadline + grace);
 	cycle_run(&cp, &p->cy);
 	atomic_store(&d->round_limit, 0.0);
@@ -336,12 +344,11 @@ static void daemon_round(struct daemon *d)
 	pthread_mutex_lock(&d->mu);
 	old = d->pub;
 	d->pub = p;
-	d->rounds++;
-	f.rounds = d->rounds;
+	n = ++d->rounds;
 	pthread_mutex_unlock(&d->mu);
 	atomic_store(&d->ready, 1);
 	published_free(old);
-	round_status(d, &p->cy, f.rounds);
+	round_status(d, &p->cy, n);
 }
 
 /* ---- start, reload, stop ------------------------------------------------- */
