@@ -23,7 +23,11 @@
 #     returns a number;
 #  7. /metrics parses: promtool check metrics (text 0.0.4, asked with curl's
 #     Accept) and prometheus_client's OpenMetrics parser (OpenMetrics asked);
-#  8. SIGTERM: the daemon exits 0 within 5 s.
+#  8. SIGTERM: the daemon exits 0 within 5 s;
+#  9. systemd's notify protocol (a datagram socket in NOTIFY_SOCKET, as
+#     systemd passes it): READY=1 before the first round is reported,
+#     STATUS= with each round's verdict and the reloads, WATCHDOG=1 every
+#     half WATCHDOG_USEC also while a round runs, STOPPING=1 at the end.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/world/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/common.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/pycheck.sh"
@@ -37,9 +41,11 @@ T=$WORLD_DIR/daemon
 mkdir -p "$T"
 DPID=""
 PPID_PROM=""
+NPID=""
 stop_all() {
 	_st=$?
 	[ -n "$DPID" ] && kill -KILL "$DPID" 2>/dev/null
+	[ -n "$NPID" ] && kill "$NPID" 2>/dev/null
 	[ -n "$PPID_PROM" ] && kill "$PPID_PROM" 2>/dev/null && wait "$PPID_PROM" 2>/dev/null
 	(exit $_st)
 	world_down
@@ -100,9 +106,28 @@ prometheus --config.file="$T/prometheus.yml" --storage.tsdb.path="$T/tsdb" \
 	--web.listen-address="127.0.0.1:$PROM_PORT" </dev/null >"$T/prometheus.log" 2>&1 &
 PPID_PROM=$!
 
+# systemd's side of sd_notify: a datagram socket; each message is logged
+# with the monotonic time it arrived.
+NOTIFY_SOCKET=$T/notify.sock
+"$PY" - "$NOTIFY_SOCKET" "$T/notify.log" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "w") as f:
+    while True:
+        m = s.recv(4096).decode()
+        for line in m.split("\n"):
+            if line:
+                f.write("%.3f %s\n" % (time.monotonic(), line))
+                f.flush()
+PY
+NPID=$!
+i=0
+while [ ! -S "$NOTIFY_SOCKET" ] && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+
 # ---- 1. not ready before the first round --------------------------------
 conf "$SEEDS_A"
-"$BIN" daemon -c "$T/d.conf" </dev/null >"$T/d.out" 2>"$T/d.err" &
+NOTIFY_SOCKET=$NOTIFY_SOCKET WATCHDOG_USEC=2000000 "$BIN" daemon -c "$T/d.conf" </dev/null >"$T/d.out" 2>"$T/d.err" &
 DPID=$!
 first=""
 i=0
@@ -271,5 +296,32 @@ else
 fi
 DPID=""
 assert "SIGTERM: the log says so" grep -q "stopping on signal 15" "$T/d.err"
+
+# ---- 9. sd_notify ---------------------------------------------------------------
+sleep 0.2
+kill "$NPID" 2>/dev/null
+NPID=""
+grep -v WATCHDOG "$T/notify.log" | sed 's/^/# notify: /'
+pycheck notify "$T/notify.log" <<'PY'
+import sys
+msgs = [l.rstrip("\n").split(" ", 1) for l in open(sys.argv[1])]
+msgs = [(float(t), m) for t, m in msgs]
+first = lambda p: next((i for i, (_, m) in enumerate(msgs) if m.startswith(p)), None)
+ready, round1 = first("READY=1"), first("STATUS=round 1:")
+ok = ready is not None and round1 is not None and ready < round1
+print(("ok" if ok else "not ok") + " - READY=1 is sent before the first round is reported")
+rounds = [m for _, m in msgs if m.startswith("STATUS=round ")]
+ok = len(rounds) >= 6 and all("seeds:" in m and ("gate" in m or "unknown" in m) for m in rounds)
+print(("ok" if ok else "not ok") + f" - STATUS= carries each round's verdict ({len(rounds)} rounds)")
+ok = any(m.startswith("STATUS=reload of") and "refused" in m for _, m in msgs) and \
+     any(m.startswith("STATUS=configuration reloaded") for _, m in msgs)
+print(("ok" if ok else "not ok") + " - STATUS= tells the refused and the accepted reload")
+wd = [t for t, m in msgs if m == "WATCHDOG=1"]
+gap = max((b - a for a, b in zip(wd, wd[1:])), default=99)
+# WATCHDOG_USEC 2 s: a ping every second, also during the 3.5 s rounds;
+# systemd would stop the service after 2 s without one.
+print(("ok" if len(wd) >= 10 and gap < 2.0 else "not ok") + f" - WATCHDOG=1 {len(wd)} times, at most {gap:.2f} s apart (WATCHDOG_USEC 2 s)")
+print(("ok" if msgs and msgs[-1][1] == "STOPPING=1" else "not ok") + " - STOPPING=1 last")
+PY
 sed 's/^/# daemon: /' "$T/d.err" | tail -n 30
 world_result
