@@ -25,6 +25,7 @@
 #include "common/util.h"
 #include "prober/imap.h"
 #include "prober/smtp.h"
+#include "prober/oauth2.h"
 #include "reports/report.h"
 #include "scheduler/cycle.h"
 #include "scheduler/daemon.h"
@@ -92,6 +93,7 @@ static int load_config(const char *path, struct config **cfg)
 		free(err);
 		return -1;
 	}
+	oauth2_set_cache_dir((*cfg)->state.path);   /* OAuth 2.0 access tokens live beside the state */
 	return 0;
 }
 

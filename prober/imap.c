@@ -17,6 +17,8 @@
 #include "common/util.h"
 #include "prober/dsn.h"
 #include "prober/imap.h"
+#include "prober/oauth2.h"
+#include "prober/sasl.h"
 #include "prober/tls.h"
 
 #define SERVER_TEXT_MAX 200        /* server text quoted in messages */
@@ -408,6 +410,88 @@ static int login_failure(struct imap_session *s, char **errstr)
 	                         text[0] ? text : "(no text)"));
 }
 
+/* ---------- OAuth 2.0 login (SASL XOAUTH2 / OAUTHBEARER) ---------- */
+
+/* One AUTHENTICATE with token; the outcome as an IMAP error code. */
+static int oauth2_try(struct imap_session *s, enum sasl_mech mech, const char *token,
+                      char **errstr)
+{
+	const struct imap_conf *c = s->conf;
+	struct sasl_outcome o;
+	int r = begin(s, "AUTHENTICATE", errstr);
+	if (r)
+		return r;
+	r = sasl_imap_authenticate(s->imap, mech, cap_has(s->imap, "SASL-IR"), c->username, c->host,
+	                           c->port, token, &o);
+	if (r == SASL_OK)
+		return IMAP_OK;
+	if (r == SASL_EIO)
+		return map_result(s, MAILIMAP_ERROR_STREAM, "AUTHENTICATE", IMAP_EAUTH, errstr);
+	if (r == SASL_BYE)
+		s->dead = 1;
+	return set_err(errstr, r == SASL_BYE ? IMAP_EBYE : o.unavailable ? IMAP_EUNAVAILABLE : IMAP_EAUTH,
+	               xasprintf("imap %s:%d: %s login of %s refused by the mail server: %s%s%s%s",
+	                         c->host, c->port, sasl_mech_name(mech), c->username,
+	                         o.text[0] ? o.text : "(no text)",
+	                         o.challenge[0] ? " (server's challenge: " : "", o.challenge,
+	                         o.challenge[0] ? ")" : !strcasecmp(o.text, "AUTHENTICATE failed.") ?
+	                         " (the server gives no reason; at Microsoft: token expired, scope "
+	                         "or IMAP permission missing, or IMAP off for the mailbox)" : ""));
+}
+
+/* SASL OAuth login: the token from its source (prober/oauth2.c); a token
+ * the server refuses is refreshed once and the login retried. */
+static int oauth2_login(struct imap_session *s, char **errstr)
+{
+	const struct imap_conf *c = s->conf;
+	enum sasl_mech mech = sasl_choose((enum sasl_mech)c->auth_mechanism,
+	                                  cap_has(s->imap, "AUTH=XOAUTH2"),
+	                                  cap_has(s->imap, "AUTH=OAUTHBEARER"));
+	char *token = NULL, *rejected = NULL, *err = NULL;
+	int r = IMAP_EAUTH;
+
+	if (mech == SASL_MECH_AUTO)
+		return set_err(errstr, IMAP_EAUTH,
+		               xasprintf("imap %s:%d: the server offers no %s (AUTH= in CAPABILITY)",
+		                         c->host, c->port, c->auth_mechanism ?
+		                         sasl_mech_name((enum sasl_mech)c->auth_mechanism) :
+		                         "XOAUTH2 or OAUTHBEARER"));
+	log_debug("imap %s:%d: %s with a token from %s", c->host, c->port, sasl_mech_name(mech),
+	          oauth2_source_name(c->oauth2->source));
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (oauth2_get_token(c->oauth2, rejected, &token, &err) != OAUTH2_OK) {
+			r = set_err(errstr, IMAP_EAUTH, xasprintf("imap %s:%d: login of %s: %s", c->host,
+			                                          c->port, c->username, err));
+			free(err);
+			err = NULL;
+			break;
+		}
+		free(err);
+		err = NULL;
+		r = oauth2_try(s, mech, token, attempt == 0 ? &err : errstr);
+		if (r != IMAP_EAUTH || attempt == 1)
+			break;
+		log_debug("imap %s:%d: token refused; fetching a new one", c->host, c->port);
+		if (rejected) {
+			explicit_bzero(rejected, strlen(rejected));
+			free(rejected);
+		}
+		rejected = token;
+		token = NULL;
+	}
+	if (err)   /* attempt 0 failed other than by a refused token */
+		set_err(errstr, r, err);
+	if (token) {
+		explicit_bzero(token, strlen(token));
+		free(token);
+	}
+	if (rejected) {
+		explicit_bzero(rejected, strlen(rejected));
+		free(rejected);
+	}
+	return r;
+}
+
 /* ---------- open / close ---------- */
 
 static int tls_to_imap_err(int r)
@@ -551,6 +635,12 @@ int imap_open(const struct imap_params *p, struct imap_session **out, char **err
 		if (r)
 			goto fail;
 	}
+	if (c->oauth2) {
+		r = oauth2_login(s, errstr);
+		if (r)
+			goto fail;
+		goto logged_in;
+	}
 	if (cap_has(s->imap, "LOGINDISABLED")) {
 		r = set_err(errstr, IMAP_EAUTH,
 		            xasprintf("imap %s:%d: server disables LOGIN on this connection (LOGINDISABLED)",
@@ -571,6 +661,7 @@ int imap_open(const struct imap_params *p, struct imap_session **out, char **err
 	r = map_result(s, r, "LOGIN", IMAP_EAUTH, errstr);
 	if (r)
 		goto fail;
+logged_in:
 	/* capabilities after login (Dovecot announces MOVE, UIDPLUS, SPECIAL-USE then) */
 	r = refresh_capability(s, errstr);
 	if (r)

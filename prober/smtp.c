@@ -31,6 +31,7 @@
 
 #include "common/util.h"
 #include "prober/smtp.h"
+#include "prober/oauth2.h"
 
 #define SMTP_LINE_MAX 4096        /* longest reply line accepted (RFC: 512) */
 #define SMTP_RAW_MAX 16384        /* cap of one captured reply */
@@ -544,8 +545,9 @@ static int abort_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_of
 	return abort_flag != NULL && atomic_load(abort_flag) != 0;
 }
 
-int smtp_submit(const struct smtp_params *p, struct smtp_reply *reply,
-                double *submit_time, char **errstr)
+/* One transaction; token: the OAuth 2.0 access token, or NULL. */
+static int submit_once(const struct smtp_params *p, const char *token, struct smtp_reply *reply,
+                       double *submit_time, char **errstr)
 {
 	const struct relay_conf *r = p->relay;
 	struct xfer *x = NULL;
@@ -621,7 +623,14 @@ int smtp_submit(const struct smtp_params *p, struct smtp_reply *reply,
 		curl_easy_setopt(h, CURLOPT_CAINFO, r->ca_file);
 	if (r->username) {
 		curl_easy_setopt(h, CURLOPT_USERNAME, r->username);
-		curl_easy_setopt(h, CURLOPT_PASSWORD, r->password ? r->password : "");
+		if (token) {
+			/* SASL XOAUTH2/OAUTHBEARER; libcurl prefers OAUTHBEARER when both are offered */
+			curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, token);
+			if (r->auth_mechanism)
+				curl_easy_setopt(h, CURLOPT_LOGIN_OPTIONS, r->auth_mechanism == 1 ?
+				                 "AUTH=XOAUTH2" : "AUTH=OAUTHBEARER");
+		} else
+			curl_easy_setopt(h, CURLOPT_PASSWORD, r->password ? r->password : "");
 	}
 	curl_easy_setopt(h, CURLOPT_MAIL_FROM, from);
 	curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rcpts);
@@ -754,5 +763,50 @@ out:
 	free(from);
 	free(to);
 	free(x);
+	return err;
+}
+
+static void wipe_token(char **t)
+{
+	if (*t) {
+		explicit_bzero(*t, strlen(*t));
+		free(*t);
+		*t = NULL;
+	}
+}
+
+int smtp_submit(const struct smtp_params *p, struct smtp_reply *reply,
+                double *submit_time, char **errstr)
+{
+	const struct relay_conf *r = p->relay;
+	char *token = NULL, *rejected = NULL, *e = NULL;
+	int err = SMTP_EAUTH;
+
+	if (!r->oauth2 || !r->username)
+		return submit_once(p, NULL, reply, submit_time, errstr);
+	/* OAuth 2.0: a token the relay refuses is refreshed once */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (oauth2_get_token(r->oauth2, rejected, &token, &e) != OAUTH2_OK) {
+			memset(reply, 0, sizeof(*reply));
+			xstrlcpy(reply->stage, "auth", sizeof(reply->stage));
+			if (errstr)
+				*errstr = xasprintf("%s: AUTH: %s", r->url, e);
+			free(e);
+			err = SMTP_EAUTH;
+			break;
+		}
+		err = submit_once(p, token, reply, submit_time, errstr);
+		if (err != SMTP_EAUTH || attempt == 1)
+			break;
+		if (errstr) {
+			free(*errstr);
+			*errstr = NULL;
+		}
+		wipe_token(&rejected);
+		rejected = token;
+		token = NULL;
+	}
+	wipe_token(&token);
+	wipe_token(&rejected);
 	return err;
 }

@@ -24,6 +24,7 @@
 #include "common/util.h"
 #include "seeds/config.h"
 #include "seeds/folders.h"
+#include "seeds/oauth2_conf.h"
 #include "prober/message.h"
 
 #define SECRET_FILE_MAX (64 * 1024)
@@ -953,17 +954,58 @@ struct imap_raw {
 	const char *username;
 	char *password;        /* heap, secret */
 	int secret_state;      /* 1 set, 0 none, -1 error */
+	struct oauth2_conf *oauth2;    /* template from the oauth2 group, or NULL */
+	int oauth2_state;      /* 1 set, 0 none, -1 error */
+	int mech;              /* auth_mechanism: 0 auto, 1 xoauth2, 2 oauthbearer; -1 unset */
 };
 
 static const char *const imap_keys[] = {
-	"url", "tls", "ca_file", "username", "password", "password_file", "password_env", NULL
+	"url", "tls", "ca_file", "username", "password", "password_file", "password_env",
+	"oauth2", "auth_mechanism", NULL
 };
+
+/* ------------------------------------------------------------------ */
+/* OAuth 2.0 (seeds/oauth2_conf.c parses the block)                    */
+
+static void oauth2_err(void *ctx, const struct config_setting_t *s, const char *msg)
+{
+	err_at(ctx, s, "%s", msg);
+}
+
+/* oauth2 group and auth_mechanism of a block: *tmpl (heap) and *mech.
+ * Returns 1 set, 0 none, -1 error (reported). */
+static int get_oauth2(struct ctx *c, const config_setting_t *g, const char *prefix,
+                      int has_password, struct oauth2_conf **tmpl, int *mech)
+{
+	config_setting_t *og = member(g, "oauth2");
+	const char *v;
+	config_setting_t *ms;
+	*mech = -1;
+	if (get_str(c, g, prefix, "auth_mechanism", &v, &ms) > 0) {
+		if (strcasecmp(v, "xoauth2") == 0)
+			*mech = 1;
+		else if (strcasecmp(v, "oauthbearer") == 0)
+			*mech = 2;
+		else
+			err_at(c, ms, "%s.auth_mechanism must be \"xoauth2\" or \"oauthbearer\", not \"%s\"",
+			       prefix, v);
+	}
+	if (og == NULL)
+		return 0;
+	char *op = path_of(prefix, "oauth2");
+	if (has_password)
+		err_at(c, og, "%s: set either a password or oauth2, not both", prefix);
+	*tmpl = oauth2_conf_parse(og, op, oauth2_err, c);
+	free(op);
+	return *tmpl ? 1 : -1;
+}
 
 static void imap_raw_parse(struct ctx *c, const config_setting_t *grp, const char *prefix,
                            struct imap_raw *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->grp = grp;
+	r->mech = -1;
 	if (grp == NULL)
 		return;
 	check_keys(c, grp, prefix, imap_keys);
@@ -973,12 +1015,15 @@ static void imap_raw_parse(struct ctx *c, const config_setting_t *grp, const cha
 	config_setting_t *us;
 	get_str(c, grp, prefix, "username", &r->username, &us);
 	r->secret_state = get_secret(c, grp, prefix, &r->password);
+	r->oauth2_state = get_oauth2(c, grp, prefix, r->secret_state != 0, &r->oauth2, &r->mech);
 }
 
 static void imap_raw_free(struct imap_raw *r)
 {
 	wipe_str(r->password);
 	r->password = NULL;
+	oauth2_conf_free(r->oauth2);
+	r->oauth2 = NULL;
 }
 
 static int parse_tls(struct ctx *c, const config_setting_t *s, const char *v, const char *prefix,
@@ -1063,12 +1108,21 @@ static void imap_finish(struct ctx *c, const struct imap_raw *own, const struct 
 		err_at(c, where, "%s: no username (set %s.username)", prefix, prefix);
 	/* a secret that failed to load (state < 0) was reported where it is
 	 * set, the defaults' once: inheriting blocks stay silent about it */
+	out->auth_mechanism = own->mech >= 0 ? own->mech : def->mech >= 0 ? def->mech : 0;
+	if (own->oauth2_state != 0 || (own->secret_state == 0 && def->oauth2_state != 0)) {
+		/* OAuth 2.0, own or inherited; a failed block was reported where it is */
+		const struct oauth2_conf *t = own->oauth2_state != 0 ? own->oauth2 : def->oauth2;
+		if (t != NULL && out->username != NULL)
+			out->oauth2 = oauth2_conf_for(t, out->username, prefix, where, oauth2_err, c);
+		return;
+	}
 	if (own->secret_state > 0 && own->password != NULL)
 		out->password = xstrdup(own->password);
 	else if (own->secret_state == 0 && def->secret_state > 0 && def->password != NULL)
 		out->password = xstrdup(def->password);
 	else if (own->secret_state == 0 && def->secret_state == 0)
-		err_at(c, where, "%s: no password (set password, password_file or password_env)", prefix);
+		err_at(c, where, "%s: no password (set password, password_file, password_env or oauth2)",
+		       prefix);
 }
 
 static void imap_conf_free(struct imap_conf *m)
@@ -1078,6 +1132,7 @@ static void imap_conf_free(struct imap_conf *m)
 	free(m->ca_file);
 	free(m->username);
 	wipe_str(m->password);
+	oauth2_conf_free(m->oauth2);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -1088,7 +1143,7 @@ static void load_relay(struct ctx *c, const config_setting_t *root, struct relay
 {
 	static const char *const keys[] = {
 		"url", "tls", "ca_file", "username", "password", "password_file", "password_env",
-		"from", "connect_timeout", "timeout", NULL
+		"oauth2", "auth_mechanism", "from", "connect_timeout", "timeout", NULL
 	};
 	r->tls = TLS_REQUIRED;
 	r->connect_timeout = 10;
@@ -1132,6 +1187,18 @@ static void load_relay(struct ctx *c, const config_setting_t *root, struct relay
 	if (has_user > 0)
 		r->username = xstrdup(v);
 	int sec = get_secret(c, g, "relay", &r->password);
+	struct oauth2_conf *ot = NULL;
+	int mech;
+	int oa = get_oauth2(c, g, "relay", sec != 0, &ot, &mech);
+	r->auth_mechanism = mech > 0 ? mech : 0;
+	if (oa != 0) {
+		if (has_user == 0)
+			err_at(c, g, "relay: oauth2 needs relay.username (the SASL identity)");
+		else if (ot != NULL && r->username != NULL)
+			r->oauth2 = oauth2_conf_for(ot, r->username, "relay", g, oauth2_err, c);
+		oauth2_conf_free(ot);
+		sec = 1;   /* no "username without a password" */
+	}
 	if (has_user > 0 && sec == 0)
 		err_at(c, us, "relay: username without a password (set password, password_file or password_env)");
 	if (has_user == 0 && sec > 0)
@@ -1768,6 +1835,7 @@ void config_free(struct config *cfg)
 	free(r->ca_file);
 	free(r->username);
 	wipe_str(r->password);
+	oauth2_conf_free(r->oauth2);
 	free(r->from);
 	struct probe_conf *p = &cfg->probe;
 	free(p->subject_prefix);

@@ -14,6 +14,8 @@
 
 #include <stddef.h>
 
+struct oauth2_conf;
+
 enum tls_mode {
 	TLS_REQUIRED = 0,   /* implicit TLS for smtps/imaps, STARTTLS required for smtp/imap */
 	TLS_NONE            /* plain text (loopback tests only) */
@@ -35,6 +37,8 @@ struct imap_conf {
 	char *ca_file;          /* NULL: system trust store */
 	char *username;
 	char *password;         /* secret; NULL when none configured */
+	struct oauth2_conf *oauth2;  /* OAuth 2.0 instead of a password, or NULL (seeds/oauth2_conf.h) */
+	int auth_mechanism;     /* with oauth2: 0 auto, 1 XOAUTH2, 2 OAUTHBEARER (enum sasl_mech) */
 	int line;               /* line of the block, for messages */
 };
 
@@ -47,6 +51,8 @@ struct relay_conf {
 	char *ca_file;
 	char *username;         /* NULL: no AUTH */
 	char *password;         /* secret */
+	struct oauth2_conf *oauth2;  /* OAuth 2.0 instead of a password, or NULL */
+	int auth_mechanism;     /* with oauth2: 0 auto, 1 XOAUTH2, 2 OAUTHBEARER */
 	char *from;             /* header From and envelope sender */
 	long connect_timeout;   /* seconds */
 	long timeout;           /* seconds, whole transaction */

@@ -724,6 +724,8 @@ world_pidfiles() {
 	echo "$DIR/dovecot/run-notls/master.pid"
 	echo "$DIR/dovecot/run-expired/master.pid"
 	echo "$DIR/postgrey/postgrey.pid"
+	# daemons added by tests/world/oauth2.sh (token server, Dovecot "oauth")
+	cat "$DIR/oauth2/pidfiles" 2>/dev/null || true
 }
 
 do_stop() {
