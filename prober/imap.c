@@ -1574,3 +1574,70 @@ out:
 	free(b);
 	return r;
 }
+
+/* ---- the found probe's header and Gmail's tab (SPEC "Authentication
+ * verdicts and the delivery path", issue 11) ------------------------------ */
+
+int imap_fetch_header(struct imap_session *s, unsigned long uid, size_t max, char **out,
+                      size_t *len, char **errstr)
+{
+	struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
+	uint32_t u = (uint32_t)uid;
+	clist *res = NULL;
+	int r;
+
+	*out = NULL;
+	*len = 0;
+	mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
+	mailimap_fetch_type_new_fetch_att_list_add(ft,
+		mailimap_fetch_att_new_body_peek_section_partial(mailimap_section_new_header(), 0,
+		                                                 (uint32_t)max));
+	r = uid_fetch(s, &u, 1, ft, &res, errstr);
+	if (r)
+		return r;
+	for (clistiter *it = res ? clist_begin(res) : NULL; it; it = clist_next(it)) {
+		struct fetched f;
+		fetched_parse(clist_content(it), &f);
+		if (f.uid != u || !f.section)
+			continue;
+		*len = f.section_len < max ? f.section_len : max;
+		*out = xstrndup(f.section, *len);
+		break;
+	}
+	if (res)
+		mailimap_fetch_list_free(res);
+	if (*out == NULL)
+		return set_err(errstr, IMAP_EPROTO, xasprintf("imap %s:%d: UID FETCH %lu: no header in the reply",
+		                                             hostname(s), hostport(s), uid));
+	return IMAP_OK;
+}
+
+int imap_gmail_tab(struct imap_session *s, unsigned long uid, char *tab, size_t tabsz,
+                   char **errstr)
+{
+	static const char *const tabs[] = { "primary", "promotions", "social", "updates", "forums" };
+
+	xstrlcpy(tab, "unknown", tabsz);
+	for (size_t i = 0; i < sizeof tabs / sizeof tabs[0]; i++) {
+		struct mailimap_search_key *key = mailimap_search_key_new_multiple_empty();
+		struct mailimap_set *set = mailimap_set_new_single((uint32_t)uid);
+		char *raw = xasprintf("category:%s", tabs[i]);
+		uint32_t *uids = NULL;
+		size_t n = 0;
+		int r;
+
+		mailimap_search_key_multiple_add(key, mailimap_search_key_new_uid(set));
+		mailimap_search_key_multiple_add(key, mailimap_search_key_new_xgmraw(raw));
+		r = uid_search(s, key, &uids, &n, errstr);
+		if (r)
+			return r;
+		for (size_t k = 0; k < n; k++)
+			if (uids[k] == (uint32_t)uid) {
+				xstrlcpy(tab, tabs[i], tabsz);
+				free(uids);
+				return IMAP_OK;
+			}
+		free(uids);
+	}
+	return IMAP_OK;
+}

@@ -112,6 +112,25 @@ int imap_find_tokens(struct imap_session *s, const char *folder,
                      struct imap_hit **hits, size_t *nhits, char **errstr);
 
 /*
+ * The header of message UID uid in the selected folder, without setting
+ * \Seen: UID FETCH uid (UID BODY.PEEK[HEADER]<0.max>). *out is a heap
+ * copy (caller frees), NUL-terminated, at most max bytes (*len). A reply
+ * without the header gives IMAP_EPROTO.
+ */
+int imap_fetch_header(struct imap_session *s, unsigned long uid, size_t max, char **out,
+                      size_t *len, char **errstr);
+
+/*
+ * Gmail's category tab of message UID uid in the selected folder (INBOX),
+ * at a server with X-GM-EXT-1: UID SEARCH UID uid X-GM-RAW
+ * "category:primary", then promotions, social, updates, forums; the first
+ * that matches names the tab. None matches (categories turned off):
+ * "unknown". tab/tabsz receives the name.
+ */
+int imap_gmail_tab(struct imap_session *s, unsigned long uid, char *tab, size_t tabsz,
+                   char **errstr);
+
+/*
  * Remove one probe message per docs/SPEC.md "Cleanup": only UID uid of folder, and
  * only if folder's UIDVALIDITY still equals uidvalidity (else
  * IMAP_EUIDVALIDITY, nothing touched). mode CLEANUP_DELETE: UID STORE

@@ -124,6 +124,71 @@ static void j_counts(struct strbuf *sb, const size_t *n, int count)
 	strbuf_adds(sb, "}");
 }
 
+/* "auth": the receiving provider's trusted verdicts, merged. */
+static void j_auth(struct strbuf *sb, const struct probe_trace *t)
+{
+	int f = 1;
+	strbuf_adds(sb, "{");
+	j_key(sb, &f, "fields"); strbuf_addf(sb, "%d", t->auth_fields);
+	j_key(sb, &f, "trusted_fields"); strbuf_addf(sb, "%d", t->auth_trusted);
+	j_key(sb, &f, "verdicts");
+	strbuf_adds(sb, "[");
+	for (int i = 0; i < t->nauth; i++) {
+		const struct auth_verdict *v = &t->auth[i];
+		int g = 1, h = 1;
+		strbuf_adds(sb, i ? ",{" : "{");
+		j_key(sb, &g, "method"); j_str(sb, v->method);
+		j_key(sb, &g, "result"); j_str(sb, v->result);
+		j_key(sb, &g, "reason"); j_str_or_null(sb, v->reason);
+		j_key(sb, &g, "properties");
+		strbuf_adds(sb, "{");
+		for (int k = 0; k < v->nprops; k++) {
+			int dup = 0;
+			for (int d = 0; d < k; d++)
+				dup |= strcmp(v->props[d].name, v->props[k].name) == 0;
+			if (dup)
+				continue;   /* JSON names stay unique: the first wins */
+			j_key(sb, &h, v->props[k].name);
+			j_str(sb, v->props[k].value);
+		}
+		strbuf_adds(sb, "}}");
+	}
+	strbuf_adds(sb, "]");
+	j_key(sb, &f, "note"); j_str_or_null(sb, t->note);
+	strbuf_adds(sb, "}");
+}
+
+/* "path": the Received hops, oldest first, with deltas and the stages. */
+static void j_path(struct strbuf *sb, const struct probe_trace *t)
+{
+	int f = 1, g = 1;
+	strbuf_adds(sb, "{");
+	j_key(sb, &f, "hops");
+	strbuf_adds(sb, "[");
+	for (int i = 0; i < t->nhops; i++) {
+		const struct hop *h = &t->hops[i];
+		const struct hop *prev = i > 0 ? &t->hops[i - 1] : NULL;
+		int k = 1, delta = prev && prev->time > 0 && h->time > 0;
+		strbuf_adds(sb, i ? ",{" : "{");
+		j_key(sb, &k, "from"); j_str_or_null(sb, h->from);
+		j_key(sb, &k, "by"); j_str_or_null(sb, h->by);
+		j_key(sb, &k, "with"); j_str_or_null(sb, h->with);
+		j_key(sb, &k, "id"); j_str_or_null(sb, h->id);
+		j_key(sb, &k, "time"); j_time(sb, h->time);
+		j_key(sb, &k, "time_unix"); j_num(sb, h->time > 0 ? h->time : NAN);
+		j_key(sb, &k, "delta_seconds"); j_num(sb, delta ? h->time - prev->time : NAN);
+		j_key(sb, &k, "skew"); strbuf_adds(sb, delta && h->time < prev->time ? "true" : "false");
+		j_key(sb, &k, "relay"); strbuf_adds(sb, i == t->relay_hop ? "true" : "false");
+		strbuf_adds(sb, "}");
+	}
+	strbuf_adds(sb, "]");
+	j_key(sb, &f, "stages");
+	strbuf_adds(sb, "{");
+	j_key(sb, &g, "relay"); j_num(sb, t->have_relay ? t->stage_relay : NAN);
+	j_key(sb, &g, "receiving"); j_num(sb, t->have_receiving ? t->stage_receiving : NAN);
+	strbuf_adds(sb, "}}");
+}
+
 static void j_seed(struct strbuf *sb, const struct round_report *r, size_t i)
 {
 	const struct probe_result *res = &r->results[i];
@@ -196,6 +261,17 @@ static void j_seed(struct strbuf *sb, const struct round_report *r, size_t i)
 	}
 	j_key(sb, &f, "diagnostic"); j_str_or_null(sb, res->diagnostic);
 	j_key(sb, &f, "cleanup"); j_str_or_null(sb, res->cleanup);
+	j_key(sb, &f, "auth");
+	if (found && res->trace.fetched)
+		j_auth(sb, &res->trace);
+	else
+		strbuf_adds(sb, "null");
+	j_key(sb, &f, "path");
+	if (found && res->trace.fetched)
+		j_path(sb, &res->trace);
+	else
+		strbuf_adds(sb, "null");
+	j_key(sb, &f, "tab"); j_str_or_null(sb, found ? res->trace.tab : NULL);
 	strbuf_adds(sb, "}");
 }
 
@@ -266,6 +342,22 @@ static void j_provider(struct strbuf *sb, const struct round_report *r, size_t p
 		j_num(sb, p->share[o]);
 	}
 	strbuf_adds(sb, "}");
+	j_key(sb, &f, "tabs");
+	strbuf_adds(sb, "{");
+	g = 1;
+	for (int t = 0; t < TAB__COUNT; t++) {
+		j_key(sb, &g, report_tab_names[t]);
+		strbuf_addf(sb, "%zu", p->tab_n[t]);
+	}
+	j_key(sb, &g, "known"); strbuf_addf(sb, "%zu", p->tab_known);
+	j_key(sb, &g, "shares");
+	strbuf_adds(sb, "{");
+	int h = 1;
+	for (int t = 0; t < TAB__COUNT; t++) {
+		j_key(sb, &h, report_tab_names[t]);
+		j_num(sb, p->tab_known ? (double)p->tab_n[t] / (double)p->tab_known : NAN);
+	}
+	strbuf_adds(sb, "}}");
 	j_key(sb, &f, "samples"); strbuf_addf(sb, "%zu", p->samples);
 	j_key(sb, &f, "p50"); j_num(sb, p->p50);
 	j_key(sb, &f, "p95"); j_num(sb, p->p95);

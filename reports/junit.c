@@ -141,6 +141,10 @@ static char *details(const struct probe_result *res)
 static void gate_message(char *buf, size_t sz, enum slo_gate g, const struct gate_result *gr)
 {
 	char v[64], t[64];
+	if (g == SLO_REQUIRE_AUTH) {
+		snprintf(buf, sz, "%s: %.0f found probes without a pass", slo_gate_name(g), gr->value);
+		return;
+	}
 	if (g == SLO_MAX_MISSING) {
 		snprintf(buf, sz, "%s: %.0f %s %.0f", slo_gate_name(g), gr->value, gr->ok ? "<=" : ">",
 		         gr->threshold);
@@ -148,7 +152,7 @@ static void gate_message(char *buf, size_t sz, enum slo_gate g, const struct gat
 	}
 	fmt_double(v, sizeof(v), gr->value);
 	fmt_double(t, sizeof(t), gr->threshold);
-	if (g == SLO_MIN_INBOX_RATIO)
+	if (g == SLO_MIN_INBOX_RATIO || g == SLO_MIN_PRIMARY_RATIO)
 		snprintf(buf, sz, "%s: %s %s %s", slo_gate_name(g), v, gr->ok ? ">=" : "<", t);
 	else
 		snprintf(buf, sz, "%s: %s s %s %s s", slo_gate_name(g), v, gr->ok ? "<=" : ">", t);

@@ -117,6 +117,66 @@ static const char *seed_provider(const struct round_report *r, size_t i)
 /* 1 when an earlier seed has the same address and provider: its series
  * would duplicate, so only the first is exposed (config validation should
  * already refuse such a configuration). */
+static int seed_duplicate(const struct round_report *r, size_t i);
+
+/* Verdicts, hop delays and Gmail tabs of found probes (issue 11). */
+static void trace_families(struct mmodel *m, const struct round_report *r)
+{
+	const struct config *cfg = r->cfg;
+	const char *cn = cfg->name ? cfg->name : "";
+	size_t ns = r->results ? cfg->nseeds : 0;
+	struct mfamily *f;
+
+	f = family(m, "auth_result", MT_GAUGE, NULL,
+	           "1 for each authentication verdict (RFC 8601 method and result) the receiving provider wrote into the found probe and inboxprobe trusted.");
+	for (size_t i = 0; i < ns; i++) {
+		const struct probe_trace *t = &r->results[i].trace;
+		if (seed_duplicate(r, i) || !report_found(&r->results[i]))
+			continue;
+		for (int a = 0; a < t->nauth; a++) {
+			int dup = 0;
+			for (int b = 0; b < a; b++)
+				dup |= strcmp(t->auth[a].method, t->auth[b].method) == 0 &&
+				       strcmp(t->auth[a].result, t->auth[b].result) == 0;
+			if (!dup)
+				sample(f, "", 1, 5, "config", cn, "seed", seed_addr(r, i), "provider",
+				       seed_provider(r, i), "method", t->auth[a].method, "result", t->auth[a].result);
+		}
+	}
+	f = family(m, "hop_delay_seconds", MT_GAUGE, "seconds",
+	           "Time the found probe spent in a stage of its path, from its Received fields: relay (the relay's queue until the next hop), receiving (from there to delivery). Negative: clock skew between the hosts. Absent when a date or hop is missing.");
+	for (size_t i = 0; i < ns; i++) {
+		const struct probe_trace *t = &r->results[i].trace;
+		if (seed_duplicate(r, i) || !report_found(&r->results[i]))
+			continue;
+		if (t->have_relay)
+			sample(f, "", t->stage_relay, 4, "config", cn, "seed", seed_addr(r, i), "provider",
+			       seed_provider(r, i), "stage", "relay");
+		if (t->have_receiving)
+			sample(f, "", t->stage_receiving, 4, "config", cn, "seed", seed_addr(r, i), "provider",
+			       seed_provider(r, i), "stage", "receiving");
+	}
+	f = family(m, "probe_tab", MT_GAUGE, NULL,
+	           "1 with the Gmail tab (category) of the inbox probe: primary, promotions, social, updates, forums, or unknown when categories are off.");
+	for (size_t i = 0; i < ns; i++) {
+		const struct probe_result *res = &r->results[i];
+		if (seed_duplicate(r, i) || res->outcome != OUTCOME_INBOX || !res->trace.tab[0])
+			continue;
+		sample(f, "", 1, 4, "config", cn, "seed", seed_addr(r, i), "provider", seed_provider(r, i),
+		       "tab", res->trace.tab);
+	}
+	f = family(m, "tab_ratio", MT_GAUGE, NULL,
+	           "Share of the provider's inbox probes in each Gmail tab, over the probes whose tab is known; absent when none is known.");
+	for (size_t p = 0; p < cfg->nproviders; p++) {
+		const struct provider_report *pr = &r->providers[p];
+		if (pr->tab_known == 0)
+			continue;
+		for (int t = 0; t < TAB__COUNT; t++)
+			sample(f, "", (double)pr->tab_n[t] / (double)pr->tab_known, 3, "config", cn, "provider",
+			       pr->provider, "tab", report_tab_names[t]);
+	}
+}
+
 static int seed_duplicate(const struct round_report *r, size_t i)
 {
 	for (size_t j = 0; j < i; j++)
@@ -222,6 +282,8 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 		sample(f, "", res->clock_skew, 3, "config", cn, "seed", seed_addr(r, i),
 		       "provider", seed_provider(r, i));
 	}
+
+	trace_families(m, r);
 
 	if (r->totals == NULL)
 		return;

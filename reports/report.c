@@ -19,6 +19,8 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "prober/authres.h"
+#include "prober/trace.h"
 #include "reports/report.h"
 
 const char *slo_gate_name(enum slo_gate g)
@@ -27,6 +29,8 @@ const char *slo_gate_name(enum slo_gate g)
 	case SLO_MIN_INBOX_RATIO: return "min_inbox_ratio";
 	case SLO_MAX_LATENCY_P99: return "max_latency_p99";
 	case SLO_MAX_MISSING: return "max_missing";
+	case SLO_REQUIRE_AUTH: return "require_auth";
+	case SLO_MIN_PRIMARY_RATIO: return "min_primary_ratio";
 	default: return "unknown";
 	}
 }
@@ -54,6 +58,46 @@ int report_provider_index(const struct config *cfg, const char *provider)
 		if (cfg->providers[i] != NULL && strcmp(cfg->providers[i], provider) == 0)
 			return (int)i;
 	return -1;
+}
+
+const char *const report_tab_names[TAB__COUNT] = {
+	"primary", "promotions", "social", "updates", "forums"
+};
+
+int report_tab_index(const char *tab)
+{
+	for (int i = 0; tab && i < TAB__COUNT; i++)
+		if (strcmp(tab, report_tab_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+int report_auth_check(const struct probe_result *res, unsigned require, char *buf, size_t bufsz)
+{
+	int missing = 0;
+	buf[0] = '\0';
+	for (int m = 0; m < AUTH_REQ_METHODS; m++) {
+		int passed;
+		if (!(require & (1u << m)))
+			continue;
+		if (!trace_method_verdict(&res->trace, config_auth_methods[m], &passed)) {
+			if (!missing)
+				snprintf(buf, bufsz, "%s: no trusted verdict%s%s%s", config_auth_methods[m],
+				         res->trace.note[0] ? " (" : "", res->trace.note,
+				         res->trace.note[0] ? ")" : "");
+			missing = 1;
+			continue;
+		}
+		if (passed)
+			continue;
+		for (int i = 0; i < res->trace.nauth; i++)
+			if (strcmp(res->trace.auth[i].method, config_auth_methods[m]) == 0) {
+				authres_format(&res->trace.auth[i], buf, bufsz);
+				break;
+			}
+		return 1;
+	}
+	return missing ? -1 : 0;
 }
 
 int report_found(const struct probe_result *res)
@@ -120,6 +164,58 @@ static void eval_gates(struct provider_report *p, const struct slo_conf *slo,
 	}
 }
 
+/* require_auth over this round's found probes of provider p (always the
+ * round: verdicts are not kept in the state store). */
+static void eval_auth_gate(struct provider_report *p, const struct config *cfg,
+                           const struct probe_result *results, unsigned require)
+{
+	struct gate_result *g = &p->gate[SLO_REQUIRE_AUTH];
+	size_t found = 0, failed = 0, missing = 0;
+	char buf[256];
+
+	if (require == 0) {
+		not_evaluated(g, NAN, "require_auth not set");
+		return;
+	}
+	for (size_t i = 0; i < cfg->nseeds; i++) {
+		if (cfg->seeds[i].provider == NULL || strcmp(cfg->seeds[i].provider, p->provider) != 0 ||
+		    !report_found(&results[i]))
+			continue;
+		found++;
+		int c = report_auth_check(&results[i], require, buf, sizeof buf);
+		failed += c > 0;
+		missing += c < 0;
+	}
+	if (failed > 0 || (found > 0 && missing == 0)) {
+		g->evaluated = 1;
+		g->value = (double)failed;
+		g->threshold = 0;
+		g->ok = failed == 0;
+	} else if (found == 0) {
+		not_evaluated(g, 0, "no found probes");
+	} else {
+		char why[128];
+		snprintf(why, sizeof why, "%zu found probe%s without a trusted verdict", missing,
+		         missing == 1 ? "" : "s");
+		not_evaluated(g, 0, why);
+	}
+}
+
+static void eval_tab_gate(struct provider_report *p, const struct slo_conf *slo)
+{
+	struct gate_result *g = &p->gate[SLO_MIN_PRIMARY_RATIO];
+	if (!(slo->min_primary_ratio > 0)) {
+		not_evaluated(g, NAN, "min_primary_ratio not set");
+	} else if (p->tab_known == 0) {
+		not_evaluated(g, slo->min_primary_ratio, "no inbox probe with a known tab");
+	} else {
+		g->evaluated = 1;
+		g->value = (double)p->tab_n[0] / (double)p->tab_known;
+		g->threshold = slo->min_primary_ratio;
+		g->ok = g->value >= g->threshold;
+	}
+}
+
 struct round_report *report_compute(const struct config *cfg, const struct probe_result *results,
                                     double started, double ended,
                                     const struct state_totals *totals)
@@ -155,6 +251,11 @@ struct round_report *report_compute(const struct config *cfg, const struct probe
 				p->measured++;
 			if (report_found(res) && res->have_latency && isfinite(res->latency))
 				lat[nlat++] = res->latency;
+			int ti = res->outcome == OUTCOME_INBOX ? report_tab_index(res->trace.tab) : -1;
+			if (ti >= 0) {
+				p->tab_n[ti]++;
+				p->tab_known++;
+			}
 		}
 		for (int o = 0; o < OUTCOME_ERROR; o++)
 			p->share[o] = p->measured ? (double)p->n[o] / (double)p->measured : 0.0;
@@ -172,6 +273,11 @@ struct round_report *report_compute(const struct config *cfg, const struct probe
 		} else {
 			eval_gates(p, &slo, p->n, lat, nlat);
 		}
+		if (results)
+			eval_auth_gate(p, cfg, results, slo.require_auth);
+		else
+			not_evaluated(&p->gate[SLO_REQUIRE_AUTH], NAN, "no results");
+		eval_tab_gate(p, &slo);
 		for (int g = 0; g < SLO__COUNT; g++)
 			if (p->gate[g].evaluated && !p->gate[g].ok)
 				r->gates_failed = 1;

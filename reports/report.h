@@ -26,8 +26,27 @@
 #define NAGIOS_UNKNOWN 3
 
 /* Gates, in report order. */
-enum slo_gate { SLO_MIN_INBOX_RATIO = 0, SLO_MAX_LATENCY_P99, SLO_MAX_MISSING, SLO__COUNT };
+enum slo_gate {
+	SLO_MIN_INBOX_RATIO = 0, SLO_MAX_LATENCY_P99, SLO_MAX_MISSING,
+	SLO_REQUIRE_AUTH,        /* value: found probes whose required verdict is not pass; threshold 0 */
+	SLO_MIN_PRIMARY_RATIO,   /* value: Gmail primary tab share of the probes whose tab is known */
+	SLO__COUNT
+};
 const char *slo_gate_name(enum slo_gate g);   /* "min_inbox_ratio", ... */
+
+/* Gmail tabs (categories), in report order. */
+#define TAB__COUNT 5
+extern const char *const report_tab_names[TAB__COUNT];   /* "primary", "promotions", ... */
+/* Index of tab in report_tab_names, or -1 ("unknown", ""). */
+int report_tab_index(const char *tab);
+
+/* The first required method (slo.require_auth, in config_auth_methods
+ * order) whose trusted verdict on res is not pass: writes the verdict
+ * ("dkim=fail (bad signature) header.d=example.com"), or "dkim: no trusted
+ * verdict" when missing is set, into buf. Returns 1 when a verdict is not
+ * pass, 0 when all required ones pass, -1 when one has no trusted verdict
+ * (and none fails). */
+int report_auth_check(const struct probe_result *res, unsigned require, char *buf, size_t bufsz);
 
 /* Nearest-rank quantile (q in (0,1]) of a sorted ascending array of n > 0
  * values: the value at rank ceil(q*n). Returns NAN when n == 0. */
@@ -48,6 +67,8 @@ struct provider_report {
 	double share[OUTCOME_ERROR];        /* inbox..deferred shares of measured; sum to 1 */
 	size_t samples;                     /* usable latency samples this round */
 	double p50, p95, p99;               /* nearest-rank; NAN when no samples */
+	size_t tab_n[TAB__COUNT];           /* inbox probes per Gmail tab this round */
+	size_t tab_known;                   /* of those, with a known tab (the tab shares' base) */
 	struct gate_result gate[SLO__COUNT];
 	const struct state_totals *totals;  /* NULL without a state store */
 };

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "prober/trace.h"
 #include "reports/report.h"
 
 /* The runbook the verdict line points at (docs/runbook.md, installed in docdir). */
@@ -96,7 +97,38 @@ static void pad(FILE *out, const char *s, size_t w)
 		fputc(' ', out);
 }
 
-enum { C_SEED, C_PROV, C_OUT, C_FOLDER, C_LAT, C_RELAY, C_DIAG, C__N };
+enum { C_SEED, C_PROV, C_OUT, C_FOLDER, C_LAT, C_RELAY, C_AUTH, C_PATH, C_DIAG, C__N };
+
+/* The verdict column: "spf=pass dkim=fail dmarc=fail", one per method
+ * (a pass wins when a method has several), "-" when none is trusted. */
+static char *auth_cell(const struct probe_result *res)
+{
+	struct strbuf sb = STRBUF_INIT;
+	for (int i = 0; i < res->trace.nauth; i++) {
+		const struct auth_verdict *v = &res->trace.auth[i];
+		int dup = 0, passed;
+		for (int j = 0; j < i; j++)
+			dup |= strcmp(res->trace.auth[j].method, v->method) == 0;
+		if (dup)
+			continue;
+		trace_method_verdict(&res->trace, v->method, &passed);
+		strbuf_addf(&sb, "%s%s=%s", sb.len ? " " : "", v->method, passed ? "pass" : v->result);
+	}
+	if (sb.len == 0)
+		strbuf_adds(&sb, report_found(res) ? (res->trace.fetched ? "none trusted" : "-") : "-");
+	return strbuf_detach(&sb);
+}
+
+/* The path column: "relay 9s, receiving 1s"; a gap shows as "?". */
+static char *path_cell(const struct probe_result *res)
+{
+	char a[32], b[32];
+	if (!report_found(res) || !res->trace.fetched)
+		return xstrdup("-");
+	return xasprintf("relay %s, receiving %s",
+	                 res->trace.have_relay ? fixed(a, sizeof a, res->trace.stage_relay, 0) : "?",
+	                 res->trace.have_receiving ? fixed(b, sizeof b, res->trace.stage_receiving, 0) : "?");
+}
 
 static void gate_line(FILE *out, const char *provider, enum slo_gate g, const struct gate_result *gr)
 {
@@ -111,10 +143,43 @@ static void gate_line(FILE *out, const char *provider, enum slo_gate g, const st
 		fprintf(out, "%s %s %s: %s s %s %s s\n", verdict, provider, slo_gate_name(g),
 		        fixed(v, sizeof(v), gr->value, 1), gr->ok ? "<=" : ">", fixed(t, sizeof(t), gr->threshold, 1));
 		break;
+	case SLO_MIN_PRIMARY_RATIO:
+		fprintf(out, "%s %s %s: %s %s %s\n", verdict, provider, slo_gate_name(g),
+		        fixed(v, sizeof(v), gr->value, 3), gr->ok ? ">=" : "<", fixed(t, sizeof(t), gr->threshold, 3));
+		break;
+	case SLO_REQUIRE_AUTH:
+		fprintf(out, "%s %s %s: %s found probe%s without a pass (listed above)\n", verdict, provider,
+		        slo_gate_name(g), fixed(v, sizeof(v), gr->value, 0), gr->value == 1 ? "" : "s");
+		break;
 	default:
 		fprintf(out, "%s %s %s: %s %s %s\n", verdict, provider, slo_gate_name(g),
 		        fixed(v, sizeof(v), gr->value, 0), gr->ok ? "<=" : ">", fixed(t, sizeof(t), gr->threshold, 0));
 		break;
+	}
+}
+
+/* Every found probe whose required verdict (slo.require_auth) is not
+ * pass, named in full: "inbox@x: dkim=fail (bad signature) header.d=...";
+ * then those left without a trusted verdict. */
+static void auth_failures(const struct round_report *r, FILE *out)
+{
+	const struct config *cfg = r->cfg;
+	char buf[256];
+	for (int want = 1; want >= -1; want -= 2) {
+		int header = 0;
+		for (size_t i = 0; r->results && i < cfg->nseeds; i++) {
+			struct slo_conf slo = config_slo_for(cfg, cfg->seeds[i].provider);
+			if (!report_found(&r->results[i]) ||
+			    report_auth_check(&r->results[i], slo.require_auth, buf, sizeof buf) != want)
+				continue;
+			if (!header)
+				fputs(want > 0 ? "\nauthentication failures (slo.require_auth):\n"
+				               : "\nauthentication not evaluated (slo.require_auth):\n", out);
+			header = 1;
+			char *c = cell(buf, sizeof buf);
+			fprintf(out, "  %s: %s\n", cfg->seeds[i].address ? cfg->seeds[i].address : "", c);
+			free(c);
+		}
 	}
 }
 
@@ -123,8 +188,8 @@ void report_summary(const struct round_report *r, FILE *out)
 	const struct config *cfg = r->cfg;
 	size_t ns = r->results ? cfg->nseeds : 0;
 	static const char *const head[C__N] = { "SEED", "PROVIDER", "OUTCOME", "FOLDER", "LATENCY(s)",
-	                                        "RELAY REPLY", "DIAGNOSTIC" };
-	static const size_t maxw[C__N] = { 48, 24, 8, 32, 12, 48, 100 };
+	                                        "RELAY REPLY", "AUTH", "PATH(s)", "DIAGNOSTIC" };
+	static const size_t maxw[C__N] = { 48, 24, 8, 48, 12, 48, 40, 32, 100 };
 	char ***cells = xcalloc(ns ? ns : 1, sizeof(char **));
 	size_t w[C__N];
 	char num[64];
@@ -138,7 +203,12 @@ void report_summary(const struct round_report *r, FILE *out)
 		raw[C_SEED] = xstrdup(cfg->seeds[i].address ? cfg->seeds[i].address : "");
 		raw[C_PROV] = xstrdup(cfg->seeds[i].provider ? cfg->seeds[i].provider : "");
 		raw[C_OUT] = xstrdup(outcome_name(res->outcome));
-		raw[C_FOLDER] = xstrdup(report_found(res) && res->folder[0] ? res->folder : "-");
+		if (report_found(res) && res->folder[0] && res->trace.tab[0])
+			raw[C_FOLDER] = xasprintf("%s [%s]", res->folder, res->trace.tab);
+		else
+			raw[C_FOLDER] = xstrdup(report_found(res) && res->folder[0] ? res->folder : "-");
+		raw[C_AUTH] = auth_cell(res);
+		raw[C_PATH] = path_cell(res);
 		if (report_found(res) && res->have_latency)
 			raw[C_LAT] = xstrdup(fixed(num, sizeof(num), res->latency, 1));
 		else if (report_found(res) && res->clock_skew > 0)
@@ -202,6 +272,8 @@ void report_summary(const struct round_report *r, FILE *out)
 			free(full);
 		}
 	}
+
+	auth_failures(r, out);
 
 	/* Per provider. */
 	size_t pw = width("PROVIDER");

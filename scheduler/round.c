@@ -16,6 +16,7 @@
 #include "prober/message.h"
 #include "prober/smtp.h"
 #include "scheduler/round.h"
+#include "scheduler/verdicts.h"
 
 atomic_int round_stop;
 
@@ -467,13 +468,20 @@ static int discover_pass(struct round_ctx *ctx, size_t idx, struct imap_session 
 			double found = now_wall();
 			char what[64] = "";
 
+			struct probe_trace tr;
+			int trc = IMAP_OK;
+
 			if (!w->want[t])
 				continue;   /* two copies: count the first */
 			w->want[t] = 0;
+			if (t == 0)   /* before cleanup: verdicts, path, tab (issue 11) */
+				verdicts_examine(ctx->cfg, seed, s, hits[i].uid, f == 0, res->reply.queue_id,
+				                 hits[i].internaldate, &tr, &trc);
 			cleanup_hit(ctx, s, folders[f], &hits[i], trash, what, sizeof what, seed->address,
 			            &w->said_kept);
 			pthread_mutex_lock(&ctx->mu);
 			if (t == 0) {
+				res->trace = tr;
 				res->outcome = f == 0 ? OUTCOME_INBOX : OUTCOME_SPAM;
 				xstrlcpy(res->folder, display[f], FOLDER_MAX);
 				round_set_latency(res, res->send_start, res->submit_time,

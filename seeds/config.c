@@ -1334,11 +1334,44 @@ static void load_limits(struct ctx *c, const config_setting_t *root, struct imap
 	get_long(c, g, "imap_limits", "timeout", &l->timeout, 1, MAX_TIMEOUT, "seconds");
 }
 
+const char *const config_auth_methods[AUTH_REQ_METHODS] = {
+	"spf", "dkim", "dmarc", "iprev", "auth", "bimi", "compauth"
+};
+
+/* slo.require_auth = ( "spf", "dkim", "dmarc" ): bits of config_auth_methods. */
+static void load_require_auth(struct ctx *c, const config_setting_t *g, unsigned *bits)
+{
+	config_setting_t *s = member(g, "require_auth");
+	if (s == NULL)
+		return;
+	if (config_setting_type(s) != CONFIG_TYPE_LIST && config_setting_type(s) != CONFIG_TYPE_ARRAY) {
+		err_at(c, s, "slo.require_auth must be a list ( \"spf\", \"dkim\", \"dmarc\" ), not %s",
+		       type_name(config_setting_type(s)));
+		return;
+	}
+	for (int i = 0; i < config_setting_length(s); i++) {
+		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_type(e) == CONFIG_TYPE_STRING ? config_setting_get_string(e) : NULL;
+		int k = -1;
+		for (int m = 0; v && m < AUTH_REQ_METHODS; m++)
+			if (strcasecmp(v, config_auth_methods[m]) == 0)
+				k = m;
+		if (v && strcasecmp(v, "arc") == 0)
+			err_at(c, e, "slo.require_auth: \"arc\" cannot be required: arc=none is normal "
+			       "for mail that was not forwarded");
+		else if (k < 0)
+			err_at(c, e, "slo.require_auth: unknown method %s%s%s (spf, dkim, dmarc, iprev, auth, "
+			       "bimi, compauth)", v ? "\"" : "", v ? v : "(not a string)", v ? "\"" : "");
+		else
+			*bits |= 1u << k;
+	}
+}
+
 static void load_slo(struct ctx *c, const config_setting_t *root, struct config *cfg)
 {
 	static const char *const keys[] = {
 		"min_inbox_ratio", "max_latency_p99", "max_missing", "evaluate", "window",
-		"min_samples", "providers", NULL
+		"min_samples", "providers", "require_auth", "min_primary_ratio", NULL
 	};
 	static const char *const okeys[] = { "min_inbox_ratio", "max_latency_p99", "max_missing", NULL };
 	struct slo_conf *s = &cfg->slo;
@@ -1348,10 +1381,14 @@ static void load_slo(struct ctx *c, const config_setting_t *root, struct config 
 	s->evaluate_window = 0;
 	s->window = 3600;
 	s->min_samples = 1;
+	s->require_auth = 0;
+	s->min_primary_ratio = -1;
 	config_setting_t *g = get_group(c, root, "", "slo");
 	if (g == NULL)
 		return;
 	check_keys(c, g, "slo", keys);
+	load_require_auth(c, g, &s->require_auth);
+	get_double(c, g, "slo", "min_primary_ratio", &s->min_primary_ratio, 0, 0, 1);
 	get_double(c, g, "slo", "min_inbox_ratio", &s->min_inbox_ratio, 0, 0, 1);
 	get_double(c, g, "slo", "max_latency_p99", &s->max_latency_p99, 0, 1, -1);
 	get_long(c, g, "slo", "max_missing", &s->max_missing, 0, MAX_COUNT, "");
@@ -1389,6 +1426,75 @@ static void load_slo(struct ctx *c, const config_setting_t *root, struct config 
 		o->has_max_missing = get_long(c, og, prefix, "max_missing", &o->max_missing, 0, MAX_COUNT, "") > 0;
 		free(prefix);
 	}
+}
+
+/* providers = { NAME = { authserv_id = ( "mx.google.com" ); auth_results = "microsoft"; }; } */
+static void load_provider(struct ctx *c, config_setting_t *og, const char *prefix,
+                          struct provider_conf *pc)
+{
+	static const char *const keys[] = { "authserv_id", "auth_results", NULL };
+	config_setting_t *ids = member(og, "authserv_id"), *es;
+	const char *v;
+
+	check_keys(c, og, prefix, keys);
+	pc->microsoft = -1;
+	if (ids != NULL && config_setting_type(ids) == CONFIG_TYPE_STRING) {
+		pc->authserv_ids = xcalloc(1, sizeof *pc->authserv_ids);
+		pc->authserv_ids[pc->nauthserv_ids++] = xstrdup(config_setting_get_string(ids));
+	} else if (ids != NULL && (config_setting_type(ids) == CONFIG_TYPE_LIST ||
+	                           config_setting_type(ids) == CONFIG_TYPE_ARRAY)) {
+		int n = config_setting_length(ids);
+		pc->authserv_ids = xcalloc((size_t)n + 1, sizeof *pc->authserv_ids);
+		for (int i = 0; i < n; i++) {
+			config_setting_t *e = config_setting_get_elem(ids, (unsigned)i);
+			const char *id = config_setting_type(e) == CONFIG_TYPE_STRING ? config_setting_get_string(e) : NULL;
+			if (id == NULL || !*id || strchr(id + (id[0] == '*'), '*') || (id[0] == '*' && id[1] != '.'))
+				err_at(c, e, "%s.authserv_id: each pattern is a host name or \"*.suffix\"", prefix);
+			else
+				pc->authserv_ids[pc->nauthserv_ids++] = xstrdup(id);
+		}
+	} else if (ids != NULL) {
+		err_at(c, ids, "%s.authserv_id must be a list of strings ( \"mx.example.net\", \"*.example.net\" )",
+		       prefix);
+	}
+	if (get_str(c, og, prefix, "auth_results", &v, &es) > 0) {
+		if (strcmp(v, "microsoft") == 0)
+			pc->microsoft = 1;
+		else if (strcmp(v, "standard") == 0)
+			pc->microsoft = 0;
+		else
+			err_at(c, es, "%s.auth_results must be \"standard\" or \"microsoft\", not \"%s\"", prefix, v);
+	}
+}
+
+static void load_providers(struct ctx *c, const config_setting_t *root, struct config *cfg)
+{
+	config_setting_t *g = get_group(c, root, "", "providers");
+	if (g == NULL)
+		return;
+	int n = config_setting_length(g);
+	cfg->provider_confs = xcalloc((size_t)n + 1, sizeof *cfg->provider_confs);
+	for (int i = 0; i < n; i++) {
+		config_setting_t *og = config_setting_get_elem(g, (unsigned)i);
+		const char *pname = config_setting_name(og);
+		char *prefix = xasprintf("providers.%s", pname ? pname : "?");
+		if (config_setting_type(og) != CONFIG_TYPE_GROUP) {
+			err_at(c, og, "%s must be a group { authserv_id = ( ... ); }", prefix);
+		} else {
+			struct provider_conf *pc = &cfg->provider_confs[cfg->nprovider_confs++];
+			pc->name = xstrdup(pname ? pname : "");
+			load_provider(c, og, prefix, pc);
+		}
+		free(prefix);
+	}
+}
+
+const struct provider_conf *config_provider(const struct config *cfg, const char *provider)
+{
+	for (size_t i = 0; provider && i < cfg->nprovider_confs; i++)
+		if (strcmp(cfg->provider_confs[i].name, provider) == 0)
+			return &cfg->provider_confs[i];
+	return NULL;
 }
 
 static void load_report(struct ctx *c, const config_setting_t *root, struct report_conf *r)
@@ -1691,7 +1797,7 @@ int config_load(const char *path, struct config **out, char **errstr)
 {
 	static const char *const top_keys[] = {
 		"name", "relay", "probe", "imap_limits", "slo", "report", "imap_defaults",
-		"bounce_mailbox", "state", "seeds", "schedule", "web", NULL
+		"bounce_mailbox", "state", "seeds", "schedule", "web", "providers", NULL
 	};
 	struct ctx c = { .file = path };
 	config_t lc;
@@ -1763,6 +1869,7 @@ int config_load(const char *path, struct config **out, char **errstr)
 	load_probe(&c, root, &cfg->probe);
 	load_limits(&c, root, &cfg->limits);
 	load_slo(&c, root, cfg);
+	load_providers(&c, root, cfg);
 	load_report(&c, root, &cfg->report);
 	load_state(&c, root, &cfg->state);
 	load_schedule(&c, root, &cfg->schedule);
@@ -1849,6 +1956,13 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->nslo_overrides; i++)
 		free(cfg->slo_overrides[i].provider);
 	free(cfg->slo_overrides);
+	for (size_t i = 0; i < cfg->nprovider_confs; i++) {
+		for (size_t k = 0; k < cfg->provider_confs[i].nauthserv_ids; k++)
+			free(cfg->provider_confs[i].authserv_ids[k]);
+		free(cfg->provider_confs[i].authserv_ids);
+		free(cfg->provider_confs[i].name);
+	}
+	free(cfg->provider_confs);
 	free(cfg->report.textfile);
 	free(cfg->report.openmetrics);
 	free(cfg->report.json);

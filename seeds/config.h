@@ -86,6 +86,22 @@ struct slo_conf {
 	int evaluate_window;      /* 0: "round", 1: "window" */
 	long window;              /* seconds, default 3600 */
 	long min_samples;         /* default 1 */
+	unsigned require_auth;    /* AUTH_REQ_* bits: methods whose trusted verdict must be pass */
+	double min_primary_ratio; /* 0..1 share of Gmail primary tab among known tabs; <= 0: off */
+};
+
+/* slo.require_auth methods (RFC 8601 method names), bit i = method i of
+ * config_auth_methods[]. arc is refused: arc=none is normal for direct mail. */
+#define AUTH_REQ_METHODS 7
+extern const char *const config_auth_methods[AUTH_REQ_METHODS];   /* "spf", "dkim", "dmarc", ... */
+
+/* providers.NAME: how a provider writes its Authentication-Results. */
+struct provider_conf {
+	char *name;
+	char **authserv_ids;    /* patterns, exact or "*.suffix"; NULL: built-in defaults */
+	size_t nauthserv_ids;
+	int microsoft;          /* auth_results: -1 unset (default from the IMAP host),
+	                           0 "standard", 1 "microsoft" (fields without authserv-id) */
 };
 
 struct slo_override {
@@ -143,6 +159,8 @@ struct config {
 	struct state_conf state;
 	struct seed_conf *seeds;
 	size_t nseeds;
+	struct provider_conf *provider_confs;   /* the providers = { ... } blocks */
+	size_t nprovider_confs;
 	char **providers;       /* distinct providers in first-seen order */
 	size_t nproviders;
 	struct schedule_conf schedule;
@@ -168,6 +186,9 @@ int config_load(const char *path, struct config **out, char **errstr);
 
 /* Release a config and wipe its secrets. NULL is allowed. */
 void config_free(struct config *cfg);
+
+/* The providers.NAME block for provider, or NULL when there is none. */
+const struct provider_conf *config_provider(const struct config *cfg, const char *provider);
 
 /* The SLO thresholds for provider: globals with that provider's overrides. */
 struct slo_conf config_slo_for(const struct config *cfg, const char *provider);

@@ -1060,6 +1060,66 @@ static void test_slo_for(void **state)
 	free(path);
 }
 
+/* ---- providers = { ... }, slo.require_auth, slo.min_primary_ratio (issue 11) ---- */
+
+static void test_providers_and_auth(void **state)
+{
+	(void)state;
+	const char *text =
+		"relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+		"slo = { require_auth = ( \"spf\", \"DKIM\", \"dmarc\" ); min_primary_ratio = 0.8; };\n"
+		"providers = { gmail = { authserv_id = ( \"mx.google.com\", \"*.google.com\" ); };\n"
+		"              o365 = { auth_results = \"microsoft\"; };\n"
+		"              fm = { authserv_id = \"*.messagingengine.com\"; auth_results = \"standard\"; }; };\n"
+		"seeds = ( { address = \"a@b.test\"; provider = \"gmail\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n";
+	char *path = put("prov.cfg", text, 0644);
+	struct config *c = NULL;
+	char *e = NULL;
+	if (config_load(path, &c, &e) != 0)
+		fail_msg("%s", e);
+	assert_int_equal(c->slo.require_auth, 7u);
+	assert_true(c->slo.min_primary_ratio == 0.8);
+	const struct provider_conf *pc = config_provider(c, "gmail");
+	assert_non_null(pc);
+	assert_int_equal(pc->nauthserv_ids, 2);
+	assert_string_equal(pc->authserv_ids[1], "*.google.com");
+	assert_int_equal(pc->microsoft, -1);
+	assert_int_equal(config_provider(c, "o365")->microsoft, 1);
+	assert_int_equal(config_provider(c, "fm")->microsoft, 0);
+	assert_string_equal(config_provider(c, "fm")->authserv_ids[0], "*.messagingengine.com");
+	assert_null(config_provider(c, "yahoo"));
+	config_free(c);
+	free(path);
+
+	/* defaults: nothing required, no primary ratio */
+	path = put("prov0.cfg", "relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+	           "seeds = ( { address = \"a@b.test\"; provider = \"g\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+	           0644);
+	if (config_load(path, &c, &e) != 0)
+		fail_msg("%s", e);
+	assert_int_equal(c->slo.require_auth, 0u);
+	assert_false(c->slo.min_primary_ratio > 0);
+	config_free(c);
+	free(path);
+
+	const char *seedline = "seeds = ( { address = \"a@b.test\"; provider = \"g\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n";
+	char *t = xasprintf("relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\nslo = { require_auth = ( \"dkim\", \"arc\" ); };\n%s", seedline);
+	expect_one_error("arc.cfg", t, 2, "slo.require_auth: \"arc\" cannot be required");
+	free(t);
+	t = xasprintf("relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\nslo = { require_auth = ( \"dkim\", \"spff\" ); };\n%s", seedline);
+	expect_one_error("spff.cfg", t, 2, "slo.require_auth: unknown method \"spff\"");
+	free(t);
+	t = xasprintf("relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\nproviders = { g = { auth_results = \"exchange\"; }; };\n%s", seedline);
+	expect_one_error("ar.cfg", t, 2, "providers.g.auth_results must be \"standard\" or \"microsoft\", not \"exchange\"");
+	free(t);
+	t = xasprintf("relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\nproviders = { g = { authserv_id = ( \"mx.*.com\" ); }; };\n%s", seedline);
+	expect_one_error("id.cfg", t, 2, "providers.g.authserv_id: each pattern is a host name or \"*.suffix\"");
+	free(t);
+	t = xasprintf("relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\nproviders = { g = { authserv = ( \"x\" ); }; };\n%s", seedline);
+	expect_one_error("key.cfg", t, 2, "unknown setting 'authserv' in providers.g");
+	free(t);
+}
+
 /* ---- templates ---- */
 
 static void test_template(void **state)
@@ -1252,6 +1312,7 @@ int main(void)
 		cmocka_unit_test(test_include_relative),
 		cmocka_unit_test(test_parse_url),
 		cmocka_unit_test(test_slo_for),
+		cmocka_unit_test(test_providers_and_auth),
 		cmocka_unit_test(test_template),
 		cmocka_unit_test(test_daemon_settings),
 	};

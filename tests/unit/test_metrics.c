@@ -598,6 +598,74 @@ static void test_no_duplicate_series(void **state)
 	fixture_free(&f);
 }
 
+/* Verdicts, hop delays and Gmail tabs (issue 11), byte for byte in both
+ * encoders: a found probe with merged verdicts (a method with two results
+ * gives two series, duplicates one), a relay stage that ran backwards
+ * (clock skew, kept negative), a receiving stage missing (absent, not 0);
+ * the missing probe has none of these series. */
+static const char expect_trace_block[] =
+	"# HELP inboxprobe_auth_result 1 for each authentication verdict (RFC 8601 method and result) the receiving provider wrote into the found probe and inboxprobe trusted.\n"
+	"# TYPE inboxprobe_auth_result gauge\n"
+	"inboxprobe_auth_result{config=\"otp\",seed=\"a@gmail.example\",provider=\"gmail\",method=\"spf\",result=\"pass\"} 1\n"
+	"inboxprobe_auth_result{config=\"otp\",seed=\"a@gmail.example\",provider=\"gmail\",method=\"dkim\",result=\"fail\"} 1\n"
+	"inboxprobe_auth_result{config=\"otp\",seed=\"a@gmail.example\",provider=\"gmail\",method=\"dkim\",result=\"pass\"} 1\n"
+	"# HELP inboxprobe_hop_delay_seconds Time the found probe spent in a stage of its path, from its Received fields: relay (the relay's queue until the next hop), receiving (from there to delivery). Negative: clock skew between the hosts. Absent when a date or hop is missing.\n"
+	"# TYPE inboxprobe_hop_delay_seconds gauge\n"
+	"inboxprobe_hop_delay_seconds{config=\"otp\",seed=\"a@gmail.example\",provider=\"gmail\",stage=\"relay\"} -3\n"
+	"# HELP inboxprobe_probe_tab 1 with the Gmail tab (category) of the inbox probe: primary, promotions, social, updates, forums, or unknown when categories are off.\n"
+	"# TYPE inboxprobe_probe_tab gauge\n"
+	"inboxprobe_probe_tab{config=\"otp\",seed=\"a@gmail.example\",provider=\"gmail\",tab=\"promotions\"} 1\n"
+	"# HELP inboxprobe_tab_ratio Share of the provider's inbox probes in each Gmail tab, over the probes whose tab is known; absent when none is known.\n"
+	"# TYPE inboxprobe_tab_ratio gauge\n"
+	"inboxprobe_tab_ratio{config=\"otp\",provider=\"gmail\",tab=\"primary\"} 0\n"
+	"inboxprobe_tab_ratio{config=\"otp\",provider=\"gmail\",tab=\"promotions\"} 1\n"
+	"inboxprobe_tab_ratio{config=\"otp\",provider=\"gmail\",tab=\"social\"} 0\n"
+	"inboxprobe_tab_ratio{config=\"otp\",provider=\"gmail\",tab=\"updates\"} 0\n"
+	"inboxprobe_tab_ratio{config=\"otp\",provider=\"gmail\",tab=\"forums\"} 0\n";
+
+static void set_verdict(struct probe_trace *t, const char *m, const char *res)
+{
+	xstrlcpy(t->auth[t->nauth].method, m, sizeof t->auth[0].method);
+	xstrlcpy(t->auth[t->nauth].result, res, sizeof t->auth[0].result);
+	t->nauth++;
+}
+
+static void test_trace_series_exact(void **state)
+{
+	(void)state;
+	struct fixture f;
+	fixture_init(&f);
+	struct probe_trace *t = &f.res[0].trace;
+	t->fetched = 1;
+	set_verdict(t, "spf", "pass");
+	set_verdict(t, "dkim", "fail");
+	set_verdict(t, "dkim", "pass");
+	set_verdict(t, "spf", "pass");   /* a second field said the same */
+	t->have_relay = 1;
+	t->stage_relay = -3;
+	xstrlcpy(t->tab, "promotions", sizeof t->tab);
+	struct round_report *r = report_compute(&f.cfg, f.res, 1700000000, 1700000042.5, NULL);
+	char *p = report_prometheus_text(r);
+	assert_non_null(strstr(p, expect_trace_block));
+	assert_null(strstr(p, "stage=\"receiving\""));
+	assert_null(strstr(p, "b@gmail.example\",provider=\"gmail\",method"));
+	char *o = report_openmetrics(r);
+	assert_non_null(strstr(o, "inboxprobe_hop_delay_seconds{config=\"otp\",seed=\"a@gmail.example\",provider=\"gmail\",stage=\"relay\"} -3\n"));
+	assert_non_null(strstr(o, "# TYPE inboxprobe_hop_delay_seconds gauge\n# UNIT inboxprobe_hop_delay_seconds seconds\n"));
+	free(p);
+	free(o);
+	report_free(r);
+	/* without any trace the four families are absent altogether */
+	fixture_init(&f);
+	r = report_compute(&f.cfg, f.res, 1700000000, 1700000042.5, NULL);
+	p = report_prometheus_text(r);
+	assert_null(strstr(p, "auth_result"));
+	assert_null(strstr(p, "hop_delay"));
+	assert_null(strstr(p, "tab"));
+	free(p);
+	report_free(r);
+}
+
 static void test_last_run_success(void **state)
 {
 	(void)state;
@@ -632,6 +700,7 @@ int main(void)
 		cmocka_unit_test(test_comma_locale),
 		cmocka_unit_test(test_no_duplicate_series),
 		cmocka_unit_test(test_last_run_success),
+		cmocka_unit_test(test_trace_series_exact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -581,6 +581,113 @@ static void test_summary(void **state)
 	fx_free(&mixed);
 }
 
+/* slo.require_auth (issue 11): a failing verdict fails the gate (exit 1)
+ * and is named in full in the summary; a found probe without a trusted
+ * verdict leaves it not evaluated; all pass holds it. */
+static void add_verdict(struct probe_result *r, const char *m, const char *res, const char *reason,
+                        const char *pn, const char *pv)
+{
+	struct auth_verdict *v = &r->trace.auth[r->trace.nauth++];
+	r->trace.fetched = 1;
+	xstrlcpy(v->method, m, sizeof v->method);
+	xstrlcpy(v->result, res, sizeof v->result);
+	xstrlcpy(v->reason, reason, sizeof v->reason);
+	if (pn) {
+		xstrlcpy(v->props[0].name, pn, sizeof v->props[0].name);
+		xstrlcpy(v->props[0].value, pv, sizeof v->props[0].value);
+		v->nprops = 1;
+	}
+}
+
+static void test_require_auth_gate(void **state)
+{
+	(void)state;
+	static const char *const prov[] = { "gmail", "gmail", "outlook" };
+	struct fx f;
+	fx_init(&f, prov, 3);
+	f.cfg.slo.require_auth = 7;   /* spf, dkim, dmarc */
+	for (int i = 0; i < 3; i++)
+		set_found(&f.res[i], OUTCOME_INBOX, 5);
+	add_verdict(&f.res[0], "spf", "pass", "", "smtp.mailfrom", "sender.example");
+	add_verdict(&f.res[0], "dkim", "fail", "bad signature", "header.d", "example.com");
+	add_verdict(&f.res[0], "dkim", "fail", "", NULL, NULL);
+	add_verdict(&f.res[0], "dmarc", "fail", "", NULL, NULL);
+	add_verdict(&f.res[1], "spf", "pass", "", NULL, NULL);
+	add_verdict(&f.res[1], "dkim", "fail", "", NULL, NULL);
+	add_verdict(&f.res[1], "dkim", "pass", "", NULL, NULL);   /* one passing signature */
+	add_verdict(&f.res[1], "dmarc", "pass", "", NULL, NULL);
+	f.res[2].trace.fetched = 1;
+	xstrlcpy(f.res[2].trace.note, "no Authentication-Results field", sizeof f.res[2].trace.note);
+	struct round_report *r = compute(&f);
+	const struct gate_result *g = &r->providers[0].gate[SLO_REQUIRE_AUTH];
+	assert_true(g->evaluated && !g->ok && g->value == 1);
+	g = &r->providers[1].gate[SLO_REQUIRE_AUTH];
+	assert_false(g->evaluated);
+	assert_string_equal(g->reason, "1 found probe without a trusted verdict");
+	assert_int_equal(report_exit_code(r), EXIT_GATE_FAILED);
+	char *s = capture(report_summary, r);
+	assert_non_null(strstr(s, "authentication failures (slo.require_auth):\n"
+	                          "  seed1@gmail.example: dkim=fail (bad signature) header.d=example.com\n"));
+	assert_non_null(strstr(s, "authentication not evaluated (slo.require_auth):\n"
+	                          "  seed3@outlook.example: spf: no trusted verdict (no Authentication-Results field)\n"));
+	assert_non_null(strstr(s, "FAIL gmail require_auth: 1 found probe without a pass (listed above)\n"));
+	assert_non_null(strstr(s, "skip outlook require_auth: not evaluated: 1 found probe without a trusted verdict\n"));
+	assert_non_null(strstr(s, "spf=pass dkim=pass dmarc=pass"));   /* seed2's verdict column */
+	free(s);
+	char *j = report_json(r);
+	assert_non_null(strstr(j, "\"verdicts\":[{\"method\":\"spf\",\"result\":\"pass\",\"reason\":null,"
+	                          "\"properties\":{\"smtp.mailfrom\":\"sender.example\"}}"));
+	assert_non_null(strstr(j, "\"require_auth\":{\"evaluated\":true,\"ok\":false,\"value\":1,\"threshold\":0"));
+	free(j);
+	report_free(r);
+	/* outlook's probe passes now: gmail still fails, outlook holds */
+	add_verdict(&f.res[2], "spf", "pass", "", NULL, NULL);
+	add_verdict(&f.res[2], "dkim", "pass", "", NULL, NULL);
+	add_verdict(&f.res[2], "dmarc", "pass", "", NULL, NULL);
+	r = compute(&f);
+	g = &r->providers[1].gate[SLO_REQUIRE_AUTH];
+	assert_true(g->evaluated && g->ok && g->value == 0);
+	report_free(r);
+	/* unset: never evaluated, no line */
+	f.cfg.slo.require_auth = 0;
+	r = compute(&f);
+	assert_false(r->providers[0].gate[SLO_REQUIRE_AUTH].evaluated);
+	assert_int_equal(report_exit_code(r), EXIT_GATES_OK);
+	s = capture(report_summary, r);
+	assert_null(strstr(s, "require_auth"));
+	free(s);
+	report_free(r);
+	fx_free(&f);
+}
+
+/* slo.min_primary_ratio over the inbox probes whose Gmail tab is known. */
+static void test_min_primary_ratio(void **state)
+{
+	(void)state;
+	static const char *const prov[] = { "gmail", "gmail", "gmail", "gmail" };
+	struct fx f;
+	fx_init(&f, prov, 4);
+	f.cfg.slo.min_primary_ratio = 0.9;
+	for (int i = 0; i < 4; i++)
+		set_found(&f.res[i], OUTCOME_INBOX, 5);
+	xstrlcpy(f.res[0].trace.tab, "primary", sizeof f.res[0].trace.tab);
+	xstrlcpy(f.res[1].trace.tab, "promotions", sizeof f.res[1].trace.tab);
+	xstrlcpy(f.res[2].trace.tab, "unknown", sizeof f.res[2].trace.tab);   /* categories off */
+	struct round_report *r = compute(&f);
+	const struct provider_report *p = &r->providers[0];
+	assert_int_equal(p->tab_known, 2);
+	assert_int_equal(p->tab_n[0], 1);
+	assert_int_equal(p->tab_n[1], 1);
+	assert_true(p->gate[SLO_MIN_PRIMARY_RATIO].evaluated && !p->gate[SLO_MIN_PRIMARY_RATIO].ok);
+	assert_true(p->gate[SLO_MIN_PRIMARY_RATIO].value == 0.5);
+	char *s = capture(report_summary, r);
+	assert_non_null(strstr(s, "FAIL gmail min_primary_ratio: 0.500 < 0.900\n"));
+	assert_non_null(strstr(s, "INBOX [promotions]"));
+	free(s);
+	report_free(r);
+	fx_free(&f);
+}
+
 static void test_nagios(void **state)
 {
 	(void)state;
@@ -633,6 +740,8 @@ int main(void)
 		cmocka_unit_test(test_json_report),
 		cmocka_unit_test(test_junit_report),
 		cmocka_unit_test(test_summary),
+		cmocka_unit_test(test_require_auth_gate),
+		cmocka_unit_test(test_min_primary_ratio),
 		cmocka_unit_test(test_nagios),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,64 @@
+/* verdicts.c - a found probe's verdicts, path and tab (see verdicts.h). */
+#include <config.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scheduler/verdicts.h"
+#include "prober/imap.h"
+#include "prober/trace.h"
+#include "common/util.h"
+
+void verdicts_policy(const struct config *cfg, const struct seed_conf *seed,
+                     const char *const **ids, size_t *nids, int *microsoft)
+{
+	const struct provider_conf *pc = config_provider(cfg, seed->provider);
+	struct trace_policy def;
+
+	trace_default_policy(seed->imap.host, &def);
+	*ids = def.authserv_ids;
+	*nids = def.nids;
+	*microsoft = def.microsoft;
+	if (pc != NULL && pc->nauthserv_ids > 0) {
+		*ids = (const char *const *)pc->authserv_ids;
+		*nids = pc->nauthserv_ids;
+	}
+	if (pc != NULL && pc->microsoft >= 0)
+		*microsoft = pc->microsoft;
+}
+
+void verdicts_examine(const struct config *cfg, const struct seed_conf *seed, struct imap_session *s,
+                      unsigned long uid, int inbox, const char *queue_id, double internaldate,
+                      struct probe_trace *t, int *rc)
+{
+	struct trace_policy pol;
+	char *hdr = NULL, *err = NULL;
+	size_t len = 0;
+
+	memset(t, 0, sizeof *t);
+	t->relay_hop = -1;
+	verdicts_policy(cfg, seed, &pol.authserv_ids, &pol.nids, &pol.microsoft);
+	*rc = imap_fetch_header(s, uid, TRACE_HEADER_MAX, &hdr, &len, &err);
+	if (*rc != IMAP_OK) {
+		snprintf(t->note, sizeof t->note, "header not fetched: %s", err ? err : imap_err_name(*rc));
+		log_debug("%s: %s", seed->address, t->note);
+		goto out;
+	}
+	trace_build(hdr, len, queue_id, &pol, internaldate, t);
+	if (inbox && imap_has_capability(s, "X-GM-EXT-1")) {
+		free(err);
+		err = NULL;
+		*rc = imap_gmail_tab(s, uid, t->tab, sizeof t->tab, &err);
+		if (*rc != IMAP_OK) {
+			xstrlcpy(t->tab, "unknown", sizeof t->tab);
+			log_warn("%s: Gmail tab not found: %s", seed->address, err ? err : imap_err_name(*rc));
+		}
+	}
+	log_debug("%s: %d of %d Authentication-Results fields trusted, %d verdicts, %d hops%s%s",
+	          seed->address, t->auth_trusted, t->auth_fields, t->nauth, t->nhops,
+	          t->note[0] ? ": " : "", t->note);
+out:
+	free(hdr);
+	free(err);
+}
