@@ -70,7 +70,7 @@ static void build_header_text(const char *text)
 	size_t mlen = 0;
 
 	/* The configuration refuses non-UTF-8 and control bytes here. */
-	if (!message_utf8_valid(text, strlen(text)))
+	if (!utf8_valid(text, strlen(text)))
 		return;
 	for (const unsigned char *q = (const unsigned char *)text; *q; q++)
 		if (*q < 0x20 || *q == 0x7f)

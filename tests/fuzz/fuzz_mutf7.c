@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "prober/message.h"
+#include "common/util.h"
 #include "seeds/folders.h"
 #include "tests/fuzz/fuzz.h"
 
@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *dec = mutf7_decode(s);
 
 	if (dec != NULL) {
-		FUZZ_CHECK(message_utf8_valid(dec, strlen(dec)), "decoded name is not UTF-8");
+		FUZZ_CHECK(utf8_valid(dec, strlen(dec)), "decoded name is not UTF-8");
 		FUZZ_CHECK(!has_control(dec), "decoded name holds a control character");
 		char *enc = mutf7_encode(dec);
 		FUZZ_CHECK(enc != NULL, "decoded name does not encode");
@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(enc);
 		free(dec);
 	}
-	if (message_utf8_valid(s, strlen(s))) {
+	if (utf8_valid(s, strlen(s))) {
 		char *enc = mutf7_encode(s);
 		FUZZ_CHECK(enc != NULL, "valid UTF-8 does not encode");
 		check_encoded(s, enc);
