@@ -234,6 +234,33 @@ static int open_regular(struct ctx *c, const config_setting_t *s, const char *wh
 	return -1;
 }
 
+/* A configuration file is text: a NUL byte makes libconfig 1.5's scanner
+ * cut a string short silently or, in an @include, call exit(2) with only
+ * "input in flex scanner failed" (found by tests/fuzz/fuzz_config).
+ * Returns 0 when path holds no NUL byte (or cannot be read: libconfig then
+ * says why), else -1 with *errstr "PATH:LINE: ...". Reads at most the
+ * first 16 MiB. */
+static int refuse_nul_bytes(const char *path, char **errstr)
+{
+	char *e = NULL;
+	size_t len = 0;
+	char *text = read_file_capped(path, 0, &len, &e);
+	const char *nul;
+	int ret = 0;
+
+	free(e);
+	if (text != NULL && (nul = memchr(text, '\0', len)) != NULL) {
+		unsigned line = 1;
+
+		for (const char *p = text; p < nul; p++)
+			line += *p == '\n';
+		*errstr = xasprintf("%s:%u: a NUL byte: the configuration must be text\n", path, line);
+		ret = -1;
+	}
+	free(text);
+	return ret;
+}
+
 /*
  * Read a secret file: regular, not accessible by group or others, at most
  * SECRET_FILE_MAX bytes, one trailing LF or CRLF stripped. `what` is the
@@ -1815,6 +1842,10 @@ int config_load(const char *path, struct config **out, char **errstr)
 		return -1;
 	}
 	fclose(f);
+	if (refuse_nul_bytes(path, errstr) != 0) {
+		config_destroy(&lc);
+		return -1;
+	}
 	if (!has_absolute_include(path)) {
 		/* @include "x.cfg" is relative to the configuration's directory,
 		 * not to wherever cron or systemd started us. (libconfig 1.5

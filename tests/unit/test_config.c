@@ -471,6 +471,21 @@ static void test_syntax_error(void **state)
 	free(e);
 	free(path);
 
+	/* A NUL byte: libconfig would cut "a\0b" to "a" silently and, in an
+	 * @include, exit(2) from its scanner (found by tests/fuzz/fuzz_config). */
+	static const char nul_text[] = "name = \"x\";\n@include \"\0\0\"\n";
+	path = put("nul.cfg", "", 0600);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(nul_text, 1, sizeof(nul_text) - 1, f), sizeof(nul_text) - 1);
+	fclose(f);
+	e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	assert_null(c);
+	assert_error(e, path, 2, "a NUL byte: the configuration must be text");
+	free(e);
+	free(path);
+
 	e = NULL;
 	assert_int_equal(config_load("/nonexistent/inboxprobe.cfg", &c, &e), -1);
 	assert_non_null(strstr(e, "/nonexistent/inboxprobe.cfg: "));
