@@ -8,7 +8,7 @@
 # -b  build directory (default $FUZZ_BUILD or a new temporary one); an
 #     existing one configured with --enable-fuzzing is reused
 # NAME harnesses to run (default: all: smtp_reply dsn internaldate mutf7
-#     message config state)
+#     message config state trace sasl)
 #
 # Prints one line per harness, "PASS: fuzz_NAME ..." with the executions,
 # executions per second and new coverage units, or "FAIL: fuzz_NAME ..."
@@ -31,7 +31,7 @@ while getopts t:b: o; do
 	esac
 done
 shift $((OPTIND - 1))
-names=${*:-smtp_reply dsn internaldate mutf7 message config state}
+names=${*:-smtp_reply dsn internaldate mutf7 message config state trace sasl}
 [ -n "$build" ] || build=$(mktemp -d "${TMPDIR:-/tmp}/inboxprobe-fuzz.XXXXXX")
 mkdir -p "$build"
 build=$(cd "$build" && pwd)
@@ -59,7 +59,7 @@ fi
 # Inputs larger than the real data the parser sees are not interesting.
 max_len() {
 	case $1 in
-	dsn) echo 65536 ;;
+	dsn|trace) echo 65536 ;;
 	config) echo 16384 ;;
 	message) echo 8192 ;;
 	*) echo 4096 ;;
