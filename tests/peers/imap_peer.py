@@ -60,6 +60,19 @@ NO [TRYCREATE]; SELECT of an unknown folder gets NO [NONEXISTENT].
                    hit folder "INBOX.Courrier ind&AOk-sirable"
   count            any LOGIN succeeds; LIST: INBOX and Junk (\\Junk);
                    SEARCH answers nothing; see --stats
+  gmail-tabs       like gmail; the probe (UID 9) sits in the Promotions tab:
+                   UID SEARCH UID 9 X-GM-RAW "category:promotions" answers 9,
+                   the other categories nothing (Gmail's replies); UID FETCH
+                   9 BODY.PEEK[HEADER] answers a Gmail-shaped header (below)
+  gmail-notabs     the same with categories turned off: no category matches
+In the gmail scenarios, UID FETCH 9 (BODY.PEEK[HEADER]<0.N>) answers
+GMAIL_HEADER: Gmail's inner hop "by 2002:a05:...", its MX hop "by
+mx.google.com", the relay's own hop "by relay.example.test (Postfix) ...
+id 4XyZ1B2c3Dz" (tests/peers/smtp_peer.py's queue id), Gmail's
+Authentication-Results (mx.google.com: dkim, spf, dmarc pass) above it, and
+below it a sender-forged "Authentication-Results: mx.google.com; dkim=fail"
+and an ARC-Authentication-Results, neither of which may count. Hop dates:
+relay now-7 s, MX now-2 s, inner now.
 """
 import json
 import os
@@ -96,6 +109,10 @@ GMAIL_LIST = [("()", "/", "INBOX")] + [("()", d, n) for (_, d, n) in GMAIL_XLIST
 SCEN = {
     "gmail": dict(caps="IMAP4rev1 UIDPLUS MOVE XLIST X-GM-EXT-1 ID", list=GMAIL_LIST,
                   xlist=GMAIL_XLIST, hit="INBOX"),
+    "gmail-tabs": dict(caps="IMAP4rev1 UIDPLUS MOVE XLIST X-GM-EXT-1 ID", list=GMAIL_LIST,
+                       xlist=GMAIL_XLIST, hit="INBOX", tab="promotions"),
+    "gmail-notabs": dict(caps="IMAP4rev1 UIDPLUS MOVE XLIST X-GM-EXT-1 ID", list=GMAIL_LIST,
+                         xlist=GMAIL_XLIST, hit="INBOX", tab=None),
     "gmail-nomove": dict(caps="IMAP4rev1 UIDPLUS XLIST X-GM-EXT-1 ID", list=GMAIL_LIST,
                          xlist=GMAIL_XLIST, hit="INBOX"),
     "gmail-xlistbad": dict(caps="IMAP4rev1 UIDPLUS MOVE XLIST X-GM-EXT-1 ID", list=GMAIL_LIST,
@@ -118,6 +135,43 @@ SCEN = {
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 HEXTOK = re.compile(r"\b([0-9a-f]{32}(?:[0-9a-f]{16})?)\b")
+
+
+def rfc5322_date(t):
+    g = time.gmtime(t)
+    return "%s, %d %s %04d %02d:%02d:%02d +0000" % (
+        ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[g.tm_wday], g.tm_mday,
+        MONTHS[g.tm_mon - 1], g.tm_year, g.tm_hour, g.tm_min, g.tm_sec)
+
+
+def gmail_header(token):
+    """A delivered probe's header in the shape Gmail writes (see the
+    scenario notes; shapes from public samples cited in
+    tests/unit/test_authres.c)."""
+    now = time.time()
+    return ("Delivered-To: seed@gmail.example\r\n"
+            "Received: by 2002:a05:6a10:8e0a:b0:5a1:2c3e:1f90 with SMTP id ab10csp123456pxb;\r\n"
+            "        %s\r\n"
+            "ARC-Authentication-Results: i=1; mx.google.com;\r\n"
+            "       dkim=fail header.i=@example.test\r\n"
+            "Return-Path: <probe@example.test>\r\n"
+            "Received: from relay.example.test (relay.example.test. [192.0.2.25])\r\n"
+            "        by mx.google.com with ESMTPS id s8si1925252pji.72.2026.12.01.23.11.48\r\n"
+            "        for <seed@gmail.example>\r\n"
+            "        (version=TLS1_3 cipher=TLS_AES_256_GCM_SHA384 bits=256/256);\r\n"
+            "        %s\r\n"
+            "Received-SPF: pass (google.com: domain of probe@example.test designates 192.0.2.25 as permitted sender) client-ip=192.0.2.25;\r\n"
+            "Authentication-Results: mx.google.com;\r\n"
+            "       dkim=pass header.i=@example.test header.s=sel1 header.b=AbCdEf12;\r\n"
+            "       spf=pass (google.com: domain of probe@example.test designates 192.0.2.25 as permitted sender) smtp.mailfrom=probe@example.test;\r\n"
+            "       dmarc=pass (p=REJECT sp=REJECT dis=NONE) header.from=example.test\r\n"
+            "Received: from client.example.test (unknown [127.0.0.1])\r\n"
+            "\tby relay.example.test (Postfix) with ESMTPSA id 4XyZ1B2c3Dz\r\n"
+            "\tfor <seed@gmail.example>; %s\r\n"
+            "Authentication-Results: mx.google.com; dkim=fail (forged by the sender) header.d=example.test\r\n"
+            "X-Inboxprobe-Token: %s\r\n"
+            "Subject: inboxprobe %s\r\n"
+            "\r\n" % (rfc5322_date(now), rfc5322_date(now - 2), rfc5322_date(now - 7), token, token))
 
 
 def internaldate_now():
@@ -269,6 +323,15 @@ class Handler(socketserver.StreamRequestHandler):
                 self.send("%s OK [READ-WRITE] selected" % tag)
             elif selected is None and cmd not in ("ENABLE", "ID"):
                 self.send("%s BAD no mailbox selected" % tag)
+            elif cmd == "UID SEARCH" and "X-GM-RAW" in args.upper() and "X-GM-EXT-1" in capset:
+                # Gmail: UID SEARCH UID 9 X-GM-RAW "category:promotions"
+                m = re.search(r'category:(\w+)', args)
+                want = uid_set(args.split(" ")[1]) if args.upper().startswith("UID ") else set(uids)
+                if m and "tab" in sc and sc["tab"] == m.group(1) and 9 in want and 9 in uids:
+                    self.send("* SEARCH 9")
+                else:
+                    self.send("* SEARCH")
+                self.send("%s OK SEARCH completed (Success)" % tag)
             elif cmd == "UID SEARCH":
                 m = HEXTOK.search(args)
                 if m and sc["hit"] is not None and selected == sc["hit"] and 9 in uids:
@@ -277,6 +340,13 @@ class Handler(socketserver.StreamRequestHandler):
                 else:
                     self.send("* SEARCH")
                 self.send("%s OK search done" % tag)
+            elif cmd == "UID FETCH" and "BODY.PEEK[HEADER]" in args.upper() and "X-GM-EXT-1" in capset:
+                want = uid_set(args.split(" ", 1)[0])
+                if token and 9 in want and 9 in uids:
+                    hdr = gmail_header(token).encode()
+                    self.send('* %d FETCH (UID 9 BODY[HEADER]<0> {%d}' % (uids.index(9) + 1, len(hdr)))
+                    self.wfile.write(hdr + b")\r\n")
+                self.send("%s OK Success" % tag)
             elif cmd == "UID FETCH":
                 want = uid_set(args.split(" ", 1)[0])
                 if token and 9 in want and 9 in uids:
