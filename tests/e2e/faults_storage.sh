@@ -1,0 +1,216 @@
+#!/bin/sh
+# Fault injection on storage, end to end against the loopback world:
+#  1. the report directory runs out of space (ENOSPC: a full tmpfs);
+#  2. the report directory is read-only (a read-only mount: root ignores
+#     permission bits);
+#  3. the state store's file system runs out of space (a full tmpfs);
+#  4. the state store is held EXCLUSIVE by another process (the sqlite3
+#     CLI in BEGIN EXCLUSIVE for the whole run).
+# In each case the run exits 3 with a message naming the file and the
+# cause, and nothing is lost: the probes of the failed run are found and
+# cleaned up (none stays in a seed mailbox). A report that cannot be
+# written leaves the one from the last good run byte-identical, with no
+# temporary file beside it, and the store counts every probe once. A store
+# that cannot be written leaves the round in the JSON report (every probe,
+# state_failed true); once healthy again the next run succeeds, its
+# counters never went down and the store passes integrity_check.
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/world/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/common.sh"
+BIN=${top_builddir:-.}/inboxprobe
+[ -x "$BIN" ] || { echo "no inboxprobe binary at $BIN"; exit 99; }
+command -v sqlite3 >/dev/null || { echo "SKIP: no sqlite3 (apt-get install sqlite3)"; exit 77; }
+world_skip_unless_root
+MNT=
+HOLDER=
+cleanup_faults() {
+	[ -n "$HOLDER" ] && kill "$HOLDER" 2>/dev/null
+	for m in $MNT; do
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+	done
+	MNT=
+}
+world_up
+# world_down runs on EXIT; undo our mounts first.
+trap 'cleanup_faults; world_down' EXIT
+T=$WORLD_DIR/faults
+mkdir -p "$T"
+if ! mount -t tmpfs -o size=1m tmpfs "$T" 2>/dev/null; then
+	umount "$T" 2>/dev/null
+	echo "SKIP: cannot mount a tmpfs"
+	exit 77
+fi
+umount "$T"
+
+# mount_small DIR SIZE: a tmpfs of SIZE on DIR.
+mount_small() {
+	mkdir -p "$1"
+	mount -t tmpfs -o "size=$2,mode=0755" tmpfs "$1" || { not_ok "mount tmpfs on $1"; return 1; }
+	MNT="$1 $MNT"
+}
+# fill DIR: write until ENOSPC (a file that is never removed by the run).
+fill() {
+	dd if=/dev/zero of="$1/filler" bs=4k 2>/dev/null
+	sync
+}
+
+# conf NAME STATE_PATH: two seeds, cleanup delete, reports given per run.
+conf() {
+	cat >"$T/$1.conf" <<CONF
+name = "$1";
+relay = { url = "smtp://127.0.0.1:$RELAY_PLAIN_PORT"; tls = "none"; from = "probe@sender.test";
+          connect_timeout = 3; timeout = 10; };
+probe = { deadline = 20; poll_interval = 1; cleanup = "delete"; };
+slo = { min_inbox_ratio = 0.5; max_latency_p99 = 60.0; };
+imap_defaults = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA"; password_file = "$SEED_PASSFILE"; };
+state = { path = "$2"; retention_days = 30; };
+seeds = ( { address = "inbox@gmail.test"; provider = "gmail"; },
+          { address = "inbox@yahoo.test"; provider = "yahoo"; } );
+CONF
+}
+# run CONF DIR TAG: one round, reports in DIR/r.{prom,om,json}; output in $T/TAG.{out,err}; sets rc.
+run() {
+	"$BIN" run -c "$T/$1.conf" --textfile "$2/r.prom" --openmetrics "$2/r.om" --json "$2/r.json" \
+		>"$T/$3.out" 2>"$T/$3.err"
+	rc=$?
+	echo "# $3: exit $rc"
+	sed 's/^/#   stderr: /' "$T/$3.err"
+}
+# snapshot DIR: copy the reports aside; same DIR: they are byte-identical.
+snapshot() {
+	rm -rf "$T/snap"
+	mkdir -p "$T/snap"
+	cp -p "$1"/r.prom "$1"/r.om "$1"/r.json "$T/snap/"
+}
+same() {
+	cmp -s "$T/snap/r.prom" "$1/r.prom" && cmp -s "$T/snap/r.om" "$1/r.om" && cmp -s "$T/snap/r.json" "$1/r.json"
+}
+# only_reports DIR: nothing but the three reports (and the filler) in DIR.
+only_reports() {
+	[ -z "$(ls -A "$1" | grep -v -x -e r.prom -e r.om -e r.json -e filler)" ]
+}
+# tokens DB CONF: the probe tokens the store holds for CONF.
+tokens() {
+	sqlite3 "file:$1?mode=ro" "SELECT token FROM probes WHERE config = '$2' ORDER BY token" 2>/dev/null
+}
+# leftovers: probes (X-Inboxprobe-Token) still in the two seed mailboxes.
+leftovers() {
+	for u in inbox@gmail.test inbox@yahoo.test; do
+		doveadm -c "$DOVECOT_CONF" search -u "$u" mailbox '*' header X-Inboxprobe-Token "" 2>/dev/null
+	done | wc -l
+}
+# counted DB CONF: the sum of probes_total over providers and outcomes.
+counted() {
+	sqlite3 "file:$1?mode=ro" "SELECT coalesce(sum(value), 0) FROM counters WHERE config = '$2' AND name = 'probes_total'" 2>/dev/null
+}
+
+# json_round FILE: "OUTCOME OUTCOME STATE_FAILED" of a JSON report, tokens checked present.
+json_round() {
+	python3 -c 'import json,sys
+r = json.load(open(sys.argv[1]))
+s = r["seeds"]
+print(" ".join(x["outcome"] if x.get("token") else "no-token" for x in s), str(r.get("state_failed")).lower())' "$1" 2>/dev/null
+}
+
+# ---- 0. the leftover check sees a probe that was kept ---------------------
+conf keep "$T/keep.db"
+sed -i 's/cleanup = "delete"/cleanup = "keep"/' "$T/keep.conf"
+mkdir -p "$T/reports-keep"
+run keep "$T/reports-keep" keep1
+check "control: a probe kept in each seed mailbox is seen" 2 "$(leftovers)"
+for u in inbox@gmail.test inbox@yahoo.test; do
+	doveadm -c "$DOVECOT_CONF" expunge -u "$u" mailbox '*' header X-Inboxprobe-Token "" 2>/dev/null
+done
+check "control: removed again" 0 "$(leftovers)"
+
+# ---- 1. ENOSPC on the report directory -----------------------------------
+R=$T/reports-full
+mount_small "$R" 256k
+conf full "$T/full.db"
+run full "$R" full1
+check "report ENOSPC: a good first run exits 0" 0 "$rc"
+snapshot "$R"
+fill "$R"
+run full "$R" full2
+check "report ENOSPC: exit 3" 3 "$rc"
+assert "report ENOSPC: the message names the report and the cause" \
+	grep -q "$R/r\..*No space left on device" "$T/full2.err"
+assert "report ENOSPC: the old reports are byte-identical" same "$R"
+assert "report ENOSPC: no temporary file is left ($(ls -A "$R" | tr '\n' ' '))" only_reports "$R"
+check "report ENOSPC: both rounds' probes are in the store" 4 "$(tokens "$T/full.db" full | wc -l)"
+check "report ENOSPC: both rounds counted once" 4 "$(counted "$T/full.db" full)"
+check "report ENOSPC: no probe left in a seed mailbox" 0 "$(leftovers)"
+
+# ---- 2. a read-only report directory -------------------------------------
+R=$T/reports-ro
+mount_small "$R" 1m
+conf ro "$T/ro.db"
+run ro "$R" ro1
+check "read-only reports: a good first run exits 0" 0 "$rc"
+snapshot "$R"
+mount -o remount,ro "$R"
+run ro "$R" ro2
+check "read-only reports: exit 3" 3 "$rc"
+assert "read-only reports: the message names the report and the cause" \
+	grep -q "$R/r\..*Read-only file system" "$T/ro2.err"
+assert "read-only reports: the old reports are byte-identical" same "$R"
+assert "read-only reports: no temporary file is left" only_reports "$R"
+check "read-only reports: both rounds counted once" 4 "$(counted "$T/ro.db" ro)"
+check "read-only reports: no probe left in a seed mailbox" 0 "$(leftovers)"
+
+# ---- 3. ENOSPC on the state store ----------------------------------------
+S=$T/state-full
+R=$T/reports-s
+mkdir -p "$R"
+mount_small "$S" 512k
+conf sfull "$S/state.db"
+run sfull "$R" sfull1
+check "store ENOSPC: a good first run exits 0" 0 "$rc"
+snapshot "$R"
+before=$(counted "$S/state.db" sfull)
+fill "$S"
+run sfull "$R" sfull2
+check "store ENOSPC: exit 3" 3 "$rc"
+assert "store ENOSPC: the message names the store and the cause" \
+	grep -q "$S/state.db.*\(full\|No space left\)" "$T/sfull2.err"
+check "store ENOSPC: no probe left in a seed mailbox" 0 "$(leftovers)"
+check "store ENOSPC: the round's JSON lists both probes and state_failed" "inbox inbox true" \
+	"$(json_round "$R/r.json")"
+rm -f "$S/filler"
+run sfull "$R" sfull3
+check "store ENOSPC: with space again, the next run exits 0" 0 "$rc"
+after=$(counted "$S/state.db" sfull)
+check "store ENOSPC: the counters never went down ($before -> $after)" yes \
+	"$([ "$after" -ge "$before" ] && echo yes || echo no)"
+sqlite3 "$S/state.db" "PRAGMA integrity_check" >"$T/sfull.integrity" 2>&1
+check "store ENOSPC: the store passes integrity_check" ok "$(cat "$T/sfull.integrity")"
+
+# ---- 4. the state store held EXCLUSIVE by another process ----------------
+R=$T/reports-x
+mkdir -p "$R"
+conf excl "$T/excl.db"
+run excl "$R" excl1
+check "store EXCLUSIVE: a good first run exits 0" 0 "$rc"
+snapshot "$R"
+mkfifo "$T/holder.in"
+sqlite3 "$T/excl.db" <"$T/holder.in" >"$T/holder.out" 2>&1 &
+HOLDER=$!
+exec 9>"$T/holder.in"
+echo "PRAGMA busy_timeout = 0; BEGIN EXCLUSIVE; SELECT 'held';" >&9
+for i in 1 2 3 4 5 6 7 8 9 10; do grep -q held "$T/holder.out" && break; sleep 0.5; done
+assert "store EXCLUSIVE: the holder has the lock" grep -q held "$T/holder.out"
+run excl "$R" excl2
+check "store EXCLUSIVE: exit 3" 3 "$rc"
+assert "store EXCLUSIVE: the message names the store and the lock" \
+	grep -q "$T/excl.db.*locked" "$T/excl2.err"
+check "store EXCLUSIVE: no probe left in a seed mailbox" 0 "$(leftovers)"
+check "store EXCLUSIVE: the round's JSON lists both probes and state_failed" "inbox inbox true" \
+	"$(json_round "$R/r.json")"
+echo "ROLLBACK;" >&9
+exec 9>&-
+wait "$HOLDER" 2>/dev/null
+HOLDER=
+run excl "$R" excl3
+check "store EXCLUSIVE: released, the next run exits 0" 0 "$rc"
+
+cleanup_faults
+world_result
