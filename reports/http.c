@@ -14,6 +14,11 @@
 
 #include "common/util.h"
 #include "reports/http.h"
+#include "reports/webconfig.h"
+
+/* bcrypt of a random password: checked against for unknown users, so that
+ * a wrong user name costs as much time as a wrong password. */
+#define DUMMY_HASH "$2b$10$2i3xwC2VwJyQ4ZbGMmHkf.7CCkqQs/Bx1Kbd3wEwgX0p1y8Nl4mGu"
 
 #define CT_TEXT "text/plain; version=0.0.4; charset=utf-8"
 #define CT_OPENMETRICS "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -25,6 +30,7 @@ struct http_server {
 	http_metrics_fn metrics;
 	http_ready_fn ready;
 	void *arg;
+	const struct web_config *wc;   /* borrowed; NULL: plain HTTP, no auth */
 };
 
 /* The q weight of one media range "type/sub;p=v;q=0.5" (RFC 9110 §12.4.2);
@@ -97,6 +103,43 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 	return ret;
 }
 
+/* 1 when the request carries a configured user and its password (RFC 7617). */
+static int authorized(const struct http_server *s, struct MHD_Connection *conn)
+{
+	char *pass = NULL;
+	char *user = MHD_basic_auth_get_username_password(conn, &pass);
+	const char *hash = DUMMY_HASH;
+	int known = 0, ok;
+
+	for (size_t i = 0; user != NULL && i < s->wc->nusers; i++)
+		if (strcmp(s->wc->users[i].name, user) == 0) {
+			hash = s->wc->users[i].hash;
+			known = 1;
+		}
+	ok = web_password_ok(hash, pass ? pass : "") && known;
+	if (pass != NULL) {
+		explicit_bzero(pass, strlen(pass));
+		MHD_free(pass);
+	}
+	if (user != NULL)
+		MHD_free(user);
+	return ok;
+}
+
+static enum MHD_Result deny(struct MHD_Connection *conn)
+{
+	const char *body = "Unauthorized\n";
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+	if (resp == NULL)
+		return MHD_NO;
+	ret = MHD_queue_basic_auth_fail_response(conn, "inboxprobe", resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -112,6 +155,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;   /* a body is ignored */
 		return MHD_YES;
 	}
+	if (s->wc != NULL && s->wc->nusers > 0 && !authorized(s, conn))
+		return deny(conn);
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, plain,
 		             xstrdup("Method not allowed: use GET.\n"));
@@ -173,18 +218,25 @@ static int listen_on(const char *host, int port, int *family, char **errstr)
 	return fd;
 }
 
-int http_start(const char *host, int port, http_metrics_fn metrics, http_ready_fn ready,
-               void *arg, struct http_server **out, char **errstr)
+int http_start(const char *host, int port, const struct web_config *wc, http_metrics_fn metrics,
+               http_ready_fn ready, void *arg, struct http_server **out, char **errstr)
 {
 	struct http_server *s;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
 	int family = AF_INET;
+	struct MHD_OptionItem opts[8];
+	size_t n = 0;
 
 	*out = NULL;
+	if (wc != NULL && wc->cert_pem != NULL && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		*errstr = xasprintf("web.config_file asks for TLS but this libmicrohttpd has no TLS support");
+		return -1;
+	}
 	s = xcalloc(1, sizeof *s);
 	s->metrics = metrics;
 	s->ready = ready;
 	s->arg = arg;
+	s->wc = wc;
 	s->fd = listen_on(host, port, &family, errstr);
 	if (s->fd < 0) {
 		free(s);
@@ -192,14 +244,24 @@ int http_start(const char *host, int port, http_metrics_fn metrics, http_ready_f
 	}
 	if (family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, s->fd, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, 64, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL };
+	if (wc != NULL && wc->cert_pem != NULL) {
+		flags |= MHD_USE_TLS;
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, wc->cert_pem };
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, wc->key_pem };
+		/* TLS 1.2 or newer, as exporter-toolkit's default min_version */
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0,
+		                                     (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2" };
+	}
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
-	                          MHD_OPTION_LISTEN_SOCKET, s->fd,
-	                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-	                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-	                          MHD_OPTION_END);
+	                          MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (s->mhd == NULL) {
-		*errstr = xasprintf("web.listen_address %s:%d: libmicrohttpd could not start",
-		                    host ? host : "*", port);
+		*errstr = xasprintf("web.listen_address %s:%d: libmicrohttpd could not start%s",
+		                    host ? host : "*", port,
+		                    wc && wc->cert_pem ? " (is the key the certificate's?)" : "");
 		close(s->fd);
 		free(s);
 		return -1;

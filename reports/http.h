@@ -19,13 +19,17 @@ typedef char *(*http_metrics_fn)(void *arg, int openmetrics);
 typedef int (*http_ready_fn)(void *arg);
 
 struct http_server;
+struct web_config;
 
 /* Bind host:port (host NULL: every address; a name is resolved and its
- * first address used), listen, and serve from a new thread. Returns 0 and
- * *out, or -1 with *errstr (heap) naming the address and the system's
- * reason ("Address already in use"). Stop with http_stop(). */
-int http_start(const char *host, int port, http_metrics_fn metrics, http_ready_fn ready,
-               void *arg, struct http_server **out, char **errstr);
+ * first address used), listen, and serve from a new thread. wc (borrowed,
+ * must outlive the server; NULL: plain HTTP, no auth) adds TLS 1.2+ with
+ * its certificate and key, and HTTP basic auth (RFC 7617, bcrypt hashes)
+ * on every path when it has users. Returns 0 and *out, or -1 with *errstr
+ * (heap) naming the address and the system's reason ("Address already in
+ * use"). Stop with http_stop(). */
+int http_start(const char *host, int port, const struct web_config *wc, http_metrics_fn metrics,
+               http_ready_fn ready, void *arg, struct http_server **out, char **errstr);
 
 /* Stop serving, close the listener and free. NULL is allowed. */
 void http_stop(struct http_server *s);

@@ -22,6 +22,7 @@
 #include "prober/smtp.h"
 #include "reports/http.h"
 #include "reports/report.h"
+#include "reports/webconfig.h"
 #include "scheduler/cycle.h"
 #include "scheduler/daemon.h"
 #include "scheduler/round.h"
@@ -49,6 +50,7 @@ struct daemon {
 	struct run_lock *lock;
 	struct state *st;
 	struct http_server *http;
+	struct web_config *wc;        /* web.config_file as read at start, or NULL */
 
 	pthread_mutex_t mu;           /* guards pub, name, rounds, skipped */
 	struct published *pub;
@@ -421,6 +423,9 @@ static void reload(struct daemon *d)
 		sd_notifyf(0, "STATUS=reload of %s refused; running the previous configuration", d->path);
 		return;
 	}
+	if ((n->web.config_file == NULL) != (o->web.config_file == NULL) ||
+	    (n->web.config_file && strcmp(n->web.config_file, o->web.config_file) != 0))
+		log_warn("web.config_file changed: it takes effect at restart");
 	if (strcmp(n->web.listen_address, o->web.listen_address) != 0)
 		log_warn("web.listen_address changed to %s: it takes effect at restart; still "
 		         "listening on %s", n->web.listen_address, o->web.listen_address);
@@ -497,7 +502,13 @@ static int start(struct daemon *d, struct config *cfg)
 	}
 	smtp_set_abort_flag(&round_stop);
 	imap_set_abort_flag(&round_stop);
-	if (http_start(cfg->web.host, cfg->web.port, metrics_cb, ready_cb, d, &d->http, &err) != 0) {
+	if (cfg->web.config_file != NULL && web_config_load(cfg->web.config_file, &d->wc, &err) != 0) {
+		fprintf(stderr, "%s", err);
+		free(err);
+		return EXIT_USAGE;
+	}
+	if (http_start(cfg->web.host, cfg->web.port, d->wc, metrics_cb, ready_cb, d, &d->http,
+	               &err) != 0) {
 		log_error("%s", err);
 		free(err);
 		return EXIT_UNKNOWN;
@@ -532,6 +543,7 @@ int daemon_main(const char *path)
 	}
 	watchdog_stop(&d);
 	http_stop(d.http);
+	web_config_free(d.wc);
 	smtp_global_cleanup();
 	published_free(d.pub);
 	dconf_unref(d.cur);

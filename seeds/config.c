@@ -1622,13 +1622,15 @@ static const char *parse_listen(const char *v, char **host, int *port)
 /* web = { listen_address; } (daemon only). */
 static void load_web(struct ctx *c, const config_setting_t *root, struct web_conf *w)
 {
-	static const char *const keys[] = { "listen_address", NULL };
-	const char *v = "127.0.0.1:9788", *why;
+	static const char *const keys[] = { "listen_address", "config_file", NULL };
+	const char *v = "127.0.0.1:9788", *why, *f;
 	config_setting_t *g, *s = NULL;
 
 	g = get_group(c, root, "", "web");
 	if (g != NULL) {
 		check_keys(c, g, "web", keys);
+		if (get_str(c, g, "web", "config_file", &f, NULL) > 0)
+			w->config_file = xstrdup(f);   /* read by the daemon (reports/webconfig.h) */
 		if (get_str(c, g, "web", "listen_address", &v, &s) < 0)
 			return;
 	}
@@ -2002,6 +2004,7 @@ void config_free(struct config *cfg)
 	free(cfg->state.path);
 	free(cfg->web.listen_address);
 	free(cfg->web.host);
+	free(cfg->web.config_file);
 	for (size_t i = 0; i < cfg->nseeds; i++) {
 		free(cfg->seeds[i].address);
 		free(cfg->seeds[i].provider);

@@ -134,6 +134,7 @@ struct web_conf {
 	char *listen_address;   /* as written; default "127.0.0.1:9788" */
 	char *host;             /* address to bind (IPv6 without brackets); NULL: every address */
 	int port;               /* 1..65535 */
+	char *config_file;      /* exporter-toolkit web configuration (TLS, basic auth), or NULL */
 };
 
 struct seed_conf {
