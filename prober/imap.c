@@ -421,6 +421,7 @@ static int oauth2_try(struct imap_session *s, enum sasl_mech mech, const char *t
 	int r = begin(s, "AUTHENTICATE", errstr);
 	if (r)
 		return r;
+	atomic_fetch_add(&n_logins, 1);
 	r = sasl_imap_authenticate(s->imap, mech, cap_has(s->imap, "SASL-IR"), c->username, c->host,
 	                           c->port, token, &o);
 	if (r == SASL_OK)
