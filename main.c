@@ -26,6 +26,7 @@
 #include "prober/imap.h"
 #include "prober/smtp.h"
 #include "prober/oauth2.h"
+#include "prober/oauth2_authorize.h"
 #include "reports/report.h"
 #include "scheduler/cycle.h"
 #include "scheduler/daemon.h"
@@ -51,6 +52,8 @@ static void usage(FILE *f)
 	      "  inboxprobe daemon  -c FILE [-v]   rounds every schedule.interval, /metrics over HTTP\n"
 	      "  inboxprobe check   -c FILE   validate the configuration\n"
 	      "  inboxprobe folders -c FILE   per seed: log in, list folders, show inbox and spam folder\n"
+	      "  inboxprobe oauth2 authorize -c FILE (--seed ADDRESS | --relay | --bounce)\n"
+	      "                             consent once; stores the block's refresh token\n"
 	      "  inboxprobe --version | --help\n"
 	      "\n"
 	      "Exit codes (run): 0 every gate holds, 1 a gate failed, 2 usage or configuration\n"
@@ -395,6 +398,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], "oauth2") == 0)
+		return oauth2_command(argc - 1, argv + 1);   /* consent: prober/oauth2_authorize.c */
 	cmd = argv[1];
 	if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check") != 0 && strcmp(cmd, "folders") != 0 &&
 	    strcmp(cmd, "daemon") != 0) {

@@ -878,3 +878,22 @@ out:
 	free(cpath);
 	return r;
 }
+
+int oauth2_store_refresh_token(const struct oauth2_conf *c, const char *refresh_token,
+                               char **errstr)
+{
+	char *lpath = xasprintf("%s.lock", c->refresh_token_file), *line, *e = NULL;
+	int fd = lock_file(lpath, c->where, errstr), r = OAUTH2_OK;
+
+	free(lpath);
+	if (fd < 0)
+		return OAUTH2_EFILE;
+	line = xasprintf("%s\n", refresh_token);
+	if (oauth2_write_secret(c->refresh_token_file, line, &e) != 0) {
+		r = fail(errstr, OAUTH2_EFILE, xasprintf("%s.refresh_token_file: %s", c->where, e));
+		free(e);
+	}
+	wipe_free(line);
+	close(fd);
+	return r;
+}

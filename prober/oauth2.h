@@ -106,4 +106,12 @@ int oauth2_parse_token_answer(const char *what, const char *url, long status, vo
  * with *errstr. */
 int oauth2_write_secret(const char *path, const char *data, char **errstr);
 
+/*
+ * Store a refresh token obtained by consent (`oauth2 authorize`) in c's
+ * refresh_token_file, under the same lock as refreshes, atomically, mode
+ * 0600. Returns OAUTH2_OK or OAUTH2_EFILE with *errstr.
+ */
+int oauth2_store_refresh_token(const struct oauth2_conf *c, const char *refresh_token,
+                               char **errstr);
+
 #endif

@@ -220,7 +220,59 @@ check "world-readable refresh-token file: check exits 2" 2 "$?"
 assert "world-readable refresh-token file: named with its mode" grep -q "refresh_token_file: $T/rt-open is readable by group or others (mode 0644)" "$T/open.out"
 cat "$T/open.out" >>"$ALL_OUT"
 
-# --- 10. no token, secret or assertion anywhere in the output, reports or state
+# --- 10. consent: `oauth2 authorize` with the device flow (RFC 8628) and the
+# loopback redirect with PKCE (RFC 8252, 7636); the stored token then works.
+# wait_for FILE PATTERN: until FILE holds PATTERN (30 s at most).
+wait_for() {
+	_i=0
+	while ! grep -q "$2" "$1" 2>/dev/null; do
+		_i=$((_i + 1))
+		[ $_i -lt 300 ] || return 1
+		sleep 0.1
+	done
+}
+one_seed device "token_url = \"$OAUTH_TOKEN_URL\"; client_id = \"public-app\"; refresh_token_file = \"$T/device/rt\"; scope = \"mail offline_access\";"
+"$BIN" oauth2 authorize -c "$T/device/c.conf" --seed inbox@outlook.test --device \
+	--device-url "$OAUTH_URL/device" --timeout 60 >"$T/device.out" 2>&1 &
+pa=$!
+wait_for "$T/device.out" "enter the code WDJB-MJHT" && ok "device flow: prints the verification URL and the user code" ||
+	not_ok "device flow: no code printed ($(cat "$T/device.out"))"
+oauth2_control approve "user=inbox@outlook.test"
+wait $pa
+check "device flow: authorize exits 0" 0 "$?"
+cat "$T/device.out" >>"$ALL_OUT"
+check "device flow: slow_down honoured (one slow_down, then the longer interval)" 1 "$(oauth2_count slow_down)"
+check "device flow: refresh-token file mode" 600 "$(stat -c %a "$T/device/rt" 2>/dev/null)"
+cur=$(oauth2_stats | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_tokens"]["inbox@outlook.test"])')
+check "device flow: the stored refresh token is the live one" "$cur" "$(cat "$T/device/rt" 2>/dev/null)"
+"$BIN" folders -c "$T/device/c.conf" >"$T/device-folders.out" 2>&1
+assert "device flow: the stored grant logs in (folders lists INBOX)" grep -q "INBOX" "$T/device-folders.out"
+cat "$T/device-folders.out" >>"$ALL_OUT"
+
+one_seed browser "token_url = \"$OAUTH_TOKEN_URL\"; client_id = \"public-app\"; refresh_token_file = \"$T/browser/rt\"; scope = \"mail\";"
+"$BIN" oauth2 authorize -c "$T/browser/c.conf" --seed inbox@outlook.test --browser \
+	--authorize-url "$OAUTH_URL/authorize" --timeout 60 >"$T/browser.out" 2>&1 &
+pa=$!
+wait_for "$T/browser.out" "^$OAUTH_URL/authorize?" && ok "loopback flow: prints the URL to open" ||
+	not_ok "loopback flow: no URL printed ($(cat "$T/browser.out"))"
+url=$(grep "^$OAUTH_URL/authorize?" "$T/browser.out")
+case $url in
+*"redirect_uri=http%3A%2F%2F127.0.0.1%3A"*) ok "loopback flow: redirect to 127.0.0.1" ;;
+*) not_ok "loopback flow: no loopback redirect_uri: $url" ;;
+esac
+case $url in
+*"code_challenge_method=S256"*) ok "loopback flow: PKCE S256 (the server checks the verifier)" ;;
+*) not_ok "loopback flow: no PKCE S256: $url" ;;
+esac
+curl -s -L --max-time 20 "$url" >"$T/browser-page.out"
+wait $pa
+check "loopback flow: authorize exits 0" 0 "$?"
+assert "loopback flow: the browser was told to close the window" grep -q "consent received" "$T/browser-page.out"
+"$BIN" folders -c "$T/browser/c.conf" >"$T/browser-folders.out" 2>&1
+assert "loopback flow: the stored grant logs in (folders lists INBOX)" grep -q "INBOX" "$T/browser-folders.out"
+cat "$T/browser.out" "$T/browser-folders.out" >>"$ALL_OUT"
+
+# --- 11. no token, secret or assertion anywhere in the output, reports or state
 oauth2_stats | /usr/bin/python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["issued"]))' >"$T/issued"
 echo "s3cret-app" >>"$T/issued"
 echo "s3cret-relay-client" >>"$T/issued"

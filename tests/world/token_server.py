@@ -9,7 +9,8 @@ Grants at POST /token (RFC 6749 form bodies, JSON answers):
   jwt-bearer          RFC 7523: RS256 assertion checked against the configured
                       public key (python3-jwt), aud = this token URL, sub = the user
   device_code         RFC 8628 (POST /device): authorization_pending until
-                      POST /control/approve, slow_down when polled too fast
+                      POST /control/approve?user=U, slow_down on the first poll
+                      and whenever polled faster than the interval
   authorization_code  with PKCE S256 (RFC 7636): GET /authorize redirects at once
                       (consent is implied) to redirect_uri with code and state
 POST /introspect (RFC 7662, token=...) answers {"active": bool, "username", "scope"}
@@ -122,7 +123,13 @@ def grant_device(f):
     if d is None:
         return error("invalid_grant", "unknown device code")
     now = time.time()
+    if d.pop("slow_once", False):  # tests: the first poll is told to slow down
+        d["interval"] += 5
+        d["last"] = now
+        S["requests"]["slow_down"] = S["requests"].get("slow_down", 0) + 1
+        return error("slow_down", "polling too fast")
     if now - d["last"] < d["interval"]:
+        S["requests"]["slow_down"] = S["requests"].get("slow_down", 0) + 1
         d["interval"] += 5
         d["last"] = now
         return error("slow_down", "polling too fast")
@@ -224,7 +231,7 @@ class Handler(BaseHTTPRequestHandler):
                 dc = new_token("dc-")
                 S["device"][dc] = {"user": f.get("login_hint", "user"), "client": f.get("client_id"),
                                    "scope": f.get("scope", ""), "approved": False,
-                                   "interval": 1, "last": 0}
+                                   "interval": 1, "last": 0, "slow_once": True}
                 return self.answer(200, {"device_code": dc, "user_code": "WDJB-MJHT",
                                          "verification_uri": "http://%s/verify" % self.headers.get("Host"),
                                          "expires_in": 900, "interval": 1})
@@ -249,6 +256,7 @@ class Handler(BaseHTTPRequestHandler):
             if u.path == "/control/approve":
                 for d in S["device"].values():
                     d["approved"] = True
+                    d["user"] = q.get("user", d["user"])
                 return self.answer(200, {"ok": True})
             if u.path == "/control/add_refresh":
                 rt = new_token("rt-")
