@@ -373,9 +373,13 @@ char *rfc5322_field(const char *h, size_t hn, const char *name, size_t max)
 			while (vs < ve && (*vs == ' ' || *vs == '\t'))
 				vs++;
 			char *val = rfc5322_unfold(vs, (size_t)(ve - vs), max);
-			size_t l = strlen(val);
+			size_t l = strlen(val), lead = 0;
 			while (l > 0 && (val[l - 1] == ' ' || val[l - 1] == '\t' || val[l - 1] == '\r'))
 				val[--l] = '\0';
+			/* a value that starts on a continuation line ("Name:\r\n value") */
+			while (lead < l && (val[lead] == ' ' || val[lead] == '\t'))
+				lead++;
+			memmove(val, val + lead, l - lead + 1);
 			return val;
 		}
 		p = eol < end ? eol + 1 : end;

@@ -19,6 +19,7 @@
 #include "prober/imap.h"
 #include "prober/oauth2.h"
 #include "prober/sasl.h"
+#include "prober/message.h"
 #include "prober/tls.h"
 
 #define SERVER_TEXT_MAX 200        /* server text quoted in messages */
@@ -51,6 +52,11 @@ struct imap_session {
 	unsigned long uidvalidity; /* of the selected folder */
 	struct fallback_mark fb[FALLBACK_FOLDERS];  /* what the SINCE fallback already examined */
 	int counted_up;            /* counted in n_up (logged in, not closed yet) */
+	/* proof that a message is our probe (borrowed, see struct imap_params) */
+	const char *probe_from;
+	const unsigned char *secret;
+	size_t secret_len;
+	const char *seed;
 };
 
 /* Process-wide figures for imap_counters() (the daemon's metrics). */
@@ -576,6 +582,10 @@ int imap_open(const struct imap_params *p, struct imap_session **out, char **err
 	s->conf = c;
 	s->timeout = p->timeout > 0 ? p->timeout : 30;
 	s->deadline = p->deadline;
+	s->probe_from = p->probe_from;
+	s->secret = p->secret;
+	s->secret_len = p->secret_len;
+	s->seed = p->seed;
 	if (!c || !c->host) {
 		r = set_err(errstr, IMAP_ECONNECT, xasprintf("imap: no host configured"));
 		goto fail;
@@ -1001,41 +1011,37 @@ static int cmp_uid_desc(const void *a, const void *b)
 	return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* Index of the token the headers carry exactly, or -1. */
-static long match_token(const char *hdrs, size_t len, const char *const *tokens, size_t ntokens)
+/* The probe proof for token on session s. */
+static struct probe_proof proof_for(const struct imap_session *s, const char *token)
+{
+	struct probe_proof pp = {
+		.token = token, .from = s->probe_from, .key = s->secret, .keylen = s->secret_len,
+		.seed = s->seed,
+	};
+	return pp;
+}
+
+/* Index of the token whose probe the header fields hdrs prove to be
+ * (message_prove), or -1. *reason: why the candidate was not proved. */
+static long prove_token(const struct imap_session *s, const char *hdrs, size_t len,
+                        const char *const *tokens, size_t ntokens, int *reason)
 {
 	char *tokhdr = rfc5322_field(hdrs, len, "X-Inboxprobe-Token", 0);
-	char *subj = NULL;
 	long found = -1;
 
-	if (tokhdr) {
-		for (size_t i = 0; i < ntokens; i++)
-			if (tokens[i] && *tokens[i] && strcasecmp(tokhdr, tokens[i]) == 0) {
-				found = (long)i;
-				goto out;
-			}
+	*reason = PROOF_NO_TOKEN;
+	for (size_t i = 0; tokhdr && i < ntokens; i++) {
+		if (!tokens[i] || !*tokens[i] || strcmp(tokhdr, tokens[i]) != 0)
+			continue;
+		struct probe_proof pp = proof_for(s, tokens[i]);
+		*reason = message_prove(hdrs, len, &pp);
+		if (*reason == PROOF_OK)
+			found = (long)i;
+		break;
 	}
-	subj = rfc5322_field(hdrs, len, "Subject", 0);
-	if (subj) {
-		/* a whole word of the Subject equals a token */
-		const char *p = subj;
-		while (*p) {
-			while (*p && !isalnum((unsigned char)*p))
-				p++;
-			const char *w = p;
-			while (*p && isalnum((unsigned char)*p))
-				p++;
-			size_t wl = (size_t)(p - w);
-			for (size_t i = 0; wl && i < ntokens; i++)
-				if (tokens[i] && strlen(tokens[i]) == wl && strncasecmp(w, tokens[i], wl) == 0) {
-					found = (long)i;
-					goto out;
-				}
-		}
-	}
-out:
+	if (tokhdr && found < 0 && *reason == PROOF_NO_TOKEN)
+		*reason = PROOF_TOKEN_MISMATCH;
 	free(tokhdr);
-	free(subj);
 	return found;
 }
 
@@ -1110,8 +1116,19 @@ static int uid_fetch(struct imap_session *s, const uint32_t *uids, size_t n,
 	return r;
 }
 
-/* Fetch UID, INTERNALDATE and the token/Subject headers of uids; append
- * exact matches to *hits. */
+/* The header fields a proof needs (message_prove), fetched with PEEK. */
+static struct mailimap_fetch_att *proof_fields_att(void)
+{
+	clist *hdrnames = clist_new();
+
+	clist_append(hdrnames, xstrdup("X-Inboxprobe-Token"));
+	clist_append(hdrnames, xstrdup("From"));
+	return mailimap_fetch_att_new_body_peek_section(
+		mailimap_section_new_header_fields(mailimap_header_list_new(hdrnames)));
+}
+
+/* Fetch UID, INTERNALDATE and the proof's header fields of uids; append
+ * the messages proved to be a token's probe to *hits. */
 static int fetch_and_match(struct imap_session *s, const uint32_t *uids, size_t n,
                            const char *const *tokens, size_t ntokens,
                            struct imap_hit **hits, size_t *nhits, size_t *cap, char **errstr)
@@ -1119,30 +1136,29 @@ static int fetch_and_match(struct imap_session *s, const uint32_t *uids, size_t 
 	for (size_t off = 0; off < n; off += FETCH_BATCH) {
 		size_t cnt = n - off < FETCH_BATCH ? n - off : FETCH_BATCH;
 		struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
-		clist *hdrnames = clist_new();
 		clist *res = NULL;
 		int r;
 
-		clist_append(hdrnames, xstrdup("X-Inboxprobe-Token"));
-		clist_append(hdrnames, xstrdup("Subject"));
 		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
 		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_internaldate());
-		mailimap_fetch_type_new_fetch_att_list_add(ft,
-			mailimap_fetch_att_new_body_peek_section(
-				mailimap_section_new_header_fields(mailimap_header_list_new(hdrnames))));
+		mailimap_fetch_type_new_fetch_att_list_add(ft, proof_fields_att());
 		r = uid_fetch(s, uids + off, cnt, ft, &res, errstr);
 		if (r)
 			return r;
 		for (clistiter *it = res ? clist_begin(res) : NULL; it; it = clist_next(it)) {
 			struct fetched f;
 			long ti;
+			int why;
 
 			fetched_parse(clist_content(it), &f);
 			if (!f.uid || !f.section)
 				continue;
-			ti = match_token(f.section, f.section_len, tokens, ntokens);
-			if (ti < 0)
+			ti = prove_token(s, f.section, f.section_len, tokens, ntokens, &why);
+			if (ti < 0) {
+				log_debug("imap %s: UID %lu names a token but is not a probe: %s",
+				          hostname(s), (unsigned long)f.uid, message_proof_text(why));
 				continue;
+			}
 			if (*nhits == *cap) {
 				*cap = *cap ? *cap * 2 : 8;
 				*hits = xrealloc(*hits, *cap * sizeof **hits);
@@ -1180,6 +1196,27 @@ static struct mailimap_date *search_date(double t)
 	return mailimap_date_new((int)d, (int)m, (int)y);
 }
 
+/* A UID SEARCH for ntokens tokens that names more than
+ * IMAP_SEARCH_MAX_PER_TOKEN UIDs per token is hostile (or broken): say so,
+ * and keep only the newest that many (uids sorted newest first). */
+static void cap_search(struct imap_session *s, const char *folder, uint32_t *uids, size_t *n,
+                       size_t ntokens)
+{
+	size_t cap = IMAP_SEARCH_MAX_PER_TOKEN * (ntokens ? ntokens : 1);
+	char *d;
+
+	qsort(uids, *n, sizeof *uids, cmp_uid_desc);
+	if (*n <= cap)
+		return;
+	d = mutf7_decode(folder);
+	log_warn("imap %s:%d: folder \"%s\": UID SEARCH for %zu token%s named %zu messages, more "
+	         "than the cap of %zu: a hostile or broken server; examining the newest %zu only",
+	         hostname(s), hostport(s), d ? d : folder, ntokens, ntokens == 1 ? "" : "s", *n, cap,
+	         cap);
+	free(d);
+	*n = cap;
+}
+
 int imap_find_tokens(struct imap_session *s, const char *folder,
                      const char *const *tokens, size_t ntokens, double since,
                      struct imap_hit **hits, size_t *nhits, char **errstr)
@@ -1193,8 +1230,8 @@ int imap_find_tokens(struct imap_session *s, const char *folder,
 	*nhits = 0;
 	if (!s || !folder)
 		return set_err(errstr, IMAP_EPROTO, xasprintf("imap: no session or folder"));
-	if (ntokens == 0)
-		return IMAP_OK;
+	if (ntokens == 0 || !s->probe_from)
+		return IMAP_OK;   /* nothing could be proved to be a probe */
 	r = select_folder(s, folder, errstr);
 	if (r)
 		return r;
@@ -1210,6 +1247,7 @@ int imap_find_tokens(struct imap_session *s, const char *folder,
 	}
 	free(e);
 	if (r == IMAP_OK && n > 0) {
+		cap_search(s, folder, uids, &n, ntokens);
 		r = fetch_and_match(s, uids, n, tokens, ntokens, hits, nhits, &cap, errstr);
 		free(uids);
 		uids = NULL;
@@ -1383,15 +1421,49 @@ static int cleanup_selected(struct imap_session *s, uint32_t uid, enum cleanup_m
 	return IMAP_OK;
 }
 
+/* Fetch the proof's header fields of uid in the selected folder and prove
+ * it is token's probe. *proof: PROOF_OK or why not; *gone: 1 when the
+ * server returned nothing for uid (expunged meanwhile). */
+static int prove_uid(struct imap_session *s, uint32_t uid, const char *token, int *proof,
+                     int *gone, char **errstr)
+{
+	struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
+	struct probe_proof pp = proof_for(s, token);
+	clist *res = NULL;
+	int r;
+
+	*proof = PROOF_NO_TOKEN;
+	*gone = 1;
+	mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
+	mailimap_fetch_type_new_fetch_att_list_add(ft, proof_fields_att());
+	r = uid_fetch(s, &uid, 1, ft, &res, errstr);
+	if (r)
+		return r;
+	for (clistiter *it = res ? clist_begin(res) : NULL; it; it = clist_next(it)) {
+		struct fetched f;
+
+		fetched_parse(clist_content(it), &f);
+		if (f.uid != uid)
+			continue;   /* an unsolicited FETCH of another message */
+		*gone = 0;
+		if (f.section)
+			*proof = message_prove(f.section, f.section_len, &pp);
+		break;
+	}
+	if (res)
+		mailimap_fetch_list_free(res);
+	return IMAP_OK;
+}
+
 int imap_cleanup(struct imap_session *s, const char *folder, unsigned long uidvalidity,
-                 unsigned long uid, enum cleanup_mode mode, const char *trash,
+                 unsigned long uid, const char *token, enum cleanup_mode mode, const char *trash,
                  char *what, size_t whatsz, char **errstr)
 {
-	int r;
+	int r, proof, gone;
 
 	if (what && whatsz)
 		what[0] = '\0';
-	if (!s || !folder || !what || whatsz == 0 || uid == 0 || uid > UINT32_MAX)
+	if (!s || !folder || !what || whatsz == 0 || uid == 0 || uid > UINT32_MAX || !token || !*token)
 		return set_err(errstr, IMAP_EPROTO, xasprintf("imap: invalid cleanup request"));
 	if (mode == CLEANUP_KEEP) {
 		xstrlcpy(what, "kept", whatsz);
@@ -1408,6 +1480,19 @@ int imap_cleanup(struct imap_session *s, const char *folder, unsigned long uidva
 		                      s->uidvalidity, uidvalidity, uid));
 		free(d);
 		return r;
+	}
+	/* Proof before action: the message at uid is fetched and proved to be
+	 * the probe before anything is stored, moved or expunged. */
+	r = prove_uid(s, (uint32_t)uid, token, &proof, &gone, errstr);
+	if (r)
+		return r;
+	if (gone) {
+		xstrlcpy(what, "kept: no longer there", whatsz);
+		return IMAP_OK;
+	}
+	if (proof != PROOF_OK) {
+		snprintf(what, whatsz, "kept: not proved to be the probe (%s)", message_proof_text(proof));
+		return IMAP_OK;
 	}
 	return cleanup_selected(s, (uint32_t)uid, mode, trash, folder, what, whatsz, errstr);
 }

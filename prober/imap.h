@@ -67,6 +67,15 @@ struct imap_params {
 	long connect_timeout;           /* seconds */
 	long timeout;                   /* seconds per command */
 	double deadline;                /* absolute now_mono() limit for everything */
+	/* What proves a message to be our probe (SPEC "Finding the probe"),
+	 * borrowed, must outlive the session: our From address (see
+	 * message_probe_from), the secret_file key (NULL: none) and the seed
+	 * address the HMAC covers. probe_from NULL: nothing is ever proved, so
+	 * imap_find_tokens finds nothing and imap_cleanup touches nothing. */
+	const char *probe_from;
+	const unsigned char *secret;
+	size_t secret_len;
+	const char *seed;
 };
 
 /* Connect (implicit TLS, STARTTLS or plain per conf), verify the
@@ -96,16 +105,25 @@ struct imap_hit {
 	double internaldate;      /* Unix seconds, zone applied */
 };
 
+#define IMAP_SEARCH_MAX_PER_TOKEN 8   /* UIDs a SEARCH may name per token before it is hostile */
+
 /*
  * Look for tokens in folder (a wire name). Selects the folder (or NOOPs
  * when it is already selected) before searching, then
- * UID SEARCH HEADER X-Inboxprobe-Token TOKEN (OR'ed over tokens, or Subject);
- * when that returns nothing or NO, falls back to UID SEARCH SINCE
- * <since - 1 day>, fetches X-Inboxprobe-Token and Subject of the newest
- * messages (capped) and matches locally. A message counts only when it
- * carries one of the tokens exactly. INTERNALDATE is fetched for each hit.
- * *hits is a heap array (caller frees with free()), *nhits its length.
- * since: Unix seconds of the earliest submit time among the tokens.
+ * UID SEARCH HEADER X-Inboxprobe-Token TOKEN (OR'ed over tokens, or Subject:
+ * a Subject match only nominates a candidate); when that returns nothing
+ * or NO, falls back to UID SEARCH SINCE <since - 1 day> over the newest
+ * messages (capped). Every candidate's X-Inboxprobe-Token and From fields
+ * are fetched (capped) and it is a hit only when message_prove() proves it
+ * to be the probe of that token (exact token field, HMAC with a secret, our
+ * From; see struct imap_params): a user's reply, forward or quote of a
+ * token is never a hit. A token may have several hits (duplicate
+ * deliveries of the probe). A SEARCH that names more than
+ * IMAP_SEARCH_MAX_PER_TOKEN UIDs per token is hostile or broken: it is
+ * logged as such and only the newest that many per token are examined.
+ * INTERNALDATE is fetched for each hit. *hits is a heap array (caller
+ * frees with free()), *nhits its length. since: Unix seconds of the
+ * earliest submit time among the tokens.
  */
 int imap_find_tokens(struct imap_session *s, const char *folder,
                      const char *const *tokens, size_t ntokens, double since,
@@ -133,7 +151,10 @@ int imap_gmail_tab(struct imap_session *s, unsigned long uid, char *tab, size_t 
 /*
  * Remove one probe message per docs/SPEC.md "Cleanup": only UID uid of folder, and
  * only if folder's UIDVALIDITY still equals uidvalidity (else
- * IMAP_EUIDVALIDITY, nothing touched). mode CLEANUP_DELETE: UID STORE
+ * IMAP_EUIDVALIDITY, nothing touched), and only after the message at that
+ * UID is fetched again and proved to be the probe of token (message_prove;
+ * else nothing is touched and what says "kept: not proved to be the probe
+ * (REASON)"; gone: "kept: no longer there"). mode CLEANUP_DELETE: UID STORE
  * +FLAGS (\Deleted) then UID EXPUNGE (UIDPLUS); at Gmail (X-GM-EXT-1) moves
  * to trash instead. CLEANUP_TRASH: MOVE where offered, else COPY + STORE +
  * UID EXPUNGE. Without UIDPLUS and MOVE the message is kept. Never a plain
@@ -141,7 +162,7 @@ int imap_gmail_tab(struct imap_session *s, unsigned long uid, char *tab, size_t 
  * what/whatsz receives "deleted", "trashed" or "kept: <reason>".
  */
 int imap_cleanup(struct imap_session *s, const char *folder, unsigned long uidvalidity,
-                 unsigned long uid, enum cleanup_mode mode, const char *trash,
+                 unsigned long uid, const char *token, enum cleanup_mode mode, const char *trash,
                  char *what, size_t whatsz, char **errstr);
 
 /* A DSN found in the bounce mailbox that names one of the tokens. */

@@ -806,3 +806,204 @@ int message_template_check(const char *text, size_t len, char **errstr)
 	free(m);
 	return 0;
 }
+
+/* ------------------------------------------------------------------ */
+/* Proof (SPEC "Finding the probe")                                    */
+
+/* Length of the header in h[0..n): up to its blank line (which a forward's
+ * quoted header lines in the body come after), or all of it. */
+static size_t header_len(const char *h, size_t n)
+{
+	const char *p = h, *end = h + n;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		if (eol == p || (eol == p + 1 && *p == '\r'))
+			return (size_t)(p - h);
+		if (eol == NULL)
+			break;
+		p = eol + 1;
+	}
+	return n;
+}
+
+/* How many fields called name (case-insensitive, blanks before the colon
+ * allowed as rfc5322_field does) start a line of h[0..n). */
+static int field_count(const char *h, size_t n, const char *name)
+{
+	size_t nl = strlen(name);
+	const char *p = h, *end = h + n;
+	int count = 0;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *lend = eol ? eol : end, *q = p + nl;
+
+		if ((size_t)(lend - p) > nl && strncasecmp(p, name, nl) == 0) {
+			while (q < lend && (*q == ' ' || *q == '\t'))
+				q++;
+			if (q < lend && *q == ':')
+				count++;
+		}
+		if (eol == NULL)
+			break;
+		p = eol + 1;
+	}
+	return count;
+}
+
+/* Skip an RFC 5322 comment starting at *p == '(' (nested, quoted-pairs);
+ * returns the position after it, or NULL when unterminated. */
+static const char *skip_comment(const char *p)
+{
+	int depth = 0;
+
+	for (; *p; p++) {
+		if (*p == '\\' && p[1])
+			p++;
+		else if (*p == '(')
+			depth++;
+		else if (*p == ')' && --depth == 0)
+			return p + 1;
+	}
+	return NULL;
+}
+
+int message_address_of(const char *value, char *out, size_t outsz)
+{
+	struct strbuf bare = STRBUF_INIT, angle = STRBUF_INIT;
+	const char *p = value;
+	int in_angle = 0, seen_angle = 0, q = 0, ret = -1;
+
+	if (value == NULL || outsz == 0)
+		return -1;
+	while (*p) {
+		char c = *p;
+		if (q) {
+			if (c == '\\' && p[1]) {
+				strbuf_add(in_angle ? &angle : &bare, p, 2);
+				p += 2;
+				continue;
+			}
+			if (c == '"')
+				q = 0;
+			strbuf_add(in_angle ? &angle : &bare, p, 1);
+			p++;
+			continue;
+		}
+		if (c == '(') {
+			p = skip_comment(p);
+			if (p == NULL)
+				goto out;
+			continue;
+		}
+		if (c == '"') {
+			q = 1;
+		} else if (c == '<') {
+			if (in_angle || seen_angle)
+				goto out;
+			in_angle = seen_angle = 1;
+			p++;
+			continue;
+		} else if (c == '>') {
+			if (!in_angle)
+				goto out;
+			in_angle = 0;
+			p++;
+			continue;
+		} else if ((c == ',' || c == ':' || c == ';') && !in_angle) {
+			goto out;   /* several mailboxes or a group: not one sender */
+		} else if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			p++;
+			continue;
+		}
+		strbuf_add(in_angle ? &angle : &bare, p, 1);
+		p++;
+	}
+	if (q || in_angle)
+		goto out;
+	{
+		const struct strbuf *a = seen_angle ? &angle : &bare;
+		if (a->len == 0 || a->len >= outsz || memchr(a->buf, '@', a->len) == NULL)
+			goto out;
+		memcpy(out, a->buf, a->len);
+		out[a->len] = '\0';
+	}
+	ret = 0;
+out:
+	strbuf_free(&bare);
+	strbuf_free(&angle);
+	return ret;
+}
+
+char *message_probe_from(const char *template_text, const char *relay_from)
+{
+	char addr[HEADER_FIELD_MAX + 1];
+	struct tmpl t;
+	char *err = NULL, *res = NULL;
+
+	if (template_text != NULL && tmpl_parse(template_text, strlen(template_text), &t, &err) == 0) {
+		for (size_t i = 0; i < t.nfields && res == NULL; i++) {
+			if (!field_is(&t.fields[i], "From"))
+				continue;
+			const struct field *f = &t.fields[i];
+			char *v = rfc5322_unfold(f->start + f->namelen + 1, f->len - f->namelen - 1, 0);
+			if (message_address_of(v, addr, sizeof addr) == 0)
+				res = xstrdup(addr);
+			free(v);
+		}
+		tmpl_free(&t);
+	}
+	free(err);
+	if (res == NULL && relay_from != NULL) {
+		if (message_address_of(relay_from, addr, sizeof addr) == 0)
+			res = xstrdup(addr);
+		else
+			res = xstrdup(relay_from);
+	}
+	return res;
+}
+
+int message_prove(const char *hdrs, size_t len, const struct probe_proof *p)
+{
+	char addr[HEADER_FIELD_MAX + 1];
+	char *tok = NULL, *from = NULL;
+	int ntok, nfrom, r;
+
+	if (p == NULL || p->token == NULL || p->token[0] == '\0' || hdrs == NULL)
+		return PROOF_NO_TOKEN;
+	len = header_len(hdrs, len);
+	ntok = field_count(hdrs, len, "X-Inboxprobe-Token");
+	nfrom = field_count(hdrs, len, "From");
+	tok = rfc5322_field(hdrs, len, "X-Inboxprobe-Token", 0);
+	from = rfc5322_field(hdrs, len, "From", 0);
+	if (ntok == 0 || tok == NULL)
+		r = PROOF_NO_TOKEN;
+	else if (ntok > 1 || nfrom > 1)
+		r = PROOF_SEVERAL;
+	else if (strcmp(tok, p->token) != 0)
+		r = PROOF_TOKEN_MISMATCH;
+	else if (p->key != NULL && p->keylen > 0 && !token_verify(p->key, p->keylen, p->seed, tok))
+		r = PROOF_HMAC;
+	else if (p->from == NULL || from == NULL || message_address_of(from, addr, sizeof addr) != 0 ||
+	         strcasecmp(addr, p->from) != 0)
+		r = PROOF_FROM;
+	else
+		r = PROOF_OK;
+	free(tok);
+	free(from);
+	return r;
+}
+
+const char *message_proof_text(int r)
+{
+	switch (r) {
+	case PROOF_OK: return "proved";
+	case PROOF_NO_TOKEN: return "no X-Inboxprobe-Token field";
+	case PROOF_TOKEN_MISMATCH: return "X-Inboxprobe-Token is not the token";
+	case PROOF_SEVERAL: return "several X-Inboxprobe-Token or From fields";
+	case PROOF_HMAC: return "the token's HMAC does not verify";
+	case PROOF_FROM: return "not from our From address";
+	default: return "not proved";
+	}
+}

@@ -83,6 +83,61 @@ int message_template_check(const char *text, size_t len, char **errstr);
  * frees. */
 char *rfc2047_encode(const char *utf8);
 
+/* ---- Proof that a message is our probe (SPEC "Finding the probe") ---- */
+
+#define HEADER_FIELD_MAX 4096   /* longest address examined in a From field, octets */
+
+/* What proves a message to be a given probe. All strings borrowed. */
+struct probe_proof {
+	const char *token;            /* the exact token looked for */
+	const char *from;             /* our From address (addr-spec, see message_probe_from) */
+	const unsigned char *key;     /* secret_file key, or NULL */
+	size_t keylen;
+	const char *seed;             /* the seed address (the HMAC covers it) */
+};
+
+enum proof_result {
+	PROOF_OK = 0,
+	PROOF_NO_TOKEN,               /* no X-Inboxprobe-Token field */
+	PROOF_TOKEN_MISMATCH,         /* its value is not exactly the token */
+	PROOF_SEVERAL,                /* more than one X-Inboxprobe-Token or From field */
+	PROOF_HMAC,                   /* with a key: the token's HMAC does not verify */
+	PROOF_FROM                    /* From absent, not one mailbox, or not our address */
+};
+
+/*
+ * Prove that a message whose header block is hdrs[0..len) (a full header
+ * or the fields X-Inboxprobe-Token and From, LF or CRLF line ends) is the
+ * probe p describes: exactly one X-Inboxprobe-Token field whose value
+ * (unfolded, trimmed) equals p->token octet for octet; with p->key, the
+ * token's HMAC part verifies for p->seed (token_verify); exactly one From
+ * field holding one mailbox whose address equals p->from (ASCII case
+ * ignored). A Subject never proves anything: users reply to and forward
+ * probes ("Re: inboxprobe TOKEN") and filters rewrite subjects.
+ * Returns PROOF_OK (0) or the first enum proof_result that fails.
+ */
+int message_prove(const char *hdrs, size_t len, const struct probe_proof *p);
+
+/* Static text for an enum proof_result, e.g. "not from our From address". */
+const char *message_proof_text(int r);
+
+/*
+ * The addr-spec of a single-mailbox address field value (RFC 5322 3.4):
+ * "addr", "Name <addr>", "\"Quoted, Name\" <addr>", with comments and
+ * folding blanks removed. Writes it (NUL-terminated) to out. Returns 0, or
+ * -1 when value holds no address, several mailboxes, an unterminated quote,
+ * comment or angle address, or the address does not fit in outsz.
+ */
+int message_address_of(const char *value, char *out, size_t outsz);
+
+/*
+ * The From address a probe carries: the address of the template's From
+ * field when template_text has one, else relay_from's address (or
+ * relay_from as given when it does not parse). Heap string, caller frees;
+ * NULL only when both are NULL.
+ */
+char *message_probe_from(const char *template_text, const char *relay_from);
+
 /* RFC 5322 date-time with numeric zone for Unix time t in the host's
  * local zone, e.g. "Sun, 29 Nov 2026 13:10:49 +0000". out >= 40 bytes. */
 void rfc5322_date(double t, char *out, size_t outsz);

@@ -168,6 +168,7 @@ struct round_ctx {
 	struct round_late *late;
 	size_t nlate;
 	char bounce_error[DIAG_MAX];     /* why the bounce mailbox could not be watched */
+	char *probe_from;                /* the From address our probes carry (the proof) */
 };
 
 struct worker {
@@ -367,8 +368,10 @@ static const char *imap_error_text(int rc)
 	}
 }
 
-/* Open a session, retrying [UNAVAILABLE] with backoff inside the deadline. */
-static int open_session(struct round_ctx *ctx, const struct imap_conf *ic,
+/* Open a session, retrying [UNAVAILABLE] with backoff inside the deadline.
+ * seed: the seed address whose probes the session proves (NULL for the
+ * bounce mailbox, where no probe is looked for). */
+static int open_session(struct round_ctx *ctx, const struct imap_conf *ic, const char *seed,
                         struct imap_session **s, char **err)
 {
 	struct imap_params ip = {
@@ -376,6 +379,10 @@ static int open_session(struct round_ctx *ctx, const struct imap_conf *ic,
 		.connect_timeout = ctx->cfg->limits.connect_timeout,
 		.timeout = ctx->cfg->limits.timeout,
 		.deadline = ctx->deadline,
+		.probe_from = seed ? ctx->probe_from : NULL,
+		.secret = ctx->cfg->probe.secret,
+		.secret_len = ctx->cfg->probe.secret_len,
+		.seed = seed,
 	};
 	double backoff = 2.0;
 	int rc;
@@ -403,8 +410,8 @@ struct seed_watch {
 };
 
 static void cleanup_hit(struct round_ctx *ctx, struct imap_session *s, const char *folder,
-                        const struct imap_hit *h, const char *trash, char *what, size_t whatsz,
-                        const char *addr, int *said_kept)
+                        const struct imap_hit *h, const char *token, const char *trash,
+                        char *what, size_t whatsz, const char *addr, int *said_kept)
 {
 	char *err = NULL;
 	int rc;
@@ -413,7 +420,7 @@ static void cleanup_hit(struct round_ctx *ctx, struct imap_session *s, const cha
 		xstrlcpy(what, "kept", whatsz);
 		return;
 	}
-	rc = imap_cleanup(s, folder, h->uidvalidity, h->uid, ctx->cfg->probe.cleanup, trash,
+	rc = imap_cleanup(s, folder, h->uidvalidity, h->uid, token, ctx->cfg->probe.cleanup, trash,
 	                  what, whatsz, &err);
 	if (rc != IMAP_OK) {
 		log_warn("%s: cleanup of UID %lu failed: %s", addr, h->uid, err ? err : imap_err_name(rc));
@@ -471,14 +478,18 @@ static int discover_pass(struct round_ctx *ctx, size_t idx, struct imap_session 
 			struct probe_trace tr;
 			int trc = IMAP_OK;
 
-			if (!w->want[t])
-				continue;   /* two copies: count the first */
+			if (!w->want[t]) {
+				/* two proved copies: both cleaned, the first counted */
+				cleanup_hit(ctx, s, folders[f], &hits[i], w->tokens[t], trash, what,
+				            sizeof what, seed->address, &w->said_kept);
+				continue;
+			}
 			w->want[t] = 0;
 			if (t == 0)   /* before cleanup: verdicts, path, tab (issue 11) */
 				verdicts_examine(ctx->cfg, seed, s, hits[i].uid, f == 0, res->reply.queue_id,
 				                 hits[i].internaldate, &tr, &trc);
-			cleanup_hit(ctx, s, folders[f], &hits[i], trash, what, sizeof what, seed->address,
-			            &w->said_kept);
+			cleanup_hit(ctx, s, folders[f], &hits[i], w->tokens[t], trash, what, sizeof what,
+			            seed->address, &w->said_kept);
 			pthread_mutex_lock(&ctx->mu);
 			if (t == 0) {
 				res->trace = tr;
@@ -590,7 +601,7 @@ static void discover(struct round_ctx *ctx, size_t idx, int accepted)
 	}
 	have_slot = 1;
 
-	rc = open_session(ctx, &seed->imap, &s, &err);
+	rc = open_session(ctx, &seed->imap, seed->address, &s, &err);
 	if (rc != IMAP_OK)
 		goto fail;
 	rc = imap_list_folders(s, &folders, &nfolders, &err);
@@ -632,7 +643,7 @@ static void discover(struct round_ctx *ctx, size_t idx, int accepted)
 			free(err);
 			err = NULL;
 			progress(ctx, "%s: IMAP connection lost, reconnecting once", seed->address);
-			rc = open_session(ctx, &seed->imap, &s, &err);
+			rc = open_session(ctx, &seed->imap, seed->address, &s, &err);
 			if (rc != IMAP_OK)
 				goto fail;
 			continue;
@@ -796,7 +807,7 @@ static void *bounce_worker(void *arg)
 		bounce_failed(ctx, IMAP_ETIMEOUT, "no IMAP connection slot before the deadline");
 		goto out;
 	}
-	rc = open_session(ctx, &cfg->bounce, &s, &err);
+	rc = open_session(ctx, &cfg->bounce, NULL, &s, &err);
 	if (rc != IMAP_OK) {
 		bounce_failed(ctx, rc, err);
 		goto release;
@@ -825,7 +836,7 @@ static void *bounce_worker(void *arg)
 				s = NULL;
 				free(err);
 				err = NULL;
-				rc = open_session(ctx, &cfg->bounce, &s, &err);
+				rc = open_session(ctx, &cfg->bounce, NULL, &s, &err);
 				if (rc != IMAP_OK) {
 					bounce_failed(ctx, rc, err);
 					break;
@@ -913,6 +924,7 @@ void round_run(const struct round_params *p, struct round_result *out)
 	ctx.cfg = cfg;
 	ctx.started = now_wall();
 	ctx.deadline = now_mono() + (double)p->deadline;
+	ctx.probe_from = message_probe_from(cfg->probe.template_text, cfg->relay.from);
 	pthread_mutex_init(&ctx.mu, NULL);
 	pthread_mutex_init(&ctx.lim.mu, NULL);
 	{
@@ -961,6 +973,7 @@ void round_run(const struct round_params *p, struct round_result *out)
 	xstrlcpy(out->bounce_error, ctx.bounce_error, sizeof out->bounce_error);
 
 	free(ctx.accepted);
+	free(ctx.probe_from);
 	free(workers);
 	for (size_t i = 0; i < ctx.lim.n; i++)
 		free(ctx.lim.e[i].key);

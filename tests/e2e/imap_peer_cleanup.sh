@@ -66,7 +66,7 @@ while [ ! -s "$TMP/smtp.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); 
 SMTP_PORT=$(cat "$TMP/smtp.port" 2>/dev/null)
 [ -n "$SMTP_PORT" ] || { echo "smtp peer did not start" >&2; cat "$TMP/smtp.err" >&2; exit 99; }
 
-ic() { timeout 30 "$IC" --url "imap://127.0.0.1:$PORT" --tls none --user seed@example.test \
+ic() { timeout 30 "$IC" --url "imap://127.0.0.1:$PORT" --tls none --user seed@example.test --from probe@example.test \
 	--timeout 5 --deadline 15 "$@"; }
 # cmds: the recorded commands without their tags
 cmds() { cut -d' ' -f2- "$REC"; }
@@ -127,16 +127,16 @@ TRASH=$(field "$out" trash 2)
 out=$(ic find INBOX "$TOKEN")
 check "gmail: probe found as UID 9" 9 "$(field "$out" hit 4)"
 mark
-out=$(ic cleanup INBOX 42 9 delete "$TRASH")
+out=$(ic cleanup INBOX 42 9 "$TOKEN" delete "$TRASH")
 check "gmail: delete -> trashed" trashed "$(field "$out" cleanup 2)"
 sent "gmail:   ... as UID MOVE 9 to [Gmail]/Trash" 'UID MOVE 9 "\[Gmail\]/Trash"'
 not_sent "gmail:   ... no STORE, no EXPUNGE of any kind" "$STORES|$ANY_EXPUNGE"
 mark
-out=$(ic cleanup INBOX 42 9 trash "$TRASH")
+out=$(ic cleanup INBOX 42 9 "$TOKEN" trash "$TRASH")
 check "gmail: trash -> trashed" trashed "$(field "$out" cleanup 2)"
 sent "gmail:   ... as UID MOVE 9 to [Gmail]/Trash" 'UID MOVE 9 "\[Gmail\]/Trash"'
 mark
-out=$(ic cleanup INBOX 42 9 delete)
+out=$(ic cleanup INBOX 42 9 "$TOKEN" delete)
 case $(field "$out" cleanup 2) in kept*) ok "gmail: delete without a trash folder keeps the probe" ;;
 	*) not_ok "gmail: delete without a trash folder keeps the probe: $out" ;; esac
 not_sent "gmail:   ... and sends no STORE/EXPUNGE/MOVE/COPY" "$STORES|$ANY_EXPUNGE|UID MOVE|UID COPY"
@@ -165,7 +165,7 @@ out=$(ic list)
 check "gmail-nomove: trash is [Gmail]/Trash" "[Gmail]/Trash" "$(field "$out" trash 2)"
 for mode in delete trash; do
 	mark
-	out=$(ic cleanup INBOX 42 9 $mode "[Gmail]/Trash")
+	out=$(ic cleanup INBOX 42 9 "$TOKEN" $mode "[Gmail]/Trash")
 	check "gmail-nomove: $mode -> trashed" trashed "$(field "$out" cleanup 2)"
 	sent "gmail-nomove:   ... UID COPY 9 to [Gmail]/Trash" 'UID COPY 9 "\[Gmail\]/Trash"'
 	sent "gmail-nomove:   ... UID STORE 9 +FLAGS (\\Deleted)" 'UID STORE 9 \+FLAGS(\.SILENT)? \(\\Deleted\)'
@@ -192,7 +192,7 @@ sent "gmail-xlistbad:   ... then LIST" 'LIST "" "\*"'
 start_peer nouidplus-nomove
 for mode in delete trash; do
 	mark
-	out=$(ic cleanup INBOX 42 9 $mode Trash)
+	out=$(ic cleanup INBOX 42 9 "$TOKEN" $mode Trash)
 	case $(field "$out" cleanup 2) in kept*) ok "nouidplus-nomove: $mode keeps the probe ($(field "$out" cleanup 2))" ;;
 		*) not_ok "nouidplus-nomove: $mode keeps the probe: $out" ;; esac
 	not_sent "nouidplus-nomove:   ... no STORE \\Deleted, no EXPUNGE of any kind, no MOVE/COPY" \
@@ -212,13 +212,13 @@ not_sent "nouidplus-nomove run: no STORE, no EXPUNGE of any kind" "$STORES|$ANY_
 start_peer nouidplus-move
 for mode in delete trash; do
 	mark
-	out=$(ic cleanup INBOX 42 9 $mode Trash)
+	out=$(ic cleanup INBOX 42 9 "$TOKEN" $mode Trash)
 	check "nouidplus-move: $mode -> trashed" trashed "$(field "$out" cleanup 2)"
 	sent "nouidplus-move:   ... UID MOVE 9 Trash" 'UID MOVE 9 "?Trash"?'
 	not_sent "nouidplus-move:   ... no STORE, no EXPUNGE, no COPY" "$STORES|$ANY_EXPUNGE|UID COPY"
 done
 mark
-out=$(ic cleanup INBOX 42 9 delete)
+out=$(ic cleanup INBOX 42 9 "$TOKEN" delete)
 case $(field "$out" cleanup 2) in kept*) ok "nouidplus-move: no trash folder -> kept ($(field "$out" cleanup 2))" ;;
 	*) not_ok "nouidplus-move: no trash folder -> kept: $out" ;; esac
 case $(field "$out" cleanup 2) in *"lacks UIDPLUS and MOVE"*) not_ok "nouidplus-move:   ... the reason does not claim MOVE is missing" ;;
@@ -228,7 +228,7 @@ not_sent "nouidplus-move:   ... nothing moved, stored or expunged" "$STORES|$ANY
 # ---- 4. UIDPLUS, no MOVE: exact UID sets ---------------------------------
 start_peer uidplus
 mark
-out=$(ic cleanup INBOX 42 9 trash Trash)
+out=$(ic cleanup INBOX 42 9 "$TOKEN" trash Trash)
 check "uidplus: trash -> trashed" trashed "$(field "$out" cleanup 2)"
 sent "uidplus:   ... UID COPY 9 Trash" 'UID COPY 9 "?Trash"?'
 check "uidplus:   ... exactly one STORE, on UID 9 only" "1 1" \
@@ -243,7 +243,7 @@ else
 fi
 not_sent "uidplus:   ... no MOVE (not offered)" "UID MOVE|MOVE"
 mark
-out=$(ic cleanup INBOX 42 12 delete Trash)
+out=$(ic cleanup INBOX 42 12 "$TOKEN" delete Trash)
 check "uidplus: delete -> deleted" deleted "$(field "$out" cleanup 2)"
 check "uidplus:   ... exactly UID STORE 12 +FLAGS (\\Deleted)" "1 1" \
 	"$(count_sent '(UID )?STORE .*') $(count_sent 'UID STORE 12 \+FLAGS(\.SILENT)? \(\\Deleted\)')"
@@ -253,17 +253,37 @@ not_sent "uidplus:   ... no COPY or MOVE for delete" "UID COPY|UID MOVE"
 s=$(line_of 'UID STORE .*') e=$(line_of 'UID EXPUNGE .*')
 if [ -n "$s" ] && [ -n "$e" ] && [ "$s" -lt "$e" ]; then ok "uidplus:   ... STORE before UID EXPUNGE"; else not_ok "uidplus:   ... STORE before UID EXPUNGE"; fi
 
+# Proof before action (SPEC "Finding the probe"): the message at the UID is
+# fetched and proved first; another token, or another From, touches nothing.
+for mode in delete trash; do
+	mark
+	out=$(ic cleanup INBOX 42 9 fedcba9876543210fedcba9876543210 $mode Trash)
+	case $(field "$out" cleanup 2) in "kept: not proved to be the probe (X-Inboxprobe-Token is not the token)")
+		ok "uidplus: $mode of a UID holding another token -> kept, not proved" ;;
+		*) not_ok "uidplus: $mode of a UID holding another token -> kept, not proved ($out)" ;; esac
+	sent "uidplus:   ... its header fields were fetched first" \
+		'UID FETCH 9 \(UID BODY\.PEEK\[HEADER\.FIELDS \(X-Inboxprobe-Token From\)\]\)'
+	not_sent "uidplus:   ... nothing stored, copied, moved or expunged" "$STORES|$ANY_EXPUNGE|UID COPY|UID MOVE"
+	mark
+	out=$(timeout 30 "$IC" --url "imap://127.0.0.1:$PORT" --tls none --user seed@example.test \
+		--from someone@else.test --timeout 5 --deadline 15 cleanup INBOX 42 9 "$TOKEN" $mode Trash)
+	case $(field "$out" cleanup 2) in "kept: not proved to be the probe (not from our From address)")
+		ok "uidplus: $mode of a message from another From -> kept, not proved" ;;
+		*) not_ok "uidplus: $mode of a message from another From -> kept, not proved ($out)" ;; esac
+	not_sent "uidplus:   ... nothing stored, copied, moved or expunged" "$STORES|$ANY_EXPUNGE|UID COPY|UID MOVE"
+done
+
 # ---- 5. UIDVALIDITY changed: nothing touched -----------------------------
 start_peer uidvalidity
 for mode in delete trash; do
 	mark
-	out=$(ic cleanup INBOX 42 9 $mode Trash)
+	out=$(ic cleanup INBOX 42 9 "$TOKEN" $mode Trash)
 	check "uidvalidity: $mode with a stale UIDVALIDITY -> error uidvalidity" uidvalidity "$(field "$out" error 2)"
 	sent "uidvalidity:   ... INBOX was selected" 'SELECT INBOX'
 	not_sent "uidvalidity:   ... nothing stored, copied, moved or expunged" "$STORES|$ANY_EXPUNGE|UID COPY|UID MOVE"
 done
 mark
-out=$(ic cleanup INBOX 1700000001 9 delete Trash)
+out=$(ic cleanup INBOX 1700000001 9 "$TOKEN" delete Trash)
 check "uidvalidity: with the current UIDVALIDITY -> deleted" deleted "$(field "$out" cleanup 2)"
 
 # ---- 6. localized names, no attributes -----------------------------------

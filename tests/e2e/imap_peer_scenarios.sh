@@ -43,7 +43,7 @@ start_peer() {
 	[ -n "$PORT" ] || { echo "peer did not start" >&2; cat "$TMP/peer.err" >&2; exit 99; }
 }
 
-run() { "$IC" --url "imap://127.0.0.1:$PORT" --tls none --user seed@example.test "$@"; }
+run() { "$IC" --url "imap://127.0.0.1:$PORT" --tls none --user seed@example.test --from probe@example.test "$@"; }
 
 start_peer bye
 out=$(run find INBOX "$TOKEN")
@@ -94,7 +94,7 @@ check "UTF-7 name decoded" "INBOX.Gelöschte Elemente" \
 check "\\Noselect seen" noselect "$(printf '%s\n' "$out" | awk -F'\t' '$2 == "Archive" { print $4 }')"
 
 start_peer garbled
-out=$(timeout 15 "$IC" --url "imap://127.0.0.1:$PORT" --tls none --user seed@example.test find INBOX "$TOKEN")
+out=$(timeout 15 "$IC" --url "imap://127.0.0.1:$PORT" --tls none --user seed@example.test --from probe@example.test find INBOX "$TOKEN")
 rc=$?
 [ $rc -ne 124 ] && ok "garbled line does not hang" || not_ok "garbled line does not hang"
 check "garbled untagged line -> proto" proto "$(field "$out" error 2)"
@@ -138,7 +138,7 @@ if [ "${rss:-999999999}" -lt $MAXRSS_KB ]; then ok "  ... maxrss ${rss} KB"; els
 
 start_peer biglit
 out=$(measured "$IC" --url "imap://127.0.0.1:$PORT" --tls none --user seed@example.test \
-	--timeout 3 --deadline 20 find INBOX "$TOKEN")
+	--from probe@example.test --timeout 3 --deadline 20 find INBOX "$TOKEN")
 secs=$(field "$out" measure 2); rss=$(field "$out" measure 3)
 check "FETCH literal {100000000} -> proto" proto "$(field "$out" error 2)"
 case $out in *"UID FETCH: server reply larger than 16 MiB"*) ok "  ... names UID FETCH and the limit" ;;

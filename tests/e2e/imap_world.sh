@@ -14,7 +14,7 @@ IC=$top_builddir/tests/tools/imapcheck
 world_up
 
 U=inbox@bulkmail.test
-common="--password-file $SEED_PASSFILE --timeout 10 --deadline 30"
+common="--password-file $SEED_PASSFILE --timeout 10 --deadline 30 --from probe@sender.test"
 imaps="imaps://localhost:$IMAPS_PORT"
 
 # deliver RCPT FILE: LMTP delivery into Dovecot (sieve routes spam@...)
@@ -106,10 +106,10 @@ printf 'From: friend@example.test\r\nTo: spam@intl.test\r\nSubject: my own %s\r\
 doveadm -c "$DOVECOT_CONF" save -u spam@intl.test -m "$SPAM_FOLDER_INTL" <"$tmp/mine.eml"
 doveadm -c "$DOVECOT_CONF" flags add -u spam@intl.test '\Deleted' mailbox "$SPAM_FOLDER_INTL" header X-Test-Token "$mine"
 out=$("$IC" --url "$imaps" --user spam@intl.test $common --ca-file "$WORLD_CA" \
-	cleanup "$SPAM_FOLDER_INTL_WIRE" "$((uv + 1))" "$uid" delete)
+	cleanup "$SPAM_FOLDER_INTL_WIRE" "$((uv + 1))" "$uid" "$tok" delete)
 check "cleanup with a stale UIDVALIDITY refused" uidvalidity "$(field "$out" error 2)"
 out=$("$IC" --url "$imaps" --user spam@intl.test $common --ca-file "$WORLD_CA" \
-	cleanup "$SPAM_FOLDER_INTL_WIRE" "$uv" "$uid" delete)
+	cleanup "$SPAM_FOLDER_INTL_WIRE" "$uv" "$uid" "$tok" delete)
 check "probe deleted" deleted "$(field "$out" cleanup 2)"
 n=$(doveadm -c "$DOVECOT_CONF" search -u spam@intl.test mailbox "$SPAM_FOLDER_INTL" header X-Inboxprobe-Token "$tok" | wc -l)
 check "probe gone" 0 "$n"
@@ -124,7 +124,7 @@ out=$("$IC" --url "$imaps" --user inbox@outlook.test $common --ca-file "$WORLD_C
 uv=$(field "$out" hit 3)
 uid=$(field "$out" hit 4)
 out=$("$IC" --url "$imaps" --user inbox@outlook.test $common --ca-file "$WORLD_CA" \
-	cleanup INBOX "$uv" "$uid" trash "Deleted Items")
+	cleanup INBOX "$uv" "$uid" "$tok2" trash "Deleted Items")
 check "trash mode" trashed "$(field "$out" cleanup 2)"
 n=$(doveadm -c "$DOVECOT_CONF" search -u inbox@outlook.test mailbox "Deleted Items" header X-Inboxprobe-Token "$tok2" | wc -l)
 check "probe now in Deleted Items" 1 "$n"

@@ -40,8 +40,10 @@ Scenarios:
                "Caf\xc3\xa9", and INBOX; no special-use flags
 Cleanup scenarios (docs/SPEC.md "Cleanup"): folders hold UIDs 7 and 9 (UIDVALIDITY
 42); UID SEARCH for a 32+ hex-digit token in the scenario's "hit" folder
-answers UID 9, and UID FETCH 9 returns that same token (so a round with a
-random token finds its probe); elsewhere SEARCH answers nothing. Commands
+answers UID 9, and UID FETCH returns, for every UID asked for, the header
+of a probe (From: probe@example.test) carrying the token last searched for
+(TOKEN before any search), so a round with a random token finds its probe;
+elsewhere SEARCH answers nothing. Commands
 the capabilities do not allow (UID MOVE without MOVE, UID EXPUNGE without
 UIDPLUS, XLIST without XLIST) get BAD; COPY/MOVE to an unknown folder gets
 NO [TRYCREATE]; SELECT of an unknown folder gets NO [NONEXISTENT].
@@ -84,6 +86,7 @@ import threading
 import time
 
 TOKEN = "0123456789abcdef0123456789abcdef"
+FROM = "probe@example.test"   # the From of every message the peer serves (the tests' relay.from)
 OTHER = "fedcba9876543210fedcba9876543210"
 
 CAPS = "IMAP4rev1 UIDPLUS MOVE"
@@ -348,12 +351,14 @@ class Handler(socketserver.StreamRequestHandler):
                     self.wfile.write(hdr + b")\r\n")
                 self.send("%s OK Success" % tag)
             elif cmd == "UID FETCH":
+                # every message is the probe of the token last searched
+                # for (TOKEN before any search), from FROM
                 want = uid_set(args.split(" ", 1)[0])
-                if token and 9 in want and 9 in uids:
-                    hdr = "X-Inboxprobe-Token: %s\r\nSubject: inboxprobe %s\r\n\r\n" % (token, token)
-                    self.send('* %d FETCH (UID 9 INTERNALDATE "%s" '
-                              'BODY[HEADER.FIELDS (X-Inboxprobe-Token Subject)] {%d}'
-                              % (uids.index(9) + 1, internaldate_now(), len(hdr.encode())))
+                for u in sorted(want & set(uids)):
+                    hdr = "X-Inboxprobe-Token: %s\r\nFrom: %s\r\n\r\n" % (token or TOKEN, FROM)
+                    self.send('* %d FETCH (UID %d INTERNALDATE "%s" '
+                              'BODY[HEADER.FIELDS (X-Inboxprobe-Token From)] {%d}'
+                              % (uids.index(u) + 1, u, internaldate_now(), len(hdr.encode())))
                     self.wfile.write(hdr.encode() + b")\r\n")
                 self.send("%s OK fetch done" % tag)
             elif cmd in ("UID COPY", "UID MOVE"):
@@ -499,16 +504,16 @@ class Handler(socketserver.StreamRequestHandler):
                     self.send("%s OK search done" % tag)
             elif cmd == "UID FETCH" and sc == "biglit":
                 self.wfile.write(b'* 2 FETCH (UID 9 INTERNALDATE "17-Jul-1996 02:44:25 -0700" '
-                                 b'BODY[HEADER.FIELDS (X-Inboxprobe-Token Subject)] {100000000}\r\n')
+                                 b'BODY[HEADER.FIELDS (X-Inboxprobe-Token From)] {100000000}\r\n')
                 self.stream_forever(CHUNK, 0)
                 return
             elif cmd == "UID FETCH":
                 for seq, uid, tok in ((1, 7, OTHER + "0"), (2, 9, TOKEN)):
                     if str(uid) not in args.split(" ", 1)[0].split(","):
                         continue
-                    hdr = ("X-Inboxprobe-Token: %s\r\nSubject: inboxprobe %s\r\n\r\n" % (tok, tok))
+                    hdr = ("X-Inboxprobe-Token: %s\r\nFrom: %s\r\n\r\n" % (tok, FROM))
                     self.send('* %d FETCH (UID %d INTERNALDATE "17-Jul-1996 02:44:25 -0700" '
-                              'BODY[HEADER.FIELDS (X-Inboxprobe-Token Subject)] {%d}'
+                              'BODY[HEADER.FIELDS (X-Inboxprobe-Token From)] {%d}'
                               % (seq, uid, len(hdr.encode())))
                     self.wfile.write(hdr.encode() + b")\r\n")
                 self.send("%s OK fetch done" % tag)

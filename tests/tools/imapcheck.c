@@ -14,6 +14,10 @@
  *   --since UNIX           for find/bounces (default: now - 1 hour)
  *   --repeat N             bounces: N scans in one session (default 1)
  *   --wait S               find: poll every 0.5 s for up to S seconds until a hit
+ *   --from ADDR            our From address: what proves a message to be a probe
+ *                          (find and cleanup; without it nothing is ever proved)
+ *   --secret-file FILE     the probe.secret_file key (one trailing LF stripped)
+ *   --seed ADDR            the seed address the HMAC covers (default: --user)
  * Commands (one session each):
  *   open                                  log in; print "ok" and "cap NAME" lines for
  *                                         MOVE UIDPLUS SPECIAL-USE XLIST X-GM-EXT-1 IDLE
@@ -22,7 +26,7 @@
  *                                         "trash\tWIRE" (or "trash\t-")
  *   find FOLDER TOKEN...                  "hit\tTOKEN_INDEX\tUIDVALIDITY\tUID\tINTERNALDATE"
  *                                         per hit, then "hits\tN"
- *   cleanup FOLDER UIDVALIDITY UID delete|trash|keep [TRASH]
+ *   cleanup FOLDER UIDVALIDITY UID TOKEN delete|trash|keep [TRASH]
  *                                         "cleanup\tWHAT"
  *   bounces FOLDER TOKEN...               "bounce\tTOKEN_INDEX\tUID\tACTION\tSTATUS", "bounces\tN"
  *   date STRING                           parse an INTERNALDATE: "date\tUNIX" (no network)
@@ -45,7 +49,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: imapcheck --url URL [--user U] [--password-file F] [--ca-file F]\n"
 	                "       [--tls required|none] [--timeout S] [--connect-timeout S] [--deadline S]\n"
-	                "       [--since UNIX] [--wait S] open|list|find|cleanup|bounces|date ...\n");
+	                "       [--since UNIX] [--wait S] [--from ADDR] [--secret-file F] [--seed ADDR]\n"
+	                "       open|list|find|cleanup|bounces|date ...\n");
 	exit(2);
 }
 
@@ -77,7 +82,9 @@ int main(int argc, char **argv)
 	struct imap_conf conf;
 	struct imap_params p;
 	struct imap_session *s = NULL;
-	const char *url = NULL, *passfile = NULL, *tls = "required";
+	const char *url = NULL, *passfile = NULL, *tls = "required", *secretfile = NULL;
+	char *secret = NULL;
+	size_t secretlen = 0;
 	double since = now_wall() - 3600, wait = 0, deadline_s = 30;
 	long repeat = 1;
 	char *err = NULL;
@@ -103,6 +110,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(o, "--since")) since = atof(v);
 		else if (!strcmp(o, "--wait")) wait = atof(v);
 		else if (!strcmp(o, "--repeat")) repeat = atol(v);
+		else if (!strcmp(o, "--from")) p.probe_from = v;
+		else if (!strcmp(o, "--secret-file")) secretfile = v;
+		else if (!strcmp(o, "--seed")) p.seed = v;
 		else usage();
 	}
 	if (i >= argc)
@@ -143,6 +153,21 @@ int main(int argc, char **argv)
 	} else if (getenv("IMAPCHECK_PASSWORD")) {
 		conf.password = xstrdup(getenv("IMAPCHECK_PASSWORD"));
 	}
+	if (secretfile) {
+		secret = read_file_capped(secretfile, 4096, &secretlen, &err);
+		if (!secret) {
+			fprintf(stderr, "imapcheck: %s\n", err);
+			return 2;
+		}
+		if (secretlen > 0 && secret[secretlen - 1] == '\n')
+			secret[--secretlen] = '\0';
+		if (secretlen > 0 && secret[secretlen - 1] == '\r')
+			secret[--secretlen] = '\0';
+		p.secret = (const unsigned char *)secret;
+		p.secret_len = secretlen;
+	}
+	if (!p.seed)
+		p.seed = conf.username;
 	p.conf = &conf;
 	p.deadline = now_mono() + deadline_s;
 
@@ -229,15 +254,16 @@ int main(int argc, char **argv)
 	} else if (!strcmp(cmd, "cleanup")) {
 		char what[128];
 		enum cleanup_mode mode;
-		if (i + 3 >= argc)
+		if (i + 4 >= argc)
 			usage();
 		const char *folder = argv[i];
 		unsigned long uv = strtoul(argv[i + 1], NULL, 10);
 		unsigned long uid = strtoul(argv[i + 2], NULL, 10);
-		const char *m = argv[i + 3];
-		const char *trash = i + 4 < argc ? argv[i + 4] : NULL;
+		const char *token = argv[i + 3];
+		const char *m = argv[i + 4];
+		const char *trash = i + 5 < argc ? argv[i + 5] : NULL;
 		mode = !strcmp(m, "trash") ? CLEANUP_TRASH : !strcmp(m, "keep") ? CLEANUP_KEEP : CLEANUP_DELETE;
-		r = imap_cleanup(s, folder, uv, uid, mode, trash, what, sizeof what, &err);
+		r = imap_cleanup(s, folder, uv, uid, token, mode, trash, what, sizeof what, &err);
 		if (r) {
 			rc = fail(r, err);
 			goto out;
@@ -252,6 +278,10 @@ out:
 	free(conf.host);
 	free(conf.username);
 	free(conf.ca_file);
+	if (secret) {
+		memset(secret, 0, secretlen);
+		free(secret);
+	}
 	if (conf.password) {
 		memset(conf.password, 0, strlen(conf.password));
 		free(conf.password);

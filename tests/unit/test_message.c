@@ -749,6 +749,162 @@ static void test_template_8bit_refused(void **state)
 	}
 }
 
+/* ---- proof before action (SPEC "Finding the probe") ---- */
+
+#define PTOK "0123456789abcdef0123456789abcdef"
+
+static int prove(const char *hdrs, const char *token, const char *from)
+{
+	struct probe_proof pp = { .token = token, .from = from };
+	return message_prove(hdrs, strlen(hdrs), &pp);
+}
+
+/* The probe as message_build() writes it proves itself; the same bytes
+ * with LF line ends (what some servers return) too. */
+static void test_prove_built_probe(void **state)
+{
+	(void)state;
+	struct message_params p = {
+		.from = "probe@sender.test", .to = "seed@gmail.test", .token = PTOK,
+		.subject_prefix = "inboxprobe", .now = 1700000000,
+	};
+	size_t len = 0;
+	char *err = NULL;
+	char *m = message_build(&p, &len, &err);
+	assert_non_null(m);
+	struct probe_proof pp = { .token = PTOK, .from = "probe@sender.test" };
+	assert_int_equal(message_prove(m, len, &pp), PROOF_OK);
+	pp.from = "PROBE@Sender.Test";   /* ASCII case of the address ignored */
+	assert_int_equal(message_prove(m, len, &pp), PROOF_OK);
+	pp.from = "other@sender.test";
+	assert_int_equal(message_prove(m, len, &pp), PROOF_FROM);
+	pp.from = "probe@sender.test";
+	pp.token = "fedcba9876543210fedcba9876543210";
+	assert_int_equal(message_prove(m, len, &pp), PROOF_TOKEN_MISMATCH);
+	free(m);
+	/* only the fields IMAP returns for BODY.PEEK[HEADER.FIELDS (...)] */
+	assert_int_equal(prove("X-Inboxprobe-Token: " PTOK "\nFrom: probe@sender.test\n\n", PTOK,
+	                       "probe@sender.test"), PROOF_OK);
+}
+
+/* What users do with a probe: none of it proves anything. */
+static void test_prove_user_mail(void **state)
+{
+	(void)state;
+	const char *F = "probe@sender.test";
+	/* a reply: Subject and References carry the token, no token field */
+	assert_int_equal(prove("From: Alice <alice@gmail.test>\r\nTo: probe@sender.test\r\n"
+	                       "Subject: Re: inboxprobe " PTOK "\r\n"
+	                       "In-Reply-To: <" PTOK "@sender.test>\r\n"
+	                       "References: <" PTOK "@sender.test>\r\n\r\n"
+	                       "> X-Inboxprobe-Token: " PTOK "\r\n", PTOK, F), PROOF_NO_TOKEN);
+	/* a forward with the original header quoted in the body (Gmail's
+	 * "---------- Forwarded message ---------" layout) */
+	assert_int_equal(prove("From: Alice <alice@gmail.test>\r\nSubject: Fwd: inboxprobe " PTOK "\r\n"
+	                       "\r\n---------- Forwarded message ---------\r\n"
+	                       "From: probe@sender.test\r\nX-Inboxprobe-Token: " PTOK "\r\n", PTOK, F),
+	                 PROOF_NO_TOKEN);
+	/* a client that copies X- fields into a reply: not our From */
+	assert_int_equal(prove("From: alice@gmail.test\r\nX-Inboxprobe-Token: " PTOK "\r\n\r\n", PTOK, F),
+	                 PROOF_FROM);
+	/* a Reply-To or Sender of ours does not make it ours */
+	assert_int_equal(prove("Sender: probe@sender.test\r\nReply-To: probe@sender.test\r\n"
+	                       "From: alice@gmail.test\r\nX-Inboxprobe-Token: " PTOK "\r\n\r\n", PTOK, F),
+	                 PROOF_FROM);
+	/* no From at all */
+	assert_int_equal(prove("X-Inboxprobe-Token: " PTOK "\r\n\r\n", PTOK, F), PROOF_FROM);
+	/* the token quoted with more text, in another case, or as a prefix */
+	assert_int_equal(prove("From: probe@sender.test\r\nX-Inboxprobe-Token: " PTOK " (quoted)\r\n\r\n",
+	                       PTOK, F), PROOF_TOKEN_MISMATCH);
+	assert_int_equal(prove("From: probe@sender.test\r\nX-Inboxprobe-Token: "
+	                       "0123456789ABCDEF0123456789ABCDEF\r\n\r\n", PTOK, F), PROOF_TOKEN_MISMATCH);
+	assert_int_equal(prove("From: probe@sender.test\r\nX-Inboxprobe-Token: 0123456789abcdef\r\n\r\n",
+	                       PTOK, F), PROOF_TOKEN_MISMATCH);
+	/* two token fields, or two From fields */
+	assert_int_equal(prove("From: probe@sender.test\r\nX-Inboxprobe-Token: " PTOK "\r\n"
+	                       "X-Inboxprobe-Token: " PTOK "\r\n\r\n", PTOK, F), PROOF_SEVERAL);
+	assert_int_equal(prove("From: probe@sender.test\r\nFrom: alice@gmail.test\r\n"
+	                       "X-Inboxprobe-Token: " PTOK "\r\n\r\n", PTOK, F), PROOF_SEVERAL);
+	/* several mailboxes in From (RFC 5322 3.6.2 allows it): not one sender */
+	assert_int_equal(prove("From: probe@sender.test, alice@gmail.test\r\n"
+	                       "X-Inboxprobe-Token: " PTOK "\r\n\r\n", PTOK, F), PROOF_FROM);
+	/* a folded token field unfolds to the token (RFC 5322 3.2.2) */
+	assert_int_equal(prove("From: probe@sender.test\r\nX-Inboxprobe-Token:\r\n " PTOK "\r\n\r\n",
+	                       PTOK, F), PROOF_OK);
+	/* NULL or empty token, no From configured */
+	assert_int_equal(prove("From: probe@sender.test\r\nX-Inboxprobe-Token: " PTOK "\r\n", "", F),
+	                 PROOF_NO_TOKEN);
+	assert_int_equal(prove("From: probe@sender.test\r\nX-Inboxprobe-Token: " PTOK "\r\n", PTOK, NULL),
+	                 PROOF_FROM);
+}
+
+/* With secret_file the token's HMAC must verify for the seed. */
+static void test_prove_hmac(void **state)
+{
+	(void)state;
+	const unsigned char key[] = "0123456789abcdef0123456789abcdef-key";
+	char tok[TOKEN_MAX], hdrs[512];
+	char *err = NULL;
+
+	assert_int_equal(token_generate(key, sizeof key - 1, "seed@gmail.test", tok, &err), 0);
+	snprintf(hdrs, sizeof hdrs, "From: <probe@sender.test>\r\nX-Inboxprobe-Token: %s\r\n\r\n", tok);
+	struct probe_proof pp = { .token = tok, .from = "probe@sender.test", .key = key,
+	                          .keylen = sizeof key - 1, .seed = "seed@gmail.test" };
+	assert_int_equal(message_prove(hdrs, strlen(hdrs), &pp), PROOF_OK);
+	pp.seed = "other@gmail.test";   /* the HMAC covers the seed address */
+	assert_int_equal(message_prove(hdrs, strlen(hdrs), &pp), PROOF_HMAC);
+	pp.seed = "seed@gmail.test";
+	pp.keylen = 8;                  /* another key */
+	assert_int_equal(message_prove(hdrs, strlen(hdrs), &pp), PROOF_HMAC);
+	/* a plain 32-digit token when a key is set does not verify */
+	snprintf(hdrs, sizeof hdrs, "From: probe@sender.test\r\nX-Inboxprobe-Token: %s\r\n\r\n", PTOK);
+	pp.token = PTOK;
+	pp.keylen = sizeof key - 1;
+	assert_int_equal(message_prove(hdrs, strlen(hdrs), &pp), PROOF_HMAC);
+	assert_string_equal(message_proof_text(PROOF_HMAC), "the token's HMAC does not verify");
+}
+
+/* RFC 5322 appendix A addresses. */
+static void test_address_of(void **state)
+{
+	(void)state;
+	char a[256];
+	assert_int_equal(message_address_of("\"Joe Q. Public\" <john.q.public@example.com>", a, sizeof a), 0);
+	assert_string_equal(a, "john.q.public@example.com");                      /* A.1.2 */
+	assert_int_equal(message_address_of("Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>",
+	                                    a, sizeof a), 0);
+	assert_string_equal(a, "pete@silly.test");                                 /* A.5 */
+	assert_int_equal(message_address_of("jdoe@one.test", a, sizeof a), 0);     /* A.1.1 */
+	assert_string_equal(a, "jdoe@one.test");
+	assert_int_equal(message_address_of("\"Probe, Team\" <probe@sender.test>", a, sizeof a), 0);
+	assert_string_equal(a, "probe@sender.test");
+	assert_int_equal(message_address_of("=?UTF-8?B?w4lxdWlwZQ==?= <probe@sender.test>", a, sizeof a), 0);
+	assert_string_equal(a, "probe@sender.test");
+	assert_int_equal(message_address_of("Mary Smith <mary@x.test>, jdoe@example.org", a, sizeof a), -1);
+	assert_int_equal(message_address_of("A Group:Ed Jones <c@a.test>;", a, sizeof a), -1);  /* no single mailbox */
+	assert_int_equal(message_address_of("<probe@sender.test", a, sizeof a), -1);
+	assert_int_equal(message_address_of("\"unterminated <probe@sender.test>", a, sizeof a), -1);
+	assert_int_equal(message_address_of("no address here", a, sizeof a), -1);
+	assert_int_equal(message_address_of("probe@sender.test", a, 5), -1);
+}
+
+/* The From a probe carries: a template's From wins over relay.from. */
+static void test_probe_from(void **state)
+{
+	(void)state;
+	char *f = message_probe_from(NULL, "probe@sender.test");
+	assert_string_equal(f, "probe@sender.test");
+	free(f);
+	f = message_probe_from("From: Acme Security <no-reply@acme.test>\nSubject: code {{token}}\n\nbody\n",
+	                       "probe@sender.test");
+	assert_string_equal(f, "no-reply@acme.test");
+	free(f);
+	f = message_probe_from("Subject: code {{token}}\n\nbody\n", "probe@sender.test");
+	assert_string_equal(f, "probe@sender.test");
+	free(f);
+	assert_null(message_probe_from(NULL, NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -765,6 +921,11 @@ int main(void)
 		cmocka_unit_test(test_template_errors),
 		cmocka_unit_test(test_template_8bit_headers),
 		cmocka_unit_test(test_template_8bit_refused),
+		cmocka_unit_test(test_prove_built_probe),
+		cmocka_unit_test(test_prove_user_mail),
+		cmocka_unit_test(test_prove_hmac),
+		cmocka_unit_test(test_address_of),
+		cmocka_unit_test(test_probe_from),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
