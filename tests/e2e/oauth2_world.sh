@@ -35,11 +35,11 @@ cmd_token() {
 }
 cmd_token
 
-# conf FILE [EXTRA SEEDS...]: the OAuth world configuration.
+# write_conf FILE [RELAY-EXTRA]: the OAuth world configuration.
 write_conf() {
 	cat >"$1" <<EOF
 name = "oauth";
-relay = { url = "smtp://localhost:$OAUTH_SUBMIT_PORT"; ca_file = "$WORLD_CA";
+relay = { url = "smtp://localhost:$OAUTH_SUBMIT_PORT"; ca_file = "$WORLD_CA"; ${2:-}
           from = "probe@sender.test"; username = "relay@sender.test";
           oauth2 = { token_url = "$OAUTH_TOKEN_URL"; client_id = "inboxprobe";
                      client_secret_file = "$O/client.secret";
@@ -128,10 +128,14 @@ n_refresh=$(oauth2_count refresh_token)
 n_all=$(oauth2_count token)
 check "one refresh per refresh source (3 users)" 3 "$n_refresh"
 
-# --- 2. the next run reuses the cached access tokens
+# --- 2. the next run reuses the cached access tokens; the relay forced to XOAUTH2
+write_conf "$C" 'auth_mechanism = "xoauth2";'
 run second
 check "second round exits 0" 0 "$rc"
 check "second round: no token request at all (cached)" "$n_all" "$(oauth2_count token)"
+grep -q "relay-oauth.*sasl_method=XOAUTH2, sasl_username=relay@sender.test" "$RELAY_LOG" &&
+	ok "relay: auth_mechanism = xoauth2 makes SMTP AUTH XOAUTH2" ||
+	not_ok "relay: no sasl_method=XOAUTH2 login in $RELAY_LOG"
 
 # --- 3. tokens expire early at the server: each source is refreshed once
 oauth2_control expire
