@@ -1,0 +1,100 @@
+#!/bin/sh
+# Faults a round outlives, end to end against the loopback world:
+#  1. the relay killed mid-DATA: a proxy in front of Postfix SIGKILLs the
+#     smtpd serving the first transaction after half of the message
+#     (tests/peers/kill_proxy.py). That seed ends `error` with a diagnostic
+#     saying the probe may have been delivered; the other seed is measured;
+#     the round writes complete reports and exits 3; the cut message never
+#     reaches a mailbox and nothing stays in the relay's queue.
+#  2. the IMAP server killed mid-search: the seed's probe is greylisted
+#     (it arrives after GREYLIST_DELAY), and while the round polls for it
+#     the Dovecot imap process serving that session is SIGKILLed. The
+#     round reconnects, finds the probe in the inbox and exits 0.
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/world/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/common.sh"
+BIN=${top_builddir:-.}/inboxprobe
+SRC=${top_srcdir:-$(dirname "$0")/../..}
+[ -x "$BIN" ] || { echo "no inboxprobe binary at $BIN"; exit 99; }
+command -v ss >/dev/null || { echo "SKIP: no ss (apt-get install iproute2)"; exit 77; }
+world_up
+T=$WORLD_DIR/rfaults
+mkdir -p "$T"
+PROXY=
+trap '[ -n "$PROXY" ] && kill "$PROXY" 2>/dev/null; world_down' EXIT
+
+# conf NAME RELAY_PORT DEADLINE SEEDS
+conf() {
+	cat >"$T/$1.conf" <<CONF
+name = "$1";
+relay = { url = "smtp://127.0.0.1:$2"; tls = "none"; from = "probe@sender.test";
+          connect_timeout = 3; timeout = 10; };
+probe = { deadline = $3; poll_interval = 1; cleanup = "delete"; };
+slo = { min_inbox_ratio = 0.5; max_latency_p99 = 120.0; };
+imap_defaults = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA"; password_file = "$SEED_PASSFILE"; };
+seeds = ( $4 );
+CONF
+}
+# probes_in USER: how many messages with an X-Inboxprobe-Token the user has.
+probes_in() {
+	doveadm -c "$DOVECOT_CONF" search -u "$1" mailbox '*' header X-Inboxprobe-Token "" 2>/dev/null | wc -l
+}
+# json EXPR FILE: evaluate a Python expression over the JSON report r.
+json() {
+	python3 -c 'import json,sys; r = json.load(open(sys.argv[2])); print(eval(sys.argv[1]))' "$1" "$2" 2>&1
+}
+
+# ---- 1. the relay killed mid-DATA -----------------------------------------
+python3 "$SRC/tests/peers/kill_proxy.py" "$RELAY_PLAIN_PORT" --port-file "$T/proxy.port" \
+	--log "$T/proxy.log" --kills 1 --lifetime 120 >/dev/null 2>&1 &
+PROXY=$!
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -s "$T/proxy.port" ] && break; sleep 0.3; done
+conf relaykill "$(cat "$T/proxy.port")" 20 \
+	'{ address = "inbox@gmail.test"; provider = "gmail"; }, { address = "inbox@yahoo.test"; provider = "yahoo"; }'
+"$BIN" run -c "$T/relaykill.conf" --json "$T/relaykill.json" --textfile "$T/relaykill.prom" \
+	>"$T/relaykill.out" 2>"$T/relaykill.err"
+rc=$?
+sed 's/^/#   /' "$T/proxy.log" "$T/relaykill.out"
+assert "relay kill: the proxy killed an smtpd mid-DATA" grep -q "killed smtpd pid [0-9][0-9]* mid-DATA" "$T/proxy.log"
+check "relay kill: the round completes and exits 3 (one seed unmeasured)" 3 "$rc"
+check "relay kill: one seed error, one inbox" "error inbox" \
+	"$(json '" ".join(sorted(s["outcome"] for s in r["seeds"]))' "$T/relaykill.json")"
+check "relay kill: the error names the drop after DATA" True \
+	"$(json 'any(s["outcome"] == "error" and "may have been delivered" in s["diagnostic"] for s in r["seeds"])' "$T/relaykill.json")"
+assert "relay kill: the textfile is complete" grep -q '^inboxprobe_last_run_success{config="relaykill"} 0$' "$T/relaykill.prom"
+cut=$(json '[s["token"] for s in r["seeds"] if s["outcome"] == "error"][0]' "$T/relaykill.json")
+sleep 2
+check "relay kill: nothing left in the relay's queue" "" "$("$RELAY_QUEUE_CMD" 2>/dev/null | grep -E '^[0-9A-F]{6,}')"
+check "relay kill: the cut probe $cut reached no mailbox" "" \
+	"$(find "$MAIL_DIR" -path '*/cur/*' -o -path '*/new/*' | xargs -r grep -l "$cut" 2>/dev/null)"
+kill "$PROXY" 2>/dev/null
+PROXY=
+
+# ---- 2. the IMAP server killed mid-search ---------------------------------
+conf imapkill "$RELAY_PLAIN_PORT" 45 '{ address = "inbox@greylist.test"; provider = "greylist"; }'
+"$BIN" run -c "$T/imapkill.conf" --json "$T/imapkill.json" -v >"$T/imapkill.out" 2>"$T/imapkill.err" &
+RUN=$!
+# Wait until the round holds an IMAP session for the seed, then kill the
+# imap process behind it (the probe is still greylisted then).
+pid=
+for i in $(seq 1 40); do
+	pid=$(doveadm -c "$DOVECOT_CONF" who -1 2>/dev/null | awk '$1 == "inbox@greylist.test" && $2 == "imap" { print $3 }' | tr -dc '0-9\n' | head -n 1)
+	[ -n "$pid" ] && break
+	sleep 0.25
+done
+sleep 1
+found_before=$(probes_in inbox@greylist.test)
+[ -n "$pid" ] && kill -9 "$pid"
+echo "# killed imap pid '$pid' (probe in the maildir already: $found_before)"
+wait "$RUN"
+rc=$?
+sed 's/^/#   /' "$T/imapkill.out"
+grep -i "reconnect\|lost" "$T/imapkill.err" | sed 's/^/#   stderr: /'
+assert "imap kill: an imap process served the seed's session and was killed" [ -n "$pid" ]
+check "imap kill: the probe had not arrived when the server was killed" 0 "$found_before"
+check "imap kill: the round completes and exits 0" 0 "$rc"
+check "imap kill: the probe is found in the inbox after the reconnect" inbox \
+	"$(json 'r["seeds"][0]["outcome"]' "$T/imapkill.json")"
+assert "imap kill: the run says it reconnected" grep -qi "reconnect" "$T/imapkill.err"
+check "imap kill: the probe was cleaned up" 0 "$(probes_in inbox@greylist.test)"
+
+world_result
