@@ -20,7 +20,7 @@ world_up
 T=$WORLD_DIR/rfaults
 mkdir -p "$T"
 PROXY=
-trap '[ -n "$PROXY" ] && kill "$PROXY" 2>/dev/null; world_down' EXIT
+trap '_st=$?; [ -n "$PROXY" ] && kill "$PROXY" 2>/dev/null; (exit $_st); world_down' EXIT
 
 # conf NAME RELAY_PORT DEADLINE SEEDS
 conf() {

@@ -31,7 +31,7 @@ cleanup_faults() {
 }
 world_up
 # world_down runs on EXIT; undo our mounts first.
-trap 'cleanup_faults; world_down' EXIT
+trap '_st=$?; cleanup_faults; (exit $_st); world_down' EXIT
 T=$WORLD_DIR/faults
 mkdir -p "$T"
 if ! mount -t tmpfs -o size=1m tmpfs "$T" 2>/dev/null; then
