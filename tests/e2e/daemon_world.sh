@@ -23,11 +23,16 @@
 #     returns a number;
 #  7. /metrics parses: promtool check metrics (text 0.0.4, asked with curl's
 #     Accept) and prometheus_client's OpenMetrics parser (OpenMetrics asked);
-#  8. SIGTERM: the daemon exits 0 within 5 s;
+#  8. SIGTERM while a round watches a mailbox: the round stops as a run's
+#     does (reports written, "interrupted" in the JSON) and the daemon exits
+#     0 within 5 s;
 #  9. systemd's notify protocol (a datagram socket in NOTIFY_SOCKET, as
 #     systemd passes it): READY=1 before the first round is reported,
 #     STATUS= with each round's verdict and the reloads, WATCHDOG=1 every
-#     half WATCHDOG_USEC also while a round runs, STOPPING=1 at the end.
+#     half WATCHDOG_USEC also while a round runs, STOPPING=1 at the end;
+# 10. Dovecot stopped between rounds: the daemon keeps serving, its rounds
+#     say error for every seed; Dovecot started again: the next round
+#     measures every seed.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/world/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/common.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/pycheck.sh"
@@ -281,7 +286,45 @@ echo "# histogram_quantile(0.9, ...) = $q"
 assert "Prometheus: histogram_quantile over the latency histogram returns a number ($q)" \
 	"$PY" -c "import math,sys; v=float(sys.argv[1]); sys.exit(0 if math.isfinite(v) and v > 0 else 1)" "${q:-NaN}"
 
-# ---- 8. SIGTERM ---------------------------------------------------------------
+# ---- 10. Dovecot stopped, then started again ----------------------------------
+port_open() {
+	"$PY" -c 'import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s.connect_ex(("127.0.0.1", int(sys.argv[1]))))' "$1"
+}
+doveadm -c "$DOVECOT_CONF" stop </dev/null
+i=0
+while port_open "$IMAPS_PORT" && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+n=$(rounds_logged)
+wait_rounds $((n + 2)) 30
+line=$(grep ": round $((n + 2)):" "$T/d.err")
+echo "# Dovecot down: $line"
+assert "Dovecot down: the round says error for every seed" sh -c "echo '$line' | grep -q '3 seeds: error 3;'"
+assert "Dovecot down: the daemon is alive" kill -0 "$DPID"
+check "Dovecot down: /metrics still served" 200 \
+	"$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/metrics")"
+dovecot -c "$DOVECOT_CONF" </dev/null >"$T/dovecot.restart.log" 2>&1
+i=0
+while ! port_open "$IMAPS_PORT" && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+n=$(rounds_logged)
+wait_rounds $((n + 2)) 30
+line=$(grep ": round $((n + 2)):" "$T/d.err")
+echo "# Dovecot back: $line"
+assert "Dovecot back: the next round measures every seed" sh -c "echo '$line' | grep -q '3 seeds: inbox 2 spam 1;'"
+
+# ---- 8. SIGTERM while a round watches inbox@defer.test --------------------------
+conf "$SEEDS_A"
+kill -HUP "$DPID"
+n=$(rounds_logged)
+wait_rounds $((n + 2)) 30
+# The round after this one watches inbox@defer.test for its whole deadline:
+# stop it while a session is up.
+i=0
+while [ $i -lt 100 ]; do
+	up=$(metric 'inboxprobe_imap_sessions{config="dmn",state="up"}')
+	[ "${up:-0}" -ge 1 ] && [ "$(rounds_logged)" -gt $((n + 1)) ] && break
+	i=$((i + 1))
+	sleep 0.05
+done
+echo "# $up sessions up in round $(( $(rounds_logged) + 1 ))"
 kill -TERM "$DPID"
 i=0
 while kill -0 "$DPID" 2>/dev/null && [ $i -lt 50 ]; do
@@ -295,6 +338,9 @@ else
 	check "SIGTERM: the daemon exits within 5 s, status 0" 0 "$?"
 fi
 DPID=""
+assert "SIGTERM: the round in flight says it was interrupted" grep -q "round interrupted by signal 15" "$T/d.err"
+check "SIGTERM: the JSON of the interrupted round says so" True \
+	"$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["interrupted"])' "$T/d.json")"
 assert "SIGTERM: the log says so" grep -q "stopping on signal 15" "$T/d.err"
 
 # ---- 9. sd_notify ---------------------------------------------------------------
