@@ -473,11 +473,11 @@ static int oauth2_login(struct imap_session *s, char **errstr)
 			err = NULL;
 			break;
 		}
-		free(err);
-		err = NULL;
 		r = oauth2_try(s, mech, token, attempt == 0 ? &err : errstr);
 		if (r != IMAP_EAUTH || attempt == 1)
 			break;
+		free(err);   /* the refusal of the first token: a new one is tried */
+		err = NULL;
 		log_debug("imap %s:%d: token refused; fetching a new one", c->host, c->port);
 		if (rejected) {
 			explicit_bzero(rejected, strlen(rejected));

@@ -132,6 +132,7 @@ check "one refresh per refresh source (3 users)" 3 "$n_refresh"
 write_conf "$C" 'auth_mechanism = "xoauth2";'
 run second
 check "second round exits 0" 0 "$rc"
+[ "$rc" = 0 ] || sed 's/^/  | /' "$T/second.out" "$T/second.err"
 check "second round: no token request at all (cached)" "$n_all" "$(oauth2_count token)"
 grep -q "relay-oauth.*sasl_method=XOAUTH2, sasl_username=relay@sender.test" "$RELAY_LOG" &&
 	ok "relay: auth_mechanism = xoauth2 makes SMTP AUTH XOAUTH2" ||
@@ -143,6 +144,7 @@ cmd_token
 n_all=$((n_all + 1))
 run third
 check "after expiry: round exits 0" 0 "$rc"
+[ "$rc" = 0 ] || sed 's/^/  | /' "$T/third.out" "$T/third.err"
 expect_all_found "after expiry"
 check "after expiry: one new token per source (3 refresh + 2 jwt + 2 client)" $((n_all + 7)) "$(oauth2_count token)"
 assert "after expiry: the rejection was seen and a new token fetched" grep -q "token refused; fetching a new one" "$T/third.err"
@@ -151,6 +153,7 @@ assert "after expiry: the rejection was seen and a new token fetched" grep -q "t
 oauth2_control revoke "user=spam@outlook.test"
 run revoked
 check "revoked grant: exit 3" 3 "$rc"
+[ "$rc" = 3 ] || sed 's/^/  | /' "$T/revoked.out" "$T/revoked.err"
 check "revoked grant: spam@outlook.test is error" "spam@outlook.test error" "$(outcomes | grep '^spam@outlook.test ')"
 assert "revoked grant: diagnostic names invalid_grant" grep -q "invalid_grant" "$T/revoked.err" "$T/revoked.out" "$T/report.json"
 check "revoked grant: the others still measured" "inbox@outlook.test inbox" "$(outcomes | grep '^inbox@outlook.test ')"

@@ -250,7 +250,9 @@ static void test_config_blocks(void **state)
 	assert_non_null(strstr(err, "rt-b@x.test is readable by group or others (mode 0644)"));
 	assert_null(strstr(err, "rt-a@x.test"));
 	free(err);
-	chmod(xasprintf("%s/rt-b@x.test", dir), 0600);   /* leaks a path: fine in a test */
+	char *rtb = xasprintf("%s/rt-b@x.test", dir);
+	chmod(rtb, 0600);
+	free(rtb);
 	assert_int_equal(load(body, &cfg, &err), 0);
 	assert_non_null(cfg->seeds[0].imap.oauth2);
 	assert_null(cfg->seeds[0].imap.password);
