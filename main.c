@@ -31,6 +31,7 @@
 #include "scheduler/cycle.h"
 #include "scheduler/daemon.h"
 #include "scheduler/round.h"
+#include "scheduler/runlock.h"
 #include "scheduler/state.h"
 #include "seeds/config.h"
 #include "seeds/folders.h"
@@ -100,35 +101,39 @@ static int load_config(const char *path, struct config **cfg)
 	return 0;
 }
 
+static int seed_host_cmp(const void *a, const void *b)
+{
+	const struct imap_conf *x = *(const struct imap_conf *const *)a;
+	const struct imap_conf *y = *(const struct imap_conf *const *)b;
+	int r = strcasecmp(x->host, y->host);
+	return r != 0 ? r : (x->port > y->port) - (x->port < y->port);
+}
+
 /* Warn when more seeds share an IMAP host than imap_limits.per_host lets
  * watch at once: each seed keeps one session for its whole watch (one login
  * per seed), so the others wait for a free connection and may get little or
- * none of the round. Returns the number of warnings. */
+ * none of the round. Seeds sorted by host and port: O(n log n). Returns the
+ * number of warnings. */
 static int warn_host_limits(const struct config *cfg)
 {
+	const struct imap_conf **v = xcalloc(cfg->nseeds, sizeof(*v));
 	int warned = 0;
 
-	for (size_t i = 0; i < cfg->nseeds; i++) {
-		const struct imap_conf *a = &cfg->seeds[i].imap;
-		long n = 0;
-		int first = 1;
-
-		for (size_t j = 0; j < cfg->nseeds; j++) {
-			const struct imap_conf *b = &cfg->seeds[j].imap;
-			if (a->port != b->port || strcasecmp(a->host, b->host) != 0)
-				continue;
-			if (j < i)
-				first = 0;
-			n++;
-		}
-		if (first && n > cfg->limits.per_host) {
-			log_warn("%s: %ld seeds use IMAP host %s:%d but imap_limits.per_host is %ld: the "
+	for (size_t i = 0; i < cfg->nseeds; i++)
+		v[i] = &cfg->seeds[i].imap;
+	qsort(v, cfg->nseeds, sizeof(*v), seed_host_cmp);
+	for (size_t i = 0, j; i < cfg->nseeds; i = j) {
+		for (j = i + 1; j < cfg->nseeds && seed_host_cmp(&v[i], &v[j]) == 0; j++)
+			;
+		if ((long)(j - i) > cfg->limits.per_host) {
+			log_warn("%s: %zu seeds use IMAP host %s:%d but imap_limits.per_host is %ld: the "
 			         "others wait for a free connection and may not be watched before the "
 			         "deadline; raise per_host or split the seeds over configurations",
-			         cfg->file, n, a->host, a->port, cfg->limits.per_host);
+			         cfg->file, j - i, v[i]->host, v[i]->port, cfg->limits.per_host);
 			warned++;
 		}
 	}
+	free(v);
 	return warned;
 }
 
@@ -297,8 +302,7 @@ static int cmd_run(struct run_opts *o)
 		cfg->report.junit = (free(cfg->report.junit), xstrdup(o->junit));
 
 	warn_host_limits(cfg);
-	lockpath = cycle_lock_path(cfg);
-	switch (run_lock_acquire(lockpath, &lock, &err)) {
+	switch (cycle_lock_take(cfg, &lockpath, &lock, &err)) {
 	case 0:
 		break;
 	case 1:
@@ -449,6 +453,19 @@ int main(int argc, char **argv)
 	if (optind < argc) {
 		fprintf(stderr, "inboxprobe: unexpected argument '%s'\n", argv[optind]);
 		return fail_usage(o.format, "usage error");
+	}
+	{
+		/* an empty report path is a usage error now, not a failed
+		 * write discovered after the probes were sent */
+		const struct { const char *opt, *v; } paths[] = {
+			{ "-c", o.config }, { "--textfile", o.textfile }, { "--openmetrics", o.openmetrics },
+			{ "--json", o.json }, { "--junit", o.junit },
+		};
+		for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+			if (paths[i].v != NULL && paths[i].v[0] == '\0') {
+				fprintf(stderr, "inboxprobe: %s: empty path\n", paths[i].opt);
+				return fail_usage(o.format, "usage error: empty path");
+			}
 	}
 	if (o.config == NULL) {
 		fprintf(stderr, "inboxprobe %s: -c FILE is required\n", cmd);

@@ -391,15 +391,30 @@ char *read_file_capped(const char *path, size_t max, size_t *len, char **errstr)
 {
 	FILE *f = NULL;
 	struct strbuf sb = STRBUF_INIT;
+	struct stat st;
 	char chunk[8192];
 	size_t n;
 	char *ret = NULL;
+	int fd;
 
 	if (max == 0)
 		max = 16u << 20;
-	f = fopen(path, "rb");
-	if (f == NULL) {
+	/* O_NONBLOCK: a FIFO must not hang the open; it is refused below */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
 		*errstr = xasprintf("%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &st) != 0)
+		*errstr = xasprintf("%s: %s", path, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		*errstr = xasprintf("%s: is %s, not a regular file", path, file_type_name(st.st_mode));
+	else if ((size_t)st.st_size > max)
+		*errstr = xasprintf("%s: larger than %zu bytes", path, max);
+	else if ((f = fdopen(fd, "rb")) == NULL)
+		*errstr = xasprintf("%s: %s", path, strerror(errno));
+	if (f == NULL) {
+		close(fd);
 		goto out;
 	}
 	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
@@ -423,27 +438,92 @@ out:
 	return ret;
 }
 
-int write_file_atomic(const char *path, const char *data, size_t len, char **errstr)
+/* The process umask, read without changing it (umask(2) can only set it,
+ * and setting it races with other threads creating files): the "Umask:"
+ * line of /proc/self/status (Linux 4.7 and later), else 022. */
+static mode_t umask_now;
+static pthread_once_t umask_once = PTHREAD_ONCE_INIT;
+
+static void umask_read(void)
 {
-	char *tmp = xasprintf("%s.tmp", path);
-	char *dircopy = xstrdup(path);
-	int fd = -1, dfd = -1, ret = -1;
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[128];
+	unsigned m;
+
+	umask_now = 022;
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "Umask: %o", &m) == 1) {
+			umask_now = (mode_t)(m & 0777);
+			break;
+		}
+	fclose(f);
+}
+
+const char *file_type_name(unsigned mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG: return "a regular file";
+	case S_IFDIR: return "a directory";
+	case S_IFIFO: return "a FIFO";
+	case S_IFCHR: return "a character device";
+	case S_IFBLK: return "a block device";
+	case S_IFSOCK: return "a socket";
+	case S_IFLNK: return "a symbolic link";
+	default: return "not a regular file";
+	}
+}
+
+/* Write all of data to fd, restarting on EINTR; 0 or -1 with errno. */
+static int write_all(int fd, const char *data, size_t len)
+{
 	size_t off = 0;
 
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		*errstr = xasprintf("%s: cannot create: %s", tmp, strerror(errno));
-		goto out;
-	}
 	while (off < len) {
 		ssize_t w = write(fd, data + off, len - off);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			*errstr = xasprintf("%s: write failed: %s", tmp, strerror(errno));
-			goto out;
+			return -1;
 		}
 		off += (size_t)w;
+	}
+	return 0;
+}
+
+int write_file_atomic(const char *path, const char *data, size_t len, char **errstr)
+{
+	char *tmp = xasprintf("%s.tmp.XXXXXX", path);
+	char *dircopy = xstrdup(path);
+	int fd = -1, dfd = -1, ret = -1;
+	struct stat st;
+
+	if (*path == '\0') {
+		*errstr = xstrdup("empty report path");
+		goto out;
+	}
+	/* PATH itself is never opened, only replaced by rename(2), which does
+	 * not follow a symbolic link; but a directory, FIFO or device there is
+	 * not ours to replace. */
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+		*errstr = xasprintf("%s: is %s, not a regular file: not replaced", path,
+		                    file_type_name(st.st_mode));
+		goto out;
+	}
+	/* mkostemp: a new file of a unique name, O_CREAT|O_EXCL, so neither a
+	 * symbolic link nor a FIFO planted at a predictable name is followed
+	 * or opened; it lives in PATH's directory so rename(2) is atomic. */
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		*errstr = xasprintf("%s: cannot create a temporary file beside it: %s", path,
+		                    strerror(errno));
+		goto out;
+	}
+	pthread_once(&umask_once, umask_read);
+	if (fchmod(fd, 0644 & ~umask_now) != 0 || write_all(fd, data, len) != 0) {
+		*errstr = xasprintf("%s: write failed: %s", tmp, strerror(errno));
+		goto out;
 	}
 	if (fsync(fd) != 0) {
 		*errstr = xasprintf("%s: fsync failed: %s", tmp, strerror(errno));
@@ -452,6 +532,7 @@ int write_file_atomic(const char *path, const char *data, size_t len, char **err
 	if (close(fd) != 0) {
 		fd = -1;
 		*errstr = xasprintf("%s: close failed: %s", tmp, strerror(errno));
+		unlink(tmp);
 		goto out;
 	}
 	fd = -1;

@@ -84,14 +84,24 @@ int utf8_valid(const char *s, size_t n);
 char *rfc5322_unfold(const char *v, size_t n, size_t max);
 char *rfc5322_field(const char *h, size_t hn, const char *name, size_t max);
 
-/* Read a whole file into a new heap buffer (NUL-terminated, length in *len
- * when len != NULL). max caps the size in bytes (0 = 16 MiB).
+/* Read a whole regular file into a new heap buffer (NUL-terminated, length
+ * in *len when len != NULL). max caps the size in bytes (0 = 16 MiB). A
+ * FIFO, device or directory is refused without blocking ("PATH: is a
+ * FIFO, not a regular file").
  * Returns NULL and sets *errstr (heap, caller frees) on error. */
 char *read_file_capped(const char *path, size_t max, size_t *len, char **errstr);
 
-/* Write data to path atomically: PATH.tmp in the same directory, write,
- * fflush, fsync, rename over PATH, fsync the directory. Returns 0, or -1
- * with *errstr set (heap) naming the path and errno text. */
+/* Write data to path atomically: a new temporary file PATH.tmp.XXXXXX
+ * created with mkostemp(3) in the same directory (O_CREAT|O_EXCL: a
+ * symbolic link or FIFO planted there is never followed or opened), mode
+ * 0644 less the umask, write, fsync, rename over PATH, fsync the
+ * directory. PATH itself is never opened: a symbolic link there is
+ * replaced, not followed; a directory, FIFO, device or socket there is
+ * refused. Returns 0, or -1 with *errstr set (heap) naming the path and
+ * errno text; the old PATH is then untouched and no temporary file stays. */
 int write_file_atomic(const char *path, const char *data, size_t len, char **errstr);
+
+/* "a FIFO", "a directory", "a character device", ... for an st_mode. */
+const char *file_type_name(unsigned mode);
 
 #endif

@@ -368,6 +368,16 @@ static int tmpl_parse(const char *in, size_t inlen, struct tmpl *t, char **errst
 			*errstr = xasprintf("line %zu: longer than %d octets", lineno, LINE_MAX_OCTETS);
 			goto fail;
 		}
+		for (size_t k = 0; k < ll; k++) {
+			unsigned char ch = (unsigned char)p[k];
+			/* RFC 5322 2.2: a field body is printable US-ASCII, SP and
+			 * HTAB (8-bit text is encoded per RFC 2047 below) */
+			if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+				*errstr = xasprintf("line %zu: the header holds a control character "
+				                    "(0x%02X); only the body may", lineno, ch);
+				goto fail;
+			}
+		}
 		if (*p == ' ' || *p == '\t') {
 			if (t->nfields == 0) {
 				*errstr = xasprintf("line %zu: continuation line before any header field", lineno);

@@ -11,10 +11,11 @@
 
 #include "common/util.h"
 #include "scheduler/cycle.h"
+#include "scheduler/runlock.h"
 
-char *cycle_lock_path(const struct config *cfg)
+/* The lock's path, its directory (*dir, heap) and how far that is trusted. */
+static char *lock_place(const struct config *cfg, char **dir, enum run_lock_dir_kind *kind)
 {
-	const char *dir;
 	char *name, *p, *ret;
 	int changed = 0;
 	uint32_t h = 2166136261u;   /* FNV-1a of the name as written */
@@ -27,26 +28,57 @@ char *cycle_lock_path(const struct config *cfg)
 			changed = 1;
 		}
 	}
-	if (changed) {
+	if (changed || name[0] == '.' || name[0] == '\0') {
 		char *n2 = xasprintf("%s-%08x", name, h);
 		free(name);
 		name = n2;
 	}
-	if (cfg->state.path != NULL) {
+	*kind = RUN_LOCK_DIR_CONFIGURED;
+	if (cfg->lock_dir != NULL) {
+		*dir = xstrdup(cfg->lock_dir);
+		ret = xasprintf("%s/%s.lock", cfg->lock_dir, name);
+	} else if (cfg->state.path != NULL) {
+		char *slash;
 		ret = xasprintf("%s.%s.lock", cfg->state.path, name);
-		free(name);
-		return ret;
+		*dir = xstrdup(ret);
+		slash = strrchr(*dir, '/');
+		if (slash == NULL) {
+			free(*dir);
+			*dir = xstrdup(".");
+		} else {
+			slash[slash == *dir] = '\0';
+		}
+	} else {
+		*dir = xstrdup(INBOXPROBE_LOCKDIR);
+		*kind = RUN_LOCK_DIR_SYSTEM;
+		ret = xasprintf("%s/%s.lock", INBOXPROBE_LOCKDIR, name);
 	}
-	dir = getenv("RUNTIME_DIRECTORY");
-	if (dir == NULL || *dir == '\0')
-		dir = getenv("XDG_RUNTIME_DIR");
-	if (dir == NULL || *dir == '\0')
-		dir = getenv("TMPDIR");
-	if (dir == NULL || *dir == '\0')
-		dir = "/tmp";
-	ret = xasprintf("%s/inboxprobe-%u-%s.lock", dir, (unsigned)getuid(), name);
 	free(name);
 	return ret;
+}
+
+char *cycle_lock_path(const struct config *cfg)
+{
+	enum run_lock_dir_kind kind;
+	char *dir = NULL;
+	char *ret = lock_place(cfg, &dir, &kind);
+
+	free(dir);
+	return ret;
+}
+
+int cycle_lock_take(const struct config *cfg, char **lockpath, struct run_lock **lock,
+                    char **errstr)
+{
+	enum run_lock_dir_kind kind;
+	char *dir = NULL;
+	int rc;
+
+	*lock = NULL;
+	*lockpath = lock_place(cfg, &dir, &kind);
+	rc = run_lock_dir_check(dir, kind, errstr) != 0 ? -1 : run_lock_acquire(*lockpath, lock, errstr);
+	free(dir);
+	return rc;
 }
 
 /* Probes of earlier rounds still pending, per seed (within retention).

@@ -45,16 +45,27 @@ struct cycle {
 };
 
 /* The run lock path of a configuration, keyed by its name (two files with
- * the same name would write the same metric series anyway):
- * STATE.NAME.lock beside the state store when there is one
- * (configurations sharing a store keep their rows apart by name and do not
- * block each other; a run and a daemon of one configuration exclude each
- * other whatever user each runs as), else inboxprobe-UID-NAME.lock in
- * $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR, $TMPDIR or /tmp. A name with
- * characters other than [A-Za-z0-9._-] has them replaced by '_' and its
+ * the same name would write the same metric series anyway), from the
+ * configuration alone, never the environment (scheduler/runlock.h,
+ * docs/state.md "Run lock"): LOCK_DIR/NAME.lock when lock_dir is set, else
+ * STATE.NAME.lock beside the state store (configurations sharing a store
+ * keep their rows apart by name and do not block each other), else
+ * INBOXPROBE_LOCKDIR/NAME.lock (configure --with-lockdir, default
+ * /run/inboxprobe). A run and a daemon of one configuration exclude each
+ * other whatever user each runs as. A name with characters other than
+ * [A-Za-z0-9._-] (or starting with '.') has them replaced by '_' and its
  * FNV-1a hash appended, so "a/b" and "a_b" never share a lock.
  * Returns a heap string the caller frees. */
 char *cycle_lock_path(const struct config *cfg);
+
+/* Check the lock's directory (run_lock_dir_check: the per-system one is
+ * created when missing) and take the run lock (run_lock_acquire).
+ * *lockpath (heap, caller frees) is set whatever the result. Returns 0
+ * taken (*lock set), 1 held by another run, -1 error; *errstr (heap) is
+ * set when not 0 and names the path and, when known, the holder's pid. */
+struct run_lock;
+int cycle_lock_take(const struct config *cfg, char **lockpath, struct run_lock **lock,
+                    char **errstr);
 
 /* Run one cycle (see above) and fill *out; never fails as a whole.
  * Release with cycle_free(). */

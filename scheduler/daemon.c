@@ -26,6 +26,7 @@
 #include "scheduler/cycle.h"
 #include "scheduler/daemon.h"
 #include "scheduler/round.h"
+#include "scheduler/runlock.h"
 #include "scheduler/state.h"
 #include "seeds/config.h"
 
@@ -386,8 +387,7 @@ static int take_store(const struct config *cfg, char **lockpath, struct run_lock
 	char *err = NULL;
 	int rc;
 
-	*lockpath = cycle_lock_path(cfg);
-	rc = run_lock_acquire(*lockpath, lock, &err);
+	rc = cycle_lock_take(cfg, lockpath, lock, &err);
 	if (rc != 0) {
 		log_error("%s%s", err ? err : "run lock failed",
 		          rc == 1 ? "; not starting (a run or daemon of this configuration is active)" : "");

@@ -1,5 +1,5 @@
 /*
- * state.c - the SQLite state store and the run lock (see state.h and
+ * state.c - the SQLite state store (see state.h and
  * docs/state.md).
  *
  * Concurrency: WAL journal, a busy timeout, and every write inside
@@ -194,11 +194,6 @@ struct state {
 	sqlite3 *db;
 	char *path;
 	sqlite3_stmt *stmt[S__COUNT];
-};
-
-struct run_lock {
-	int fd;
-	char *path;
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -994,85 +989,4 @@ int state_prune(struct state *st, long retention_days, double now, char **errstr
 fail:
 	rollback(st);
 	return -1;
-}
-
-/* ---- run lock ----------------------------------------------------------- */
-
-static long lock_holder_pid(int fd)
-{
-	char buf[32];
-	ssize_t r = pread(fd, buf, sizeof(buf) - 1, 0);
-	char *end;
-	long pid;
-
-	if (r <= 0)
-		return 0;
-	buf[r] = '\0';
-	errno = 0;
-	pid = strtol(buf, &end, 10);
-	if (errno != 0 || end == buf || pid <= 0)
-		return 0;
-	return pid;
-}
-
-int run_lock_acquire(const char *lockpath, struct run_lock **out, char **errstr)
-{
-	struct run_lock *l;
-	char buf[32];
-	int fd, len;
-
-	*out = NULL;
-	if (lockpath == NULL || *lockpath == '\0') {
-		*errstr = xstrdup("run lock: empty path");
-		return -1;
-	}
-	fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-	if (fd < 0) {
-		*errstr = xasprintf("run lock %s: %s", lockpath, strerror(errno));
-		return -1;
-	}
-	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		int e = errno;
-
-		if (e == EINTR)
-			continue;
-		if (e == EWOULDBLOCK) {
-			long pid = lock_holder_pid(fd);
-
-			if (pid > 0)
-				*errstr = xasprintf("another inboxprobe run holds %s (pid %ld)",
-				                    lockpath, pid);
-			else
-				*errstr = xasprintf("another inboxprobe run holds %s", lockpath);
-			close(fd);
-			return 1;
-		}
-		*errstr = xasprintf("run lock %s: flock: %s", lockpath, strerror(e));
-		close(fd);
-		return -1;
-	}
-	/* Ours: record the pid for the message the next run prints. */
-	len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)len, 0) != len)
-		log_warn("run lock %s: cannot write the pid: %s", lockpath, strerror(errno));
-	l = xcalloc(1, sizeof(*l));
-	l->fd = fd;
-	l->path = xstrdup(lockpath);
-	*out = l;
-	return 0;
-}
-
-void run_lock_release(struct run_lock *l)
-{
-	if (l == NULL)
-		return;
-	/* The file stays: unlinking it would let a third run lock a new inode
-	 * while a second still waits on the old one. */
-	if (ftruncate(l->fd, 0) != 0) {
-		/* nothing to do: the lock itself goes away with close */
-	}
-	flock(l->fd, LOCK_UN);
-	close(l->fd);
-	free(l->path);
-	free(l);
 }

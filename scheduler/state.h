@@ -1,7 +1,7 @@
 /*
  * state.h - memory across runs (SQLite, one file): every probe, pending
  * probes looked for in later rounds, monotonic counters and the latency
- * histogram, the rolling window, and the run lock.
+ * histogram and the rolling window (the run lock: runlock.h).
  *
  * Counters and histogram buckets are stored as totals in their own table
  * and only ever incremented, so pruning probe rows never lowers them.
@@ -118,15 +118,5 @@ void state_totals_free(struct state_totals *t, size_t n);
  * start for probes never accepted) and rounds left without probes.
  * Never touches the totals. retention_days <= 0 deletes nothing. */
 int state_prune(struct state *st, long retention_days, double now, char **errstr);
-
-/* Run lock: one active run per configuration. Held with flock(2) on
- * lockpath until run_lock_release(). Returns 0 when acquired, 1 when
- * another run holds it (nothing to do; *errstr says "another inboxprobe
- * run holds LOCKPATH (pid N)"), -1 on error (*errstr). The file is created
- * mode 0600 (close-on-exec) and holds the holder's pid; it is never
- * unlinked. Release with run_lock_release() (NULL allowed). */
-struct run_lock;
-int run_lock_acquire(const char *lockpath, struct run_lock **out, char **errstr);
-void run_lock_release(struct run_lock *l);
 
 #endif

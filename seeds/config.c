@@ -29,6 +29,8 @@
 
 #define SECRET_FILE_MAX (64 * 1024)
 #define TEMPLATE_MAX (1024 * 1024)
+#define CONFIG_FILE_MAX (16u << 20)     /* the configuration and each @include */
+#define INCLUDE_DEPTH_MAX 10            /* libconfig 1.5's own limit */
 #define HMAC_KEY_MIN 16
 
 /* upper bounds of integer settings */
@@ -56,6 +58,7 @@ struct srcfile {
 
 struct ctx {
 	const char *file;
+	const char *incdir;    /* where @include paths are relative to, or NULL */
 	struct cerr *errs;
 	size_t nerrs, cap;
 	struct srcfile *srcs;  /* configuration texts, read on demand */
@@ -232,33 +235,6 @@ static int open_regular(struct ctx *c, const config_setting_t *s, const char *wh
 		return fd;
 	close(fd);
 	return -1;
-}
-
-/* A configuration file is text: a NUL byte makes libconfig 1.5's scanner
- * cut a string short silently or, in an @include, call exit(2) with only
- * "input in flex scanner failed" (found by tests/fuzz/fuzz_config).
- * Returns 0 when path holds no NUL byte (or cannot be read: libconfig then
- * says why), else -1 with *errstr "PATH:LINE: ...". Reads at most the
- * first 16 MiB. */
-static int refuse_nul_bytes(const char *path, char **errstr)
-{
-	char *e = NULL;
-	size_t len = 0;
-	char *text = read_file_capped(path, 0, &len, &e);
-	const char *nul;
-	int ret = 0;
-
-	free(e);
-	if (text != NULL && (nul = memchr(text, '\0', len)) != NULL) {
-		unsigned line = 1;
-
-		for (const char *p = text; p < nul; p++)
-			line += *p == '\n';
-		*errstr = xasprintf("%s:%u: a NUL byte: the configuration must be text\n", path, line);
-		ret = -1;
-	}
-	free(text);
-	return ret;
 }
 
 /*
@@ -665,6 +641,17 @@ static config_setting_t *get_group(struct ctx *c, const config_setting_t *parent
 /* Small validators                                                    */
 
 /* One @, non-empty local part and domain, no spaces, controls or <>. */
+/* A copy of s fit for a terminal: every control or 8-bit byte becomes '?'
+ * (a message must not carry an escape sequence from the file). Heap. */
+static char *printable(const char *s)
+{
+	char *p = xstrdup(s);
+	for (unsigned char *q = (unsigned char *)p; *q; q++)
+		if (*q < 0x20 || *q >= 0x7f)
+			*q = '?';
+	return p;
+}
+
 static const char *address_problem(const char *a)
 {
 	const char *at = strchr(a, '@');
@@ -681,6 +668,9 @@ static const char *address_problem(const char *a)
 			return "contains a space";
 		if (*p < 0x20 || *p == 0x7f)
 			return "contains a control character";
+		if (*p >= 0x80)
+			return "contains a non-ASCII (8-bit) byte: internationalised addresses "
+			       "(SMTPUTF8) are not supported";
 		if (*p == '<' || *p == '>')
 			return "contains < or >";
 		if (*p == ',' || *p == ';')
@@ -917,6 +907,51 @@ static int parse_url(const char *url, enum url_family fam, const char **scheme_o
 /* ------------------------------------------------------------------ */
 /* Secrets in a block: password / password_file / password_env        */
 
+/* A CR, LF or NUL in a secret would end the IMAP or SMTP command that
+ * carries it and let the rest be read as commands of their own: refuse it
+ * at load, naming the setting and where the value came from (never the
+ * value). Returns 0, or -1 after recording the error at s. */
+static int secret_bad_bytes(struct ctx *c, const config_setting_t *s, const char *prefix,
+                            const char *key, const char *source, const char *v)
+{
+	if (strpbrk(v, "\r\n") == NULL)
+		return 0;
+	err_at(c, s, "%s.%s: %s holds a CR or LF (a line break): a password must be one line "
+	       "without CR, LF or NUL", prefix, key, source);
+	return -1;
+}
+
+/* An inline password in a file readable by group or others is refused
+ * (docs/SPEC.md "Secrets"): the file holding the setting (the
+ * configuration or the file it @includes) is checked. Returns 0 or -1. */
+static int inline_secret_exposed(struct ctx *c, const config_setting_t *s, const char *prefix)
+{
+	const char *file = config_setting_source_file(s);
+	char *path;
+	struct stat st;
+	int ret = 0;
+
+	if (file == NULL)
+		file = c->file;
+	/* libconfig names an included file as the directive wrote it */
+	if (file[0] != '/' && file != c->file && c->incdir != NULL)
+		path = xasprintf("%s/%s", c->incdir, file);
+	else
+		path = xstrdup(file);
+	if (stat(path, &st) != 0) {
+		err_at(c, s, "%s.password: %s: cannot check who may read it: %s", prefix, path,
+		       strerror(errno));
+		ret = -1;
+	} else if (st.st_mode & 044) {
+		err_at(c, s, "%s.password: %s holds a password and is readable by group or others "
+		       "(mode %04o); chmod 600 it, or use password_file", prefix, path,
+		       (unsigned)(st.st_mode & 07777));
+		ret = -1;
+	}
+	free(path);
+	return ret;
+}
+
 /* Returns 1 with *out (heap) set, 0 when none configured, -1 on error. */
 static int get_secret(struct ctx *c, const config_setting_t *group, const char *prefix, char **out)
 {
@@ -935,6 +970,9 @@ static int get_secret(struct ctx *c, const config_setting_t *group, const char *
 	if (rp < 0 || rf < 0 || re < 0)
 		return -1;
 	if (rp > 0) {
+		/* get_str() refused a line break already */
+		if (inline_secret_exposed(c, sp, prefix) != 0)
+			return -1;
 		*out = xstrdup(vp);
 		return 1;
 	}
@@ -961,6 +999,11 @@ static int get_secret(struct ctx *c, const config_setting_t *group, const char *
 			       prefix, ve);
 			return -1;
 		}
+		char *src = xasprintf("environment variable %s", ve);
+		int bad = secret_bad_bytes(c, se, prefix, "password_env", src, v);
+		free(src);
+		if (bad)
+			return -1;
 		*out = xstrdup(v);
 		return 1;
 	}
@@ -1235,10 +1278,13 @@ static void load_relay(struct ctx *c, const config_setting_t *root, struct relay
 		err_at(c, g, "relay: from is required (the probe's sender address)");
 	else if (rf > 0) {
 		const char *why = address_problem(v);
-		if (why != NULL)
-			err_at(c, s, "relay.from \"%s\" is not a valid address: it %s", v, why);
-		else
+		if (why != NULL) {
+			char *shown = printable(v);
+			err_at(c, s, "relay.from \"%s\" is not a valid address: it %s", shown, why);
+			free(shown);
+		} else {
 			r->from = xstrdup(v);
+		}
 	}
 	get_long(c, g, "relay", "connect_timeout", &r->connect_timeout, 1, MAX_TIMEOUT, "seconds");
 	get_long(c, g, "relay", "timeout", &r->timeout, 1, MAX_TIMEOUT, "seconds");
@@ -1642,6 +1688,88 @@ static void load_web(struct ctx *c, const config_setting_t *root, struct web_con
 	w->listen_address = xstrdup(v);
 }
 
+/* One seed in a sorted view: its key (address or provider) and index. */
+struct seed_key {
+	const char *key;
+	size_t index;
+};
+
+static int seed_key_cmp_ci(const void *a, const void *b)
+{
+	const struct seed_key *x = a, *y = b;
+	int r = strcasecmp(x->key, y->key);
+	return r != 0 ? r : (x->index > y->index) - (x->index < y->index);
+}
+
+static int seed_key_cmp(const void *a, const void *b)
+{
+	const struct seed_key *x = a, *y = b;
+	int r = strcmp(x->key, y->key);
+	return r != 0 ? r : (x->index > y->index) - (x->index < y->index);
+}
+
+static int seed_index_cmp(const void *a, const void *b)
+{
+	const struct seed_key *x = a, *y = b;
+	return (x->index > y->index) - (x->index < y->index);
+}
+
+/* The seeds sorted by key (NULL keys left out), ties in file order; *n
+ * gets their number. O(n log n): 40,000 seeds must not take seconds. */
+static struct seed_key *seeds_sorted(const struct config *cfg, int by_provider, size_t *n,
+                                     int (*cmp)(const void *, const void *))
+{
+	struct seed_key *v = xcalloc(cfg->nseeds, sizeof(*v));
+	size_t k = 0;
+
+	for (size_t i = 0; i < cfg->nseeds; i++) {
+		const char *key = by_provider ? cfg->seeds[i].provider : cfg->seeds[i].address;
+		if (key != NULL) {
+			v[k].key = key;
+			v[k++].index = i;
+		}
+	}
+	qsort(v, k, sizeof(*v), cmp);
+	*n = k;
+	return v;
+}
+
+/* A seed address (case-insensitive) that an earlier seed has: an error at
+ * the later one's address naming the first one's line. */
+static void seeds_find_duplicates(struct ctx *c, const struct config *cfg,
+                                  config_setting_t *const *addr_s)
+{
+	size_t n;
+	struct seed_key *v = seeds_sorted(cfg, 0, &n, seed_key_cmp_ci);
+
+	for (size_t i = 1, first = 0; i < n; i++) {
+		if (strcasecmp(v[i].key, v[first].key) != 0) {
+			first = i;
+			continue;
+		}
+		err_at(c, addr_s[v[i].index], "seeds[%zu].address %s is a duplicate of the seed on line %d",
+		       v[i].index, v[i].key, cfg->seeds[v[first].index].line);
+	}
+	free(v);
+}
+
+/* cfg->providers: the distinct providers in first-seen order. */
+static void seeds_collect_providers(struct config *cfg)
+{
+	size_t n, k = 0;
+	struct seed_key *v = seeds_sorted(cfg, 1, &n, seed_key_cmp);
+
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || strcmp(v[i].key, v[k - 1].key) != 0)
+			v[k++] = v[i];          /* the first seed of each provider */
+	qsort(v, k, sizeof(*v), seed_index_cmp);
+	cfg->providers = xcalloc(k ? k : 1, sizeof(char *));
+	for (size_t i = 0; i < k; i++)
+		cfg->providers[i] = xstrdup(v[i].key);
+	cfg->nproviders = k;
+	free(v);
+}
+
 static void load_seeds(struct ctx *c, const config_setting_t *root, const struct imap_raw *def,
                        struct config *cfg)
 {
@@ -1662,7 +1790,7 @@ static void load_seeds(struct ctx *c, const config_setting_t *root, const struct
 		return;
 	}
 	cfg->seeds = xcalloc((size_t)n, sizeof(*cfg->seeds));
-	cfg->providers = xcalloc((size_t)n, sizeof(char *));
+	config_setting_t **addr_s = xcalloc((size_t)n, sizeof(*addr_s));
 	for (int i = 0; i < n; i++) {
 		config_setting_t *sg = config_setting_get_elem(l, (unsigned)i);
 		char *prefix = xasprintf("seeds[%d]", i);
@@ -1681,16 +1809,14 @@ static void load_seeds(struct ctx *c, const config_setting_t *root, const struct
 			err_at(c, sg, "%s: address is required", prefix);
 		else if (ra > 0) {
 			const char *why = address_problem(v);
-			if (why != NULL)
-				err_at(c, s, "%s.address \"%s\" is not a valid address: it %s", prefix, v, why);
-			else {
-				for (size_t k = 0; k + 1 < cfg->nseeds; k++)
-					if (cfg->seeds[k].address && strcasecmp(cfg->seeds[k].address, v) == 0) {
-						err_at(c, s, "%s.address %s is a duplicate of the seed on line %d",
-						       prefix, v, cfg->seeds[k].line);
-						break;
-					}
+			if (why != NULL) {
+				char *shown = printable(v);
+				err_at(c, s, "%s.address \"%s\" is not a valid address: it %s", prefix, shown,
+				       why);
+				free(shown);
+			} else {
 				sd->address = xstrdup(v);
+				addr_s[cfg->nseeds - 1] = s;
 			}
 		}
 		int rp = get_str(c, sg, prefix, "provider", &v, &s);
@@ -1699,15 +1825,8 @@ static void load_seeds(struct ctx *c, const config_setting_t *root, const struct
 		else if (rp > 0) {
 			if (!label_safe(v))
 				err_at(c, s, "%s.provider \"%s\" must match [a-z0-9_.-]+", prefix, v);
-			else {
+			else
 				sd->provider = xstrdup(v);
-				size_t k;
-				for (k = 0; k < cfg->nproviders; k++)
-					if (strcmp(cfg->providers[k], v) == 0)
-						break;
-				if (k == cfg->nproviders)
-					cfg->providers[cfg->nproviders++] = xstrdup(v);
-			}
 		}
 		if (get_str(c, sg, prefix, "spam_folder", &v, &s) > 0) {
 			int ascii = 1;
@@ -1728,6 +1847,9 @@ static void load_seeds(struct ctx *c, const config_setting_t *root, const struct
 		free(iprefix);
 		free(prefix);
 	}
+	seeds_find_duplicates(c, cfg, addr_s);
+	seeds_collect_providers(cfg);
+	free(addr_s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1800,33 +1922,133 @@ static char *describe_duplicate(struct ctx *c, const char *file, unsigned line)
 	return xasprintf("duplicate setting name (line: \"%.*s\")", (int)n, t);
 }
 
-/* 1 when the file at path has an @include directive with an absolute
- * path (a line starting, after blanks, with @include "/...). */
-static int has_absolute_include(const char *path)
+/* The file name of an @include directive on line [p, e): the text
+ * between the quotes of `@include "NAME"` (after blanks), or NULL. Heap. */
+static char *include_name(const char *p, const char *e)
 {
-	FILE *f = fopen(path, "r");
-	char line[4096];
-	int found = 0;
+	const char *q;
 
-	if (f == NULL)
-		return 0;
-	while (!found && fgets(line, sizeof line, f) != NULL) {
-		const char *q = line + strspn(line, " \t");
-		if (strncmp(q, "@include", 8) != 0)
-			continue;
-		q += 8;
-		q += strspn(q, " \t");
-		found = q[0] == '"' && q[1] == '/';
+	while (p < e && (*p == ' ' || *p == '\t'))
+		p++;
+	if ((size_t)(e - p) < 8 || strncmp(p, "@include", 8) != 0)
+		return NULL;
+	p += 8;
+	while (p < e && (*p == ' ' || *p == '\t'))
+		p++;
+	if (p == e || *p != '"' || (q = memchr(p + 1, '"', (size_t)(e - p - 1))) == NULL)
+		return NULL;
+	return xstrndup(p + 1, (size_t)(q - p - 1));
+}
+
+/*
+ * Check the configuration file path and every file it @includes, as
+ * libconfig will open them (relative to incdir when set), before libconfig
+ * reads any: each must be a regular file (a FIFO or device would hang or
+ * feed it endlessly) of at most CONFIG_FILE_MAX bytes (libconfig 1.5's
+ * scanner is quadratic in long strings), includes nested at most
+ * INCLUDE_DEPTH_MAX deep. *abs_include is set when a directive names an
+ * absolute path. Problems go to sb: "PATH: problem" for the file itself,
+ * "FILE:LINE: @include \"NAME\": problem" for an include. Returns 0 or -1.
+ */
+static int precheck_file(const char *path, const char *incdir, int depth, int *abs_include,
+                         struct strbuf *sb)
+{
+	size_t len = 0;
+	char *e = NULL;
+	char *text = read_file_capped(path, CONFIG_FILE_MAX, &len, &e);
+	int ret = 0;
+	unsigned line = 0;
+
+	if (text == NULL) {
+		strbuf_addf(sb, "%s\n", e);
+		free(e);
+		return -1;
 	}
-	fclose(f);
-	return found;
+	const char *nul = memchr(text, '\0', len);
+	if (nul != NULL) {
+		/* libconfig 1.5 cuts a string at a NUL silently, and a NUL in an
+		 * @include makes its scanner exit(2) (found by tests/fuzz/fuzz_config) */
+		for (const char *p = text; p < nul; p++)
+			line += *p == '\n';
+		strbuf_addf(sb, "%s:%u: a NUL byte: the configuration must be text\n", path, line + 1);
+		ret = -1;
+		goto out;
+	}
+	for (const char *p = text, *end = text + len; p < end; ) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		char *name;
+		line++;
+		if (eol == NULL)
+			eol = end;
+		name = include_name(p, eol);
+		p = eol + 1;
+		if (name == NULL)
+			continue;
+		if (name[0] == '/')
+			*abs_include = 1;
+		char *inc = incdir != NULL ? xasprintf("%s/%s", incdir, name) : xstrdup(name);
+		if (depth + 1 >= INCLUDE_DEPTH_MAX) {
+			strbuf_addf(sb, "%s:%u: @include \"%s\": nested more than %d deep\n", path, line,
+			            name, INCLUDE_DEPTH_MAX);
+			ret = -1;
+		} else {
+			struct strbuf sub = STRBUF_INIT;
+			if (precheck_file(inc, incdir, depth + 1, abs_include, &sub) != 0) {
+				strbuf_addf(sb, "%s:%u: @include \"%s\": %s", path, line, name, sub.buf);
+				ret = -1;
+			}
+			strbuf_free(&sub);
+		}
+		free(inc);
+		free(name);
+	}
+out:
+	explicit_bzero(text, len);   /* it may hold passwords */
+	free(text);
+	return ret;
+}
+
+/* The directory @include paths are relative to: the configuration's own
+ * (not wherever cron or systemd started us), or NULL when path has none or
+ * an @include names an absolute path (libconfig 1.5 prefixes the include
+ * directory to absolute paths too, so such a file keeps libconfig's
+ * default). Checks every file first (precheck_file); -1 with *errstr. */
+static int include_dir_for(const char *path, char **incdir, char **errstr)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	int abs_include = 0;
+
+	*incdir = NULL;
+	if (slash != NULL) {
+		*(slash == dir ? slash + 1 : slash) = '\0';
+		*incdir = dir;
+	} else {
+		free(dir);
+	}
+	precheck_file(path, *incdir, 0, &abs_include, &sb);
+	if (abs_include && *incdir != NULL) {
+		/* check again as libconfig will resolve them: without the directory */
+		free(*incdir);
+		*incdir = NULL;
+		strbuf_free(&sb);
+		precheck_file(path, NULL, 0, &abs_include, &sb);
+	}
+	if (sb.len > 0) {
+		*errstr = strbuf_detach(&sb);
+		free(*incdir);
+		*incdir = NULL;
+		return -1;
+	}
+	return 0;
 }
 
 int config_load(const char *path, struct config **out, char **errstr)
 {
 	static const char *const top_keys[] = {
 		"name", "relay", "probe", "imap_limits", "slo", "report", "imap_defaults",
-		"bounce_mailbox", "state", "seeds", "schedule", "web", "providers", NULL
+		"bounce_mailbox", "state", "seeds", "schedule", "web", "providers", "lock_dir", NULL
 	};
 	struct ctx c = { .file = path };
 	config_t lc;
@@ -1836,31 +2058,13 @@ int config_load(const char *path, struct config **out, char **errstr)
 
 	*out = NULL;
 	*errstr = NULL;
+	char *incdir = NULL;
+	if (include_dir_for(path, &incdir, errstr) != 0)
+		return -1;
 	config_init(&lc);
-	FILE *f = fopen(path, "r");
-	if (f == NULL) {
-		*errstr = xasprintf("%s: cannot open: %s\n", path, strerror(errno));
-		config_destroy(&lc);
-		return -1;
-	}
-	fclose(f);
-	if (refuse_nul_bytes(path, errstr) != 0) {
-		config_destroy(&lc);
-		return -1;
-	}
-	if (!has_absolute_include(path)) {
-		/* @include "x.cfg" is relative to the configuration's directory,
-		 * not to wherever cron or systemd started us. (libconfig 1.5
-		 * prefixes the include directory to absolute paths too, so a
-		 * file with an absolute @include keeps libconfig's default.) */
-		char *dir = xstrdup(path);
-		char *slash = strrchr(dir, '/');
-		if (slash != NULL) {
-			*(slash == dir ? slash + 1 : slash) = '\0';
-			config_set_include_dir(&lc, dir);
-		}
-		free(dir);   /* libconfig keeps its own copy */
-	}
+	if (incdir != NULL)
+		config_set_include_dir(&lc, incdir);   /* libconfig keeps its own copy */
+	c.incdir = incdir;
 	if (config_read_file(&lc, path) != CONFIG_TRUE) {
 		const char *ef = config_error_file(&lc);
 		const char *et = config_error_text(&lc);
@@ -1875,6 +2079,7 @@ int config_load(const char *path, struct config **out, char **errstr)
 		}
 		srcs_free(&c);
 		config_destroy(&lc);
+		free(incdir);
 		return -1;
 	}
 
@@ -1892,6 +2097,8 @@ int config_load(const char *path, struct config **out, char **errstr)
 				bad = 1;
 		if (bad)
 			err_at(&c, s, "name must not contain control characters");
+		else if (!utf8_valid(v, strlen(v)))
+			err_at(&c, s, "name is not valid UTF-8 (it is the config label of every series)");
 		else
 			cfg->name = xstrdup(v);
 	}
@@ -1907,6 +2114,12 @@ int config_load(const char *path, struct config **out, char **errstr)
 	load_state(&c, root, &cfg->state);
 	load_schedule(&c, root, &cfg->schedule);
 	load_web(&c, root, &cfg->web);
+	if (get_str(&c, root, "", "lock_dir", &v, &s) > 0) {
+		if (v[0] != '/')
+			err_at(&c, s, "lock_dir must be an absolute path, not \"%s\"", v);
+		else
+			cfg->lock_dir = xstrdup(v);
+	}
 
 	config_setting_t *dg = get_group(&c, root, "", "imap_defaults");
 	imap_raw_parse(&c, dg, "imap_defaults", &def);
@@ -1960,6 +2173,7 @@ out:
 	srcs_free(&c);
 	config_free(cfg);
 	config_destroy(&lc);
+	free(incdir);
 	return ret;
 }
 
@@ -2005,6 +2219,7 @@ void config_free(struct config *cfg)
 	free(cfg->web.listen_address);
 	free(cfg->web.host);
 	free(cfg->web.config_file);
+	free(cfg->lock_dir);
 	for (size_t i = 0; i < cfg->nseeds; i++) {
 		free(cfg->seeds[i].address);
 		free(cfg->seeds[i].provider);

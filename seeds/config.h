@@ -158,6 +158,7 @@ struct config {
 	int has_bounce;
 	struct imap_conf bounce;
 	struct state_conf state;
+	char *lock_dir;         /* run lock directory; NULL: beside the store or the system one */
 	struct seed_conf *seeds;
 	size_t nseeds;
 	struct provider_conf *provider_confs;   /* the providers = { ... } blocks */

@@ -89,6 +89,7 @@ STORES='STORE|UID STORE'
 write_conf() {
 	cat >"$TMP/$1.conf" <<CONF
 name = "imapclean_$1";
+lock_dir = "$TMP";
 relay = { url = "smtp://127.0.0.1:$SMTP_PORT"; tls = "none"; from = "probe@example.test";
           connect_timeout = 3; timeout = 5; };
 probe = { deadline = 6; poll_interval = 1; cleanup = "$2"; };
@@ -100,8 +101,8 @@ CONF
 }
 # run_round NAME: run one round, sets RC and J
 run_round() {
-	# the run lock lives in $TMPDIR (no state store): keep it private
-	TMPDIR=$TMP timeout 40 "$BIN" run -c "$TMP/$1.conf" >"$TMP/$1.out" 2>"$TMP/$1.err"
+	# no state store: the run lock is in lock_dir ($TMP), private to this test
+	timeout 40 "$BIN" run -c "$TMP/$1.conf" >"$TMP/$1.out" 2>"$TMP/$1.err"
 	RC=$?
 	J=$TMP/$1.json
 }

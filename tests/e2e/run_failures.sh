@@ -15,6 +15,7 @@ mkdir -p "$T"
 conf() {
 	cat >"$T/$1.conf" <<CONF
 name = "$1";
+lock_dir = "$T";
 relay = { url = "$2"; tls = "none"; from = "probe@sender.test"; connect_timeout = 3; timeout = 10; };
 probe = { deadline = 20; poll_interval = 1; cleanup = "delete"; };
 slo = { min_inbox_ratio = 0.9; max_latency_p99 = 60.0; };

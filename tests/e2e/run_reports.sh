@@ -27,6 +27,7 @@ mkdir -p "$T"
 conf() {
 	cat >"$T/$1.conf" <<CONF
 name = "$1";
+lock_dir = "$T";
 relay = { url = "smtp://127.0.0.1:$RELAY_PLAIN_PORT"; tls = "none"; from = "probe@sender.test";
           connect_timeout = 3; timeout = 10; };
 probe = { deadline = 25; poll_interval = 1; cleanup = "delete"; };

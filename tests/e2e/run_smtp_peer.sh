@@ -13,9 +13,7 @@ ok() { WORLD_CHECKS=$((WORLD_CHECKS + 1)); echo "ok - $*"; }
 not_ok() { WORLD_CHECKS=$((WORLD_CHECKS + 1)); WORLD_FAILS=$((WORLD_FAILS + 1)); echo "not ok - $*"; }
 . "$srcdir/tests/e2e/common.sh"
 
-T=$(mktemp -d)
-XDG_RUNTIME_DIR=$T   # the run lock of each config lives here (see main.c)
-export XDG_RUNTIME_DIR
+T=$(mktemp -d)   # also each configuration's lock_dir: the run locks stay private
 pids=""
 cleanup() { for p in $pids; do kill "$p" 2>/dev/null; done; rm -rf "$T"; }
 trap cleanup EXIT
@@ -37,6 +35,7 @@ run_peer() {
 	port=$(cat "$T/port")
 	cat >"$T/$scen.conf" <<CONF
 name = "peer_$scen";
+lock_dir = "$T";
 relay = { url = "smtp://127.0.0.1:$port"; tls = "none"; from = "probe@example.test";
           connect_timeout = 3; timeout = 3; $extra };
 probe = { deadline = $deadline; poll_interval = 1; };
@@ -139,6 +138,7 @@ i=0
 while [ ! -s "$T/imapport" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 cat >"$T/sig2.conf" <<CONF
 name = "peer_sig2";
+lock_dir = "$T";
 relay = { url = "smtp://127.0.0.1:$smtpport"; tls = "none"; from = "probe@example.test"; };
 probe = { deadline = 120; poll_interval = 1; };
 imap_limits = { connect_timeout = 60; timeout = 60; };

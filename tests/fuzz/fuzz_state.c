@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sqlite3.h>
 
 #include "common/util.h"
@@ -72,8 +73,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	cfg_path = xasprintf("%s/state.cfg", fuzz_tmpdir());
 	store_path = xasprintf("%s/state.db", fuzz_tmpdir());
+	/* mode 0600: the configuration holds an inline password */
 	if (write_file_atomic(cfg_path, cfg_text, strlen(cfg_text), &e) != 0 ||
-	    config_load(cfg_path, &cfg, &e) != 0 || state_open(store_path, &st, &e) != 0)
+	    chmod(cfg_path, 0600) != 0 || config_load(cfg_path, &cfg, &e) != 0 || state_open(store_path, &st, &e) != 0)
 		fuzz_fail("set-up: %s", e);
 	free(cfg_path);
 	if (sqlite3_open(store_path, &raw) != SQLITE_OK ||

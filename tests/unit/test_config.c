@@ -65,6 +65,8 @@ static char *put(const char *name, const char *content, mode_t mode)
 	return p;
 }
 
+static void expect_one_error(const char *name, const char *text, int line, const char *needle);
+
 /* 1-based line of the first line of text containing marker. */
 static int line_of(const char *text, const char *marker)
 {
@@ -169,7 +171,7 @@ static void test_spec_example(void **state)
 		"    spam_folder = \"[Gmail]/Spam\";\n"
 		"  }\n"
 		");\n", ca, relay_secret, token_key, tpl, bounce_secret, seed_secret);
-	char *path = put("otp.cfg", text, 0644);
+	char *path = put("otp.cfg", text, 0600);
 	struct config *c = NULL;
 	char *e = NULL;
 	int r = config_load(path, &c, &e);
@@ -239,7 +241,7 @@ static const char minimal[] =
 static void test_defaults(void **state)
 {
 	(void)state;
-	char *path = put("minimal.conf", minimal, 0644);
+	char *path = put("minimal.conf", minimal, 0600);
 	struct config *c = NULL;
 	char *e = NULL;
 	if (config_load(path, &c, &e) != 0)
@@ -384,7 +386,7 @@ static void test_error_classes(void **state)
 	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
 		const struct bad_case *bc = &bad_cases[i];
 		char *text = xasprintf(bad_fmt, bc->relay_extra, bc->imap_extra, bc->top_extra);
-		char *path = put("bad.cfg", text, 0644);
+		char *path = put("bad.cfg", text, 0600);
 		struct config *c = (struct config *)1;
 		char *e = NULL;
 		int r = config_load(path, &c, &e);
@@ -438,7 +440,7 @@ static void test_structure_errors(void **state)
 		  "relay", "relay must be a group" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char *path = put("structure.cfg", cases[i].text, 0644);
+		char *path = put("structure.cfg", cases[i].text, 0600);
 		struct config *c = NULL;
 		char *e = NULL;
 		if (config_load(path, &c, &e) == 0)
@@ -462,7 +464,7 @@ static void test_syntax_error(void **state)
 {
 	(void)state;
 	const char *text = "relay = {\n  url = \"smtp://h\";\n  from = probe@h;\n};\n";
-	char *path = put("syntax.cfg", text, 0644);
+	char *path = put("syntax.cfg", text, 0600);
 	struct config *c = NULL;
 	char *e = NULL;
 	assert_int_equal(config_load(path, &c, &e), -1);
@@ -531,13 +533,21 @@ static void test_sample_files(void **state)
 	(void)state;
 	const char *names[] = { "good-loopback.cfg", "broken-many.cfg", "broken-syntax.cfg",
 	                        "broken-numbers.cfg" };
+	/* Copies mode 0600: a file holding an inline password must not be
+	 * readable by others, and git keeps no modes but the x bit. */
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		char *p = xasprintf("%s/tests/data/config/%s", SRCDIR, names[i]);
+		char *src = xasprintf("%s/tests/data/config/%s", SRCDIR, names[i]);
+		char *e = NULL;
+		char *text = read_file_capped(src, 0, NULL, &e);
+		assert_non_null(text);
+		char *p = put(names[i], text, 0600);
 		check_sample(p);
 		free(p);
+		free(text);
+		free(src);
 	}
 	/* the loopback sample's values */
-	char *p = xasprintf("%s/tests/data/config/good-loopback.cfg", SRCDIR);
+	char *p = xasprintf("%s/good-loopback.cfg", tmpdir);
 	struct config *c = NULL;
 	char *e = NULL;
 	assert_int_equal(config_load(p, &c, &e), 0);
@@ -568,7 +578,7 @@ static void test_password_file_permissions(void **state)
 		"    imap = { url = \"imap://h\";\n"
 		"      password_file = \"%s\"; }; }\n"
 		");\n", pw);
-	char *path = put("perm.cfg", text, 0644);
+	char *path = put("perm.cfg", text, 0600);
 	struct config *c = NULL;
 	char *e = NULL;
 	assert_int_equal(config_load(path, &c, &e), -1);
@@ -619,7 +629,7 @@ static void test_secret_file(void **state)
 		"probe = { secret_file = \"%s\"; };\n"
 		"seeds = ( { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
 		key);
-	char *path = put("key.cfg", text, 0644);
+	char *path = put("key.cfg", text, 0600);
 	struct config *c = NULL;
 	char *e = NULL;
 	assert_int_equal(config_load(path, &c, &e), -1);
@@ -650,7 +660,7 @@ static void test_password_env(void **state)
 		"relay = { url = \"smtp://h\"; from = \"p@h.test\"; username = \"p@h.test\";\n"
 		"  password_env = \"INBOXPROBE_TEST_RELAY_PW\"; };\n"
 		"seeds = ( { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n";
-	char *path = put("env.cfg", text, 0644);
+	char *path = put("env.cfg", text, 0600);
 	struct config *c = NULL;
 	char *e = NULL;
 	unsetenv("INBOXPROBE_TEST_RELAY_PW");
@@ -668,8 +678,198 @@ static void test_password_env(void **state)
 		fail_msg("%s", e);
 	assert_string_equal(c->relay.password, "env-secret-value");
 	config_free(c);
+	/* issue 12 section 4: CR or LF in the environment would inject IMAP or
+	 * SMTP commands after LOGIN/AUTH; refused at load, the value never shown */
+	const char *bad[] = { "pw\r\nA1 DELETE INBOX", "pw\n", "p\rw" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("INBOXPROBE_TEST_RELAY_PW", bad[i], 1);
+		e = NULL;
+		assert_int_equal(config_load(path, &c, &e), -1);
+		assert_error(e, path, 2, "relay.password_env: environment variable "
+		             "INBOXPROBE_TEST_RELAY_PW holds a CR or LF");
+		assert_null(strstr(e, "DELETE"));
+		free(e);
+	}
 	unsetenv("INBOXPROBE_TEST_RELAY_PW");
 	free(path);
+}
+
+/* ---- issue 12 sections 3 and 4: files and bytes refused at load ---- */
+
+/* A configuration that holds an inline password must not be readable by
+ * group or others (docs/SPEC.md "Secrets"), nor a file it @includes. */
+static void test_inline_password_file_mode(void **state)
+{
+	(void)state;
+	const char *text =
+		"relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+		"seeds = ( { address = \"a@b.test\"; provider = \"p\";\n"
+		"  imap = { url = \"imap://h\"; password = \"inline-secret\"; }; } );\n";
+	char *path = put("inline.cfg", text, 0644);
+	struct config *c = NULL;
+	char *e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	assert_error(e, path, 3, "seeds[0].imap.password: ");
+	assert_non_null(strstr(e, "holds a password and is readable by group or others (mode 0644)"));
+	assert_null(strstr(e, "inline-secret"));
+	free(e);
+	free(path);
+	path = put("inline.cfg", text, 0640);
+	e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	free(e);
+	free(path);
+	/* the password in an included file, relative to the configuration */
+	char *inc = put("inline-inc.cfg",
+	                "seeds = ( { address = \"a@b.test\"; provider = \"p\";\n"
+	                "  imap = { url = \"imap://h\"; password = \"inline-secret\"; }; } );\n", 0604);
+	path = put("inline-main.cfg", "relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+	           "@include \"inline-inc.cfg\"\n", 0644);
+	e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	assert_non_null(strstr(e, "inline-inc.cfg holds a password and is readable by group or others (mode 0604)"));
+	free(e);
+	assert_int_equal(chmod(inc, 0600), 0);
+	e = NULL;
+	if (config_load(path, &c, &e) != 0)    /* the main file holds none: 0644 is fine */
+		fail_msg("%s", e);
+	config_free(c);
+	free(inc);
+	free(path);
+}
+
+/* A FIFO, a device, a directory or an oversized file as the configuration
+ * or as an @include is refused before libconfig reads it: no hang. */
+static void test_config_not_regular(void **state)
+{
+	(void)state;
+	char *fifo = xasprintf("%s/fifo.cfg", tmpdir);
+	char *dir = xasprintf("%s/dir.cfg", tmpdir);
+	struct config *c = NULL;
+	char *e = NULL;
+
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_int_equal(config_load(fifo, &c, &e), -1);
+	assert_non_null(strstr(e, "fifo.cfg: is a FIFO, not a regular file"));
+	free(e);
+	e = NULL;
+	assert_int_equal(config_load("/dev/zero", &c, &e), -1);
+	assert_non_null(strstr(e, "/dev/zero: is a character device, not a regular file"));
+	free(e);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	e = NULL;
+	assert_int_equal(config_load(dir, &c, &e), -1);
+	assert_non_null(strstr(e, "is a directory"));
+	free(e);
+
+	/* @include of a directory and of a FIFO: FILE:LINE of the directive */
+	char *main1 = put("incdir.cfg", "relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+	                  "# a comment\n  @include \"dir.cfg\"\n@include \"fifo.cfg\"\n", 0600);
+	e = NULL;
+	assert_int_equal(config_load(main1, &c, &e), -1);
+	assert_error(e, main1, 3, "@include \"dir.cfg\": ");
+	assert_error(e, main1, 3, "dir.cfg: is a directory, not a regular file");
+	assert_error(e, main1, 4, "fifo.cfg: is a FIFO, not a regular file");
+	free(e);
+
+	/* over 16 MiB: refused from its size, never parsed */
+	char *big = xasprintf("%s/big.cfg", tmpdir);
+	FILE *f = fopen(big, "w");
+	assert_non_null(f);
+	assert_int_equal(ftruncate(fileno(f), (16 << 20) + 1), 0);
+	fclose(f);
+	e = NULL;
+	assert_int_equal(config_load(big, &c, &e), -1);
+	assert_non_null(strstr(e, "big.cfg: larger than 16777216 bytes"));
+	free(e);
+	unlink(fifo);
+	rmdir(dir);
+	unlink(big);
+	free(fifo);
+	free(dir);
+	free(big);
+	free(main1);
+}
+
+/* 8-bit or control bytes in seed addresses and relay.from; a name that is
+ * not UTF-8; lock_dir must be absolute. */
+static void test_bad_bytes(void **state)
+{
+	(void)state;
+	expect_one_error("addr8.cfg",
+	                 "relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+	                 "seeds = ( { address = \"j\xc3\xbcrgen@b.test\"; provider = \"p\";\n"
+	                 "  imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+	                 2, "contains a non-ASCII (8-bit) byte");
+	expect_one_error("from8.cfg",
+	                 "relay = { url = \"smtp://h\"; from = \"p\xa0@h.test\"; };\n"
+	                 "seeds = ( { address = \"a@b.test\"; provider = \"p\";\n"
+	                 "  imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+	                 1, "contains a non-ASCII (8-bit) byte");
+	expect_one_error("addrctl.cfg",
+	                 "relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+	                 "seeds = ( { address = \"a\x1b@b.test\"; provider = \"p\";\n"
+	                 "  imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+	                 2, "contains a control character");
+	expect_one_error("name8.cfg",
+	                 "name = \"otp-\xe9t\xe9\";\n"      /* Latin-1, not UTF-8 */
+	                 "relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+	                 "seeds = ( { address = \"a@b.test\"; provider = \"p\";\n"
+	                 "  imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+	                 1, "name is not valid UTF-8");
+	expect_one_error("lockrel.cfg",
+	                 "lock_dir = \"var/lock\";\n"
+	                 "relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+	                 "seeds = ( { address = \"a@b.test\"; provider = \"p\";\n"
+	                 "  imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+	                 1, "lock_dir must be an absolute path");
+}
+
+/* n seeds, s0..s{n-1}, providers p{(n-i)%7}, then `extra` (or nothing). */
+static char *many_seeds(size_t n, const char *extra)
+{
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_adds(&sb, "relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+	            "imap_defaults = { url = \"imap://h\"; password = \"x\"; };\nseeds = (\n");
+	for (size_t i = 0; i < n; i++)
+		strbuf_addf(&sb, "%s{ address = \"s%zu@b.test\"; provider = \"p%zu\"; }\n",
+		            i ? "," : "", i, (n - i) % 7);
+	strbuf_addf(&sb, "%s);\n", extra ? extra : "");
+	return strbuf_detach(&sb);
+}
+
+/* 40,000 seeds: duplicates found by sorting (the first seed's line named),
+ * providers in first-seen order. (It was quadratic: 10 s for 40,000.) */
+static void test_many_seeds(void **state)
+{
+	(void)state;
+	const size_t n = 40000;
+	char *text = many_seeds(n, ",{ address = \"S17@B.test\"; provider = \"p0\"; }\n");
+	char *path = put("many.cfg", text, 0600);
+	struct config *c = NULL;
+	char *e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	/* line 1 relay, 2 imap_defaults, 3 "seeds = (", seed i on line 4 + i */
+	assert_error(e, path, (int)n + 4, "seeds[40000].address S17@B.test is a duplicate of the seed on line 21");
+	assert_int_equal(count_lines(e), 1);
+	free(e);
+	free(path);
+	free(text);
+	text = many_seeds(n, NULL);
+	path = put("many.cfg", text, 0600);
+	e = NULL;
+	if (config_load(path, &c, &e) != 0)
+		fail_msg("%s", e);
+	assert_int_equal(c->nseeds, n);
+	assert_int_equal(c->nproviders, 7);
+	for (size_t i = 0; i < 7; i++) {
+		char want[8];
+		snprintf(want, sizeof want, "p%zu", (n - i) % 7);
+		assert_string_equal(c->providers[i], want);
+	}
+	config_free(c);
+	free(path);
+	free(text);
 }
 
 /* ---- imap_defaults ---- */
@@ -687,7 +887,7 @@ static void test_imap_defaults_merge(void **state)
 		"  { address = \"c@d.test\"; provider = \"q\";\n"
 		"    imap = { url = \"imap://127.0.0.1:1143\"; tls = \"none\"; username = \"cuser\"; password = \"own\"; }; }\n"
 		");\n", pw);
-	char *path = put("merge.cfg", text, 0644);
+	char *path = put("merge.cfg", text, 0600);
 	struct config *c = NULL;
 	char *e = NULL;
 	if (config_load(path, &c, &e) != 0)
@@ -718,7 +918,7 @@ static void test_imap_defaults_merge(void **state)
 		"  { address = \"a@b.test\"; provider = \"p\"; },\n"
 		"  { address = \"c@d.test\"; provider = \"p\"; }\n"
 		");\n");
-	path = put("merge-bad.cfg", text, 0644);
+	path = put("merge-bad.cfg", text, 0600);
 	e = NULL;
 	assert_int_equal(config_load(path, &c, &e), -1);
 	assert_error(e, path, 2, "unsupported URL scheme \"pop3\"");
@@ -734,7 +934,7 @@ static void test_imap_defaults_merge(void **state)
 /* Load text (written to name) and expect exactly one error, at line with needle. */
 static void expect_one_error(const char *name, const char *text, int line, const char *needle)
 {
-	char *path = put(name, text, 0644);
+	char *path = put(name, text, 0600);
 	struct config *c = (struct config *)1;
 	char *e = NULL;
 	if (config_load(path, &c, &e) == 0)
@@ -794,7 +994,7 @@ static void test_defaults_secret_failure(void **state)
 		"seeds = ( { address = \"a@b.test\"; provider = \"p\";\n"
 		"  imap = { password_env = \"INBOXPROBE_TEST_NOPE_UNSET\"; }; },\n"
 		"  { address = \"c@b.test\"; provider = \"p\"; imap = { password = \"own\"; }; } );\n", pw);
-	char *path = put("defmixed.cfg", text, 0644);
+	char *path = put("defmixed.cfg", text, 0600);
 	struct config *c = NULL;
 	char *e = NULL;
 	assert_int_equal(config_load(path, &c, &e), -1);
@@ -824,7 +1024,7 @@ static void test_secret_messages_name_setting(void **state)
 		"  password_file = \"%s\"; };\n"
 		"seeds = ( { address = \"a@b.test\"; provider = \"p\";\n"
 		"  imap = { password_file = \"%s\"; }; } );\n", pw, key, pw, pw, pw);
-	char *path = put("names.cfg", text, 0644);
+	char *path = put("names.cfg", text, 0600);
 	struct config *c = NULL;
 	char *e = NULL;
 	assert_int_equal(config_load(path, &c, &e), -1);
@@ -854,7 +1054,7 @@ static void test_secret_messages_name_setting(void **state)
 		"  template = \"%s\"; };\n"
 		"seeds = ( { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
 		tmpdir, tmpdir);
-	path = put("dirs.cfg", text, 0644);
+	path = put("dirs.cfg", text, 0600);
 	e = NULL;
 	assert_int_equal(config_load(path, &c, &e), -1);
 	char *n = xasprintf("probe.secret_file: %s: is a directory", tmpdir);
@@ -884,7 +1084,7 @@ static void test_integer_bounds(void **state)
 		"        max_latency_p99 = 4294967301; min_inbox_ratio = 1; };\n"
 		"state = { retention_days = 3650; };\n"
 		"seeds = ( { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n";
-	char *path = put("bounds.cfg", text, 0644);
+	char *path = put("bounds.cfg", text, 0600);
 	struct config *c = NULL;
 	char *e = NULL;
 	if (config_load(path, &c, &e) != 0)
@@ -923,7 +1123,7 @@ static void test_duplicate_setting(void **state)
 		  "duplicate setting name (line: \"state = { path = \"x\"; }; name = \"b\";\")" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char *path = put("dup.cfg", cases[i].text, 0644);
+		char *path = put("dup.cfg", cases[i].text, 0600);
 		struct config *c = NULL;
 		char *e = NULL;
 		assert_int_equal(config_load(path, &c, &e), -1);
@@ -937,7 +1137,7 @@ static void test_duplicate_setting(void **state)
 		"relay = { url = \"smtp://a\"; from = \"p@h.test\"; };\n"
 		"seeds = ( { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\";\n"
 		"  username = \"u\"; password = \"Tr0ub4dor\"; username = \"v\"; password = \"Tr0ub4dor\"; }; } );\n";
-	char *path = put("duppw.cfg", pw_text, 0644);
+	char *path = put("duppw.cfg", pw_text, 0600);
 	struct config *c = NULL;
 	char *e = NULL;
 	assert_int_equal(config_load(path, &c, &e), -1);
@@ -1049,7 +1249,7 @@ static void test_slo_for(void **state)
 		"seeds = ( { address = \"a@b.test\"; provider = \"gmail\"; imap = { url = \"imap://h\"; password = \"x\"; }; },\n"
 		"          { address = \"c@b.test\"; provider = \"outlook\"; imap = { url = \"imap://h\"; password = \"x\"; }; },\n"
 		"          { address = \"d@b.test\"; provider = \"yahoo\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n";
-	char *path = put("slo.cfg", text, 0644);
+	char *path = put("slo.cfg", text, 0600);
 	struct config *c = NULL;
 	char *e = NULL;
 	if (config_load(path, &c, &e) != 0)
@@ -1087,7 +1287,7 @@ static void test_providers_and_auth(void **state)
 		"              o365 = { auth_results = \"microsoft\"; };\n"
 		"              fm = { authserv_id = \"*.messagingengine.com\"; auth_results = \"standard\"; }; };\n"
 		"seeds = ( { address = \"a@b.test\"; provider = \"gmail\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n";
-	char *path = put("prov.cfg", text, 0644);
+	char *path = put("prov.cfg", text, 0600);
 	struct config *c = NULL;
 	char *e = NULL;
 	if (config_load(path, &c, &e) != 0)
@@ -1109,7 +1309,7 @@ static void test_providers_and_auth(void **state)
 	/* defaults: nothing required, no primary ratio */
 	path = put("prov0.cfg", "relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
 	           "seeds = ( { address = \"a@b.test\"; provider = \"g\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
-	           0644);
+	           0600);
 	if (config_load(path, &c, &e) != 0)
 		fail_msg("%s", e);
 	assert_int_equal(c->slo.require_auth, 0u);
@@ -1148,7 +1348,7 @@ static void test_template(void **state)
 		"};\n"
 		"seeds = ( { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
 		tpl);
-	char *path = put("tpl.cfg", text, 0644);
+	char *path = put("tpl.cfg", text, 0600);
 	struct config *c = NULL;
 	char *e = NULL;
 	assert_int_equal(config_load(path, &c, &e), -1);
@@ -1191,13 +1391,13 @@ static void test_include_relative(void **state)
 	char *err = NULL;
 	char *seeds = put("inc-seeds.cfg",
 	                  "seeds = ( { address = \"s@x.example\"; provider = \"x\";\n"
-	                  "  imap = { url = \"imaps://h.example\"; password = \"pw\"; }; } );\n", 0644);
+	                  "  imap = { url = \"imaps://h.example\"; password = \"pw\"; }; } );\n", 0600);
 	char *rel = put("inc-main.cfg",
 	                "relay = { url = \"smtp://127.0.0.1:1\"; tls = \"none\"; from = \"a@b.example\"; };\n"
 	                "@include \"inc-seeds.cfg\"\n", 0644);
 	char *abstext = xasprintf("relay = { url = \"smtp://127.0.0.1:1\"; tls = \"none\"; "
 	                          "from = \"a@b.example\"; };\n@include \"%s\"\n", seeds);
-	char *abs = put("inc-abs.cfg", abstext, 0644);
+	char *abs = put("inc-abs.cfg", abstext, 0600);
 
 	assert_non_null(getcwd(cwd, sizeof cwd));
 	assert_int_equal(chdir("/"), 0);
@@ -1231,7 +1431,7 @@ static void test_daemon_settings(void **state)
 	struct config *c = NULL;
 	char *e = NULL;
 	/* defaults */
-	char *path = put("d0.cfg", daemon_base, 0644);
+	char *path = put("d0.cfg", daemon_base, 0600);
 	if (config_load(path, &c, &e) != 0)
 		fail_msg("%s", e);
 	assert_int_equal(c->schedule.interval, 300);
@@ -1249,7 +1449,7 @@ static void test_daemon_settings(void **state)
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
 		char *t = xasprintf("%sschedule = { interval = 300; jitter = 30; };\n"
 		                    "web = { listen_address = \"%s\"; };\n", daemon_base, ok[i].addr);
-		path = put("d1.cfg", t, 0644);
+		path = put("d1.cfg", t, 0600);
 		c = NULL;
 		if (config_load(path, &c, &e) != 0)
 			fail_msg("%s: %s", ok[i].addr, e);
@@ -1268,7 +1468,7 @@ static void test_daemon_settings(void **state)
 	/* every error in one pass, each at its line */
 	char *t = xasprintf("%sschedule = {\n interval = 0;\n jitter = -1;\n when = 3;\n};\n"
 	                    "web = {\n listen_address = \"127.0.0.1\";\n};\n", daemon_base);
-	path = put("d2.cfg", t, 0644);
+	path = put("d2.cfg", t, 0600);
 	c = NULL;
 	assert_int_equal(config_load(path, &c, &e), -1);
 	assert_null(c);
@@ -1295,7 +1495,7 @@ static void test_daemon_settings(void **state)
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		t = xasprintf("%s%s", daemon_base, bad[i].text);
-		path = put("d3.cfg", t, 0644);
+		path = put("d3.cfg", t, 0600);
 		c = NULL;
 		e = NULL;
 		assert_int_equal(config_load(path, &c, &e), -1);
@@ -1319,6 +1519,10 @@ int main(void)
 		cmocka_unit_test(test_password_file_permissions),
 		cmocka_unit_test(test_secret_file),
 		cmocka_unit_test(test_password_env),
+		cmocka_unit_test(test_inline_password_file_mode),
+		cmocka_unit_test(test_config_not_regular),
+		cmocka_unit_test(test_bad_bytes),
+		cmocka_unit_test(test_many_seeds),
 		cmocka_unit_test(test_imap_defaults_merge),
 		cmocka_unit_test(test_defaults_secret_failure),
 		cmocka_unit_test(test_secret_messages_name_setting),

@@ -570,6 +570,12 @@ static void test_template_errors(void **state)
 		{ " folded: first\n\nbody\n", "line 1: continuation" },
 		{ "From someone@example Mon Jan  1 00:00:00 2024\nSubject: x\n\nbody\n", "line 1: not a header" },
 		{ "", "no blank line" },
+		/* issue 12 section 4: control bytes in a header (ESC, BEL, DEL, a
+		 * form feed in a continuation line); the body may hold them */
+		{ "Subject: a\x1b[31mred\n\nbody\n", "line 1: the header holds a control character (0x1B)" },
+		{ "X-A: \x07\n\nbody\n", "(0x07)" },
+		{ "Subject: x\nX-B: y\x7f\n\nbody\n", "line 2: the header holds a control character (0x7F)" },
+		{ "Subject: x\n \x0c folded\n\nbody\n", "line 2: the header holds a control character (0x0C)" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *e = NULL;
@@ -585,6 +591,12 @@ static void test_template_errors(void **state)
 		assert_null(message_build(&mp, &len, &e));
 		assert_non_null(e);
 		free(e);
+	}
+	/* a tab in a header and control bytes in the body are fine */
+	{
+		char *e2 = NULL;
+		assert_int_equal(message_template_check("Subject:\tx\n\nbell \x07\n", 19, &e2), 0);
+		free(e2);
 	}
 	/* NUL byte */
 	char *e = NULL;

@@ -10,10 +10,13 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,6 +25,7 @@
 
 #include "common/model.h"
 #include "common/util.h"
+#include "scheduler/runlock.h"
 #include "scheduler/state.h"
 
 #define CFG "otp"
@@ -61,6 +65,22 @@ static int teardown(void **state)
 	p = xasprintf("%s/bad.db", f->dir);
 	unlink(p);
 	free(p);
+	{
+		/* the run lock tests' files */
+		const char *files[] = { "emptylock", "victim", "symlock", "fifolock", "hardlock",
+		                        "syslink" };
+		const char *dirs[] = { "worldw", "sys" };
+		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+			p = xasprintf("%s/%s", f->dir, files[i]);
+			unlink(p);
+			free(p);
+		}
+		for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+			p = xasprintf("%s/%s", f->dir, dirs[i]);
+			rmdir(p);
+			free(p);
+		}
+	}
 	rmdir(f->dir);
 	free(f->db);
 	free(f);
@@ -681,7 +701,11 @@ static void test_run_lock(void **state)
 	assert_int_equal(run_lock_acquire(path, &l, &err), 0);
 	assert_non_null(l);
 	assert_int_equal(stat(path, &sb), 0);
-	assert_int_equal(sb.st_mode & 0777, 0600);
+	{
+		mode_t um = umask(0);
+		umask(um);
+		assert_int_equal(sb.st_mode & 0777, 0660 & ~um);
+	}
 
 	/* A second run (another process) finds it held. */
 	pid = fork();
@@ -727,6 +751,117 @@ static void test_run_lock(void **state)
 	free(err);
 	free(path);
 	run_lock_release(NULL);
+}
+
+/* A child that holds the lock on path with flock(2) but never wrote its pid
+ * (an empty file): the message still names it, from /proc/locks. */
+static void test_run_lock_pid_from_proc(void **state)
+{
+	struct fixture *f = *state;
+	char *path = xasprintf("%s/emptylock", f->dir);
+	struct run_lock *l = NULL;
+	char *err = NULL, want[64];
+	int pfd[2], status;
+	char c;
+	pid_t pid;
+
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(path, O_RDWR | O_CREAT, 0600);
+		if (fd < 0 || flock(fd, LOCK_EX) != 0)
+			_exit(1);
+		(void)!write(pfd[1], "x", 1);
+		pause();
+		_exit(0);
+	}
+	assert_int_equal(read(pfd[0], &c, 1), 1);
+	assert_int_equal(run_lock_acquire(path, &l, &err), 1);
+	assert_null(l);
+	snprintf(want, sizeof want, "(pid %ld)", (long)pid);
+	assert_non_null(strstr(err, want));
+	free(err);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(pfd[0]);
+	close(pfd[1]);
+	free(path);
+}
+
+/* Issue 12 section 3: a symbolic link, a FIFO or a hard link at the lock's
+ * path is refused, never followed, opened for writing or truncated. */
+static void test_run_lock_refuses_planted_files(void **state)
+{
+	struct fixture *f = *state;
+	char *victim = xasprintf("%s/victim", f->dir);
+	char *lnk = xasprintf("%s/symlock", f->dir);
+	char *fifo = xasprintf("%s/fifolock", f->dir);
+	char *hard = xasprintf("%s/hardlock", f->dir);
+	struct run_lock *l = NULL;
+	char *err = NULL, buf[32] = { 0 };
+	int fd;
+
+	fd = open(victim, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "precious\n", 9), 9);
+	close(fd);
+	assert_int_equal(symlink(victim, lnk), 0);
+	assert_int_equal(run_lock_acquire(lnk, &l, &err), -1);
+	assert_non_null(strstr(err, "symbolic link"));
+	free(err);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_int_equal(run_lock_acquire(fifo, &l, &err), -1);   /* returns: no hang */
+	assert_non_null(strstr(err, "a FIFO, not a regular file"));
+	free(err);
+	assert_int_equal(link(victim, hard), 0);
+	assert_int_equal(run_lock_acquire(hard, &l, &err), -1);
+	assert_non_null(strstr(err, "hard links"));
+	free(err);
+	assert_null(l);
+	fd = open(victim, O_RDONLY);
+	assert_int_equal(read(fd, buf, sizeof buf - 1), 9);
+	close(fd);
+	assert_string_equal(buf, "precious\n");
+	free(victim);
+	free(lnk);
+	free(fifo);
+	free(hard);
+}
+
+/* The lock's directory: world-writable refused for any kind; the system
+ * directory is created mode 01770 and must not be a symbolic link. */
+static void test_run_lock_dir_check(void **state)
+{
+	struct fixture *f = *state;
+	char *open_dir = xasprintf("%s/worldw", f->dir);
+	char *sys = xasprintf("%s/sys", f->dir);
+	char *sys_link = xasprintf("%s/syslink", f->dir);
+	char *err = NULL;
+	struct stat sb;
+
+	assert_int_equal(mkdir(open_dir, 0700), 0);
+	assert_int_equal(chmod(open_dir, 01777), 0);
+	assert_int_equal(run_lock_dir_check(open_dir, RUN_LOCK_DIR_CONFIGURED, &err), -1);
+	assert_non_null(strstr(err, "writable by every user (mode 1777)"));
+	free(err);
+	assert_int_equal(run_lock_dir_check(f->dir, RUN_LOCK_DIR_CONFIGURED, &err), 0);
+
+	assert_int_equal(run_lock_dir_check(sys, RUN_LOCK_DIR_SYSTEM, &err), 0);
+	assert_int_equal(lstat(sys, &sb), 0);
+	assert_true(S_ISDIR(sb.st_mode));
+	assert_int_equal(sb.st_mode & 07777, 01770);
+	assert_int_equal(run_lock_dir_check(sys, RUN_LOCK_DIR_SYSTEM, &err), 0);   /* again: as is */
+
+	assert_int_equal(symlink(sys, sys_link), 0);
+	assert_int_equal(run_lock_dir_check(sys_link, RUN_LOCK_DIR_SYSTEM, &err), -1);
+	assert_non_null(strstr(err, "symbolic link"));
+	free(err);
+	assert_int_equal(run_lock_dir_check(open_dir, RUN_LOCK_DIR_SYSTEM, &err), -1);
+	free(err);
+	free(open_dir);
+	free(sys);
+	free(sys_link);
 }
 
 /* Child of test_two_processes: record 50 rounds, exit 0 on success. */
@@ -821,6 +956,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_duplicate_token_and_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_negative_latency, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_lock_pid_from_proc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_lock_refuses_planted_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_lock_dir_check, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_processes, setup, teardown),
 	};

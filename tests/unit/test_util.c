@@ -1,6 +1,7 @@
 /* test_util.c - util and model helpers, and latency arithmetic. */
 #include <config.h>
 
+#include <dirent.h>
 #include <locale.h>
 #include <math.h>
 #include <setjmp.h>
@@ -102,7 +103,7 @@ static void test_atomic_write(void **state)
 	free(data);
 	/* a directory that does not exist: a clear error naming the path */
 	assert_int_equal(write_file_atomic("/nonexistent-dir/x.prom", "x", 1, &err), -1);
-	assert_non_null(strstr(err, "/nonexistent-dir/x.prom.tmp"));
+	assert_non_null(strstr(err, "/nonexistent-dir/x.prom"));
 	free(err);
 	err = NULL;
 	/* read cap */
@@ -113,6 +114,97 @@ static void test_atomic_write(void **state)
 	rmdir(dir);
 	free(path);
 	free(tmp);
+}
+
+/* Number of entries in dir besides . and .. */
+static int dir_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Issue 12 section 3: the temporary file never follows a symbolic link or
+ * opens a FIFO planted at PATH.tmp; a non-regular PATH is refused; a
+ * symbolic link at PATH is replaced, never followed; nothing is left. */
+static void test_atomic_write_planted(void **state)
+{
+	char dir[] = "/tmp/ibp-util-XXXXXX";
+	char *path, *tmp, *victim, *err = NULL, *data;
+	struct stat st;
+	mode_t um;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	path = xasprintf("%s/out.prom", dir);
+	tmp = xasprintf("%s.tmp", path);
+	victim = xasprintf("%s/victim", dir);
+	assert_int_equal(write_file_atomic(victim, "precious\n", 9, &err), 0);
+
+	/* a symbolic link at PATH.tmp to the victim */
+	assert_int_equal(symlink(victim, tmp), 0);
+	assert_int_equal(write_file_atomic(path, "a 1\n", 4, &err), 0);
+	data = read_file_capped(victim, 0, NULL, &err);
+	assert_string_equal(data, "precious\n");
+	free(data);
+	assert_int_equal(unlink(tmp), 0);
+
+	/* a FIFO at PATH.tmp: returns at once, report written */
+	assert_int_equal(mkfifo(tmp, 0600), 0);
+	assert_int_equal(write_file_atomic(path, "b 2\n", 4, &err), 0);
+	data = read_file_capped(path, 0, NULL, &err);
+	assert_string_equal(data, "b 2\n");
+	free(data);
+	assert_int_equal(lstat(tmp, &st), 0);
+	assert_true(S_ISFIFO(st.st_mode));
+	assert_int_equal(unlink(tmp), 0);
+
+	/* mode 0644 less the umask */
+	um = umask(0);
+	umask(um);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644 & ~um);
+
+	/* a symbolic link at PATH is replaced by the report, the victim untouched */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink(victim, path), 0);
+	assert_int_equal(write_file_atomic(path, "c 3\n", 4, &err), 0);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	data = read_file_capped(victim, 0, NULL, &err);
+	assert_string_equal(data, "precious\n");
+	free(data);
+
+	/* a FIFO at PATH is refused, left as it is, and never opened */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(write_file_atomic(path, "d 4\n", 4, &err), -1);
+	assert_non_null(strstr(err, "is a FIFO, not a regular file"));
+	free(err);
+	err = NULL;
+	assert_null(read_file_capped(path, 0, NULL, &err));   /* no hang either */
+	assert_non_null(strstr(err, "a FIFO"));
+	free(err);
+	err = NULL;
+	assert_int_equal(unlink(path), 0);
+
+	/* an empty path */
+	assert_int_equal(write_file_atomic("", "x", 1, &err), -1);
+	free(err);
+
+	assert_int_equal(dir_entries(dir), 1);   /* only the victim: no temporary file left */
+	unlink(victim);
+	rmdir(dir);
+	free(path);
+	free(tmp);
+	free(victim);
 }
 
 static void test_outcome_names(void **state)
@@ -260,6 +352,7 @@ int main(void)
 		cmocka_unit_test(test_strbuf),
 		cmocka_unit_test(test_strlcpy),
 		cmocka_unit_test(test_atomic_write),
+		cmocka_unit_test(test_atomic_write_planted),
 		cmocka_unit_test(test_outcome_names),
 		cmocka_unit_test(test_latency),
 		cmocka_unit_test(test_utf8_decode),

@@ -49,11 +49,10 @@ world_up() {
 		exit 99
 	fi
 	. "$WORLD_DIR/env"
-	# inboxprobe's run lock (without a state store) lives in
-	# $XDG_RUNTIME_DIR: keep each test's locks to itself, so suites running
-	# side by side never see each other's runs as "still active".
-	XDG_RUNTIME_DIR=$WORLD_DIR
-	export XDG_RUNTIME_DIR
+	# inboxprobe's run lock comes from the configuration alone (state
+	# store or lock_dir), never the environment: each test's configurations
+	# set lock_dir (or a state store) inside its own directory, so suites
+	# running side by side never see each other's runs as "still active".
 }
 
 world_down() {
