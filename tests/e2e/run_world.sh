@@ -91,7 +91,7 @@ assert "summary names the failed gate for reject" grep -q "reject.*min_inbox_rat
 
 # The marker seeds go to spam only when the probe carries the marker header
 # (probe.headers adds it to every probe of this configuration).
-sed -e 's/^name = "world";/name = "marker";\nlock_dir = "'"$WORLD_DIR"'";/' -e 's/^probe = {/probe = {\n  headers = ( "X-Test-Spam: yes" );/' \
+sed -e 's#^name = "world";#name = "marker";\nlock_dir = "'"$WORLD_DIR"'";#' -e 's/^probe = {/probe = {\n  headers = ( "X-Test-Spam: yes" );/' \
 	-e "s#$R/inboxprobe#$R/marker#g" -e 's#state = {[^}]*};##' "$WORLD_CONF" |
 	/usr/bin/python3 -c '
 import re, sys
