@@ -46,6 +46,7 @@ seeds = ( { address = "a@b.test"; provider = "b";
             imap = { url = "imap://127.0.0.1:$CLOSED"; tls = "none"; username = "a"; password = "x"; }; } );
 $1
 CONF
+	chmod 600 "$T/d.conf"   # it holds an inline password
 }
 
 # ---- start-up refusals --------------------------------------------------
