@@ -26,6 +26,7 @@ trap '_st=$?; [ -n "$PROXY" ] && kill "$PROXY" 2>/dev/null; (exit $_st); world_d
 conf() {
 	cat >"$T/$1.conf" <<CONF
 name = "$1";
+lock_dir = "$T";
 relay = { url = "smtp://127.0.0.1:$2"; tls = "none"; from = "probe@sender.test";
           connect_timeout = 3; timeout = 10; };
 probe = { deadline = $3; poll_interval = 1; cleanup = "delete"; };
