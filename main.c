@@ -348,11 +348,11 @@ static int cmd_run(struct run_opts *o)
 
 	if (o->format == FORMAT_NAGIOS) {
 		report_nagios(cy.rep, stdout);
-		code = report_nagios_code(cy.rep);
+		code = report_process_code(cy.rep, 1);
 	} else {
 		report_summary(cy.rep, stdout);
 		cycle_print_late(cfg, &cy.rr, stdout);
-		code = report_exit_code(cy.rep);
+		code = report_process_code(cy.rep, 0);
 	}
 	fflush(stdout);
 

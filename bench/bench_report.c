@@ -145,7 +145,7 @@ int main(int argc, char **argv)
 			t->window_outcomes[i % OUTCOME__COUNT]++;
 	}
 
-	rep = report_compute(&cfg, res, started, started + 120, tot);
+	rep = report_compute(&cfg, res, started, started + 120, tot, NULL);
 	printf("report: %ld seeds, %d providers, %ld renders each\n", nseeds, NPROV, renders);
 	bench("report_prometheus_text", report_prometheus_text, rep, renders);
 	bench("report_openmetrics", report_openmetrics, rep, renders);

@@ -407,7 +407,6 @@ char *report_json(const struct round_report *r)
 	j_str(&sb, code == EXIT_GATES_OK ? "ok" : code == EXIT_GATE_FAILED ? "gate_failed" : "unknown");
 	j_tkey(&sb, &f, "gates_failed"); strbuf_adds(&sb, r->gates_failed ? "true" : "false");
 	j_tkey(&sb, &f, "unmeasured_seeds"); strbuf_adds(&sb, r->any_error ? "true" : "false");
-	j_tkey(&sb, &f, "report_write_failed"); strbuf_adds(&sb, r->report_write_failed ? "true" : "false");
 	j_tkey(&sb, &f, "state_failed"); strbuf_adds(&sb, r->state_failed ? "true" : "false");
 	j_tkey(&sb, &f, "interrupted"); strbuf_adds(&sb, r->interrupted ? "true" : "false");
 	j_tkey(&sb, &f, "bounce_mailbox_error");

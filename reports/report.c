@@ -218,7 +218,8 @@ static void eval_tab_gate(struct provider_report *p, const struct slo_conf *slo)
 
 struct round_report *report_compute(const struct config *cfg, const struct probe_result *results,
                                     double started, double ended,
-                                    const struct state_totals *totals)
+                                    const struct state_totals *totals,
+                                    const struct report_status *status)
 {
 	struct round_report *r = xcalloc(1, sizeof(*r));
 	size_t np = cfg ? cfg->nproviders : 0;
@@ -229,6 +230,11 @@ struct round_report *report_compute(const struct config *cfg, const struct probe
 	r->started = started;
 	r->ended = ended;
 	r->totals = totals;
+	if (status != NULL) {
+		r->state_failed = status->state_failed;
+		r->interrupted = status->interrupted;
+		r->bounce_error = status->bounce_error;
+	}
 	r->providers = xcalloc(np ? np : 1, sizeof(*r->providers));
 	r->window_basis = cfg && cfg->slo.evaluate_window && totals != NULL;
 
@@ -306,34 +312,34 @@ int report_exit_code(const struct round_report *r)
 {
 	if (r->gates_failed)
 		return EXIT_GATE_FAILED;
-	if (r->any_error || r->report_write_failed || r->state_failed || r->bounce_error)
+	if (r->any_error || r->state_failed || r->bounce_error)
 		return EXIT_UNKNOWN;
 	return EXIT_GATES_OK;
 }
 
-int report_nagios_code(const struct round_report *r)
+int report_process_code(const struct round_report *r, int nagios)
 {
-	if (r->gates_failed)
-		return NAGIOS_CRITICAL;
-	if (r->any_error || r->report_write_failed || r->state_failed || r->bounce_error)
-		return NAGIOS_WARNING;
-	return NAGIOS_OK;
+	int code = report_exit_code(r);
+
+	if (code == EXIT_GATES_OK && r->report_write_failed)
+		code = EXIT_UNKNOWN;
+	if (!nagios)
+		return code;
+	return code == EXIT_GATE_FAILED ? NAGIOS_CRITICAL :
+	       code == EXIT_UNKNOWN ? NAGIOS_WARNING : NAGIOS_OK;
 }
 
-int report_write(struct round_report *r, const char *path, char *(*encode)(const struct round_report *),
-                 char **errstr)
+int report_write(const struct round_report *r, const char *path,
+                 char *(*encode)(const struct round_report *), char **errstr)
 {
 	char *data = encode(r);
+	int rc;
+
 	if (data == NULL) {
 		*errstr = xasprintf("%s: could not encode the report", path);
-		r->report_write_failed = 1;
 		return -1;
 	}
-	int rc = write_file_atomic(path, data, strlen(data), errstr);
+	rc = write_file_atomic(path, data, strlen(data), errstr);
 	free(data);
-	if (rc != 0) {
-		r->report_write_failed = 1;
-		return -1;
-	}
-	return 0;
+	return rc;
 }

@@ -91,7 +91,8 @@ struct round_report {
 	const struct state_totals *totals;   /* cfg->nproviders entries or NULL */
 	int gates_failed;
 	int any_error;
-	int report_write_failed;             /* set by the writers */
+	int report_write_failed;             /* set by the caller once every file was
+	                                        written; never read by an encoder */
 	int state_failed;                    /* the state store could not be read or
 	                                        written: totals missing, result unknown */
 	int interrupted;                     /* signal number that ended the round early, or 0 */
@@ -115,15 +116,35 @@ struct round_report {
  * all 0 and its min_inbox_ratio and max_missing gates are not evaluated;
  * the p99 gate needs max(min_samples, 1) samples; max_missing < 0 (unset)
  * is never evaluated. Not evaluated gates neither pass nor fail. */
+/* The round's statuses besides its results, all known before the report is
+ * computed (docs/SPEC.md "Exit codes": each makes the result unknown). */
+struct report_status {
+	int state_failed;          /* the state store could not be read or written */
+	int interrupted;           /* signal number that ended the round early, or 0 */
+	const char *bounce_error;  /* NULL, or why the bounce mailbox could not be
+	                              watched (borrowed: must outlive the report) */
+};
+
+/* status may be NULL (all clear). The report is computed once, from every
+ * status: nothing is patched in afterwards, and writing the files changes
+ * nothing in it but report_write_failed. */
 struct round_report *report_compute(const struct config *cfg, const struct probe_result *results,
                                     double started, double ended,
-                                    const struct state_totals *totals);
+                                    const struct state_totals *totals,
+                                    const struct report_status *status);
 void report_free(struct round_report *r);
 
-/* The exit code per docs/SPEC.md (0, 1 or 3) from gates, errors and write failures. */
+/* The exit code per docs/SPEC.md (0, 1 or 3) from the gates and the
+ * round's statuses (unmeasured seeds, state store, bounce mailbox): decided
+ * before any file is written, and what every file says (last_run_success,
+ * the JSON's exit_code), whatever happens to the other files. */
 int report_exit_code(const struct round_report *r);
-/* The Nagios code: 0 OK, 1 WARNING (errors/unknown measurement), 2 CRITICAL (gate failed), 3 UNKNOWN. */
-int report_nagios_code(const struct round_report *r);
+/* The process's exit code: report_exit_code(), except that a report file
+ * that could not be written (r->report_write_failed) turns 0 into 3: a
+ * failed write changes only the exit code and the messages. With nagios:
+ * the Nagios code, 0 OK, 1 WARNING (errors, unknown measurement, a failed
+ * write), 2 CRITICAL (a gate failed). */
+int report_process_code(const struct round_report *r, int nagios);
 
 /* Encoders into a string (heap, caller frees). Numbers in the C locale,
  * label values escaped, no timestamps, every seed in every run. */
@@ -138,10 +159,11 @@ char *report_metrics(const struct round_report *r, const struct report_daemon *d
 char *report_json(const struct round_report *r);            /* schema: docs/json-report.md */
 char *report_junit(const struct round_report *r);           /* Jenkins/Ant JUnit XML */
 
-/* Write a report atomically (PATH.tmp, fsync, rename). 0 or -1 with
- * *errstr; on failure sets r->report_write_failed. */
-int report_write(struct round_report *r, const char *path, char *(*encode)(const struct round_report *),
-                 char **errstr);
+/* Encode r and write it to path atomically (write_file_atomic). 0 or -1
+ * with *errstr (heap). r is not changed: the caller sets
+ * report_write_failed once every file was written. */
+int report_write(const struct round_report *r, const char *path,
+                 char *(*encode)(const struct round_report *), char **errstr);
 
 /* The human summary table (seed, provider, outcome, folder, latency, relay
  * reply, diagnostic), per-provider placement and quantiles, and one line

@@ -327,7 +327,7 @@ void report_summary(const struct round_report *r, FILE *out)
 			}
 		}
 
-	int code = report_exit_code(r);
+	int code = report_process_code(r, 0);   /* printed once every file was written */
 	if (r->interrupted)
 		fprintf(out, "interrupted: signal %d ended the round before its deadline; probes not "
 		        "found yet are error (not measured)\n", r->interrupted);
@@ -395,7 +395,7 @@ void report_nagios(const struct round_report *r, FILE *out)
 	size_t measured = 0;
 	struct strbuf sb = STRBUF_INIT;
 	char v[64], t[64];
-	int code = report_nagios_code(r);
+	int code = report_process_code(r, 1);
 	static const char *const names[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
 
 	for (size_t i = 0; i < ns; i++)

@@ -164,7 +164,9 @@ static int record(const struct config *cfg, struct state *st, struct cycle *c)
 	return failed;
 }
 
-static void write_reports(const struct config *cfg, struct round_report *rep)
+/* Write every configured file; 1 when any failed. rep is not changed while
+ * they are written, so no file depends on another's fate. */
+static int write_reports(const struct config *cfg, const struct round_report *rep)
 {
 	struct { const char *path; char *(*enc)(const struct round_report *); } outs[] = {
 		{ cfg->report.textfile, report_prometheus_text },
@@ -173,6 +175,7 @@ static void write_reports(const struct config *cfg, struct round_report *rep)
 		{ cfg->report.junit, report_junit },
 	};
 	char *err = NULL;
+	int failed = 0;
 
 	for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
 		if (outs[i].path == NULL)
@@ -181,8 +184,10 @@ static void write_reports(const struct config *cfg, struct round_report *rep)
 			log_error("report: %s", err ? err : outs[i].path);
 			free(err);
 			err = NULL;
+			failed = 1;
 		}
 	}
+	return failed;
 }
 
 void cycle_run(const struct cycle_params *p, struct cycle *out)
@@ -211,18 +216,26 @@ void cycle_run(const struct cycle_params *p, struct cycle *out)
 	if (p->st != NULL && record(cfg, p->st, out) != 0)
 		out->state_failed = 1;
 
-	out->rep = report_compute(cfg, out->rr.results, out->rr.started, out->rr.ended, out->totals);
-	out->rep->state_failed = out->state_failed;
-	out->rep->interrupted = out->rr.interrupted ? (int)round_stop : 0;
-	out->rep->bounce_error = out->rr.bounce_error[0] ? out->rr.bounce_error : NULL;
+	{
+		/* every status is known now: the report is computed once */
+		struct report_status rs = {
+			.state_failed = out->state_failed,
+			.interrupted = out->rr.interrupted ? (int)round_stop : 0,
+			.bounce_error = out->rr.bounce_error[0] ? out->rr.bounce_error : NULL,
+		};
+		out->rep = report_compute(cfg, out->rr.results, out->rr.started, out->rr.ended,
+		                          out->totals, &rs);
+	}
 	if (p->daemon_figures != NULL) {
 		struct report_daemon figs;
+		int failed;
 		p->daemon_figures(p->daemon_arg, &figs);
 		out->rep->daemon = &figs;
-		write_reports(cfg, out->rep);
+		failed = write_reports(cfg, out->rep);
 		out->rep->daemon = NULL;   /* for the files only */
+		out->rep->report_write_failed = failed;
 	} else {
-		write_reports(cfg, out->rep);
+		out->rep->report_write_failed = write_reports(cfg, out->rep);
 	}
 }
 

@@ -12,8 +12,11 @@
  * signal handlers, and the summary / exit code.
  *
  * Errors never stop a cycle: a state store failure is logged and sets
- * state_failed (the result is then unknown, exit 3); a report file that
- * cannot be written is logged and sets rep->report_write_failed.
+ * state_failed (the result is then unknown, exit 3). The report is
+ * computed once from every status, before any file is written, so every
+ * file says the same; a report file that cannot be written is logged and,
+ * once all were written, sets rep->report_write_failed, which changes only
+ * the process's exit code and the messages (report_process_code).
  */
 #ifndef INBOXPROBE_CYCLE_H
 #define INBOXPROBE_CYCLE_H

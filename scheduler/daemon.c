@@ -302,7 +302,7 @@ static void round_status(struct daemon *d, const struct cycle *cy, unsigned long
 	const struct config *cfg = rep->cfg;
 	size_t count[OUTCOME__COUNT] = { 0 };
 	struct strbuf sb = STRBUF_INIT;
-	int code = report_exit_code(rep);
+	int code = report_process_code(rep, 0);   /* the files are written */
 
 	for (size_t i = 0; i < cfg->nseeds; i++)
 		count[cy->rr.results[i].outcome]++;

@@ -180,6 +180,21 @@ run gatefail
 check "text format, gate failure: exit 1" 1 "$rc"
 run allinbox
 check "text format, all inbox: exit 0" 0 "$rc"
+# Issue 12 section 6, one truth per run: a report file that cannot be
+# written changes only the exit code (and the messages), never what the
+# other files say, whichever is written first.
+cp "$T/allinbox.conf" "$T/wfail.conf"
+sed -i "s/allinbox/wfail/g" "$T/wfail.conf"
+run wfail --textfile "$T/missing-dir/x.prom" --json "$T/wfail1.json"
+check "textfile write fails: exit 3" 3 "$rc"
+assert "textfile write fails: message names it" grep -q 'missing-dir/x.prom' "$T/wfail.err"
+check "textfile write fails: the JSON written after it still says exit_code 0" 0 \
+	"$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["exit_code"])' "$T/wfail1.json")"
+run wfail --json "$T/missing-dir/x.json" --textfile "$T/wfail2.prom"
+check "JSON write fails: exit 3" 3 "$rc"
+assert "JSON write fails: the textfile written before it says last_run_success 1" \
+	grep -q '^inboxprobe_last_run_success{config="wfail"} 1$' "$T/wfail2.prom"
+assert "JSON write fails: the summary says why the exit is 3" grep -q 'a report could not be written' "$T/wfail.out"
 
 # ---- 8. JSON against docs/json-report.md -----------------------------------
 pycheck json "$SRC/docs/json-report.md" "$T/mixed.json" "$T/gatefail.json" "$T/allinbox.json" "$T/unmeasured.json" <<'PY'

@@ -217,7 +217,7 @@ static void read_back(void)
 		res[i].seed_index = i;
 		res[i].outcome = i ? OUTCOME_MISSING : OUTCOME_INBOX;
 	}
-	struct round_report *r = report_compute(cfg, res, NOW - 60, NOW, tot);
+	struct round_report *r = report_compute(cfg, res, NOW - 60, NOW, tot, NULL);
 	char *t = report_prometheus_text(r);
 	if (getenv("FUZZ_STATE_DEBUG") != NULL)
 		fprintf(stderr, "fuzz_state: %zu pending\n%s", npend, t);

@@ -167,7 +167,7 @@ int main(int argc, char **argv)
 		}
 	}
 
-	struct round_report *r = report_compute(&cfg, res, t0, t0 + 61.75, tot);
+	struct round_report *r = report_compute(&cfg, res, t0, t0 + 61.75, tot, NULL);
 	rc |= write_one(r, argv[1], "inboxprobe.prom", report_prometheus_text);
 	rc |= write_one(r, argv[1], "inboxprobe.om.txt", report_openmetrics);
 	rc |= write_one(r, argv[1], "inboxprobe.json", report_json);

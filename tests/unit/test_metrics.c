@@ -396,7 +396,7 @@ static void assert_text(const char *got, const char *want)
 static struct round_report *fixture_round(struct fixture *f, int with_totals)
 {
 	fixture_init(f);
-	return report_compute(&f->cfg, f->res, 1700000000, 1700000042.5, with_totals ? f->tot : NULL);
+	return report_compute(&f->cfg, f->res, 1700000000, 1700000042.5, with_totals ? f->tot : NULL, NULL);
 }
 
 static void test_prometheus_exact(void **state)
@@ -524,7 +524,7 @@ static void test_label_escaping(void **state)
 	f.seeds[0].address = "we\"ird\\seed\nx@example.org";
 	f.seeds[1].address = "bad\xFFutf8@example.org";
 	f.cfg.name = "c\xC3\xA9";   /* valid UTF-8 passes */
-	struct round_report *r = report_compute(&f.cfg, f.res, 1700000000, 1700000042.5, NULL);
+	struct round_report *r = report_compute(&f.cfg, f.res, 1700000000, 1700000042.5, NULL, NULL);
 	for (int om = 0; om < 2; om++) {
 		char *s = om ? report_openmetrics(r) : report_prometheus_text(r);
 		assert_non_null(strstr(s, "inboxprobe_probe_outcome{config=\"c\xC3\xA9\",seed=\"we\\\"ird\\\\seed\\nx@example.org\","
@@ -581,7 +581,7 @@ static void test_no_duplicate_series(void **state)
 	struct fixture f;
 	fixture_init(&f);
 	f.seeds[1].address = "a@gmail.example";   /* same address and provider as seed 0 */
-	struct round_report *r = report_compute(&f.cfg, f.res, 1700000000, 1700000042.5, NULL);
+	struct round_report *r = report_compute(&f.cfg, f.res, 1700000000, 1700000042.5, NULL, NULL);
 	char *s = report_prometheus_text(r);
 	char lines[64][256];
 	size_t n = sample_lines(s, "inboxprobe_probe_outcome", lines, 64);
@@ -644,7 +644,7 @@ static void test_trace_series_exact(void **state)
 	t->have_relay = 1;
 	t->stage_relay = -3;
 	xstrlcpy(t->tab, "promotions", sizeof t->tab);
-	struct round_report *r = report_compute(&f.cfg, f.res, 1700000000, 1700000042.5, NULL);
+	struct round_report *r = report_compute(&f.cfg, f.res, 1700000000, 1700000042.5, NULL, NULL);
 	char *p = report_prometheus_text(r);
 	assert_non_null(strstr(p, expect_trace_block));
 	assert_null(strstr(p, "stage=\"receiving\""));
@@ -657,7 +657,7 @@ static void test_trace_series_exact(void **state)
 	report_free(r);
 	/* without any trace the four families are absent altogether */
 	fixture_init(&f);
-	r = report_compute(&f.cfg, f.res, 1700000000, 1700000042.5, NULL);
+	r = report_compute(&f.cfg, f.res, 1700000000, 1700000042.5, NULL, NULL);
 	p = report_prometheus_text(r);
 	assert_null(strstr(p, "auth_result"));
 	assert_null(strstr(p, "hop_delay"));
@@ -675,13 +675,27 @@ static void test_last_run_success(void **state)
 	f.res[1].have_latency = 1;
 	f.res[1].latency = 3;
 	f.res[2].outcome = OUTCOME_INBOX;         /* outlook measured */
-	struct round_report *r = report_compute(&f.cfg, f.res, 1700000000, 1700000042.5, NULL);
+	struct round_report *r = report_compute(&f.cfg, f.res, 1700000000, 1700000042.5, NULL, NULL);
 	assert_int_equal(report_exit_code(r), 0);
 	char *s = report_prometheus_text(r);
 	assert_non_null(strstr(s, "inboxprobe_last_run_success{config=\"otp\"} 1\n"));
 	free(s);
-	r->report_write_failed = 1;   /* an earlier report failed: no longer a success */
+	/* issue 12 section 6: a report file that failed (before or after this
+	 * one) changes only the exit code: every file says the same */
+	r->report_write_failed = 1;
 	s = report_openmetrics(r);
+	assert_non_null(strstr(s, "inboxprobe_last_run_success{config=\"otp\"} 1\n"));
+	free(s);
+	s = report_json(r);
+	assert_non_null(strstr(s, "\"exit_code\":0"));
+	assert_null(strstr(s, "report_write_failed"));
+	free(s);
+	assert_int_equal(report_process_code(r, 0), 3);
+	report_free(r);
+	/* the state store failed: known before computing, so every file says 0 */
+	struct report_status st = { .state_failed = 1 };
+	r = report_compute(&f.cfg, f.res, 1700000000, 1700000042.5, NULL, &st);
+	s = report_prometheus_text(r);
 	assert_non_null(strstr(s, "inboxprobe_last_run_success{config=\"otp\"} 0\n"));
 	free(s);
 	report_free(r);

@@ -91,7 +91,7 @@ static void set_found(struct probe_result *r, enum outcome o, double latency)
 
 static struct round_report *compute(struct fx *f)
 {
-	return report_compute(&f->cfg, f->res, 1700000000, 1700000060, NULL);
+	return report_compute(&f->cfg, f->res, 1700000000, 1700000060, NULL, NULL);
 }
 
 /* ---- quantiles ---- */
@@ -337,7 +337,7 @@ static void test_window_basis(void **state)
 	t.window_outcomes[OUTCOME_SPAM] = 1;
 	t.window_outcomes[OUTCOME_MISSING] = 3;
 	t.window_outcomes[OUTCOME_ERROR] = 5;   /* not measured */
-	struct round_report *r = report_compute(&f.cfg, f.res, 1, 2, &t);
+	struct round_report *r = report_compute(&f.cfg, f.res, 1, 2, &t, NULL);
 	const struct provider_report *p = &r->providers[0];
 	assert_true(r->window_basis);
 	assert_true(p->share[OUTCOME_INBOX] == 1.0);                  /* round figures stay */
@@ -350,7 +350,7 @@ static void test_window_basis(void **state)
 	report_free(r);
 
 	/* Without a store, "window" falls back to the round. */
-	r = report_compute(&f.cfg, f.res, 1, 2, NULL);
+	r = report_compute(&f.cfg, f.res, 1, 2, NULL, NULL);
 	assert_false(r->window_basis);
 	assert_true(r->providers[0].gate[SLO_MIN_INBOX_RATIO].ok);
 	assert_int_equal(report_exit_code(r), EXIT_GATES_OK);
@@ -373,7 +373,7 @@ static void test_exit_code_table(void **state)
 	/* all inbox -> 0 */
 	r = compute(&f);
 	assert_int_equal(report_exit_code(r), EXIT_GATES_OK);
-	assert_int_equal(report_nagios_code(r), NAGIOS_OK);
+	assert_int_equal(report_process_code(r, 1), NAGIOS_OK);
 	report_free(r);
 
 	/* two spam: 8/10 < 0.9 -> 1 */
@@ -381,7 +381,7 @@ static void test_exit_code_table(void **state)
 	f.res[1].outcome = OUTCOME_SPAM;
 	r = compute(&f);
 	assert_int_equal(report_exit_code(r), EXIT_GATE_FAILED);
-	assert_int_equal(report_nagios_code(r), NAGIOS_CRITICAL);
+	assert_int_equal(report_process_code(r, 1), NAGIOS_CRITICAL);
 	report_free(r);
 
 	/* an error, nothing failed (9/9 inbox) -> 3 */
@@ -390,7 +390,7 @@ static void test_exit_code_table(void **state)
 	r = compute(&f);
 	assert_false(r->gates_failed);
 	assert_int_equal(report_exit_code(r), EXIT_UNKNOWN);
-	assert_int_equal(report_nagios_code(r), NAGIOS_WARNING);
+	assert_int_equal(report_process_code(r, 1), NAGIOS_WARNING);
 	report_free(r);
 
 	/* an error and a failed gate -> 1 */
@@ -398,7 +398,7 @@ static void test_exit_code_table(void **state)
 	f.res[2].outcome = OUTCOME_SPAM;   /* 6/8 inbox */
 	r = compute(&f);
 	assert_int_equal(report_exit_code(r), EXIT_GATE_FAILED);
-	assert_int_equal(report_nagios_code(r), NAGIOS_CRITICAL);
+	assert_int_equal(report_process_code(r, 1), NAGIOS_CRITICAL);
 	report_free(r);
 
 	/* all measured and fine, but a report could not be written -> 3 */
@@ -411,10 +411,35 @@ static void test_exit_code_table(void **state)
 	assert_non_null(err);
 	assert_non_null(strstr(err, "/nonexistent-dir-inboxprobe/x"));
 	free(err);
-	assert_true(r->report_write_failed);
-	assert_int_equal(report_exit_code(r), EXIT_UNKNOWN);
-	assert_int_equal(report_nagios_code(r), NAGIOS_WARNING);
+	/* report_write changes nothing in the report: the caller sets the
+	 * flag once every file was written, and only the process's code moves */
+	assert_false(r->report_write_failed);
+	r->report_write_failed = 1;
+	assert_int_equal(report_exit_code(r), EXIT_GATES_OK);
+	assert_int_equal(report_process_code(r, 0), EXIT_UNKNOWN);
+	assert_int_equal(report_process_code(r, 1), NAGIOS_WARNING);
 	report_free(r);
+
+	/* statuses known before computing (issue 12 section 6): each is in
+	 * the report from the start, and makes the verdict unknown */
+	{
+		struct report_status st[] = {
+			{ .state_failed = 1 },
+			{ .bounce_error = "imaps://b: LOGIN refused" },
+		};
+		for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++) {
+			r = report_compute(&f.cfg, f.res, 1700000000, 1700000060, NULL, &st[i]);
+			assert_int_equal(r->state_failed, st[i].state_failed);
+			assert_ptr_equal(r->bounce_error, st[i].bounce_error);
+			assert_int_equal(report_exit_code(r), EXIT_UNKNOWN);
+			assert_int_equal(report_process_code(r, 1), NAGIOS_WARNING);
+			report_free(r);
+		}
+		struct report_status intr = { .interrupted = 15 };
+		r = report_compute(&f.cfg, f.res, 1700000000, 1700000060, NULL, &intr);
+		assert_int_equal(r->interrupted, 15);
+		report_free(r);
+	}
 	fx_free(&f);
 }
 
@@ -471,7 +496,7 @@ static struct round_report *mixed_round(void)
 	mixed.res[3].outcome = OUTCOME_ERROR;
 	xstrlcpy(mixed.res[3].diagnostic, "IMAP login failed | NO [AUTHENTICATIONFAILED]",
 	         sizeof(mixed.res[3].diagnostic));
-	return report_compute(&mixed.cfg, mixed.res, 1700000000.25, 1700000060, NULL);
+	return report_compute(&mixed.cfg, mixed.res, 1700000000.25, 1700000060, NULL, NULL);
 }
 
 static void test_json_report(void **state)
