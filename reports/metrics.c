@@ -294,6 +294,14 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 			sample(f, "_total", (double)r->totals[p].probes[o], 3, "config", cn,
 			       "provider", r->providers[p].provider, "outcome", outcome_name((enum outcome)o));
 
+	f = family(m, "auth_results", MT_COUNTER, NULL,
+	           "Trusted authentication verdicts of found probes, by RFC 8601 method and result, counted at the end of their round.");
+	for (size_t p = 0; p < cfg->nproviders; p++)
+		for (size_t a = 0; a < r->totals[p].nauth; a++)
+			sample(f, "_total", (double)r->totals[p].auth[a].n, 4, "config", cn,
+			       "provider", r->providers[p].provider, "method", r->totals[p].auth[a].method,
+			       "result", r->totals[p].auth[a].result);
+
 	f = family(m, "late_arrivals", MT_COUNTER, NULL,
 	           "Probes missing at their round's end and found in a later round, by folder.");
 	for (size_t p = 0; p < cfg->nproviders; p++) {

@@ -32,6 +32,7 @@ const double state_buckets[STATE_NBUCKETS] = {
 #define C_PROBES "probes_total"
 #define C_LATE "late_arrivals_total"
 #define C_HIST "delivery_latency_seconds"
+#define C_AUTH "auth_results_total"   /* label "method=result" */
 
 /* "IbPr" - marks the file as an inboxprobe store (PRAGMA application_id). */
 #define STATE_APPLICATION_ID 0x49625072
@@ -567,6 +568,26 @@ static struct prov_acc *prov_find(struct prov_acc *acc, size_t *nacc, const char
 	return &acc[(*nacc)++];
 }
 
+/* auth_results_total += 1 for each distinct trusted (method, result) of a probe. */
+static int count_verdicts(struct state *st, const char *name, const char *provider,
+                          const struct probe_trace *t, char **errstr)
+{
+	for (int a = 0; a < t->nauth && a < AUTH_MAX; a++) {
+		int dup = 0;
+		for (int b = 0; b < a; b++)
+			dup |= strcmp(t->auth[a].method, t->auth[b].method) == 0 &&
+			       strcmp(t->auth[a].result, t->auth[b].result) == 0;
+		if (dup || t->auth[a].method[0] == '\0')
+			continue;
+		char *label = xasprintf("%s=%s", t->auth[a].method, t->auth[a].result);
+		int rc = counter_add(st, name, C_AUTH, provider, label, 1, errstr);
+		free(label);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
 int state_record_round(struct state *st, const char *name, double started, double ended,
                        const struct probe_result *results, const char *const *seeds,
                        const char *const *providers, size_t n, char **errstr)
@@ -638,6 +659,8 @@ int state_record_round(struct state *st, const char *name, double started, doubl
 			if (sqlite3_changes(st->db) == 0)
 				continue;
 		}
+		if (found && count_verdicts(st, name, provider, &r->trace, errstr) != 0)
+			goto out;
 		pa = prov_find(acc, &nacc, provider);
 		pa->outcome[r->outcome]++;
 		if (found && usable)
@@ -821,6 +844,27 @@ static sqlite3_stmt *window_stmt(struct state *st, enum stmt_id id, const char *
 	return s;
 }
 
+static void auth_add(struct state_totals *t, const char *label, unsigned long long value)
+{
+	const char *eq = strchr(label, '=');
+	struct state_auth_count *c;
+	if (eq == NULL || eq == label || (size_t)(eq - label) >= sizeof c->method)
+		return;
+	t->auth = xrealloc(t->auth, (t->nauth + 1) * sizeof *t->auth);
+	c = &t->auth[t->nauth++];
+	memset(c, 0, sizeof *c);
+	memcpy(c->method, label, (size_t)(eq - label));
+	xstrlcpy(c->result, eq + 1, sizeof c->result);
+	c->n = value;
+}
+
+static int cmp_auth(const void *a, const void *b)
+{
+	const struct state_auth_count *x = a, *y = b;
+	int c = strcmp(x->method, y->method);
+	return c ? c : strcmp(x->result, y->result);
+}
+
 static int totals_one(struct state *st, const char *name, struct state_totals *t,
                       double from, double to, char **errstr)
 {
@@ -851,6 +895,8 @@ static int totals_one(struct state *st, const char *name, struct state_totals *t
 				t->late_inbox = value;
 			else if (strcmp(label, "spam") == 0)
 				t->late_spam = value;
+		} else if (strcmp(cname, C_AUTH) == 0) {
+			auth_add(t, label, value);
 		} else if (strcmp(cname, C_HIST) == 0) {
 			char *end;
 			long i;
@@ -872,6 +918,8 @@ static int totals_one(struct state *st, const char *name, struct state_totals *t
 	}
 	for (int i = 0; i < STATE_NBUCKETS; i++)
 		t->bucket[i] = raw[i] + (i > 0 ? t->bucket[i - 1] : 0);
+	if (t->nauth > 1)
+		qsort(t->auth, t->nauth, sizeof *t->auth, cmp_auth);
 
 	/* Histogram sum. */
 	if ((s = stmt(st, S_SUM_GET, errstr)) == NULL)
@@ -956,8 +1004,10 @@ void state_totals_free(struct state_totals *t, size_t n)
 {
 	if (t == NULL)
 		return;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(t[i].window_latencies);
+		free(t[i].auth);
+	}
 	free(t);
 }
 

@@ -67,7 +67,9 @@ int state_pending(struct state *st, const char *name, const char *seed, double s
  * Record a finished round of config `name`: one row per result (token,
  * seed, provider, submit time, relay reply, outcome, folder, latency), and
  * in the same transaction increment probes_total{provider,outcome} and,
- * for found probes with a usable latency, the histogram.
+ * for found probes with a usable latency, the histogram, and for found
+ * probes auth_results_total{provider,method,result} once per distinct
+ * trusted verdict (res->trace.auth).
  * seeds[i] and providers[i] are the seed address and provider of
  * results[i]. Times are Unix seconds. A result with an empty token is
  * counted but gets no row; a token already stored is neither stored nor
@@ -89,6 +91,13 @@ int state_record_late(struct state *st, const char *name, const char *token,
                       const char *folder_kind, double internaldate, double latency,
                       int latency_usable, char **errstr);
 
+/* auth_results_total: trusted verdicts of found probes, by method and result. */
+struct state_auth_count {
+	char method[24];
+	char result[24];
+	unsigned long long n;
+};
+
 /* Totals and the window for one provider. */
 struct state_totals {
 	char provider[128];
@@ -101,6 +110,8 @@ struct state_totals {
 	size_t window_samples;
 	double *window_latencies;                      /* heap, sorted ascending, window_samples long */
 	size_t window_outcomes[OUTCOME__COUNT];        /* this window's rounds, by outcome */
+	struct state_auth_count *auth;                 /* heap, sorted by method then result */
+	size_t nauth;
 };
 
 /* Totals of config `name` for every provider in providers (in that order),

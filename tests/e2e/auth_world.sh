@@ -355,6 +355,7 @@ probe = { deadline = 25; poll_interval = 1; cleanup = "keep"; ${3:-} };
 slo = { require_auth = ( "spf", "dkim", "dmarc" ); };
 providers = { authmx = { authserv_id = ( "mx.auth.test" ); }; };
 report = { json = "$D/$1.json"; textfile = "$D/$1.prom"; };
+state = { path = "$D/state.db"; };
 imap_defaults = { url = "imap://127.0.0.1:$IMAP"; tls = "none"; password_file = "$D/seed.pass"; };
 bounce_mailbox = { username = "probe@$2"; };
 seeds = ( { address = "inbox@mx.test"; provider = "authmx"; imap = { username = "inbox@mx.test"; }; } );
@@ -415,6 +416,9 @@ grep -q '^  inbox@mx.test: dkim=fail (' "$OUT" && ok "rotated: summary names the
 	not_ok "rotated: summary names the failing verdict in full"
 grep -q '^FAIL authmx require_auth: 1 found probe without a pass' "$OUT" && ok "rotated: FAIL line" ||
 	not_ok "rotated: FAIL line"
+grep -q '^inboxprobe_auth_results_total{config="auth_rotated",provider="authmx",method="dkim",result="fail"} 1$' "$PROM" &&
+	ok "rotated: auth_results_total from the state store" ||
+	not_ok "rotated: auth_results_total from the state store: $(grep auth_results "$PROM")"
 
 # 3. the relay's IP missing from SPF
 run nospf nospf.test

@@ -655,6 +655,24 @@ static void test_trace_series_exact(void **state)
 	free(p);
 	free(o);
 	report_free(r);
+	/* with a state store: auth_results_total from the totals, in their order */
+	static struct state_auth_count ac[2] = { { "dkim", "fail", 3 }, { "dkim", "pass", 40 } };
+	f.tot[0].auth = ac;
+	f.tot[0].nauth = 2;
+	r = report_compute(&f.cfg, f.res, 1700000000, 1700000042.5, f.tot);
+	p = report_prometheus_text(r);
+	assert_non_null(strstr(p,
+		"# HELP inboxprobe_auth_results_total Trusted authentication verdicts of found probes, by RFC 8601 method and result, counted at the end of their round.\n"
+		"# TYPE inboxprobe_auth_results_total counter\n"
+		"inboxprobe_auth_results_total{config=\"otp\",provider=\"gmail\",method=\"dkim\",result=\"fail\"} 3\n"
+		"inboxprobe_auth_results_total{config=\"otp\",provider=\"gmail\",method=\"dkim\",result=\"pass\"} 40\n"
+		"# HELP inboxprobe_late_arrivals_total"));
+	o = report_openmetrics(r);
+	assert_non_null(strstr(o, "# TYPE inboxprobe_auth_results counter\n"));
+	assert_non_null(strstr(o, "inboxprobe_auth_results_total{config=\"otp\",provider=\"gmail\",method=\"dkim\",result=\"pass\"} 40\n"));
+	free(p);
+	free(o);
+	report_free(r);
 	/* without any trace the four families are absent altogether */
 	fixture_init(&f);
 	r = report_compute(&f.cfg, f.res, 1700000000, 1700000042.5, NULL, NULL);

@@ -251,6 +251,57 @@ static void check_totals_against_ref(const struct state_totals *t, const struct 
 
 /* ---- tests -------------------------------------------------------------- */
 
+/* auth_results_total (issue 11): once per distinct trusted verdict of a
+ * found probe; a token recorded again is not counted again; probes not
+ * found count nothing; totals come back sorted by method and result. */
+static void verdict(struct probe_result *r, const char *m, const char *res)
+{
+	xstrlcpy(r->trace.auth[r->trace.nauth].method, m, sizeof r->trace.auth[0].method);
+	xstrlcpy(r->trace.auth[r->trace.nauth].result, res, sizeof r->trace.auth[0].result);
+	r->trace.nauth++;
+}
+
+static void test_auth_results_total(void **state)
+{
+	struct fixture *f = *state;
+	struct state *st = open_ok(f->db);
+	struct probe_result r[3];
+	const char *seeds[3] = { "a@gmail.example", "b@gmail.example", "c@outlook.example" };
+	const char *pv[3] = { "gmail", "gmail", "outlook" };
+	struct state_totals *t;
+
+	memset(r, 0, sizeof r);
+	for (int i = 0; i < 3; i++) {
+		snprintf(r[i].token, sizeof r[i].token, "%032x", 0xa0 + i);
+		r[i].submit_time = T0;
+		r[i].outcome = OUTCOME_INBOX;
+		r[i].internaldate = T0 + 5;
+		r[i].latency = 5;
+		r[i].have_latency = 1;
+	}
+	verdict(&r[0], "spf", "pass");
+	verdict(&r[0], "dkim", "pass");
+	verdict(&r[0], "dkim", "pass");   /* two passing signatures: counted once */
+	verdict(&r[0], "dkim", "fail");
+	verdict(&r[1], "dkim", "fail");
+	r[2].outcome = OUTCOME_MISSING;   /* not found: its (impossible) verdicts do not count */
+	verdict(&r[2], "spf", "pass");
+	record(st, T0, r, seeds, pv, 3);
+	record(st, T0 + 300, r, seeds, pv, 3);   /* the same tokens again */
+	t = totals(st, provs, NPROV, T0 + 600, 3600);
+	assert_int_equal(t[0].nauth, 3);
+	assert_string_equal(t[0].auth[0].method, "dkim");
+	assert_string_equal(t[0].auth[0].result, "fail");
+	assert_int_equal(t[0].auth[0].n, 2);
+	assert_string_equal(t[0].auth[1].result, "pass");
+	assert_int_equal(t[0].auth[1].n, 1);
+	assert_string_equal(t[0].auth[2].method, "spf");
+	assert_int_equal(t[0].auth[2].n, 1);
+	assert_int_equal(t[1].nauth, 0);
+	state_totals_free(t, NPROV);
+	state_close(st);
+}
+
 static void test_counters_histogram_prune(void **state)
 {
 	struct fixture *f = *state;
@@ -961,6 +1012,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_run_lock_dir_check, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_processes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_results_total, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
