@@ -659,7 +659,7 @@ static void test_trace_series_exact(void **state)
 	static struct state_auth_count ac[2] = { { "dkim", "fail", 3 }, { "dkim", "pass", 40 } };
 	f.tot[0].auth = ac;
 	f.tot[0].nauth = 2;
-	r = report_compute(&f.cfg, f.res, 1700000000, 1700000042.5, f.tot);
+	r = report_compute(&f.cfg, f.res, 1700000000, 1700000042.5, f.tot, NULL);
 	p = report_prometheus_text(r);
 	assert_non_null(strstr(p,
 		"# HELP inboxprobe_auth_results_total Trusted authentication verdicts of found probes, by RFC 8601 method and result, counted at the end of their round.\n"
