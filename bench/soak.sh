@@ -1,0 +1,122 @@
+#!/bin/sh
+# Soak: ROUNDS consecutive rounds of one `inboxprobe daemon` with a state
+# store and SEEDS seeds against the loopback mail world (real Postfix and
+# Dovecot; root, like the world). Every 50 rounds (and at the end) it
+# prints the daemon's resident set size, its open file descriptors and the
+# state store's size (the file plus its WAL), next to the figures after
+# the first round, the floor measured in the same run. They should stay
+# flat, except the store's bounded growth (one row per probe until
+# retention prunes it). A bench: it prints figures and asserts nothing.
+#
+#   bench/soak.sh [ROUNDS [SEEDS [DEADLINE [INTERVAL]]]]   default 500 100 10 5
+#   INBOXPROBE=/path/to/inboxprobe bench/soak.sh 100   (default ./inboxprobe)
+#
+# INTERVAL is the daemon's schedule.interval: a round that finds every
+# probe ends before its DEADLINE, so rounds follow each other about every
+# INTERVAL seconds (a slot that falls inside a round is skipped, and
+# counted; the daemon warns that the deadline is not shorter). 500 rounds
+# of 100 seeds take about 45 minutes. Seeds are SEEDS extra Dovecot users soakN@gmail.test added to
+# the world for the run. Prints the wall time of the whole soak.
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+top_srcdir=$SRC
+. "$SRC/tests/world/lib.sh"
+ROUNDS=${1:-500}
+SEEDS=${2:-100}
+DEADLINE=${3:-10}
+INTERVAL=${4:-5}
+BIN=${INBOXPROBE:-./inboxprobe}
+[ -x "$BIN" ] || { echo "soak: no inboxprobe at $BIN (set INBOXPROBE)"; exit 2; }
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+world_up
+T=$WORLD_DIR/soak
+mkdir -p "$T"
+DPID=
+trap '_st=$?; [ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null; (exit $_st); world_down' EXIT
+
+# SEEDS more mailboxes: Dovecot re-reads the world's passwd-file when its
+# mtime (in seconds) changes, so the append waits for the next second.
+pw=$(cat "$SEED_PASSFILE")
+sleep 1.1
+users=$(dirname "$DOVECOT_CONF")/users
+i=1
+while [ "$i" -le "$SEEDS" ]; do
+	echo "soak$i@gmail.test:{PLAIN}$pw::::::"
+	i=$((i + 1))
+done >>"$users"
+i=1
+while [ "$i" -le "$SEEDS" ]; do
+	doveadm -c "$DOVECOT_CONF" mailbox create -s -u "soak$i@gmail.test" Junk Trash </dev/null ||
+		{ echo "soak: doveadm could not create the folders of soak$i@gmail.test"; exit 1; }
+	i=$((i + 1))
+done
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+{
+	cat <<CONF
+name = "soak";
+relay = { url = "smtp://127.0.0.1:$RELAY_PLAIN_PORT"; tls = "none"; from = "probe@sender.test";
+          connect_timeout = 5; timeout = 20; };
+probe = { deadline = $DEADLINE; poll_interval = 1; cleanup = "delete"; };
+imap_limits = { per_host = 32; per_account = 1; connect_timeout = 10; timeout = 30; };
+slo = { min_inbox_ratio = 0.5; max_latency_p99 = 60.0; };
+imap_defaults = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA"; password_file = "$SEED_PASSFILE"; };
+state = { path = "$T/state.db"; retention_days = 30; };
+report = { json = "$T/last.json"; };
+schedule = { interval = $INTERVAL; };
+web = { listen_address = "127.0.0.1:$port"; };
+seeds = (
+CONF
+	i=1
+	while [ "$i" -le "$SEEDS" ]; do
+		[ "$i" = 1 ] || echo ","
+		printf '  { address = "soak%d@gmail.test"; provider = "p%d"; }' "$i" $((i % 5))
+		i=$((i + 1))
+	done
+	printf '\n);\n'
+} >"$T/soak.conf"
+
+metric() {
+	curl -s "http://127.0.0.1:$port/metrics" 2>/dev/null |
+		awk -v m="$1" '$1 ~ "^"m"[{]" || $1 == m { v = $2 } END { print v + 0 }'
+}
+figures() {
+	rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$DPID/status" 2>/dev/null)
+	fds=$(ls "/proc/$DPID/fd" 2>/dev/null | wc -l)
+	db=$(stat -c %s "$T/state.db" 2>/dev/null || echo 0)
+	wal=$(stat -c %s "$T/state.db-wal" 2>/dev/null || echo 0)
+	probes=$(sqlite3 "file:$T/state.db?mode=ro" "SELECT count(*) FROM probes" 2>/dev/null)
+	inbox=$(sqlite3 "file:$T/state.db?mode=ro" "SELECT coalesce(sum(value),0) FROM counters WHERE name = 'probes_total' AND label = 'inbox'" 2>/dev/null)
+	printf '%6d %8d %5d %10d %9d %8d %8d %8d %7ds\n' "$1" "${rss:-0}" "$fds" "$db" "$wal" \
+		"${probes:-0}" "${inbox:-0}" "$(metric inboxprobe_rounds_skipped_total)" $(($(date +%s) - start))
+}
+
+start=$(date +%s)
+"$BIN" daemon -c "$T/soak.conf" >"$T/daemon.out" 2>"$T/daemon.err" &
+DPID=$!
+echo "soak: $ROUNDS rounds, $SEEDS seeds, deadline $DEADLINE s, interval $INTERVAL s, daemon pid $DPID, store $T/state.db"
+echo " round  RSS(KiB)   fds  store(B)    wal(B) probe rows  inbox_total skipped  elapsed"
+next=1
+while kill -0 "$DPID" 2>/dev/null; do
+	n=$(metric inboxprobe_rounds_total)
+	if [ "$n" -ge "$next" ]; then
+		figures "$n"
+		[ "$n" -ge "$ROUNDS" ] && break
+		if [ "$next" = 1 ]; then next=50; else next=$((next + 50)); fi
+		[ "$next" -gt "$ROUNDS" ] && next=$ROUNDS
+	fi
+	sleep 1
+done
+kill -0 "$DPID" 2>/dev/null || { echo "soak: the daemon exited:"; tail -n 20 "$T/daemon.err"; exit 1; }
+kill "$DPID"
+wait "$DPID"
+rc=$?
+echo "soak: daemon exit $rc; $(grep -c "error" "$T/daemon.err") error lines in its log; wall time $(($(date +%s) - start)) s"
+grep "error" "$T/daemon.err" | sort | uniq -c | sort -rn | head -n 5
+python3 -c 'import json,sys,collections; r = json.load(open(sys.argv[1])); print("soak: last round:", dict(collections.Counter(s["outcome"] for s in r["seeds"])), [s["diagnostic"] for s in r["seeds"] if s["outcome"] == "error"][:2])' "$T/last.json"
+left=0
+i=1
+while [ "$i" -le "$SEEDS" ]; do
+	left=$((left + $(doveadm -c "$DOVECOT_CONF" search -u "soak$i@gmail.test" mailbox '*' ALL 2>/dev/null | wc -l)))
+	i=$((i + 1))
+done
+echo "soak: messages left in the seed mailboxes: $left"
+DPID=
