@@ -10,6 +10,12 @@
 #     (it arrives after GREYLIST_DELAY), and while the round polls for it
 #     the Dovecot imap process serving that session is SIGKILLed. The
 #     round reconnects, finds the probe in the inbox and exits 0.
+#  3. seed mailboxes over quota (Dovecot's quota plugin, a 100-byte limit from
+#     the user's passwd-file entry): LMTP answers 552 5.2.2, and 452 4.2.2
+#     for a user with quota_full_tempfail. Postfix bounces the first and
+#     defers the second; their DSNs make them `rejected` and `deferred`,
+#     measured outcomes, not errors: the run exits 0 (the provider's
+#     inbox gate is 0 here).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/world/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/common.sh"
 BIN=${top_builddir:-.}/inboxprobe
@@ -97,5 +103,37 @@ check "imap kill: the probe is found in the inbox after the reconnect" inbox \
 	"$(json 'r["seeds"][0]["outcome"]' "$T/imapkill.json")"
 assert "imap kill: the run says it reconnected" grep -qi "reconnect" "$T/imapkill.err"
 check "imap kill: the probe was cleaned up" 0 "$(probes_in inbox@greylist.test)"
+
+# ---- 3. seed mailboxes over quota ----------------------------------------
+# Dovecot re-reads the passwd-file when its mtime (seconds) changes.
+sleep 1.1
+pw=$(cat "$SEED_PASSFILE")
+printf '%s\n' "full@gmail.test:{PLAIN}$pw::::::userdb_quota_rule=*:storage=100B" \
+	"fulltmp@gmail.test:{PLAIN}$pw::::::userdb_quota_rule=*:storage=100B userdb_quota_full_tempfail=yes" \
+	>>"$(dirname "$DOVECOT_CONF")/users"
+for u in full fulltmp; do
+	doveadm -c "$DOVECOT_CONF" mailbox create -s -u "$u@gmail.test" Junk Trash </dev/null
+done
+conf quota "$RELAY_PLAIN_PORT" 40 '{ address = "inbox@gmail.test"; provider = "gmail"; },
+  { address = "full@gmail.test"; provider = "quota"; },
+  { address = "fulltmp@gmail.test"; provider = "quota"; }'
+sed -i 's/^slo = .*/slo = { min_inbox_ratio = 0.5; max_latency_p99 = 120.0; providers = { quota = { min_inbox_ratio = 0.0; }; }; };/' "$T/quota.conf"
+cat >>"$T/quota.conf" <<CONF
+bounce_mailbox = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA";
+                   username = "$BOUNCE_USER"; password_file = "$BOUNCE_PASSFILE"; };
+CONF
+"$BIN" run -c "$T/quota.conf" --json "$T/quota.json" >"$T/quota.out" 2>"$T/quota.err"
+rc=$?
+sed 's/^/#   /' "$T/quota.out"
+check "quota: the run exits 0 (over quota is measured, not an error)" 0 "$rc"
+check "quota: outcomes inbox, rejected, deferred" "inbox rejected deferred" \
+	"$(json '" ".join(s["outcome"] for s in r["seeds"])' "$T/quota.json")"
+check "quota: the 552's DSN says failed 5.2.2" "failed 5.2.2" \
+	"$(json '(r["seeds"][1]["dsn"] or {}).get("action", "-") + " " + (r["seeds"][1]["dsn"] or {}).get("status", "-")' "$T/quota.json")"
+check "quota: the 452's DSN says delayed 4.2.2" "delayed 4.2.2" \
+	"$(json '(r["seeds"][2]["dsn"] or {}).get("action", "-") + " " + (r["seeds"][2]["dsn"] or {}).get("status", "-")' "$T/quota.json")"
+assert "quota: LMTP answered 552 and 452 (relay log)" \
+	sh -c "grep -q 'said: 552 5.2.2' '$RELAY_LOG' && grep -q 'said: 452 4.2.2' '$RELAY_LOG'"
+"$RELAY_QUEUE_CMD" 2>/dev/null | grep -q fulltmp@gmail.test && postsuper -c "$RELAY_CONFIG_DIR" -d ALL deferred >/dev/null 2>&1
 
 world_result

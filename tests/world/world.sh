@@ -314,10 +314,14 @@ service auth {
     port = $DOVECOT_AUTH_PORT
   }
 }
+# Quota: no limit unless a user's passwd-file entry sets one
+# (userdb_quota_rule=*:storage=1K), for over-quota seeds.
+mail_plugins = quota
 protocol lmtp {
   mail_plugins = \$mail_plugins sieve
 }
 plugin {
+  quota = maildir:User quota
   sieve = file:~/sieve;active=~/.dovecot.sieve
   sieve_before = $d/sieve/before.sieve
 }
