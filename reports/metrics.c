@@ -188,6 +188,27 @@ static int seed_duplicate(const struct round_report *r, size_t i)
 
 static const char *const folder_names[OUTCOME_ERROR] = { "inbox", "spam", "missing", "rejected", "deferred" };
 
+/* The cumulative count and sum of latency observations of t: the
+ * histogram's totals, never below its largest bucket nor below what the
+ * window holds (a store whose totals started later than its probe rows).
+ * Negative latencies count as 0, so the sum never goes down. */
+static void latency_totals(const struct state_totals *t, unsigned long long *count, double *sum)
+{
+	unsigned long long c = t->hist_count;
+	double s = isfinite(t->hist_sum) && t->hist_sum >= 0 ? t->hist_sum : 0, w = 0;
+
+	for (int b = 0; b < STATE_NBUCKETS; b++)
+		if (t->bucket[b] > c)
+			c = t->bucket[b];
+	if (t->window_samples > c)
+		c = t->window_samples;
+	for (size_t k = 0; t->window_latencies != NULL && k < t->window_samples; k++)
+		if (t->window_latencies[k] > 0 && isfinite(t->window_latencies[k]))
+			w += t->window_latencies[k];
+	*count = c;
+	*sum = s > w ? s : w;
+}
+
 static void build_model(const struct round_report *r, struct mmodel *m)
 {
 	const struct config *cfg = r->cfg;
@@ -311,6 +332,8 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 		       "provider", r->providers[p].provider, "folder", "spam");
 	}
 
+	/* The cumulative count and sum of every latency observation in the
+	 * store (the histogram's _count and _sum): the totals never go down. */
 	f = family(m, "delivery_latency_seconds", MT_HISTOGRAM, "seconds",
 	           "Delivery latency of found probes, including late arrivals.");
 	for (size_t p = 0; p < cfg->nproviders; p++) {
@@ -326,20 +349,23 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 			s->has_le = 1;
 			s->le = state_buckets[b];
 		}
-		unsigned long long count = t->hist_count > cum ? t->hist_count : cum;
+		unsigned long long count;
+		double sum;
+		latency_totals(t, &count, &sum);
 		struct msample *s = sample(f, "_bucket", (double)count, 2, "config", cn, "provider", pn);
 		s->has_le = 1;
 		s->le = INFINITY;
-		sample(f, "_sum", isfinite(t->hist_sum) && t->hist_sum >= 0 ? t->hist_sum : 0, 2,
-		       "config", cn, "provider", pn);
+		sample(f, "_sum", sum, 2, "config", cn, "provider", pn);
 		sample(f, "_count", (double)count, 2, "config", cn, "provider", pn);
 	}
 
-	/* docs/SPEC.md asks for "summary-style gauges" with a quantile label; a
-	 * gauge may not carry "quantile" (promtool check metrics refuses
-	 * it), so this is a real summary: the quantiles, _sum and _count
-	 * over the window. Latencies within the tolerated skew can be a
-	 * little negative; summaries cannot, so they count as 0 here. */
+	/* A real summary (a gauge may not carry "quantile": promtool check
+	 * metrics refuses it). As in client libraries' summaries (docs/SPEC.md
+	 * "Metrics"), the quantiles are over the window while _sum and _count
+	 * are the cumulative totals (the histogram's), which never go down:
+	 * Prometheus reads a fall in either as a counter reset. Latencies
+	 * within the tolerated skew can be a little negative; summaries cannot,
+	 * so they count as 0 here. */
 	f = family(m, "delivery_latency_window_seconds", MT_SUMMARY, "seconds",
 	           "Nearest-rank latency quantiles of found probes over the SLO window.");
 	static const struct { double q; const char *label; } qs[] = {
@@ -354,12 +380,11 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 			double v = quantile_nearest_rank(t->window_latencies, t->window_samples, qs[k].q);
 			sample(f, "", v > 0 ? v : 0, 3, "config", cn, "provider", pn, "quantile", qs[k].label);
 		}
-		double sum = 0;
-		for (size_t k = 0; k < t->window_samples; k++)
-			if (t->window_latencies[k] > 0 && isfinite(t->window_latencies[k]))
-				sum += t->window_latencies[k];
+		unsigned long long count;
+		double sum;
+		latency_totals(t, &count, &sum);
 		sample(f, "_sum", sum, 2, "config", cn, "provider", pn);
-		sample(f, "_count", (double)t->window_samples, 2, "config", cn, "provider", pn);
+		sample(f, "_count", (double)count, 2, "config", cn, "provider", pn);
 	}
 
 	f = family(m, "window_samples", MT_GAUGE, NULL,

@@ -232,6 +232,13 @@ for prov in ("gmail", "yahoo", "greylist"):
         check(v is not None and abs(v - max(0.0, ref)) < 1e-3,
               f"textfile: {prov} window quantile {q} = {v} == nearest-rank rank {math.ceil(float(q) * len(wl))} of {len(wl)}: {ref:.3f}")
         check(abs(tot["window"][key] - ref) < 1e-3, f"JSON totals.window.{key} {tot['window'][key]} == {ref:.3f}")
+    # 4. the window summary's _sum and _count are the cumulative totals (the
+    # histogram's), as in client libraries' summaries: they never go down.
+    for suffix in ("_sum", "_count"):
+        w = one(s, "inboxprobe_delivery_latency_window_seconds" + suffix, config="counts", provider=prov)
+        h = one(s, "inboxprobe_delivery_latency_seconds" + suffix, config="counts", provider=prov)
+        check(w is not None and h is not None and abs(w - h) < 1e-6,
+              f"textfile: {prov} window summary {suffix} {w} == the histogram's cumulative {suffix} {h}")
 PY
 assert "promtool check metrics on the counts textfile" sh -c "promtool check metrics < '$T/counts$N.prom'"
 

@@ -283,8 +283,8 @@ static const char expect_prom_totals_tail[] =
 	"inboxprobe_delivery_latency_window_seconds{config=\"otp\",provider=\"gmail\",quantile=\"0.5\"} 4\n"
 	"inboxprobe_delivery_latency_window_seconds{config=\"otp\",provider=\"gmail\",quantile=\"0.95\"} 90\n"
 	"inboxprobe_delivery_latency_window_seconds{config=\"otp\",provider=\"gmail\",quantile=\"0.99\"} 90\n"
-	"inboxprobe_delivery_latency_window_seconds_sum{config=\"otp\",provider=\"gmail\"} 108\n"
-	"inboxprobe_delivery_latency_window_seconds_count{config=\"otp\",provider=\"gmail\"} 4\n"
+	"inboxprobe_delivery_latency_window_seconds_sum{config=\"otp\",provider=\"gmail\"} 350.5\n"
+	"inboxprobe_delivery_latency_window_seconds_count{config=\"otp\",provider=\"gmail\"} 43\n"
 	"# HELP inboxprobe_window_samples Number of latency samples behind the window quantiles.\n"
 	"# TYPE inboxprobe_window_samples gauge\n"
 	"inboxprobe_window_samples{config=\"otp\",provider=\"gmail\"} 4\n"
@@ -361,8 +361,8 @@ static const char expect_om_totals_tail[] =
 	"inboxprobe_delivery_latency_window_seconds{config=\"otp\",provider=\"gmail\",quantile=\"0.5\"} 4\n"
 	"inboxprobe_delivery_latency_window_seconds{config=\"otp\",provider=\"gmail\",quantile=\"0.95\"} 90\n"
 	"inboxprobe_delivery_latency_window_seconds{config=\"otp\",provider=\"gmail\",quantile=\"0.99\"} 90\n"
-	"inboxprobe_delivery_latency_window_seconds_sum{config=\"otp\",provider=\"gmail\"} 108\n"
-	"inboxprobe_delivery_latency_window_seconds_count{config=\"otp\",provider=\"gmail\"} 4\n"
+	"inboxprobe_delivery_latency_window_seconds_sum{config=\"otp\",provider=\"gmail\"} 350.5\n"
+	"inboxprobe_delivery_latency_window_seconds_count{config=\"otp\",provider=\"gmail\"} 43\n"
 	"# HELP inboxprobe_window_samples Number of latency samples behind the window quantiles.\n"
 	"# TYPE inboxprobe_window_samples gauge\n"
 	"inboxprobe_window_samples{config=\"otp\",provider=\"gmail\"} 4\n"
@@ -490,6 +490,58 @@ static void test_histogram_cumulative(void **state)
 	char *s = report_prometheus_text(r);
 	assert_non_null(strstr(s, "provider=\"gmail\",le=\"+Inf\"} 43\n"));
 	assert_non_null(strstr(s, "inboxprobe_delivery_latency_seconds_count{config=\"otp\",provider=\"gmail\"} 43\n"));
+	free(s);
+	report_free(r);
+	fixture_free(&f);
+}
+
+/* Issue 12 section 6 / docs/SPEC.md "Metrics": the window summary's _sum
+ * and _count are the cumulative totals and never go down, whatever the
+ * window does; its quantiles stay over the window. */
+static void test_window_summary_cumulative(void **state)
+{
+	(void)state;
+	struct fixture f;
+	struct round_report *r = fixture_round(&f, 1);
+	static const char sum[] = "inboxprobe_delivery_latency_window_seconds_sum{config=\"otp\",provider=\"gmail\"} ";
+	static const char cnt[] = "inboxprobe_delivery_latency_window_seconds_count{config=\"otp\",provider=\"gmail\"} ";
+	static const char q99[] = "inboxprobe_delivery_latency_window_seconds{config=\"otp\",provider=\"gmail\",quantile=\"0.99\"} ";
+	char *s = report_prometheus_text(r);
+
+	/* round 1: window 1.5, 4, 12.5, 90; 43 observations, 350.5 s in all */
+	assert_non_null(strstr(s, q99));
+	assert_non_null(strstr(s, "quantile=\"0.99\"} 90\n"));
+	assert_non_null(strstr(s, "_sum{config=\"otp\",provider=\"gmail\"} 350.5\n"));
+	assert_non_null(strstr(s, "window_seconds_count{config=\"otp\",provider=\"gmail\"} 43\n"));
+	free(s);
+
+	/* round 2: the slow samples left the window (one sample, 2 s), one new
+	 * observation: quantiles fall, _sum and _count grow */
+	f.win[0] = 2;
+	f.tot[0].window_samples = 1;
+	f.tot[0].hist_count = 44;
+	f.tot[0].bucket[STATE_NBUCKETS - 1] = 44;
+	f.tot[0].hist_sum = 352.5;
+	s = report_openmetrics(r);
+	assert_non_null(strstr(s, "quantile=\"0.99\"} 2\n"));
+	char *p = strstr(s, sum);
+	assert_non_null(p);
+	assert_true(strtod(p + strlen(sum), NULL) == 352.5);
+	p = strstr(s, cnt);
+	assert_non_null(p);
+	assert_int_equal(strtoull(p + strlen(cnt), NULL, 10), 44);
+	free(s);
+
+	/* a store whose totals began after its oldest window rows: never
+	 * below what the window itself holds */
+	f.win[0] = 1.5; f.win[1] = 4; f.win[2] = 12.5; f.win[3] = 90;
+	f.tot[0].window_samples = 4;
+	memset(f.tot[0].bucket, 0, sizeof(f.tot[0].bucket));
+	f.tot[0].hist_count = 1;
+	f.tot[0].hist_sum = 3;
+	s = report_prometheus_text(r);
+	assert_non_null(strstr(s, "window_seconds_sum{config=\"otp\",provider=\"gmail\"} 108\n"));
+	assert_non_null(strstr(s, "window_seconds_count{config=\"otp\",provider=\"gmail\"} 4\n"));
 	free(s);
 	report_free(r);
 	fixture_free(&f);
@@ -727,6 +779,7 @@ int main(void)
 		cmocka_unit_test(test_openmetrics_exact),
 		cmocka_unit_test(test_totals_exact),
 		cmocka_unit_test(test_histogram_cumulative),
+		cmocka_unit_test(test_window_summary_cumulative),
 		cmocka_unit_test(test_counters_from_totals),
 		cmocka_unit_test(test_label_escaping),
 		cmocka_unit_test(test_comma_locale),
