@@ -28,6 +28,7 @@
 #include "prober/oauth2.h"
 #include "prober/oauth2_authorize.h"
 #include "reports/report.h"
+#include "reports/webconfig.h"
 #include "scheduler/cycle.h"
 #include "scheduler/daemon.h"
 #include "scheduler/round.h"
@@ -145,6 +146,17 @@ static int cmd_check(const char *path)
 
 	if (load_config(path, &cfg) != 0)
 		return EXIT_USAGE;
+	if (cfg->web.config_file != NULL) {   /* the daemon's web configuration file */
+		struct web_config *wc = NULL;
+		char *err = NULL;
+		if (web_config_load(cfg->web.config_file, &wc, &err) != 0) {
+			fputs(err, stderr);
+			free(err);
+			config_free(cfg);
+			return EXIT_USAGE;
+		}
+		web_config_free(wc);
+	}
 	warn_host_limits(cfg);
 	printf("configuration OK\n");
 	config_free(cfg);

@@ -22,6 +22,7 @@
 #define INBOXPROBE_CYCLE_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include "seeds/config.h"
 #include "scheduler/round.h"
 #include "scheduler/state.h"

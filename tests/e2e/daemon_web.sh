@@ -60,6 +60,9 @@ conf "state = { path = \"$T/state.db\"; };" "config_file = \"$T/bad.yml\";"
 "$BIN" daemon -c "$T/d.conf" >"$T/out" 2>"$T/err"
 check "broken web config file: exit 2" 2 "$?"
 assert "broken web config file: FILE:LINE names the user" grep -q "^$T/bad.yml:2: basic_auth_users.prometheus: not a bcrypt hash" "$T/err"
+"$BIN" check -c "$T/d.conf" >"$T/out" 2>"$T/err"
+check "inboxprobe check reads web.config_file too: exit 2" 2 "$?"
+assert "inboxprobe check: the same FILE:LINE message" grep -q "^$T/bad.yml:2: basic_auth_users.prometheus: not a bcrypt hash" "$T/err"
 
 "$PY" -c 'import socket,time,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(30)' "$PORT" &
 BUSY=$!
