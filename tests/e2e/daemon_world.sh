@@ -91,6 +91,14 @@ metric() {
 rounds_logged() {
 	grep -c ': round [0-9]*:' "$T/d.err"
 }
+# wait_log SECS PATTERN: wait (bounded) until the daemon's log holds PATTERN.
+wait_log() {
+	_end=$(($(date +%s) + $1))
+	while ! grep -q "$2" "$T/d.err" && [ "$(date +%s)" -lt "$_end" ]; do
+		sleep 0.1
+	done
+	grep -q "$2" "$T/d.err"
+}
 # wait_rounds N SECS: wait (bounded) until N rounds are logged.
 wait_rounds() {
 	_end=$(($(date +%s) + $2))
@@ -173,7 +181,8 @@ assert "round 2 (after the kick) measured every seed: inbox 1 spam 1 missing 1" 
 cp "$T/d.conf" "$T/d.good"
 printf 'seeds = ( { address = "x@y.test" \n' >>"$T/d.conf"
 kill -HUP "$DPID"
-sleep 0.5
+# a reload waits for the round in flight to end
+wait_log 10 "reload of $T/d.conf refused"
 assert "broken file: the log names the file and line" grep -q "^$T/d.conf:1[0-9]*: " "$T/d.err"
 assert "broken file: the log says the running configuration is kept" \
 	grep -q "reload of $T/d.conf refused (errors above); keeping the running configuration" "$T/d.err"
@@ -185,8 +194,7 @@ assert "broken file: the next round still probes the running configuration's 3 s
 	sh -c "grep ': round $((n + 1)):' '$T/d.err' | grep -q '3 seeds: inbox 1 spam 1 missing 1;'"
 conf "$SEEDS_B"
 kill -HUP "$DPID"
-sleep 0.3
-assert "good file: reloaded" grep -q "configuration reloaded from $T/d.conf: 3 seeds" "$T/d.err"
+assert "good file: reloaded" wait_log 10 "configuration reloaded from $T/d.conf: 3 seeds"
 n=$(rounds_logged)
 wait_rounds $((n + 2)) 20
 check "the seed added by SIGHUP is measured by the next round (inbox)" 1 \
