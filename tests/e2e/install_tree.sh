@@ -56,6 +56,10 @@ if command -v mandoc >/dev/null; then
 else
 	not_ok "mandoc not installed (Debian package mandoc)"
 fi
+if command -v groff >/dev/null; then
+	out=$(cd "$dest$mandir" && LC_ALL=C.UTF-8 groff -mandoc -ww -z -Tutf8 man1/inboxprobe.1 man5/inboxprobe.conf.5 2>&1)
+	check "groff -mandoc -ww (what lintian runs): no warning" "" "$out"
+fi
 if command -v man >/dev/null; then
 	page=$(MANPATH="$dest$mandir" MANWIDTH=100 man -P cat inboxprobe.conf 2>"$tmp/man.err")
 	echo "$page" | grep -q 'min_inbox_ratio (number, 0..1)' && ok "man inboxprobe.conf renders the page from the installed tree" \
