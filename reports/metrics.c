@@ -50,6 +50,7 @@ struct mfamily {
 struct mmodel {
 	struct mfamily *f;
 	size_t n, cap;
+	unsigned char *dup;   /* per seed: 1 when an earlier seed has its address and provider */
 };
 
 static struct mfamily *family(struct mmodel *m, const char *name, enum mtype type,
@@ -100,6 +101,7 @@ static void model_free(struct mmodel *m)
 		free(m->f[i].s);
 	}
 	free(m->f);
+	free(m->dup);
 }
 
 static const char *seed_addr(const struct round_report *r, size_t i)
@@ -114,10 +116,6 @@ static const char *seed_provider(const struct round_report *r, size_t i)
 	return p ? p : "";
 }
 
-/* 1 when an earlier seed has the same address and provider: its series
- * would duplicate, so only the first is exposed (config validation should
- * already refuse such a configuration). */
-static int seed_duplicate(const struct round_report *r, size_t i);
 
 /* Verdicts, hop delays and Gmail tabs of found probes (issue 11). */
 static void trace_families(struct mmodel *m, const struct round_report *r)
@@ -131,7 +129,7 @@ static void trace_families(struct mmodel *m, const struct round_report *r)
 	           "1 for each authentication verdict (RFC 8601 method and result) the receiving provider wrote into the found probe and inboxprobe trusted.");
 	for (size_t i = 0; i < ns; i++) {
 		const struct probe_trace *t = &r->results[i].trace;
-		if (seed_duplicate(r, i) || !report_found(&r->results[i]))
+		if (m->dup[i] || !report_found(&r->results[i]))
 			continue;
 		for (int a = 0; a < t->nauth; a++) {
 			int dup = 0;
@@ -147,7 +145,7 @@ static void trace_families(struct mmodel *m, const struct round_report *r)
 	           "Time the found probe spent in a stage of its path, from its Received fields: relay (the relay's queue until the next hop), receiving (from there to delivery). Negative: clock skew between the hosts. Absent when a date or hop is missing.");
 	for (size_t i = 0; i < ns; i++) {
 		const struct probe_trace *t = &r->results[i].trace;
-		if (seed_duplicate(r, i) || !report_found(&r->results[i]))
+		if (m->dup[i] || !report_found(&r->results[i]))
 			continue;
 		if (t->have_relay)
 			sample(f, "", t->stage_relay, 4, "config", cn, "seed", seed_addr(r, i), "provider",
@@ -160,7 +158,7 @@ static void trace_families(struct mmodel *m, const struct round_report *r)
 	           "1 with the Gmail tab (category) of the inbox probe: primary, promotions, social, updates, forums, or unknown when categories are off.");
 	for (size_t i = 0; i < ns; i++) {
 		const struct probe_result *res = &r->results[i];
-		if (seed_duplicate(r, i) || res->outcome != OUTCOME_INBOX || !res->trace.tab[0])
+		if (m->dup[i] || res->outcome != OUTCOME_INBOX || !res->trace.tab[0])
 			continue;
 		sample(f, "", 1, 4, "config", cn, "seed", seed_addr(r, i), "provider", seed_provider(r, i),
 		       "tab", res->trace.tab);
@@ -177,13 +175,36 @@ static void trace_families(struct mmodel *m, const struct round_report *r)
 	}
 }
 
-static int seed_duplicate(const struct round_report *r, size_t i)
+/* Seeds ordered by address, provider, then index (qsort_r, for
+ * seed_duplicates; arg is the report). */
+static int seed_order(const void *a, const void *b, void *arg)
 {
-	for (size_t j = 0; j < i; j++)
-		if (strcmp(seed_addr(r, i), seed_addr(r, j)) == 0 &&
-		    strcmp(seed_provider(r, i), seed_provider(r, j)) == 0)
-			return 1;
-	return 0;
+	const struct round_report *r = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	int c = strcmp(seed_addr(r, i), seed_addr(r, j));
+	if (c == 0)
+		c = strcmp(seed_provider(r, i), seed_provider(r, j));
+	return c != 0 ? c : (i > j) - (i < j);
+}
+
+/* Per seed, 1 when an earlier seed has the same address and provider: its
+ * series would duplicate, so only the first is exposed (configuration
+ * validation refuses such a file already). Sorted: O(n log n) in the
+ * seeds, not a scan of every earlier seed. Heap, ns entries (at least 1). */
+static unsigned char *seed_duplicates(const struct round_report *r, size_t ns)
+{
+	unsigned char *dup = xcalloc(ns ? ns : 1, 1);
+	size_t *ix = xcalloc(ns ? ns : 1, sizeof(*ix));
+
+	for (size_t i = 0; i < ns; i++)
+		ix[i] = i;
+	qsort_r(ix, ns, sizeof(*ix), seed_order, (void *)r);
+	for (size_t k = 1; k < ns; k++)
+		if (strcmp(seed_addr(r, ix[k]), seed_addr(r, ix[k - 1])) == 0 &&
+		    strcmp(seed_provider(r, ix[k]), seed_provider(r, ix[k - 1])) == 0)
+			dup[ix[k]] = 1;
+	free(ix);
+	return dup;
 }
 
 static const char *const folder_names[OUTCOME_ERROR] = { "inbox", "spam", "missing", "rejected", "deferred" };
@@ -216,10 +237,11 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 	size_t ns = r->results ? cfg->nseeds : 0;
 	struct mfamily *f;
 
+	m->dup = seed_duplicates(r, ns);
 	f = family(m, "probe_outcome", MT_GAUGE, NULL,
 	           "1 for the outcome of this round's probe to the seed, 0 for the other five.");
 	for (size_t i = 0; i < ns; i++) {
-		if (seed_duplicate(r, i))
+		if (m->dup[i])
 			continue;
 		for (int o = 0; o < OUTCOME__COUNT; o++)
 			sample(f, "", r->results[i].outcome == (enum outcome)o ? 1 : 0, 4,
@@ -241,7 +263,7 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 	           "This round's delivery latency: IMAP INTERNALDATE minus the relay's 250 to end of DATA.");
 	for (size_t i = 0; i < ns; i++) {
 		const struct probe_result *res = &r->results[i];
-		if (seed_duplicate(r, i) || !report_found(res) || !res->have_latency || !isfinite(res->latency))
+		if (m->dup[i] || !report_found(res) || !res->have_latency || !isfinite(res->latency))
 			continue;
 		sample(f, "", res->latency, 3, "config", cn, "seed", seed_addr(r, i),
 		       "provider", seed_provider(r, i));
@@ -251,7 +273,7 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 	           "Time inboxprobe saw the probe minus its IMAP INTERNALDATE.");
 	for (size_t i = 0; i < ns; i++) {
 		const struct probe_result *res = &r->results[i];
-		if (seed_duplicate(r, i) || !report_found(res) || !isfinite(res->discovery_lag))
+		if (m->dup[i] || !report_found(res) || !isfinite(res->discovery_lag))
 			continue;
 		sample(f, "", res->discovery_lag, 3, "config", cn, "seed", seed_addr(r, i),
 		       "provider", seed_provider(r, i));
@@ -261,7 +283,7 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 	           "1, labelled with the basic and enhanced code of the relay's final reply for the seed.");
 	for (size_t i = 0; i < ns; i++) {
 		const struct probe_result *res = &r->results[i];
-		if (seed_duplicate(r, i) || res->reply.code == 0)
+		if (m->dup[i] || res->reply.code == 0)
 			continue;
 		char code[16];
 		snprintf(code, sizeof(code), "%d", res->reply.code);
@@ -298,7 +320,7 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 	           "Clock skew shown by a probe whose latency was negative beyond 2 s; its latency is not used.");
 	for (size_t i = 0; i < ns; i++) {
 		const struct probe_result *res = &r->results[i];
-		if (seed_duplicate(r, i) || !(res->clock_skew > 0) || !isfinite(res->clock_skew))
+		if (m->dup[i] || !(res->clock_skew > 0) || !isfinite(res->clock_skew))
 			continue;
 		sample(f, "", res->clock_skew, 3, "config", cn, "seed", seed_addr(r, i),
 		       "provider", seed_provider(r, i));
