@@ -7,6 +7,7 @@
 
 #include "scheduler/verdicts.h"
 #include "prober/imap.h"
+#include "prober/authres.h"
 #include "prober/trace.h"
 #include "common/util.h"
 
@@ -26,6 +27,29 @@ void verdicts_policy(const struct config *cfg, const struct seed_conf *seed,
 	}
 	if (pc != NULL && pc->microsoft >= 0)
 		*microsoft = pc->microsoft;
+}
+
+/* -v: every verdict, then the path hop by hop with the deltas (a negative
+ * one is clock skew between those two hosts). */
+static void log_trace(const char *addr, const struct probe_trace *t)
+{
+	char buf[512];
+	if (log_verbose <= 0)
+		return;
+	for (int i = 0; i < t->nauth; i++)
+		log_debug("%s: verdict %s", addr, authres_format(&t->auth[i], buf, sizeof buf));
+	for (int i = 0; i < t->nhops; i++) {
+		const struct hop *h = &t->hops[i];
+		const struct hop *p = i > 0 ? &t->hops[i - 1] : NULL;
+		if (p && p->time > 0 && h->time > 0)
+			snprintf(buf, sizeof buf, "%+.0f s%s", h->time - p->time,
+			         h->time < p->time ? " (clock skew between these hosts)" : "");
+		else
+			xstrlcpy(buf, i ? "? s" : "", sizeof buf);
+		log_debug("%s: hop %d: by %s%s%s%s%s %s", addr, i + 1, h->by[0] ? h->by : "?",
+		          h->with[0] ? " with " : "", h->with, h->id[0] ? " id " : "", h->id,
+		          i == t->relay_hop ? "(the relay's hop)" : buf);
+	}
 }
 
 void verdicts_examine(const struct config *cfg, const struct seed_conf *seed, struct imap_session *s,
@@ -58,6 +82,7 @@ void verdicts_examine(const struct config *cfg, const struct seed_conf *seed, st
 	log_debug("%s: %d of %d Authentication-Results fields trusted, %d verdicts, %d hops%s%s",
 	          seed->address, t->auth_trusted, t->auth_fields, t->nauth, t->nhops,
 	          t->note[0] ? ": " : "", t->note);
+	log_trace(seed->address, t);
 out:
 	free(hdr);
 	free(err);
