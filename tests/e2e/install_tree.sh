@@ -104,6 +104,20 @@ if command -v systemd-analyze >/dev/null; then
 		sed -n 's/.*Overall exposure level for inboxprobe@ci.service: \([0-9.]*\).*/\1/p')
 	echo "# systemd-analyze security exposure: ${score:-?}"
 	assert "systemd-analyze security exposure $score <= 2.0" awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 2.0) }'
+	# the daemon's unit (issue 14): Type=notify, reload, watchdog
+	sed "s|^ExecStart=$bindir/inboxprobe |ExecStart=$dest$bindir/inboxprobe |" "$dest$unitdir/inboxprobe-daemon@.service" >"$u/inboxprobe-daemon@.service"
+	assert "daemon unit ExecStart names the installed binary" grep -q "^ExecStart=$bindir/inboxprobe daemon " "$dest$unitdir/inboxprobe-daemon@.service"
+	out=$(systemd-analyze verify --man=no "$u/inboxprobe-daemon@ci.service" 2>&1)
+	rc=$?
+	check "systemd-analyze verify inboxprobe-daemon@ci.service: exit 0, silent" "0:" "$rc:$out"
+	for k in 'Type=notify' 'NotifyAccess=main' 'ExecReload=/bin/kill -HUP $MAINPID' 'WatchdogSec=60' \
+		'RestartPreventExitStatus=2' 'ProtectSystem=strict' 'NoNewPrivileges=yes' 'User=inboxprobe'; do
+		assert "daemon unit sets $k" grep -qxF "$k" "$u/inboxprobe-daemon@.service"
+	done
+	score=$(systemd-analyze security --offline=true "$u/inboxprobe-daemon@ci.service" 2>/dev/null |
+		sed -n 's/.*Overall exposure level for inboxprobe-daemon@ci.service: \([0-9.]*\).*/\1/p')
+	echo "# systemd-analyze security exposure (daemon): ${score:-?}"
+	assert "systemd-analyze security exposure (daemon) $score <= 2.0" awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 2.0) }'
 	assert "sysusers.d line for the user inboxprobe" grep -q '^u inboxprobe ' "$dest$sysusersdir/inboxprobe.conf"
 else
 	not_ok "systemd-analyze not installed"
