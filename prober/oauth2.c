@@ -390,6 +390,24 @@ static const char *error_hint(int code)
 	}
 }
 
+/* 1 when v is a string a token can be: 1 to TOKEN_MAX - 1 bytes of VSCHAR
+ * without space (RFC 6749 A.12, RFC 6750 2.1), no NUL. It goes into the
+ * XOAUTH2/OAUTHBEARER initial response (RFC 7628), where a control byte
+ * ends a field, and into files read back line by line (found by
+ * tests/fuzz/fuzz_oauth2). */
+static int usable_token(json_t *v)
+{
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+
+	if (s == NULL || n == 0 || n >= TOKEN_MAX || strlen(s) != n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
 int oauth2_parse_token_answer(const char *what, const char *url, long status, void *json,
                               char **token, long *expires_in, char **refresh, char **errstr)
 {
@@ -403,8 +421,7 @@ int oauth2_parse_token_answer(const char *what, const char *url, long status, vo
 		                      what, url, status));
 	t = json_object_get(o, "access_token");
 	e = json_object_get(o, "error");
-	if (status == 200 && json_is_string(t) && json_string_length(t) > 0 &&
-	    json_string_length(t) < TOKEN_MAX) {
+	if (status == 200 && usable_token(t)) {
 		x = json_object_get(o, "expires_in");
 		r = json_object_get(o, "refresh_token");
 		if (json_is_integer(x) && json_integer_value(x) > 0)
@@ -412,7 +429,7 @@ int oauth2_parse_token_answer(const char *what, const char *url, long status, vo
 		else if (json_is_string(x) && atol(json_string_value(x)) > 0)
 			*expires_in = atol(json_string_value(x));   /* Microsoft once sent strings */
 		*token = xstrdup(json_string_value(t));
-		if (json_is_string(r) && json_string_length(r) > 0 && json_string_length(r) < TOKEN_MAX)
+		if (usable_token(r))
 			*refresh = xstrdup(json_string_value(r));
 		return OAUTH2_OK;
 	}
@@ -428,6 +445,11 @@ int oauth2_parse_token_answer(const char *what, const char *url, long status, vo
 		free(ds);
 		return code;
 	}
+	if (status == 200 && json_is_string(t))
+		return fail(errstr, OAUTH2_EPROTO,
+		            xasprintf("%s: token endpoint %s answered an access_token that cannot be a "
+		                      "token (empty, over %d bytes, or holding spaces, control or 8-bit "
+		                      "bytes)", what, url, TOKEN_MAX - 1));
 	return fail(errstr, OAUTH2_EPROTO,
 	            xasprintf("%s: token endpoint %s answered HTTP %ld without access_token or error",
 	                      what, url, status));

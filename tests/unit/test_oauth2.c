@@ -179,6 +179,28 @@ static void test_token_answers(void **state)
 	assert_int_equal(answer(400, "{\"error\":\"bad\\u0007thing\"}", &tok, &exp, &rt, &err), OAUTH2_EPROTO);
 	assert_non_null(strstr(err, "bad?thing"));
 	free(err);
+	/* a token that cannot be one: a control byte would end an XOAUTH2 field
+	 * ("auth=Bearer T\x01\x01", RFC 7628), a space or
+	 * 8-bit byte is not VSCHAR (RFC 6749 A.12); found by tests/fuzz/fuzz_oauth2 */
+	static const char *const bad_tokens[] = {
+		"{\"access_token\":\"abc\\u0001user=x\",\"expires_in\":1}",
+		"{\"access_token\":\"two words\"}",
+		"{\"access_token\":\"caf\\u00e9\"}",
+		"{\"access_token\":\"\"}",
+	};
+	for (size_t i = 0; i < sizeof(bad_tokens) / sizeof(bad_tokens[0]); i++) {
+		tok = NULL;
+		assert_int_equal(answer(200, bad_tokens[i], &tok, &exp, &rt, &err), OAUTH2_EPROTO);
+		assert_null(tok);
+		assert_non_null(strstr(err, "answered an access_token that cannot be a token"));
+		free(err);
+	}
+	/* a refresh token with a line break is not taken (the file is read by line) */
+	assert_int_equal(answer(200, "{\"access_token\":\"ya29.ok\",\"refresh_token\":\"1//a\\nb\"}",
+	                        &tok, &exp, &rt, &err), OAUTH2_OK);
+	assert_string_equal(tok, "ya29.ok");
+	assert_null(rt);
+	free(tok);
 	/* 200 without access_token; not an object */
 	assert_int_equal(answer(200, "{\"token_type\":\"Bearer\"}", &tok, &exp, &rt, &err), OAUTH2_EPROTO);
 	free(err);
