@@ -487,7 +487,13 @@ int main(int argc, char **argv)
 		return cmd_check(o.config);
 	if (strcmp(cmd, "folders") == 0)
 		return cmd_folders(o.config);
-	if (strcmp(cmd, "daemon") == 0)
+	if (strcmp(cmd, "daemon") == 0) {
+		if (o.textfile || o.openmetrics || o.json || o.junit || o.deadline || o.format) {
+			fprintf(stderr, "inboxprobe daemon: takes only -c FILE and -v; set the report files "
+			        "and probe.deadline in the configuration\n");
+			return EXIT_USAGE;
+		}
 		return daemon_main(o.config);
+	}
 	return cmd_run(&o);
 }

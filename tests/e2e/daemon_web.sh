@@ -51,6 +51,9 @@ CONF
 
 # ---- start-up refusals --------------------------------------------------
 conf "" ""
+"$BIN" daemon -c "$T/d.conf" --json "$T/x.json" >"$T/out" 2>"$T/err"
+check "run options given to the daemon: exit 2" 2 "$?"
+assert "run options given to the daemon: the message says so" grep -q "inboxprobe daemon: takes only -c FILE and -v" "$T/err"
 "$BIN" daemon -c "$T/d.conf" >"$T/out" 2>"$T/err"
 check "no state store: exit 2" 2 "$?"
 assert "no state store: the message names the file" grep -q "^$T/d.conf: the daemon requires a state store" "$T/err"
