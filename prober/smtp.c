@@ -32,6 +32,7 @@
 #include "common/util.h"
 #include "prober/smtp.h"
 #include "prober/oauth2.h"
+#include "prober/sasl.h"
 
 #define SMTP_LINE_MAX 4096        /* longest reply line accepted (RFC: 512) */
 #define SMTP_RAW_MAX 16384        /* cap of one captured reply */
@@ -357,6 +358,8 @@ struct xfer {
 	struct stage_reply cur;   /* reply being read */
 	struct stage_reply st[CMD__COUNT];   /* last complete reply per command */
 	double submit_time;       /* now_wall() at the 2xx to end of DATA */
+	int oauth;                /* AUTH with an OAuth 2.0 token */
+	char challenge[240];      /* its error challenge (334 base64 JSON), described */
 };
 
 static size_t read_cb(char *buf, size_t size, size_t nitems, void *ud)
@@ -415,6 +418,12 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
 		x->cur.raw[x->cur.rawlen] = '\0';
 	}
 	x->cur_lines++;
+	if (x->oauth && x->cmd == CMD_AUTH && ll > 4 && ll < 4096 && strncmp(buf, "334 ", 4) == 0) {
+		/* RFC 7628 3.2.2: the refusal comes as a challenge before the 535 */
+		char *b64 = xstrndup(buf + 4, ll - 4);
+		sasl_describe_challenge(b64, x->challenge, sizeof x->challenge);
+		free(b64);
+	}
 	last = ll < 4 || buf[3] != '-';
 	if (!last)
 		return n;
@@ -585,6 +594,7 @@ static int submit_once(const struct smtp_params *p, const char *token, struct sm
 	x->msg = p->message;
 	x->len = p->len;
 	x->cmd = CMD_NONE;
+	x->oauth = token != NULL;
 
 	h = curl_easy_init();
 	if (!h) {
@@ -716,11 +726,13 @@ static int submit_once(const struct smtp_params *p, const char *token, struct sm
 		if (err == SMTP_ETIMEOUT && x->nreplies == 0 && strcmp(stage, "connect") == 0 &&
 		    curl_easy_getinfo(h, CURLINFO_CONNECT_TIME, &tcp) == CURLE_OK && tcp > 0)
 			stage = "the greeting (connected, no reply)";
-		*errstr = xasprintf("%s: %s%s%s (%s)%s", r->url, what,
+		*errstr = xasprintf("%s: %s%s%s (%s)%s%s%s%s", r->url, what,
 		                    stage[0] ? " at " : "", stage,
 		                    cerr[0] ? cerr : curl_easy_strerror(rc),
 		                    err == SMTP_EDROP && x->st[CMD_EOD].have == 0 &&
-		                    x->cmd == CMD_EOD ? " after end of DATA, before the final reply" : "");
+		                    x->cmd == CMD_EOD ? " after end of DATA, before the final reply" : "",
+		                    x->challenge[0] ? ": token refused (server's challenge: " : "",
+		                    x->challenge, x->challenge[0] ? ")" : "");
 	}
 	goto out;
 
@@ -732,8 +744,10 @@ reply_err:
 		                  strcmp(st, "mail") == 0 ? "MAIL FROM" :
 		                  strcmp(st, "rcpt") == 0 ? "RCPT TO" :
 		                  strcmp(st, "data") == 0 ? "DATA" : st;
-		*errstr = xasprintf("%s: %s: %d%s%s %s", r->url, cmd, reply->code,
-		                    reply->enhanced[0] ? " " : "", reply->enhanced, reply->text);
+		*errstr = xasprintf("%s: %s: %d%s%s %s%s%s%s", r->url, cmd, reply->code,
+		                    reply->enhanced[0] ? " " : "", reply->enhanced, reply->text,
+		                    x->challenge[0] ? " (server's challenge: " : "", x->challenge,
+		                    x->challenge[0] ? ")" : "");
 	}
 out:
 	if (h && err == SMTP_OK) {

@@ -158,6 +158,22 @@ check "revoked grant: spam@outlook.test is error" "spam@outlook.test error" "$(o
 assert "revoked grant: diagnostic names invalid_grant" grep -q "invalid_grant" "$T/revoked.err" "$T/revoked.out" "$T/report.json"
 check "revoked grant: the others still measured" "inbox@outlook.test inbox" "$(outcomes | grep '^inbox@outlook.test ')"
 
+# --- 4b. a relay that refuses the token (twice): error with its challenge, nothing sent
+cp "$C" "$T/relaybad.conf"
+C0=$C
+C=$T/relaybad.conf
+/usr/bin/python3 - "$C" "$O" <<'PY'
+import re, sys
+p, o = sys.argv[1], sys.argv[2]
+s = open(p).read()
+s = re.sub(r'(relay = \{.*?)oauth2 = \{.*?\}; \};', r'\1oauth2 = { token_command = "echo not-a-valid-token"; }; };', s, count=1, flags=re.S)
+open(p, "w").write(s)
+PY
+run relaybad
+check "relay refusing the token: exit 3" 3 "$rc"
+assert "relay refusing the token: said, with the server's decoded challenge" grep -q "relay auth: smtp://localhost:$OAUTH_SUBMIT_PORT: .*token refused (server's challenge: status \"\(401\|invalid_token\)\"" "$T/relaybad.out"
+C=$C0
+
 # Small configurations for `folders` (one seed each, own cache directory).
 # one_seed NAME OAUTH2-BODY [IMAP-EXTRA]
 one_seed() {
