@@ -22,7 +22,7 @@ mkdir -p "$T" "$T/state"
 
 # Consent, as `authorize` would leave it: one refresh token per user.
 umask 077
-for u in inbox@outlook.test spam@outlook.test relay@sender.test; do
+for u in inbox@outlook.test spam@outlook.test relay@sender.test probe@sender.test; do
 	curl -s -X POST "$OAUTH_URL/control/add_refresh?user=$u&client=inboxprobe" |
 		/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])' >"$O/rt-$u"
 done
@@ -48,6 +48,11 @@ probe = { deadline = 40; poll_interval = 1; cleanup = "delete"; };
 slo = { min_inbox_ratio = 0.5; max_latency_p99 = 60.0; };
 report = { json = "$T/report.json"; };
 state = { path = "$T/state/state.db"; };
+bounce_mailbox = { url = "imaps://localhost:$OAUTH_IMAPS_PORT"; ca_file = "$WORLD_CA";
+                   username = "probe@sender.test";
+                   oauth2 = { token_url = "$OAUTH_TOKEN_URL"; client_id = "inboxprobe";
+                              client_secret_file = "$O/client.secret";
+                              refresh_token_file = "$O/rt-probe@sender.test"; scope = "mail"; }; };
 imap_defaults = { url = "imaps://localhost:$OAUTH_IMAPS_PORT"; ca_file = "$WORLD_CA";
                   oauth2 = { token_url = "$OAUTH_TOKEN_URL"; client_id = "inboxprobe";
                              client_secret_file = "$O/client.secret";
@@ -126,7 +131,10 @@ cache=$(ls "$T/state"/oauth2-*.json 2>/dev/null | head -n 1)
 [ -n "$cache" ] && check "cache file mode" 600 "$(stat -c %a "$cache")"
 n_refresh=$(oauth2_count refresh_token)
 n_all=$(oauth2_count token)
-check "one refresh per refresh source (3 users)" 3 "$n_refresh"
+check "one refresh per refresh source (4 users: 2 seeds, relay, bounce mailbox)" 4 "$n_refresh"
+cur=$(oauth2_stats | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_tokens"]["probe@sender.test"])')
+check "bounce mailbox: logged in with its rotated grant" "$cur" "$(cat "$O/rt-probe@sender.test")"
+assert "bounce mailbox: no error about it" sh -c "! grep -qi 'bounce.*\\(error\\|failed\\)' '$T/first.out' '$T/first.err'"
 
 # --- 2. the next run reuses the cached access tokens; the relay forced to XOAUTH2
 write_conf "$C" 'auth_mechanism = "xoauth2";'
@@ -146,7 +154,7 @@ run third
 check "after expiry: round exits 0" 0 "$rc"
 [ "$rc" = 0 ] || sed 's/^/  | /' "$T/third.out" "$T/third.err"
 expect_all_found "after expiry"
-check "after expiry: one new token per source (3 refresh + 2 jwt + 2 client)" $((n_all + 7)) "$(oauth2_count token)"
+check "after expiry: one new token per source (4 refresh + 2 jwt + 2 client)" $((n_all + 8)) "$(oauth2_count token)"
 assert "after expiry: the rejection was seen and a new token fetched" grep -q "token refused; fetching a new one" "$T/third.err"
 
 # --- 4. a revoked grant: error naming invalid_grant, exit 3
