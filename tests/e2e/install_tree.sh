@@ -35,7 +35,7 @@ MK
 eval "$dirs"
 for f in "$bindir/inboxprobe" "$mandir/man1/inboxprobe.1" "$mandir/man5/inboxprobe.conf.5" \
 	"$docdir/examples/otp.conf" "$docdir/examples/README.md" "$docdir/metrics.md" "$docdir/runbook.md" \
-	"$docdir/contrib/inboxprobe.rules.yml" "$docdir/contrib/inboxprobe.rules.test.yml" \
+	"$docdir/contrib/inboxprobe.rules.yml" "$docdir/contrib/inboxprobe.rules.test.yml" "$docdir/contrib/inboxprobe.json" \
 	"$unitdir/inboxprobe@.service" "$unitdir/inboxprobe@.timer" "$sysusersdir/inboxprobe.conf"; do
 	assert "installed: $f" test -s "$dest$f"
 done
