@@ -23,6 +23,7 @@
 #include "prober/authres.h"
 #include "prober/received.h"
 #include "prober/trace.h"
+#include "scheduler/verdicts.h"
 
 static struct authres_field F;
 
@@ -514,6 +515,50 @@ static void test_trust_microsoft_and_skew(void **st)
 	assert_int_equal(trace_default_policy("imap.example.net", &pol), 0);
 }
 
+/* Which policy a seed gets: the providers block wins, else the IMAP host's
+ * built-in default; auth_results overrides the Microsoft default both ways. */
+static void test_policy_resolution(void **st)
+{
+	(void)st;
+	char *ids[] = { "mx.example.net" };
+	struct provider_conf pcs[2] = {
+		{ .name = "corp", .authserv_ids = ids, .nauthserv_ids = 1, .microsoft = -1 },
+		{ .name = "o365", .authserv_ids = NULL, .nauthserv_ids = 0, .microsoft = 0 },
+	};
+	struct config cfg;
+	struct seed_conf seed;
+	const char *const *pids;
+	size_t n;
+	int ms;
+
+	memset(&cfg, 0, sizeof cfg);
+	memset(&seed, 0, sizeof seed);
+	cfg.provider_confs = pcs;
+	cfg.nprovider_confs = 2;
+	seed.provider = "corp";
+	seed.imap.host = "imap.gmail.com";
+	verdicts_policy(&cfg, &seed, &pids, &n, &ms);
+	assert_int_equal(n, 1);
+	assert_string_equal(pids[0], "mx.example.net");   /* the block wins over the host */
+	assert_int_equal(ms, 0);
+	seed.provider = "gmail";   /* no block: the host's default */
+	verdicts_policy(&cfg, &seed, &pids, &n, &ms);
+	assert_string_equal(pids[0], "mx.google.com");
+	seed.provider = "outlook";
+	seed.imap.host = "imap-mail.outlook.com";
+	verdicts_policy(&cfg, &seed, &pids, &n, &ms);
+	assert_int_equal(ms, 1);   /* Microsoft by its IMAP host */
+	seed.provider = "o365";
+	seed.imap.host = "outlook.office365.com";
+	verdicts_policy(&cfg, &seed, &pids, &n, &ms);
+	assert_int_equal(ms, 0);   /* auth_results = "standard" turns it off */
+	seed.provider = "x";
+	seed.imap.host = "localhost";
+	verdicts_policy(&cfg, &seed, &pids, &n, &ms);
+	assert_int_equal(n, 0);    /* unknown host, no block: nothing trusted */
+	assert_int_equal(ms, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -533,6 +578,7 @@ int main(void)
 		cmocka_unit_test(test_hfield_iter),
 		cmocka_unit_test(test_trust),
 		cmocka_unit_test(test_trust_microsoft_and_skew),
+		cmocka_unit_test(test_policy_resolution),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
