@@ -302,6 +302,20 @@ void report_summary(const struct round_report *r, FILE *out)
 		fprintf(out, "  %8s  %6s  %6s  %8s  %9s  %9s  %8s  %8s  %8s\n", m, s[0], s[1], s[2], s[3], s[4],
 		        q[0], q[1], q[2]);
 	}
+	/* Gmail tabs: shares over the inbox probes whose tab is known. */
+	for (size_t p = 0; p < cfg->nproviders; p++) {
+		const struct provider_report *pr = &r->providers[p];
+		char *c;
+		if (pr->tab_known == 0)
+			continue;
+		c = cell(pr->provider, 24);
+		fprintf(out, "%s tabs (%zu known):", c, pr->tab_known);
+		free(c);
+		for (int t = 0; t < TAB__COUNT; t++)
+			fprintf(out, " %s %s%%", report_tab_names[t],
+			        fixed(num, sizeof(num), 100.0 * (double)pr->tab_n[t] / (double)pr->tab_known, 1));
+		fputc('\n', out);
+	}
 
 	/* Gates: failures first, then the ones not evaluated. */
 	fputc('\n', out);

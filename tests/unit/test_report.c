@@ -708,6 +708,8 @@ static void test_min_primary_ratio(void **state)
 	char *s = capture(report_summary, r);
 	assert_non_null(strstr(s, "FAIL gmail min_primary_ratio: 0.500 < 0.900\n"));
 	assert_non_null(strstr(s, "INBOX [promotions]"));
+	assert_non_null(strstr(s, "gmail tabs (2 known): primary 50.0% promotions 50.0% social 0.0% "
+	                          "updates 0.0% forums 0.0%\n"));
 	free(s);
 	report_free(r);
 	fx_free(&f);
