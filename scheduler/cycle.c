@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "prober/message.h"
 #include "scheduler/cycle.h"
 #include "scheduler/runlock.h"
 
@@ -115,6 +116,69 @@ static int load_pending(const struct config *cfg, struct state *st, struct round
 	return failed;
 }
 
+/* Give the store's next write the time left until the monotonic limit
+ * (at least a tenth of a second): a store held by another process is
+ * retried within the run's deadline, never past it. */
+static void patience_until(struct state *st, double limit)
+{
+	state_set_patience(st, limit - now_mono());
+}
+
+/* Probes a run that died (SIGKILL, OOM, power loss) wrote ahead but never
+ * recorded: count them once as error; later rounds clean them up.
+ * Returns 1 when the store could not be written, else 0. */
+static int recover(const struct config *cfg, struct state *st)
+{
+	char *err = NULL;
+	size_t n = 0;
+
+	if (state_recover(st, cfg->name, &n, &err) != 0) {
+		log_error("state store: %s", err ? err : "failed");
+		free(err);
+		return 1;
+	}
+	if (n > 0)
+		log_warn("state store: %zu probe%s written ahead by a run that ended before recording "
+		         "its round: counted as error, looked for to be cleaned up", n, n == 1 ? "" : "s");
+	return 0;
+}
+
+/* Make every seed's token (tokens[i], TOKEN_MAX each) and, with a store,
+ * record them before anything is submitted (write-ahead). Returns 1 when
+ * the store could not be written (the probes go out all the same, and the
+ * run says which were not written ahead), else 0. */
+static int write_ahead(const struct config *cfg, struct state *st, char (*tokens)[TOKEN_MAX],
+                       const char **toks, const char **seeds, const char **provs, double limit)
+{
+	char *err = NULL;
+	int failed = 0;
+
+	for (size_t i = 0; i < cfg->nseeds; i++) {
+		if (token_generate(cfg->probe.secret, cfg->probe.secret_len, cfg->seeds[i].address,
+		                   tokens[i], &err) != 0) {
+			log_warn("%s: token: %s", cfg->seeds[i].address, err ? err : "random source failed");
+			free(err);
+			err = NULL;
+			tokens[i][0] = '\0';   /* the round tries again (and says why) */
+		}
+		toks[i] = tokens[i];
+	}
+	if (st == NULL)
+		return 0;
+	patience_until(st, limit);
+	if (state_write_ahead(st, cfg->name, now_wall(), toks, seeds, provs, cfg->nseeds, &err) != 0) {
+		log_error("state store: %s; the probes go out without a write-ahead record (a crash "
+		          "before the round is recorded would leave them in the seed mailboxes):",
+		          err ? err : "failed");
+		for (size_t i = 0; i < cfg->nseeds; i++)
+			log_error("  not written ahead: %s probe %.8s…", cfg->seeds[i].address, tokens[i]);
+		free(err);
+		failed = 1;
+	}
+	state_set_patience(st, 10);
+	return failed;
+}
+
 /* Log a state store error and clear it; returns 1 (for state_failed). */
 static int state_error(char **err)
 {
@@ -124,29 +188,55 @@ static int state_error(char **err)
 	return 1;
 }
 
-/* Record the round and its late arrivals, prune, read the totals back.
- * Returns 1 when anything failed (state_failed), else 0. */
-static int record(const struct config *cfg, struct state *st, struct cycle *c)
+/* Say exactly which probes of the round are not in the store. */
+static void say_not_recorded(const struct config *cfg, const struct round_result *rr)
 {
-	const struct round_result *rr = &c->rr;
-	const char **seeds = xcalloc(cfg->nseeds + 1, sizeof *seeds);
-	const char **provs = xcalloc(cfg->nseeds + 1, sizeof *provs);
+	for (size_t i = 0; i < cfg->nseeds; i++)
+		if (rr->results[i].token[0] != '\0')
+			log_error("  not recorded: %s probe %.8s… (%s)", cfg->seeds[i].address,
+			          rr->results[i].token, outcome_name(rr->results[i].outcome));
+}
+
+/* Record a pending probe found in this round (a late arrival, or one only
+ * cleaned up) and whether its cleanup is still to do. 1 on failure. */
+static int record_late(const struct config *cfg, struct state *st, const struct round_late *l)
+{
 	char *err = NULL;
 	int failed = 0;
 
-	for (size_t i = 0; i < cfg->nseeds; i++) {
-		seeds[i] = cfg->seeds[i].address;
-		provs[i] = cfg->seeds[i].provider;
-	}
-	if (state_record_round(st, cfg->name, rr->started, rr->ended, rr->results, seeds, provs,
-	                       cfg->nseeds, &err) != 0)
+	if (state_record_late(st, cfg->name, l->token, l->folder_kind, l->internaldate,
+	                      l->latency, l->latency_usable, &err) != 0)
 		failed = state_error(&err);
-	for (size_t i = 0; i < rr->nlate; i++) {
-		const struct round_late *l = &rr->late[i];
-		if (state_record_late(st, cfg->name, l->token, l->folder_kind, l->internaldate,
-		                      l->latency, l->latency_usable, &err) != 0)
-			failed = state_error(&err);
+	if (state_set_cleanup(st, cfg->name, l->token, strncmp(l->cleanup, "failed", 6) == 0,
+	                      &err) != 0)
+		failed = state_error(&err);
+	if (failed)
+		log_error("  not recorded: found %s probe %.8s… in %s (%s)",
+		          cfg->seeds[l->seed_index].address, l->token, l->folder, l->cleanup);
+	return failed;
+}
+
+/* Record the round and its late arrivals, prune, read the totals back;
+ * writes retry a store held by another process until limit (now_mono()).
+ * Returns 1 when anything failed (state_failed), else 0. */
+static int record(const struct config *cfg, struct state *st, struct cycle *c,
+                  const char **seeds, const char **provs, double limit)
+{
+	const struct round_result *rr = &c->rr;
+	char *err = NULL;
+	int failed = 0;
+
+	patience_until(st, limit);
+	if (state_record_round(st, cfg->name, rr->started, rr->ended, rr->results, seeds, provs,
+	                       cfg->nseeds, &err) != 0) {
+		failed = state_error(&err);
+		say_not_recorded(cfg, rr);
 	}
+	for (size_t i = 0; i < rr->nlate; i++) {
+		patience_until(st, limit);
+		failed |= record_late(cfg, st, &rr->late[i]);
+	}
+	patience_until(st, limit);
 	if (state_prune(st, cfg->state.retention_days, now_wall(), &err) != 0) {
 		log_warn("state store: %s", err);
 		free(err);
@@ -159,8 +249,7 @@ static int record(const struct config *cfg, struct state *st, struct cycle *c)
 	} else {
 		c->ntotals = cfg->nproviders;
 	}
-	free(seeds);
-	free(provs);
+	state_set_patience(st, 10);
 	return failed;
 }
 
@@ -196,14 +285,31 @@ void cycle_run(const struct cycle_params *p, struct cycle *out)
 	struct round_pending *pending = NULL;
 	size_t npending = 0;
 
+	double start = now_mono();
+	double ahead_limit = start + (p->deadline / 4.0 < 10.0 ? p->deadline / 4.0 : 10.0);
+	double record_limit = start + (double)p->deadline;
+	char (*tokens)[TOKEN_MAX] = xcalloc(cfg->nseeds + 1, sizeof *tokens);
+	const char **toks = xcalloc(cfg->nseeds + 1, sizeof *toks);
+	const char **seeds = xcalloc(cfg->nseeds + 1, sizeof *seeds);
+	const char **provs = xcalloc(cfg->nseeds + 1, sizeof *provs);
+
 	memset(out, 0, sizeof *out);
 	out->state_failed = p->state_failed;
-	if (p->st != NULL && load_pending(cfg, p->st, &pending, &npending) != 0)
+	for (size_t i = 0; i < cfg->nseeds; i++) {
+		seeds[i] = cfg->seeds[i].address;
+		provs[i] = cfg->seeds[i].provider;
+	}
+	if (p->st != NULL) {
+		patience_until(p->st, ahead_limit);
+		if (recover(cfg, p->st) != 0 || load_pending(cfg, p->st, &pending, &npending) != 0)
+			out->state_failed = 1;
+	}
+	if (write_ahead(cfg, p->st, tokens, toks, seeds, provs, ahead_limit) != 0)
 		out->state_failed = 1;
 	{
 		struct round_params rp = {
 			.cfg = cfg, .deadline = p->deadline, .progress = p->progress,
-			.pending = pending, .npending = npending,
+			.pending = pending, .npending = npending, .tokens = toks,
 		};
 		if (p->progress)
 			log_info("round started: %zu seeds, deadline %lds", cfg->nseeds, rp.deadline);
@@ -213,8 +319,16 @@ void cycle_run(const struct cycle_params *p, struct cycle *out)
 	if (out->rr.interrupted)
 		log_warn("round interrupted by signal %d: recording what was measured; probes not "
 		         "found yet are reported as error and cleaned up by later rounds", (int)round_stop);
-	if (p->st != NULL && record(cfg, p->st, out) != 0)
+	/* a store held by another process is retried within the deadline, and
+	 * at least for the usual 10 s */
+	if (record_limit < now_mono() + 10)
+		record_limit = now_mono() + 10;
+	if (p->st != NULL && record(cfg, p->st, out, seeds, provs, record_limit) != 0)
 		out->state_failed = 1;
+	free(tokens);
+	free(toks);
+	free(seeds);
+	free(provs);
 
 	{
 		/* every status is known now: the report is computed once */

@@ -524,7 +524,7 @@ static int discover_pass(struct round_ctx *ctx, size_t idx, struct imap_session 
 				l->internaldate = hits[i].internaldate;
 				l->latency = tmp.latency;
 				l->latency_usable = tmp.have_latency;
-				l->counted = counted = strcmp(pp->p.outcome, "error") != 0;
+				l->counted = counted = !pp->p.cleanup_only;
 				xstrlcpy(l->cleanup, what, sizeof l->cleanup);
 				pthread_mutex_unlock(&ctx->mu);
 				/* l may move once the lock is released (another worker
@@ -710,12 +710,15 @@ static void *seed_worker(void *arg)
 	size_t len = 0;
 	int accepted = 0;
 
+	if (ctx->p->tokens != NULL && ctx->p->tokens[wk->idx] != NULL)
+		xstrlcpy(res->token, ctx->p->tokens[wk->idx], TOKEN_MAX);   /* written ahead */
 	if (round_stop) {
 		res->outcome = OUTCOME_ERROR;
 		xstrlcpy(res->diagnostic, "round interrupted before submission", DIAG_MAX);
 		goto out;
 	}
-	if (token_generate(cfg->probe.secret, cfg->probe.secret_len, seed->address, res->token,
+	if (res->token[0] == '\0' &&
+	    token_generate(cfg->probe.secret, cfg->probe.secret_len, seed->address, res->token,
 	                   &err) != 0) {
 		res->outcome = OUTCOME_ERROR;
 		snprintf(res->diagnostic, DIAG_MAX, "token: %s", err ? err : "random source failed");

@@ -56,6 +56,10 @@ struct round_params {
 	int progress;                    /* 1: a line per seed event on stderr */
 	const struct round_pending *pending;  /* borrowed; may be NULL */
 	size_t npending;
+	/* NULL, or cfg->nseeds tokens made (token_generate) and written ahead
+	 * to the state store before the round; borrowed. NULL or "" entries:
+	 * the round makes that seed's token. */
+	const char *const *tokens;
 };
 
 struct round_result {

@@ -91,6 +91,12 @@ static const char *const migrations[] = {
 	"  provider TEXT NOT NULL,"
 	"  value REAL NOT NULL DEFAULT 0,"
 	"  PRIMARY KEY (config, name, provider));",
+	/* 1 -> 2: write-ahead (a probe is recorded before it is submitted,
+	 * counted = 0 until its round is recorded) and failed cleanups kept
+	 * pending (cleanup_pending = 1 until a later round cleans it up) */
+	"ALTER TABLE probes ADD COLUMN counted INTEGER NOT NULL DEFAULT 1;"
+	"ALTER TABLE probes ADD COLUMN cleanup_pending INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX probes_uncounted ON probes(config) WHERE counted = 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STATE_SCHEMA_VERSION,
@@ -103,7 +109,13 @@ enum stmt_id {
 	S_COMMIT,
 	S_ROLLBACK,
 	S_INSERT_ROUND,
+	S_UPDATE_ROUND,
 	S_INSERT_PROBE,
+	S_AHEAD_UPDATE,
+	S_INSERT_AHEAD,
+	S_UNCOUNTED,
+	S_RECOVER,
+	S_SET_CLEANUP,
 	S_COUNTER_INIT,
 	S_COUNTER_ADD,
 	S_SUM_INIT,
@@ -128,11 +140,33 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_INSERT_ROUND] =
 		"INSERT INTO rounds(config, started, ended) VALUES (?1, ?2, ?3)",
+	[S_UPDATE_ROUND] =
+		"UPDATE rounds SET started = ?2, ended = ?3 WHERE id = ?1",
 	[S_INSERT_PROBE] =
 		"INSERT OR IGNORE INTO probes(token, config, round_id, seed, provider, submit_time,"
 		" attempts, reply_code, reply_enhanced, reply_text, queue_id, outcome, folder,"
-		" internaldate, latency, latency_usable, found_at)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+		" internaldate, latency, latency_usable, found_at, cleanup_pending)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+	/* The round's outcome for a probe written ahead (same parameters as
+	 * S_INSERT_PROBE); seed and provider stay as written ahead. */
+	[S_AHEAD_UPDATE] =
+		"UPDATE probes SET round_id = ?3, submit_time = ?6, attempts = ?7, reply_code = ?8,"
+		" reply_enhanced = ?9, reply_text = ?10, queue_id = ?11, outcome = ?12, folder = ?13,"
+		" internaldate = ?14, latency = ?15, latency_usable = ?16, found_at = ?17,"
+		" cleanup_pending = ?18, counted = 1"
+		" WHERE token = ?1 AND config = ?2 AND counted = 0 AND ?4 = seed AND ?5 = provider",
+	/* Written ahead: an accepted-looking probe (submit_time = when it was
+	 * written) of unknown outcome (error), not counted yet. */
+	[S_INSERT_AHEAD] =
+		"INSERT OR IGNORE INTO probes(token, config, round_id, seed, provider, submit_time,"
+		" outcome, counted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'error', 0)",
+	[S_UNCOUNTED] =
+		"SELECT provider, count(*) FROM probes WHERE config = ?1 AND counted = 0"
+		" GROUP BY provider",
+	[S_RECOVER] =
+		"UPDATE probes SET outcome = 'error', counted = 1 WHERE config = ?1 AND counted = 0",
+	[S_SET_CLEANUP] =
+		"UPDATE probes SET cleanup_pending = ?3 WHERE config = ?1 AND token = ?2",
 	[S_COUNTER_INIT] =
 		"INSERT OR IGNORE INTO counters(config, name, provider, label, value)"
 		" VALUES (?1, ?2, ?3, ?4, 0)",
@@ -147,10 +181,13 @@ static const char *const stmt_sql[S__COUNT] = {
 	 * probes of seeds that could not be measured (error) only until found,
 	 * so that they are cleaned up, and only for ?4 seconds. Newest first. */
 	[S_PENDING] =
-		"SELECT token, seed, provider, submit_time, round_id, outcome FROM probes"
+		"SELECT token, seed, provider, submit_time, round_id, outcome,"
+		" (outcome NOT IN ('missing', 'deferred') OR late = 1) FROM probes"
 		" WHERE config = ?1 AND seed = ?2 AND submit_time >= ?3 AND submit_time > 0"
-		" AND late = 0 AND found_at IS NULL"
-		" AND (outcome IN ('missing', 'deferred') OR (outcome = 'error' AND submit_time >= ?4))"
+		" AND counted = 1"
+		" AND ((late = 0 AND found_at IS NULL"
+		"       AND (outcome IN ('missing', 'deferred') OR (outcome = 'error' AND submit_time >= ?4)))"
+		"   OR (cleanup_pending = 1 AND submit_time >= ?4))"
 		" ORDER BY submit_time DESC, token",
 	[S_LATE_UPDATE] =
 		"UPDATE probes SET late = 1, late_folder = ?3, late_internaldate = ?4,"
@@ -178,7 +215,7 @@ static const char *const stmt_sql[S__COUNT] = {
 	/* A probe's time is its submit time; one never accepted (submit_time
 	 * 0: rejected, deferred or error at the relay) takes its round's start. */
 	[S_WINDOW_OUTCOMES] =
-		"SELECT outcome, count(*) FROM probes WHERE config = ?1 AND provider = ?2"
+		"SELECT outcome, count(*) FROM probes WHERE config = ?1 AND provider = ?2 AND counted = 1"
 		" AND ((submit_time >= ?3 AND submit_time <= ?4)"
 		"   OR (submit_time <= 0 AND round_id IN"
 		"       (SELECT id FROM rounds WHERE config = ?1 AND started >= ?3 AND started <= ?4)))"
@@ -195,6 +232,8 @@ struct state {
 	sqlite3 *db;
 	char *path;
 	sqlite3_stmt *stmt[S__COUNT];
+	long long ahead_round;     /* rounds.id written ahead and not recorded yet, or 0 */
+	char *ahead_name;          /* its configuration name */
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -547,6 +586,7 @@ void state_close(struct state *st)
 		sqlite3_finalize(st->stmt[i]);
 	if (st->db != NULL)
 		sqlite3_close(st->db);
+	free(st->ahead_name);
 	free(st->path);
 	free(st);
 }
@@ -588,6 +628,49 @@ static int count_verdicts(struct state *st, const char *name, const char *provid
 	return 0;
 }
 
+/* One probe's row of a round: S_AHEAD_UPDATE (a row written ahead) or
+ * S_INSERT_PROBE (a new one); *changed: 1 when a row was written. A found
+ * probe whose cleanup failed ("failed: ...") stays pending for cleanup. */
+static int record_probe(struct state *st, enum stmt_id id, const char *name, long long round_id,
+                        const char *seed, const char *provider, const struct probe_result *r,
+                        int *changed, char **errstr)
+{
+	int found = r->outcome == OUTCOME_INBOX || r->outcome == OUTCOME_SPAM;
+	sqlite3_stmt *s = stmt(st, id, errstr);
+
+	*changed = 0;
+	if (s == NULL)
+		return -1;
+	bind_str(s, 1, r->token);
+	bind_str(s, 2, name);
+	sqlite3_bind_int64(s, 3, round_id);
+	bind_str(s, 4, seed);
+	bind_str(s, 5, provider);
+	sqlite3_bind_double(s, 6, r->submit_time);
+	sqlite3_bind_int(s, 7, r->attempts);
+	sqlite3_bind_int(s, 8, r->reply.code);
+	bind_str(s, 9, r->reply.enhanced);
+	bind_str(s, 10, r->reply.text);
+	bind_str(s, 11, r->reply.queue_id);
+	bind_str(s, 12, outcome_name(r->outcome));
+	bind_str(s, 13, r->folder);
+	if (found) {
+		sqlite3_bind_double(s, 14, r->internaldate);
+		if (isfinite(r->latency))
+			sqlite3_bind_double(s, 15, r->latency);
+		sqlite3_bind_int(s, 16, usable_latency(r->have_latency, r->latency));
+		if (r->found_time > 0)
+			sqlite3_bind_double(s, 17, r->found_time);
+	} else {
+		sqlite3_bind_int(s, 16, 0);
+	}
+	sqlite3_bind_int(s, 18, found && strncmp(r->cleanup, "failed", 6) == 0);
+	if (step_done(st, s, "recording a probe", errstr) != 0)
+		return -1;
+	*changed = sqlite3_changes(st->db) > 0;
+	return 0;
+}
+
 int state_record_round(struct state *st, const char *name, double started, double ended,
                        const struct probe_result *results, const char *const *seeds,
                        const char *const *providers, size_t n, char **errstr)
@@ -604,14 +687,26 @@ int state_record_round(struct state *st, const char *name, double started, doubl
 	}
 	if (begin_write(st, errstr) != 0)
 		return -1;
-	if ((s = stmt(st, S_INSERT_ROUND, errstr)) == NULL)
-		goto out;
-	bind_str(s, 1, name);
-	sqlite3_bind_double(s, 2, started);
-	sqlite3_bind_double(s, 3, ended);
-	if (step_done(st, s, "recording a round", errstr) != 0)
-		goto out;
-	round_id = sqlite3_last_insert_rowid(st->db);
+	if (st->ahead_round != 0 && st->ahead_name != NULL && strcmp(st->ahead_name, name) == 0) {
+		/* the round row written ahead with its probes */
+		if ((s = stmt(st, S_UPDATE_ROUND, errstr)) == NULL)
+			goto out;
+		sqlite3_bind_int64(s, 1, st->ahead_round);
+		sqlite3_bind_double(s, 2, started);
+		sqlite3_bind_double(s, 3, ended);
+		if (step_done(st, s, "recording a round", errstr) != 0)
+			goto out;
+		round_id = st->ahead_round;
+	} else {
+		if ((s = stmt(st, S_INSERT_ROUND, errstr)) == NULL)
+			goto out;
+		bind_str(s, 1, name);
+		sqlite3_bind_double(s, 2, started);
+		sqlite3_bind_double(s, 3, ended);
+		if (step_done(st, s, "recording a round", errstr) != 0)
+			goto out;
+		round_id = sqlite3_last_insert_rowid(st->db);
+	}
 
 	acc = xcalloc(n ? n : 1, sizeof(*acc));
 	for (size_t i = 0; i < n; i++) {
@@ -628,35 +723,17 @@ int state_record_round(struct state *st, const char *name, double started, doubl
 			goto out;
 		}
 		if (r->token[0] != '\0') {
-			if ((s = stmt(st, S_INSERT_PROBE, errstr)) == NULL)
+			int changed = 0;
+
+			/* written ahead: its outcome now, counted now; else a new row */
+			if (record_probe(st, S_AHEAD_UPDATE, name, round_id, seeds[i], provider, r,
+			                 &changed, errstr) != 0)
 				goto out;
-			bind_str(s, 1, r->token);
-			bind_str(s, 2, name);
-			sqlite3_bind_int64(s, 3, round_id);
-			bind_str(s, 4, seeds[i]);
-			bind_str(s, 5, provider);
-			sqlite3_bind_double(s, 6, r->submit_time);
-			sqlite3_bind_int(s, 7, r->attempts);
-			sqlite3_bind_int(s, 8, r->reply.code);
-			bind_str(s, 9, r->reply.enhanced);
-			bind_str(s, 10, r->reply.text);
-			bind_str(s, 11, r->reply.queue_id);
-			bind_str(s, 12, outcome_name(r->outcome));
-			bind_str(s, 13, r->folder);
-			if (found) {
-				sqlite3_bind_double(s, 14, r->internaldate);
-				if (isfinite(r->latency))
-					sqlite3_bind_double(s, 15, r->latency);
-				sqlite3_bind_int(s, 16, usable);
-				if (r->found_time > 0)
-					sqlite3_bind_double(s, 17, r->found_time);
-			} else {
-				sqlite3_bind_int(s, 16, 0);
-			}
-			if (step_done(st, s, "recording a probe", errstr) != 0)
+			if (!changed && record_probe(st, S_INSERT_PROBE, name, round_id, seeds[i],
+			                             provider, r, &changed, errstr) != 0)
 				goto out;
 			/* The same token recorded again: already counted once. */
-			if (sqlite3_changes(st->db) == 0)
+			if (!changed)
 				continue;
 		}
 		if (found && count_verdicts(st, name, provider, &r->trace, errstr) != 0)
@@ -676,6 +753,8 @@ int state_record_round(struct state *st, const char *name, double started, doubl
 	}
 	if (commit(st, errstr) != 0)
 		goto out;
+	if (round_id == st->ahead_round)
+		st->ahead_round = 0;
 	ret = 0;
 out:
 	if (ret != 0)
@@ -724,6 +803,7 @@ int state_pending(struct state *st, const char *name, const char *seed, double s
 		p->submit_time = sqlite3_column_double(s, 3);
 		p->round_id = sqlite3_column_int64(s, 4);
 		copy_col(p->outcome, sizeof(p->outcome), s, 5);
+		p->cleanup_only = sqlite3_column_int(s, 6) != 0;
 	}
 	if (rc != SQLITE_DONE) {
 		set_err(st, errstr, "reading pending probes");
@@ -824,6 +904,129 @@ out:
 		rollback(st);
 	free(provider);
 	return ret;
+}
+
+/* ---- write-ahead and cleanup ------------------------------------------- */
+
+void state_set_patience(struct state *st, double seconds)
+{
+	if (st == NULL || st->db == NULL)
+		return;
+	if (!(seconds > 0.1))
+		seconds = 0.1;
+	if (seconds > 3600)
+		seconds = 3600;
+	sqlite3_busy_timeout(st->db, (int)(seconds * 1000.0));
+}
+
+int state_write_ahead(struct state *st, const char *name, double now,
+                      const char *const *tokens, const char *const *seeds,
+                      const char *const *providers, size_t n, char **errstr)
+{
+	sqlite3_stmt *s;
+	long long round_id;
+	int ret = -1;
+
+	if (n > 0 && (tokens == NULL || seeds == NULL || providers == NULL)) {
+		*errstr = xasprintf("state store %s: write_ahead: missing arrays", st->path);
+		return -1;
+	}
+	if (begin_write(st, errstr) != 0)
+		return -1;
+	if ((s = stmt(st, S_INSERT_ROUND, errstr)) == NULL)
+		goto out;
+	bind_str(s, 1, name);
+	sqlite3_bind_double(s, 2, now);
+	sqlite3_bind_double(s, 3, now);
+	if (step_done(st, s, "writing a round ahead", errstr) != 0)
+		goto out;
+	round_id = sqlite3_last_insert_rowid(st->db);
+	for (size_t i = 0; i < n; i++) {
+		if (tokens[i] == NULL || tokens[i][0] == '\0')
+			continue;
+		if ((s = stmt(st, S_INSERT_AHEAD, errstr)) == NULL)
+			goto out;
+		bind_str(s, 1, tokens[i]);
+		bind_str(s, 2, name);
+		sqlite3_bind_int64(s, 3, round_id);
+		bind_str(s, 4, seeds[i]);
+		bind_str(s, 5, providers[i]);
+		sqlite3_bind_double(s, 6, now);
+		if (step_done(st, s, "writing a probe ahead", errstr) != 0)
+			goto out;
+	}
+	if (commit(st, errstr) != 0)
+		goto out;
+	st->ahead_round = round_id;
+	free(st->ahead_name);
+	st->ahead_name = xstrdup(name);
+	ret = 0;
+out:
+	if (ret != 0)
+		rollback(st);
+	return ret;
+}
+
+int state_recover(struct state *st, const char *name, size_t *n, char **errstr)
+{
+	struct { char *provider; long long count; } *acc = NULL;
+	size_t nacc = 0;
+	sqlite3_stmt *s;
+	int rc, ret = -1;
+
+	*n = 0;
+	if (begin_write(st, errstr) != 0)
+		return -1;
+	if ((s = stmt(st, S_UNCOUNTED, errstr)) == NULL)
+		goto out;
+	bind_str(s, 1, name);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *v = sqlite3_column_text(s, 0);
+		acc = xrealloc(acc, (nacc + 1) * sizeof(*acc));
+		acc[nacc].provider = xstrdup(v ? (const char *)v : "");
+		acc[nacc++].count = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		set_err(st, errstr, "reading probes written ahead");
+		goto out;
+	}
+	for (size_t i = 0; i < nacc; i++) {
+		if (counter_add(st, name, C_PROBES, acc[i].provider, outcome_name(OUTCOME_ERROR),
+		                acc[i].count, errstr) != 0)
+			goto out;
+		*n += (size_t)acc[i].count;
+	}
+	if ((s = stmt(st, S_RECOVER, errstr)) == NULL)
+		goto out;
+	bind_str(s, 1, name);
+	if (step_done(st, s, "recovering probes written ahead", errstr) != 0)
+		goto out;
+	if (commit(st, errstr) != 0)
+		goto out;
+	ret = 0;
+out:
+	if (ret != 0) {
+		rollback(st);
+		*n = 0;
+	}
+	for (size_t i = 0; i < nacc; i++)
+		free(acc[i].provider);
+	free(acc);
+	return ret;
+}
+
+int state_set_cleanup(struct state *st, const char *name, const char *token, int pending,
+                      char **errstr)
+{
+	sqlite3_stmt *s;
+
+	if ((s = stmt(st, S_SET_CLEANUP, errstr)) == NULL)
+		return -1;
+	bind_str(s, 1, name);
+	bind_str(s, 2, token);
+	sqlite3_bind_int(s, 3, pending ? 1 : 0);
+	return step_done(st, s, "recording a cleanup", errstr);
 }
 
 /* ---- totals ------------------------------------------------------------- */

@@ -29,7 +29,7 @@ extern const double state_buckets[STATE_NBUCKETS];  /* 1,2,5,10,20,30,60,120,300
 struct state;
 
 /* Schema version this build writes (PRAGMA user_version). */
-#define STATE_SCHEMA_VERSION 1
+#define STATE_SCHEMA_VERSION 2
 
 /* Open (create) the store at path, creating or migrating the schema
  * (WAL journal, 10 s busy timeout, foreign keys on). Errors (-1, *out
@@ -53,13 +53,19 @@ struct state_pending {
 	char provider[128];
 	double submit_time;
 	long long round_id;
+	int cleanup_only;         /* 1: looked for only to clean it up (its round could not
+	                             measure it, or it was found but its cleanup failed):
+	                             never counted again */
 };
 
 /* Pending probes of config `name` for seed address `seed`, submitted at or
- * after `since` (Unix seconds), accepted by the relay (submit_time > 0), not
- * yet found: outcome missing or deferred, and outcome error within the last
- * STATE_UNMEASURED_FOLLOWUP seconds (to be cleaned up). Newest first.
- * *out heap array of *n elements (NULL when none), caller frees. */
+ * after `since` (Unix seconds), accepted by the relay (submit_time > 0, or
+ * written ahead), counted: not yet found with outcome missing or deferred;
+ * and, within the last STATE_UNMEASURED_FOLLOWUP seconds, to be cleaned up
+ * only (cleanup_only): outcome error (unmeasured, interrupted, or written
+ * ahead by a run that died) and probes found whose cleanup failed.
+ * Newest first. *out heap array of *n elements (NULL when none), caller
+ * frees. */
 int state_pending(struct state *st, const char *name, const char *seed, double since,
                   struct state_pending **out, size_t *n, char **errstr);
 
@@ -72,12 +78,47 @@ int state_pending(struct state *st, const char *name, const char *seed, double s
  * trusted verdict (res->trace.auth).
  * seeds[i] and providers[i] are the seed address and provider of
  * results[i]. Times are Unix seconds. A result with an empty token is
- * counted but gets no row; a token already stored is neither stored nor
- * counted again. All of it in one transaction: on error nothing changes.
+ * counted but gets no row; a row written ahead (state_write_ahead, same
+ * struct state) gets the result and is counted now; a token already stored
+ * and counted is neither stored nor counted again. A found probe whose
+ * cleanup failed (cleanup "failed: ...") stays pending for cleanup. All of
+ * it in one transaction: on error nothing changes.
  */
 int state_record_round(struct state *st, const char *name, double started, double ended,
                        const struct probe_result *results, const char *const *seeds,
                        const char *const *providers, size_t n, char **errstr);
+
+/*
+ * Write-ahead (docs/state.md): record this round's probes of config `name`
+ * before any is submitted, in one transaction with a new round row: one row
+ * per non-empty tokens[i] (seed seeds[i], provider providers[i]) with
+ * submit_time `now` (Unix seconds), outcome error and not counted yet.
+ * Later rounds look for such a probe (to clean it up) if this process dies
+ * before state_record_round() gives it its outcome and counts it; that call
+ * (same struct state) updates these rows and this round row. 0, or -1 with
+ * *errstr (nothing written; e.g. SQLITE_BUSY after the patience).
+ */
+int state_write_ahead(struct state *st, const char *name, double now,
+                      const char *const *tokens, const char *const *seeds,
+                      const char *const *providers, size_t n, char **errstr);
+
+/* Probes of config `name` written ahead by a run that ended before
+ * recording its round (SIGKILL, OOM, power loss): give them outcome error
+ * and count each once in probes_total{error}, in one transaction; they are
+ * then pending for cleanup (state_pending). Call with the run lock held,
+ * before state_write_ahead(). *n: how many. 0, or -1 with *errstr. */
+int state_recover(struct state *st, const char *name, size_t *n, char **errstr);
+
+/* Record whether a found probe's cleanup is still to do (pending 1: it
+ * failed, later rounds look for it to clean it up; 0: done or kept by
+ * design). Unknown tokens change nothing. 0, or -1 with *errstr. */
+int state_set_cleanup(struct state *st, const char *name, const char *token, int pending,
+                      char **errstr);
+
+/* How long (seconds, at least 0.1) each later write waits for a store
+ * locked by another process (SQLITE_BUSY, e.g. BEGIN EXCLUSIVE) before it
+ * fails. state_open() sets 10 s. */
+void state_set_patience(struct state *st, double seconds);
 
 /* Record a late arrival of a pending probe: its folder ("inbox"/"spam"),
  * INTERNALDATE and true latency. Increments late_arrivals_total and the

@@ -995,6 +995,192 @@ static void test_two_processes(void **state)
 	sqlite3_close(db);
 }
 
+/* Write-ahead: probes are in the store before the round; the round's record
+ * gives them their outcome and counts each once; a second record of the
+ * same round counts nothing again. */
+static void test_write_ahead(void **state)
+{
+	struct fixture *f = *state;
+	struct state *st = open_ok(f->db);
+	const char *toks[2] = { "wa-1", "wa-2" };
+	const char *seeds[2] = { "a@g.example", "b@g.example" };
+	const char *pv[2] = { "gmail", "gmail" };
+	const char *one[1] = { "gmail" };
+	struct probe_result r[2];
+	struct state_pending *p = NULL;
+	struct state_totals *t = NULL;
+	double now = now_wall();
+	size_t n = 0;
+	char *err = NULL;
+
+	assert_int_equal(state_write_ahead(st, CFG, now, toks, seeds, pv, 2, &err), 0);
+	assert_int_equal(sql_count(f->db, "SELECT count(*) FROM probes WHERE counted = 0"), 2);
+	/* not counted, and not pending while its own run is alive */
+	t = totals(st, one, 1, now, 3600);
+	assert_int_equal(t[0].probes[OUTCOME_ERROR], 0);
+	assert_int_equal(t[0].window_outcomes[OUTCOME_ERROR], 0);
+	state_totals_free(t, 1);
+	assert_int_equal(state_pending(st, CFG, "a@g.example", 0, &p, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(p);
+	mkresult(&r[0], "wa-1", OUTCOME_INBOX, now + 1, 3, 1);
+	mkresult(&r[1], "wa-2", OUTCOME_MISSING, now + 1, -1, 0);
+	record(st, now, r, seeds, pv, 2);
+	assert_int_equal(sql_count(f->db, "SELECT count(*) FROM probes WHERE counted = 0"), 0);
+	assert_int_equal(sql_count(f->db, "SELECT count(*) FROM rounds"), 1);
+	assert_int_equal(sql_count(f->db, "SELECT count(*) FROM probes WHERE token = 'wa-1'"
+	                                  " AND outcome = 'inbox' AND latency = 3"), 1);
+	record(st, now, r, seeds, pv, 2);   /* again: nothing counted twice */
+	t = totals(st, one, 1, now + 10, 3600);
+	assert_int_equal(t[0].probes[OUTCOME_INBOX], 1);
+	assert_int_equal(t[0].probes[OUTCOME_MISSING], 1);
+	assert_int_equal(t[0].probes[OUTCOME_ERROR], 0);
+	assert_int_equal(t[0].hist_count, 1);
+	state_totals_free(t, 1);
+	assert_int_equal(state_pending(st, CFG, "b@g.example", 0, &p, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(p[0].token, "wa-2");
+	assert_int_equal(p[0].cleanup_only, 0);
+	free(p);
+	state_close(st);
+}
+
+/* A run that dies after writing ahead: the next run counts its probes once,
+ * as error, and looks for them to clean them up; a recovery finds nothing
+ * the second time; another configuration's rows are not touched. */
+static void test_recover_after_kill(void **state)
+{
+	struct fixture *f = *state;
+	struct state *st = open_ok(f->db);
+	const char *toks[2] = { "k-1", "k-2" };
+	const char *seeds[2] = { "a@g.example", "b@o.example" };
+	const char *pv[2] = { "gmail", "outlook" };
+	const char *other[1] = { "x-1" };
+	struct state_pending *p = NULL;
+	struct state_totals *t = NULL;
+	double now = now_wall();
+	size_t n = 99;
+	char *err = NULL;
+
+	assert_int_equal(state_write_ahead(st, CFG, now, toks, seeds, pv, 2, &err), 0);
+	assert_int_equal(state_write_ahead(st, "other", now, other, seeds, pv, 1, &err), 0);
+	state_close(st);   /* the process is gone: nothing recorded */
+	st = open_ok(f->db);
+	assert_int_equal(state_recover(st, CFG, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(state_recover(st, CFG, &n, &err), 0);
+	assert_int_equal(n, 0);
+	t = totals(st, pv, 2, now, 3600);
+	assert_int_equal(t[0].probes[OUTCOME_ERROR], 1);
+	assert_int_equal(t[1].probes[OUTCOME_ERROR], 1);
+	state_totals_free(t, 2);
+	assert_int_equal(state_pending(st, CFG, "a@g.example", 0, &p, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(p[0].token, "k-1");
+	assert_int_equal(p[0].cleanup_only, 1);
+	free(p);
+	/* found and cleaned later: no longer pending, still counted once */
+	assert_int_equal(state_record_late(st, CFG, "k-1", "inbox", now + 5, 5, 1, &err), 0);
+	assert_int_equal(state_set_cleanup(st, CFG, "k-1", 0, &err), 0);
+	assert_int_equal(state_pending(st, CFG, "a@g.example", 0, &p, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(p);
+	assert_int_equal(sql_count(f->db, "SELECT count(*) FROM probes WHERE config = 'other'"
+	                                  " AND counted = 0"), 1);
+	state_close(st);
+}
+
+/* A found probe whose cleanup failed stays pending (cleanup only) until a
+ * later round cleans it up; it is never counted again. */
+static void test_cleanup_failed_stays_pending(void **state)
+{
+	struct fixture *f = *state;
+	struct state *st = open_ok(f->db);
+	const char *seeds[1] = { "a@g.example" };
+	const char *pv[1] = { "gmail" };
+	struct probe_result r[1];
+	struct state_pending *p = NULL;
+	struct state_totals *t = NULL;
+	double now = now_wall();
+	size_t n = 0;
+	char *err = NULL;
+
+	mkresult(&r[0], "cf-1", OUTCOME_INBOX, now - 60, 2, 1);
+	xstrlcpy(r[0].cleanup, "failed: bye", sizeof r[0].cleanup);
+	record(st, now - 60, r, seeds, pv, 1);
+	assert_int_equal(state_pending(st, CFG, "a@g.example", 0, &p, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(p[0].token, "cf-1");
+	assert_int_equal(p[0].cleanup_only, 1);
+	free(p);
+	/* found again, cleanup failed again: still pending, nothing counted */
+	assert_int_equal(state_record_late(st, CFG, "cf-1", "inbox", now, 60, 1, &err), 0);
+	assert_int_equal(state_set_cleanup(st, CFG, "cf-1", 1, &err), 0);
+	assert_int_equal(state_pending(st, CFG, "a@g.example", 0, &p, &n, &err), 0);
+	assert_int_equal(n, 1);
+	free(p);
+	assert_int_equal(state_set_cleanup(st, CFG, "cf-1", 0, &err), 0);
+	assert_int_equal(state_pending(st, CFG, "a@g.example", 0, &p, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(p);
+	t = totals(st, pv, 1, now, 3600);
+	assert_int_equal(t[0].probes[OUTCOME_INBOX], 1);
+	assert_int_equal(t[0].late_inbox, 0);
+	assert_int_equal(t[0].hist_count, 1);
+	state_totals_free(t, 1);
+	state_close(st);
+}
+
+/* A store of schema 1 (before write-ahead) is migrated: its rows count as
+ * counted, its totals are kept. */
+static void test_migrate_v1(void **state)
+{
+	struct fixture *f = *state;
+	sqlite3 *db;
+	struct state *st;
+	struct state_pending *p = NULL;
+	size_t n = 0;
+	char *err = NULL;
+	double now = now_wall();
+	char *sql = xasprintf(
+		"PRAGMA application_id = 1231179890; PRAGMA user_version = 1;"
+		"CREATE TABLE rounds (id INTEGER PRIMARY KEY AUTOINCREMENT, config TEXT NOT NULL,"
+		" started REAL NOT NULL, ended REAL NOT NULL);"
+		"CREATE TABLE probes (token TEXT PRIMARY KEY NOT NULL, config TEXT NOT NULL,"
+		" round_id INTEGER NOT NULL, seed TEXT NOT NULL, provider TEXT NOT NULL,"
+		" submit_time REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+		" reply_code INTEGER NOT NULL DEFAULT 0, reply_enhanced TEXT NOT NULL DEFAULT '',"
+		" reply_text TEXT NOT NULL DEFAULT '', queue_id TEXT NOT NULL DEFAULT '',"
+		" outcome TEXT NOT NULL, folder TEXT NOT NULL DEFAULT '', internaldate REAL,"
+		" latency REAL, latency_usable INTEGER NOT NULL DEFAULT 0, late INTEGER NOT NULL DEFAULT 0,"
+		" late_folder TEXT, late_internaldate REAL, late_latency REAL,"
+		" late_latency_usable INTEGER NOT NULL DEFAULT 0, found_at REAL);"
+		"CREATE TABLE counters (config TEXT NOT NULL, name TEXT NOT NULL, provider TEXT NOT NULL,"
+		" label TEXT NOT NULL, value INTEGER NOT NULL DEFAULT 0,"
+		" PRIMARY KEY (config, name, provider, label));"
+		"CREATE TABLE sums (config TEXT NOT NULL, name TEXT NOT NULL, provider TEXT NOT NULL,"
+		" value REAL NOT NULL DEFAULT 0, PRIMARY KEY (config, name, provider));"
+		"INSERT INTO rounds VALUES (1, 'otp', %.0f, %.0f);"
+		"INSERT INTO probes(token, config, round_id, seed, provider, submit_time, outcome)"
+		" VALUES ('v1-missing', 'otp', 1, 'a@g.example', 'gmail', %.0f, 'missing');"
+		"INSERT INTO counters VALUES ('otp', 'probes_total', 'gmail', 'missing', 1);",
+		now - 60, now - 30, now - 59);
+
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	free(sql);
+	st = open_ok(f->db);
+	assert_int_equal(sql_count(f->db, "PRAGMA user_version"), 2);
+	assert_int_equal(state_recover(st, CFG, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(state_pending(st, CFG, "a@g.example", 0, &p, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(p[0].token, "v1-missing");
+	free(p);
+	state_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1013,6 +1199,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_run_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth_results_total, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_ahead, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_after_kill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cleanup_failed_stays_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,114 @@
+#!/bin/sh
+# No probe leaks (issue 12 section 2), end to end against the loopback
+# world: `inboxprobe run` with a state store is killed with SIGKILL at
+# random points of its round (before, during and after submission, during
+# discovery and cleanup, while recording), 5 times in a row; then 2 rounds
+# run to their end. Checked after that:
+#  - no probe is left in any seed mailbox (doveadm, every folder);
+#  - the counters (probes_total, late_arrivals_total, the histogram count)
+#    never went down, read from the store after every run;
+#  - every probe is counted exactly once: the sum of probes_total equals
+#    the number of probe rows, and no row is left uncounted (write-ahead
+#    rows of killed runs are counted once, as error, by the next run).
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/world/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/common.sh"
+BIN=${top_builddir:-.}/inboxprobe
+[ -x "$BIN" ] || { echo "no inboxprobe binary at $BIN"; exit 99; }
+command -v sqlite3 >/dev/null || { echo "SKIP: no sqlite3 (apt-get install sqlite3)"; exit 77; }
+world_up
+T=$WORLD_DIR/kill
+mkdir -p "$T"
+SEEDS="inbox@gmail.test spam@gmail.test inbox@outlook.test spam@yahoo.test"
+cat >"$T/kill.conf" <<CONF
+name = "kill";
+relay = { url = "smtp://127.0.0.1:$RELAY_PLAIN_PORT"; tls = "none"; from = "probe@sender.test";
+          connect_timeout = 3; timeout = 10; };
+probe = { deadline = 10; poll_interval = 1; cleanup = "delete"; };
+slo = { min_inbox_ratio = 0.0; };
+imap_defaults = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA"; password_file = "$SEED_PASSFILE"; };
+state = { path = "$T/kill.db"; retention_days = 30; };
+seeds = (
+  { address = "inbox@gmail.test"; provider = "gmail"; },
+  { address = "spam@gmail.test"; provider = "gmail"; },
+  { address = "inbox@outlook.test"; provider = "outlook"; },
+  { address = "spam@yahoo.test"; provider = "yahoo"; }
+);
+CONF
+q() { sqlite3 -readonly "$T/kill.db" "$1" 2>/dev/null; }
+# the counters as one comparable line: probes_total, late, histogram count
+counters() {
+	q "SELECT coalesce(sum(CASE WHEN name = 'probes_total' THEN value END), 0) || ' ' ||
+	          coalesce(sum(CASE WHEN name = 'late_arrivals_total' THEN value END), 0) || ' ' ||
+	          coalesce(sum(CASE WHEN name = 'delivery_latency_seconds' AND label = 'count'
+	                            THEN value END), 0) FROM counters WHERE config = 'kill'"
+}
+PREV="0 0 0"
+# never_down WHEN: the counters now are >= the last reading, each of them
+never_down() {
+	_now=$(counters)
+	[ -n "$_now" ] || _now="0 0 0"
+	if echo "$PREV $_now" | awk '{ exit !($4 >= $1 && $5 >= $2 && $6 >= $3) }'; then
+		ok "counters never went down: $PREV -> $_now ($1)"
+	else
+		not_ok "counters went down: $PREV -> $_now ($1)"
+	fi
+	PREV=$_now
+}
+# 5 kill points spread over a round (about a second here: submission,
+# discovery, cleanup, recording), in ms after the run has written its
+# probes ahead; random each run
+DELAYS=$(awk -v s="$$" 'BEGIN { srand(s); for (i = 0; i < 5; i++) printf "%d ", i * 150 + int(rand() * 150) }')
+echo "# SIGKILL this many ms after the write-ahead: $DELAYS"
+k=0
+MID=0
+for ms in $DELAYS; do
+	k=$((k + 1))
+	"$BIN" run -c "$T/kill.conf" --json "$T/k$k.json" </dev/null >"$T/k$k.out" 2>"$T/k$k.err" &
+	pid=$!
+	i=0
+	while [ "$(q 'SELECT count(*) FROM probes WHERE counted = 0')" != 4 ] && [ $i -lt 150 ]; do
+		sleep 0.02
+		i=$((i + 1))
+	done
+	sleep "$(awk -v m="$ms" 'BEGIN { printf "%.3f", m / 1000 }')"
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	un=$(q 'SELECT count(*) FROM probes WHERE counted = 0')
+	[ "${un:-0}" -gt 0 ] && MID=$((MID + 1))
+	echo "# kill $k at ${ms} ms: rows $(q 'SELECT count(*) FROM probes') (written ahead, not recorded: $un)"
+	never_down "after kill $k"
+done
+if [ "$MID" -ge 1 ]; then ok "$MID of 5 kills hit a round after its write-ahead, before its record"
+else not_ok "no kill hit a round between its write-ahead and its record"; fi
+sleep 1
+before=0
+for u in $SEEDS; do
+	c=$(doveadm -c "$WORLD_DIR/dovecot/main.conf" search -u "$u" mailbox '*' \
+		header X-Inboxprobe-Token "" </dev/null 2>/dev/null | wc -l)
+	before=$((before + c))
+done
+echo "# probes the killed runs left in the seed mailboxes: $before"
+for n in 1 2; do
+	"$BIN" run -c "$T/kill.conf" --json "$T/r$n.json" </dev/null >"$T/r$n.out" 2>"$T/r$n.err"
+	rc=$?
+	sed 's/^/#   /' "$T/r$n.out"
+	case $rc in 0|1) ok "later round $n completed (exit $rc)" ;;
+		*) not_ok "later round $n exit $rc: $(cat "$T/r$n.err")" ;; esac
+	never_down "after later round $n"
+done
+grep -h "written ahead by a run" "$T/r1.err" | sed 's/^/# /'
+sleep 1
+left=0
+for u in $SEEDS; do
+	c=$(doveadm -c "$WORLD_DIR/dovecot/main.conf" search -u "$u" mailbox '*' \
+		header X-Inboxprobe-Token "" </dev/null 2>/dev/null | wc -l)
+	echo "# $u: $c probe(s) left"
+	left=$((left + c))
+done
+check "no probe left in any seed mailbox" 0 "$left"
+rows=$(q "SELECT count(*) FROM probes WHERE config = 'kill'")
+counted=$(q "SELECT coalesce(sum(value), 0) FROM counters WHERE config = 'kill' AND name = 'probes_total'")
+check "every probe counted exactly once (probes_total sum = probe rows = $rows)" "$rows" "$counted"
+check "no probe row left uncounted" 0 "$(q "SELECT count(*) FROM probes WHERE counted = 0")"
+check "the store passes integrity_check" ok "$(q 'PRAGMA integrity_check')"
+world_result
