@@ -125,33 +125,34 @@ static void patience_until(struct state *st, double limit)
 }
 
 /* Probes a run that died (SIGKILL, OOM, power loss) wrote ahead but never
- * recorded: count them once as error; later rounds clean them up.
- * Returns 1 when the store could not be written, else 0. */
-static int recover(const struct config *cfg, struct state *st)
+ * recorded: count them once as error; later rounds clean them up. When the
+ * store cannot be written now, they stay for the next run. */
+static void recover(const struct config *cfg, struct state *st)
 {
 	char *err = NULL;
 	size_t n = 0;
 
 	if (state_recover(st, cfg->name, &n, &err) != 0) {
-		log_error("state store: %s", err ? err : "failed");
+		log_warn("state store: %s; probes written ahead by an earlier run that died are "
+		         "recovered by the next run", err ? err : "failed");
 		free(err);
-		return 1;
+		return;
 	}
 	if (n > 0)
 		log_warn("state store: %zu probe%s written ahead by a run that ended before recording "
 		         "its round: counted as error, looked for to be cleaned up", n, n == 1 ? "" : "s");
-	return 0;
 }
 
 /* Make every seed's token (tokens[i], TOKEN_MAX each) and, with a store,
- * record them before anything is submitted (write-ahead). Returns 1 when
- * the store could not be written (the probes go out all the same, and the
- * run says which were not written ahead), else 0. */
-static int write_ahead(const struct config *cfg, struct state *st, char (*tokens)[TOKEN_MAX],
-                       const char **toks, const char **seeds, const char **provs, double limit)
+ * record them before anything is submitted (write-ahead). When the store
+ * cannot be written (held by another process past the patience), the
+ * probes go out all the same and the run says which were not written
+ * ahead; the round's record (retried until the deadline) decides whether
+ * the store failed. */
+static void write_ahead(const struct config *cfg, struct state *st, char (*tokens)[TOKEN_MAX],
+                        const char **toks, const char **seeds, const char **provs, double limit)
 {
 	char *err = NULL;
-	int failed = 0;
 
 	for (size_t i = 0; i < cfg->nseeds; i++) {
 		if (token_generate(cfg->probe.secret, cfg->probe.secret_len, cfg->seeds[i].address,
@@ -164,19 +165,17 @@ static int write_ahead(const struct config *cfg, struct state *st, char (*tokens
 		toks[i] = tokens[i];
 	}
 	if (st == NULL)
-		return 0;
+		return;
 	patience_until(st, limit);
 	if (state_write_ahead(st, cfg->name, now_wall(), toks, seeds, provs, cfg->nseeds, &err) != 0) {
-		log_error("state store: %s; the probes go out without a write-ahead record (a crash "
-		          "before the round is recorded would leave them in the seed mailboxes):",
-		          err ? err : "failed");
+		log_warn("state store: %s; the probes go out without a write-ahead record (a crash "
+		         "before the round is recorded would leave them in the seed mailboxes):",
+		         err ? err : "failed");
 		for (size_t i = 0; i < cfg->nseeds; i++)
-			log_error("  not written ahead: %s probe %.8s…", cfg->seeds[i].address, tokens[i]);
+			log_warn("  not written ahead: %s probe %.8s…", cfg->seeds[i].address, tokens[i]);
 		free(err);
-		failed = 1;
 	}
 	state_set_patience(st, 10);
-	return failed;
 }
 
 /* Log a state store error and clear it; returns 1 (for state_failed). */
@@ -301,11 +300,11 @@ void cycle_run(const struct cycle_params *p, struct cycle *out)
 	}
 	if (p->st != NULL) {
 		patience_until(p->st, ahead_limit);
-		if (recover(cfg, p->st) != 0 || load_pending(cfg, p->st, &pending, &npending) != 0)
+		recover(cfg, p->st);
+		if (load_pending(cfg, p->st, &pending, &npending) != 0)
 			out->state_failed = 1;
 	}
-	if (write_ahead(cfg, p->st, tokens, toks, seeds, provs, ahead_limit) != 0)
-		out->state_failed = 1;
+	write_ahead(cfg, p->st, tokens, toks, seeds, provs, ahead_limit);
 	{
 		struct round_params rp = {
 			.cfg = cfg, .deadline = p->deadline, .progress = p->progress,

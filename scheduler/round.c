@@ -322,15 +322,18 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 			res->outcome = OUTCOME_ERROR;
 			snprintf(res->diagnostic, DIAG_MAX, "relay %s: %s", smtp_err_name(rc),
 			         err ? err : "failed");
-			if ((rc == SMTP_EDROP || rc == SMTP_ETIMEOUT) && strcmp(reply.stage, "data") == 0) {
-				/* Cut after the message was sent: the relay may have
-				 * queued it. Later rounds look for it, to clean it up. */
+			if ((rc == SMTP_EDROP || rc == SMTP_ETIMEOUT || rc == SMTP_EPROTO) &&
+			    strcmp(reply.stage, "data") == 0) {
+				/* Cut, or a garbled final reply, after the message was
+				 * sent: the relay may have delivered it. Later rounds
+				 * look for it, to clean it up. */
 				pthread_mutex_lock(&ctx->mu);
 				res->submit_time = now_wall();
 				res->send_start = started;
 				pthread_mutex_unlock(&ctx->mu);
-				strbuf_append_diag(res->diagnostic, "; the probe may have been delivered: "
-				                   "later rounds look for it to clean it up");
+				strbuf_append_diag(res->diagnostic, "; the relay may have delivered it (the probe "
+				                   "may have been delivered): later rounds look for it to clean "
+				                   "it up");
 			}
 			progress(ctx, "%s: submission failed: %s", seed->address, res->diagnostic);
 			free(err);

@@ -84,6 +84,12 @@ assert "drop after DATA: exit 3 (got $RC)" [ "$RC" = 3 ]
 assert "drop after DATA: the probe may have been delivered, so it is kept for follow-up (submit time set)" \
 	[ "$(j 'int(r["seeds"][0]["submit_time_unix"] is not None and "may have been delivered" in r["seeds"][0]["diagnostic"])')" = 1 ]
 
+run_peer garbled
+assert "garbled final reply to DATA: error, not rejected or deferred" [ "$(j 'r["seeds"][0]["outcome"]')" = error ]
+assert "garbled final reply to DATA: the relay may have delivered it: kept for follow-up (submit time set)" \
+	[ "$(j 'int(r["seeds"][0]["submit_time_unix"] is not None and "the relay may have delivered it" in r["seeds"][0]["diagnostic"])')" = 1 ]
+assert "garbled final reply to DATA: exit 3 (got $RC)" [ "$RC" = 3 ]
+
 run_peer stalldata "" 6
 assert "timeout after DATA: error" [ "$(j 'r["seeds"][0]["outcome"]')" = error ]
 assert "timeout after DATA: kept for follow-up (submit time set)" \

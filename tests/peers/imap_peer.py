@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A scripted IMAP server for inboxprobe's tests (python3 stdlib only).
 
-    imap_peer.py SCENARIO [--record FILE] [--stats FILE] [--lifetime SECONDS]
+    imap_peer.py SCENARIO [--record FILE] [--stats FILE] [--mailbox FILE] [--lifetime SECONDS]
 
 Listens on 127.0.0.1, port 0, prints the port on stdout (one line), then
 serves connections (one thread per connection) until --lifetime seconds
@@ -62,6 +62,21 @@ NO [TRYCREATE]; SELECT of an unknown folder gets NO [NONEXISTENT].
                    hit folder "INBOX.Courrier ind&AOk-sirable"
   count            any LOGIN succeeds; LIST: INBOX and Junk (\\Junk);
                    SEARCH answers nothing; see --stats
+Failed-cleanup scenarios (issue 12: a failed cleanup keeps the probe
+pending): one mailbox shared by every connection, INBOX, Junk and Trash
+(UIDVALIDITY 42). A UID SEARCH in INBOX that names a 32+ hex-digit token
+never seen before delivers a probe with that token (From probe@example.test)
+as the next UID, so each round's probe "arrives"; SEARCH answers the UIDs
+whose token it names; UID FETCH returns their headers. UID STORE +FLAGS
+(\\Deleted), UID EXPUNGE, UID COPY and UID MOVE work on the mailbox, except
+that the scenario's command fails the first time it is sent: "drop" closes
+the connection without a reply, "no" answers NO. --mailbox FILE is rewritten
+(JSON {folder: {uid: token}}) after every change.
+  fault-drop-store fault-no-store fault-drop-expunge fault-no-expunge
+                   UIDPLUS, no MOVE (delete: UID STORE then UID EXPUNGE)
+  fault-drop-copy  UIDPLUS, no MOVE (trash: UID COPY, STORE, UID EXPUNGE)
+  fault-drop-move fault-no-move
+                   UIDPLUS MOVE (trash: UID MOVE)
   gmail-tabs       like gmail; the probe (UID 9) sits in the Promotions tab:
                    UID SEARCH UID 9 X-GM-RAW "category:promotions" answers 9,
                    the other categories nothing (Gmail's replies); UID FETCH
@@ -255,6 +270,8 @@ class Handler(socketserver.StreamRequestHandler):
         try:
             if self.server.scenario in OLD:
                 self.serve()
+            elif self.server.scenario in FAULTS:
+                serve_faulty(self, self.server.scenario)
             else:
                 self.serve_scripted(SCEN[self.server.scenario])
         except (ConnectionError, OSError):
@@ -521,6 +538,138 @@ class Handler(socketserver.StreamRequestHandler):
                 self.send("%s BAD unknown command" % tag)
 
 
+FAULTS = ("fault-drop-store", "fault-no-store", "fault-drop-expunge", "fault-no-expunge",
+          "fault-drop-copy", "fault-drop-move", "fault-no-move")
+
+
+class FaultyMailbox:
+    """The mailbox the fault-* scenarios share between connections."""
+
+    def __init__(self, path):
+        self.lock = threading.Lock()
+        self.path = path
+        self.folders = {"INBOX": {}, "Junk": {}, "Trash": {}}
+        self.deleted = set()
+        self.seen = set()
+        self.next_uid = 100
+        self.failed = False
+
+    def save(self):
+        if self.path:
+            tmp = self.path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump({k: {str(u): t for u, t in v.items()} for k, v in self.folders.items()},
+                          f, sort_keys=True)
+            os.replace(tmp, self.path)
+
+
+def serve_faulty(h, scenario):
+    """One connection of a fault-* scenario (h: the Handler)."""
+    mb = h.server.mailbox
+    how, what = scenario.split("-")[1], scenario.split("-")[2].upper()
+    caps = "IMAP4rev1 UIDPLUS MOVE" if what == "MOVE" else "IMAP4rev1 UIDPLUS"
+    selected = None
+    h.send("* OK [CAPABILITY %s] peer ready" % caps)
+    while True:
+        line = h.readline()
+        if line is None:
+            return
+        parts = line.split(" ", 2)
+        tag, cmd = parts[0], (parts[1].upper() if len(parts) > 1 else "")
+        args = parts[2] if len(parts) > 2 else ""
+        if cmd == "UID":
+            sub = args.split(" ", 1)
+            cmd, args = "UID " + sub[0].upper(), (sub[1] if len(sub) > 1 else "")
+        with mb.lock:
+            if cmd == "UID " + what and not mb.failed:
+                mb.failed = True
+                if how == "drop":
+                    return   # the connection drops: no reply at all
+                h.send("%s NO [SERVERBUG] %s failed" % (tag, cmd))
+                continue
+            if cmd == "CAPABILITY":
+                h.send("* CAPABILITY %s" % caps)
+                h.send("%s OK done" % tag)
+            elif cmd == "LOGIN":
+                h.user, _ = astring(args)
+                h.server.login_event(h)
+                h.send("%s OK [CAPABILITY %s] logged in" % (tag, caps))
+            elif cmd == "LOGOUT":
+                h.send("* BYE bye")
+                h.send("%s OK logged out" % tag)
+                return
+            elif cmd == "NOOP":
+                h.send("%s OK noop" % tag)
+            elif cmd == "LIST":
+                h.send('* LIST () "/" INBOX')
+                h.send('* LIST (\\Junk) "/" Junk')
+                h.send('* LIST (\\Trash) "/" Trash')
+                h.send("%s OK list done" % tag)
+            elif cmd in ("SELECT", "EXAMINE"):
+                name, _ = astring(args)
+                selected = "INBOX" if name.upper() == "INBOX" else name
+                if selected not in mb.folders:
+                    selected = None
+                    h.send("%s NO [NONEXISTENT] no such mailbox" % tag)
+                    continue
+                uids = sorted(mb.folders[selected])
+                h.send("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)")
+                h.send("* %d EXISTS" % len(uids))
+                h.send("* OK [UIDVALIDITY 42] UIDs valid")
+                h.send("* OK [UIDNEXT %d] next" % mb.next_uid)
+                h.send("%s OK [READ-WRITE] selected" % tag)
+            elif selected is None:
+                h.send("%s BAD no mailbox selected" % tag)
+            elif cmd == "UID SEARCH":
+                toks = HEXTOK.findall(args)
+                if selected == "INBOX":
+                    for t in toks:
+                        if t not in mb.seen:
+                            mb.seen.add(t)
+                            mb.folders["INBOX"][mb.next_uid] = t
+                            mb.next_uid += 1
+                    mb.save()
+                found = [u for u, t in sorted(mb.folders[selected].items()) if t in toks]
+                h.send("* SEARCH" + "".join(" %d" % u for u in found))
+                h.send("%s OK search done" % tag)
+            elif cmd == "UID FETCH":
+                box = mb.folders[selected]
+                uids = sorted(box)
+                for u in sorted(uid_set(args.split(" ", 1)[0]) & set(box)):
+                    hdr = "X-Inboxprobe-Token: %s\r\nFrom: %s\r\n\r\n" % (box[u], FROM)
+                    h.send('* %d FETCH (UID %d INTERNALDATE "%s" '
+                           'BODY[HEADER.FIELDS (X-Inboxprobe-Token From)] {%d}'
+                           % (uids.index(u) + 1, u, internaldate_now(), len(hdr.encode())))
+                    h.wfile.write(hdr.encode() + b")\r\n")
+                h.send("%s OK fetch done" % tag)
+            elif cmd in ("UID STORE", "UID EXPUNGE", "UID COPY", "UID MOVE"):
+                box = mb.folders[selected]
+                setarg, _, rest = args.partition(" ")
+                hit = sorted(uid_set(setarg) & set(box))
+                if cmd == "UID STORE":
+                    mb.deleted.update((selected, u) for u in hit)
+                elif cmd == "UID EXPUNGE":
+                    uids = sorted(box)
+                    for u in reversed(hit):
+                        if (selected, u) in mb.deleted:
+                            h.send("* %d EXPUNGE" % (uids.index(u) + 1))
+                            del box[u]
+                else:
+                    dest, _ = astring(rest)
+                    uids = sorted(box)
+                    for u in hit:
+                        mb.folders[dest][mb.next_uid] = box[u]
+                        mb.next_uid += 1
+                    if cmd == "UID MOVE":
+                        for u in reversed(hit):
+                            h.send("* %d EXPUNGE" % (uids.index(u) + 1))
+                            del box[u]
+                mb.save()
+                h.send("%s OK %s completed" % (tag, cmd))
+            else:
+                h.send("%s BAD unknown command" % tag)
+
+
 class Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
@@ -566,11 +715,11 @@ class Server(socketserver.ThreadingTCPServer):
 
 def main():
     args = sys.argv[1:]
-    if not args or args[0] not in OLD + tuple(SCEN):
+    if not args or args[0] not in OLD + tuple(SCEN) + FAULTS:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     scenario = args[0]
-    record, stats, lifetime = None, None, 30.0
+    record, stats, lifetime, mailbox = None, None, 30.0, None
     i = 1
     while i < len(args):
         if args[i] == "--record" and i + 1 < len(args):
@@ -578,6 +727,9 @@ def main():
             i += 2
         elif args[i] == "--stats" and i + 1 < len(args):
             stats = args[i + 1]
+            i += 2
+        elif args[i] == "--mailbox" and i + 1 < len(args):
+            mailbox = args[i + 1]
             i += 2
         elif args[i] == "--lifetime" and i + 1 < len(args):
             lifetime = float(args[i + 1])
@@ -590,6 +742,7 @@ def main():
     srv.record = record
     srv.lifetime = lifetime
     srv.setup_stats(stats)
+    srv.mailbox = FaultyMailbox(mailbox)
     print(srv.server_address[1], flush=True)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()

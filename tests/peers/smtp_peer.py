@@ -23,6 +23,8 @@ Scenarios:
   stalldata    answers everything, stalls after DATA's final dot
   quitstall    250 after DATA, then never answers QUIT
   mixed        multi-line end-of-DATA reply with mixed codes (250-/251 )
+  garbled      a garbled final reply to DATA ("999 \x01 garbled"), then close:
+               the relay may have delivered it
 """
 import argparse
 import base64
@@ -121,6 +123,10 @@ def serve(conn, scenario, log):
                 send("554 5.7.1 Message rejected as spam by Content Filtering\r\n")
             elif scenario == "mixed":
                 send("250-2.0.0 Ok\r\n251 2.0.0 odd\r\n")
+            elif scenario == "garbled":
+                send("999 \x01 garbled\r\n")
+                conn.shutdown(socket.SHUT_RDWR)
+                return
             else:
                 send("250 2.0.0 Ok: queued as %s\r\n" % QUEUE_ID)
         elif verb == "QUIT":
