@@ -283,7 +283,6 @@ void cycle_run(const struct cycle_params *p, struct cycle *out)
 	const struct config *cfg = p->cfg;
 	struct round_pending *pending = NULL;
 	size_t npending = 0;
-
 	double start = now_mono();
 	double ahead_limit = start + (p->deadline / 4.0 < 10.0 ? p->deadline / 4.0 : 10.0);
 	double record_limit = start + (double)p->deadline;
