@@ -19,6 +19,7 @@
 
 #include "common/util.h"
 #include "prober/imap.h"
+#include "prober/oauth2.h"
 #include "prober/smtp.h"
 #include "reports/http.h"
 #include "reports/report.h"
@@ -460,6 +461,10 @@ static void reload(struct daemon *d)
 		if (resched)
 			schedule_restart(d, 0.0);
 	}
+	/* OAuth 2.0 blocks may have changed: drop the tokens held in memory
+	 * (the cache files beside the store still spare a new grant). */
+	oauth2_forget();
+	oauth2_set_cache_dir(n->state.path);
 	log_info("configuration reloaded from %s: %zu seeds, next round in %.0f s", d->path,
 	         n->nseeds, d->next_start - now_mono() > 0 ? d->next_start - now_mono() : 0);
 	sd_notifyf(0, "STATUS=configuration reloaded: %zu seeds", n->nseeds);
@@ -492,6 +497,7 @@ static int start(struct daemon *d, struct config *cfg)
 
 	d->cur = dconf_new(cfg);
 	d->name = xstrdup(cfg->name);
+	oauth2_set_cache_dir(cfg->state.path);   /* access tokens live beside the state store */
 	rc = take_store(cfg, &d->lockpath, &d->lock, &d->st);
 	if (rc != 0)
 		return rc;
