@@ -110,7 +110,7 @@ for f in /usr/bin/inboxprobe /usr/share/man/man1/inboxprobe.1.gz /usr/share/man/
 done
 echo "# dpkg -L inboxprobe: $(wc -l <"$tmp/files") entries"
 page=$(MANWIDTH=100 man -P cat inboxprobe.conf 2>&1)
-echo "$page" | grep -q 'per_host (integer, 1..1000)' && ok "man inboxprobe.conf shows the installed page" \
+echo "$page" | grep -q 'per_host (integer, 1..' && ok "man inboxprobe.conf shows the installed page" \
 	|| not_ok "man inboxprobe.conf: $(echo "$page" | head -3)"
 assert "postinst created the user inboxprobe (sysusers.d)" getent passwd inboxprobe
 if command -v systemd-analyze >/dev/null; then
