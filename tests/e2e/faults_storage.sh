@@ -12,8 +12,9 @@
 # written leaves the one from the last good run byte-identical, with no
 # temporary file beside it, and the store counts every probe once. A store
 # that cannot be written leaves the round in the JSON report (every probe,
-# state_failed true); once healthy again the next run succeeds, its
-# counters never went down and the store passes integrity_check.
+# state_failed true; the textfile says last_run_success 0 and no counter
+# in it goes down); once healthy again the next run succeeds, its counters
+# never went down and the store passes integrity_check.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/world/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/common.sh"
 BIN=${top_builddir:-.}/inboxprobe
@@ -111,6 +112,26 @@ s = r["seeds"]
 print(" ".join(x["outcome"] if x.get("token") else "no-token" for x in s), str(r.get("state_failed")).lower())' "$1" 2>/dev/null
 }
 
+# counters_kept OLD NEW: no *_total, _bucket, _count or _sum sample of OLD
+# (a textfile) has a lower value in NEW, where it may be absent (a store
+# that could not be read gives no totals, never zeros: Prometheus would
+# take those for a counter reset). Prints what went down.
+counters_kept() {
+	python3 - "$1" "$2" <<'PY'
+import re, sys
+def samples(path):
+    out = {}
+    for line in open(path):
+        m = re.match(r'^(\S+?(_total|_bucket|_count|_sum)(\{[^}]*\})?) (\S+)$', line.strip())
+        if m:
+            out[m.group(1)] = float(m.group(4))
+    return out
+old, new = samples(sys.argv[1]), samples(sys.argv[2])
+down = [k for k in old if k in new and new[k] < old[k]]
+print(" ".join(down) or "none")
+PY
+}
+
 # ---- 0. the leftover check sees a probe that was kept ---------------------
 conf keep "$T/keep.db"
 sed -i 's/cleanup = "delete"/cleanup = "keep"/' "$T/keep.conf"
@@ -175,6 +196,9 @@ assert "store ENOSPC: the message names the store and the cause" \
 check "store ENOSPC: no probe left in a seed mailbox" 0 "$(leftovers)"
 check "store ENOSPC: the round's JSON lists both probes and state_failed" "inbox inbox true" \
 	"$(json_round "$R/r.json")"
+assert "store ENOSPC: the textfile says the run did not succeed" \
+	grep -q '^inboxprobe_last_run_success{config="sfull"} 0$' "$R/r.prom"
+check "store ENOSPC: no counter in the textfile went down" none "$(counters_kept "$T/snap/r.prom" "$R/r.prom")"
 rm -f "$S/filler"
 run sfull "$R" sfull3
 check "store ENOSPC: with space again, the next run exits 0" 0 "$rc"
@@ -205,6 +229,9 @@ assert "store EXCLUSIVE: the message names the store and the lock" \
 check "store EXCLUSIVE: no probe left in a seed mailbox" 0 "$(leftovers)"
 check "store EXCLUSIVE: the round's JSON lists both probes and state_failed" "inbox inbox true" \
 	"$(json_round "$R/r.json")"
+assert "store EXCLUSIVE: the textfile says the run did not succeed" \
+	grep -q '^inboxprobe_last_run_success{config="excl"} 0$' "$R/r.prom"
+check "store EXCLUSIVE: no counter in the textfile went down" none "$(counters_kept "$T/snap/r.prom" "$R/r.prom")"
 echo "ROLLBACK;" >&9
 exec 9>&-
 wait "$HOLDER" 2>/dev/null
