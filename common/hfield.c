@@ -67,6 +67,41 @@ int hfield_is(const char *name, size_t namelen, const char *want)
 	return strlen(want) == namelen && strncasecmp(name, want, namelen) == 0;
 }
 
+char *rfc5322_field(const char *h, size_t hn, const char *name, size_t max)
+{
+	struct hfield_iter it;
+	const char *fn;
+	size_t fl;
+	char *v;
+
+	hfield_begin(&it, h, hn);
+	while (hfield_next(&it, &fn, &fl, &v)) {
+		if (hfield_is(fn, fl, name)) {
+			if (max != 0 && strlen(v) > max)
+				v[max] = '\0';
+			return v;
+		}
+		free(v);
+	}
+	return NULL;
+}
+
+int hfield_count(const char *h, size_t hn, const char *name)
+{
+	struct hfield_iter it;
+	const char *fn;
+	size_t fl;
+	char *v;
+	int n = 0;
+
+	hfield_begin(&it, h, hn);
+	while (hfield_next(&it, &fn, &fl, &v)) {
+		n += hfield_is(fn, fl, name);
+		free(v);
+	}
+	return n;
+}
+
 /* ---- RFC 5322 date-time ------------------------------------------------- */
 
 static long long days_from_civil(long long y, int m, int d)

@@ -32,6 +32,14 @@ int hfield_next(struct hfield_iter *it, const char **name, size_t *namelen, char
 /* 1 when the field name [name, namelen) is want (ASCII case-insensitive). */
 int hfield_is(const char *name, size_t namelen, const char *want);
 
+/* The value of the first field called name in the header block h[0..hn),
+ * as hfield_next() gives it (unfolded, trimmed), cut to max bytes (0 = no
+ * cap); NULL when no such field. Heap string, the caller frees. */
+char *rfc5322_field(const char *h, size_t hn, const char *name, size_t max);
+
+/* How many fields called name the header block h[0..hn) holds. */
+int hfield_count(const char *h, size_t hn, const char *name);
+
 /*
  * Parse an RFC 5322 section 3.3 date-time ("Tue, 1 Dec 2026 23:11:19 +0000
  * (UTC)"): optional day of week, 1-2 digit day, month name, 2-, 3- or

@@ -345,48 +345,6 @@ char *rfc5322_unfold(const char *v, size_t n, size_t max)
 	return strbuf_detach(&sb);
 }
 
-/* The end of the line that starts at p (the LF, or end), within [p, end). */
-static const char *line_end(const char *p, const char *end)
-{
-	const char *lf = memchr(p, '\n', (size_t)(end - p));
-	return lf != NULL ? lf : end;
-}
-
-char *rfc5322_field(const char *h, size_t hn, const char *name, size_t max)
-{
-	size_t nl = strlen(name);
-	const char *p = h, *end = h + hn;
-
-	while (p < end) {
-		const char *eol = line_end(p, end);
-		const char *q = p + nl;
-		if ((size_t)(eol - p) > nl && strncasecmp(p, name, nl) == 0) {
-			while (q < eol && (*q == ' ' || *q == '\t'))
-				q++;
-		}
-		if ((size_t)(eol - p) > nl && strncasecmp(p, name, nl) == 0 &&
-		    q < eol && *q == ':') {
-			const char *vs = q + 1, *ve = eol;
-			/* the field goes on over continuation lines (leading WSP) */
-			while (ve < end && ve + 1 < end && (ve[1] == ' ' || ve[1] == '\t'))
-				ve = line_end(ve + 1, end);
-			while (vs < ve && (*vs == ' ' || *vs == '\t'))
-				vs++;
-			char *val = rfc5322_unfold(vs, (size_t)(ve - vs), max);
-			size_t l = strlen(val), lead = 0;
-			while (l > 0 && (val[l - 1] == ' ' || val[l - 1] == '\t' || val[l - 1] == '\r'))
-				val[--l] = '\0';
-			/* a value that starts on a continuation line ("Name:\r\n value") */
-			while (lead < l && (val[lead] == ' ' || val[lead] == '\t'))
-				lead++;
-			memmove(val, val + lead, l - lead + 1);
-			return val;
-		}
-		p = eol < end ? eol + 1 : end;
-	}
-	return NULL;
-}
-
 char *read_file_capped(const char *path, size_t max, size_t *len, char **errstr)
 {
 	FILE *f = NULL;

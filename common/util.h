@@ -71,18 +71,13 @@ char *fmt_double(char *buf, size_t bufsz, double v);
 size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
 int utf8_valid(const char *s, size_t n);
 
-/* RFC 5322 header fields, the one unfolder every module uses.
- * rfc5322_unfold(): the value v[0..n) of one field (its continuation lines
- * included) unfolded per RFC 5322 section 2.2.3: every CRLF (or bare LF)
- * removed, the whitespace after it kept; NUL bytes become spaces so a
- * value never ends early. At most max bytes are kept (0 = no cap).
- * rfc5322_field(): the value of the first field called name
- * (case-insensitive; whitespace before the colon allowed, RFC 5322 4.5.3)
- * in the header block h[0..hn), unfolded as above and trimmed of leading
- * and trailing spaces and tabs; NULL when no such field. Both return a heap
- * string the caller frees. */
+/* RFC 5322 header fields, the one unfolder every module uses: the value
+ * v[0..n) of one field (its continuation lines included) unfolded per RFC
+ * 5322 section 2.2.3: every CRLF (or bare LF) removed, the whitespace after
+ * it kept; NUL bytes become spaces so a value never ends early. At most max
+ * bytes are kept (0 = no cap). Heap string, the caller frees. Finding
+ * fields in a header block: common/hfield.h. */
 char *rfc5322_unfold(const char *v, size_t n, size_t max);
-char *rfc5322_field(const char *h, size_t hn, const char *name, size_t max);
 
 /* Read a whole regular file into a new heap buffer (NUL-terminated, length
  * in *len when len != NULL). max caps the size in bytes (0 = 16 MiB). A

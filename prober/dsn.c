@@ -37,6 +37,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/hfield.h"
 #include "common/util.h"
 #include "prober/dsn.h"
 #include "prober/smtp.h"

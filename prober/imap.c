@@ -14,6 +14,7 @@
 
 #include <libetpan/libetpan.h>
 
+#include "common/hfield.h"
 #include "common/util.h"
 #include "prober/dsn.h"
 #include "prober/imap.h"

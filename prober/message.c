@@ -16,6 +16,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "common/hfield.h"
 #include "common/util.h"
 #include "prober/message.h"
 
@@ -837,31 +838,6 @@ static size_t header_len(const char *h, size_t n)
 	return n;
 }
 
-/* How many fields called name (case-insensitive, blanks before the colon
- * allowed as rfc5322_field does) start a line of h[0..n). */
-static int field_count(const char *h, size_t n, const char *name)
-{
-	size_t nl = strlen(name);
-	const char *p = h, *end = h + n;
-	int count = 0;
-
-	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		const char *lend = eol ? eol : end, *q = p + nl;
-
-		if ((size_t)(lend - p) > nl && strncasecmp(p, name, nl) == 0) {
-			while (q < lend && (*q == ' ' || *q == '\t'))
-				q++;
-			if (q < lend && *q == ':')
-				count++;
-		}
-		if (eol == NULL)
-			break;
-		p = eol + 1;
-	}
-	return count;
-}
-
 /* Skip an RFC 5322 comment starting at *p == '(' (nested, quoted-pairs);
  * returns the position after it, or NULL when unterminated. */
 static const char *skip_comment(const char *p)
@@ -983,8 +959,8 @@ int message_prove(const char *hdrs, size_t len, const struct probe_proof *p)
 	if (p == NULL || p->token == NULL || p->token[0] == '\0' || hdrs == NULL)
 		return PROOF_NO_TOKEN;
 	len = header_len(hdrs, len);
-	ntok = field_count(hdrs, len, "X-Inboxprobe-Token");
-	nfrom = field_count(hdrs, len, "From");
+	ntok = hfield_count(hdrs, len, "X-Inboxprobe-Token");
+	nfrom = hfield_count(hdrs, len, "From");
 	tok = rfc5322_field(hdrs, len, "X-Inboxprobe-Token", 0);
 	from = rfc5322_field(hdrs, len, "From", 0);
 	if (ntok == 0 || tok == NULL)

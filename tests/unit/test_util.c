@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "common/hfield.h"
 #include "common/model.h"
 #include "common/util.h"
 #include "scheduler/round.h"
@@ -342,6 +343,15 @@ static void test_rfc5322_field(void **state)
 	free(v);
 	assert_null(rfc5322_field(h, n, "Received", 0));
 	assert_null(rfc5322_field(h, n, "to Sender", 0));   /* a continuation line is no field */
+	/* counts: a second X-Inboxprobe-Token (a quoted probe) shows */
+	assert_int_equal(hfield_count(h, n, "x-inboxprobe-token"), 1);
+	assert_int_equal(hfield_count(h, n, "Received"), 0);
+	static const char two[] = "From: a@b.test\r\nX-Inboxprobe-Token: t1\r\n"
+	                          "X-Inboxprobe-Token : t2\r\n\r\nX-Inboxprobe-Token: in the body\r\n";
+	assert_int_equal(hfield_count(two, sizeof(two) - 1, "X-Inboxprobe-Token"), 2);
+	v = rfc5322_field(two, sizeof(two) - 1, "X-Inboxprobe-Token", 0);
+	assert_string_equal(v, "t1");
+	free(v);
 }
 
 int main(void)
