@@ -24,6 +24,8 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -49,6 +51,7 @@ const char *smtp_err_name(int err)
 	case SMTP_ETIMEOUT: return "timeout";
 	case SMTP_EDROP: return "drop";
 	case SMTP_EPROTO: return "proto";
+	case SMTP_ENOFILES: return "nofiles";
 	}
 	return "unknown";
 }
@@ -360,7 +363,49 @@ struct xfer {
 	double submit_time;       /* now_wall() at the 2xx to end of DATA */
 	int oauth;                /* AUTH with an OAuth 2.0 token */
 	char challenge[240];      /* its error challenge (334 base64 JSON), described */
+	int socket_errno;         /* errno of a failed socket(2), 0 when none failed */
 };
+
+/* CURLOPT_OPENSOCKETFUNCTION: our socket(2) (close-on-exec), remembering
+ * why it failed: EMFILE/ENFILE is ours to report, not the relay's. */
+static curl_socket_t open_socket_cb(void *clientp, curlsocktype purpose,
+                                    struct curl_sockaddr *a)
+{
+	struct xfer *x = clientp;
+	curl_socket_t s;
+
+	(void)purpose;
+	s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	if (s == CURL_SOCKET_BAD)
+		x->socket_errno = errno;
+	return s;
+}
+
+/* 1 when this process cannot open one more file right now (EMFILE/ENFILE):
+ * the name resolver fails that way too, before any socket is made. */
+static int out_of_files(void)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	return errno == EMFILE || errno == ENFILE;
+}
+
+/* The message for SMTP_ENOFILES: names the limit and what to do. */
+static char *nofiles_text(const char *url, int e)
+{
+	struct rlimit rl;
+	char lim[48] = "";
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		snprintf(lim, sizeof lim, " (limit %llu)", (unsigned long long)rl.rlim_cur);
+	return xasprintf("too many open files%s%s: no socket for the relay %s; raise the limit "
+	                 "(ulimit -n, systemd LimitNOFILE=) or lower imap_limits",
+	                 lim, e == ENFILE ? " in the system" : "", url);
+}
 
 static size_t read_cb(char *buf, size_t size, size_t nitems, void *ud)
 {
@@ -617,6 +662,8 @@ static int submit_once(const struct smtp_params *p, const char *token, struct sm
 		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	}
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, x);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	/* libcurl 7.88 waits for the end-of-DATA reply in a blocking loop that
@@ -700,6 +747,12 @@ static int submit_once(const struct smtp_params *p, const char *token, struct sm
 		err = SMTP_EAUTH;
 	} else if (is_tls_error(rc)) {
 		err = SMTP_ETLS;
+	} else if ((rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) &&
+	           (x->socket_errno == EMFILE || x->socket_errno == ENFILE || out_of_files())) {
+		err = SMTP_ENOFILES;
+		if (errstr)
+			*errstr = nofiles_text(r->url, x->socket_errno ? x->socket_errno : errno);
+		goto out;
 	} else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
 		err = SMTP_ECONNECT;
 	} else if (rc == CURLE_OPERATION_TIMEDOUT) {

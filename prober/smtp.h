@@ -33,7 +33,8 @@ enum smtp_err {
 	SMTP_EAUTH,          /* AUTH refused (535 5.7.8) or no usable mechanism */
 	SMTP_ETIMEOUT,       /* no reply before the timeout */
 	SMTP_EDROP,          /* connection dropped mid-transaction (trusted over a stale 250) */
-	SMTP_EPROTO          /* anything else (malformed reply, libcurl internal) */
+	SMTP_EPROTO,         /* anything else (malformed reply, libcurl internal) */
+	SMTP_ENOFILES        /* no socket: too many open files (EMFILE/ENFILE), ours, not the relay's */
 };
 
 /* Static short name of a code for traces: "ok", "temp", "perm", "connect"... */

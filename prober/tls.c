@@ -279,6 +279,16 @@ int tls_tcp_connect(const char *host, int port, long connect_timeout, double dea
 		return TLS_ETIMEOUT;
 	}
 	if (rc != 0) {
+		int nfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (nfd < 0 && (errno == EMFILE || errno == ENFILE)) {
+			/* the resolver needs files too: ours, not the server's */
+			*errstr = xasprintf("%s:%d: too many open files%s to resolve the host; raise the "
+			                    "limit (ulimit -n, systemd LimitNOFILE=) or lower imap_limits",
+			                    host, port, errno == ENFILE ? " in the system" : "");
+			return TLS_ECONNECT;
+		}
+		if (nfd >= 0)
+			close(nfd);
 		*errstr = xasprintf("%s:%d: cannot resolve host: %s", host, port, gai_strerror(rc));
 		return TLS_ECONNECT;
 	}
@@ -297,6 +307,13 @@ int tls_tcp_connect(const char *host, int port, long connect_timeout, double dea
 			break;
 		}
 		int s = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+		if (s < 0 && (errno == EMFILE || errno == ENFILE)) {
+			/* ours, not the server's: say so first */
+			snprintf(last, sizeof last, "too many open files%s (no socket for %s); raise the "
+			         "limit (ulimit -n, systemd LimitNOFILE=) or lower imap_limits",
+			         errno == ENFILE ? " in the system" : "", addr);
+			continue;
+		}
 		if (s < 0) {
 			snprintf(last, sizeof last, "%s: socket: %s", addr, errno_str(errno, ebuf, sizeof ebuf));
 			continue;

@@ -320,8 +320,11 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 			return 0;
 		default:
 			res->outcome = OUTCOME_ERROR;
-			snprintf(res->diagnostic, DIAG_MAX, "relay %s: %s", smtp_err_name(rc),
-			         err ? err : "failed");
+			if (rc == SMTP_ENOFILES)   /* ours, not the relay's: say what */
+				xstrlcpy(res->diagnostic, err ? err : "too many open files", DIAG_MAX);
+			else
+				snprintf(res->diagnostic, DIAG_MAX, "relay %s: %s", smtp_err_name(rc),
+				         err ? err : "failed");
 			if ((rc == SMTP_EDROP || rc == SMTP_ETIMEOUT || rc == SMTP_EPROTO) &&
 			    strcmp(reply.stage, "data") == 0) {
 				/* Cut, or a garbled final reply, after the message was

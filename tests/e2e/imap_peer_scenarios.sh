@@ -57,6 +57,16 @@ check "  ... UIDVALIDITY 42" 42 "$(field "$out" hit 3)"
 check "  ... INTERNALDATE 17-Jul-1996 02:44:25 -0700" 837596665 "$(field "$out" hit 5)"
 grep -q "UID SEARCH SINCE" "$TMP/record" && ok "fallback used SEARCH SINCE" || not_ok "fallback used SEARCH SINCE"
 
+# A UID SEARCH naming 1000 UIDs for one token is hostile: said so, and only
+# the newest 8 (IMAP_SEARCH_MAX_PER_TOKEN) are fetched.
+start_peer manyuids
+out=$(run find INBOX "$TOKEN" 2>"$TMP/manyuids.err")
+check "1000 UIDs for one token: no hit among the newest 8" 0 "$(field "$out" hits 2)"
+grep -q 'UID SEARCH for 1 token named 1000 messages, more than the cap of 8: a hostile or broken server; examining the newest 8 only' "$TMP/manyuids.err" &&
+	ok "  ... says the server is hostile or broken" || not_ok "  ... says the server is hostile or broken: $(cat "$TMP/manyuids.err")"
+f=$(grep 'UID FETCH' "$TMP/record" | head -n 1 | cut -d' ' -f4)
+check "  ... the first UID FETCH asks for the newest 8 UIDs only" "1000,999,998,997,996,995,994,993" "$f"
+
 start_peer unavailable
 out=$(run open)
 check "NO [UNAVAILABLE] -> unavailable" unavailable "$(field "$out" error 2)"

@@ -34,6 +34,8 @@ Scenarios:
                socket keeps getting data: the per-command timeout must hold)
   silenttls    accepts TCP and never sends a byte (a TLS client waits for
                the ServerHello; the handshake must be bounded by the timeout)
+  manyuids     UID SEARCH HEADER names UIDs 1..1000 for any token (a hostile
+               server); UID FETCH answers as in fallback
   ctrlnames    LIST names with control characters: "Spam&AAA-Trap" (U+0000
                in modified UTF-7), "Junk&ABs-" (ESC), a literal name with a raw
                ESC byte "Esc\x1b[31mRed", a raw DEL "Del\x7fX", raw UTF-8
@@ -107,7 +109,7 @@ OTHER = "fedcba9876543210fedcba9876543210"
 CAPS = "IMAP4rev1 UIDPLUS MOVE"
 
 OLD = ("bye", "fallback", "unavailable", "authapp", "authfail", "stall", "list", "garbled",
-       "nostarttls", "bigline", "biglit", "trickle", "silenttls", "ctrlnames")
+       "nostarttls", "bigline", "biglit", "trickle", "silenttls", "ctrlnames", "manyuids")
 
 CHUNK = b"x" * 65536
 
@@ -512,6 +514,9 @@ class Handler(socketserver.StreamRequestHandler):
                     self.send("%s OK search done" % tag)
                 elif sc == "garbled":
                     self.send("* SEARCH 1 2 (((\x01garbage")
+                    self.send("%s OK search done" % tag)
+                elif sc == "manyuids":
+                    self.send("* SEARCH " + " ".join(str(u) for u in range(1, 1001)))
                     self.send("%s OK search done" % tag)
                 elif "HEADER" in args.upper():
                     self.send("* SEARCH")
