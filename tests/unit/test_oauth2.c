@@ -310,6 +310,20 @@ static void test_config_blocks(void **state)
 	assert_non_null(strstr(err, "auth_mechanism must be \"xoauth2\" or \"oauthbearer\""));
 	free(err);
 
+	/* client credentials in imap_defaults: every seed draws from one source
+	 * (equal keys), so one token serves them all */
+	body = xasprintf("imap_defaults = { url = \"imaps://outlook.office365.com\";\n"
+	                 " oauth2 = { token_url = \"https://login.x.test/t\"; client_id = \"app\";\n"
+	                 "  client_secret_file = \"%s/secret\"; scope = \"https://outlook.office365.com/.default\"; }; };\n"
+	                 "seeds = ( { address = \"a@x.test\"; provider = \"x\"; },\n"
+	                 "          { address = \"b@x.test\"; provider = \"x\"; } );\n", dir);
+	assert_int_equal(load(body, &cfg, &err), 0);
+	assert_int_equal(cfg->seeds[0].imap.oauth2->source, OAUTH2_SRC_CLIENT_CREDENTIALS);
+	assert_string_equal(cfg->seeds[0].imap.oauth2->key, cfg->seeds[1].imap.oauth2->key);
+	assert_string_equal(cfg->seeds[1].imap.username, "b@x.test");
+	config_free(cfg);
+	free(body);
+
 	/* token_command alone, with its timeout */
 	assert_int_equal(load("seeds = ( { address = \"a@x.test\"; provider = \"x\"; imap = {\n"
 	                      " url = \"imaps://imap.x.test\";\n"
