@@ -34,6 +34,8 @@ if [ -z "${AUTH_WORLD_INSIDE:-}" ]; then
 			{ echo "SKIP: $t not installed (.ci/packages)"; exit 77; }
 	done
 	[ -x "$BIN" ] || { echo "inboxprobe not built: $BIN" >&2; exit 99; }
+	unshare --mount --net --pid --fork --mount-proc true 2>/dev/null ||
+		{ echo "SKIP: this machine refuses new namespaces (unshare --net --mount --pid)"; exit 77; }
 	AUTH_WORLD_INSIDE=1 top_srcdir=$top_srcdir top_builddir=$top_builddir \
 		exec unshare --mount --net --pid --fork --mount-proc --propagation private sh "$0" "$@"
 fi
