@@ -73,6 +73,10 @@ while read -r name seed prov mode sec folder trash; do
 	check "$name: the probe reached $folder" "$folder" "${seen% * *}"
 	um plant "$seed" "$folder" "$tok" probe@sender.test >/dev/null ||
 		not_ok "$name: planting the user's messages"
+	# the probe gets a UID above the user's messages: a finder that takes
+	# the first match meets a user's message first
+	um bump "$seed" "$folder" "$tok" probe@sender.test >/dev/null ||
+		not_ok "$name: moving the probe above the user's messages"
 	um snap "$seed" "$folder" "$trash" >"$T/$name.before"
 	check "$name: 5 user messages naming the token planted" 5 "$(wc -l <"$T/$name.before")"
 	check "$name: 1 probe with that token before round 2" 1 \

@@ -14,6 +14,10 @@
         "ID FOLDER SHA256(BODY[]) FLAGS INTERNALDATE", sorted by ID. Two
         snaps are equal when every user message survived byte-identical,
         with its flags, in its folder.
+    usermail.py bump HOST PORT CAFILE USER PASSFILE FOLDER TOKEN FROM
+        Give the probe (as count finds it) a UID above the user's messages:
+        UID MOVE it to a scratch folder and back (RFC 6851), bytes unchanged,
+        so a client that stops at the first match meets the user's first.
     usermail.py count HOST PORT CAFILE USER PASSFILE FOLDER TOKEN FROM
         How many messages of FOLDER are the probe: X-Inboxprobe-Token TOKEN,
         From FROM and no X-Test-Id.
@@ -112,6 +116,32 @@ def snap(a):
         print(r)
 
 
+def probe_uids(c, folder, token, probe_from):
+    c.select(quote(folder))
+    typ, data = c.uid("SEARCH", None, "HEADER", "X-Inboxprobe-Token", token,
+                      "HEADER", "From", probe_from, "NOT", "HEADER", "X-Test-Id", '""')
+    return (data[0] or b"").split()
+
+
+def bump(a):
+    host, port, ca, user, pf, folder, token, probe_from = a
+    c = connect(host, port, ca, user, pf)
+    c.create("bump-scratch")
+    for uid in probe_uids(c, folder, token, probe_from):
+        typ, data = c.uid("MOVE", uid, "bump-scratch")
+        if typ != "OK":
+            sys.exit("UID MOVE %s: %s %s" % (uid, typ, data))
+    c.select("bump-scratch")
+    typ, data = c.uid("SEARCH", None, "ALL")
+    for uid in (data[0] or b"").split():
+        typ, d = c.uid("MOVE", uid, quote(folder))
+        if typ != "OK":
+            sys.exit("UID MOVE back %s: %s %s" % (uid, typ, d))
+    c.select("INBOX")
+    c.delete("bump-scratch")
+    c.logout()
+
+
 def count(a):
     host, port, ca, user, pf, folder, token, probe_from = a
     c = connect(host, port, ca, user, pf)
@@ -124,4 +154,4 @@ def count(a):
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"plant": plant, "snap": snap, "count": count}[cmd](args)
+    {"plant": plant, "snap": snap, "count": count, "bump": bump}[cmd](args)
