@@ -450,7 +450,9 @@ static int write_all(int fd, const char *data, size_t len)
 	return 0;
 }
 
-int write_file_atomic(const char *path, const char *data, size_t len, char **errstr)
+/* write_file_atomic() with the new file's mode: 0644 less the umask for a
+ * report, exactly 0600 for a secret. */
+static int atomic_write(const char *path, const char *data, size_t len, int secret, char **errstr)
 {
 	char *tmp = xasprintf("%s.tmp.XXXXXX", path);
 	char *dircopy = xstrdup(path);
@@ -479,7 +481,7 @@ int write_file_atomic(const char *path, const char *data, size_t len, char **err
 		goto out;
 	}
 	pthread_once(&umask_once, umask_read);
-	if (fchmod(fd, 0644 & ~umask_now) != 0 || write_all(fd, data, len) != 0) {
+	if (fchmod(fd, secret ? 0600 : 0644 & ~umask_now) != 0 || write_all(fd, data, len) != 0) {
 		*errstr = xasprintf("%s: write failed: %s", tmp, strerror(errno));
 		goto out;
 	}
@@ -513,4 +515,14 @@ out:
 	free(tmp);
 	free(dircopy);
 	return ret;
+}
+
+int write_file_atomic(const char *path, const char *data, size_t len, char **errstr)
+{
+	return atomic_write(path, data, len, 0, errstr);
+}
+
+int write_secret_atomic(const char *path, const char *data, size_t len, char **errstr)
+{
+	return atomic_write(path, data, len, 1, errstr);
 }

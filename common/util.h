@@ -95,6 +95,9 @@ char *read_file_capped(const char *path, size_t max, size_t *len, char **errstr)
  * refused. Returns 0, or -1 with *errstr set (heap) naming the path and
  * errno text; the old PATH is then untouched and no temporary file stays. */
 int write_file_atomic(const char *path, const char *data, size_t len, char **errstr);
+/* The same for a secret (a refresh token, a token cache): the new file is
+ * mode 0600 whatever the umask. */
+int write_secret_atomic(const char *path, const char *data, size_t len, char **errstr);
 
 /* "a FIFO", "a directory", "a character device", ... for an st_mode. */
 const char *file_type_name(unsigned mode);

@@ -170,50 +170,7 @@ out:
 
 int oauth2_write_secret(const char *path, const char *data, char **errstr)
 {
-	char *copy = xstrdup(path), *dir = dirname(copy);
-	char *tmp = xasprintf("%s/.inboxprobe-XXXXXX", dir);
-	size_t len = strlen(data), off = 0;
-	int fd = mkstemp(tmp), dfd = -1, ret = -1;
-
-	if (fd < 0) {
-		*errstr = xasprintf("%s: cannot create a temporary file in %s: %s", path, dir,
-		                    strerror(errno));
-		goto out;
-	}
-	(void)fchmod(fd, 0600);
-	while (off < len) {
-		ssize_t w = write(fd, data + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			*errstr = xasprintf("%s: write failed: %s", tmp, strerror(errno));
-			goto out;
-		}
-		off += (size_t)w;
-	}
-	if (fsync(fd) != 0 || close(fd) != 0) {
-		fd = -1;
-		*errstr = xasprintf("%s: fsync/close failed: %s", tmp, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) != 0) {
-		*errstr = xasprintf("%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-		goto out;
-	}
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
-	ret = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (ret != 0)
-		unlink(tmp);
-	free(tmp);
-	free(copy);
-	return ret;
+	return write_secret_atomic(path, data, strlen(data), errstr);
 }
 
 static void cache_write(const char *path, const char *token, double expires_at, double lifetime)
@@ -236,10 +193,20 @@ static void cache_write(const char *path, const char *token, double expires_at, 
 /* Exclusive flock on path, waiting up to LOCK_WAIT seconds. fd or -1. */
 static int lock_file(const char *path, const char *what, char **errstr)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* never follow a symbolic link or block on a FIFO planted there */
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600);
 	double until = now_mono() + LOCK_WAIT;
+	struct stat st;
 	if (fd < 0) {
-		*errstr = xasprintf("%s: lock %s: %s", what, path, strerror(errno));
+		*errstr = xasprintf("%s: lock %s: %s", what, path,
+		                    errno == ELOOP ? "is a symbolic link: refusing to follow it"
+		                                   : strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		*errstr = xasprintf("%s: lock %s: not a regular file with one link: refusing to use it",
+		                    what, path);
+		close(fd);
 		return -1;
 	}
 	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {

@@ -101,8 +101,9 @@ int oauth2_post_form(const char *what, const char *url, const char *const *names
 int oauth2_parse_token_answer(const char *what, const char *url, long status, void *json,
                               char **token, long *expires_in, char **refresh, char **errstr);
 
-/* Write a secret atomically: a temporary file in path's directory (mode
- * 0600), write, fsync, rename over path, fsync the directory. 0 or -1
+/* Write a secret atomically: write_secret_atomic() (common/util.h: a new
+ * mkostemp file in path's directory, mode 0600, fsync, rename over path,
+ * fsync the directory; a planted link or FIFO is never followed). 0 or -1
  * with *errstr. */
 int oauth2_write_secret(const char *path, const char *data, char **errstr);
 

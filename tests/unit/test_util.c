@@ -200,6 +200,14 @@ static void test_atomic_write_planted(void **state)
 	assert_int_equal(write_file_atomic("", "x", 1, &err), -1);
 	free(err);
 
+	/* a secret: mode 0600 whatever the umask, same protections */
+	um = umask(0);
+	assert_int_equal(write_secret_atomic(path, "tok\n", 4, &err), 0);
+	umask(um);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(unlink(path), 0);
+
 	assert_int_equal(dir_entries(dir), 1);   /* only the victim: no temporary file left */
 	unlink(victim);
 	rmdir(dir);
