@@ -99,23 +99,39 @@ static void pad(FILE *out, const char *s, size_t w)
 
 enum { C_SEED, C_PROV, C_OUT, C_FOLDER, C_LAT, C_RELAY, C_AUTH, C_PATH, C_DIAG, C__N };
 
-/* The verdict column: "spf=pass dkim=fail dmarc=fail", one per method
- * (a pass wins when a method has several), "-" when none is trusted. */
+/* One method in the verdict column (a pass wins when it has several). */
+static void auth_item(struct strbuf *sb, const struct probe_trace *t, const struct auth_verdict *v)
+{
+	int passed;
+	trace_method_verdict(t, v->method, &passed);
+	strbuf_addf(sb, "%s%s=%s", sb->len ? " " : "", v->method, passed ? "pass" : v->result);
+}
+
+/* The verdict column: "spf=pass dkim=fail dmarc=fail", spf, dkim and dmarc
+ * first, then the other methods in header order, each once; "-" when none
+ * is trusted. */
 static char *auth_cell(const struct probe_result *res)
 {
+	static const char *const first[] = { "spf", "dkim", "dmarc" };
+	const struct probe_trace *t = &res->trace;
 	struct strbuf sb = STRBUF_INIT;
-	for (int i = 0; i < res->trace.nauth; i++) {
-		const struct auth_verdict *v = &res->trace.auth[i];
-		int dup = 0, passed;
+	for (int k = 0; k < 3; k++)
+		for (int i = 0; i < t->nauth; i++)
+			if (strcmp(t->auth[i].method, first[k]) == 0) {
+				auth_item(&sb, t, &t->auth[i]);
+				break;
+			}
+	for (int i = 0; i < t->nauth; i++) {
+		int skip = 0;
+		for (int k = 0; k < 3; k++)
+			skip |= strcmp(t->auth[i].method, first[k]) == 0;
 		for (int j = 0; j < i; j++)
-			dup |= strcmp(res->trace.auth[j].method, v->method) == 0;
-		if (dup)
-			continue;
-		trace_method_verdict(&res->trace, v->method, &passed);
-		strbuf_addf(&sb, "%s%s=%s", sb.len ? " " : "", v->method, passed ? "pass" : v->result);
+			skip |= strcmp(t->auth[j].method, t->auth[i].method) == 0;
+		if (!skip)
+			auth_item(&sb, t, &t->auth[i]);
 	}
 	if (sb.len == 0)
-		strbuf_adds(&sb, report_found(res) ? (res->trace.fetched ? "none trusted" : "-") : "-");
+		strbuf_adds(&sb, report_found(res) ? (t->fetched ? "none trusted" : "-") : "-");
 	return strbuf_detach(&sb);
 }
 
