@@ -1662,7 +1662,7 @@ out:
 	return r;
 }
 
-/* ---- the found probe's header and Gmail's tab (SPEC "Authentication
+/* ---- the found probe's header and Gmail's tab (docs/SPEC.md "Authentication
  * verdicts and the delivery path", issue 11) ------------------------------ */
 
 int imap_fetch_header(struct imap_session *s, unsigned long uid, size_t max, char **out,

@@ -67,7 +67,7 @@ struct imap_params {
 	long connect_timeout;           /* seconds */
 	long timeout;                   /* seconds per command */
 	double deadline;                /* absolute now_mono() limit for everything */
-	/* What proves a message to be our probe (SPEC "Finding the probe"),
+	/* What proves a message to be our probe (docs/SPEC.md "Finding the probe"),
 	 * borrowed, must outlive the session: our From address (see
 	 * message_probe_from), the secret_file key (NULL: none) and the seed
 	 * address the HMAC covers. probe_from NULL: nothing is ever proved, so

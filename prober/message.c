@@ -819,7 +819,7 @@ int message_template_check(const char *text, size_t len, char **errstr)
 }
 
 /* ------------------------------------------------------------------ */
-/* Proof (SPEC "Finding the probe")                                    */
+/* Proof (docs/SPEC.md "Finding the probe")                                    */
 
 /* Length of the header in h[0..n): up to its blank line (which a forward's
  * quoted header lines in the body come after), or all of it. */

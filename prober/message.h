@@ -83,7 +83,7 @@ int message_template_check(const char *text, size_t len, char **errstr);
  * frees. */
 char *rfc2047_encode(const char *utf8);
 
-/* ---- Proof that a message is our probe (SPEC "Finding the probe") ---- */
+/* ---- Proof that a message is our probe (docs/SPEC.md "Finding the probe") ---- */
 
 #define HEADER_FIELD_MAX 4096   /* longest address examined in a From field, octets */
 

@@ -1,7 +1,7 @@
 /*
  * oauth2.h - OAuth 2.0 access tokens for SASL XOAUTH2/OAUTHBEARER: the
  * token sources of seeds/oauth2_conf.h, a cache, refresh and write-back.
- * ../shared/SPEC.md "OAuth 2.0".
+ * docs/SPEC.md "OAuth 2.0".
  *
  * Sources: a token command (bounded in time; its stderr is shown on
  * failure, never its stdout); the refresh-token grant (RFC 6749 section 6)

@@ -3,7 +3,7 @@
  * provider's trusted authentication verdicts (RFC 8601) and the path from
  * the relay to the mailbox (RFC 5321 section 4.4 Received fields).
  *
- * Trust (../shared/SPEC.md "Authentication verdicts and the delivery
+ * Trust (docs/SPEC.md "Authentication verdicts and the delivery
  * path"): an Authentication-Results field counts only when it sits above
  * the relay's own Received field (the one whose id is the queue id of the
  * relay's 250 reply) and its authserv-id matches one of the provider's

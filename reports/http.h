@@ -1,5 +1,5 @@
 /*
- * http.h - the daemon's HTTP endpoint (SPEC "Daemon"), served by
+ * http.h - the daemon's HTTP endpoint (docs/SPEC.md "Daemon"), served by
  * libmicrohttpd from its own thread:
  *   GET /metrics     Prometheus text format 0.0.4, or OpenMetrics 1.0 when
  *                    the Accept header prefers application/openmetrics-text;

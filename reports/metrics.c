@@ -443,7 +443,7 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 	}
 }
 
-/* The daemon's own series (SPEC "Daemon"; docs/metrics.md). */
+/* The daemon's own series (docs/SPEC.md "Daemon"; docs/metrics.md). */
 static void build_daemon(const struct report_daemon *d, const char *cn, struct mmodel *m)
 {
 	struct mfamily *f;

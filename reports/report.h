@@ -73,7 +73,7 @@ struct provider_report {
 	const struct state_totals *totals;  /* NULL without a state store */
 };
 
-/* The daemon's own figures (SPEC "Daemon"). A report that carries them
+/* The daemon's own figures (docs/SPEC.md "Daemon"). A report that carries them
  * (round_report.daemon) has them in its metrics after the round's series. */
 struct report_daemon {
 	unsigned long long rounds;          /* inboxprobe_rounds_total: rounds run and reported */

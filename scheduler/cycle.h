@@ -1,6 +1,6 @@
 /*
  * cycle.h - one round from the state store to the report files: the path
- * that `inboxprobe run` and `inboxprobe daemon` share (SPEC "What it is",
+ * that `inboxprobe run` and `inboxprobe daemon` share (docs/SPEC.md "What it is",
  * steps 1-5, and "Daemon": after each round the daemon writes the same
  * files a run does).
  *

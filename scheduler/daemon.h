@@ -1,5 +1,5 @@
 /*
- * daemon.h - `inboxprobe daemon` (SPEC "Daemon"): rounds on a schedule,
+ * daemon.h - `inboxprobe daemon` (docs/SPEC.md "Daemon"): rounds on a schedule,
  * /metrics over HTTP, SIGHUP reload, systemd notification.
  *
  * - Rounds start every schedule.interval seconds, each start spread by a

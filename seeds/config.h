@@ -124,7 +124,7 @@ struct state_conf {
 	long retention_days;    /* default 30 */
 };
 
-/* Daemon only (`inboxprobe daemon`): SPEC "Daemon". */
+/* Daemon only (`inboxprobe daemon`): docs/SPEC.md "Daemon". */
 struct schedule_conf {
 	long interval;          /* seconds between round starts, default 300 */
 	long jitter;            /* seconds, each start spread by up to this (0..interval-1), default 0 */

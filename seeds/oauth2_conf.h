@@ -1,7 +1,7 @@
 /*
  * oauth2_conf.h - the `oauth2 = { ... }` block of an IMAP block (seed,
  * imap_defaults, bounce_mailbox) or of the relay: where the OAuth 2.0
- * access token comes from. ../shared/SPEC.md "OAuth 2.0".
+ * access token comes from. docs/SPEC.md "OAuth 2.0".
  *
  * Exactly one source per block:
  *   token_command                       a program printing an access token

@@ -254,7 +254,7 @@ not_sent "uidplus:   ... no COPY or MOVE for delete" "UID COPY|UID MOVE"
 s=$(line_of 'UID STORE .*') e=$(line_of 'UID EXPUNGE .*')
 if [ -n "$s" ] && [ -n "$e" ] && [ "$s" -lt "$e" ]; then ok "uidplus:   ... STORE before UID EXPUNGE"; else not_ok "uidplus:   ... STORE before UID EXPUNGE"; fi
 
-# Proof before action (SPEC "Finding the probe"): the message at the UID is
+# Proof before action (docs/SPEC.md "Finding the probe"): the message at the UID is
 # fetched and proved first; another token, or another From, touches nothing.
 for mode in delete trash; do
 	mark

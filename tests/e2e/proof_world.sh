@@ -1,5 +1,5 @@
 #!/bin/sh
-# Proof before action (SPEC "Finding the probe", issue 12 section 1), end to
+# Proof before action (docs/SPEC.md "Finding the probe", issue 12 section 1), end to
 # end against the real loopback world: a seed owner's own mail that names a
 # pending probe's token (a reply "Re: inboxprobe TOKEN", a forward quoting
 # the probe's header, a client-copied X-Inboxprobe-Token field flagged

@@ -1417,7 +1417,7 @@ static void test_include_relative(void **state)
 	free(abstext);
 }
 
-/* ---- daemon settings: schedule and web (SPEC "Configuration", "Daemon") ---- */
+/* ---- daemon settings: schedule and web (docs/SPEC.md "Configuration", "Daemon") ---- */
 
 static const char *daemon_base =
 	"relay = { url = \"smtp://127.0.0.1:2525\"; tls = \"none\"; from = \"p@sender.test\"; };\n"
@@ -1442,7 +1442,7 @@ static void test_daemon_settings(void **state)
 	config_free(c);
 	free(path);
 
-	/* the SPEC's example values, an IPv6 listener, every address */
+	/* docs/SPEC.md's example values, an IPv6 listener, every address */
 	static const struct { const char *addr, *host; int port; } ok[] = {
 		{ "[::1]:9788", "::1", 9788 }, { ":9100", NULL, 9100 }, { "localhost:1", "localhost", 1 },
 	};

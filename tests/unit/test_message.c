@@ -761,7 +761,7 @@ static void test_template_8bit_refused(void **state)
 	}
 }
 
-/* ---- proof before action (SPEC "Finding the probe") ---- */
+/* ---- proof before action (docs/SPEC.md "Finding the probe") ---- */
 
 #define PTOK "0123456789abcdef0123456789abcdef"
 
