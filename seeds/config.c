@@ -31,6 +31,7 @@
 #define TEMPLATE_MAX (1024 * 1024)
 #define CONFIG_FILE_MAX (16u << 20)     /* the configuration and each @include */
 #define INCLUDE_DEPTH_MAX 10            /* libconfig 1.5's own limit */
+#define INCLUDE_FILES_MAX 64            /* files read by the checks, all includes together */
 #define HMAC_KEY_MIN 16
 
 /* upper bounds of integer settings */
@@ -1946,12 +1947,19 @@ static char *include_name(const char *p, const char *e)
  * reads any: each must be a regular file (a FIFO or device would hang or
  * feed it endlessly) of at most CONFIG_FILE_MAX bytes (libconfig 1.5's
  * scanner is quadratic in long strings), includes nested at most
- * INCLUDE_DEPTH_MAX deep. *abs_include is set when a directive names an
- * absolute path. Problems go to sb: "PATH: problem" for the file itself,
- * "FILE:LINE: @include \"NAME\": problem" for an include. Returns 0 or -1.
+ * INCLUDE_DEPTH_MAX deep and INCLUDE_FILES_MAX files in all (a file that
+ * includes itself several times would otherwise be read exponentially
+ * often). pc->abs_include is set when a directive names an absolute path.
+ * Problems go to sb: "PATH: problem" for the file itself, "FILE:LINE:
+ * @include \"NAME\": problem" for an include. Returns 0 or -1.
  */
-static int precheck_file(const char *path, const char *incdir, int depth, int *abs_include,
-                         struct strbuf *sb)
+struct precheck {
+	const char *incdir;    /* NULL: include paths as written */
+	int abs_include;
+	int files;             /* read so far */
+};
+
+static int precheck_file(struct precheck *pc, const char *path, int depth, struct strbuf *sb)
 {
 	size_t len = 0;
 	char *e = NULL;
@@ -1964,6 +1972,7 @@ static int precheck_file(const char *path, const char *incdir, int depth, int *a
 		free(e);
 		return -1;
 	}
+	pc->files++;
 	const char *nul = memchr(text, '\0', len);
 	if (nul != NULL) {
 		/* libconfig 1.5 cuts a string at a NUL silently, and a NUL in an
@@ -1985,15 +1994,20 @@ static int precheck_file(const char *path, const char *incdir, int depth, int *a
 		if (name == NULL)
 			continue;
 		if (name[0] == '/')
-			*abs_include = 1;
-		char *inc = incdir != NULL ? xasprintf("%s/%s", incdir, name) : xstrdup(name);
-		if (depth + 1 >= INCLUDE_DEPTH_MAX) {
-			strbuf_addf(sb, "%s:%u: @include \"%s\": nested more than %d deep\n", path, line,
-			            name, INCLUDE_DEPTH_MAX);
+			pc->abs_include = 1;
+		char *inc = pc->incdir != NULL ? xasprintf("%s/%s", pc->incdir, name) : xstrdup(name);
+		if (depth + 1 >= INCLUDE_DEPTH_MAX || pc->files >= INCLUDE_FILES_MAX) {
+			strbuf_addf(sb, "%s:%u: @include \"%s\": %s %d\n", path, line, name,
+			            depth + 1 >= INCLUDE_DEPTH_MAX ? "includes nested deeper than" :
+			            "more included files than", depth + 1 >= INCLUDE_DEPTH_MAX ?
+			            INCLUDE_DEPTH_MAX : INCLUDE_FILES_MAX);
 			ret = -1;
+			free(inc);
+			free(name);
+			break;
 		} else {
 			struct strbuf sub = STRBUF_INIT;
-			if (precheck_file(inc, incdir, depth + 1, abs_include, &sub) != 0) {
+			if (precheck_file(pc, inc, depth + 1, &sub) != 0) {
 				strbuf_addf(sb, "%s:%u: @include \"%s\": %s", path, line, name, sub.buf);
 				ret = -1;
 			}
@@ -2018,7 +2032,7 @@ static int include_dir_for(const char *path, char **incdir, char **errstr)
 	struct strbuf sb = STRBUF_INIT;
 	char *dir = xstrdup(path);
 	char *slash = strrchr(dir, '/');
-	int abs_include = 0;
+	struct precheck pc = { 0 };
 
 	*incdir = NULL;
 	if (slash != NULL) {
@@ -2027,13 +2041,15 @@ static int include_dir_for(const char *path, char **incdir, char **errstr)
 	} else {
 		free(dir);
 	}
-	precheck_file(path, *incdir, 0, &abs_include, &sb);
-	if (abs_include && *incdir != NULL) {
+	pc.incdir = *incdir;
+	precheck_file(&pc, path, 0, &sb);
+	if (pc.abs_include && *incdir != NULL) {
 		/* check again as libconfig will resolve them: without the directory */
 		free(*incdir);
 		*incdir = NULL;
 		strbuf_free(&sb);
-		precheck_file(path, NULL, 0, &abs_include, &sb);
+		memset(&pc, 0, sizeof pc);
+		precheck_file(&pc, path, 0, &sb);
 	}
 	if (sb.len > 0) {
 		*errstr = strbuf_detach(&sb);

@@ -772,6 +772,17 @@ static void test_config_not_regular(void **state)
 	assert_error(e, main1, 4, "fifo.cfg: is a FIFO, not a regular file");
 	free(e);
 
+	/* a file that includes itself 8 times: 8^10 reads without a budget;
+	 * refused at once, naming the line */
+	char *self = put("self.cfg", "@include \"self.cfg\"\n@include \"self.cfg\"\n@include \"self.cfg\"\n"
+	                 "@include \"self.cfg\"\n@include \"self.cfg\"\n@include \"self.cfg\"\n"
+	                 "@include \"self.cfg\"\n@include \"self.cfg\"\n", 0600);
+	e = NULL;
+	assert_int_equal(config_load(self, &c, &e), -1);
+	assert_non_null(strstr(e, "more included files than 64"));
+	free(e);
+	free(self);
+
 	/* over 16 MiB: refused from its size, never parsed */
 	char *big = xasprintf("%s/big.cfg", tmpdir);
 	FILE *f = fopen(big, "w");
