@@ -185,11 +185,8 @@ static void flags_text(unsigned f, char *buf, size_t sz)
  * decoded folder name like "Courrier indésirable" is wider in bytes). */
 static void print_padded(const char *s, size_t width)
 {
-	size_t chars = 0;
+	size_t chars = utf8_chars(s, strlen(s));
 
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if ((*p & 0xC0) != 0x80)
-			chars++;
 	fputs(s, stdout);
 	for (; chars < width; chars++)
 		fputc(' ', stdout);

@@ -313,6 +313,17 @@ int utf8_valid(const char *s, size_t n)
 	return 1;
 }
 
+size_t utf8_chars(const char *s, size_t n)
+{
+	size_t i = 0, w = 0;
+
+	for (; i < n; w++) {
+		size_t l = utf8_decode((const unsigned char *)s + i, n - i, NULL);
+		i += l ? l : 1;
+	}
+	return w;
+}
+
 char *rfc5322_unfold(const char *v, size_t n, size_t max)
 {
 	struct strbuf sb = STRBUF_INIT;

@@ -70,6 +70,9 @@ char *fmt_double(char *buf, size_t bufsz, double v);
  * s[0..n) is well-formed UTF-8, else 0. */
 size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
 int utf8_valid(const char *s, size_t n);
+/* The number of characters (code points) in s[0..n), an invalid byte
+ * counting as one: a display width for tables and columns. */
+size_t utf8_chars(const char *s, size_t n);
 
 /* RFC 5322 header fields, the one unfolder every module uses: the value
  * v[0..n) of one field (its continuation lines included) unfolded per RFC

@@ -183,22 +183,17 @@ static void ew_append(struct strbuf *sb, const char *s, size_t first_max, const 
 		size_t cap = max > 12 ? (max - 12) / 4 * 3 : 0;
 		if (cap < 3)
 			cap = 3;
-		size_t take = n - i < cap ? n - i : cap;
-		if (i + take < n) {
-			/* back up so the next word starts at a character boundary */
-			size_t t = take;
-			while (t > 0 && ((unsigned char)s[i + t] & 0xC0) == 0x80)
-				t--;
-			if (t == 0) {
-				/* a character longer than cap: take it whole (a UTF-8
-				 * character has at most 4 bytes); a longer run of
-				 * continuation bytes is invalid input and is split */
-				t = take;
-				while (i + t < n && t < 4 &&
-				       ((unsigned char)s[i + t] & 0xC0) == 0x80)
-					t++;
-			}
-			take = t;
+		/* whole characters while they fit; a first character longer
+		 * than cap is taken whole (at most 4 bytes); an invalid byte
+		 * counts as a character of its own */
+		size_t take = 0;
+		while (i + take < n) {
+			size_t l = utf8_decode((const unsigned char *)s + i + take, n - i - take, NULL);
+			if (l == 0)
+				l = 1;
+			if (take > 0 && take + l > cap)
+				break;
+			take += l;
 		}
 		/* take <= max(cap, 4) <= 45 bytes: at most 60 base64 characters */
 		unsigned char b64[128];

@@ -55,12 +55,7 @@ static const char *fixed(char *buf, size_t sz, double v, int d)
 /* Display width of a UTF-8 string in code points (invalid bytes count 1). */
 static size_t width(const char *s)
 {
-	size_t w = 0, n = strlen(s);
-	for (size_t i = 0; i < n; w++) {
-		size_t l = utf8_decode((const unsigned char *)s + i, n - i, NULL);
-		i += l ? l : 1;
-	}
-	return w;
+	return utf8_chars(s, strlen(s));
 }
 
 /* A copy of s fit for one line of a table: control characters become

@@ -295,6 +295,9 @@ static void test_utf8_decode(void **state)
 	assert_true(utf8_valid("Zugangscode \xE2\x9C\x93", 15));
 	assert_false(utf8_valid("ok\xC3\x80\x80", 5));
 	assert_false(utf8_valid("a\0b\xC3", 4));
+	assert_int_equal(utf8_chars("Courrier ind\xC3\xA9sirable", 21), 20);
+	assert_int_equal(utf8_chars("\xF0\x9F\x93\xAC\xFF", 5), 2);   /* an invalid byte counts 1 */
+	assert_int_equal(utf8_chars("", 0), 0);
 }
 
 /* ---- RFC 5322 unfolding (section 2.2.3) ---- */
