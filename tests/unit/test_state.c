@@ -880,6 +880,69 @@ static void test_run_lock_refuses_planted_files(void **state)
 	free(hard);
 }
 
+/* Another user's lock file that we may only read (0644, as the umask 022
+ * leaves a 0660 file): locked read-only, so runs under two users still
+ * exclude each other (root only: the child drops to nobody). */
+static void test_run_lock_read_only(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/ibp-lockro-XXXXXX";
+	char *path;
+	struct run_lock *l = NULL;
+	char *err = NULL, c;
+	int status, fd, held[2], done[2];
+	pid_t pid;
+
+	if (geteuid() != 0) {
+		skip();
+		return;
+	}
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0755), 0);
+	path = xasprintf("%s/shared.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(pipe(held), 0);
+	assert_int_equal(pipe(done), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct run_lock *l2 = NULL;
+		char *e = NULL;
+		if (setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(30);
+		int rc = run_lock_acquire(path, &l2, &e);
+		if (rc != 0)
+			_exit(20 + rc);
+		/* held: tell the parent, wait until it has tried */
+		if (write(held[1], "h", 1) != 1 || read(done[0], &c, 1) != 1)
+			_exit(31);
+		run_lock_release(l2);
+		_exit(0);
+	}
+	if (read(held[0], &c, 1) != 1)
+		fail_msg("the child did not take the lock");
+	assert_int_equal(run_lock_acquire(path, &l, &err), 1);
+	assert_int_equal(write(done[1], "d", 1), 1);
+	{
+		char want[64];
+		snprintf(want, sizeof want, "(pid %ld)", (long)pid);
+		assert_non_null(strstr(err, want));   /* from /proc/locks: it could not write it */
+	}
+	free(err);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	for (int i = 0; i < 2; i++) {
+		close(held[i]);
+		close(done[i]);
+	}
+	unlink(path);
+	rmdir(dir);
+	free(path);
+}
+
 /* The lock's directory: world-writable refused for any kind; the system
  * directory is created mode 01770 and must not be a symbolic link. */
 static void test_run_lock_dir_check(void **state)
@@ -1196,6 +1259,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_run_lock_pid_from_proc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_lock_refuses_planted_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_lock_dir_check, setup, teardown),
+		cmocka_unit_test(test_run_lock_read_only),
 		cmocka_unit_test_setup_teardown(test_run_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth_results_total, setup, teardown),
