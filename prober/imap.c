@@ -26,6 +26,7 @@
 #define SERVER_TEXT_MAX 200        /* server text quoted in messages */
 #define FALLBACK_MAX_UIDS 500      /* newest UIDs fetched by the fallback */
 #define FETCH_BATCH 100            /* UIDs per FETCH command */
+#define PROOF_FETCH_MAX 16384      /* octets of the proof's header fields fetched per message */
 #define BOUNCE_MAX_BYTES 262144    /* 256 KiB per DSN fetched */
 #define BOUNCE_MAX_UIDS 200        /* messages examined per call (oldest unexamined first) */
 #define BOUNCE_DATE_MAX 5000       /* newest messages whose INTERNALDATE is checked on a first scan */
@@ -1022,6 +1023,15 @@ static struct probe_proof proof_for(const struct imap_session *s, const char *to
 	return pp;
 }
 
+/* message_prove() on fetched proof fields, refusing fields that filled the
+ * cap: a probe's never do, and a cut field proves nothing. */
+static int prove_fetched(const char *hdrs, size_t len, const struct probe_proof *pp)
+{
+	if (len >= PROOF_FETCH_MAX)
+		return PROOF_TOO_LARGE;
+	return message_prove(hdrs, len, pp);
+}
+
 /* Index of the token whose probe the header fields hdrs prove to be
  * (message_prove), or -1. *reason: why the candidate was not proved. */
 static long prove_token(const struct imap_session *s, const char *hdrs, size_t len,
@@ -1035,7 +1045,7 @@ static long prove_token(const struct imap_session *s, const char *hdrs, size_t l
 		if (!tokens[i] || !*tokens[i] || strcmp(tokhdr, tokens[i]) != 0)
 			continue;
 		struct probe_proof pp = proof_for(s, tokens[i]);
-		*reason = message_prove(hdrs, len, &pp);
+		*reason = prove_fetched(hdrs, len, &pp);
 		if (*reason == PROOF_OK)
 			found = (long)i;
 		break;
@@ -1124,9 +1134,12 @@ static struct mailimap_fetch_att *proof_fields_att(void)
 
 	clist_append(hdrnames, xstrdup("X-Inboxprobe-Token"));
 	clist_append(hdrnames, xstrdup("From"));
-	return mailimap_fetch_att_new_body_peek_section(
-		mailimap_section_new_header_fields(mailimap_header_list_new(hdrnames)));
+	/* capped: a probe's two fields take a few hundred octets */
+	return mailimap_fetch_att_new_body_peek_section_partial(
+		mailimap_section_new_header_fields(mailimap_header_list_new(hdrnames)), 0,
+		PROOF_FETCH_MAX);
 }
+
 
 /* Fetch UID, INTERNALDATE and the proof's header fields of uids; append
  * the messages proved to be a token's probe to *hits. */
@@ -1448,7 +1461,7 @@ static int prove_uid(struct imap_session *s, uint32_t uid, const char *token, in
 			continue;   /* an unsolicited FETCH of another message */
 		*gone = 0;
 		if (f.section)
-			*proof = message_prove(f.section, f.section_len, &pp);
+			*proof = prove_fetched(f.section, f.section_len, &pp);
 		break;
 	}
 	if (res)

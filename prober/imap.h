@@ -114,7 +114,8 @@ struct imap_hit {
  * a Subject match only nominates a candidate); when that returns nothing
  * or NO, falls back to UID SEARCH SINCE <since - 1 day> over the newest
  * messages (capped). Every candidate's X-Inboxprobe-Token and From fields
- * are fetched (capped) and it is a hit only when message_prove() proves it
+ * are fetched (BODY.PEEK[HEADER.FIELDS (...)]<0.16384>; fields that fill
+ * the cap prove nothing) and it is a hit only when message_prove() proves it
  * to be the probe of that token (exact token field, HMAC with a secret, our
  * From; see struct imap_params): a user's reply, forward or quote of a
  * token is never a hit. A token may have several hits (duplicate

@@ -985,6 +985,7 @@ const char *message_proof_text(int r)
 	case PROOF_SEVERAL: return "several X-Inboxprobe-Token or From fields";
 	case PROOF_HMAC: return "the token's HMAC does not verify";
 	case PROOF_FROM: return "not from our From address";
+	case PROOF_TOO_LARGE: return "header fields too large to be a probe's";
 	default: return "not proved";
 	}
 }

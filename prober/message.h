@@ -102,7 +102,8 @@ enum proof_result {
 	PROOF_TOKEN_MISMATCH,         /* its value is not exactly the token */
 	PROOF_SEVERAL,                /* more than one X-Inboxprobe-Token or From field */
 	PROOF_HMAC,                   /* with a key: the token's HMAC does not verify */
-	PROOF_FROM                    /* From absent, not one mailbox, or not our address */
+	PROOF_FROM,                   /* From absent, not one mailbox, or not our address */
+	PROOF_TOO_LARGE               /* the fields are larger than a probe's ever are */
 };
 
 /*
