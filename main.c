@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <errno.h>
 #include <getopt.h>
+#include <sys/resource.h>
 #include <limits.h>
 #include <locale.h>
 #include <stdint.h>
@@ -43,6 +44,7 @@ struct run_opts {
 	const char *config;
 	const char *textfile, *openmetrics, *json, *junit;
 	long deadline;         /* 0: from the file */
+	int no_idle;           /* --no-idle: poll even where IDLE is offered */
 	enum out_format format;
 };
 
@@ -50,7 +52,8 @@ static void usage(FILE *f)
 {
 	fputs("Usage:\n"
 	      "  inboxprobe run     -c FILE [--textfile PATH] [--openmetrics PATH] [--json PATH]\n"
-	      "                             [--junit PATH] [--deadline SECONDS] [--format text|nagios] [-v]\n"
+	      "                             [--junit PATH] [--deadline SECONDS] [--format text|nagios]\n"
+	      "                             [--no-idle] [-v]\n"
 	      "  inboxprobe daemon  -c FILE [-v]   rounds every schedule.interval, /metrics over HTTP\n"
 	      "  inboxprobe check   -c FILE   validate the configuration\n"
 	      "  inboxprobe folders -c FILE   per seed: log in, list folders, show inbox and spam folder\n"
@@ -111,10 +114,9 @@ static int seed_host_cmp(const void *a, const void *b)
 }
 
 /* Warn when more seeds share an IMAP host than imap_limits.per_host lets
- * watch at once: each seed keeps one session for its whole watch (one login
- * per seed), so the others wait for a free connection and may get little or
- * none of the round. Seeds sorted by host and port: O(n log n). Returns the
- * number of warnings. */
+ * watch at once: then no seed keeps a session for its watch, they take
+ * turns with short visits (a login each), checked less often. Seeds sorted
+ * by host and port: O(n log n). Returns the number of warnings. */
 static int warn_host_limits(const struct config *cfg)
 {
 	const struct imap_conf **v = xcalloc(cfg->nseeds, sizeof(*v));
@@ -128,8 +130,8 @@ static int warn_host_limits(const struct config *cfg)
 			;
 		if ((long)(j - i) > cfg->limits.per_host) {
 			log_warn("%s: %zu seeds use IMAP host %s:%d but imap_limits.per_host is %ld: the "
-			         "others wait for a free connection and may not be watched before the "
-			         "deadline; raise per_host or split the seeds over configurations",
+			         "seeds take turns with short visits (no IDLE), each checked less often; "
+			         "raise per_host or split the seeds over configurations",
 			         cfg->file, j - i, v[i]->host, v[i]->port, cfg->limits.per_host);
 			warned++;
 		}
@@ -309,6 +311,8 @@ static int cmd_run(struct run_opts *o)
 		cfg->report.json = (free(cfg->report.json), xstrdup(o->json));
 	if (o->junit)
 		cfg->report.junit = (free(cfg->report.junit), xstrdup(o->junit));
+	if (o->no_idle)
+		cfg->probe.idle = 0;
 
 	warn_host_limits(cfg);
 	switch (cycle_lock_take(cfg, &lockpath, &lock, &err)) {
@@ -375,6 +379,19 @@ out:
 	return code;
 }
 
+/* A round holds up to two IMAP sessions per seed plus the relay's
+ * connections: raise the soft limit on open files to the hard one. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_debug("cannot raise the open-file limit: %s", strerror(errno));
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -385,6 +402,7 @@ int main(int argc, char **argv)
 		{ "junit", required_argument, NULL, 'U' },
 		{ "deadline", required_argument, NULL, 'd' },
 		{ "format", required_argument, NULL, 'f' },
+		{ "no-idle", no_argument, NULL, 'I' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -398,6 +416,7 @@ int main(int argc, char **argv)
 	setlocale(LC_ALL, "");
 	/* A peer that closes mid-write must give EPIPE, not kill the run. */
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
 	memset(&o, 0, sizeof o);
 	if (argc < 2) {
 		usage(stderr);
@@ -452,6 +471,7 @@ int main(int argc, char **argv)
 				return fail_usage(o.format, "bad --format");
 			}
 			break;
+		case 'I': o.no_idle = 1; break;
 		case 'v': log_verbose++; break;
 		case 'h': usage(stdout); return 0;
 		default:

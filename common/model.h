@@ -139,6 +139,15 @@ struct probe_result {
 	char diagnostic[DIAG_MAX];       /* human explanation (enhanced-code meaning, DSN, error reason) */
 	char cleanup[64];                /* "deleted", "trashed", "kept", "kept: no UIDPLUS/MOVE", "" */
 	struct probe_trace trace;        /* verdicts, path and tab of a found probe */
+	/* SPEC "Latency": arrival is in [INTERNALDATE, min(INTERNALDATE + 1 s, found_time)]. */
+	double arrival;                  /* Unix seconds: the estimate inside that interval; 0 unknown */
+	double latency_error_bound;      /* seconds: half the interval's width; NaN unknown */
+	int announced;                   /* 1: an IDLE EXISTS announced it (found_time is that moment) */
+	double announce_delay;           /* seconds: the server's learned announcement delay that
+	                                    narrowed the estimate; NaN when none was used */
+	int not_sent;                    /* 1: no probe sent, the mailbox could not be armed */
+	char watch[16];                  /* how it was watched: "idle", "idle+poll", "poll", "visits", "" */
+	double check_interval;           /* seconds: mean time between scheduled checks; NaN none */
 };
 
 #endif

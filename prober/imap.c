@@ -21,6 +21,7 @@
 #include "prober/oauth2.h"
 #include "prober/sasl.h"
 #include "prober/message.h"
+#include "prober/imap_int.h"
 #include "prober/tls.h"
 
 #define SERVER_TEXT_MAX 200        /* server text quoted in messages */
@@ -30,36 +31,6 @@
 #define BOUNCE_MAX_BYTES 262144    /* 256 KiB per DSN fetched */
 #define BOUNCE_MAX_UIDS 200        /* messages examined per call (oldest unexamined first) */
 #define BOUNCE_DATE_MAX 5000       /* newest messages whose INTERNALDATE is checked on a first scan */
-
-/* The SINCE fallback fetches headers of recent messages. Polling every few
- * seconds must not fetch the same 500 headers again each time: per folder
- * (and UIDVALIDITY) we remember the highest UID examined for a token set,
- * and later passes for the same tokens (or a subset) fetch only newer UIDs. */
-#define FALLBACK_FOLDERS 4
-struct fallback_mark {
-	char *folder;              /* wire name; NULL when the slot is free */
-	unsigned long uidvalidity;
-	uint32_t max_uid;          /* highest UID examined */
-	char **tokens;             /* tokens it was examined for */
-	size_t ntokens;
-};
-
-struct imap_session {
-	mailimap *imap;
-	const struct imap_conf *conf;
-	long timeout;
-	double deadline;
-	int dead;                  /* connection unusable: every call -> IMAP_EBYE */
-	char *selected;            /* wire name of the selected folder, NULL if none */
-	unsigned long uidvalidity; /* of the selected folder */
-	struct fallback_mark fb[FALLBACK_FOLDERS];  /* what the SINCE fallback already examined */
-	int counted_up;            /* counted in n_up (logged in, not closed yet) */
-	/* proof that a message is our probe (borrowed, see struct imap_params) */
-	const char *probe_from;
-	const unsigned char *secret;
-	size_t secret_len;
-	const char *seed;
-};
 
 /* Process-wide figures for imap_counters() (the daemon's metrics). */
 static atomic_ullong n_logins;
@@ -258,6 +229,10 @@ static int begin(struct imap_session *s, const char *what, char **errstr)
 		return set_err(errstr, IMAP_EBYE,
 		               xasprintf("imap %s:%d: %s: connection closed earlier in this session",
 		                         hostname(s), hostport(s), what));
+	if (s->idling)
+		return set_err(errstr, IMAP_EPROTO,
+		               xasprintf("imap %s:%d: %s: the session is in IDLE (DONE first)",
+		                         hostname(s), hostport(s), what));
 	r = arm(s);
 	if (r == IMAP_ETIMEOUT)
 		return set_err(errstr, r, xasprintf("imap %s:%d: %s: round deadline reached",
@@ -302,9 +277,14 @@ static int map_result(struct imap_session *s, int r, const char *what, int no_co
 		               xasprintf("imap %s:%d: %s: server said BYE%s%s",
 		                         hostname(s), hostport(s), what, text[0] ? ": " : "", text));
 	case MAILIMAP_ERROR_STREAM:
+		s->dead = 1;
+		if (low && tls_low_bye_text(low, text, sizeof text))
+			/* a BYE instead of the reply, then the close */
+			return set_err(errstr, IMAP_EBYE,
+			               xasprintf("imap %s:%d: %s: server said BYE%s%s",
+			                         hostname(s), hostport(s), what, text[0] ? ": " : "", text));
 		/* The connection went away without BYE (a proxy, a reset): the
 		 * last response text would belong to an earlier command. */
-		s->dead = 1;
 		return set_err(errstr, IMAP_EBYE,
 		               xasprintf("imap %s:%d: %s: connection closed without BYE",
 		                         hostname(s), hostport(s), what));
@@ -772,7 +752,8 @@ void imap_close(struct imap_session *s)
 			if (limit > s->deadline)
 				limit = s->deadline;
 			tls_low_set_limit(mailstream_get_low(s->imap->imap_stream), limit);
-			mailimap_logout(s->imap);
+			if (!s->idling || mailimap_idle_done(s->imap) == MAILIMAP_NO_ERROR)
+				mailimap_logout(s->imap);
 		}
 		mailimap_free(s->imap);
 	}
@@ -838,6 +819,45 @@ static char *display_name(const char *wire)
 	return strbuf_detach(&sb);
 }
 
+/* LIST "" "*" RETURN (SPECIAL-USE) (RFC 5258 LIST-EXTENDED, RFC 6154):
+ * libetpan has no RETURN option, so the command is written here and the
+ * reply goes through libetpan's parser. *list as mailimap_list(). */
+static int list_special_use(struct imap_session *s, clist **list, char **errstr)
+{
+	static const char cmd[] = "LIST \"\" \"*\" RETURN (SPECIAL-USE)\r\n";
+	struct mailimap_response *resp = NULL;
+	int r, state;
+
+	*list = NULL;
+	r = begin(s, "LIST RETURN (SPECIAL-USE)", errstr);
+	if (r)
+		return r;
+	r = mailimap_send_current_tag(s->imap);
+	if (r == MAILIMAP_NO_ERROR &&
+	    (mailstream_write(s->imap->imap_stream, cmd, sizeof cmd - 1) != (ssize_t)(sizeof cmd - 1) ||
+	     mailstream_flush(s->imap->imap_stream) == -1))
+		r = MAILIMAP_ERROR_STREAM;
+	if (r == MAILIMAP_NO_ERROR && mailimap_read_line(s->imap) == NULL)
+		r = MAILIMAP_ERROR_STREAM;
+	if (r == MAILIMAP_NO_ERROR)
+		r = mailimap_parse_response(s->imap, &resp);
+	if (r == MAILIMAP_NO_ERROR) {
+		*list = s->imap->imap_response_info->rsp_mailbox_list;
+		s->imap->imap_response_info->rsp_mailbox_list = NULL;
+		if (resp->rsp_resp_done->rsp_type != MAILIMAP_RESP_DONE_TYPE_TAGGED ||
+		    resp->rsp_resp_done->rsp_data.rsp_tagged == NULL)
+			state = -1;   /* BYE instead of a tagged reply */
+		else
+			state = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
+		mailimap_response_free(resp);
+		if (state == -1)
+			r = MAILIMAP_ERROR_FATAL;
+		else if (state != MAILIMAP_RESP_COND_STATE_OK)
+			r = MAILIMAP_ERROR_LIST;
+	}
+	return map_result(s, r, "LIST RETURN (SPECIAL-USE)", IMAP_EPROTO, errstr);
+}
+
 int imap_list_folders(struct imap_session *s, struct imap_folder **out, size_t *n, char **errstr)
 {
 	clist *list = NULL;
@@ -849,6 +869,21 @@ int imap_list_folders(struct imap_session *s, struct imap_folder **out, size_t *
 	*out = NULL;
 	*n = 0;
 	use_xlist = cap_has(s->imap, "XLIST") && !cap_has(s->imap, "SPECIAL-USE");
+	if (cap_has(s->imap, "SPECIAL-USE") && cap_has(s->imap, "LIST-EXTENDED")) {
+		/* Some servers give the attributes only when asked (RFC 6154 5.1) */
+		r = list_special_use(s, &list, errstr);
+		if (r != IMAP_EPROTO || s->dead)
+			goto listed;
+		log_debug("imap %s:%d: LIST RETURN (SPECIAL-USE) refused, using LIST", hostname(s),
+		          hostport(s));
+		if (errstr) {
+			free(*errstr);
+			*errstr = NULL;
+		}
+		if (list)
+			mailimap_list_result_free(list);
+		list = NULL;
+	}
 	r = begin(s, use_xlist ? "XLIST" : "LIST", errstr);
 	if (r)
 		return r;
@@ -874,6 +909,7 @@ int imap_list_folders(struct imap_session *s, struct imap_folder **out, size_t *
 		r = mailimap_list(s->imap, "", "*", &list);
 		r = map_result(s, r, "LIST", IMAP_EPROTO, errstr);
 	}
+listed:
 	if (r)
 		goto out;
 	for (it = list ? clist_begin(list) : NULL; it; it = clist_next(it)) {
@@ -1231,9 +1267,32 @@ static void cap_search(struct imap_session *s, const char *folder, uint32_t *uid
 	*n = cap;
 }
 
+/* AND a "UID min_uid:*" range into key when min_uid > 0 (RFC 3501 6.4.4;
+ * ownership of key passes). */
+static struct mailimap_search_key *from_uid(struct mailimap_search_key *key, uint32_t min_uid)
+{
+	struct mailimap_search_key *m;
+
+	if (min_uid == 0)
+		return key;
+	m = mailimap_search_key_new_multiple_empty();
+	mailimap_search_key_multiple_add(m, mailimap_search_key_new_uid(
+		mailimap_set_new_interval(min_uid, 0)));
+	mailimap_search_key_multiple_add(m, key);
+	return m;
+}
+
 int imap_find_tokens(struct imap_session *s, const char *folder,
                      const char *const *tokens, size_t ntokens, double since,
                      struct imap_hit **hits, size_t *nhits, char **errstr)
+{
+	return imap_find_new_tokens(s, folder, tokens, ntokens, since, 0, hits, nhits, errstr);
+}
+
+int imap_find_new_tokens(struct imap_session *s, const char *folder,
+                         const char *const *tokens, size_t ntokens, double since,
+                         unsigned long min_uid, struct imap_hit **hits, size_t *nhits,
+                         char **errstr)
 {
 	struct mailimap_search_key *key = NULL;
 	uint32_t *uids = NULL;
@@ -1254,7 +1313,7 @@ int imap_find_tokens(struct imap_session *s, const char *folder,
 		key = key ? mailimap_search_key_new_or(key, k) : k;
 	}
 	char *e = NULL;
-	r = uid_search(s, key, &uids, &n, &e);
+	r = uid_search(s, from_uid(key, (uint32_t)min_uid), &uids, &n, &e);
 	if (r && (r != IMAP_EPROTO || s->dead)) {
 		/* connection-level failure or unparsable reply: no fallback */
 		return set_err(errstr, r, e);
@@ -1271,7 +1330,8 @@ int imap_find_tokens(struct imap_session *s, const char *folder,
 	free(uids);
 	uids = NULL;
 	/* Fallback: servers whose HEADER search misses fresh mail or refuses. */
-	r = uid_search(s, mailimap_search_key_new_since(search_date(since - 86400.0)), &uids, &n, errstr);
+	r = uid_search(s, from_uid(mailimap_search_key_new_since(search_date(since - 86400.0)),
+	                           (uint32_t)min_uid), &uids, &n, errstr);
 	if (r)
 		goto out;
 	qsort(uids, n, sizeof *uids, cmp_uid_desc);
@@ -1740,4 +1800,41 @@ int imap_gmail_tab(struct imap_session *s, unsigned long uid, char *tab, size_t 
 		free(uids);
 	}
 	return IMAP_OK;
+}
+
+/* ---------- for imap_idle.c (imap_int.h) ---------- */
+
+int imapi_begin(struct imap_session *s, const char *what, char **errstr)
+{
+	return begin(s, what, errstr);
+}
+
+int imapi_begin_idle_read(struct imap_session *s, char **errstr)
+{
+	int r;
+
+	if (s->dead || !s->imap || !s->imap->imap_stream)
+		return set_err(errstr, IMAP_EBYE,
+		               xasprintf("imap %s:%d: IDLE: connection closed earlier in this session",
+		                         hostname(s), hostport(s)));
+	r = arm(s);
+	if (r == IMAP_ETIMEOUT)
+		return set_err(errstr, r, xasprintf("imap %s:%d: IDLE: round deadline reached",
+		                                    hostname(s), hostport(s)));
+	return r;
+}
+
+int imapi_map_result(struct imap_session *s, int r, const char *what, int no_code, char **errstr)
+{
+	return map_result(s, r, what, no_code, errstr);
+}
+
+int imapi_select(struct imap_session *s, const char *folder, char **errstr)
+{
+	return select_folder(s, folder, errstr);
+}
+
+void imapi_server_text(char *buf, size_t bufsz, const char *t)
+{
+	server_text(buf, bufsz, t);
 }

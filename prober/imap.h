@@ -130,6 +130,58 @@ int imap_find_tokens(struct imap_session *s, const char *folder,
                      const char *const *tokens, size_t ntokens, double since,
                      struct imap_hit **hits, size_t *nhits, char **errstr);
 
+/* imap_find_tokens() restricted to UIDs >= min_uid (0: no restriction):
+ * after a folder was armed at UIDNEXT u, anything delivered since has a UID
+ * of at least u, so later searches look only there (RFC 3501 2.3.1.1). */
+int imap_find_new_tokens(struct imap_session *s, const char *folder,
+                         const char *const *tokens, size_t ntokens, double since,
+                         unsigned long min_uid, struct imap_hit **hits, size_t *nhits,
+                         char **errstr);
+
+/* ---------- Watching (prober/imap_idle.c) ---------- */
+
+/* SELECT folder afresh (also when it is selected) and give its UIDNEXT
+ * (RFC 3501 7.3.1 OK [UIDNEXT]); when the SELECT reply has none, STATUS
+ * (UIDNEXT) asks for it. *uidnext is 0 when the server gives neither. */
+int imap_select_uidnext(struct imap_session *s, const char *folder, unsigned long *uidnext,
+                        char **errstr);
+
+/* STATUS folder (UIDNEXT) (RFC 3501 6.3.10) without selecting it. */
+int imap_status_uidnext(struct imap_session *s, const char *folder, unsigned long *uidnext,
+                        char **errstr);
+
+/* Start IDLE (RFC 2177) on the selected folder. IMAP_EPROTO when the server
+ * does not offer IDLE. While idling, only imap_idle_wait/read/done and
+ * imap_close may be called; any other command fails with IMAP_EPROTO. */
+int imap_idle_start(struct imap_session *s, char **errstr);
+
+/* 1 while the session is in IDLE (started, not ended by DONE or by the server). */
+int imap_idling(const struct imap_session *s);
+
+/* Wait until one of the n (at most IMAP_IDLE_WAIT_MAX) idling sessions has
+ * input, or until the absolute now_mono() time until. Input already
+ * buffered by libetpan or OpenSSL counts without waiting. ready[i] is set
+ * to 1 for each session with input. Returns how many have input (0 on
+ * timeout). Sessions not idling are ignored. */
+#define IMAP_IDLE_WAIT_MAX 8
+int imap_idle_wait(struct imap_session *const *ss, size_t n, double until, int *ready);
+
+/* What imap_idle_read() saw (bits). */
+enum {
+	IMAP_IDLE_EXISTS = 1,   /* "* n EXISTS": a message arrived (RFC 3501 7.3.1) */
+	IMAP_IDLE_ENDED = 2     /* the server ended IDLE itself (a tagged reply) */
+};
+
+/* Read every line the server sent during IDLE that is available now (at
+ * least one; bounded by the command timeout), setting *event bits. A
+ * "* BYE" gives IMAP_EBYE with the server's text ("server said BYE: ...");
+ * a closed connection IMAP_EBYE "closed without BYE". */
+int imap_idle_read(struct imap_session *s, int *event, char **errstr);
+
+/* End IDLE: DONE, then the tagged OK (untagged replies before it are
+ * applied to the selection). A session not idling is left as is. */
+int imap_idle_done(struct imap_session *s, char **errstr);
+
 /*
  * The header of message UID uid in the selected folder, without setting
  * \Seen: UID FETCH uid (UID BODY.PEEK[HEADER]<0.max>). *out is a heap

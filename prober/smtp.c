@@ -19,6 +19,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdatomic.h>
@@ -61,8 +62,63 @@ int smtp_global_init(void)
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
 }
 
+/* ------------------------------------------------------------------ */
+/* Reused handles (issue 9 "Submission that keeps up")                 */
+
+/* Idle easy handles, each with its live connection in libcurl's cache:
+ * the next probe on a handle goes over that connection (no new TCP, TLS,
+ * EHLO or AUTH). The round caps transactions in flight at
+ * relay.connections, so at most that many handles exist. A failed
+ * transaction's handle is not kept (libcurl closes its connection). */
+#define POOL_MAX 64
+static CURL *pool[POOL_MAX];
+static size_t npool;
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_ulong n_connects;
+
+/* A kept handle (*reused = 1), or a new one; fresh: always a new one. */
+static CURL *pool_get(int fresh, int *reused)
+{
+	CURL *h = NULL;
+
+	pthread_mutex_lock(&pool_mu);
+	if (npool > 0 && !fresh)
+		h = pool[--npool];
+	pthread_mutex_unlock(&pool_mu);
+	*reused = h != NULL;
+	return h ? h : curl_easy_init();
+}
+
+/* Keep h for the next probe; its options are reset (they point into the
+ * finished transfer) but its connection stays open. */
+static void pool_put(CURL *h)
+{
+	curl_easy_reset(h);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	/* QUIT at exit must not hang on a relay that went quiet */
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 2000L);
+	curl_easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, 1L);
+	pthread_mutex_lock(&pool_mu);
+	if (npool < POOL_MAX) {
+		pool[npool++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&pool_mu);
+	if (h)
+		curl_easy_cleanup(h);
+}
+
+unsigned long smtp_connections_opened(void)
+{
+	return atomic_load(&n_connects);
+}
+
 void smtp_global_cleanup(void)
 {
+	pthread_mutex_lock(&pool_mu);
+	while (npool > 0)
+		curl_easy_cleanup(pool[--npool]);   /* QUIT on each live connection */
+	pthread_mutex_unlock(&pool_mu);
 	curl_global_cleanup();
 }
 
@@ -601,7 +657,7 @@ static int abort_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_of
 
 /* One transaction; token: the OAuth 2.0 access token, or NULL. */
 static int submit_once(const struct smtp_params *p, const char *token, struct smtp_reply *reply,
-                       double *submit_time, char **errstr)
+                       double *submit_time, char **errstr, int fresh, int *reused)
 {
 	const struct relay_conf *r = p->relay;
 	struct xfer *x = NULL;
@@ -641,7 +697,7 @@ static int submit_once(const struct smtp_params *p, const char *token, struct sm
 	x->cmd = CMD_NONE;
 	x->oauth = token != NULL;
 
-	h = curl_easy_init();
+	h = pool_get(fresh, reused);
 	if (!h) {
 		if (errstr)
 			*errstr = xasprintf("%s: curl_easy_init failed", r->url);
@@ -803,17 +859,24 @@ reply_err:
 		                    x->challenge[0] ? ")" : "");
 	}
 out:
-	if (h && err == SMTP_OK) {
-		/* The 250 is in: QUIT is a courtesy. libcurl waits for its reply
-		 * up to the response timeout even past CURLOPT_TIMEOUT, so give
-		 * it one second, and none once the round deadline has passed. */
+	if (h) {
+		long nc = 0;
+		if (curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &nc) == CURLE_OK && nc > 0)
+			atomic_fetch_add(&n_connects, (unsigned long)nc);
+	}
+	if (h && err == SMTP_OK && now_mono() < p->deadline) {
+		/* The 250 is in: the connection serves the next probe. */
+		pool_put(h);
+		h = NULL;
+	} else if (h && err == SMTP_OK) {
+		/* QUIT is a courtesy; libcurl waits for its reply up to the
+		 * response timeout even past CURLOPT_TIMEOUT: none once the
+		 * round deadline has passed. */
+		curl_socket_t s = CURL_SOCKET_BAD;
 		curl_easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, 1L);
-		if (now_mono() >= p->deadline) {
-			curl_socket_t s = CURL_SOCKET_BAD;
-			if (curl_easy_getinfo(h, CURLINFO_ACTIVESOCKET, &s) == CURLE_OK &&
-			    s != CURL_SOCKET_BAD)
-				shutdown(s, SHUT_RDWR);
-		}
+		if (curl_easy_getinfo(h, CURLINFO_ACTIVESOCKET, &s) == CURLE_OK &&
+		    s != CURL_SOCKET_BAD)
+			shutdown(s, SHUT_RDWR);
 	}
 	if (h && err != SMTP_OK) {
 		/* curl_easy_cleanup sends QUIT and waits for its reply (up to the
@@ -842,6 +905,29 @@ static void wipe_token(char **t)
 	}
 }
 
+/* One transaction; when it fails on a kept connection before any reply of
+ * its own (the relay closed the connection while it was idle: the close
+ * raced the reuse), once more on a new connection. */
+static int submit_reusing(const struct smtp_params *p, const char *token, struct smtp_reply *reply,
+                          double *submit_time, char **errstr)
+{
+	int reused = 0;
+	int err = submit_once(p, token, reply, submit_time, errstr, 0, &reused);
+
+	/* only before MAIL FROM was answered: nothing of this probe was sent */
+	if (reused && reply->code == 0 && (err == SMTP_EDROP || err == SMTP_ECONNECT ||
+	                                   err == SMTP_EPROTO) &&
+	    (reply->stage[0] == '\0' || strcmp(reply->stage, "connect") == 0 ||
+	     strcmp(reply->stage, "mail") == 0)) {
+		if (errstr) {
+			free(*errstr);
+			*errstr = NULL;
+		}
+		err = submit_once(p, token, reply, submit_time, errstr, 1, &reused);
+	}
+	return err;
+}
+
 int smtp_submit(const struct smtp_params *p, struct smtp_reply *reply,
                 double *submit_time, char **errstr)
 {
@@ -850,7 +936,7 @@ int smtp_submit(const struct smtp_params *p, struct smtp_reply *reply,
 	int err = SMTP_EAUTH;
 
 	if (!r->oauth2 || !r->username)
-		return submit_once(p, NULL, reply, submit_time, errstr);
+		return submit_reusing(p, NULL, reply, submit_time, errstr);
 	/* OAuth 2.0: a token the relay refuses is refreshed once */
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (oauth2_get_token(r->oauth2, rejected, &token, &e) != OAUTH2_OK) {
@@ -862,7 +948,7 @@ int smtp_submit(const struct smtp_params *p, struct smtp_reply *reply,
 			err = SMTP_EAUTH;
 			break;
 		}
-		err = submit_once(p, token, reply, submit_time, errstr);
+		err = submit_reusing(p, token, reply, submit_time, errstr);
 		if (err != SMTP_EAUTH || attempt == 1)
 			break;
 		if (errstr) {

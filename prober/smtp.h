@@ -12,6 +12,11 @@
  * Follows RFC 5321 (SMTP), RFC 3463 (enhanced status codes),
  * RFC 3207 (STARTTLS), RFC 8314 (implicit TLS), RFC 4954 (AUTH).
  *
+ * Connections are reused: a transaction that ended in 2xx leaves its easy
+ * handle, and with it the open (authenticated) connection, for the next
+ * call; a failed one closes it (libcurl sends no RSET). The caller bounds
+ * the calls in flight (relay.connections), which bounds the connections.
+ *
  * Thread safety: smtp_submit may run in many threads at once (one easy
  * handle per call, CURLOPT_NOSIGNAL); only smtp_global_init/cleanup are
  * process-wide and must run in main before/after the threads.
@@ -46,9 +51,13 @@ const char *smtp_err_name(int err);
  * before any thread submits. */
 void smtp_set_abort_flag(const atomic_int *flag);
 
-/* libcurl global init/cleanup; call once from main. 0 or -1. */
+/* libcurl global init/cleanup; call once from main. 0 or -1. Cleanup
+ * closes the kept connections (QUIT, bounded to 2 s each). */
 int smtp_global_init(void);
 void smtp_global_cleanup(void);
+
+/* Connections opened to relays since the start (CURLINFO_NUM_CONNECTS). */
+unsigned long smtp_connections_opened(void);
 
 struct smtp_params {
 	const struct relay_conf *relay;  /* borrowed */

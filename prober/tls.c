@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -393,6 +394,77 @@ static void append_ssl_errors(struct strbuf *sb)
 	}
 }
 
+/* ---------- shared SSL_CTX ---------- */
+
+/* One client SSL_CTX per CA file (NULL: the system store), made on first
+ * use and kept for the process: the trust store is parsed once, not once
+ * per connection (1,000 seeds, two sessions each). SSL_CTX is safe to share
+ * between threads once configured. */
+#define CTX_CACHE_MAX 16
+static struct { char *ca_file; SSL_CTX *ctx; } ctx_cache[CTX_CACHE_MAX];
+static size_t ctx_cached;
+static pthread_mutex_t ctx_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static SSL_CTX *new_ctx(const char *ca_file, const char *host, int port, struct strbuf *sb)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (!ctx) {
+		strbuf_addf(sb, "%s:%d: TLS setup failed", host, port);
+		append_ssl_errors(sb);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	/* idle sessions give their read/write buffers back (about 34 KiB each) */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (ca_file) {
+		if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+			strbuf_addf(sb, "%s:%d: cannot load ca_file %s", host, port, ca_file);
+			append_ssl_errors(sb);
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		strbuf_addf(sb, "%s:%d: cannot load the system trust store", host, port);
+		append_ssl_errors(sb);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* The shared context for ca_file, with a reference for the caller (who
+ * SSL_CTX_free()s it), or NULL with sb explaining. */
+static SSL_CTX *shared_ctx(const char *ca_file, const char *host, int port, struct strbuf *sb)
+{
+	SSL_CTX *ctx = NULL;
+	size_t i;
+
+	pthread_mutex_lock(&ctx_mu);
+	for (i = 0; i < ctx_cached; i++)
+		if ((ca_file == NULL && ctx_cache[i].ca_file == NULL) ||
+		    (ca_file && ctx_cache[i].ca_file && strcmp(ca_file, ctx_cache[i].ca_file) == 0)) {
+			ctx = ctx_cache[i].ctx;
+			break;
+		}
+	if (!ctx) {
+		ctx = new_ctx(ca_file, host, port, sb);
+		if (ctx && ctx_cached < CTX_CACHE_MAX) {
+			ctx_cache[ctx_cached].ca_file = ca_file ? xstrdup(ca_file) : NULL;
+			ctx_cache[ctx_cached++].ctx = ctx;
+		} else if (ctx) {
+			/* cache full: this context serves one connection only */
+			pthread_mutex_unlock(&ctx_mu);
+			return ctx;
+		}
+	}
+	if (ctx)
+		SSL_CTX_up_ref(ctx);
+	pthread_mutex_unlock(&ctx_mu);
+	return ctx;
+}
+
 int tls_handshake(int fd, const char *host, int port, const char *ca_file, double deadline,
                   SSL **out, char **errstr)
 {
@@ -405,25 +477,9 @@ int tls_handshake(int fd, const char *host, int port, const char *ca_file, doubl
 
 	*out = NULL;
 	ERR_clear_error();
-	ctx = SSL_CTX_new(TLS_client_method());
-	if (!ctx) {
-		strbuf_addf(&sb, "%s:%d: TLS setup failed", host, port);
-		append_ssl_errors(&sb);
+	ctx = shared_ctx(ca_file, host, port, &sb);
+	if (!ctx)
 		goto out;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	if (ca_file) {
-		if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-			strbuf_addf(&sb, "%s:%d: cannot load ca_file %s", host, port, ca_file);
-			append_ssl_errors(&sb);
-			goto out;
-		}
-	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-		strbuf_addf(&sb, "%s:%d: cannot load the system trust store", host, port);
-		append_ssl_errors(&sb);
-		goto out;
-	}
 	ssl = SSL_new(ctx);
 	if (!ssl || SSL_set_fd(ssl, fd) != 1) {
 		strbuf_addf(&sb, "%s:%d: TLS setup failed", host, port);
@@ -513,7 +569,31 @@ struct ipconn {
 	int broken;
 	size_t nread;        /* bytes read since the last tls_low_set_limit() */
 	int over_budget;     /* a reply exceeded TLS_REPLY_MAX_BYTES: broken too */
+	char tail[512];      /* the last bytes received, for a BYE's text */
+	size_t tail_len;
+	int tail_wrapped;    /* bytes before tail were dropped: its start may be mid-line */
 };
+
+/* Keep the last sizeof tail bytes received. */
+static void keep_tail(struct ipconn *c, const char *buf, size_t n)
+{
+	size_t cap = sizeof c->tail;
+
+	if (n >= cap) {
+		memcpy(c->tail, buf + n - cap, cap);
+		c->tail_len = cap;
+		c->tail_wrapped = 1;
+		return;
+	}
+	if (c->tail_len + n > cap) {
+		size_t drop = c->tail_len + n - cap;
+		memmove(c->tail, c->tail + drop, c->tail_len - drop);
+		c->tail_len -= drop;
+		c->tail_wrapped = 1;
+	}
+	memcpy(c->tail + c->tail_len, buf, n);
+	c->tail_len += n;
+}
 
 static struct ipconn *conn_of(mailstream_low *s)
 {
@@ -568,6 +648,7 @@ static ssize_t low_read(mailstream_low *s, void *buf, size_t count)
 			int r = SSL_read(c->ssl, buf, (int)count);
 			if (r > 0) {
 				c->nread += (size_t)r;
+				keep_tail(c, buf, (size_t)r);
 				return r;
 			}
 			if (ssl_wants(c->ssl, r, &ev, NULL) != 0) {
@@ -579,6 +660,7 @@ static ssize_t low_read(mailstream_low *s, void *buf, size_t count)
 			ssize_t r = recv(c->fd, buf, count, 0);
 			if (r > 0) {
 				c->nread += (size_t)r;
+				keep_tail(c, buf, (size_t)r);
 				return r;
 			}
 			if (r == 0) {
@@ -762,6 +844,43 @@ int tls_low_broken(mailstream_low *low)
 int tls_low_over_budget(mailstream_low *low)
 {
 	return conn_of(low)->over_budget;
+}
+
+int tls_low_bye_text(mailstream_low *low, char *text, size_t textsz)
+{
+	struct ipconn *c = conn_of(low);
+	size_t i = c->tail_len, start, end, j = 0;
+
+	/* the last line that begins with "* BYE" */
+	for (;;) {
+		int line_start;
+
+		if (i == 0)
+			return 0;
+		i--;
+		line_start = i > 0 ? c->tail[i - 1] == '\n' : !c->tail_wrapped;
+		if (line_start && c->tail_len - i >= 5 && strncasecmp(c->tail + i, "* BYE", 5) == 0)
+			break;
+	}
+	start = i + 5;
+	while (start < c->tail_len && c->tail[start] == ' ')
+		start++;
+	for (end = start; end < c->tail_len && c->tail[end] != '\r' && c->tail[end] != '\n'; end++)
+		;
+	for (i = start; i < end && j + 1 < textsz; i++) {
+		unsigned char ch = (unsigned char)c->tail[i];
+		text[j++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+	}
+	text[j] = '\0';
+	return 1;
+}
+
+size_t tls_low_pending(mailstream_low *low)
+{
+	struct ipconn *c = conn_of(low);
+	int n = c->ssl ? SSL_pending(c->ssl) : 0;
+
+	return n > 0 ? (size_t)n : 0;
 }
 
 int tls_low_release_fd(mailstream_low *low)

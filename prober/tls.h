@@ -51,7 +51,9 @@ int tls_tcp_connect(const char *host, int port, long connect_timeout, double dea
  * the system default paths; SNI (not for IP literals); host name (or IP)
  * verification. Bounded by deadline (absolute now_mono() seconds; callers
  * pass min(now + per-command timeout, round deadline), so a server that
- * accepts TCP and never speaks TLS costs one timeout, not the round). On success *ssl is owned by the
+ * accepts TCP and never speaks TLS costs one timeout, not the round). The
+ * SSL_CTX (trust store loaded once, SSL_MODE_RELEASE_BUFFERS) is shared by
+ * every connection with the same ca_file. On success *ssl is owned by the
  * caller (SSL_free; its SSL_CTX is reference-counted by it). On failure
  * returns TLS_EHANDSHAKE or TLS_ETIMEOUT with *errstr explaining (e.g.
  * "self-signed certificate", "certificate has expired", "host name
@@ -99,6 +101,17 @@ int tls_low_broken(mailstream_low *low);
 /* 1 when a read failed because one command's reply exceeded
  * TLS_REPLY_MAX_BYTES (the stream is then broken for good), else 0. */
 int tls_low_over_budget(mailstream_low *low);
+
+/* When the last line received that begins with "* BYE" (RFC 3501 7.1.5)
+ * is among the last 512 bytes read, copy its text (printable ASCII, capped
+ * to textsz) and return 1; else 0. libetpan drops a BYE that arrives
+ * instead of a command's reply and reports only the closed stream. */
+int tls_low_bye_text(mailstream_low *low, char *text, size_t textsz);
+
+/* Bytes OpenSSL has decrypted and not yet handed to a read (SSL_pending):
+ * they never wake poll() on the fd, so check them before sleeping. 0 for a
+ * plain connection. */
+size_t tls_low_pending(mailstream_low *low);
 
 /* Stop owning the fd (close/free hooks then leave it open). Returns the fd. */
 int tls_low_release_fd(mailstream_low *low);

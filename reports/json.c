@@ -210,6 +210,15 @@ static void j_seed(struct strbuf *sb, const struct round_report *r, size_t i)
 	j_key(sb, &f, "latency_seconds"); j_num(sb, found && res->submit_time > 0 ? res->latency : NAN);
 	j_key(sb, &f, "latency_usable"); strbuf_adds(sb, found && res->have_latency ? "true" : "false");
 	j_key(sb, &f, "discovery_lag_seconds"); j_num(sb, found ? res->discovery_lag : NAN);
+	j_key(sb, &f, "arrival_unix"); j_num(sb, found && res->arrival > 0 ? res->arrival : NAN);
+	j_key(sb, &f, "latency_error_bound_seconds");
+	j_num(sb, found ? res->latency_error_bound : NAN);
+	j_key(sb, &f, "announced_by_idle"); strbuf_adds(sb, found && res->announced ? "true" : "false");
+	j_key(sb, &f, "announcement_delay_seconds"); j_num(sb, found ? res->announce_delay : NAN);
+	j_key(sb, &f, "watch"); j_str_or_null(sb, res->watch[0] ? res->watch : NULL);
+	j_key(sb, &f, "not_sent"); strbuf_adds(sb, res->not_sent ? "true" : "false");
+	j_key(sb, &f, "check_interval_seconds");
+	j_num(sb, res->watch[0] && res->check_interval > 0 ? res->check_interval : NAN);
 	j_key(sb, &f, "clock_skew_seconds"); j_num(sb, res->clock_skew > 0 ? res->clock_skew : NAN);
 	j_key(sb, &f, "attempts"); strbuf_addf(sb, "%d", res->attempts);
 	j_key(sb, &f, "attempt_history");

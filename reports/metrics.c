@@ -270,7 +270,7 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 	}
 
 	f = family(m, "discovery_lag_seconds", MT_GAUGE, "seconds",
-	           "Time inboxprobe saw the probe minus its IMAP INTERNALDATE.");
+	           "Time inboxprobe saw the probe minus its estimated arrival (within INTERNALDATE + 1 s).");
 	for (size_t i = 0; i < ns; i++) {
 		const struct probe_result *res = &r->results[i];
 		if (m->dup[i] || !report_found(res) || !isfinite(res->discovery_lag))

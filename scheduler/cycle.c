@@ -178,6 +178,60 @@ static void write_ahead(const struct config *cfg, struct state *st, char (*token
 	state_set_patience(st, 10);
 }
 
+/* The learned IDLE announcement delays of the configuration's IMAP servers
+ * (SPEC "Latency"). Returns a heap array (*n long). */
+static struct round_delay *load_delays(struct state *st, const struct config *cfg, size_t *n)
+{
+	struct round_delay *d = NULL;
+	char *err = NULL;
+
+	*n = 0;
+	for (size_t i = 0; st != NULL && i < cfg->nseeds; i++) {
+		char key[ROUND_SERVER_MAX];
+		size_t k;
+		double v;
+		long samples;
+
+		snprintf(key, sizeof key, "%s:%d", cfg->seeds[i].imap.host ? cfg->seeds[i].imap.host : "",
+		         cfg->seeds[i].imap.port);
+		for (k = 0; k < *n && strcmp(d[k].server, key) != 0; k++)
+			;
+		if (k < *n)
+			continue;
+		switch (state_announce_delay_get(st, key, &v, &samples, &err)) {
+		case 0:
+			d = xrealloc(d, (*n + 1) * sizeof *d);
+			xstrlcpy(d[*n].server, key, sizeof d[*n].server);
+			d[*n].delay = v;
+			d[(*n)++].samples = samples;
+			break;
+		case 1:
+			break;
+		default:
+			log_warn("state store: %s", err);
+			free(err);
+			return d;
+		}
+	}
+	return d;
+}
+
+/* Keep what this round learned; returns 1 on a store error. */
+static int save_delays(struct state *st, const struct round_result *rr)
+{
+	char *err = NULL;
+
+	for (size_t k = 0; k < rr->ndelays; k++) {
+		if (state_announce_delay_put(st, rr->delays[k].server, rr->delays[k].delay,
+		                             rr->delays[k].samples, now_wall(), &err) != 0) {
+			log_warn("state store: %s", err);
+			free(err);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Log a state store error and clear it; returns 1 (for state_failed). */
 static int state_error(char **err)
 {
@@ -231,6 +285,8 @@ static int record(const struct config *cfg, struct state *st, struct cycle *c,
 		failed = state_error(&err);
 		say_not_recorded(cfg, rr);
 	}
+	if (save_delays(st, rr) != 0)
+		failed = 1;
 	for (size_t i = 0; i < rr->nlate; i++) {
 		patience_until(st, limit);
 		failed |= record_late(cfg, st, &rr->late[i]);
@@ -290,6 +346,8 @@ void cycle_run(const struct cycle_params *p, struct cycle *out)
 	const char **toks = xcalloc(cfg->nseeds + 1, sizeof *toks);
 	const char **seeds = xcalloc(cfg->nseeds + 1, sizeof *seeds);
 	const char **provs = xcalloc(cfg->nseeds + 1, sizeof *provs);
+	struct round_delay *delays = NULL;
+	size_t ndelays = 0;
 
 	memset(out, 0, sizeof *out);
 	out->state_failed = p->state_failed;
@@ -309,11 +367,15 @@ void cycle_run(const struct cycle_params *p, struct cycle *out)
 			.cfg = cfg, .deadline = p->deadline, .progress = p->progress,
 			.pending = pending, .npending = npending, .tokens = toks,
 		};
+		delays = load_delays(p->st, cfg, &ndelays);
+		rp.delays = delays;
+		rp.ndelays = ndelays;
 		if (p->progress)
 			log_info("round started: %zu seeds, deadline %lds", cfg->nseeds, rp.deadline);
 		round_run(&rp, &out->rr);
 	}
 	free(pending);
+	free(delays);
 	if (out->rr.interrupted)
 		log_warn("round interrupted by signal %d: recording what was measured; probes not "
 		         "found yet are reported as error and cleaned up by later rounds", (int)round_stop);

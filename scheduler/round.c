@@ -16,13 +16,14 @@
 #include "prober/message.h"
 #include "prober/smtp.h"
 #include "scheduler/round.h"
+#include "scheduler/round_int.h"
 #include "scheduler/verdicts.h"
 
 atomic_int round_stop;
 
 /* Sleep up to s seconds, in short slices, until the monotonic deadline or a
  * stop request. */
-static void nap(double s, double deadline)
+void round_nap(double s, double deadline)
 {
 	double end = now_mono() + s;
 
@@ -37,19 +38,6 @@ static void nap(double s, double deadline)
 }
 
 /* ---- connection limits ------------------------------------------------ */
-
-struct limit_entry {
-	char *key;
-	long count;
-};
-
-struct limiter {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct limit_entry *e;
-	size_t n;
-	long smtp_active;
-};
 
 /* Index of key's counter, created at 0 when new. Indices stay valid when
  * the array grows; pointers into it would not. */
@@ -87,8 +75,8 @@ static int limiter_wait(struct limiter *l, double deadline)
 
 /* Take one IMAP slot for host and account. Returns 0, or -1 when the
  * deadline passed first. */
-static int imap_slot_acquire(struct limiter *l, const struct imap_conf *ic,
-                             long per_host, long per_account, double deadline)
+int round_slot_acquire(struct limiter *l, const struct imap_conf *ic, long per_host,
+                       long per_account, double deadline)
 {
 	char *hk = xasprintf("host:%s:%d", ic->host, ic->port);
 	char *ak = xasprintf("acct:%s:%d:%s", ic->host, ic->port, ic->username ? ic->username : "");
@@ -113,7 +101,7 @@ static int imap_slot_acquire(struct limiter *l, const struct imap_conf *ic,
 	return ret;
 }
 
-static void imap_slot_release(struct limiter *l, const struct imap_conf *ic)
+void round_slot_release(struct limiter *l, const struct imap_conf *ic)
 {
 	char *hk = xasprintf("host:%s:%d", ic->host, ic->port);
 	char *ak = xasprintf("acct:%s:%d:%s", ic->host, ic->port, ic->username ? ic->username : "");
@@ -127,13 +115,13 @@ static void imap_slot_release(struct limiter *l, const struct imap_conf *ic)
 	free(ak);
 }
 
-static int smtp_slot_acquire(struct limiter *l, double deadline)
+static int smtp_slot_acquire(struct limiter *l, long max_active, double deadline)
 {
 	int ret = -1;
 
 	pthread_mutex_lock(&l->mu);
 	for (;;) {
-		if (l->smtp_active < ROUND_SMTP_PARALLEL) {
+		if (l->smtp_active < max_active) {
 			l->smtp_active++;
 			ret = 0;
 			break;
@@ -155,22 +143,6 @@ static void smtp_slot_release(struct limiter *l)
 
 /* ---- shared round state ----------------------------------------------- */
 
-struct round_ctx {
-	const struct round_params *p;
-	const struct config *cfg;
-	double deadline;                 /* now_mono() limit */
-	double started;
-	struct limiter lim;
-	pthread_mutex_t mu;              /* guards everything below */
-	struct probe_result *results;
-	int *accepted;                   /* per seed: 1 once the relay said 2xx */
-	size_t workers_left;
-	struct round_late *late;
-	size_t nlate;
-	char bounce_error[DIAG_MAX];     /* why the bounce mailbox could not be watched */
-	char *probe_from;                /* the From address our probes carry (the proof) */
-};
-
 struct worker {
 	struct round_ctx *ctx;
 	size_t idx;
@@ -178,9 +150,7 @@ struct worker {
 	int threaded;
 };
 
-static void progress(struct round_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void progress(struct round_ctx *ctx, const char *fmt, ...)
+void round_progress(struct round_ctx *ctx, const char *fmt, ...)
 {
 	va_list ap;
 	struct strbuf sb = STRBUF_INIT;
@@ -196,22 +166,41 @@ static void progress(struct round_ctx *ctx, const char *fmt, ...)
 }
 
 void round_set_latency(struct probe_result *r, double sent, double submit, double internaldate,
-                       double found)
+                       double found, double delay)
 {
-	double lat = internaldate - submit;
+	double lo = internaldate, hi, arrival, lat;
 
 	r->internaldate = internaldate;
 	r->found_time = found;
 	r->clock_skew = 0;
+	r->announce_delay = NAN;
 	if (!(internaldate > 0)) {
 		r->latency = NAN;
 		r->discovery_lag = NAN;
+		r->latency_error_bound = NAN;
+		r->arrival = 0;
 		r->have_latency = 0;
 		return;
 	}
-	r->discovery_lag = found - internaldate;
+	/* arrival in [INTERNALDATE, min(INTERNALDATE + 1 s, seen)]; a server
+	 * clock ahead of ours (seen < INTERNALDATE) leaves the point INTERNALDATE */
+	hi = internaldate + 1.0 < found ? internaldate + 1.0 : found;
+	if (hi < lo)
+		hi = lo;
+	arrival = (lo + hi) / 2;
+	if (r->announced && delay >= 0) {
+		/* the server announced it delay seconds after it arrived: a
+		 * point inside the interval, never outside it */
+		double est = found - delay;
+		arrival = est < lo ? lo : est > hi ? hi : est;
+		r->announce_delay = delay;
+	}
+	r->arrival = arrival;
+	r->latency_error_bound = (hi - lo) / 2;
+	r->discovery_lag = found - arrival;
 	if (r->discovery_lag < 0)
 		r->discovery_lag = 0;
+	lat = arrival - submit;
 	if (lat >= -2.0 || (sent > 0 && internaldate >= sent - 2.0)) {
 		r->latency = lat < 0 ? 0 : lat;
 		r->have_latency = 1;
@@ -252,7 +241,7 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 		char *err = NULL;
 		int rc;
 
-		if (smtp_slot_acquire(&ctx->lim, ctx->deadline) != 0) {
+		if (smtp_slot_acquire(&ctx->lim, cfg->relay.connections, ctx->deadline) != 0) {
 			if (res->attempts == 0) {
 				res->outcome = OUTCOME_ERROR;
 				xstrlcpy(res->diagnostic, round_stop ? "round interrupted before submission" :
@@ -291,7 +280,7 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 			res->diagnostic[0] = '\0';
 			ctx->accepted[idx] = 1;
 			pthread_mutex_unlock(&ctx->mu);
-			progress(ctx, "%s: accepted by relay: %d %s%s%s", seed->address, reply.code,
+			round_progress(ctx, "%s: accepted by relay: %d %s%s%s", seed->address, reply.code,
 			         reply.enhanced, reply.queue_id[0] ? " queued as " : "", reply.queue_id);
 			free(err);
 			return 1;
@@ -299,13 +288,13 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 			res->outcome = OUTCOME_DEFERRED;
 			snprintf(res->diagnostic, DIAG_MAX, "relay deferred (%s): %d %s %s", reply.stage,
 			         reply.code, reply.enhanced, smtp_diagnostic(reply.code, reply.enhanced));
-			progress(ctx, "%s: attempt %d deferred: %d %s %s", seed->address, res->attempts,
+			round_progress(ctx, "%s: attempt %d deferred: %d %s %s", seed->address, res->attempts,
 			         reply.code, reply.enhanced, reply.text);
 			free(err);
 			/* Retry with backoff while the round has time for it. */
 			if (now_mono() + backoff + 1 >= ctx->deadline || round_stop)
 				return 0;
-			nap(backoff, ctx->deadline);
+			round_nap(backoff, ctx->deadline);
 			if (round_stop)
 				return 0;
 			backoff = backoff * 2 > 60 ? 60 : backoff * 2;
@@ -314,7 +303,7 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 			res->outcome = OUTCOME_REJECTED;
 			snprintf(res->diagnostic, DIAG_MAX, "relay rejected (%s): %d %s %s", reply.stage,
 			         reply.code, reply.enhanced, smtp_diagnostic(reply.code, reply.enhanced));
-			progress(ctx, "%s: rejected: %d %s %s", seed->address, reply.code, reply.enhanced,
+			round_progress(ctx, "%s: rejected: %d %s %s", seed->address, reply.code, reply.enhanced,
 			         reply.text);
 			free(err);
 			return 0;
@@ -338,7 +327,7 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 				                   "may have been delivered): later rounds look for it to clean "
 				                   "it up");
 			}
-			progress(ctx, "%s: submission failed: %s", seed->address, res->diagnostic);
+			round_progress(ctx, "%s: submission failed: %s", seed->address, res->diagnostic);
 			free(err);
 			return 0;
 		}
@@ -347,17 +336,7 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 
 /* ---- discovery ---------------------------------------------------------- */
 
-/* Mark an accepted probe error with a diagnostic. The bounce thread reads
- * accepted probes' outcomes, so writes take ctx->mu. */
-static void set_error(struct round_ctx *ctx, struct probe_result *res, const char *diag)
-{
-	pthread_mutex_lock(&ctx->mu);
-	res->outcome = OUTCOME_ERROR;
-	xstrlcpy(res->diagnostic, diag, DIAG_MAX);
-	pthread_mutex_unlock(&ctx->mu);
-}
-
-static const char *imap_error_text(int rc)
+const char *round_imap_error_text(int rc)
 {
 	switch (rc) {
 	case IMAP_ECONNECT: return "IMAP connection failed";
@@ -374,11 +353,8 @@ static const char *imap_error_text(int rc)
 	}
 }
 
-/* Open a session, retrying [UNAVAILABLE] with backoff inside the deadline.
- * seed: the seed address whose probes the session proves (NULL for the
- * bounce mailbox, where no probe is looked for). */
-static int open_session(struct round_ctx *ctx, const struct imap_conf *ic, const char *seed,
-                        struct imap_session **s, char **err)
+int round_open_session(struct round_ctx *ctx, const struct imap_conf *ic, const char *seed,
+                       struct imap_session **s, char **err)
 {
 	struct imap_params ip = {
 		.conf = ic,
@@ -390,319 +366,60 @@ static int open_session(struct round_ctx *ctx, const struct imap_conf *ic, const
 		.secret_len = ctx->cfg->probe.secret_len,
 		.seed = seed,
 	};
-	double backoff = 2.0;
-	int rc;
+	/* retries stop half-way through the round: a probe sent later has
+	 * little time left to arrive */
+	double give_up = ctx->deadline - (double)ctx->p->deadline / 2;
+	double backoff = 1.0;
+	int rc, tries = 0;
 
 	for (;;) {
 		rc = imap_open(&ip, s, err);
-		if (rc != IMAP_EUNAVAILABLE || now_mono() + backoff >= ctx->deadline || round_stop)
-			return rc;
+		tries++;
+		/* refused, closed before or at the greeting, [UNAVAILABLE]:
+		 * a slot may free up */
+		if ((rc != IMAP_EUNAVAILABLE && rc != IMAP_ECONNECT && rc != IMAP_EBYE) || round_stop ||
+		    now_mono() + backoff >= give_up)
+			break;
 		log_debug("%s: %s; retrying in %.0fs", ic->username, *err ? *err : "unavailable", backoff);
 		free(*err);
 		*err = NULL;
-		nap(backoff, ctx->deadline);
-		backoff *= 2;
+		round_nap(backoff, ctx->deadline);
+		backoff = backoff * 2 > 8 ? 8 : backoff * 2;
 	}
+	if ((rc == IMAP_ECONNECT || rc == IMAP_EBYE) && tries > 1 && *err) {
+		char *e = xasprintf("%s (%d attempts; the server may cap connections per client IP, "
+		                    "e.g. Courier's MAXPERIP)", *err, tries);
+		free(*err);
+		*err = e;
+	}
+	return rc;
 }
 
-struct seed_watch {
-	const char *tokens[1 + ROUND_PENDING_PER_SEED];
-	size_t ntokens;
-	double since;
-	/* which tokens are still looked for; index 0 is this round's probe */
-	int want[1 + ROUND_PENDING_PER_SEED];
-	int pend_idx[1 + ROUND_PENDING_PER_SEED];            /* index into p->pending, -1 for 0 */
-	int said_kept;                   /* "probe kept" was said for this seed */
-};
-
-static void cleanup_hit(struct round_ctx *ctx, struct imap_session *s, const char *folder,
-                        const struct imap_hit *h, const char *token, const char *trash,
-                        char *what, size_t whatsz, const char *addr, int *said_kept)
+/* Seeds send once the bounce mailbox is armed (or failed), so that a DSN
+ * for an early probe is not missed. */
+static void wait_bounce_armed(struct round_ctx *ctx)
 {
-	char *err = NULL;
-	int rc;
-
-	if (ctx->cfg->probe.cleanup == CLEANUP_KEEP) {
-		xstrlcpy(what, "kept", whatsz);
-		return;
-	}
-	rc = imap_cleanup(s, folder, h->uidvalidity, h->uid, token, ctx->cfg->probe.cleanup, trash,
-	                  what, whatsz, &err);
-	if (rc != IMAP_OK) {
-		log_warn("%s: cleanup of UID %lu failed: %s", addr, h->uid, err ? err : imap_err_name(rc));
-		snprintf(what, whatsz, "failed: %s", imap_err_name(rc));
-	} else if (strncmp(what, "kept", 4) == 0 && !*said_kept) {
-		/* Said once per seed: the server cannot remove only our message. */
-		*said_kept = 1;
-		log_warn("%s: probe left in %s (%s); inboxprobe never runs a plain EXPUNGE", addr, folder,
-		         what);
-	}
-	free(err);
-}
-
-/* One discovery pass over inbox and spam. Returns an IMAP code. */
-static int discover_pass(struct round_ctx *ctx, size_t idx, struct imap_session *s,
-                         struct seed_watch *w, const char *spam_wire, const char *spam_display,
-                         const char *trash)
-{
-	const struct seed_conf *seed = &ctx->cfg->seeds[idx];
-	struct probe_result *res = &ctx->results[idx];
-	const char *folders[2] = { "INBOX", spam_wire };
-	const char *kinds[2] = { "inbox", "spam" };
-	const char *display[2] = { "INBOX", spam_display };
-
-	for (int f = 0; f < 2; f++) {
-		const char *toks[1 + ROUND_PENDING_PER_SEED];
-		size_t map[1 + ROUND_PENDING_PER_SEED], n = 0;
-		struct imap_hit *hits = NULL;
-		size_t nhits = 0;
-		char *err = NULL;
-		int rc;
-
-		for (size_t t = 0; t < w->ntokens; t++)
-			if (w->want[t]) {
-				map[n] = t;
-				toks[n++] = w->tokens[t];
-			}
-		if (n == 0)
-			return IMAP_OK;
-		rc = imap_find_tokens(s, folders[f], toks, n, w->since, &hits, &nhits, &err);
-		if (rc != IMAP_OK) {
-			pthread_mutex_lock(&ctx->mu);
-			snprintf(res->diagnostic, DIAG_MAX, "%s (%s): %s", imap_error_text(rc), folders[f],
-			         err ? err : imap_err_name(rc));
-			pthread_mutex_unlock(&ctx->mu);
-			free(err);
-			free(hits);
-			return rc;
-		}
-		for (size_t i = 0; i < nhits; i++) {
-			size_t t = map[hits[i].token_index];
-			double found = now_wall();
-			char what[64] = "";
-
-			struct probe_trace tr;
-			int trc = IMAP_OK;
-
-			if (!w->want[t]) {
-				/* two proved copies: both cleaned, the first counted */
-				cleanup_hit(ctx, s, folders[f], &hits[i], w->tokens[t], trash, what,
-				            sizeof what, seed->address, &w->said_kept);
-				continue;
-			}
-			w->want[t] = 0;
-			if (t == 0)   /* before cleanup: verdicts, path, tab (issue 11) */
-				verdicts_examine(ctx->cfg, seed, s, hits[i].uid, f == 0, res->reply.queue_id,
-				                 hits[i].internaldate, &tr, &trc);
-			cleanup_hit(ctx, s, folders[f], &hits[i], w->tokens[t], trash, what, sizeof what,
-			            seed->address, &w->said_kept);
-			pthread_mutex_lock(&ctx->mu);
-			if (t == 0) {
-				res->trace = tr;
-				res->outcome = f == 0 ? OUTCOME_INBOX : OUTCOME_SPAM;
-				xstrlcpy(res->folder, display[f], FOLDER_MAX);
-				round_set_latency(res, res->send_start, res->submit_time,
-				                  hits[i].internaldate, found);
-				if (!(hits[i].internaldate > 0))
-					snprintf(res->diagnostic, DIAG_MAX, "the server gave no INTERNALDATE: "
-					         "latency unknown");
-				xstrlcpy(res->cleanup, what, sizeof res->cleanup);
-				res->diagnostic[0] = '\0';
-				pthread_mutex_unlock(&ctx->mu);
-				progress(ctx, "%s: found in %s after %.0fs", seed->address, display[f],
-				         res->latency);
-			} else {
-				const struct round_pending *pp = &ctx->p->pending[w->pend_idx[t]];
-				struct probe_result tmp;
-				struct round_late *l;
-				int counted;
-
-				memset(&tmp, 0, sizeof tmp);
-				round_set_latency(&tmp, 0, pp->p.submit_time, hits[i].internaldate, found);
-				ctx->late = xrealloc(ctx->late, (ctx->nlate + 1) * sizeof *ctx->late);
-				l = &ctx->late[ctx->nlate++];
-				memset(l, 0, sizeof *l);
-				l->seed_index = idx;
-				xstrlcpy(l->token, pp->p.token, TOKEN_MAX);
-				xstrlcpy(l->folder_kind, kinds[f], sizeof l->folder_kind);
-				xstrlcpy(l->folder, display[f], FOLDER_MAX);
-				l->submit_time = pp->p.submit_time;
-				l->internaldate = hits[i].internaldate;
-				l->latency = tmp.latency;
-				l->latency_usable = tmp.have_latency;
-				l->counted = counted = !pp->p.cleanup_only;
-				xstrlcpy(l->cleanup, what, sizeof l->cleanup);
-				pthread_mutex_unlock(&ctx->mu);
-				/* l may move once the lock is released (another worker
-				 * grows ctx->late): use the copy. */
-				if (counted)
-					progress(ctx, "%s: late arrival of an earlier probe in %s after %.0fs",
-					         seed->address, display[f], tmp.latency);
-				else
-					progress(ctx, "%s: found an unmeasured earlier probe in %s (%s)",
-					         seed->address, display[f], what);
-			}
-		}
-		free(hits);
-	}
-	return IMAP_OK;
-}
-
-static int dsn_says_failed(struct round_ctx *ctx, size_t idx)
-{
-	int r;
-
 	pthread_mutex_lock(&ctx->mu);
-	r = ctx->results[idx].dsn.present && ctx->results[idx].dsn.action == DSN_ACTION_FAILED;
+	while (ctx->cfg->has_bounce && !ctx->bounce_armed && !round_stop &&
+	       now_mono() < ctx->deadline) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 250000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&ctx->bounce_cv, &ctx->mu, &ts);
+	}
 	pthread_mutex_unlock(&ctx->mu);
-	return r;
 }
 
-/* Watch seed idx over IMAP until its probe is found, a failure DSN explains
- * it, or the deadline passes. accepted: this round's probe was submitted. */
-static void discover(struct round_ctx *ctx, size_t idx, int accepted)
+static void bounce_set_armed(struct round_ctx *ctx)
 {
-	const struct config *cfg = ctx->cfg;
-	const struct seed_conf *seed = &cfg->seeds[idx];
-	struct probe_result *res = &ctx->results[idx];
-	struct seed_watch w;
-	struct imap_session *s = NULL;
-	struct imap_folder *folders = NULL;
-	size_t nfolders = 0;
-	char *err = NULL;
-	char *spam_wire = NULL, *spam_display = NULL, *trash = NULL;
-	int rc, reconnected = 0, have_slot = 0;
-
-	memset(&w, 0, sizeof w);
-	if (accepted) {
-		w.tokens[0] = res->token;
-		w.want[0] = 1;
-		w.pend_idx[0] = -1;
-		w.since = res->submit_time;
-		w.ntokens = 1;
-	} else {
-		w.tokens[0] = "";
-		w.ntokens = 1;
-		w.since = now_wall();
-	}
-	for (size_t i = 0; i < ctx->p->npending && w.ntokens < 1 + ROUND_PENDING_PER_SEED; i++) {
-		if (ctx->p->pending[i].seed_index != idx)
-			continue;
-		w.tokens[w.ntokens] = ctx->p->pending[i].p.token;
-		w.want[w.ntokens] = 1;
-		w.pend_idx[w.ntokens] = (int)i;
-		if (ctx->p->pending[i].p.submit_time < w.since)
-			w.since = ctx->p->pending[i].p.submit_time;
-		w.ntokens++;
-	}
-	if (!accepted && w.ntokens == 1)
-		return;   /* nothing to look for */
-
-	if (imap_slot_acquire(&ctx->lim, &seed->imap, cfg->limits.per_host, cfg->limits.per_account,
-	                      ctx->deadline) != 0) {
-		if (accepted)
-			set_error(ctx, res, round_stop ? "round interrupted before IMAP discovery" :
-			          "no IMAP connection slot before the deadline (imap_limits)");
-		return;
-	}
-	have_slot = 1;
-
-	rc = open_session(ctx, &seed->imap, seed->address, &s, &err);
-	if (rc != IMAP_OK)
-		goto fail;
-	rc = imap_list_folders(s, &folders, &nfolders, &err);
-	if (rc != IMAP_OK)
-		goto fail;
-	{
-		const char *how = NULL;
-		long si = folders_resolve_spam(folders, nfolders, seed->spam_folder, &how);
-		long ti = folders_resolve_trash(folders, nfolders);
-
-		if (si == -2 || (si < 0 && seed->spam_folder != NULL)) {
-			spam_wire = xstrdup(seed->spam_folder);
-			spam_display = mutf7_decode(seed->spam_folder);
-			if (spam_display == NULL)
-				spam_display = xstrdup(seed->spam_folder);
-		} else if (si < 0) {
-			rc = IMAP_EPROTO;
-			if (accepted)
-				set_error(ctx, res, "spam folder unresolved: no spam_folder set, no \\Junk "
-				          "folder, no known name");
-			progress(ctx, "%s: spam folder unresolved", seed->address);
-			goto out;
-		} else {
-			spam_wire = xstrdup(folders[si].wire);
-			spam_display = xstrdup(folders[si].display);
-			log_debug("%s: spam folder %s (%s)", seed->address, spam_display, how);
-		}
-		if (ti >= 0)
-			trash = xstrdup(folders[ti].wire);
-	}
-
-	for (;;) {
-		rc = discover_pass(ctx, idx, s, &w, spam_wire, spam_display, trash);
-		if (rc == IMAP_EBYE && !reconnected) {
-			/* One reconnect after a drop, then give up. */
-			reconnected = 1;
-			imap_close(s);
-			s = NULL;
-			free(err);
-			err = NULL;
-			progress(ctx, "%s: IMAP connection lost, reconnecting once", seed->address);
-			rc = open_session(ctx, &seed->imap, seed->address, &s, &err);
-			if (rc != IMAP_OK)
-				goto fail;
-			continue;
-		}
-		if (rc != IMAP_OK) {
-			if (rc == IMAP_ETIMEOUT && (now_mono() >= ctx->deadline || round_stop))
-				break;   /* the round is over (or stopped); the probe is not found */
-			if (accepted && w.want[0]) {
-				/* discover_pass wrote the diagnostic */
-				pthread_mutex_lock(&ctx->mu);
-				res->outcome = OUTCOME_ERROR;
-				pthread_mutex_unlock(&ctx->mu);
-			}
-			goto out;
-		}
-		if (!w.want[0] || !accepted)
-			break;   /* found (or only pending probes, one pass) */
-		if (dsn_says_failed(ctx, idx))
-			break;
-		{
-			double left = ctx->deadline - now_mono();
-			double nap_s = (double)cfg->probe.poll_interval;
-
-			if (left <= 0.5 || round_stop)
-				break;
-			nap(nap_s < left - 0.5 ? nap_s : left - 0.5, ctx->deadline);
-			if (round_stop)
-				break;
-		}
-	}
-	goto out;
-
-fail:
-	/* A stop request cuts the command short: the round's end says
-	 * "interrupted" rather than blaming the server. */
-	if (accepted && !(round_stop && rc == IMAP_ETIMEOUT)) {
-		pthread_mutex_lock(&ctx->mu);
-		res->outcome = OUTCOME_ERROR;
-		snprintf(res->diagnostic, DIAG_MAX, "%s: %s", imap_error_text(rc),
-		         err ? err : imap_err_name(rc));
-		pthread_mutex_unlock(&ctx->mu);
-	}
-	progress(ctx, "%s: %s: %s", seed->address, imap_error_text(rc), err ? err : imap_err_name(rc));
-out:
-	if (s != NULL)
-		imap_close(s);
-	if (have_slot)
-		imap_slot_release(&ctx->lim, &seed->imap);
-	folders_free(folders, nfolders);
-	free(spam_wire);
-	free(spam_display);
-	free(trash);
-	free(err);
+	pthread_mutex_lock(&ctx->mu);
+	ctx->bounce_armed = 1;
+	pthread_cond_broadcast(&ctx->bounce_cv);
+	pthread_mutex_unlock(&ctx->mu);
 }
 
 static void *seed_worker(void *arg)
@@ -712,6 +429,7 @@ static void *seed_worker(void *arg)
 	const struct config *cfg = ctx->cfg;
 	const struct seed_conf *seed = &cfg->seeds[wk->idx];
 	struct probe_result *res = &ctx->results[wk->idx];
+	struct seed_watch *w = NULL;
 	char *msg = NULL, *err = NULL;
 	size_t len = 0;
 	int accepted = 0;
@@ -744,9 +462,14 @@ static void *seed_worker(void *arg)
 		snprintf(res->diagnostic, DIAG_MAX, "message: %s", err ? err : "cannot build");
 		goto out;
 	}
+	w = watch_arm(ctx, wk->idx);
+	if (w == NULL)
+		goto out;   /* not watchable: no probe (watch_arm said why) */
+	wait_bounce_armed(ctx);
 	accepted = submit_probe(ctx, wk->idx, msg, len);
-	discover(ctx, wk->idx, accepted);
+	watch_run(ctx, wk->idx, w, accepted);
 out:
+	watch_end(ctx, wk->idx, w);
 	free(msg);
 	free(err);
 	pthread_mutex_lock(&ctx->mu);
@@ -781,7 +504,7 @@ static void record_bounces(struct round_ctx *ctx, const struct imap_bounce *b, s
 	}
 	pthread_mutex_unlock(&ctx->mu);
 	for (size_t i = 0; i < nb; i++)
-		progress(ctx, "%s: DSN %s %s from %s", ctx->cfg->seeds[map[b[i].token_index]].address,
+		round_progress(ctx, "%s: DSN %s %s from %s", ctx->cfg->seeds[map[b[i].token_index]].address,
 		         dsn_action_name(b[i].dsn.action), b[i].dsn.status, b[i].dsn.remote_mta);
 }
 
@@ -793,10 +516,10 @@ static void bounce_failed(struct round_ctx *ctx, int rc, const char *err)
 		return;
 	pthread_mutex_lock(&ctx->mu);
 	if (ctx->bounce_error[0] == '\0')
-		snprintf(ctx->bounce_error, sizeof ctx->bounce_error, "%s: %s", imap_error_text(rc),
+		snprintf(ctx->bounce_error, sizeof ctx->bounce_error, "%s: %s", round_imap_error_text(rc),
 		         err ? err : imap_err_name(rc));
 	pthread_mutex_unlock(&ctx->mu);
-	log_warn("bounce mailbox %s: %s: %s", ctx->cfg->bounce.username, imap_error_text(rc),
+	log_warn("bounce mailbox %s: %s: %s", ctx->cfg->bounce.username, round_imap_error_text(rc),
 	         err ? err : imap_err_name(rc));
 }
 
@@ -811,12 +534,10 @@ static void *bounce_worker(void *arg)
 	const char **toks = xcalloc(n, sizeof *toks);
 	size_t *map = xcalloc(n, sizeof *map);
 
-	if (imap_slot_acquire(&ctx->lim, &cfg->bounce, cfg->limits.per_host, cfg->limits.per_account,
-	                      ctx->deadline) != 0) {
-		bounce_failed(ctx, IMAP_ETIMEOUT, "no IMAP connection slot before the deadline");
-		goto out;
-	}
-	rc = open_session(ctx, &cfg->bounce, NULL, &s, &err);
+	/* Armed first, in a connection of its own that seeds never compete
+	 * for (it is not counted in imap_limits). */
+	rc = round_open_session(ctx, &cfg->bounce, NULL, &s, &err);
+	bounce_set_armed(ctx);
 	if (rc != IMAP_OK) {
 		bounce_failed(ctx, rc, err);
 		goto release;
@@ -845,7 +566,7 @@ static void *bounce_worker(void *arg)
 				s = NULL;
 				free(err);
 				err = NULL;
-				rc = open_session(ctx, &cfg->bounce, NULL, &s, &err);
+				rc = round_open_session(ctx, &cfg->bounce, NULL, &s, &err);
 				if (rc != IMAP_OK) {
 					bounce_failed(ctx, rc, err);
 					break;
@@ -871,14 +592,12 @@ static void *bounce_worker(void *arg)
 			/* Short naps so the last scan follows the workers closely. */
 			if (nap_s > 1)
 				nap_s = 1;
-			nap(nap_s, ctx->deadline);
+			round_nap(nap_s, ctx->deadline);
 		}
 	}
 release:
 	if (s != NULL)
 		imap_close(s);
-	imap_slot_release(&ctx->lim, &cfg->bounce);
-out:
 	free(err);
 	free(toks);
 	free(map);
@@ -919,6 +638,61 @@ static void finish_outcomes(struct round_ctx *ctx)
 	}
 }
 
+/* Learn each server's announcement delay from this round's IDLE-announced
+ * probes (the smallest seen - INTERNALDATE, never above what was learned
+ * before), then place those probes' arrivals with it (SPEC "Latency"). */
+static void learn_delays(struct round_ctx *ctx, struct round_result *out)
+{
+	const struct config *cfg = ctx->cfg;
+
+	for (size_t i = 0; i < cfg->nseeds; i++) {
+		struct probe_result *r = &ctx->results[i];
+		const struct imap_conf *ic = &cfg->seeds[i].imap;
+		char key[ROUND_SERVER_MAX];
+		double seen_lag = r->found_time - r->internaldate;
+		size_t k;
+
+		if (!r->announced || !(r->internaldate > 0) || !(seen_lag >= 0) ||
+		    (r->outcome != OUTCOME_INBOX && r->outcome != OUTCOME_SPAM))
+			continue;
+		snprintf(key, sizeof key, "%s:%d", ic->host ? ic->host : "", ic->port);
+		for (k = 0; k < out->ndelays; k++)
+			if (strcmp(out->delays[k].server, key) == 0)
+				break;
+		if (k == out->ndelays) {
+			out->delays = xrealloc(out->delays, (k + 1) * sizeof *out->delays);
+			memset(&out->delays[k], 0, sizeof out->delays[k]);
+			xstrlcpy(out->delays[k].server, key, sizeof out->delays[k].server);
+			out->delays[k].delay = seen_lag;
+			for (size_t j = 0; j < ctx->p->ndelays; j++)
+				if (strcmp(ctx->p->delays[j].server, key) == 0) {
+					out->delays[k].delay = ctx->p->delays[j].delay;
+					out->delays[k].samples = ctx->p->delays[j].samples;
+				}
+			out->ndelays++;
+		}
+		if (seen_lag < out->delays[k].delay)
+			out->delays[k].delay = seen_lag;
+		out->delays[k].samples++;
+	}
+	for (size_t k = 0; k < out->ndelays; k++)
+		log_debug("IMAP server %s: learned announcement delay %.3f s (%ld IDLE-announced probes)",
+		          out->delays[k].server, out->delays[k].delay, out->delays[k].samples);
+	for (size_t i = 0; i < cfg->nseeds; i++) {
+		struct probe_result *r = &ctx->results[i];
+		const struct imap_conf *ic = &cfg->seeds[i].imap;
+		char key[ROUND_SERVER_MAX];
+
+		if (!r->announced || !(r->internaldate > 0))
+			continue;
+		snprintf(key, sizeof key, "%s:%d", ic->host ? ic->host : "", ic->port);
+		for (size_t k = 0; k < out->ndelays; k++)
+			if (strcmp(out->delays[k].server, key) == 0)
+				round_set_latency(r, r->send_start, r->submit_time, r->internaldate,
+				                  r->found_time, out->delays[k].delay);
+	}
+}
+
 void round_run(const struct round_params *p, struct round_result *out)
 {
 	const struct config *cfg = p->cfg;
@@ -942,6 +716,7 @@ void round_run(const struct round_params *p, struct round_result *out)
 		pthread_condattr_init(&ca);
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 		pthread_cond_init(&ctx.lim.cv, &ca);
+		pthread_cond_init(&ctx.bounce_cv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
 	ctx.results = xcalloc(cfg->nseeds, sizeof *ctx.results);
@@ -952,6 +727,10 @@ void round_run(const struct round_params *p, struct round_result *out)
 		ctx.results[i].outcome = OUTCOME_ERROR;
 	}
 	ctx.workers_left = cfg->nseeds;
+	if (cfg->has_bounce && pthread_create(&bounce_tid, NULL, bounce_worker, &ctx) == 0)
+		bounce_started = 1;
+	else
+		ctx.bounce_armed = 1;
 
 	for (size_t i = 0; i < cfg->nseeds; i++) {
 		workers[i].ctx = &ctx;
@@ -964,14 +743,13 @@ void round_run(const struct round_params *p, struct round_result *out)
 		}
 		workers[i].threaded = 1;
 	}
-	if (cfg->has_bounce && pthread_create(&bounce_tid, NULL, bounce_worker, &ctx) == 0)
-		bounce_started = 1;
 	for (size_t i = 0; i < cfg->nseeds; i++)
 		if (workers[i].threaded)
 			pthread_join(workers[i].tid, NULL);
 	if (bounce_started)
 		pthread_join(bounce_tid, NULL);
 
+	learn_delays(&ctx, out);
 	finish_outcomes(&ctx);
 	out->results = ctx.results;
 	out->started = ctx.started;
@@ -990,6 +768,7 @@ void round_run(const struct round_params *p, struct round_result *out)
 	pthread_mutex_destroy(&ctx.mu);
 	pthread_mutex_destroy(&ctx.lim.mu);
 	pthread_cond_destroy(&ctx.lim.cv);
+	pthread_cond_destroy(&ctx.bounce_cv);
 }
 
 void round_result_free(struct round_result *r)
@@ -998,5 +777,6 @@ void round_result_free(struct round_result *r)
 		return;
 	free(r->results);
 	free(r->late);
+	free(r->delays);
 	memset(r, 0, sizeof *r);
 }

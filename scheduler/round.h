@@ -4,11 +4,19 @@
  * and spam folder over IMAP until the probe is found or the round deadline
  * passes, watch the bounce mailbox for DSNs, and decide each outcome.
  *
- * Concurrency: one worker thread per seed. At most ROUND_SMTP_PARALLEL SMTP
- * transactions run at once; IMAP sessions are capped per host and per
- * account (imap_limits). Each seed has one IMAP session for both folders; a
- * reconnect after a drop or a retry after [UNAVAILABLE] is the only second
- * login. Every network step is bounded by the absolute round deadline.
+ * Arm, then send: a seed's mailbox is armed (logged in, folders resolved,
+ * UIDNEXT recorded, IDLE started) before its probe is submitted; a seed
+ * that cannot be armed gets no probe (error, "not sent: mailbox not
+ * watchable"). The bounce mailbox is armed first, outside imap_limits.
+ *
+ * Concurrency: one worker thread per seed (scheduler/watch.c arms and
+ * watches it). At most relay.connections SMTP transactions run at once,
+ * each on a kept connection (prober/smtp.c);
+ * IMAP sessions are capped per host and per account (imap_limits). A seed
+ * has one session, or two (INBOX and spam folder each in IDLE) when the
+ * limits let every seed of the host have two; a reconnect after a drop or
+ * BYE is the only other login. Every network step is bounded by the
+ * absolute round deadline.
  */
 #ifndef INBOXPROBE_ROUND_H
 #define INBOXPROBE_ROUND_H
@@ -19,7 +27,6 @@
 #include "seeds/config.h"
 #include "scheduler/state.h"
 
-#define ROUND_SMTP_PARALLEL 4
 #define ROUND_PENDING_PER_SEED 128   /* earlier probes looked for per seed, newest first */
 
 /* Set (to the signal number) by the caller's SIGTERM/SIGINT handler: the
@@ -50,6 +57,14 @@ struct round_late {
 	char cleanup[64];          /* what cleanup did: "deleted", "trashed", "kept..." */
 };
 
+/* A server's learned IDLE announcement delay (SPEC "Latency"). */
+#define ROUND_SERVER_MAX 280
+struct round_delay {
+	char server[ROUND_SERVER_MAX];   /* "host:port" of the IMAP server */
+	double delay;                    /* seconds: the smallest seen - INTERNALDATE so far */
+	long samples;                    /* IDLE-announced probes it was learned from */
+};
+
 struct round_params {
 	const struct config *cfg;        /* borrowed */
 	long deadline;                   /* seconds for the whole round */
@@ -60,6 +75,8 @@ struct round_params {
 	 * to the state store before the round; borrowed. NULL or "" entries:
 	 * the round makes that seed's token. */
 	const char *const *tokens;
+	const struct round_delay *delays;     /* learned so far (state store); borrowed; may be NULL */
+	size_t ndelays;
 };
 
 struct round_result {
@@ -70,6 +87,9 @@ struct round_result {
 	int interrupted;                 /* round_stop ended the round early */
 	char bounce_error[DIAG_MAX];     /* "" or why the bounce mailbox could not be watched
 	                                    (DSNs after 250 could not be attributed) */
+	struct round_delay *delays;      /* heap: the delays after this round, for the servers
+	                                    where this round announced probes (to store) */
+	size_t ndelays;
 };
 
 /*
@@ -80,9 +100,16 @@ struct round_result {
 void round_run(const struct round_params *p, struct round_result *out);
 void round_result_free(struct round_result *r);
 
-/* Fill latency, discovery lag and clock skew of a found probe from the
- * start of its SMTP transaction, its submit time (the 250), INTERNALDATE and
- * discovery time (Unix seconds): latency = INTERNALDATE - submit.
+/* Fill arrival, latency, its error bound, discovery lag and clock skew of
+ * a found probe (SPEC "Latency") from the start of its SMTP transaction
+ * (sent), its submit time (the 250), INTERNALDATE and the moment it was
+ * seen (found; all Unix seconds). The arrival lies in
+ * [INTERNALDATE, min(INTERNALDATE + 1 s, found)]: it is the middle of that
+ * interval, or, when r->announced (an IDLE EXISTS announced it at found)
+ * and delay >= 0 (the server's learned announcement delay, seconds),
+ * found - delay clamped into the interval. latency_error_bound is half the
+ * interval's width; discovery_lag = found - arrival (never negative);
+ * latency = arrival - submit:
  * - between -2 s and 0 it is clamped to 0 (INTERNALDATE has 1-second
  *   resolution);
  * - below that, but not before the transaction began (minus 2 s), the relay
@@ -93,6 +120,6 @@ void round_result_free(struct round_result *r);
  * - internaldate <= 0 (the server gave none): latency and lag unknown (NaN).
  * sent <= 0 means unknown (then only the 2 s tolerance applies). */
 void round_set_latency(struct probe_result *r, double sent, double submit, double internaldate,
-                       double found);
+                       double found, double delay);
 
 #endif

@@ -97,6 +97,12 @@ static const char *const migrations[] = {
 	"ALTER TABLE probes ADD COLUMN counted INTEGER NOT NULL DEFAULT 1;"
 	"ALTER TABLE probes ADD COLUMN cleanup_pending INTEGER NOT NULL DEFAULT 0;"
 	"CREATE INDEX probes_uncounted ON probes(config) WHERE counted = 0;",
+	/* 2 -> 3: learned IMAP announcement delays (SPEC "Latency") */
+	"CREATE TABLE announce_delays ("
+	"  server TEXT PRIMARY KEY NOT NULL,"
+	"  delay REAL NOT NULL,"
+	"  samples INTEGER NOT NULL DEFAULT 0,"
+	"  updated REAL NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STATE_SCHEMA_VERSION,
@@ -1242,4 +1248,61 @@ int state_prune(struct state *st, long retention_days, double now, char **errstr
 fail:
 	rollback(st);
 	return -1;
+}
+/* ---- learned announcement delays ---------------------------------------- */
+
+int state_announce_delay_get(struct state *st, const char *server, double *delay, long *samples,
+                             char **errstr)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, ret = -1;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT delay, samples FROM announce_delays WHERE server = ?1",
+	                       -1, &s, NULL) != SQLITE_OK) {
+		set_err(st, errstr, "reading announcement delays");
+		return -1;
+	}
+	bind_str(s, 1, server);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*delay = sqlite3_column_double(s, 0);
+		*samples = (long)sqlite3_column_int64(s, 1);
+		ret = 0;
+	} else if (rc == SQLITE_DONE) {
+		ret = 1;
+	} else {
+		set_err(st, errstr, "reading announcement delays");
+	}
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int state_announce_delay_put(struct state *st, const char *server, double delay, long samples,
+                             double now, char **errstr)
+{
+	sqlite3_stmt *s = NULL;
+	int ret = -1;
+
+	if (!(delay >= 0) || !isfinite(delay)) {
+		*errstr = xasprintf("state store %s: announcement delay of %s is not a number of seconds",
+		                    st->path, server);
+		return -1;
+	}
+	if (sqlite3_prepare_v2(st->db, "INSERT INTO announce_delays(server, delay, samples, updated) "
+	                       "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(server) DO UPDATE SET "
+	                       "delay = excluded.delay, samples = excluded.samples, "
+	                       "updated = excluded.updated", -1, &s, NULL) != SQLITE_OK) {
+		set_err(st, errstr, "writing an announcement delay");
+		return -1;
+	}
+	bind_str(s, 1, server);
+	sqlite3_bind_double(s, 2, delay);
+	sqlite3_bind_int64(s, 3, samples);
+	sqlite3_bind_double(s, 4, now);
+	if (sqlite3_step(s) == SQLITE_DONE)
+		ret = 0;
+	else
+		set_err(st, errstr, "writing an announcement delay");
+	sqlite3_finalize(s);
+	return ret;
 }

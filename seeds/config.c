@@ -37,7 +37,7 @@
 /* upper bounds of integer settings */
 #define MAX_TIMEOUT 3600L              /* seconds: relay and IMAP timeouts */
 #define MAX_DEADLINE 86400L            /* seconds: probe.deadline, poll_interval */
-#define MAX_CONNECTIONS 1000L          /* imap_limits.per_host, per_account */
+#define MAX_CONNECTIONS 10000L         /* imap_limits.per_host, per_account */
 #define MAX_COUNT 1000000L             /* slo.max_missing, min_samples */
 #define MAX_WINDOW (90L * 86400L)      /* seconds: slo.window */
 #define MAX_RETENTION_DAYS 3650L       /* state.retention_days */
@@ -578,6 +578,25 @@ static int get_long(struct ctx *c, const config_setting_t *group, const char *pr
 out:
 	free(p);
 	return ret;
+}
+
+/* A boolean member. Same returns as get_str. */
+static int get_bool(struct ctx *c, const config_setting_t *group, const char *prefix,
+                    const char *name, int *out)
+{
+	config_setting_t *s = member(group, name);
+	char *p;
+
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		p = path_of(prefix, name);
+		err_at(c, s, "%s must be true or false, not %s", p, type_name(config_setting_type(s)));
+		free(p);
+		return -1;
+	}
+	*out = config_setting_get_bool(s) != 0;
+	return 1;
 }
 
 /* A number member (integer accepted) in [lo, hi] (hi < 0: no upper bound),
@@ -1214,11 +1233,12 @@ static void load_relay(struct ctx *c, const config_setting_t *root, struct relay
 {
 	static const char *const keys[] = {
 		"url", "tls", "ca_file", "username", "password", "password_file", "password_env",
-		"oauth2", "auth_mechanism", "from", "connect_timeout", "timeout", NULL
+		"oauth2", "auth_mechanism", "from", "connect_timeout", "timeout", "connections", NULL
 	};
 	r->tls = TLS_REQUIRED;
 	r->connect_timeout = 10;
 	r->timeout = 30;
+	r->connections = 4;
 	config_setting_t *g = get_group(c, root, "", "relay");
 	if (g == NULL) {
 		if (member(root, "relay") == NULL)
@@ -1289,16 +1309,18 @@ static void load_relay(struct ctx *c, const config_setting_t *root, struct relay
 	}
 	get_long(c, g, "relay", "connect_timeout", &r->connect_timeout, 1, MAX_TIMEOUT, "seconds");
 	get_long(c, g, "relay", "timeout", &r->timeout, 1, MAX_TIMEOUT, "seconds");
+	get_long(c, g, "relay", "connections", &r->connections, 1, 64, "");
 }
 
 static void load_probe(struct ctx *c, const config_setting_t *root, struct probe_conf *p)
 {
 	static const char *const keys[] = {
 		"deadline", "poll_interval", "cleanup", "subject_prefix", "secret_file", "template",
-		"headers", NULL
+		"headers", "idle", NULL
 	};
 	p->deadline = 300;
 	p->poll_interval = 5;
+	p->idle = 1;
 	p->cleanup = CLEANUP_DELETE;
 	p->subject_prefix = xstrdup("inboxprobe");
 	config_setting_t *g = get_group(c, root, "", "probe");
@@ -1307,6 +1329,7 @@ static void load_probe(struct ctx *c, const config_setting_t *root, struct probe
 	check_keys(c, g, "probe", keys);
 	get_long(c, g, "probe", "deadline", &p->deadline, 1, MAX_DEADLINE, "seconds");
 	get_long(c, g, "probe", "poll_interval", &p->poll_interval, 1, MAX_DEADLINE, "seconds");
+	get_bool(c, g, "probe", "idle", &p->idle);
 	const char *v;
 	config_setting_t *s;
 	if (get_str(c, g, "probe", "cleanup", &v, &s) > 0) {
@@ -1394,8 +1417,8 @@ static void load_probe(struct ctx *c, const config_setting_t *root, struct probe
 static void load_limits(struct ctx *c, const config_setting_t *root, struct imap_limits *l)
 {
 	static const char *const keys[] = { "per_host", "per_account", "connect_timeout", "timeout", NULL };
-	l->per_host = 8;
-	l->per_account = 1;
+	l->per_host = 64;
+	l->per_account = 2;
 	l->connect_timeout = 10;
 	l->timeout = 30;
 	config_setting_t *g = get_group(c, root, "", "imap_limits");

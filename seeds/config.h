@@ -56,11 +56,14 @@ struct relay_conf {
 	char *from;             /* header From and envelope sender */
 	long connect_timeout;   /* seconds */
 	long timeout;           /* seconds, whole transaction */
+	long connections;       /* persistent connections, probes one after another on each;
+	                           default 4, 1..64 */
 };
 
 struct probe_conf {
 	long deadline;          /* seconds */
-	long poll_interval;     /* seconds */
+	long poll_interval;     /* seconds between checks when IDLE is not used */
+	int idle;               /* 1 (default): IDLE (RFC 2177) where offered; 0: poll */
 	enum cleanup_mode cleanup;
 	char *subject_prefix;   /* UTF-8 */
 	unsigned char *secret;  /* HMAC key bytes, NULL when no secret_file */
@@ -72,8 +75,8 @@ struct probe_conf {
 };
 
 struct imap_limits {
-	long per_host;          /* default 8 */
-	long per_account;       /* default 1 */
+	long per_host;          /* default 64, at most 10,000 */
+	long per_account;       /* default 2 (one IDLE session per folder), at most 10,000 */
 	long connect_timeout;   /* seconds, default 10 */
 	long timeout;           /* seconds per IMAP command, default 30 */
 };

@@ -349,7 +349,9 @@ seeds='{ address = "a@count.example"; provider = "count"; imap = { username = "s
 write_conf count2 delete "$seeds" 'imap_limits = { per_host = 8; per_account = 1; connect_timeout = 3; timeout = 3; };'
 run_round count2
 check "limits: shared account at most 1 connection at a time (per_account = 1)" 1 "$(st 's["max_per_user"].get("shared")')"
-check "limits:   ... both seeds of the shared account logged in" 2 "$(st 's["logins"].get("shared")')"
+# two seeds on one account with per_account = 1 take turns (short visits:
+# a login to arm, then one per visit), so the account logs in more than twice
+check "limits:   ... both seeds of the shared account logged in, in turns" True "$(st 's["logins"].get("shared", 0) >= 2')"
 check "limits:   ... while the host had 2 at once (per_host = 8)" 2 "$(st 's["max"]')"
 check "limits:   ... every seed missing (not error)" "missing missing missing" \
 	"$(j '" ".join(s["outcome"] for s in r["seeds"])')"

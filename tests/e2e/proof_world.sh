@@ -7,9 +7,10 @@
 # survive byte-identical, with its flags, while the real probe is cleaned
 # up: with and without secret_file (HMAC), under cleanup "delete" and
 # "trash", in INBOX and in the spam folder.
-# How: round 1 of each configuration logs in to IMAP with a wrong password,
-# so its probe is accepted, delivered, and left pending (outcome error) in
-# the state store; the user's messages are APPENDed (tests/e2e/usermail.py,
+# How: round 1 of each configuration arms its seed (without IDLE, its first
+# poll an hour away), its probe is accepted and delivered, and the round is
+# stopped (SIGTERM): the probe is left pending (outcome error) in the state
+# store; the user's messages are APPENDed (tests/e2e/usermail.py,
 # imaplib over TLS) next to the delivered probe; round 2 logs in and must
 # clean up only the probe. Compared: BODY[], FLAGS and INTERNALDATE of every
 # user message before and after, and that no probe is left.
@@ -25,15 +26,18 @@ mkdir -p "$T"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/secret"
 chmod 600 "$T/secret"
 
-# conf NAME SEED PROVIDER CLEANUP SECRET(0|1) PASSFILE
+# conf NAME SEED PROVIDER CLEANUP SECRET(0|1) PASSFILE [POLL]
+# POLL: "slow" for round 1 (no IDLE, the first poll an hour away)
 conf() {
 	_sec=
 	[ "$5" = 1 ] && _sec="secret_file = \"$T/secret\";"
+	_poll="poll_interval = 1;"
+	[ "${7:-}" = slow ] && _poll="poll_interval = 3600; idle = false;"
 	cat >"$T/$1.conf" <<CONF
 name = "$1";
 relay = { url = "smtp://127.0.0.1:$RELAY_PLAIN_PORT"; tls = "none"; from = "probe@sender.test";
           connect_timeout = 3; timeout = 10; };
-probe = { deadline = 20; poll_interval = 1; cleanup = "$4"; $_sec };
+probe = { deadline = 20; $_poll cleanup = "$4"; $_sec };
 slo = { min_inbox_ratio = 0.0; };
 imap_defaults = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA"; password_file = "$6"; };
 state = { path = "$T/$1.db"; retention_days = 30; };
@@ -55,16 +59,25 @@ hmac-delete spam@yahoo.test yahoo delete 1 Bulk Trash
 hmac-trash spam@gmail.test gmail trash 1 [Gmail]/Spam [Gmail]/Trash
 V
 
-# Round 1 of every variant: accepted, IMAP login refused -> pending.
+# Round 1 of every variant: armed, accepted, delivered, stopped -> pending.
 while read -r name seed prov mode sec folder trash; do
-	conf "$name" "$seed" "$prov" "$mode" "$sec" "$WRONG_PASSFILE"
-	"$BIN" run -c "$T/$name.conf" --json "$T/$name.1.json" </dev/null >"$T/$name.1.out" 2>"$T/$name.1.err"
+	conf "$name" "$seed" "$prov" "$mode" "$sec" "$SEED_PASSFILE" slow
+	n0=$(grep -c "to=<$seed>.*status=sent" "$RELAY_LOG")
+	"$BIN" run -c "$T/$name.conf" --json "$T/$name.1.json" </dev/null >"$T/$name.1.out" 2>"$T/$name.1.err" &
+	rp=$!
+	i=0
+	while [ "$(grep -c "to=<$seed>.*status=sent" "$RELAY_LOG")" -le "$n0" ] && [ $i -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	kill -TERM $rp
+	wait $rp
 	echo "$?" >"$T/$name.1.rc"
 done <"$T/variants"
 while read -r name seed prov mode sec folder trash; do
 	folder=$(printf '%s' "$folder" | tr _ ' ')
 	trash=$(printf '%s' "$trash" | tr _ ' ')
-	check "$name: round 1 exits 3 (IMAP login refused)" 3 "$(cat "$T/$name.1.rc")"
+	check "$name: round 1 exits 3 (stopped after delivery)" 3 "$(cat "$T/$name.1.rc")"
 	tok=$(jtok "$T/$name.1.json")
 	printf '%s\n' "$tok" >"$T/$name.tok"
 	case $tok in ????????????????????????????????*) ok "$name: round 1 submitted a probe" ;;

@@ -2,7 +2,9 @@
 # `inboxprobe run` against the scripted SMTP peer (tests/peers/smtp_peer.py):
 # how each relay reply becomes an outcome, the relay_reply series, the
 # diagnostic, the retries of a 4xx inside the deadline, and the exit code.
-# No mail world needed: probes the relay refuses never reach IMAP.
+# No mail world needed: the seeds' mailboxes are a scripted IMAP peer
+# (tests/peers/imap_peer.py count: any login, INBOX and Junk, nothing found),
+# which arms them before their probes are sent.
 set -u
 srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 BIN=${top_builddir:-.}/inboxprobe
@@ -20,7 +22,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 printf 'seedpass\n' >"$T/seed.pass"; chmod 600 "$T/seed.pass"
 printf 'relay-secret-XYZ\n' >"$T/relay.pass"; chmod 600 "$T/relay.pass"
-imapport=$(free_port)   # nothing listens there
+/usr/bin/python3 "$srcdir/tests/peers/imap_peer.py" count --lifetime 170 >"$T/countport" 2>/dev/null &
+pids="$pids $!"
+i=0
+while [ ! -s "$T/countport" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+imapport=$(head -n 1 "$T/countport")
 
 # run_peer SCENARIO [EXTRA-RELAY-SETTINGS] [DEADLINE]: start a peer and run
 # one round with two seeds against it; sets RC, J (the JSON path).
@@ -114,7 +120,7 @@ rm -f "$T/port"
 pids="$pids $!"
 i=0
 while [ ! -s "$T/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-sed -e "s/127.0.0.1:[0-9]*\"; tls/127.0.0.1:$(cat "$T/port")\"; tls/" -e 's/timeout = 3;/timeout = 60;/' \
+sed -e "/^relay/s/127.0.0.1:[0-9]*\"; tls/127.0.0.1:$(cat "$T/port")\"; tls/" -e 's/timeout = 3;/timeout = 60;/' \
 	-e 's/deadline = [0-9]*;/deadline = 120;/' -e 's/peer_stalldata/peer_sig/' -e "s#$T/stalldata#$T/sig#g" \
 	"$T/stalldata.conf" >"$T/sig.conf"
 "$BIN" run -c "$T/sig.conf" >"$T/sig.out" 2>&1 &
@@ -166,10 +172,19 @@ assert "SIGTERM while IMAP stalls: ended within 4 s ($((t1 - t0)) s)" [ $((t1 - 
 assert "SIGTERM while IMAP stalls: outcome error, diagnostic says interrupted" \
 	[ "$(j 'int(r["seeds"][0]["outcome"] == "error" and "interrupted" in r["seeds"][0]["diagnostic"])')" = 1 ]
 
-run_peer ok
-assert "accepted, IMAP unreachable: error (not missing)" [ "$(j 'r["seeds"][0]["outcome"]')" = error ]
+run_peer ok "" 3
+assert "accepted, not found: missing" [ "$(j 'r["seeds"][0]["outcome"]')" = missing ]
 assert "accepted: queue id from 'queued as'" [ "$(j 'r["seeds"][0]["relay_reply"]["queue_id"]')" = 4XyZ1B2c3Dz ]
 assert "accepted: submit time recorded" [ "$(j 'int(r["seeds"][0]["submit_time_unix"] > 0)')" = 1 ]
+
+# IMAP unreachable: the mailboxes cannot be armed, so nothing is sent.
+imapport=$(free_port)   # nothing listens there
+mv "$T/ok.log" "$T/ok-first.log"
+run_peer ok "" 3
+assert "IMAP unreachable: error, not sent" [ "$(j 'int(r["seeds"][0]["outcome"] == "error" and r["seeds"][0]["not_sent"])')" = 1 ]
+assert "IMAP unreachable: the diagnostic says not watchable" \
+	[ "$(j 'int("not sent: mailbox not watchable" in r["seeds"][0]["diagnostic"])')" = 1 ]
+assert "IMAP unreachable: the relay saw no transaction" sh -c "! grep -q '^RCPT' '$T/ok.log' 2>/dev/null"
 
 echo "# $WORLD_CHECKS checks, $WORLD_FAILS failed"
 [ "$WORLD_CHECKS" -gt 0 ] && [ "$WORLD_FAILS" -eq 0 ]

@@ -341,8 +341,19 @@ class Handler(socketserver.StreamRequestHandler):
                 self.send("* %d EXISTS" % len(uids))
                 self.send("* 0 RECENT")
                 self.send("* OK [UIDVALIDITY %d] UIDs valid" % uidvalidity)
-                self.send("* OK [UIDNEXT %d] next" % (max(uids) + 1))
+                # UID 9 is the probe: it arrives after the client armed
+                # the folder, so UIDNEXT (what arming records) is 9
+                self.send("* OK [UIDNEXT %d] next" % (9 if 9 in uids else max(uids) + 1))
                 self.send("%s OK [READ-WRITE] selected" % tag)
+            elif cmd == "STATUS":
+                name, rest = astring(args)
+                if name.upper() == "INBOX":
+                    name = "INBOX"
+                if name not in folders:
+                    self.send("%s NO [NONEXISTENT] Mailbox doesn't exist: %s" % (tag, name))
+                    continue
+                self.send("* STATUS %s (UIDNEXT 9)" % quote(name))
+                self.send("%s OK status done" % tag)
             elif selected is None and cmd not in ("ENABLE", "ID"):
                 self.send("%s BAD no mailbox selected" % tag)
             elif cmd == "UID SEARCH" and "X-GM-RAW" in args.upper() and "X-GM-EXT-1" in capset:

@@ -25,6 +25,12 @@ Scenarios:
   mixed        multi-line end-of-DATA reply with mixed codes (250-/251 )
   garbled      a garbled final reply to DATA ("999 \x01 garbled"), then close:
                the relay may have delivered it
+  multi        250 after DATA with a queue id per recipient ("Q" + the
+               recipient's local part, letters and digits): per-probe
+               attribution over reused connections can be checked
+  close1       as multi, then closes the connection after each transaction
+  421mid       as multi, but the 3rd MAIL FROM the peer sees is answered
+               "421 4.7.0 closing, try again later" and the connection closed
 """
 import argparse
 import base64
@@ -34,6 +40,8 @@ import threading
 import time
 
 QUEUE_ID = "4XyZ1B2c3Dz"
+MAILS = [0]   # MAIL FROM commands seen (421mid)
+MAILS_LOCK = threading.Lock()
 
 
 def serve(conn, scenario, log):
@@ -88,11 +96,18 @@ def serve(conn, scenario, log):
                 send("334 \r\n" if parts[1].upper() == "PLAIN" else
                      "334 " + base64.b64encode(b"Username:").decode() + "\r\n")
         elif verb == "MAIL":
+            with MAILS_LOCK:
+                MAILS[0] += 1
+                nmail = MAILS[0]
+            if scenario == "421mid" and nmail == 3:
+                send("421 4.7.0 closing, try again later\r\n")
+                return
             if scenario == "mail451":
                 send("451 4.7.1 Service unavailable - try again later\r\n")
             else:
                 send("250 2.1.0 Ok\r\n")
         elif verb == "RCPT":
+            rcpt = cmd.split(":", 1)[1].strip().strip("<>") if ":" in cmd else ""
             if scenario == "rcpt452":
                 send("452 4.5.3 Error: too many recipients\r\n")
             elif scenario == "rcpt550":
@@ -127,6 +142,11 @@ def serve(conn, scenario, log):
                 send("999 \x01 garbled\r\n")
                 conn.shutdown(socket.SHUT_RDWR)
                 return
+            elif scenario in ("multi", "close1", "421mid"):
+                qid = "Q" + "".join(ch for ch in rcpt.split("@")[0] if ch.isalnum())
+                send("250 2.0.0 Ok: queued as %s\r\n" % qid)
+                if scenario == "close1":
+                    return
             else:
                 send("250 2.0.0 Ok: queued as %s\r\n" % QUEUE_ID)
         elif verb == "QUIT":

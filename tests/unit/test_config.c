@@ -262,8 +262,9 @@ static void test_defaults(void **state)
 	assert_null(c->probe.secret);
 	assert_null(c->probe.template_text);
 	assert_int_equal(c->probe.nheaders, 0);
-	assert_int_equal(c->limits.per_host, 8);
-	assert_int_equal(c->limits.per_account, 1);
+	assert_int_equal(c->limits.per_host, 64);
+	assert_int_equal(c->limits.per_account, 2);
+	assert_int_equal(c->probe.idle, 1);
 	assert_int_equal(c->limits.connect_timeout, 10);
 	assert_int_equal(c->limits.timeout, 30);
 	assert_true(c->slo.min_inbox_ratio == 0.90);
@@ -334,8 +335,9 @@ static const struct bad_case bad_cases[] = {
 	{ "", "", "slo = { max_missing = 1000001; };\n", "max_missing", "slo.max_missing must be at most 1000000 (got 1000001)" },
 	{ "", "", "slo = { min_samples = 1000001; };\n", "min_samples", "slo.min_samples must be at most 1000000 (got 1000001)" },
 	{ "", "", "slo = { window = 7776001; };\n", "window", "slo.window must be at most 7776000 seconds (90 days) (got 7776001)" },
-	{ "", "", "imap_limits = { per_host = 1001; };\n", "per_host", "imap_limits.per_host must be at most 1000 (got 1001)" },
-	{ "", "", "imap_limits = { per_account = 4294967297; };\n", "per_account", "imap_limits.per_account must be at most 1000 (got 4294967297)" },
+	{ "", "", "probe = { idle = 1; };\n", "idle", "probe.idle must be true or false, not an integer" },
+	{ "", "", "imap_limits = { per_host = 10001; };\n", "per_host", "imap_limits.per_host must be at most 10000 (got 10001)" },
+	{ "", "", "imap_limits = { per_account = 4294967297; };\n", "per_account", "imap_limits.per_account must be at most 10000 (got 4294967297)" },
 	{ "", "", "imap_limits = { timeout = 3601; };\n", "timeout", "imap_limits.timeout must be at most 3600 seconds (got 3601)" },
 	{ "", "", "imap_limits = { connect_timeout = 0; };\n", "connect_timeout", "imap_limits.connect_timeout must be greater than 0 (got 0)" },
 	{ "", "", "slo = {\n providers = {\n gmail = {\n max_missing = 4294967296;\n };\n };\n};\n", "max_missing = 4", "slo.providers.gmail.max_missing must be at most 1000000 (got 4294967296)" },

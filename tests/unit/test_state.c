@@ -1234,7 +1234,7 @@ static void test_migrate_v1(void **state)
 	sqlite3_close(db);
 	free(sql);
 	st = open_ok(f->db);
-	assert_int_equal(sql_count(f->db, "PRAGMA user_version"), 2);
+	assert_int_equal(sql_count(f->db, "PRAGMA user_version"), STATE_SCHEMA_VERSION);
 	assert_int_equal(state_recover(st, CFG, &n, &err), 0);
 	assert_int_equal(n, 0);
 	assert_int_equal(state_pending(st, CFG, "a@g.example", 0, &p, &n, &err), 0);

@@ -1,0 +1,62 @@
+/*
+ * imap_int.h - internal to prober/: the IMAP session's inside, shared by
+ * imap.c (commands) and imap_idle.c (IDLE, UIDNEXT). Includes libetpan:
+ * never include it outside prober/.
+ */
+#ifndef INBOXPROBE_IMAP_INT_H
+#define INBOXPROBE_IMAP_INT_H
+
+#include <stdint.h>
+#include <libetpan/libetpan.h>
+#include "prober/imap.h"
+
+/* The SINCE fallback fetches headers of recent messages. Polling every few
+ * seconds must not fetch the same 500 headers again each time: per folder
+ * (and UIDVALIDITY) we remember the highest UID examined for a token set,
+ * and later passes for the same tokens (or a subset) fetch only newer UIDs. */
+#define FALLBACK_FOLDERS 4
+struct fallback_mark {
+	char *folder;              /* wire name; NULL when the slot is free */
+	unsigned long uidvalidity;
+	uint32_t max_uid;          /* highest UID examined */
+	char **tokens;             /* tokens it was examined for */
+	size_t ntokens;
+};
+
+struct imap_session {
+	mailimap *imap;
+	const struct imap_conf *conf;
+	long timeout;
+	double deadline;
+	int dead;                  /* connection unusable: every call -> IMAP_EBYE */
+	char *selected;            /* wire name of the selected folder, NULL if none */
+	unsigned long uidvalidity; /* of the selected folder */
+	struct fallback_mark fb[FALLBACK_FOLDERS];  /* what the SINCE fallback already examined */
+	int counted_up;            /* counted in n_up (logged in, not closed yet) */
+	/* proof that a message is our probe (borrowed, see struct imap_params) */
+	const char *probe_from;
+	const unsigned char *secret;
+	size_t secret_len;
+	const char *seed;
+	int idling;                /* IDLE sent, "+" received, DONE not sent yet */
+};
+
+/* Check the session is alive and arm the per-command limit (imap.c's
+ * begin()). Returns IMAP_OK, IMAP_EBYE or IMAP_ETIMEOUT with *errstr set. */
+int imapi_begin(struct imap_session *s, const char *what, char **errstr);
+
+/* Arm the per-command limit for reading what the server sends during
+ * IDLE (begin() without the "not in IDLE" check). */
+int imapi_begin_idle_read(struct imap_session *s, char **errstr);
+
+/* Map a libetpan result of command what to IMAP_* (imap.c's map_result());
+ * a NO/BAD reply gives no_code. */
+int imapi_map_result(struct imap_session *s, int r, const char *what, int no_code, char **errstr);
+
+/* SELECT folder unless it is selected already (then NOOP). */
+int imapi_select(struct imap_session *s, const char *folder, char **errstr);
+
+/* Copy server text for a message: printable ASCII only, capped. */
+void imapi_server_text(char *buf, size_t bufsz, const char *t);
+
+#endif

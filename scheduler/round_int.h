@@ -1,0 +1,97 @@
+/*
+ * round_int.h - internal to scheduler/: the round's shared state and the
+ * helpers that round.c (submission, bounces, the round) and watch.c
+ * (arming and watching a seed's mailbox) both use.
+ */
+#ifndef INBOXPROBE_ROUND_INT_H
+#define INBOXPROBE_ROUND_INT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include "common/model.h"
+#include "prober/imap.h"
+#include "scheduler/round.h"
+#include "seeds/config.h"
+
+/* Connection counters per IMAP host and account, and SMTP transactions. */
+struct limit_entry {
+	char *key;
+	long count;
+};
+
+struct limiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct limit_entry *e;
+	size_t n;
+	long smtp_active;
+};
+
+struct round_ctx {
+	const struct round_params *p;
+	const struct config *cfg;
+	double deadline;                 /* now_mono() limit */
+	double started;
+	struct limiter lim;
+	pthread_mutex_t mu;              /* guards everything below */
+	struct probe_result *results;
+	int *accepted;                   /* per seed: 1 once the relay said 2xx */
+	size_t workers_left;
+	struct round_late *late;
+	size_t nlate;
+	char bounce_error[DIAG_MAX];     /* why the bounce mailbox could not be watched */
+	char *probe_from;                /* the From address our probes carry (the proof) */
+	int bounce_armed;                /* the bounce mailbox is armed (or failed): seeds may send */
+	pthread_cond_t bounce_cv;        /* signalled when bounce_armed is set */
+};
+
+/* Sleep up to s seconds, in short slices, until the monotonic deadline or
+ * a stop request. */
+void round_nap(double s, double deadline);
+
+/* Take one IMAP slot for ic's host and account, waiting until one is free.
+ * Returns 0, or -1 when the deadline passed first (or the round stopped).
+ * round_slot_try() does not wait: 0 taken, -1 none free. */
+int round_slot_acquire(struct limiter *l, const struct imap_conf *ic, long per_host,
+                       long per_account, double deadline);
+int round_slot_try(struct limiter *l, const struct imap_conf *ic, long per_host, long per_account);
+void round_slot_release(struct limiter *l, const struct imap_conf *ic);
+
+/* A line on stderr per seed event (with -v, or progress on a terminal). */
+void round_progress(struct round_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Short text for an IMAP error code, e.g. "IMAP authentication failed". */
+const char *round_imap_error_text(int rc);
+
+/* Open an IMAP session for ic. [UNAVAILABLE], refused or failed
+ * connections and connections closed (or BYE) before the login completed
+ * are retried with backoff (1, 2, 4, 8, 8... s) while the first half of the
+ * round allows: servers cap connections per client IP (Courier's
+ * MAXPERIP) and a slot frees up. seed: the seed address whose probes the
+ * session proves (NULL for the bounce mailbox). IMAP_* and *err as
+ * imap_open(). */
+int round_open_session(struct round_ctx *ctx, const struct imap_conf *ic, const char *seed,
+                       struct imap_session **s, char **err);
+
+/* ---- watch.c: arming and watching one seed's mailbox ---- */
+
+struct seed_watch;
+
+/* Arm seed idx (SPEC "What it is", step 1): take a connection slot, log
+ * in, resolve the spam folder, look once for earlier rounds' pending
+ * probes, record each watched folder's UIDNEXT and start IDLE where the
+ * session holds it. Returns a watch (caller ends it with watch_end()), or
+ * NULL when the mailbox cannot be watched: then the seed's outcome is error
+ * with a diagnostic saying why and "not sent: mailbox not watchable". */
+struct seed_watch *watch_arm(struct round_ctx *ctx, size_t idx);
+
+/* Watch the armed seed until its probe is found (accepted: this round's
+ * probe was submitted), a failure DSN explains it, or the deadline passes.
+ * Without an accepted probe, only earlier rounds' probes are looked for,
+ * once. */
+void watch_run(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int accepted);
+
+/* Log out, give the connection slots back, free. NULL is allowed. */
+void watch_end(struct round_ctx *ctx, size_t idx, struct seed_watch *w);
+
+#endif

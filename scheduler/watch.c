@@ -1,0 +1,824 @@
+/*
+ * watch.c - arm a seed's mailbox before its probe is sent, then watch it
+ * until the probe is found (see round_int.h, SPEC "What it is" and
+ * "Latency").
+ *
+ * Arming: one login, the spam folder resolved, earlier rounds' pending
+ * probes looked for once, UIDNEXT recorded for INBOX and the spam folder,
+ * and IDLE (RFC 2177) started where the server offers it. Later searches
+ * look only at UIDs from the armed UIDNEXT on.
+ *
+ * Watching, by preference:
+ * - two sessions, one IDLEing on INBOX and one on the spam folder, when
+ *   imap_limits lets every seed of the host have two (per_account >= 2 and
+ *   2 x seeds on the host <= per_host);
+ * - one session IDLEing on INBOX, interrupted every poll_interval to look
+ *   in the spam folder;
+ * - polling both folders every poll_interval (no IDLE, probe.idle = false
+ *   or --no-idle).
+ * An EXISTS during IDLE is the moment the probe was seen (found_time) and
+ * triggers the search at once. IDLE sessions are also checked every
+ * max(poll_interval, 30 s) (an EXISTS that libetpan dropped before the "+"
+ * continuation is not missed for longer) and IDLE is renewed before the
+ * 29 minutes after which servers may log an idle client out.
+ * A dropped connection or BYE at any step is reconnected once per session
+ * (a server that kicks the user closes both).
+ */
+#include <config.h>
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "prober/dsn.h"
+#include "prober/imap.h"
+#include "scheduler/round_int.h"
+#include "scheduler/verdicts.h"
+#include "seeds/folders.h"
+
+#define IDLE_RENEW_SECONDS 1500.0   /* RFC 2177: re-issue IDLE at least every 29 minutes */
+#define IDLE_SAFETY_TICK 30.0       /* seconds between checks of a folder watched by IDLE */
+#define NTOK (1 + ROUND_PENDING_PER_SEED)
+
+enum { F_INBOX = 0, F_SPAM = 1 };
+
+struct seed_watch {
+	const char *tokens[NTOK];
+	size_t ntokens;
+	double since;
+	int want[NTOK];                  /* tokens still looked for; 0 is this round's probe */
+	int pend_idx[NTOK];              /* index into p->pending, -1 for 0 */
+	int said_kept;                   /* "probe kept" was said for this seed */
+	struct imap_session *s[2];       /* [0] INBOX (and spam with one session); [1] spam */
+	int nsess;
+	int slots;                       /* connection slots held */
+	int idle;                        /* watching by IDLE */
+	double idle_since[2];            /* now_mono() when IDLE last started */
+	int reconnected[2];              /* per session: its one reconnect was used */
+	char *wire[2], *display[2];      /* folder wire and display names */
+	char *trash;
+	unsigned long uidnext[2];        /* armed UIDNEXT per folder; 0 unknown */
+	int visit;                       /* seeds outnumber the limits: short visits in turns */
+	double last_check;               /* now_mono() of the last scheduled check; 0 none */
+	double sum_gaps;                 /* seconds between scheduled checks, summed */
+	int ngaps;
+	char why[96];                    /* why arming failed (for not_armable) */
+	char detail[DIAG_MAX];
+};
+
+/* Remember why arming failed; returns rc. */
+static int arm_fail(struct seed_watch *w, int rc, const char *why, const char *detail)
+{
+	xstrlcpy(w->why, why, sizeof w->why);
+	xstrlcpy(w->detail, detail ? detail : "", sizeof w->detail);
+	return rc;
+}
+
+static const char *const kinds[2] = { "inbox", "spam" };
+
+static int sess_of(const struct seed_watch *w, int f)
+{
+	return w->nsess == 2 ? f : 0;
+}
+
+static int wanted(const struct seed_watch *w)
+{
+	for (size_t t = 0; t < w->ntokens; t++)
+		if (w->want[t])
+			return 1;
+	return 0;
+}
+
+static void set_diag(struct round_ctx *ctx, struct probe_result *res, int error, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Write the seed's diagnostic (and error outcome) under the round's lock:
+ * the bounce thread reads results concurrently. */
+static void set_diag(struct round_ctx *ctx, struct probe_result *res, int error, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&ctx->mu);
+	va_start(ap, fmt);
+	vsnprintf(res->diagnostic, DIAG_MAX, fmt, ap);
+	va_end(ap);
+	if (error)
+		res->outcome = OUTCOME_ERROR;
+	pthread_mutex_unlock(&ctx->mu);
+}
+
+/* ---- found probes -------------------------------------------------------- */
+
+static int reconnect(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int k);
+
+/* Remove the proved probe h of folder f (SPEC "Cleanup"); a BYE or a drop
+ * on the way reconnects the session once and tries again. */
+static void cleanup_hit(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int f,
+                        const struct imap_hit *h, const char *token, char *what, size_t whatsz)
+{
+	const char *addr = ctx->cfg->seeds[idx].address;
+	int k = sess_of(w, f);
+	char *err = NULL;
+	int rc;
+
+	if (ctx->cfg->probe.cleanup == CLEANUP_KEEP) {
+		xstrlcpy(what, "kept", whatsz);
+		return;
+	}
+	rc = imap_cleanup(w->s[k], w->wire[f], h->uidvalidity, h->uid, token, ctx->cfg->probe.cleanup,
+	                  w->trash, what, whatsz, &err);
+	if (rc == IMAP_EBYE && reconnect(ctx, idx, w, k) == IMAP_OK) {
+		free(err);
+		err = NULL;
+		rc = imap_cleanup(w->s[k], w->wire[f], h->uidvalidity, h->uid, token,
+		                  ctx->cfg->probe.cleanup, w->trash, what, whatsz, &err);
+	}
+	if (rc != IMAP_OK) {
+		log_warn("%s: cleanup of UID %lu failed: %s", addr, h->uid, err ? err : imap_err_name(rc));
+		snprintf(what, whatsz, "failed: %s", imap_err_name(rc));
+	} else if (strncmp(what, "kept", 4) == 0 && !w->said_kept) {
+		/* Said once per seed: the server cannot remove only our message. */
+		w->said_kept = 1;
+		log_warn("%s: probe left in %s (%s); inboxprobe never runs a plain EXPUNGE", addr,
+		         w->wire[f], what);
+	}
+	free(err);
+}
+
+/* This round's probe found in folder f at found (Unix seconds). */
+static void record_found(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int f,
+                         const struct imap_hit *h, double found, int announced, const char *what,
+                         const struct probe_trace *tr)
+{
+	struct probe_result *res = &ctx->results[idx];
+
+	pthread_mutex_lock(&ctx->mu);
+	res->trace = *tr;
+	res->outcome = f == F_INBOX ? OUTCOME_INBOX : OUTCOME_SPAM;
+	xstrlcpy(res->folder, w->display[f], FOLDER_MAX);
+	res->announced = announced;
+	round_set_latency(res, res->send_start, res->submit_time, h->internaldate, found, -1);
+	res->diagnostic[0] = '\0';
+	if (!(h->internaldate > 0))
+		snprintf(res->diagnostic, DIAG_MAX, "the server gave no INTERNALDATE: latency unknown");
+	xstrlcpy(res->cleanup, what, sizeof res->cleanup);
+	pthread_mutex_unlock(&ctx->mu);
+	round_progress(ctx, "%s: found in %s after %.3fs%s", ctx->cfg->seeds[idx].address,
+	               w->display[f], res->latency, announced ? " (announced by IDLE)" : "");
+}
+
+/* An earlier round's probe found in folder f. */
+static void record_late(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int f, size_t t,
+                        const struct imap_hit *h, double found, const char *what)
+{
+	const struct round_pending *pp = &ctx->p->pending[w->pend_idx[t]];
+	struct probe_result tmp;
+	struct round_late *l;
+	int counted;
+
+	memset(&tmp, 0, sizeof tmp);
+	round_set_latency(&tmp, 0, pp->p.submit_time, h->internaldate, found, -1);
+	pthread_mutex_lock(&ctx->mu);
+	ctx->late = xrealloc(ctx->late, (ctx->nlate + 1) * sizeof *ctx->late);
+	l = &ctx->late[ctx->nlate++];
+	memset(l, 0, sizeof *l);
+	l->seed_index = idx;
+	xstrlcpy(l->token, pp->p.token, TOKEN_MAX);
+	xstrlcpy(l->folder_kind, kinds[f], sizeof l->folder_kind);
+	xstrlcpy(l->folder, w->display[f], FOLDER_MAX);
+	l->submit_time = pp->p.submit_time;
+	l->internaldate = h->internaldate;
+	l->latency = tmp.latency;
+	l->latency_usable = tmp.have_latency;
+	l->counted = counted = !pp->p.cleanup_only;
+	xstrlcpy(l->cleanup, what, sizeof l->cleanup);
+	pthread_mutex_unlock(&ctx->mu);
+	/* l may move once the lock is released: use the copy. */
+	if (counted)
+		round_progress(ctx, "%s: late arrival of an earlier probe in %s after %.0fs",
+		               ctx->cfg->seeds[idx].address, w->display[f], tmp.latency);
+	else
+		round_progress(ctx, "%s: found an unmeasured earlier probe in %s (%s)",
+		               ctx->cfg->seeds[idx].address, w->display[f], what);
+}
+
+/* Search folder f for the wanted tokens from UID min_uid on. seen > 0: the
+ * moment an IDLE EXISTS announced new mail there. Returns an IMAP code;
+ * on error the diagnostic names the folder. */
+static int check_folder(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int f,
+                        unsigned long min_uid, double seen)
+{
+	struct imap_session *s = w->s[sess_of(w, f)];
+	const char *toks[NTOK];
+	size_t map[NTOK], n = 0;
+	struct imap_hit *hits = NULL;
+	size_t nhits = 0;
+	char *err = NULL;
+	int rc;
+
+	for (size_t t = 0; t < w->ntokens; t++)
+		if (w->want[t]) {
+			map[n] = t;
+			toks[n++] = w->tokens[t];
+		}
+	if (n == 0)
+		return IMAP_OK;
+	rc = imap_find_new_tokens(s, w->wire[f], toks, n, w->since, min_uid, &hits, &nhits, &err);
+	if (rc != IMAP_OK) {
+		set_diag(ctx, &ctx->results[idx], 0, "%s (%s): %s", round_imap_error_text(rc),
+		         w->wire[f], err ? err : imap_err_name(rc));
+		free(err);
+		free(hits);
+		return rc;
+	}
+	for (size_t i = 0; i < nhits; i++) {
+		size_t t = map[hits[i].token_index];
+		double found = seen > 0 ? seen : now_wall();
+		char what[64] = "";
+
+		struct probe_trace tr;
+		int trc = IMAP_OK;
+
+		if (!w->want[t]) {
+			/* two proved copies: both cleaned, the first counted */
+			cleanup_hit(ctx, idx, w, f, &hits[i], w->tokens[t], what, sizeof what);
+			continue;
+		}
+		w->want[t] = 0;
+		if (t == 0)   /* before cleanup: verdicts, path, tab (issue 11) */
+			verdicts_examine(ctx->cfg, &ctx->cfg->seeds[idx], w->s[sess_of(w, f)], hits[i].uid,
+			                 f == F_INBOX, ctx->results[idx].reply.queue_id,
+			                 hits[i].internaldate, &tr, &trc);
+		cleanup_hit(ctx, idx, w, f, &hits[i], w->tokens[t], what, sizeof what);
+		if (t == 0)
+			record_found(ctx, idx, w, f, &hits[i], found, seen > 0, what, &tr);
+		else
+			record_late(ctx, idx, w, f, t, &hits[i], found, what);
+	}
+	free(hits);
+	return IMAP_OK;
+}
+
+/* ---- arming ---------------------------------------------------------------- */
+
+/* The seed cannot be watched: error, no probe. */
+static void not_armable(struct round_ctx *ctx, size_t idx, const char *why, const char *detail_in)
+{
+	struct probe_result *res = &ctx->results[idx];
+	char detail_buf[DIAG_MAX];
+	const char *detail = NULL;
+
+	if (detail_in) {
+		/* detail may be the seed's own diagnostic, rewritten below */
+		xstrlcpy(detail_buf, detail_in, sizeof detail_buf);
+		detail = detail_buf;
+	}
+	char *msg = xasprintf("not sent: mailbox not watchable: %s%s%s", why, detail ? ": " : "",
+	                      detail ? detail : "");
+
+	pthread_mutex_lock(&ctx->mu);
+	res->outcome = OUTCOME_ERROR;
+	res->not_sent = 1;
+	xstrlcpy(res->diagnostic, msg, DIAG_MAX);   /* truncated to the buffer */
+	pthread_mutex_unlock(&ctx->mu);
+	round_progress(ctx, "%s: %s", ctx->cfg->seeds[idx].address, msg);
+	free(msg);
+}
+
+/* LIST, then the spam folder (SPEC "Spam folder") and trash. Returns an
+ * IMAP code (arm_fail() says why). */
+static int resolve_folders(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
+{
+	const struct seed_conf *seed = &ctx->cfg->seeds[idx];
+	struct imap_folder *folders = NULL;
+	size_t nfolders = 0;
+	const char *how = NULL;
+	char *err = NULL;
+	long si, ti;
+	int rc;
+
+	rc = imap_list_folders(w->s[0], &folders, &nfolders, &err);
+	if (rc != IMAP_OK) {
+		arm_fail(w, rc, round_imap_error_text(rc), err ? err : imap_err_name(rc));
+		free(err);
+		return rc;
+	}
+	si = folders_resolve_spam(folders, nfolders, seed->spam_folder, &how);
+	ti = folders_resolve_trash(folders, nfolders);
+	w->wire[F_INBOX] = xstrdup("INBOX");
+	w->display[F_INBOX] = xstrdup("INBOX");
+	if (si == -2 || (si < 0 && seed->spam_folder != NULL)) {
+		w->wire[F_SPAM] = xstrdup(seed->spam_folder);
+		w->display[F_SPAM] = mutf7_decode(seed->spam_folder);
+		if (w->display[F_SPAM] == NULL)
+			w->display[F_SPAM] = xstrdup(seed->spam_folder);
+	} else if (si < 0) {
+		folders_free(folders, nfolders);
+		return arm_fail(w, IMAP_ENOFOLDER, "spam folder unresolved",
+		                "no spam_folder set, no \\Junk folder, no known name");
+	} else {
+		w->wire[F_SPAM] = xstrdup(folders[si].wire);
+		w->display[F_SPAM] = xstrdup(folders[si].display);
+		log_debug("%s: spam folder %s (%s)", seed->address, w->display[F_SPAM], how);
+	}
+	if (ti >= 0)
+		w->trash = xstrdup(folders[ti].wire);
+	folders_free(folders, nfolders);
+	return 0;
+}
+
+/* Seeds of the round on ic's host and port. */
+static long seeds_on_host(const struct config *cfg, const struct imap_conf *ic)
+{
+	long n = 0;
+
+	for (size_t i = 0; i < cfg->nseeds; i++)
+		if (cfg->seeds[i].imap.port == ic->port && cfg->seeds[i].imap.host && ic->host &&
+		    strcmp(cfg->seeds[i].imap.host, ic->host) == 0)
+			n++;
+	return n;
+}
+
+/* Seeds of the round on ic's account (host, port and user name). */
+static long seeds_on_account(const struct config *cfg, const struct imap_conf *ic)
+{
+	long n = 0;
+
+	for (size_t i = 0; i < cfg->nseeds; i++) {
+		const struct imap_conf *o = &cfg->seeds[i].imap;
+		if (o->port == ic->port && o->host && ic->host && strcmp(o->host, ic->host) == 0 &&
+		    strcmp(o->username ? o->username : "", ic->username ? ic->username : "") == 0)
+			n++;
+	}
+	return n;
+}
+
+/* 1 when the seeds of ic's host or account outnumber imap_limits: then
+ * none holds a session for its whole watch; all take turns with short
+ * visits (SPEC imap_limits, issue 9 "Sharing connections fairly"). */
+static int must_take_turns(const struct config *cfg, const struct imap_conf *ic)
+{
+	return seeds_on_host(cfg, ic) > cfg->limits.per_host ||
+	       seeds_on_account(cfg, ic) > cfg->limits.per_account;
+}
+
+/* Take a second session for the spam folder when the limits let every
+ * seed of the host have two. Falls back to one session silently. */
+static void open_spam_session(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
+{
+	const struct config *cfg = ctx->cfg;
+	const struct imap_conf *ic = &cfg->seeds[idx].imap;
+	char *err = NULL;
+
+	if (cfg->limits.per_account < 2 || 2 * seeds_on_host(cfg, ic) > cfg->limits.per_host)
+		return;
+	if (round_slot_acquire(&ctx->lim, ic, cfg->limits.per_host, cfg->limits.per_account,
+	                       ctx->deadline) != 0)
+		return;
+	if (round_open_session(ctx, ic, cfg->seeds[idx].address, &w->s[1], &err) != IMAP_OK) {
+		log_debug("%s: no second session for the spam folder (%s); one session watches both",
+		          cfg->seeds[idx].address, err ? err : "failed");
+		round_slot_release(&ctx->lim, ic);
+		free(err);
+		w->s[1] = NULL;
+		return;
+	}
+	w->slots++;
+	w->nsess = 2;
+}
+
+/* Record UIDNEXT of both folders, leaving INBOX selected on session 0. */
+static int record_uidnext(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
+{
+	char *err = NULL;
+	int rc;
+
+	if (w->nsess == 2)
+		rc = imap_select_uidnext(w->s[1], w->wire[F_SPAM], &w->uidnext[F_SPAM], &err);
+	else
+		rc = imap_status_uidnext(w->s[0], w->wire[F_SPAM], &w->uidnext[F_SPAM], &err);
+	if (w->nsess == 1 && (rc == IMAP_ENOFOLDER || rc == IMAP_EPROTO) && !imap_idling(w->s[0])) {
+		/* STATUS refused: SELECT it instead (INBOX is selected below) */
+		log_debug("%s: %s; using SELECT", ctx->cfg->seeds[idx].address, err ? err : "STATUS refused");
+		free(err);
+		err = NULL;
+		rc = imap_select_uidnext(w->s[0], w->wire[F_SPAM], &w->uidnext[F_SPAM], &err);
+	}
+	if (rc == IMAP_OK)
+		rc = imap_select_uidnext(w->s[0], w->wire[F_INBOX], &w->uidnext[F_INBOX], &err);
+	if (rc != IMAP_OK)
+		arm_fail(w, rc, round_imap_error_text(rc), err ? err : imap_err_name(rc));
+	free(err);
+	return rc;
+}
+
+static int start_idle(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int k)
+{
+	char *err = NULL;
+	int rc;
+
+	if (!w->idle || imap_idling(w->s[k]))
+		return IMAP_OK;
+	rc = imap_idle_start(w->s[k], &err);
+	if (rc != IMAP_OK)
+		set_diag(ctx, &ctx->results[idx], 0, "%s: %s", round_imap_error_text(rc),
+		         err ? err : imap_err_name(rc));
+	else
+		w->idle_since[k] = now_mono();
+	free(err);
+	return rc;
+}
+
+static void init_tokens(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
+{
+	w->tokens[0] = ctx->results[idx].token;
+	w->pend_idx[0] = -1;
+	w->ntokens = 1;
+	w->since = now_wall();
+	for (size_t i = 0; i < ctx->p->npending && w->ntokens < NTOK; i++) {
+		if (ctx->p->pending[i].seed_index != idx)
+			continue;
+		w->tokens[w->ntokens] = ctx->p->pending[i].p.token;
+		w->want[w->ntokens] = 1;
+		w->pend_idx[w->ntokens] = (int)i;
+		if (ctx->p->pending[i].p.submit_time < w->since)
+			w->since = ctx->p->pending[i].p.submit_time;
+		w->ntokens++;
+	}
+}
+
+/* One attempt at arming on a fresh session. Returns an IMAP code. */
+static int arm_session(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
+{
+	const struct config *cfg = ctx->cfg;
+	char *err = NULL;
+	int rc;
+
+	rc = round_open_session(ctx, &cfg->seeds[idx].imap, cfg->seeds[idx].address, &w->s[0], &err);
+	if (rc != IMAP_OK) {
+		arm_fail(w, rc, round_imap_error_text(rc), err ? err : imap_err_name(rc));
+		free(err);
+		return rc;
+	}
+	w->nsess = 1;
+	rc = resolve_folders(ctx, idx, w);
+	/* Earlier rounds' probes, anywhere in the folders: once, before arming. */
+	for (int f = 0; f < 2 && rc == IMAP_OK; f++)
+		if ((rc = check_folder(ctx, idx, w, f, 0, 0)) != IMAP_OK)
+			arm_fail(w, rc, "looking for earlier probes failed", ctx->results[idx].diagnostic);
+	if (rc != IMAP_OK)
+		return rc;
+	w->idle = !w->visit && cfg->probe.idle && imap_has_capability(w->s[0], "IDLE");
+	if (w->idle)
+		open_spam_session(ctx, idx, w);
+	rc = record_uidnext(ctx, idx, w);
+	for (int k = 0; k < w->nsess && rc == IMAP_OK; k++)
+		if ((rc = start_idle(ctx, idx, w, k)) != IMAP_OK)
+			arm_fail(w, rc, "IDLE refused", ctx->results[idx].diagnostic);
+	return rc;
+}
+
+/* Undo a failed attempt, keeping one connection slot. */
+static void arm_reset(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
+{
+	for (int k = 0; k < 2; k++) {
+		if (w->s[k] != NULL)
+			imap_close(w->s[k]);
+		w->s[k] = NULL;
+	}
+	for (; w->slots > 1; w->slots--)
+		round_slot_release(&ctx->lim, &ctx->cfg->seeds[idx].imap);
+	for (int f = 0; f < 2; f++) {
+		free(w->wire[f]);
+		free(w->display[f]);
+		w->wire[f] = w->display[f] = NULL;
+	}
+	free(w->trash);
+	w->trash = NULL;
+	w->nsess = 0;
+	w->idle = 0;
+}
+
+struct seed_watch *watch_arm(struct round_ctx *ctx, size_t idx)
+{
+	const struct config *cfg = ctx->cfg;
+	const struct seed_conf *seed = &cfg->seeds[idx];
+	struct seed_watch *w = xcalloc(1, sizeof *w);
+	int rc;
+
+	init_tokens(ctx, idx, w);
+	w->visit = must_take_turns(cfg, &seed->imap);
+	if (round_slot_acquire(&ctx->lim, &seed->imap, cfg->limits.per_host, cfg->limits.per_account,
+	                       ctx->deadline) != 0) {
+		not_armable(ctx, idx, round_stop ? "round interrupted before arming" :
+		            "no IMAP connection slot before the deadline (imap_limits)", NULL);
+		goto fail;
+	}
+	w->slots = 1;
+	while ((rc = arm_session(ctx, idx, w)) != IMAP_OK) {
+		if (round_stop) {
+			not_armable(ctx, idx, "round interrupted while arming", NULL);
+			goto fail;
+		}
+		if (rc != IMAP_EBYE || w->reconnected[0]) {
+			not_armable(ctx, idx, w->why, w->detail[0] ? w->detail : NULL);
+			goto fail;
+		}
+		/* a BYE or a drop at any step: one reconnect, then arm again */
+		w->reconnected[0] = 1;
+		round_progress(ctx, "%s: %s; reconnecting once", seed->address, w->detail);
+		arm_reset(ctx, idx, w);
+	}
+	if (w->visit) {
+		/* armed: UIDNEXT recorded; the slot goes to the next seed */
+		imap_close(w->s[0]);
+		w->s[0] = NULL;
+		w->nsess = 0;
+		round_slot_release(&ctx->lim, &seed->imap);
+		w->slots = 0;
+	}
+	pthread_mutex_lock(&ctx->mu);
+	xstrlcpy(ctx->results[idx].watch, w->visit ? "visits" : !w->idle ? "poll" :
+	         w->nsess == 2 ? "idle" : "idle+poll", sizeof ctx->results[idx].watch);
+	ctx->results[idx].diagnostic[0] = '\0';
+	pthread_mutex_unlock(&ctx->mu);
+	log_debug("%s: armed (%s; UIDNEXT INBOX %lu, %s %lu)", seed->address,
+	          ctx->results[idx].watch, w->uidnext[F_INBOX], w->display[F_SPAM], w->uidnext[F_SPAM]);
+	return w;
+fail:
+	watch_end(ctx, idx, w);
+	return NULL;
+}
+
+void watch_end(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
+{
+	if (w == NULL)
+		return;
+	for (int k = 0; k < 2; k++)
+		if (w->s[k] != NULL)
+			imap_close(w->s[k]);
+	for (int k = 0; k < w->slots; k++)
+		round_slot_release(&ctx->lim, &ctx->cfg->seeds[idx].imap);
+	for (int f = 0; f < 2; f++) {
+		free(w->wire[f]);
+		free(w->display[f]);
+	}
+	free(w->trash);
+	free(w);
+}
+
+/* ---- watching ---------------------------------------------------------- */
+
+/* Look at what session k watches: end IDLE, search (INBOX with seen from
+ * an EXISTS; the spam folder too when due or when it has its own session),
+ * and IDLE again with INBOX selected. */
+static int service(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int k, double seen,
+                   int due)
+{
+	char *err = NULL;
+	int rc = imap_idle_done(w->s[k], &err);
+
+	if (rc != IMAP_OK) {
+		set_diag(ctx, &ctx->results[idx], 0, "%s: %s", round_imap_error_text(rc),
+		         err ? err : imap_err_name(rc));
+		free(err);
+		return rc;
+	}
+	if (w->nsess == 2) {
+		rc = check_folder(ctx, idx, w, k, w->uidnext[k], seen);
+	} else {
+		rc = due ? check_folder(ctx, idx, w, F_SPAM, w->uidnext[F_SPAM], 0) : IMAP_OK;
+		if (rc == IMAP_OK)
+			rc = check_folder(ctx, idx, w, F_INBOX, w->uidnext[F_INBOX], seen);
+	}
+	if (rc == IMAP_OK && wanted(w))
+		rc = start_idle(ctx, idx, w, k);
+	return rc;
+}
+
+/* Replace session k after a drop or BYE (once per seed). */
+static int reconnect(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int k)
+{
+	const struct seed_conf *seed = &ctx->cfg->seeds[idx];
+	char *err = NULL;
+	int rc;
+
+	if (w->reconnected[k])
+		return IMAP_EBYE;
+	w->reconnected[k] = 1;
+	round_progress(ctx, "%s: %s; reconnecting once", seed->address, ctx->results[idx].diagnostic);
+	imap_close(w->s[k]);
+	w->s[k] = NULL;
+	rc = round_open_session(ctx, &seed->imap, seed->address, &w->s[k], &err);
+	if (rc != IMAP_OK)
+		set_diag(ctx, &ctx->results[idx], 0, "%s: %s", round_imap_error_text(rc),
+		         err ? err : imap_err_name(rc));
+	free(err);
+	return rc;
+}
+
+static int dsn_says_failed(struct round_ctx *ctx, size_t idx)
+{
+	int r;
+
+	pthread_mutex_lock(&ctx->mu);
+	r = ctx->results[idx].dsn.present && ctx->results[idx].dsn.action == DSN_ACTION_FAILED;
+	pthread_mutex_unlock(&ctx->mu);
+	return r;
+}
+
+/* Wait (at most until) for IDLE input; mark sessions with an EXISTS dirty
+ * with the moment it arrived. A session whose read failed gets rc[k]. */
+static void wait_events(struct round_ctx *ctx, size_t idx, struct seed_watch *w, double until,
+                        int *dirty, double *seen, int *rc)
+{
+	int ready[2] = { 0, 0 };
+
+	if (!w->idle) {
+		double left = until - now_mono();
+		if (left > 0)
+			round_nap(left, ctx->deadline);
+		return;
+	}
+	if (imap_idle_wait(w->s, (size_t)w->nsess, until, ready) <= 0)
+		return;
+	for (int k = 0; k < w->nsess; k++) {
+		char *err = NULL;
+		double t = now_wall();
+		int ev = 0;
+
+		if (!ready[k])
+			continue;
+		rc[k] = imap_idle_read(w->s[k], &ev, &err);
+		if (rc[k] != IMAP_OK)
+			set_diag(ctx, &ctx->results[idx], 0, "%s: %s", round_imap_error_text(rc[k]),
+			         err ? err : imap_err_name(rc[k]));
+		else if ((ev & IMAP_IDLE_EXISTS) && !dirty[k]) {
+			dirty[k] = 1;
+			seen[k] = t;
+		}
+		free(err);
+	}
+}
+
+/* One turn of session k: service it when something is due, reconnecting
+ * once after a drop. Returns IMAP_OK or the error that ends the watch. */
+static int turn(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int k, int *dirty,
+                double *seen, int due, int rc)
+{
+	int renew = w->idle && now_mono() - w->idle_since[k] > IDLE_RENEW_SECONDS;
+
+	if (rc == IMAP_OK && !(dirty[k] || due || renew || (w->idle && !imap_idling(w->s[k]))))
+		return IMAP_OK;
+	if (rc == IMAP_OK)
+		rc = service(ctx, idx, w, k, dirty[k] ? seen[k] : 0, due);
+	dirty[k] = 0;
+	if (rc == IMAP_EBYE && reconnect(ctx, idx, w, k) == IMAP_OK) {
+		/* anything may have arrived meanwhile: look at every folder */
+		rc = service(ctx, idx, w, k, 0, 1);
+	}
+	return rc;
+}
+
+/* A scheduled check (poll, spam-folder tick or visit) began now. */
+static void note_check(struct seed_watch *w)
+{
+	double now = now_mono();
+
+	if (w->last_check > 0) {
+		w->sum_gaps += now - w->last_check;
+		w->ngaps++;
+	}
+	w->last_check = now;
+}
+
+/* One short visit: a slot, a login, both folders from the armed UIDNEXT,
+ * logout, the slot back. Returns an IMAP code (IMAP_ETIMEOUT: no slot
+ * before the deadline). */
+static int visit(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
+{
+	const struct config *cfg = ctx->cfg;
+	const struct seed_conf *seed = &cfg->seeds[idx];
+	char *err = NULL;
+	int rc;
+
+	if (round_slot_acquire(&ctx->lim, &seed->imap, cfg->limits.per_host, cfg->limits.per_account,
+	                       ctx->deadline) != 0)
+		return IMAP_ETIMEOUT;
+	w->slots = 1;
+	note_check(w);
+	rc = round_open_session(ctx, &seed->imap, seed->address, &w->s[0], &err);
+	if (rc != IMAP_OK)
+		set_diag(ctx, &ctx->results[idx], 0, "%s: %s", round_imap_error_text(rc),
+		         err ? err : imap_err_name(rc));
+	else
+		rc = check_folder(ctx, idx, w, F_SPAM, w->uidnext[F_SPAM], 0);
+	if (rc == IMAP_OK)
+		rc = check_folder(ctx, idx, w, F_INBOX, w->uidnext[F_INBOX], 0);
+	free(err);
+	if (w->s[0] != NULL)
+		imap_close(w->s[0]);
+	w->s[0] = NULL;
+	round_slot_release(&ctx->lim, &seed->imap);
+	w->slots = 0;
+	return rc;
+}
+
+/* Watch by short visits every poll_interval, in turns with the other seeds
+ * of the host; a visit that lost its connection is repeated once at once. */
+static void visit_loop(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
+{
+	struct probe_result *res = &ctx->results[idx];
+	double next = now_mono() + (double)ctx->cfg->probe.poll_interval;
+
+	while (w->want[0] && !round_stop && !dsn_says_failed(ctx, idx)) {
+		int rc;
+
+		if (now_mono() >= ctx->deadline - 0.5)
+			break;
+		if (now_mono() < next) {
+			round_nap(next - now_mono() < 0.25 ? next - now_mono() : 0.25, ctx->deadline);
+			continue;
+		}
+		rc = visit(ctx, idx, w);
+		next = now_mono() + (double)ctx->cfg->probe.poll_interval;
+		if (rc == IMAP_ETIMEOUT && (now_mono() >= ctx->deadline || round_stop))
+			break;
+		if (rc == IMAP_EBYE && !w->reconnected[0]) {
+			w->reconnected[0] = 1;
+			next = now_mono();
+			continue;
+		}
+		if (rc != IMAP_OK) {
+			pthread_mutex_lock(&ctx->mu);
+			if (w->want[0])
+				res->outcome = OUTCOME_ERROR;
+			pthread_mutex_unlock(&ctx->mu);
+			break;
+		}
+	}
+}
+
+void watch_run(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int accepted)
+{
+	const struct config *cfg = ctx->cfg;
+	struct probe_result *res = &ctx->results[idx];
+	double poll = (double)cfg->probe.poll_interval;
+	double tick = w->idle && w->nsess == 2 ? (poll > IDLE_SAFETY_TICK ? poll : IDLE_SAFETY_TICK) : poll;
+	/* the first scheduled check comes one interval after the submission */
+	double next_tick = now_mono() + tick;
+	int dirty[2] = { 0, 0 };
+	double seen[2] = { 0, 0 };
+
+	if (!accepted)
+		return;   /* earlier probes were looked for while arming */
+	pthread_mutex_lock(&ctx->mu);
+	w->want[0] = 1;
+	if (res->submit_time > 0 && res->submit_time < w->since)
+		w->since = res->submit_time;
+	pthread_mutex_unlock(&ctx->mu);
+	if (w->visit) {
+		visit_loop(ctx, idx, w);
+		goto out;
+	}
+	while (w->want[0] && !round_stop && !dsn_says_failed(ctx, idx)) {
+		double now = now_mono(), until = next_tick;
+		int rc[2] = { IMAP_OK, IMAP_OK }, due;
+
+		if (now >= ctx->deadline - (w->idle ? 0.05 : 0.5))
+			break;
+		if (until > ctx->deadline)
+			until = ctx->deadline;
+		if (until > now + 0.25)
+			until = now + 0.25;   /* look at round_stop and DSNs often */
+		wait_events(ctx, idx, w, until, dirty, seen, rc);
+		due = now_mono() >= next_tick;
+		for (int k = 0; k < w->nsess; k++) {
+			rc[k] = turn(ctx, idx, w, k, dirty, seen, due, rc[k]);
+			if (rc[k] == IMAP_ETIMEOUT && (now_mono() >= ctx->deadline || round_stop))
+				goto out;   /* the round is over (or stopped); the probe is not found */
+			if (rc[k] != IMAP_OK) {
+				/* the diagnostic was written where it failed */
+				pthread_mutex_lock(&ctx->mu);
+				if (w->want[0])
+					res->outcome = OUTCOME_ERROR;
+				pthread_mutex_unlock(&ctx->mu);
+				goto out;
+			}
+		}
+		if (due) {
+			note_check(w);
+			next_tick = now_mono() + tick;
+		}
+	}
+out:
+	/* the effective interval between scheduled checks (none for a folder
+	 * pair watched by IDLE alone) */
+	pthread_mutex_lock(&ctx->mu);
+	res->check_interval = w->ngaps > 0 && !(w->idle && w->nsess == 2) ?
+	                      w->sum_gaps / w->ngaps : NAN;
+	pthread_mutex_unlock(&ctx->mu);
+}

@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""A scripted IMAP server for inboxprobe's IDLE and reconnect tests
+(python3 stdlib only).
+
+    idle_peer.py SCENARIO [--record FILE] [--stats FILE] [--lifetime SECONDS]
+
+Listens on 127.0.0.1, port 0, prints the port (one line), serves each
+connection in a thread until --lifetime (default 30 s). --record FILE gets
+one line per command received: "<connection number> <tag> <command...>".
+--stats FILE (JSON, rewritten on every event): {"connections": N,
+"logins": N, "idle": N (IDLE commands), "exists_sent": N}.
+
+The mailbox: INBOX, Junk (\\Junk), Trash (\\Trash), each holding UIDs 1 and
+2 (UIDNEXT 3). The probe "arrives" as UID 3 of its folder ARRIVE seconds
+(0.3) after the first IDLE on that folder, or, when the client does not
+IDLE there, after its first SELECT of it; clients idling on that folder
+get "* 3 EXISTS" then. UID SEARCH naming a 32+ hex-digit token answers 3
+once it arrived (and only in its folder); UID FETCH 3 returns that token
+with our From. Capabilities: IMAP4rev1 UIDPLUS IDLE, unless said.
+
+Scenarios:
+  idle          the probe arrives in INBOX
+  idle-spam     the probe arrives in Junk
+  noidle        no IDLE capability (the client polls)
+  idlebye       the first IDLE is ended by "* BYE Idle timeout" after 0.2 s
+                and the connection closed; the probe arrives 0.3 s after
+                the next IDLE
+  drop-STEP     the first connection is closed without a word at STEP
+  bye-STEP      the first connection gets "* BYE STEP failure (test)" at STEP
+                and is closed; STEP is one of greeting capability login list
+                select status idle search fetch store expunge
+  refused       the first two connections are closed before the greeting
+  specialuse    capabilities add SPECIAL-USE LIST-EXTENDED; the spam folder
+                is "Spam-Ordner" (not a known name): plain LIST gives no
+                attributes, LIST "" "*" RETURN (SPECIAL-USE) gives \\Junk;
+                the probe arrives there
+  specialuse-bad  as specialuse, but LIST ... RETURN answers BAD and plain
+                LIST carries the attributes
+  starttls-no   STARTTLS answered "NO [UNAVAILABLE] TLS is down for
+                maintenance (test)"
+"""
+import json
+import re
+import socketserver
+import sys
+import threading
+import time
+
+ARRIVE = 0.3
+HEXTOK = re.compile(r"\b([0-9a-f]{32}(?:[0-9a-f]{16})?)\b")
+STEPS = ("greeting", "capability", "login", "list", "select", "status", "idle", "search",
+         "fetch", "store", "expunge")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def internaldate_now():
+    t = time.gmtime()
+    return "%02d-%s-%04d %02d:%02d:%02d +0000" % (t.tm_mday, MONTHS[t.tm_mon - 1], t.tm_year,
+                                                 t.tm_hour, t.tm_min, t.tm_sec)
+
+
+def astring(s):
+    s = s.lstrip()
+    if s.startswith('"'):
+        out, i = [], 1
+        while i < len(s) and s[i] != '"':
+            if s[i] == "\\" and i + 1 < len(s):
+                i += 1
+            out.append(s[i])
+            i += 1
+        return "".join(out), s[i + 1:]
+    name, _, rest = s.partition(" ")
+    return name, rest
+
+
+class State:
+    def __init__(self, scenario):
+        self.scenario = scenario
+        self.lock = threading.Lock()
+        self.conns = 0
+        self.logins = 0
+        self.idles = 0
+        self.exists_sent = 0
+        self.arrived = None          # folder the probe is in, once arrived
+        self.arrival_timer = None
+        self.idlers = {}             # handler -> folder it idles on
+        self.spam = "Spam-Ordner" if scenario.startswith("specialuse") else "Junk"
+        self.target = self.spam if scenario in ("idle-spam", "specialuse", "specialuse-bad") \
+            else "INBOX"
+        self.stats_path = None
+        self.record = None
+        self.token = None            # the probe's token, from the first SEARCH naming one
+
+    def write_stats(self):
+        if self.stats_path:
+            with open(self.stats_path + ".tmp", "w") as f:
+                json.dump({"connections": self.conns, "logins": self.logins, "idle": self.idles,
+                           "exists_sent": self.exists_sent}, f)
+            import os
+            os.replace(self.stats_path + ".tmp", self.stats_path)
+
+    def schedule_arrival(self, folder, delay):
+        """The probe arrives in its folder delay seconds from now (once);
+        folder None: whatever folder the client watches."""
+        with self.lock:
+            if (folder is not None and folder != self.target) or self.arrival_timer is not None \
+                    or self.arrived:
+                return
+            self.arrival_timer = threading.Timer(delay, self.arrive)
+            self.arrival_timer.daemon = True
+            self.arrival_timer.start()
+
+    def arrive(self):
+        with self.lock:
+            self.arrived = self.target
+            idlers = [h for h, f in self.idlers.items() if f == self.target]
+            self.exists_sent += len(idlers)
+            self.write_stats()
+        for h in idlers:
+            try:
+                h.send("* 3 EXISTS")
+                h.send("* 1 RECENT")
+            except OSError:
+                pass
+
+
+class Handler(socketserver.StreamRequestHandler):
+    def send(self, s):
+        with self.wlock:
+            self.wfile.write(s.encode() + b"\r\n")
+            self.wfile.flush()
+
+    def fail_here(self, step):
+        """True (and the connection ends) when this connection misbehaves at step."""
+        sc = self.server.st.scenario
+        if self.n != 1 or sc not in ("drop-" + step, "bye-" + step):
+            return False
+        if sc.startswith("bye-"):
+            self.send("* BYE %s failure (test)" % step)
+        raise ConnectionAbortedError()
+
+    def handle(self):
+        st = self.server.st
+        self.wlock = threading.Lock()
+        with st.lock:
+            st.conns += 1
+            self.n = st.conns
+            st.write_stats()
+        try:
+            self.serve()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            with st.lock:
+                st.idlers.pop(self, None)
+
+    def serve(self):
+        st = self.server.st
+        sc = st.scenario
+        caps = "IMAP4rev1 UIDPLUS" + ("" if sc == "noidle" else " IDLE")
+        if sc.startswith("specialuse"):
+            caps += " SPECIAL-USE LIST-EXTENDED"
+        if sc == "starttls-no":
+            caps += " STARTTLS"
+        if sc == "refused" and self.n <= 2:
+            return
+        self.fail_here("greeting")
+        self.send("* OK [CAPABILITY %s] idle peer ready" % caps)
+        selected = None
+        while True:
+            raw = self.rfile.readline(65536)
+            if not raw:
+                return
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if st.record:
+                with st.lock, open(st.record, "a") as f:
+                    f.write("%d %s\n" % (self.n, line))
+            parts = line.split(" ", 2)
+            if len(parts) < 2:
+                self.send("* BAD no tag")
+                continue
+            tag, cmd = parts[0], parts[1].upper()
+            args = parts[2] if len(parts) > 2 else ""
+            if cmd == "UID":
+                sub = args.split(" ", 1)
+                cmd = "UID " + sub[0].upper()
+                args = sub[1] if len(sub) > 1 else ""
+            if cmd == "CAPABILITY":
+                self.fail_here("capability")
+                self.send("* CAPABILITY %s" % caps)
+                self.send("%s OK done" % tag)
+            elif cmd == "STARTTLS":
+                self.send("%s NO [UNAVAILABLE] TLS is down for maintenance (test)" % tag)
+            elif cmd == "LOGIN":
+                self.fail_here("login")
+                with st.lock:
+                    st.logins += 1
+                    st.write_stats()
+                self.send("%s OK [CAPABILITY %s] logged in" % (tag, caps))
+            elif cmd == "LOGOUT":
+                self.send("* BYE bye")
+                self.send("%s OK logged out" % tag)
+                return
+            elif cmd == "NOOP":
+                self.send("%s OK noop" % tag)
+            elif cmd == "LIST":
+                self.fail_here("list")
+                ret = "RETURN" in args.upper()
+                if ret and sc == "specialuse-bad":
+                    self.send("%s BAD RETURN not supported here (test)" % tag)
+                    continue
+                attrs = ret or sc in ("specialuse-bad", "idle", "idle-spam", "noidle", "idlebye") \
+                    or sc.startswith(("drop-", "bye-", "refused"))
+                self.send('* LIST (\\HasNoChildren) "/" INBOX')
+                self.send('* LIST (\\HasNoChildren%s) "/" %s' % (" \\Junk" if attrs else "", st.spam))
+                self.send('* LIST (\\HasNoChildren%s) "/" Trash' % (" \\Trash" if attrs else ""))
+                self.send("%s OK list done" % tag)
+            elif cmd == "STATUS":
+                self.fail_here("status")
+                name, _ = astring(args)
+                self.send("* STATUS %s (UIDNEXT 3)" % name)
+                self.send("%s OK status done" % tag)
+            elif cmd in ("SELECT", "EXAMINE"):
+                self.fail_here("select")
+                name, _ = astring(args)
+                name = "INBOX" if name.upper() == "INBOX" else name
+                if name not in ("INBOX", st.spam, "Trash"):
+                    self.send("%s NO [NONEXISTENT] no such folder" % tag)
+                    continue
+                selected = name
+                there = st.arrived == name
+                self.send("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)")
+                self.send("* %d EXISTS" % (3 if there else 2))
+                self.send("* OK [UIDVALIDITY 42] UIDs valid")
+                self.send("* OK [UIDNEXT %d] next" % (4 if there else 3))
+                self.send("%s OK [READ-WRITE] selected" % tag)
+                if sc == "noidle":
+                    st.schedule_arrival(name, ARRIVE)
+            elif cmd == "IDLE":
+                self.fail_here("idle")
+                with st.lock:
+                    st.idles += 1
+                    st.idlers[self] = selected
+                    st.write_stats()
+                    nidle = st.idles
+                self.send("+ idling")
+                if sc == "idlebye" and nidle == 1:
+                    time.sleep(0.2)
+                    self.send("* BYE Idle timeout (test)")
+                    return
+                st.schedule_arrival(None, ARRIVE)
+                done = self.rfile.readline(65536)
+                with st.lock:
+                    st.idlers.pop(self, None)
+                if not done:
+                    return
+                if st.record:
+                    with st.lock, open(st.record, "a") as f:
+                        f.write("%d %s\n" % (self.n, done.decode("utf-8", "replace").rstrip("\r\n")))
+                self.send("%s OK idle done" % tag)
+            elif selected is None:
+                self.send("%s BAD no mailbox selected" % tag)
+            elif cmd == "UID SEARCH":
+                self.fail_here("search")
+                m = HEXTOK.search(args)
+                if m and st.arrived == selected:
+                    st.token = m.group(1)
+                    self.send("* SEARCH 3")
+                else:
+                    self.send("* SEARCH")
+                self.send("%s OK search done" % tag)
+            elif cmd == "UID FETCH":
+                self.fail_here("fetch")
+                token = st.token
+                if token and st.arrived == selected and "3" in re.split(r"[,:]", args.split(" ", 1)[0]):
+                    hdr = ("From: probe@example.test\r\nX-Inboxprobe-Token: %s\r\n"
+                           "Subject: inboxprobe %s\r\n\r\n" % (token, token))
+                    self.send('* 3 FETCH (UID 3 INTERNALDATE "%s" BODY[HEADER.FIELDS '
+                              '(X-Inboxprobe-Token Subject From)] {%d}'
+                              % (internaldate_now(), len(hdr.encode())))
+                    with self.wlock:
+                        self.wfile.write(hdr.encode() + b")\r\n")
+                        self.wfile.flush()
+                self.send("%s OK fetch done" % tag)
+            elif cmd == "UID STORE":
+                self.fail_here("store")
+                self.send("%s OK store done" % tag)
+            elif cmd == "UID EXPUNGE":
+                self.fail_here("expunge")
+                if st.arrived == selected and "3" in args:
+                    self.send("* 3 EXPUNGE")
+                    st.arrived = "gone"
+                self.send("%s OK expunge done" % tag)
+            else:
+                self.send("%s BAD unknown command (test)" % tag)
+
+
+class Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+def main():
+    args = sys.argv[1:]
+    valid = ("idle", "idle-spam", "noidle", "idlebye", "refused", "specialuse", "specialuse-bad",
+             "starttls-no") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
+    if not args or args[0] not in valid:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    st = State(args[0])
+    lifetime = 30.0
+    i = 1
+    while i + 1 < len(args):
+        if args[i] == "--record":
+            st.record = args[i + 1]
+        elif args[i] == "--stats":
+            st.stats_path = args[i + 1]
+        elif args[i] == "--lifetime":
+            lifetime = float(args[i + 1])
+        else:
+            print("unknown option %s" % args[i], file=sys.stderr)
+            sys.exit(2)
+        i += 2
+    srv = Server(("127.0.0.1", 0), Handler)
+    srv.st = st
+    st.write_stats()
+    print(srv.server_address[1], flush=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    time.sleep(lifetime)
+    srv.shutdown()
+    srv.server_close()
+
+
+if __name__ == "__main__":
+    main()
