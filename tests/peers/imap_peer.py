@@ -71,8 +71,9 @@ never seen before delivers a probe with that token (From probe@example.test)
 as the next UID, so each round's probe "arrives"; SEARCH answers the UIDs
 whose token it names; UID FETCH returns their headers. UID STORE +FLAGS
 (\\Deleted), UID EXPUNGE, UID COPY and UID MOVE work on the mailbox, except
-that the scenario's command fails the first time it is sent: "drop" closes
-the connection without a reply, "no" answers NO. --mailbox FILE is rewritten
+that the scenario's command fails: "drop" closes the connection without a
+reply, the first two times it is sent (the command, and its retry after the
+client's one reconnect), "no" answers NO, the first time. --mailbox FILE is rewritten
 (JSON {folder: {uid: token}}) after every change.
   fault-drop-store fault-no-store fault-drop-expunge fault-no-expunge
                    UIDPLUS, no MOVE (delete: UID STORE then UID EXPUNGE)
@@ -568,7 +569,7 @@ class FaultyMailbox:
         self.deleted = set()
         self.seen = set()
         self.next_uid = 100
-        self.failed = False
+        self.failed = 0   # times the scenario's command failed
 
     def save(self):
         if self.path:
@@ -597,8 +598,10 @@ def serve_faulty(h, scenario):
             sub = args.split(" ", 1)
             cmd, args = "UID " + sub[0].upper(), (sub[1] if len(sub) > 1 else "")
         with mb.lock:
-            if cmd == "UID " + what and not mb.failed:
-                mb.failed = True
+            # a drop fails twice: the command and its retry after the one
+            # reconnect inboxprobe allows; NO leaves the session, fails once
+            if cmd == "UID " + what and mb.failed < (2 if how == "drop" else 1):
+                mb.failed += 1
                 if how == "drop":
                     return   # the connection drops: no reply at all
                 h.send("%s NO [SERVERBUG] %s failed" % (tag, cmd))
