@@ -5,8 +5,9 @@
 # the probe's header, a client-copied X-Inboxprobe-Token field flagged
 # \Deleted, a forward as attachment, a "[SPAM]"-rewritten subject) must
 # survive byte-identical, with its flags, while the real probe is cleaned
-# up: with and without secret_file (HMAC), under cleanup "delete" and
-# "trash", in INBOX and in the spam folder.
+# up (both copies of it, when it was delivered twice): with and without
+# secret_file (HMAC), under cleanup "delete" and "trash", in INBOX and in the
+# spam folder.
 # How: round 1 of each configuration arms its seed (without IDLE, its first
 # poll an hour away), its probe is accepted and delivered, and the round is
 # stopped (SIGTERM): the probe is left pending (outcome error) in the state
@@ -90,9 +91,12 @@ while read -r name seed prov mode sec folder trash; do
 	# the first match meets a user's message first
 	um bump "$seed" "$folder" "$tok" probe@sender.test >/dev/null ||
 		not_ok "$name: moving the probe above the user's messages"
+	# and a second, byte-identical copy of the probe (delivered twice)
+	um dup "$seed" "$folder" "$tok" probe@sender.test >/dev/null ||
+		not_ok "$name: a second copy of the probe"
 	um snap "$seed" "$folder" "$trash" >"$T/$name.before"
 	check "$name: 5 user messages naming the token planted" 5 "$(wc -l <"$T/$name.before")"
-	check "$name: 1 probe with that token before round 2" 1 \
+	check "$name: 2 copies of the probe before round 2" 2 \
 		"$(um count "$seed" "$folder" "$tok" probe@sender.test)"
 done <"$T/variants"
 
@@ -113,13 +117,13 @@ while read -r name seed prov mode sec folder trash; do
 	else
 		not_ok "$name: user messages changed: $(diff "$T/$name.before" "$T/$name.after" | tr '\n' '|')"
 	fi
-	check "$name: the pending probe is gone from $folder" 0 \
+	check "$name: both copies of the pending probe are gone from $folder" 0 \
 		"$(um count "$seed" "$folder" "$tok" probe@sender.test)"
 	tok2=$(jtok "$T/$name.2.json")
 	check "$name: round 2's own probe is gone from $folder" 0 \
 		"$(um count "$seed" "$folder" "$tok2" probe@sender.test)"
 	if [ "$mode" = trash ]; then
-		check "$name: the pending probe is in $trash" 1 \
+		check "$name: both copies of the pending probe are in $trash" 2 \
 			"$(um count "$seed" "$trash" "$tok" probe@sender.test)"
 	fi
 	grep -q "cleaned up: $seed probe $(printf %.8s "$tok")" "$T/$name.2.out" &&

@@ -18,6 +18,9 @@
         Give the probe (as count finds it) a UID above the user's messages:
         UID MOVE it to a scratch folder and back (RFC 6851), bytes unchanged,
         so a client that stops at the first match meets the user's first.
+    usermail.py dup HOST PORT CAFILE USER PASSFILE FOLDER TOKEN FROM
+        APPEND a byte-identical copy of the probe to FOLDER (a relay that
+        delivered it twice): both copies are the probe.
     usermail.py count HOST PORT CAFILE USER PASSFILE FOLDER TOKEN FROM
         How many messages of FOLDER are the probe: X-Inboxprobe-Token TOKEN,
         From FROM and no X-Test-Id.
@@ -142,6 +145,20 @@ def bump(a):
     c.logout()
 
 
+def dup(a):
+    host, port, ca, user, pf, folder, token, probe_from = a
+    c = connect(host, port, ca, user, pf)
+    uids = probe_uids(c, folder, token, probe_from)
+    if len(uids) != 1:
+        sys.exit("dup: %d probes with that token" % len(uids))
+    typ, d = c.uid("FETCH", uids[0], "(BODY.PEEK[])")
+    body = next(x[1] for x in d if isinstance(x, tuple))
+    typ, data = c.append(quote(folder), None, imaplib.Time2Internaldate(time.time()), body)
+    if typ != "OK":
+        sys.exit("APPEND copy: %s %s" % (typ, data))
+    c.logout()
+
+
 def count(a):
     host, port, ca, user, pf, folder, token, probe_from = a
     c = connect(host, port, ca, user, pf)
@@ -154,4 +171,4 @@ def count(a):
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"plant": plant, "snap": snap, "count": count, "bump": bump}[cmd](args)
+    {"plant": plant, "snap": snap, "count": count, "bump": bump, "dup": dup}[cmd](args)
