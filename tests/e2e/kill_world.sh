@@ -57,10 +57,21 @@ never_down() {
 # 5 kill points spread over a round (about a second here: submission,
 # discovery, cleanup, recording), in ms after the run has written its
 # probes ahead; random each run
-DELAYS=$(awk -v s="$$" 'BEGIN { srand(s); for (i = 0; i < 5; i++) printf "%d ", i * 150 + int(rand() * 150) }')
+DELAYS=$(awk -v s="$$" 'BEGIN { srand(s); for (i = 0; i < 5; i++) printf "%d ", 100 + i * 130 + int(rand() * 130) }')
 echo "# SIGKILL this many ms after the write-ahead: $DELAYS"
+# left_behind: how many probes the seed mailboxes hold (every folder)
+left_behind() {
+	_n=0
+	for _u in $SEEDS; do
+		_c=$(doveadm -c "$WORLD_DIR/dovecot/main.conf" search -u "$_u" mailbox '*' \
+			header X-Inboxprobe-Token "" </dev/null 2>/dev/null | wc -l)
+		_n=$((_n + _c))
+	done
+	echo "$_n"
+}
 k=0
 MID=0
+LEFT=0
 for ms in $DELAYS; do
 	k=$((k + 1))
 	"$BIN" run -c "$T/kill.conf" --json "$T/k$k.json" </dev/null >"$T/k$k.out" 2>"$T/k$k.err" &
@@ -75,19 +86,17 @@ for ms in $DELAYS; do
 	wait "$pid" 2>/dev/null
 	un=$(q 'SELECT count(*) FROM probes WHERE counted = 0')
 	[ "${un:-0}" -gt 0 ] && MID=$((MID + 1))
-	echo "# kill $k at ${ms} ms: rows $(q 'SELECT count(*) FROM probes') (written ahead, not recorded: $un)"
+	sleep 0.5
+	lb=$(left_behind)
+	[ "$lb" -gt 0 ] && LEFT=$((LEFT + 1))
+	echo "# kill $k at ${ms} ms: rows $(q 'SELECT count(*) FROM probes') (written ahead, not recorded: $un); probes in the seed mailboxes: $lb"
 	never_down "after kill $k"
 done
 if [ "$MID" -ge 1 ]; then ok "$MID of 5 kills hit a round after its write-ahead, before its record"
 else not_ok "no kill hit a round between its write-ahead and its record"; fi
-sleep 1
-before=0
-for u in $SEEDS; do
-	c=$(doveadm -c "$WORLD_DIR/dovecot/main.conf" search -u "$u" mailbox '*' \
-		header X-Inboxprobe-Token "" </dev/null 2>/dev/null | wc -l)
-	before=$((before + c))
-done
-echo "# probes the killed runs left in the seed mailboxes: $before"
+if [ "$LEFT" -ge 1 ]; then ok "$LEFT of 5 kills left probes in the seed mailboxes (for later rounds to clean up)"
+else not_ok "no kill left a probe behind: the test did not kill a round after submission"; fi
+echo "# probes in the seed mailboxes before the later rounds: $(left_behind)"
 for n in 1 2; do
 	"$BIN" run -c "$T/kill.conf" --json "$T/r$n.json" </dev/null >"$T/r$n.out" 2>"$T/r$n.err"
 	rc=$?
