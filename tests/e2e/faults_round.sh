@@ -6,10 +6,11 @@
 #     saying the probe may have been delivered; the other seed is measured;
 #     the round writes complete reports and exits 3; the cut message never
 #     reaches a mailbox and nothing stays in the relay's queue.
-#  2. the IMAP server killed mid-search: the seed's probe is greylisted
-#     (it arrives after GREYLIST_DELAY), and while the round polls for it
-#     the Dovecot imap process serving that session is SIGKILLed. The
-#     round reconnects, finds the probe in the inbox and exits 0.
+#  2. the IMAP server killed mid-IDLE, then (--no-idle) mid-search: the
+#     seed's probe is greylisted (it arrives after GREYLIST_DELAY), and
+#     while the round waits for it the Dovecot imap process serving that
+#     session is SIGKILLed. The round reconnects, finds the probe in the
+#     inbox, cleans it up and exits 0.
 #  3. seed mailboxes over quota (Dovecot's quota plugin, a 100-byte limit from
 #     the user's passwd-file entry): LMTP answers 552 5.2.2, and 452 4.2.2
 #     for a user with quota_full_tempfail. Postfix bounces the first and
@@ -76,33 +77,46 @@ check "relay kill: the cut probe $cut reached no mailbox" "" \
 kill "$PROXY" 2>/dev/null
 PROXY=
 
-# ---- 2. the IMAP server killed mid-search ---------------------------------
-conf imapkill "$RELAY_PLAIN_PORT" 45 '{ address = "inbox@greylist.test"; provider = "greylist"; }'
-"$BIN" run -c "$T/imapkill.conf" --json "$T/imapkill.json" -v >"$T/imapkill.out" 2>"$T/imapkill.err" &
-RUN=$!
-# Wait until the round holds an IMAP session for the seed, then kill the
-# imap process behind it (the probe is still greylisted then).
-pid=
-for i in $(seq 1 40); do
-	pid=$(doveadm -c "$DOVECOT_CONF" who -1 2>/dev/null | awk '$1 == "inbox@greylist.test" && $2 == "imap" { print $3 }' | tr -dc '0-9\n' | head -n 1)
-	[ -n "$pid" ] && break
-	sleep 0.25
-done
-sleep 1
-found_before=$(probes_in inbox@greylist.test)
-[ -n "$pid" ] && kill -9 "$pid"
-echo "# killed imap pid '$pid' (probe in the maildir already: $found_before)"
-wait "$RUN"
-rc=$?
-sed 's/^/#   /' "$T/imapkill.out"
-grep -i "reconnect\|lost" "$T/imapkill.err" | sed 's/^/#   stderr: /'
-assert "imap kill: an imap process served the seed's session and was killed" [ -n "$pid" ]
-check "imap kill: the probe had not arrived when the server was killed" 0 "$found_before"
-check "imap kill: the round completes and exits 0" 0 "$rc"
-check "imap kill: the probe is found in the inbox after the reconnect" inbox \
-	"$(json 'r["seeds"][0]["outcome"]' "$T/imapkill.json")"
-assert "imap kill: the run says it reconnected" grep -qi "reconnect" "$T/imapkill.err"
-check "imap kill: the probe was cleaned up" 0 "$(probes_in inbox@greylist.test)"
+# ---- 2. the IMAP server killed mid-IDLE and mid-search --------------------
+# imap_kill TAG FROM [RUN ARGS]: a round for the greylisted seed with
+# envelope sender FROM (a new sender makes a new greylisting triplet);
+# SIGKILL the imap process serving its session while the round waits.
+imap_kill() {
+	_tag=$1
+	_from=$2
+	shift 2
+	conf "$_tag" "$RELAY_PLAIN_PORT" 45 '{ address = "inbox@greylist.test"; provider = "greylist"; }'
+	sed -i "s/from = \"probe@sender.test\"/from = \"$_from\"/" "$T/$_tag.conf"
+	"$BIN" run -c "$T/$_tag.conf" --json "$T/$_tag.json" -v "$@" >"$T/$_tag.out" 2>"$T/$_tag.err" &
+	_run=$!
+	# Wait until the round holds an IMAP session for the seed, then kill
+	# the imap process behind it (the probe is still greylisted then).
+	pid=
+	for i in $(seq 1 40); do
+		pid=$(doveadm -c "$DOVECOT_CONF" who -1 2>/dev/null | awk '$1 == "inbox@greylist.test" && $2 == "imap" { print $3 }' | tr -dc '0-9\n' | head -n 1)
+		[ -n "$pid" ] && break
+		sleep 0.25
+	done
+	sleep 1
+	found_before=$(probes_in inbox@greylist.test)
+	[ -n "$pid" ] && kill -9 "$pid"
+	echo "# $_tag: killed imap pid '$pid' (probe in the maildir already: $found_before)"
+	wait "$_run"
+	rc=$?
+	sed 's/^/#   /' "$T/$_tag.out"
+	grep -i "reconnect\|lost" "$T/$_tag.err" | sed 's/^/#   stderr: /'
+	assert "$_tag: an imap process served the seed's session and was killed" [ -n "$pid" ]
+	check "$_tag: the probe had not arrived when the server was killed" 0 "$found_before"
+	check "$_tag: the round completes and exits 0" 0 "$rc"
+	check "$_tag: the probe is found in the inbox after the reconnect" inbox \
+		"$(json 'r["seeds"][0]["outcome"]' "$T/$_tag.json")"
+	assert "$_tag: the run says it reconnected" grep -qi "reconnect" "$T/$_tag.err"
+	check "$_tag: the probe was cleaned up" 0 "$(probes_in inbox@greylist.test)"
+}
+# IDLE is the default where the server offers it (Dovecot does).
+imap_kill imapkill-idle probe@sender.test
+assert "imapkill-idle: the session was in IDLE when killed" grep -q "IDLE" "$T/imapkill-idle.err"
+imap_kill imapkill-poll other@sender.test --no-idle
 
 # ---- 3. seed mailboxes over quota ----------------------------------------
 # Dovecot re-reads the passwd-file when its mtime (seconds) changes.
