@@ -41,6 +41,7 @@
 
 #define IDLE_RENEW_SECONDS 1500.0   /* RFC 2177: re-issue IDLE at least every 29 minutes */
 #define IDLE_SAFETY_TICK 30.0       /* seconds between checks of a folder watched by IDLE */
+#define RELOGIN_MAX 3               /* new logins asked for by a BYE, per seed and round */
 #define NTOK (1 + ROUND_PENDING_PER_SEED)
 
 enum { F_INBOX = 0, F_SPAM = 1 };
@@ -58,6 +59,7 @@ struct seed_watch {
 	int idle;                        /* watching by IDLE */
 	double idle_since[2];            /* now_mono() when IDLE last started */
 	int reconnected[2];              /* per session: its one reconnect was used */
+	int relogins;                    /* new logins a BYE asked for */
 	char *wire[2], *display[2];      /* folder wire and display names */
 	char *trash;
 	unsigned long uidnext[2];        /* armed UIDNEXT per folder; 0 unknown */
@@ -130,6 +132,8 @@ static void cleanup_hit(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 	}
 	rc = imap_cleanup(w->s[k], w->wire[f], h->uidvalidity, h->uid, token, ctx->cfg->probe.cleanup,
 	                  w->trash, what, whatsz, &err);
+	if (rc == IMAP_EBYE)
+		set_diag(ctx, &ctx->results[idx], 0, "%s", err ? err : "connection lost");
 	if (rc == IMAP_EBYE && reconnect(ctx, idx, w, k) == IMAP_OK) {
 		free(err);
 		err = NULL;
@@ -600,16 +604,35 @@ static int service(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int 
 }
 
 /* Replace session k after a drop or BYE (once per seed). */
+/* A BYE that asks for a new login (Exchange Online: "* BYE Session
+ * invalidated - AccessTokenExpired"): the new login refreshes the
+ * credentials (an OAuth 2.0 token the server refuses is fetched anew). */
+static int wants_relogin(const char *text)
+{
+	return strstr(text, "AccessTokenExpired") != NULL || strstr(text, "Session invalidated") != NULL;
+}
+
+/* Replace session k after a drop or BYE: once per session; a BYE asking
+ * for a new login does not use that up (at most RELOGIN_MAX times). */
 static int reconnect(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int k)
 {
 	const struct seed_conf *seed = &ctx->cfg->seeds[idx];
 	char *err = NULL;
-	int rc;
+	char why[DIAG_MAX];
+	int rc, relogin;
 
-	if (w->reconnected[k])
+	pthread_mutex_lock(&ctx->mu);
+	xstrlcpy(why, ctx->results[idx].diagnostic, sizeof why);
+	pthread_mutex_unlock(&ctx->mu);
+	relogin = wants_relogin(why) && w->relogins < RELOGIN_MAX;
+	if (!relogin && w->reconnected[k])
 		return IMAP_EBYE;
-	w->reconnected[k] = 1;
-	round_progress(ctx, "%s: %s; reconnecting once", seed->address, ctx->results[idx].diagnostic);
+	if (relogin)
+		w->relogins++;
+	else
+		w->reconnected[k] = 1;
+	round_progress(ctx, "%s: %s; %s", seed->address, why,
+	               relogin ? "logging in again (new credentials)" : "reconnecting once");
 	imap_close(w->s[k]);
 	w->s[k] = NULL;
 	rc = round_open_session(ctx, &seed->imap, seed->address, &w->s[k], &err);
@@ -676,8 +699,9 @@ static int turn(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int k, 
 	if (rc == IMAP_OK)
 		rc = service(ctx, idx, w, k, dirty[k] ? seen[k] : 0, due);
 	dirty[k] = 0;
-	if (rc == IMAP_EBYE && reconnect(ctx, idx, w, k) == IMAP_OK) {
-		/* anything may have arrived meanwhile: look at every folder */
+	while (rc == IMAP_EBYE && reconnect(ctx, idx, w, k) == IMAP_OK) {
+		/* anything may have arrived meanwhile: look at every folder
+		 * (bounded: reconnect() refuses once its budget is used) */
 		rc = service(ctx, idx, w, k, 0, 1);
 	}
 	return rc;

@@ -88,6 +88,12 @@ check "idlebye: exactly one reconnect (2 connections, 2 logins)" "2 2" "$(st '"%
 grep -q "Idle timeout (test)" "$T/idlebye.err" && ok "idlebye: the BYE text is reported" ||
 	not_ok "idlebye: the BYE text is reported ($(grep -i bye "$T/idlebye.err" | head -n 2))"
 
+round expired
+check "BYE AccessTokenExpired: a new login that is not the one reconnect; then a drop: found" inbox "$(j 's["outcome"]')"
+check "  ... 3 connections (the new login, then the one reconnect)" 3 "$(st 's["connections"]')"
+grep -q "logging in again" "$T/expired.err" && ok "  ... said it logs in again" ||
+	not_ok "  ... said it logs in again ($(grep -i 'expired' "$T/expired.err" | head -n 2))"
+
 for kind in drop bye; do
 	for step in greeting capability login list select status idle search fetch store expunge; do
 		round "$kind-$step"

@@ -29,6 +29,9 @@ Scenarios:
   bye-STEP      the first connection gets "* BYE STEP failure (test)" at STEP
                 and is closed; STEP is one of greeting capability login list
                 select status idle search fetch store expunge
+  expired       the first IDLE is ended by "* BYE Session invalidated -
+                AccessTokenExpired" (Exchange Online's words); the second
+                connection drops at its first UID SEARCH
   refused       the first two connections are closed before the greeting
   specialuse    capabilities add SPECIAL-USE LIST-EXTENDED; the spam folder
                 is "Spam-Ordner" (not a known name): plain LIST gives no
@@ -248,6 +251,10 @@ class Handler(socketserver.StreamRequestHandler):
                     time.sleep(0.2)
                     self.send("* BYE Idle timeout (test)")
                     return
+                if sc == "expired" and nidle == 1:
+                    time.sleep(0.2)
+                    self.send("* BYE Session invalidated - AccessTokenExpired")
+                    return
                 st.schedule_arrival(None, ARRIVE)
                 done = self.rfile.readline(65536)
                 with st.lock:
@@ -262,6 +269,8 @@ class Handler(socketserver.StreamRequestHandler):
                 self.send("%s BAD no mailbox selected" % tag)
             elif cmd == "UID SEARCH":
                 self.fail_here("search")
+                if sc == "expired" and self.n == 2:
+                    return   # the connection drops: no reply
                 m = HEXTOK.search(args)
                 if m and st.arrived == selected:
                     st.token = m.group(1)
@@ -302,7 +311,7 @@ class Server(socketserver.ThreadingTCPServer):
 
 def main():
     args = sys.argv[1:]
-    valid = ("idle", "idle-spam", "noidle", "idlebye", "refused", "specialuse", "specialuse-bad",
+    valid = ("idle", "idle-spam", "noidle", "idlebye", "expired", "refused", "specialuse", "specialuse-bad",
              "starttls-no") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
     if not args or args[0] not in valid:
         print(__doc__, file=sys.stderr)
