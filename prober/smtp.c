@@ -655,59 +655,29 @@ static int abort_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_of
 	return abort_flag != NULL && atomic_load(abort_flag) != 0;
 }
 
-/* One transaction; token: the OAuth 2.0 access token, or NULL. */
-static int submit_once(const struct smtp_params *p, const char *token, struct smtp_reply *reply,
-                       double *submit_time, char **errstr, int fresh, int *reused)
+/* The time limits of one transaction, in ms: the relay's timeout and
+ * connect_timeout, both cut to what is left of the round deadline.
+ * -1 when the deadline has already passed. */
+static int transfer_timeouts(const struct smtp_params *p, long *timeout_ms, long *connect_ms)
 {
 	const struct relay_conf *r = p->relay;
-	struct xfer *x = NULL;
-	CURL *h = NULL;
-	struct curl_slist *rcpts = NULL;
-	char *url = NULL, *from = NULL, *to = NULL;
-	char cerr[CURL_ERROR_SIZE];
-	CURLcode rc;
-	double left;
-	long timeout_ms, connect_ms;
-	int err = SMTP_EPROTO;
+	double left = p->deadline > 0 ? p->deadline - now_mono() : 1e9;
 
-	memset(reply, 0, sizeof(*reply));
-	if (submit_time)
-		*submit_time = 0;
-	if (errstr)
-		*errstr = NULL;
-	cerr[0] = '\0';
+	if (left <= 0.001)
+		return -1;
+	*timeout_ms = r->timeout > 0 ? r->timeout * 1000 : 30000;
+	if (left * 1000 < *timeout_ms)
+		*timeout_ms = (long)(left * 1000) > 0 ? (long)(left * 1000) : 1;
+	*connect_ms = r->connect_timeout > 0 ? r->connect_timeout * 1000 : 10000;
+	if (*connect_ms > *timeout_ms)
+		*connect_ms = *timeout_ms;
+	return 0;
+}
 
-	left = p->deadline > 0 ? p->deadline - now_mono() : 1e9;
-	if (left <= 0.001) {
-		err = SMTP_ETIMEOUT;
-		if (errstr)
-			*errstr = xasprintf("%s: round deadline passed before submission", r->url);
-		goto out;
-	}
-	timeout_ms = r->timeout > 0 ? r->timeout * 1000 : 30000;
-	if (left * 1000 < timeout_ms)
-		timeout_ms = (long)(left * 1000) > 0 ? (long)(left * 1000) : 1;
-	connect_ms = r->connect_timeout > 0 ? r->connect_timeout * 1000 : 10000;
-	if (connect_ms > timeout_ms)
-		connect_ms = timeout_ms;
-
-	x = xcalloc(1, sizeof(*x));
-	x->msg = p->message;
-	x->len = p->len;
-	x->cmd = CMD_NONE;
-	x->oauth = token != NULL;
-
-	h = pool_get(fresh, reused);
-	if (!h) {
-		if (errstr)
-			*errstr = xasprintf("%s: curl_easy_init failed", r->url);
-		goto out;
-	}
-	url = build_url(r);
-	from = xasprintf("<%s>", r->from ? r->from : "");
-	to = xasprintf("<%s>", p->rcpt);
-	rcpts = curl_slist_append(NULL, to);
-
+/* Setup 1: where to connect, time limits, our socket and error buffer. */
+static void setup_transport(CURL *h, struct xfer *x, const char *url, char *cerr,
+                            long connect_ms, long timeout_ms)
+{
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -726,6 +696,12 @@ static int submit_once(const struct smtp_params *p, const char *token, struct sm
 	 * does not honour CURLOPT_TIMEOUT (seen here: it waited for the peer to
 	 * close); the per-response timeout bounds that wait. Whole seconds. */
 	curl_easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, (timeout_ms + 999) / 1000);
+}
+
+/* Setup 2: TLS (STARTTLS or implicit, peer verified) and AUTH, with the
+ * password or the OAuth 2.0 token (RFC 7628) when there is one. */
+static void setup_tls_auth(CURL *h, const struct relay_conf *r, const char *token)
+{
 	if (r->tls == TLS_NONE && !r->implicit_tls)
 		curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_NONE);
 	else
@@ -745,11 +721,18 @@ static int submit_once(const struct smtp_params *p, const char *token, struct sm
 		} else
 			curl_easy_setopt(h, CURLOPT_PASSWORD, r->password ? r->password : "");
 	}
+}
+
+/* Setup 3: the envelope (MAIL FROM, RCPT TO), the message, and the
+ * callbacks that attribute each reply to its command. */
+static void setup_envelope(CURL *h, struct xfer *x, const char *from, struct curl_slist *rcpts,
+                           size_t len)
+{
 	curl_easy_setopt(h, CURLOPT_MAIL_FROM, from);
 	curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rcpts);
 	curl_easy_setopt(h, CURLOPT_READFUNCTION, read_cb);
 	curl_easy_setopt(h, CURLOPT_READDATA, x);
-	curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)p->len);
+	curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
 	curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
@@ -758,117 +741,152 @@ static int submit_once(const struct smtp_params *p, const char *token, struct sm
 	curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, debug_cb);
 	curl_easy_setopt(h, CURLOPT_DEBUGDATA, x);
 	curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+}
 
-	rc = curl_easy_perform(h);
+/* Classification by reply: 1. the end of DATA was answered: that reply
+ * decides; 2. else the first stage that failed with a reply decides.
+ * Returns 1 with *err and reply filled, 0 when no reply decides. */
+static int classify_reply(const struct xfer *x, const struct relay_conf *r,
+                          struct smtp_reply *reply, int *err)
+{
+	static const enum cmd order[] = { CMD_NONE, CMD_EHLO, CMD_STARTTLS, CMD_AUTH,
+	                                  CMD_MAIL, CMD_RCPT, CMD_DATA };
 
-	/* 1. the end of DATA was answered: that reply decides */
 	if (x->st[CMD_EOD].have) {
 		fill_reply(reply, &x->st[CMD_EOD], "data");
-		err = class_err(reply->code);
-		if (err == SMTP_OK) {
-			if (submit_time)
-				*submit_time = x->submit_time;
-			goto out;   /* a failing QUIT after 250 does not matter */
-		}
-		goto reply_err;
+		*err = class_err(reply->code);
+		return 1;
 	}
-	/* 2. a stage failed with a reply: the first failing one decides */
-	{
-		static const enum cmd order[] = { CMD_NONE, CMD_EHLO, CMD_STARTTLS, CMD_AUTH,
-		                                  CMD_MAIL, CMD_RCPT, CMD_DATA };
-		for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-			const struct stage_reply *sr = &x->st[order[i]];
-			if (!sr->have || sr->code < 400)
-				continue;
-			if (order[i] == CMD_EHLO && x->st[CMD_MAIL].have)
-				continue;   /* EHLO refused, HELO then worked */
-			fill_reply(reply, sr, stage_of(order[i]));
-			if (order[i] == CMD_AUTH ||
-			    (sr->code == 530 && order[i] == CMD_MAIL && r->username)) {
-				err = SMTP_EAUTH;
-			} else if (order[i] == CMD_STARTTLS) {
-				err = SMTP_ETLS;
-			} else {
-				err = class_err(reply->code);
-			}
-			goto reply_err;
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		const struct stage_reply *sr = &x->st[order[i]];
+		if (!sr->have || sr->code < 400)
+			continue;
+		if (order[i] == CMD_EHLO && x->st[CMD_MAIL].have)
+			continue;   /* EHLO refused, HELO then worked */
+		fill_reply(reply, sr, stage_of(order[i]));
+		if (order[i] == CMD_AUTH ||
+		    (sr->code == 530 && order[i] == CMD_MAIL && r->username)) {
+			*err = SMTP_EAUTH;
+		} else if (order[i] == CMD_STARTTLS) {
+			*err = SMTP_ETLS;
+		} else {
+			*err = class_err(reply->code);
 		}
+		return 1;
 	}
-	/* 3. no failing reply: the transport decides */
-	xstrlcpy(reply->stage, stage_of(x->cmd), sizeof(reply->stage));
+	return 0;
+}
+
+/* Classification 3. no failing reply: the transport (libcurl's rc)
+ * decides. Sets *errstr itself only for SMTP_ENOFILES (errno is read at
+ * once). cerr: libcurl's error buffer, CURL_ERROR_SIZE bytes. */
+static int classify_transport(CURLcode rc, const struct xfer *x, const char *url, char *cerr,
+                              char **errstr)
+{
 	if (rc == CURLE_OK) {
 		/* cannot happen without an end-of-DATA reply; never trust a stale 250 */
-		err = SMTP_EPROTO;
+		return SMTP_EPROTO;
 	} else if (rc == CURLE_LOGIN_DENIED) {
-		err = SMTP_EAUTH;
+		return SMTP_EAUTH;
 	} else if (is_tls_error(rc)) {
-		err = SMTP_ETLS;
+		return SMTP_ETLS;
 	} else if ((rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) &&
 	           (x->socket_errno == EMFILE || x->socket_errno == ENFILE || out_of_files())) {
-		err = SMTP_ENOFILES;
 		if (errstr)
-			*errstr = nofiles_text(r->url, x->socket_errno ? x->socket_errno : errno);
-		goto out;
+			*errstr = nofiles_text(url, x->socket_errno ? x->socket_errno : errno);
+		return SMTP_ENOFILES;
 	} else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
-		err = SMTP_ECONNECT;
+		return SMTP_ECONNECT;
 	} else if (rc == CURLE_OPERATION_TIMEDOUT) {
-		err = SMTP_ETIMEOUT;
+		return SMTP_ETIMEOUT;
 	} else if (rc == CURLE_ABORTED_BY_CALLBACK) {
-		err = SMTP_ETIMEOUT;   /* stopped on request (smtp_set_abort_flag) */
-		xstrlcpy(cerr, "interrupted", sizeof cerr);
+		xstrlcpy(cerr, "interrupted", CURL_ERROR_SIZE);
+		return SMTP_ETIMEOUT;   /* stopped on request (smtp_set_abort_flag) */
 	} else if (x->nreplies > 0 && (rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR ||
 	                               rc == CURLE_GOT_NOTHING || rc == CURLE_WEIRD_SERVER_REPLY ||
 	                               rc == CURLE_PARTIAL_FILE || rc == CURLE_UPLOAD_FAILED)) {
-		err = SMTP_EDROP;
+		return SMTP_EDROP;
 	} else if (x->nreplies == 0 && (rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING)) {
-		err = SMTP_ECONNECT;   /* closed before the greeting */
-	} else {
-		err = SMTP_EPROTO;
+		return SMTP_ECONNECT;   /* closed before the greeting */
 	}
-	if (errstr) {
-		const char *what = err == SMTP_EDROP ? "connection dropped" :
-		                   err == SMTP_ETIMEOUT ? "timed out" : "failed";
-		const char *stage = reply->stage;
-		double tcp = 0;
+	return SMTP_EPROTO;
+}
 
-		/* Connected, but the server never greeted: say so. */
-		if (err == SMTP_ETIMEOUT && x->nreplies == 0 && strcmp(stage, "connect") == 0 &&
-		    curl_easy_getinfo(h, CURLINFO_CONNECT_TIME, &tcp) == CURLE_OK && tcp > 0)
-			stage = "the greeting (connected, no reply)";
-		*errstr = xasprintf("%s: %s%s%s (%s)%s%s%s%s", r->url, what,
-		                    stage[0] ? " at " : "", stage,
-		                    cerr[0] ? cerr : curl_easy_strerror(rc),
-		                    err == SMTP_EDROP && x->st[CMD_EOD].have == 0 &&
-		                    x->cmd == CMD_EOD ? " after end of DATA, before the final reply" : "",
-		                    x->challenge[0] ? ": token refused (server's challenge: " : "",
-		                    x->challenge, x->challenge[0] ? ")" : "");
-	}
-	goto out;
+/* The message for a failure a reply decided: the command and the reply. */
+static char *reply_errstr(const char *url, const struct smtp_reply *reply, const struct xfer *x)
+{
+	const char *st = reply->stage;
+	const char *cmd = strcmp(st, "connect") == 0 ? "greeting" :
+	                  strcmp(st, "auth") == 0 ? "AUTH" :
+	                  strcmp(st, "mail") == 0 ? "MAIL FROM" :
+	                  strcmp(st, "rcpt") == 0 ? "RCPT TO" :
+	                  strcmp(st, "data") == 0 ? "DATA" : st;
 
-reply_err:
-	if (errstr) {
-		const char *st = reply->stage;
-		const char *cmd = strcmp(st, "connect") == 0 ? "greeting" :
-		                  strcmp(st, "auth") == 0 ? "AUTH" :
-		                  strcmp(st, "mail") == 0 ? "MAIL FROM" :
-		                  strcmp(st, "rcpt") == 0 ? "RCPT TO" :
-		                  strcmp(st, "data") == 0 ? "DATA" : st;
-		*errstr = xasprintf("%s: %s: %d%s%s %s%s%s%s", r->url, cmd, reply->code,
-		                    reply->enhanced[0] ? " " : "", reply->enhanced, reply->text,
-		                    x->challenge[0] ? " (server's challenge: " : "", x->challenge,
-		                    x->challenge[0] ? ")" : "");
+	return xasprintf("%s: %s: %d%s%s %s%s%s%s", url, cmd, reply->code,
+	                 reply->enhanced[0] ? " " : "", reply->enhanced, reply->text,
+	                 x->challenge[0] ? " (server's challenge: " : "", x->challenge,
+	                 x->challenge[0] ? ")" : "");
+}
+
+/* The message for a failure the transport decided: the stage and why. */
+static char *transport_errstr(CURL *h, const char *url, const struct smtp_reply *reply,
+                              const struct xfer *x, CURLcode rc, int err, const char *cerr)
+{
+	const char *what = err == SMTP_EDROP ? "connection dropped" :
+	                   err == SMTP_ETIMEOUT ? "timed out" : "failed";
+	const char *stage = reply->stage;
+	double tcp = 0;
+
+	/* Connected, but the server never greeted: say so. */
+	if (err == SMTP_ETIMEOUT && x->nreplies == 0 && strcmp(stage, "connect") == 0 &&
+	    curl_easy_getinfo(h, CURLINFO_CONNECT_TIME, &tcp) == CURLE_OK && tcp > 0)
+		stage = "the greeting (connected, no reply)";
+	return xasprintf("%s: %s%s%s (%s)%s%s%s%s", url, what,
+	                 stage[0] ? " at " : "", stage,
+	                 cerr[0] ? cerr : curl_easy_strerror(rc),
+	                 err == SMTP_EDROP && x->st[CMD_EOD].have == 0 &&
+	                 x->cmd == CMD_EOD ? " after end of DATA, before the final reply" : "",
+	                 x->challenge[0] ? ": token refused (server's challenge: " : "",
+	                 x->challenge, x->challenge[0] ? ")" : "");
+}
+
+/* Result and attribution of a finished transfer: the SMTP_* code, reply
+ * filled, *submit_time on success, *errstr (allocated) on failure. */
+static int classify(CURL *h, const struct relay_conf *r, const struct xfer *x, CURLcode rc,
+                    char *cerr, struct smtp_reply *reply, double *submit_time, char **errstr)
+{
+	int err;
+
+	if (classify_reply(x, r, reply, &err)) {
+		if (err == SMTP_OK) {
+			if (submit_time)
+				*submit_time = x->submit_time;
+			return err;   /* a failing QUIT after 250 does not matter */
+		}
+		if (errstr)
+			*errstr = reply_errstr(r->url, reply, x);
+		return err;
 	}
-out:
-	if (h) {
-		long nc = 0;
-		if (curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &nc) == CURLE_OK && nc > 0)
-			atomic_fetch_add(&n_connects, (unsigned long)nc);
-	}
-	if (h && err == SMTP_OK && now_mono() < p->deadline) {
+	xstrlcpy(reply->stage, stage_of(x->cmd), sizeof(reply->stage));
+	err = classify_transport(rc, x, r->url, cerr, errstr);
+	if (err != SMTP_ENOFILES && errstr)
+		*errstr = transport_errstr(h, r->url, reply, x, rc, err, cerr);
+	return err;
+}
+
+/* After the transaction: keep the handle for the next probe after a 250
+ * within the deadline, else close it without waiting on the peer. */
+static void release_handle(CURL *h, double deadline, int err)
+{
+	long nc = 0;
+
+	if (curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &nc) == CURLE_OK && nc > 0)
+		atomic_fetch_add(&n_connects, (unsigned long)nc);
+	if (err == SMTP_OK && now_mono() < deadline) {
 		/* The 250 is in: the connection serves the next probe. */
 		pool_put(h);
-		h = NULL;
-	} else if (h && err == SMTP_OK) {
+		return;
+	} else if (err == SMTP_OK) {
 		/* QUIT is a courtesy; libcurl waits for its reply up to the
 		 * response timeout even past CURLOPT_TIMEOUT: none once the
 		 * round deadline has passed. */
@@ -878,7 +896,7 @@ out:
 		    s != CURL_SOCKET_BAD)
 			shutdown(s, SHUT_RDWR);
 	}
-	if (h && err != SMTP_OK) {
+	if (err != SMTP_OK) {
 		/* curl_easy_cleanup sends QUIT and waits for its reply (up to the
 		 * response timeout again) even after a timeout: cut the connection
 		 * first so a stalled peer cannot hold the worker twice as long. */
@@ -886,8 +904,63 @@ out:
 		if (curl_easy_getinfo(h, CURLINFO_ACTIVESOCKET, &s) == CURLE_OK && s != CURL_SOCKET_BAD)
 			shutdown(s, SHUT_RDWR);
 	}
+	curl_easy_cleanup(h);   /* sends QUIT on a live connection */
+}
+
+/* One transaction; token: the OAuth 2.0 access token, or NULL. */
+static int submit_once(const struct smtp_params *p, const char *token, struct smtp_reply *reply,
+                       double *submit_time, char **errstr, int fresh, int *reused)
+{
+	const struct relay_conf *r = p->relay;
+	struct xfer *x = NULL;
+	CURL *h = NULL;
+	struct curl_slist *rcpts = NULL;
+	char *url = NULL, *from = NULL, *to = NULL;
+	char cerr[CURL_ERROR_SIZE];
+	CURLcode rc;
+	long timeout_ms, connect_ms;
+	int err = SMTP_EPROTO;
+
+	memset(reply, 0, sizeof(*reply));
+	if (submit_time)
+		*submit_time = 0;
+	if (errstr)
+		*errstr = NULL;
+	cerr[0] = '\0';
+
+	if (transfer_timeouts(p, &timeout_ms, &connect_ms) != 0) {
+		err = SMTP_ETIMEOUT;
+		if (errstr)
+			*errstr = xasprintf("%s: round deadline passed before submission", r->url);
+		goto out;
+	}
+
+	x = xcalloc(1, sizeof(*x));
+	x->msg = p->message;
+	x->len = p->len;
+	x->cmd = CMD_NONE;
+	x->oauth = token != NULL;
+
+	h = pool_get(fresh, reused);
+	if (!h) {
+		if (errstr)
+			*errstr = xasprintf("%s: curl_easy_init failed", r->url);
+		goto out;
+	}
+	url = build_url(r);
+	from = xasprintf("<%s>", r->from ? r->from : "");
+	to = xasprintf("<%s>", p->rcpt);
+	rcpts = curl_slist_append(NULL, to);
+
+	setup_transport(h, x, url, cerr, connect_ms, timeout_ms);
+	setup_tls_auth(h, r, token);
+	setup_envelope(h, x, from, rcpts, p->len);
+
+	rc = curl_easy_perform(h);
+	err = classify(h, r, x, rc, cerr, reply, submit_time, errstr);
+out:
 	if (h)
-		curl_easy_cleanup(h);   /* sends QUIT on a live connection */
+		release_handle(h, p->deadline, err);
 	curl_slist_free_all(rcpts);
 	free(url);
 	free(from);
