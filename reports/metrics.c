@@ -230,14 +230,14 @@ static void latency_totals(const struct state_totals *t, unsigned long long *cou
 	*sum = s > w ? s : w;
 }
 
-static void build_model(const struct round_report *r, struct mmodel *m)
+/* This round, per seed and per provider: outcome, placement, latency,
+ * discovery lag, the relay's reply. */
+static void round_probe_families(const struct round_report *r, struct mmodel *m, const char *cn,
+                                 size_t ns)
 {
 	const struct config *cfg = r->cfg;
-	const char *cn = cfg->name ? cfg->name : "";
-	size_t ns = r->results ? cfg->nseeds : 0;
 	struct mfamily *f;
 
-	m->dup = seed_duplicates(r, ns);
 	f = family(m, "probe_outcome", MT_GAUGE, NULL,
 	           "1 for the outcome of this round's probe to the seed, 0 for the other five.");
 	for (size_t i = 0; i < ns; i++) {
@@ -290,6 +290,15 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 		sample(f, "", 1, 5, "config", cn, "seed", seed_addr(r, i), "provider", seed_provider(r, i),
 		       "code", code, "enhanced", res->reply.enhanced);
 	}
+}
+
+/* This round as a whole: duration, time, success, bounce mailbox, SLO
+ * gates, and the clock skew probes showed. */
+static void round_status_families(const struct round_report *r, struct mmodel *m, const char *cn,
+                                  size_t ns)
+{
+	const struct config *cfg = r->cfg;
+	struct mfamily *f;
 
 	f = family(m, "round_duration_seconds", MT_GAUGE, "seconds", "Wall-clock duration of the round.");
 	sample(f, "", r->ended - r->started, 1, "config", cn);
@@ -325,11 +334,14 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 		sample(f, "", res->clock_skew, 3, "config", cn, "seed", seed_addr(r, i),
 		       "provider", seed_provider(r, i));
 	}
+}
 
-	trace_families(m, r);
-
-	if (r->totals == NULL)
-		return;
+/* Counters over the state store's totals, per provider: probes by
+ * outcome, authentication verdicts, late arrivals. */
+static void total_counter_families(const struct round_report *r, struct mmodel *m, const char *cn)
+{
+	const struct config *cfg = r->cfg;
+	struct mfamily *f;
 
 	f = family(m, "probes", MT_COUNTER, NULL, "Probes by outcome, counted at the end of their round.");
 	for (size_t p = 0; p < cfg->nproviders; p++)
@@ -353,6 +365,13 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 		sample(f, "_total", (double)r->totals[p].late_spam, 3, "config", cn,
 		       "provider", r->providers[p].provider, "folder", "spam");
 	}
+}
+
+/* The cumulative latency histogram, per provider. */
+static void latency_histogram_family(const struct round_report *r, struct mmodel *m, const char *cn)
+{
+	const struct config *cfg = r->cfg;
+	struct mfamily *f;
 
 	/* The cumulative count and sum of every latency observation in the
 	 * store (the histogram's _count and _sum): the totals never go down. */
@@ -380,6 +399,14 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 		sample(f, "_sum", sum, 2, "config", cn, "provider", pn);
 		sample(f, "_count", (double)count, 2, "config", cn, "provider", pn);
 	}
+}
+
+/* Over the SLO window (slo.window), per provider: latency quantiles,
+ * samples, placement and probes. */
+static void window_families(const struct round_report *r, struct mmodel *m, const char *cn)
+{
+	const struct config *cfg = r->cfg;
+	struct mfamily *f;
 
 	/* A real summary (a gauge may not carry "quantile": promtool check
 	 * metrics refuses it). As in client libraries' summaries (docs/SPEC.md
@@ -441,6 +468,23 @@ static void build_model(const struct round_report *r, struct mmodel *m)
 			measured += r->totals[p].window_outcomes[o];
 		sample(f, "", (double)measured, 2, "config", cn, "provider", r->providers[p].provider);
 	}
+}
+
+static void build_model(const struct round_report *r, struct mmodel *m)
+{
+	const struct config *cfg = r->cfg;
+	const char *cn = cfg->name ? cfg->name : "";
+	size_t ns = r->results ? cfg->nseeds : 0;
+
+	m->dup = seed_duplicates(r, ns);
+	round_probe_families(r, m, cn, ns);
+	round_status_families(r, m, cn, ns);
+	trace_families(m, r);
+	if (r->totals == NULL)
+		return;
+	total_counter_families(r, m, cn);
+	latency_histogram_family(r, m, cn);
+	window_families(r, m, cn);
 }
 
 /* The daemon's own series (docs/SPEC.md "Daemon"; docs/metrics.md). */
