@@ -194,100 +194,115 @@ static void auth_failures(const struct round_report *r, FILE *out)
 	}
 }
 
-void report_summary(const struct round_report *r, FILE *out)
+static const char *const seed_head[C__N] = { "SEED", "PROVIDER", "OUTCOME", "FOLDER", "LATENCY(s)",
+                                             "RELAY REPLY", "AUTH", "PATH(s)", "DIAGNOSTIC" };
+static const size_t seed_maxw[C__N] = { 48, 24, 8, 48, 12, 48, 40, 32, 100 };
+
+/* One seed's row: the cells before capping (each allocated). */
+static void seed_raw_cells(const struct round_report *r, size_t i, char *raw[C__N])
 {
 	const struct config *cfg = r->cfg;
-	size_t ns = r->results ? cfg->nseeds : 0;
-	static const char *const head[C__N] = { "SEED", "PROVIDER", "OUTCOME", "FOLDER", "LATENCY(s)",
-	                                        "RELAY REPLY", "AUTH", "PATH(s)", "DIAGNOSTIC" };
-	static const size_t maxw[C__N] = { 48, 24, 8, 48, 12, 48, 40, 32, 100 };
-	char ***cells = xcalloc(ns ? ns : 1, sizeof(char **));
-	size_t w[C__N];
+	const struct probe_result *res = &r->results[i];
 	char num[64];
 
+	raw[C_SEED] = xstrdup(cfg->seeds[i].address ? cfg->seeds[i].address : "");
+	raw[C_PROV] = xstrdup(cfg->seeds[i].provider ? cfg->seeds[i].provider : "");
+	raw[C_OUT] = xstrdup(outcome_name(res->outcome));
+	if (report_found(res) && res->folder[0] && res->trace.tab[0])
+		raw[C_FOLDER] = xasprintf("%s [%s]", res->folder, res->trace.tab);
+	else
+		raw[C_FOLDER] = xstrdup(report_found(res) && res->folder[0] ? res->folder : "-");
+	raw[C_AUTH] = auth_cell(res);
+	raw[C_PATH] = path_cell(res);
+	if (report_found(res) && res->have_latency)
+		raw[C_LAT] = xstrdup(fixed(num, sizeof(num), res->latency, 1));
+	else if (report_found(res) && res->clock_skew > 0)
+		raw[C_LAT] = xasprintf("skew %s", fixed(num, sizeof(num), res->clock_skew, 0));
+	else
+		raw[C_LAT] = xstrdup("-");
+	if (res->reply.code)
+		raw[C_RELAY] = xasprintf("%d%s%s%s%s", res->reply.code, res->reply.enhanced[0] ? " " : "",
+		                         res->reply.enhanced, res->reply.queue_id[0] ? " " : "",
+		                         res->reply.queue_id);
+	else
+		raw[C_RELAY] = xstrdup("-");
+	raw[C_DIAG] = xstrdup(res->diagnostic[0] ? res->diagnostic : "");
+}
+
+/* One table line: every column padded to w but the last. */
+static void table_line(FILE *out, const char *const *cells, const size_t w[C__N])
+{
+	for (int c = 0; c < C__N; c++) {
+		if (c == C__N - 1)
+			fputs(cells[c], out);
+		else {
+			pad(out, cells[c], w[c]);
+			fputs("  ", out);
+		}
+	}
+	fputc('\n', out);
+}
+
+/* The per-seed table: a header, then one row per seed, each cell capped. */
+static void seed_table(const struct round_report *r, size_t ns, FILE *out)
+{
+	char ***cells = xcalloc(ns ? ns : 1, sizeof(char **));
+	size_t w[C__N];
+
 	for (int c = 0; c < C__N; c++)
-		w[c] = width(head[c]);
+		w[c] = width(seed_head[c]);
 	for (size_t i = 0; i < ns; i++) {
-		const struct probe_result *res = &r->results[i];
 		char *raw[C__N];
 		cells[i] = xcalloc(C__N, sizeof(char *));
-		raw[C_SEED] = xstrdup(cfg->seeds[i].address ? cfg->seeds[i].address : "");
-		raw[C_PROV] = xstrdup(cfg->seeds[i].provider ? cfg->seeds[i].provider : "");
-		raw[C_OUT] = xstrdup(outcome_name(res->outcome));
-		if (report_found(res) && res->folder[0] && res->trace.tab[0])
-			raw[C_FOLDER] = xasprintf("%s [%s]", res->folder, res->trace.tab);
-		else
-			raw[C_FOLDER] = xstrdup(report_found(res) && res->folder[0] ? res->folder : "-");
-		raw[C_AUTH] = auth_cell(res);
-		raw[C_PATH] = path_cell(res);
-		if (report_found(res) && res->have_latency)
-			raw[C_LAT] = xstrdup(fixed(num, sizeof(num), res->latency, 1));
-		else if (report_found(res) && res->clock_skew > 0)
-			raw[C_LAT] = xasprintf("skew %s", fixed(num, sizeof(num), res->clock_skew, 0));
-		else
-			raw[C_LAT] = xstrdup("-");
-		if (res->reply.code)
-			raw[C_RELAY] = xasprintf("%d%s%s%s%s", res->reply.code, res->reply.enhanced[0] ? " " : "",
-			                         res->reply.enhanced, res->reply.queue_id[0] ? " " : "",
-			                         res->reply.queue_id);
-		else
-			raw[C_RELAY] = xstrdup("-");
-		raw[C_DIAG] = xstrdup(res->diagnostic[0] ? res->diagnostic : "");
+		seed_raw_cells(r, i, raw);
 		for (int c = 0; c < C__N; c++) {
-			cells[i][c] = cell(raw[c], maxw[c]);
+			cells[i][c] = cell(raw[c], seed_maxw[c]);
 			free(raw[c]);
 			size_t cw = width(cells[i][c]);
 			if (cw > w[c])
 				w[c] = cw;
 		}
 	}
-
-	for (int c = 0; c < C__N; c++) {
-		if (c == C__N - 1)
-			fputs(head[c], out);
-		else {
-			pad(out, head[c], w[c]);
-			fputs("  ", out);
-		}
-	}
-	fputc('\n', out);
+	table_line(out, seed_head, w);
 	for (size_t i = 0; i < ns; i++) {
-		for (int c = 0; c < C__N; c++) {
-			if (c == C__N - 1)
-				fputs(cells[i][c], out);
-			else {
-				pad(out, cells[i][c], w[c]);
-				fputs("  ", out);
-			}
+		table_line(out, (const char *const *)cells[i], w);
+		for (int c = 0; c < C__N; c++)
 			free(cells[i][c]);
-		}
 		free(cells[i]);
-		fputc('\n', out);
 	}
 	free(cells);
-	/* A diagnostic the table had to cut is given in full below it. */
-	{
-		int header = 0;
-		for (size_t i = 0; i < ns; i++) {
-			const char *d = r->results[i].diagnostic;
-			char *full;
+}
 
-			if (width(d) <= maxw[C_DIAG])
-				continue;
-			if (!header) {
-				fputs("\ndiagnostics in full:\n", out);
-				header = 1;
-			}
-			full = cell(d, DIAG_MAX);
-			fprintf(out, "  %s: %s\n", cfg->seeds[i].address ? cfg->seeds[i].address : "", full);
-			free(full);
+/* A diagnostic the table had to cut is given in full below it. */
+static void diagnostics_in_full(const struct round_report *r, size_t ns, FILE *out)
+{
+	const struct config *cfg = r->cfg;
+	int header = 0;
+
+	for (size_t i = 0; i < ns; i++) {
+		const char *d = r->results[i].diagnostic;
+		char *full;
+
+		if (width(d) <= seed_maxw[C_DIAG])
+			continue;
+		if (!header) {
+			fputs("\ndiagnostics in full:\n", out);
+			header = 1;
 		}
+		full = cell(d, DIAG_MAX);
+		fprintf(out, "  %s: %s\n", cfg->seeds[i].address ? cfg->seeds[i].address : "", full);
+		free(full);
 	}
+}
 
-	auth_failures(r, out);
-
-	/* Per provider. */
+/* The per-provider table: placement shares and latency quantiles; then
+ * Gmail tabs, shares over the inbox probes whose tab is known. */
+static void provider_table(const struct round_report *r, FILE *out)
+{
+	const struct config *cfg = r->cfg;
 	size_t pw = width("PROVIDER");
+	char num[64];
+
 	for (size_t p = 0; p < cfg->nproviders; p++) {
 		char *c = cell(r->providers[p].provider, 24);
 		if (width(c) > pw)
@@ -313,7 +328,6 @@ void report_summary(const struct round_report *r, FILE *out)
 		fprintf(out, "  %8s  %6s  %6s  %8s  %9s  %9s  %8s  %8s  %8s\n", m, s[0], s[1], s[2], s[3], s[4],
 		        q[0], q[1], q[2]);
 	}
-	/* Gmail tabs: shares over the inbox probes whose tab is known. */
 	for (size_t p = 0; p < cfg->nproviders; p++) {
 		const struct provider_report *pr = &r->providers[p];
 		char *c;
@@ -327,8 +341,13 @@ void report_summary(const struct round_report *r, FILE *out)
 			        fixed(num, sizeof(num), 100.0 * (double)pr->tab_n[t] / (double)pr->tab_known, 1));
 		fputc('\n', out);
 	}
+}
 
-	/* Gates: failures first, then the ones not evaluated. */
+/* Gates: failures first, then the ones not evaluated. */
+static void gate_lines(const struct round_report *r, FILE *out)
+{
+	const struct config *cfg = r->cfg;
+
 	fputc('\n', out);
 	if (r->window_basis)
 		fprintf(out, "gates evaluated over the state store's window of %ld s\n", cfg->slo.window);
@@ -351,7 +370,12 @@ void report_summary(const struct round_report *r, FILE *out)
 				free(c);
 			}
 		}
+}
 
+/* The round's notes (interrupted, bounce mailbox) and the verdict with
+ * its exit code and runbook link. */
+static void verdict_lines(const struct round_report *r, FILE *out)
+{
 	int code = report_process_code(r, 0);   /* printed once every file was written */
 	if (r->interrupted)
 		fprintf(out, "interrupted: signal %d ended the round before its deadline; probes not "
@@ -381,6 +405,18 @@ void report_summary(const struct round_report *r, FILE *out)
 			fprintf(out, "%s%s", i == 0 ? "" : i + 1 == n ? " and " : ", ", why[i]);
 		fprintf(out, "; runbook: %s#exit-3-result-unknown\n", RUNBOOK);
 	}
+}
+
+void report_summary(const struct round_report *r, FILE *out)
+{
+	size_t ns = r->results ? r->cfg->nseeds : 0;
+
+	seed_table(r, ns, out);
+	diagnostics_in_full(r, ns, out);
+	auth_failures(r, out);
+	provider_table(r, out);
+	gate_lines(r, out);
+	verdict_lines(r, out);
 }
 
 /* Status text for Nagios: one line, no '|' (it starts the perfdata). */
