@@ -772,16 +772,126 @@ int config_parse_url(const char *url, const char **scheme_out, char **host_out,
 	return parse_url(url, URL_ANY, scheme_out, host_out, port_out, errstr);
 }
 
+/* The scheme of url (before sep, "://") and its default port; -1 with
+ * *errstr naming the schemes of fam when it is none of them. */
+static int url_scheme(const char *url, const char *sep, enum url_family fam,
+                      const char **scheme, int *port, char **errstr)
+{
+	static const struct {
+		const char *name;
+		int port;
+	} schemes[] = { { "smtp", 587 }, { "smtps", 465 }, { "imap", 143 }, { "imaps", 993 } };
+	size_t slen = (size_t)(sep - url);
+
+	*scheme = NULL;
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (strlen(schemes[i].name) == slen && strncasecmp(url, schemes[i].name, slen) == 0) {
+			*scheme = schemes[i].name;
+			*port = schemes[i].port;
+		}
+	if (*scheme == NULL) {
+		*errstr = xasprintf("unsupported URL scheme \"%.*s\" (use %s)",
+		                    (int)(slen > 32 ? 32 : slen), url,
+		                    fam == URL_SMTP ? "smtp or smtps" :
+		                    fam == URL_IMAP ? "imap or imaps" : "smtp, smtps, imap or imaps");
+		return -1;
+	}
+	return 0;
+}
+
+/* A bracketed IPv6 host (RFC 3986 IP-literal) at p, alen bytes of
+ * authority: [*hs, *he) the address, *after the byte after ']'. */
+static int url_host_ipv6(const char *p, size_t alen, const char *shown, const char **hs,
+                         const char **he, const char **after, char **errstr)
+{
+	const char *close = memchr(p, ']', alen);
+	int colons = 0;
+
+	if (close == NULL) {
+		*errstr = xasprintf("URL \"%s\": unterminated [IPv6] address", shown);
+		return -1;
+	}
+	*hs = p + 1;
+	*he = close;
+	if (*he == *hs) {
+		*errstr = xasprintf("URL \"%s\": empty host", shown);
+		return -1;
+	}
+	for (const char *q = *hs; q < *he; q++) {
+		if (*q == ':')
+			colons++;
+		else if (!isxdigit((unsigned char)*q) && *q != '.') {
+			*errstr = xasprintf("URL \"%s\": invalid IPv6 address", shown);
+			return -1;
+		}
+	}
+	if (colons < 2) {
+		*errstr = xasprintf("URL \"%s\": invalid IPv6 address", shown);
+		return -1;
+	}
+	*after = close + 1;
+	return 0;
+}
+
+/* A host name or IPv4 address at p, up to ':' or alen bytes:
+ * [*hs, *he) the name, *after the byte after it. */
+static int url_host_name(const char *p, size_t alen, const char *shown, const char **hs,
+                         const char **he, const char **after, char **errstr)
+{
+	*hs = p;
+	*he = memchr(p, ':', alen);
+	if (*he == NULL)
+		*he = p + alen;
+	if (*he == *hs) {
+		*errstr = xasprintf("URL \"%s\": empty host", shown);
+		return -1;
+	}
+	for (const char *q = *hs; q < *he; q++)
+		if (!isalnum((unsigned char)*q) && *q != '-' && *q != '.' && *q != '_') {
+			*errstr = xasprintf("URL \"%s\": invalid character in host name", shown);
+			return -1;
+		}
+	if (**hs == '.' || **hs == '-') {
+		*errstr = xasprintf("URL \"%s\": invalid host name", shown);
+		return -1;
+	}
+	*after = *he;
+	return 0;
+}
+
+/* The ":port" in [after, aend), if any, into *port (1..65535). */
+static int url_port(const char *after, const char *aend, const char *shown, int *port,
+                    char **errstr)
+{
+	long v = 0;
+
+	if (after >= aend)
+		return 0;
+	if (*after != ':' || after + 1 == aend) {
+		*errstr = xasprintf("URL \"%s\": expected :port after the host", shown);
+		return -1;
+	}
+	for (const char *q = after + 1; q < aend; q++) {
+		if (!isdigit((unsigned char)*q) || v > 65535) {
+			*errstr = xasprintf("URL \"%s\": invalid port", shown);
+			return -1;
+		}
+		v = v * 10 + (*q - '0');
+	}
+	if (v < 1 || v > 65535) {
+		*errstr = xasprintf("URL \"%s\": port must be 1..65535", shown);
+		return -1;
+	}
+	*port = (int)v;
+	return 0;
+}
+
 /* config_parse_url(); an unknown scheme's message names only the schemes
  * of fam (a known scheme of the other family is the caller's to refuse). */
 static int parse_url_inner(const char *url, const char *shown, enum url_family fam,
                            const char **scheme_out, char **host_out, int *port_out,
                            char **errstr)
 {
-	static const struct {
-		const char *name;
-		int port;
-	} schemes[] = { { "smtp", 587 }, { "smtps", 465 }, { "imap", 143 }, { "imaps", 993 } };
 	const char *scheme = NULL;
 	int port = 0;
 
@@ -794,19 +904,8 @@ static int parse_url_inner(const char *url, const char *shown, enum url_family f
 		*errstr = xasprintf("\"%s\" is not a URL (expected scheme://host[:port])", shown);
 		return -1;
 	}
-	size_t slen = (size_t)(sep - url);
-	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
-		if (strlen(schemes[i].name) == slen && strncasecmp(url, schemes[i].name, slen) == 0) {
-			scheme = schemes[i].name;
-			port = schemes[i].port;
-		}
-	if (scheme == NULL) {
-		*errstr = xasprintf("unsupported URL scheme \"%.*s\" (use %s)",
-		                    (int)(slen > 32 ? 32 : slen), url,
-		                    fam == URL_SMTP ? "smtp or smtps" :
-		                    fam == URL_IMAP ? "imap or imaps" : "smtp, smtps, imap or imaps");
+	if (url_scheme(url, sep, fam, &scheme, &port, errstr) != 0)
 		return -1;
-	}
 	const char *p = sep + 3;
 	/* authority ends at '/', '?', '#' or the end */
 	size_t alen = strcspn(p, "/?#");
@@ -822,72 +921,11 @@ static int parse_url_inner(const char *url, const char *shown, enum url_family f
 		return -1;
 	}
 	const char *hs, *he, *after;
-	if (*p == '[') {
-		const char *close = memchr(p, ']', alen);
-		if (close == NULL) {
-			*errstr = xasprintf("URL \"%s\": unterminated [IPv6] address", shown);
-			return -1;
-		}
-		hs = p + 1;
-		he = close;
-		if (he == hs) {
-			*errstr = xasprintf("URL \"%s\": empty host", shown);
-			return -1;
-		}
-		int colons = 0;
-		for (const char *q = hs; q < he; q++) {
-			if (*q == ':')
-				colons++;
-			else if (!isxdigit((unsigned char)*q) && *q != '.') {
-				*errstr = xasprintf("URL \"%s\": invalid IPv6 address", shown);
-				return -1;
-			}
-		}
-		if (colons < 2) {
-			*errstr = xasprintf("URL \"%s\": invalid IPv6 address", shown);
-			return -1;
-		}
-		after = close + 1;
-	} else {
-		hs = p;
-		he = memchr(p, ':', alen);
-		if (he == NULL)
-			he = p + alen;
-		if (he == hs) {
-			*errstr = xasprintf("URL \"%s\": empty host", shown);
-			return -1;
-		}
-		for (const char *q = hs; q < he; q++)
-			if (!isalnum((unsigned char)*q) && *q != '-' && *q != '.' && *q != '_') {
-				*errstr = xasprintf("URL \"%s\": invalid character in host name", shown);
-				return -1;
-			}
-		if (*hs == '.' || *hs == '-') {
-			*errstr = xasprintf("URL \"%s\": invalid host name", shown);
-			return -1;
-		}
-		after = he;
-	}
-	const char *aend = p + alen;
-	if (after < aend) {
-		if (*after != ':' || after + 1 == aend) {
-			*errstr = xasprintf("URL \"%s\": expected :port after the host", shown);
-			return -1;
-		}
-		long v = 0;
-		for (const char *q = after + 1; q < aend; q++) {
-			if (!isdigit((unsigned char)*q) || v > 65535) {
-				*errstr = xasprintf("URL \"%s\": invalid port", shown);
-				return -1;
-			}
-			v = v * 10 + (*q - '0');
-		}
-		if (v < 1 || v > 65535) {
-			*errstr = xasprintf("URL \"%s\": port must be 1..65535", shown);
-			return -1;
-		}
-		port = (int)v;
-	}
+	if (*p == '[' ? url_host_ipv6(p, alen, shown, &hs, &he, &after, errstr) != 0
+	              : url_host_name(p, alen, shown, &hs, &he, &after, errstr) != 0)
+		return -1;
+	if (url_port(after, p + alen, shown, &port, errstr) != 0)
+		return -1;
 	if (scheme_out != NULL)
 		*scheme_out = scheme;
 	if (host_out != NULL)
@@ -2083,6 +2121,113 @@ static int include_dir_for(const char *path, char **incdir, char **errstr)
 	return 0;
 }
 
+/* Read and parse the file with libconfig; -1 with *errstr ("file:line:
+ * what") when it cannot be read or is not libconfig syntax. */
+static int read_file(struct ctx *c, config_t *lc, const char *path, char **errstr)
+{
+	const char *ef, *et;
+
+	if (config_read_file(lc, path) == CONFIG_TRUE)
+		return 0;
+	ef = config_error_file(lc);
+	et = config_error_text(lc);
+	if (config_error_type(lc) == CONFIG_ERR_FILE_IO) {
+		*errstr = xasprintf("%s: %s\n", ef ? ef : path, et);
+	} else if (et != NULL && strcmp(et, "duplicate setting name") == 0) {
+		char *d = describe_duplicate(c, ef ? ef : path, (unsigned)config_error_line(lc));
+		*errstr = xasprintf("%s:%d: %s\n", ef ? ef : path, config_error_line(lc), d);
+		free(d);
+	} else {
+		*errstr = xasprintf("%s:%d: %s\n", ef ? ef : path, config_error_line(lc), et);
+	}
+	return -1;
+}
+
+/* name: the config label of every series; the file's base name without
+ * its extension when absent. */
+static void load_name(struct ctx *c, const config_setting_t *root, const char *path,
+                      struct config *cfg)
+{
+	const char *v;
+	config_setting_t *s;
+
+	if (get_str(c, root, "", "name", &v, &s) > 0) {
+		int bad = 0;
+		for (const unsigned char *q = (const unsigned char *)v; *q; q++)
+			if (*q < 0x20 || *q == 0x7f)
+				bad = 1;
+		if (bad)
+			err_at(c, s, "name must not contain control characters");
+		else if (!utf8_valid(v, strlen(v)))
+			err_at(c, s, "name is not valid UTF-8 (it is the config label of every series)");
+		else
+			cfg->name = xstrdup(v);
+	}
+	if (cfg->name == NULL)
+		cfg->name = basename_noext(path);
+}
+
+/* lock_dir: an absolute path. */
+static void load_lock_dir(struct ctx *c, const config_setting_t *root, struct config *cfg)
+{
+	const char *v;
+	config_setting_t *s;
+
+	if (get_str(c, root, "", "lock_dir", &v, &s) > 0) {
+		if (v[0] != '/')
+			err_at(c, s, "lock_dir must be an absolute path, not \"%s\"", v);
+		else
+			cfg->lock_dir = xstrdup(v);
+	}
+}
+
+/* imap_defaults: what every seed's IMAP block inherits, checked once
+ * here so that an error is reported once, not per seed. */
+static void load_imap_defaults(struct ctx *c, const config_setting_t *root, struct imap_raw *def)
+{
+	config_setting_t *dg = get_group(c, root, "", "imap_defaults");
+	imap_raw_parse(c, dg, "imap_defaults", def);
+	if (def->url != NULL) {
+		const char *scheme;
+		char *e = NULL, *h = NULL;
+		if (parse_url(def->url, URL_IMAP, &scheme, &h, NULL, &e) != 0) {
+			err_at(c, def->url_s, "imap_defaults.url: %s", e);
+			free(e);
+			def->url = NULL;   /* report once, not per seed (url_s stays set) */
+		} else if (strcmp(scheme, "imap") != 0 && strcmp(scheme, "imaps") != 0) {
+			err_at(c, def->url_s, "imap_defaults.url must be an imap:// or imaps:// URL, not %s://",
+			       scheme);
+			def->url = NULL;
+		}
+		free(h);
+	}
+	if (def->tls != NULL) {
+		enum tls_mode m;
+		if (parse_tls(c, def->tls_s, def->tls, "imap_defaults", &m) != 0)
+			def->tls = NULL;
+	}
+	if (def->ca_file != NULL)
+		check_ca_file(c, def->ca_s, "imap_defaults", def->ca_file);
+	/* def->secret_state < 0: its error is reported once, at imap_defaults;
+	 * imap_finish() adds nothing for the blocks that inherit it. */
+}
+
+/* bounce_mailbox: the mailbox watched for DSNs (RFC 3464), optional. */
+static void load_bounce(struct ctx *c, const config_setting_t *root, const struct imap_raw *def,
+                        struct config *cfg)
+{
+	config_setting_t *bg = get_group(c, root, "", "bounce_mailbox");
+	if (bg != NULL) {
+		struct imap_raw own;
+		imap_raw_parse(c, bg, "bounce_mailbox", &own);
+		/* relay.from NULL: its error is reported already ("" says so) */
+		imap_finish(c, &own, def, bg, "bounce_mailbox", cfg->relay.from ? cfg->relay.from : "",
+		            &cfg->bounce);
+		imap_raw_free(&own);
+		cfg->has_bounce = 1;
+	}
+}
+
 int config_load(const char *path, struct config **out, char **errstr)
 {
 	static const char *const top_keys[] = {
@@ -2104,18 +2249,7 @@ int config_load(const char *path, struct config **out, char **errstr)
 	if (incdir != NULL)
 		config_set_include_dir(&lc, incdir);   /* libconfig keeps its own copy */
 	c.incdir = incdir;
-	if (config_read_file(&lc, path) != CONFIG_TRUE) {
-		const char *ef = config_error_file(&lc);
-		const char *et = config_error_text(&lc);
-		if (config_error_type(&lc) == CONFIG_ERR_FILE_IO) {
-			*errstr = xasprintf("%s: %s\n", ef ? ef : path, et);
-		} else if (et != NULL && strcmp(et, "duplicate setting name") == 0) {
-			char *d = describe_duplicate(&c, ef ? ef : path, (unsigned)config_error_line(&lc));
-			*errstr = xasprintf("%s:%d: %s\n", ef ? ef : path, config_error_line(&lc), d);
-			free(d);
-		} else {
-			*errstr = xasprintf("%s:%d: %s\n", ef ? ef : path, config_error_line(&lc), et);
-		}
+	if (read_file(&c, &lc, path, errstr) != 0) {
 		srcs_free(&c);
 		config_destroy(&lc);
 		free(incdir);
@@ -2127,22 +2261,7 @@ int config_load(const char *path, struct config **out, char **errstr)
 	const config_setting_t *root = config_root_setting(&lc);
 	check_keys(&c, root, "", top_keys);
 
-	const char *v;
-	config_setting_t *s;
-	if (get_str(&c, root, "", "name", &v, &s) > 0) {
-		int bad = 0;
-		for (const unsigned char *q = (const unsigned char *)v; *q; q++)
-			if (*q < 0x20 || *q == 0x7f)
-				bad = 1;
-		if (bad)
-			err_at(&c, s, "name must not contain control characters");
-		else if (!utf8_valid(v, strlen(v)))
-			err_at(&c, s, "name is not valid UTF-8 (it is the config label of every series)");
-		else
-			cfg->name = xstrdup(v);
-	}
-	if (cfg->name == NULL)
-		cfg->name = basename_noext(path);
+	load_name(&c, root, path, cfg);
 
 	load_relay(&c, root, &cfg->relay);
 	load_probe(&c, root, &cfg->probe);
@@ -2153,49 +2272,10 @@ int config_load(const char *path, struct config **out, char **errstr)
 	load_state(&c, root, &cfg->state);
 	load_schedule(&c, root, &cfg->schedule);
 	load_web(&c, root, &cfg->web);
-	if (get_str(&c, root, "", "lock_dir", &v, &s) > 0) {
-		if (v[0] != '/')
-			err_at(&c, s, "lock_dir must be an absolute path, not \"%s\"", v);
-		else
-			cfg->lock_dir = xstrdup(v);
-	}
+	load_lock_dir(&c, root, cfg);
 
-	config_setting_t *dg = get_group(&c, root, "", "imap_defaults");
-	imap_raw_parse(&c, dg, "imap_defaults", &def);
-	if (def.url != NULL) {
-		const char *scheme;
-		char *e = NULL, *h = NULL;
-		if (parse_url(def.url, URL_IMAP, &scheme, &h, NULL, &e) != 0) {
-			err_at(&c, def.url_s, "imap_defaults.url: %s", e);
-			free(e);
-			def.url = NULL;   /* report once, not per seed (url_s stays set) */
-		} else if (strcmp(scheme, "imap") != 0 && strcmp(scheme, "imaps") != 0) {
-			err_at(&c, def.url_s, "imap_defaults.url must be an imap:// or imaps:// URL, not %s://",
-			       scheme);
-			def.url = NULL;
-		}
-		free(h);
-	}
-	if (def.tls != NULL) {
-		enum tls_mode m;
-		if (parse_tls(&c, def.tls_s, def.tls, "imap_defaults", &m) != 0)
-			def.tls = NULL;
-	}
-	if (def.ca_file != NULL)
-		check_ca_file(&c, def.ca_s, "imap_defaults", def.ca_file);
-	/* def.secret_state < 0: its error is reported once, at imap_defaults;
-	 * imap_finish() adds nothing for the blocks that inherit it. */
-
-	config_setting_t *bg = get_group(&c, root, "", "bounce_mailbox");
-	if (bg != NULL) {
-		struct imap_raw own;
-		imap_raw_parse(&c, bg, "bounce_mailbox", &own);
-		/* relay.from NULL: its error is reported already ("" says so) */
-		imap_finish(&c, &own, &def, bg, "bounce_mailbox", cfg->relay.from ? cfg->relay.from : "",
-		            &cfg->bounce);
-		imap_raw_free(&own);
-		cfg->has_bounce = 1;
-	}
+	load_imap_defaults(&c, root, &def);
+	load_bounce(&c, root, &def, cfg);
 
 	load_seeds(&c, root, &def, cfg);
 
