@@ -334,6 +334,43 @@ static int cap_has(mailimap *imap, const char *cap)
 	return 0;
 }
 
+void imap_rebind(struct imap_session *s, const struct imap_params *p)
+{
+	s->conf = p->conf;
+	s->timeout = p->timeout > 0 ? p->timeout : 30;
+	s->deadline = p->deadline;
+	s->probe_from = p->probe_from;
+	s->secret = p->secret;
+	s->secret_len = p->secret_len;
+	s->seed = p->seed;
+}
+
+void imap_extend(struct imap_session *s, double secs)
+{
+	s->deadline = now_mono() + secs;
+}
+
+void imap_close_now(struct imap_session *s)
+{
+	if (s != NULL)
+		imap_extend(s, 2.0);   /* a kept session's round deadline has passed */
+	imap_close(s);
+}
+
+int imap_usable(const struct imap_session *s)
+{
+	return s != NULL && !s->dead && !s->idling && s->imap != NULL && s->imap->imap_stream != NULL;
+}
+
+int imap_noop(struct imap_session *s, char **errstr)
+{
+	int r = imapi_begin(s, "NOOP", errstr);
+
+	if (r)
+		return r;
+	return imapi_map_result(s, mailimap_noop(s->imap), "NOOP", IMAP_EPROTO, errstr);
+}
+
 int imap_has_capability(const struct imap_session *s, const char *cap)
 {
 	if (!s || !cap)

@@ -85,6 +85,19 @@ struct imap_params {
  * sent. On success *out is a session the caller closes with imap_close(). */
 int imap_open(const struct imap_params *p, struct imap_session **out, char **errstr);
 
+/* Sessions kept between rounds (the daemon's pool): rebind a logged-in
+ * session to this round's params (configuration block, timeouts, absolute
+ * deadline, proof of our probes; all borrowed as for imap_open). */
+void imap_rebind(struct imap_session *s, const struct imap_params *p);
+/* 1 when s is open, not dead and not in IDLE, else 0 (NULL allowed). */
+int imap_usable(const struct imap_session *s);
+/* Move s's absolute deadline to now + secs (ending IDLE after the round). */
+void imap_extend(struct imap_session *s, double secs);
+/* imap_close() with a fresh 2 s limit (a kept session's deadline passed). */
+void imap_close_now(struct imap_session *s);
+/* NOOP (RFC 3501 6.1.2): proves a kept session is still alive. */
+int imap_noop(struct imap_session *s, char **errstr);
+
 /* LOGOUT (best effort) and free. NULL is allowed. */
 void imap_close(struct imap_session *s);
 

@@ -366,6 +366,7 @@ void cycle_run(const struct cycle_params *p, struct cycle *out)
 		struct round_params rp = {
 			.cfg = cfg, .deadline = p->deadline, .progress = p->progress,
 			.pending = pending, .npending = npending, .tokens = toks,
+			.pool = p->pool,
 		};
 		delays = load_delays(p->st, cfg, &ndelays);
 		rp.delays = delays;

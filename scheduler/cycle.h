@@ -38,6 +38,7 @@ struct cycle_params {
 	 * round is over, just before the files are written */
 	void (*daemon_figures)(void *arg, struct report_daemon *out);
 	void *daemon_arg;
+	struct session_pool *pool;     /* the daemon's kept IMAP sessions, or NULL (round.h) */
 };
 
 struct cycle {

@@ -26,6 +26,7 @@
 #include "reports/webconfig.h"
 #include "scheduler/cycle.h"
 #include "scheduler/daemon.h"
+#include "scheduler/pool.h"
 #include "scheduler/round.h"
 #include "scheduler/runlock.h"
 #include "scheduler/state.h"
@@ -53,6 +54,7 @@ struct daemon {
 	struct state *st;
 	struct http_server *http;
 	struct web_config *wc;        /* web.config_file as read at start, or NULL */
+	struct session_pool *pool;    /* seeds' IMAP sessions kept logged in between rounds */
 
 	pthread_mutex_t mu;           /* guards pub, name, rounds, skipped */
 	struct published *pub;
@@ -322,9 +324,7 @@ static void round_status(struct daemon *d, const struct cycle *cy, unsigned long
 
 /*
  * Run one round through the path `run` uses, then publish it for /metrics.
- * The seam for persistent sessions: today round_run() opens and closes
- * each seed's IMAP session; sessions kept in IDLE across rounds would be
- * handed to the round here.
+ * Seeds' sessions come from and go back to d->pool (kept logged in).
  */
 static void daemon_round(struct daemon *d)
 {
@@ -336,10 +336,13 @@ static void daemon_round(struct daemon *d)
 	struct cycle_params cp = {
 		.cfg = cfg, .st = d->st, .deadline = cfg->probe.deadline,
 		.progress = log_verbose > 0, .daemon_figures = file_figures, .daemon_arg = d,
+		.pool = d->pool,
 	};
 
 	p->dc = d->cur;
 	d->cur->refs++;
+	log_info("round %llu started: %zu seeds, %zu IMAP sessions kept", d->rounds + 1, cfg->nseeds,
+	         pool_size(d->pool));
 	atomic_store(&d->round_limit, now_mono() + (double)cfg->probe.deadline + grace);
 	cycle_run(&cp, &p->cy);
 	atomic_store(&d->round_limit, 0.0);
@@ -465,6 +468,7 @@ static void reload(struct daemon *d)
 	 * (the cache files beside the store still spare a new grant). */
 	oauth2_forget();
 	oauth2_set_cache_dir(n->state.path);
+	pool_keep_only(d->pool, n);   /* sessions of unchanged seeds survive the reload */
 	log_info("configuration reloaded from %s: %zu seeds, next round in %.0f s", d->path,
 	         n->nseeds, d->next_start - now_mono() > 0 ? d->next_start - now_mono() : 0);
 	sd_notifyf(0, "STATUS=configuration reloaded: %zu seeds", n->nseeds);
@@ -497,6 +501,7 @@ static int start(struct daemon *d, struct config *cfg)
 
 	d->cur = dconf_new(cfg);
 	d->name = xstrdup(cfg->name);
+	d->pool = pool_new();
 	oauth2_set_cache_dir(cfg->state.path);   /* access tokens live beside the state store */
 	rc = take_store(cfg, &d->lockpath, &d->lock, &d->st);
 	if (rc != 0)
@@ -548,6 +553,7 @@ int daemon_main(const char *path)
 		sd_notify(0, "STOPPING=1");
 	}
 	watchdog_stop(&d);
+	pool_free(d.pool);   /* LOGOUT of the kept sessions */
 	http_stop(d.http);
 	web_config_free(d.wc);
 	smtp_global_cleanup();

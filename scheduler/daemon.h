@@ -18,9 +18,10 @@
  *   listener is up; STATUS= after each round; WATCHDOG=1 every half of
  *   WATCHDOG_USEC while the main loop is alive.
  *
- * IMAP sessions are opened and closed by each round (they are not kept in
- * IDLE between rounds yet): see daemon_round() in daemon.c, the seam where
- * persistent sessions plug in.
+ * Seeds' IMAP sessions are kept logged in between rounds (scheduler/pool.h):
+ * a round takes them (NOOP proves them alive) instead of logging in again,
+ * and gives them back out of IDLE. They are not watched between rounds: a
+ * late arrival is found by the next round, not at once.
  */
 #ifndef INBOXPROBE_DAEMON_H
 #define INBOXPROBE_DAEMON_H

@@ -16,6 +16,7 @@
 #include "prober/message.h"
 #include "prober/smtp.h"
 #include "scheduler/round.h"
+#include "scheduler/pool.h"
 #include "scheduler/round_int.h"
 #include "scheduler/verdicts.h"
 
@@ -372,6 +373,22 @@ int round_open_session(struct round_ctx *ctx, const struct imap_conf *ic, const 
 	double backoff = 1.0;
 	int rc, tries = 0;
 
+	if (ctx->p->pool != NULL && seed != NULL) {
+		/* the daemon: a session kept from an earlier round, if still alive */
+		struct imap_session *k = pool_take(ctx->p->pool, ic);
+		if (k != NULL) {
+			imap_rebind(k, &ip);
+			if (imap_noop(k, err) == IMAP_OK) {
+				*s = k;
+				return IMAP_OK;
+			}
+			log_debug("%s: kept session lost (%s); logging in again", ic->username,
+			          *err ? *err : "NOOP failed");
+			free(*err);
+			*err = NULL;
+			imap_close_now(k);
+		}
+	}
 	for (;;) {
 		rc = imap_open(&ip, s, err);
 		tries++;
@@ -393,6 +410,26 @@ int round_open_session(struct round_ctx *ctx, const struct imap_conf *ic, const 
 		*err = e;
 	}
 	return rc;
+}
+
+void round_close_session(struct round_ctx *ctx, const struct imap_conf *ic, struct imap_session *s)
+{
+	char *err = NULL;
+
+	if (s == NULL)
+		return;
+	if (ctx->p->pool == NULL) {
+		imap_close(s);
+		return;
+	}
+	imap_extend(s, 5.0);   /* the round's deadline may have passed: end IDLE anyway */
+	if (imap_idle_done(s, &err) != IMAP_OK) {
+		log_debug("%s: not kept: %s", ic->username, err ? err : "DONE failed");
+		free(err);
+		imap_close_now(s);
+		return;
+	}
+	pool_put(ctx->p->pool, ic, s);
 }
 
 /* Seeds send once the bounce mailbox is armed (or failed), so that a DSN

@@ -37,6 +37,8 @@
 extern atomic_int round_stop;   /* lock-free, so a signal handler may store to it */
 
 /* A probe of an earlier round, looked for again in this one. */
+struct session_pool;
+
 struct round_pending {
 	size_t seed_index;
 	struct state_pending p;
@@ -76,6 +78,9 @@ struct round_params {
 	 * the round makes that seed's token. */
 	const char *const *tokens;
 	const struct round_delay *delays;     /* learned so far (state store); borrowed; may be NULL */
+	struct session_pool *pool;       /* the daemon's sessions kept between rounds (seeds'
+	                                    sessions are taken from and given back to it); NULL:
+	                                    every session is opened and closed by the round */
 	size_t ndelays;
 };
 

@@ -563,7 +563,7 @@ void watch_end(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 		return;
 	for (int k = 0; k < 2; k++)
 		if (w->s[k] != NULL)
-			imap_close(w->s[k]);
+			round_close_session(ctx, &ctx->cfg->seeds[idx].imap, w->s[k]);
 	for (int k = 0; k < w->slots; k++)
 		round_slot_release(&ctx->lim, &ctx->cfg->seeds[idx].imap);
 	for (int f = 0; f < 2; f++) {
