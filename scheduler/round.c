@@ -373,7 +373,7 @@ int round_open_session(struct round_ctx *ctx, const struct imap_conf *ic, const 
 	double backoff = 1.0;
 	int rc, tries = 0;
 
-	if (ctx->p->pool != NULL && seed != NULL) {
+	if (ctx->p->pool != NULL) {
 		/* the daemon: a session kept from an earlier round, if still alive */
 		struct imap_session *k = pool_take(ctx->p->pool, ic);
 		if (k != NULL) {
@@ -633,8 +633,7 @@ static void *bounce_worker(void *arg)
 		}
 	}
 release:
-	if (s != NULL)
-		imap_close(s);
+	round_close_session(ctx, &cfg->bounce, s);   /* the daemon keeps it */
 	free(err);
 	free(toks);
 	free(map);

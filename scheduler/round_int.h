@@ -45,8 +45,9 @@ struct round_ctx {
 	pthread_cond_t bounce_cv;        /* signalled when bounce_armed is set */
 };
 
-/* Close a seed's session at the end of its watch, or, in the daemon (a
- * pool in the round's params), end its IDLE and keep it for the next round. */
+/* Close a seed's (or the bounce mailbox's) session at the end of its watch,
+ * or, in the daemon (a pool in the round's params), end its IDLE and keep
+ * it for the next round. */
 void round_close_session(struct round_ctx *ctx, const struct imap_conf *ic, struct imap_session *s);
 
 /* Sleep up to s seconds, in short slices, until the monotonic deadline or

@@ -19,7 +19,8 @@
 #  5. IMAP logins: the seeds' sessions are kept logged in between rounds,
 #     so the logins are the first round's sessions (two per seed: INBOX and
 #     spam folder each in IDLE) plus the reconnects the kick forced plus the
-#     sessions of the seed the reload added; they stay up between rounds;
+#     sessions of the seed the reload added, and one for the bounce mailbox;
+#     they stay up between rounds;
 #  6. Prometheus (2.x, asks for OpenMetrics) scraped every second: target
 #     up, rounds_total / probes_total / imap_logins_total never reset across
 #     rounds and the reload, histogram_quantile over the latency histogram
@@ -35,7 +36,7 @@
 #     half WATCHDOG_USEC also while a round runs, STOPPING=1 at the end;
 # 10. the seeds' sessions kicked and Dovecot stopped between rounds: the
 #     daemon keeps serving, its rounds say error for every seed; Dovecot
-#     started again: the next round logs in again (6 logins) and measures
+#     started again: the next round logs in again (7 logins) and measures
 #     every seed.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/world/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/common.sh"
@@ -73,6 +74,8 @@ relay = { url = "smtp://127.0.0.1:$RELAY_PLAIN_PORT"; tls = "none"; from = "prob
 probe = { deadline = 4; poll_interval = 1; cleanup = "delete"; };
 slo = { min_inbox_ratio = 0.5; max_latency_p99 = 60.0; };
 imap_defaults = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA"; password_file = "$SEED_PASSFILE"; };
+bounce_mailbox = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA";
+                   username = "$BOUNCE_USER"; password_file = "$BOUNCE_PASSFILE"; };
 state = { path = "$T/state.db"; };
 report = { textfile = "$T/d.prom"; openmetrics = "$T/d.om"; json = "$T/d.json"; };
 schedule = { interval = 3; jitter = 1; };
@@ -234,17 +237,17 @@ skipped=$(awk '$1 == "inboxprobe_rounds_skipped_total{config=\"dmn\"}" { print $
 assert "rounds_skipped_total ($skipped) counts the skipped slots" [ "${skipped:-0}" -ge 1 ]
 
 # ---- 5. logins: sessions kept between rounds -------------------------------
-# The textfile is written at the end of round R: 3 seeds x 2 sessions in
-# round 1, 2 reconnects after the kick (both of inbox@defer.test's
-# sessions), 2 sessions for inbox@yahoo.test added by the reload (whose
-# inbox@defer.test sessions were closed); none since.
+# The textfile is written at the end of round R: 3 seeds x 2 sessions and
+# the bounce mailbox's in round 1, 2 reconnects after the kick (both of
+# inbox@defer.test's sessions), 2 sessions for inbox@yahoo.test added by the
+# reload (whose inbox@defer.test sessions were closed); none since.
 R=$(awk '$1 == "inboxprobe_rounds_total{config=\"dmn\"}" { print $2 }' "$T/d.prom")
 L=$(awk '$1 == "inboxprobe_imap_logins_total{config=\"dmn\"}" { print $2 }' "$T/d.prom")
 echo "# rounds $R, logins $L"
-check "imap_logins_total after $R rounds = 6 first sessions + 2 reconnects + 2 for the added seed" 10 "$L"
-check "the seeds' 6 IMAP sessions stay up between rounds" 6 \
+check "imap_logins_total after $R rounds = 7 first sessions + 2 reconnects + 2 for the added seed" 11 "$L"
+check "the 7 IMAP sessions (6 of seeds, 1 of the bounce mailbox) stay up between rounds" 7 \
 	"$(awk '$1 == "inboxprobe_imap_sessions{config=\"dmn\",state=\"up\"}" { print $2 }' "$T/d.prom")"
-assert "the log says the rounds take kept sessions" grep -q "started: 3 seeds, 6 IMAP sessions kept" "$T/d.err"
+assert "the log says the rounds take kept sessions" grep -q "started: 3 seeds, 7 IMAP sessions kept" "$T/d.err"
 
 # ---- 7. /metrics parses ---------------------------------------------------
 curl -fsS "http://127.0.0.1:$PORT/metrics" >"$T/scrape.txt"
@@ -305,7 +308,7 @@ port_open() {
 	"$PY" -c 'import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s.connect_ex(("127.0.0.1", int(sys.argv[1]))))' "$1"
 }
 L0=$(metric 'inboxprobe_imap_logins_total{config="dmn"}')
-for u in inbox@gmail.test spam@outlook.test inbox@yahoo.test; do
+for u in inbox@gmail.test spam@outlook.test inbox@yahoo.test "$BOUNCE_USER"; do
 	doveadm -c "$DOVECOT_CONF" kick "$u" </dev/null >/dev/null 2>&1
 done
 doveadm -c "$DOVECOT_CONF" stop </dev/null
@@ -327,7 +330,7 @@ wait_rounds $((n + 2)) 30
 line=$(grep ": round $((n + 2)):" "$T/d.err")
 echo "# Dovecot back: $line"
 assert "Dovecot back: the next round measures every seed" sh -c "echo '$line' | grep -q '3 seeds: inbox 2 spam 1;'"
-check "Dovecot back: the 6 sessions logged in again, once" $((L0 + 6)) \
+check "Dovecot back: the 7 sessions logged in again, once" $((L0 + 7)) \
 	"$(awk '$1 == "inboxprobe_imap_logins_total{config=\"dmn\"}" { print $2 }' "$T/d.prom")"
 
 # ---- 8. SIGTERM while a round watches inbox@defer.test --------------------------
