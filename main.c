@@ -9,6 +9,7 @@
 #include <config.h>
 
 #include <ctype.h>
+#include <dlfcn.h>
 #include <signal.h>
 #include <errno.h>
 #include <getopt.h>
@@ -392,6 +393,17 @@ static void raise_nofile(void)
 	}
 }
 
+/* glibc loads libgcc_s lazily, the first time a thread is unwound (a
+ * library thread that ends with pthread_exit); out of file descriptors, that
+ * dlopen fails and glibc aborts the whole process ("libgcc_s.so.1 must be
+ * installed for pthread_exit to work"). Load it while descriptors are free,
+ * so running out of them later is a diagnostic, never an abort. */
+static void preload_unwinder(void)
+{
+	if (dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NODELETE) == NULL)
+		log_debug("cannot preload libgcc_s.so.1: %s", dlerror());
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -417,6 +429,7 @@ int main(int argc, char **argv)
 	/* A peer that closes mid-write must give EPIPE, not kill the run. */
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
+	preload_unwinder();
 	memset(&o, 0, sizeof o);
 	if (argc < 2) {
 		usage(stderr);
