@@ -22,7 +22,7 @@ SEEDS="inbox@gmail.test spam@gmail.test inbox@outlook.test spam@yahoo.test"
 cat >"$T/kill.conf" <<CONF
 name = "kill";
 relay = { url = "smtp://127.0.0.1:$RELAY_PLAIN_PORT"; tls = "none"; from = "probe@sender.test";
-          connect_timeout = 3; timeout = 10; };
+          connect_timeout = 10; timeout = 20; };
 probe = { deadline = 10; poll_interval = 1; cleanup = "delete"; };
 slo = { min_inbox_ratio = 0.0; };
 imap_defaults = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA"; password_file = "$SEED_PASSFILE"; };
