@@ -250,6 +250,30 @@ static void say_not_recorded(const struct config *cfg, const struct round_result
 			          rr->results[i].token, outcome_name(rr->results[i].outcome));
 }
 
+/* An interrupted round (SIGTERM, SIGINT) leaves the probes the relay
+ * accepted and the watch had not found yet in the seed mailboxes: say how
+ * many and who cleans them up (recorded: the state store keeps them
+ * pending, and the next round looks for them). */
+static void say_left_behind(const struct config *cfg, int recorded, const struct round_result *rr)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfg->nseeds; i++)
+		if (rr->results[i].outcome == OUTCOME_ERROR && rr->results[i].submit_time > 0)
+			n++;
+	if (n == 0)
+		return;
+	if (recorded)
+		log_warn("%zu probe%s accepted by the relay and not found yet stay%s pending in the "
+		         "state store: the next round (the daemon's next start, or `inboxprobe run "
+		         "-c FILE` once) finds and cleans %s up", n, n == 1 ? "" : "s",
+		         n == 1 ? "s" : "", n == 1 ? "it" : "them");
+	else
+		log_warn("%zu probe%s accepted by the relay and not found yet %s not recorded in a "
+		         "state store: %s in the seed mailboxes", n, n == 1 ? "" : "s",
+		         n == 1 ? "is" : "are", n == 1 ? "it stays" : "they stay");
+}
+
 /* Record a pending probe found in this round (a late arrival, or one only
  * cleaned up) and whether its cleanup is still to do. 1 on failure. */
 static int record_late(const struct config *cfg, struct state *st, const struct round_late *l)
@@ -384,8 +408,13 @@ void cycle_run(const struct cycle_params *p, struct cycle *out)
 	 * at least for the usual 10 s */
 	if (record_limit < now_mono() + 10)
 		record_limit = now_mono() + 10;
-	if (p->st != NULL && record(cfg, p->st, out, seeds, provs, record_limit) != 0)
-		out->state_failed = 1;
+	{
+		int rec_failed = p->st == NULL || record(cfg, p->st, out, seeds, provs, record_limit) != 0;
+		if (p->st != NULL && rec_failed)
+			out->state_failed = 1;
+		if (out->rr.interrupted)
+			say_left_behind(cfg, !rec_failed, &out->rr);
+	}
 	free(tokens);
 	free(toks);
 	free(seeds);
