@@ -377,8 +377,8 @@ int round_open_session(struct round_ctx *ctx, const struct imap_conf *ic, const 
 		/* the daemon: a session kept from an earlier round, if still alive */
 		struct imap_session *k = pool_take(ctx->p->pool, ic);
 		if (k != NULL) {
-			imap_rebind(k, &ip);
-			if (imap_noop(k, err) == IMAP_OK) {
+			ctx->drv->rebind(k, &ip);
+			if (ctx->drv->noop(k, err) == IMAP_OK) {
 				*s = k;
 				return IMAP_OK;
 			}
@@ -386,11 +386,11 @@ int round_open_session(struct round_ctx *ctx, const struct imap_conf *ic, const 
 			          *err ? *err : "NOOP failed");
 			free(*err);
 			*err = NULL;
-			imap_close_now(k);
+			ctx->drv->close_now(k);
 		}
 	}
 	for (;;) {
-		rc = imap_open(&ip, s, err);
+		rc = ctx->drv->open(&ip, s, err);
 		tries++;
 		/* refused, closed before or at the greeting, [UNAVAILABLE]:
 		 * a slot may free up */
@@ -419,14 +419,14 @@ void round_close_session(struct round_ctx *ctx, const struct imap_conf *ic, stru
 	if (s == NULL)
 		return;
 	if (ctx->p->pool == NULL) {
-		imap_close(s);
+		ctx->drv->close(s);
 		return;
 	}
-	imap_extend(s, 5.0);   /* the round's deadline may have passed: end IDLE anyway */
-	if (imap_idle_done(s, &err) != IMAP_OK) {
+	ctx->drv->extend(s, 5.0);   /* the round's deadline may have passed: end IDLE anyway */
+	if (ctx->drv->idle_done(s, &err) != IMAP_OK) {
 		log_debug("%s: not kept: %s", ic->username, err ? err : "DONE failed");
 		free(err);
-		imap_close_now(s);
+		ctx->drv->close_now(s);
 		return;
 	}
 	pool_put(ctx->p->pool, ic, s);
@@ -596,10 +596,10 @@ static void *bounce_worker(void *arg)
 		if (nt > 0) {
 			free(err);
 			err = NULL;
-			rc = imap_scan_bounces(s, "INBOX", toks, nt, ctx->started - 60, 1, &b, &nb, &err);
+			rc = ctx->drv->scan_bounces(s, "INBOX", toks, nt, ctx->started - 60, 1, &b, &nb, &err);
 			if (rc == IMAP_EBYE && !reconnected) {
 				reconnected = 1;
-				imap_close(s);
+				ctx->drv->close(s);
 				s = NULL;
 				free(err);
 				err = NULL;
@@ -741,6 +741,7 @@ void round_run(const struct round_params *p, struct round_result *out)
 	memset(out, 0, sizeof *out);
 	ctx.p = p;
 	ctx.cfg = cfg;
+	ctx.drv = p->driver != NULL ? p->driver : &imap_driver_real;
 	ctx.started = now_wall();
 	ctx.deadline = now_mono() + (double)p->deadline;
 	ctx.probe_from = message_probe_from(cfg->probe.template_text, cfg->relay.from);

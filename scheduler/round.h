@@ -38,6 +38,7 @@ extern atomic_int round_stop;   /* lock-free, so a signal handler may store to i
 
 /* A probe of an earlier round, looked for again in this one. */
 struct session_pool;
+struct imap_driver;
 
 struct round_pending {
 	size_t seed_index;
@@ -82,6 +83,8 @@ struct round_params {
 	                                    sessions are taken from and given back to it); NULL:
 	                                    every session is opened and closed by the round */
 	size_t ndelays;
+	const struct imap_driver *driver;     /* the IMAP protocol (scheduler/driver.h); borrowed;
+	                                         NULL: imap_driver_real */
 };
 
 struct round_result {

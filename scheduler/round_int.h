@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include "common/model.h"
 #include "prober/imap.h"
+#include "scheduler/driver.h"
 #include "scheduler/round.h"
 #include "seeds/config.h"
 
@@ -30,6 +31,7 @@ struct limiter {
 struct round_ctx {
 	const struct round_params *p;
 	const struct config *cfg;
+	const struct imap_driver *drv;   /* the IMAP protocol (p->driver or the real one) */
 	double deadline;                 /* now_mono() limit */
 	double started;
 	struct limiter lim;

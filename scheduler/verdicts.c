@@ -7,6 +7,7 @@
 
 #include "scheduler/verdicts.h"
 #include "prober/imap.h"
+#include "scheduler/driver.h"
 #include "prober/authres.h"
 #include "prober/trace.h"
 #include "common/util.h"
@@ -52,7 +53,8 @@ static void log_trace(const char *addr, const struct probe_trace *t)
 	}
 }
 
-void verdicts_examine(const struct config *cfg, const struct seed_conf *seed, struct imap_session *s,
+void verdicts_examine(const struct config *cfg, const struct seed_conf *seed,
+                      const struct imap_driver *drv, struct imap_session *s,
                       unsigned long uid, int inbox, const char *queue_id, double internaldate,
                       struct probe_trace *t, int *rc)
 {
@@ -63,17 +65,17 @@ void verdicts_examine(const struct config *cfg, const struct seed_conf *seed, st
 	memset(t, 0, sizeof *t);
 	t->relay_hop = -1;
 	verdicts_policy(cfg, seed, &pol.authserv_ids, &pol.nids, &pol.microsoft);
-	*rc = imap_fetch_header(s, uid, TRACE_HEADER_MAX, &hdr, &len, &err);
+	*rc = drv->fetch_header(s, uid, TRACE_HEADER_MAX, &hdr, &len, &err);
 	if (*rc != IMAP_OK) {
 		snprintf(t->note, sizeof t->note, "header not fetched: %s", err ? err : imap_err_name(*rc));
 		log_debug("%s: %s", seed->address, t->note);
 		goto out;
 	}
 	trace_build(hdr, len, queue_id, &pol, internaldate, t);
-	if (inbox && imap_has_capability(s, "X-GM-EXT-1")) {
+	if (inbox && drv->has_capability(s, "X-GM-EXT-1")) {
 		free(err);
 		err = NULL;
-		*rc = imap_gmail_tab(s, uid, t->tab, sizeof t->tab, &err);
+		*rc = drv->gmail_tab(s, uid, t->tab, sizeof t->tab, &err);
 		if (*rc != IMAP_OK) {
 			xstrlcpy(t->tab, "unknown", sizeof t->tab);
 			log_warn("%s: Gmail tab not found: %s", seed->address, err ? err : imap_err_name(*rc));

@@ -13,6 +13,7 @@
 #include "seeds/config.h"
 
 struct imap_session;
+struct imap_driver;
 
 /* The trust policy for seed: the providers.NAME block's authserv_id
  * patterns and auth_results mode when set, else the built-in defaults for
@@ -21,7 +22,8 @@ void verdicts_policy(const struct config *cfg, const struct seed_conf *seed,
                      const char *const **ids, size_t *nids, int *microsoft);
 
 /*
- * Fill *t for the probe at UID uid of the folder selected on s: fetch its
+ * Fill *t for the probe at UID uid of the folder selected on s (spoken to
+ * through drv, scheduler/driver.h): fetch its
  * header (BODY.PEEK[HEADER], capped at TRACE_HEADER_MAX), trust and merge
  * its Authentication-Results fields, parse its Received path (the relay's
  * hop found by queue_id), and for an inbox probe at a server with
@@ -30,7 +32,8 @@ void verdicts_policy(const struct config *cfg, const struct seed_conf *seed,
  * says why in t->note (and *rc holds the IMAP code so the caller can
  * tell a dead session; IMAP_OK otherwise).
  */
-void verdicts_examine(const struct config *cfg, const struct seed_conf *seed, struct imap_session *s,
+void verdicts_examine(const struct config *cfg, const struct seed_conf *seed,
+                      const struct imap_driver *drv, struct imap_session *s,
                       unsigned long uid, int inbox, const char *queue_id, double internaldate,
                       struct probe_trace *t, int *rc);
 

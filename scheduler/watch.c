@@ -130,14 +130,14 @@ static void cleanup_hit(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 		xstrlcpy(what, "kept", whatsz);
 		return;
 	}
-	rc = imap_cleanup(w->s[k], w->wire[f], h->uidvalidity, h->uid, token, ctx->cfg->probe.cleanup,
+	rc = ctx->drv->cleanup(w->s[k], w->wire[f], h->uidvalidity, h->uid, token, ctx->cfg->probe.cleanup,
 	                  w->trash, what, whatsz, &err);
 	if (rc == IMAP_EBYE)
 		set_diag(ctx, &ctx->results[idx], 0, "%s", err ? err : "connection lost");
 	if (rc == IMAP_EBYE && reconnect(ctx, idx, w, k) == IMAP_OK) {
 		free(err);
 		err = NULL;
-		rc = imap_cleanup(w->s[k], w->wire[f], h->uidvalidity, h->uid, token,
+		rc = ctx->drv->cleanup(w->s[k], w->wire[f], h->uidvalidity, h->uid, token,
 		                  ctx->cfg->probe.cleanup, w->trash, what, whatsz, &err);
 	}
 	if (rc != IMAP_OK) {
@@ -230,7 +230,7 @@ static int check_folder(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 		}
 	if (n == 0)
 		return IMAP_OK;
-	rc = imap_find_new_tokens(s, w->wire[f], toks, n, w->since, min_uid, &hits, &nhits, &err);
+	rc = ctx->drv->find_new_tokens(s, w->wire[f], toks, n, w->since, min_uid, &hits, &nhits, &err);
 	if (rc != IMAP_OK) {
 		set_diag(ctx, &ctx->results[idx], 0, "%s (%s): %s", round_imap_error_text(rc),
 		         w->wire[f], err ? err : imap_err_name(rc));
@@ -253,7 +253,8 @@ static int check_folder(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 		}
 		w->want[t] = 0;
 		if (t == 0)   /* before cleanup: verdicts, path, tab (issue 11) */
-			verdicts_examine(ctx->cfg, &ctx->cfg->seeds[idx], w->s[sess_of(w, f)], hits[i].uid,
+			verdicts_examine(ctx->cfg, &ctx->cfg->seeds[idx], ctx->drv, w->s[sess_of(w, f)],
+			                 hits[i].uid,
 			                 f == F_INBOX, ctx->results[idx].reply.queue_id,
 			                 hits[i].internaldate, &tr, &trc);
 		cleanup_hit(ctx, idx, w, f, &hits[i], w->tokens[t], what, sizeof what);
@@ -304,7 +305,7 @@ static int resolve_folders(struct round_ctx *ctx, size_t idx, struct seed_watch 
 	long si, ti;
 	int rc;
 
-	rc = imap_list_folders(w->s[0], &folders, &nfolders, &err);
+	rc = ctx->drv->list_folders(w->s[0], &folders, &nfolders, &err);
 	if (rc != IMAP_OK) {
 		arm_fail(w, rc, round_imap_error_text(rc), err ? err : imap_err_name(rc));
 		free(err);
@@ -401,18 +402,18 @@ static int record_uidnext(struct round_ctx *ctx, size_t idx, struct seed_watch *
 	int rc;
 
 	if (w->nsess == 2)
-		rc = imap_select_uidnext(w->s[1], w->wire[F_SPAM], &w->uidnext[F_SPAM], &err);
+		rc = ctx->drv->select_uidnext(w->s[1], w->wire[F_SPAM], &w->uidnext[F_SPAM], &err);
 	else
-		rc = imap_status_uidnext(w->s[0], w->wire[F_SPAM], &w->uidnext[F_SPAM], &err);
-	if (w->nsess == 1 && (rc == IMAP_ENOFOLDER || rc == IMAP_EPROTO) && !imap_idling(w->s[0])) {
+		rc = ctx->drv->status_uidnext(w->s[0], w->wire[F_SPAM], &w->uidnext[F_SPAM], &err);
+	if (w->nsess == 1 && (rc == IMAP_ENOFOLDER || rc == IMAP_EPROTO) && !ctx->drv->idling(w->s[0])) {
 		/* STATUS refused: SELECT it instead (INBOX is selected below) */
 		log_debug("%s: %s; using SELECT", ctx->cfg->seeds[idx].address, err ? err : "STATUS refused");
 		free(err);
 		err = NULL;
-		rc = imap_select_uidnext(w->s[0], w->wire[F_SPAM], &w->uidnext[F_SPAM], &err);
+		rc = ctx->drv->select_uidnext(w->s[0], w->wire[F_SPAM], &w->uidnext[F_SPAM], &err);
 	}
 	if (rc == IMAP_OK)
-		rc = imap_select_uidnext(w->s[0], w->wire[F_INBOX], &w->uidnext[F_INBOX], &err);
+		rc = ctx->drv->select_uidnext(w->s[0], w->wire[F_INBOX], &w->uidnext[F_INBOX], &err);
 	if (rc != IMAP_OK)
 		arm_fail(w, rc, round_imap_error_text(rc), err ? err : imap_err_name(rc));
 	free(err);
@@ -424,9 +425,9 @@ static int start_idle(struct round_ctx *ctx, size_t idx, struct seed_watch *w, i
 	char *err = NULL;
 	int rc;
 
-	if (!w->idle || imap_idling(w->s[k]))
+	if (!w->idle || ctx->drv->idling(w->s[k]))
 		return IMAP_OK;
-	rc = imap_idle_start(w->s[k], &err);
+	rc = ctx->drv->idle_start(w->s[k], &err);
 	if (rc != IMAP_OK)
 		set_diag(ctx, &ctx->results[idx], 0, "%s: %s", round_imap_error_text(rc),
 		         err ? err : imap_err_name(rc));
@@ -475,7 +476,7 @@ static int arm_session(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 			arm_fail(w, rc, "looking for earlier probes failed", ctx->results[idx].diagnostic);
 	if (rc != IMAP_OK)
 		return rc;
-	w->idle = !w->visit && cfg->probe.idle && imap_has_capability(w->s[0], "IDLE");
+	w->idle = !w->visit && cfg->probe.idle && ctx->drv->has_capability(w->s[0], "IDLE");
 	if (w->idle)
 		open_spam_session(ctx, idx, w);
 	rc = record_uidnext(ctx, idx, w);
@@ -490,7 +491,7 @@ static void arm_reset(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 {
 	for (int k = 0; k < 2; k++) {
 		if (w->s[k] != NULL)
-			imap_close(w->s[k]);
+			ctx->drv->close(w->s[k]);
 		w->s[k] = NULL;
 	}
 	for (; w->slots > 1; w->slots--)
@@ -538,7 +539,7 @@ struct seed_watch *watch_arm(struct round_ctx *ctx, size_t idx)
 	}
 	if (w->visit) {
 		/* armed: UIDNEXT recorded; the slot goes to the next seed */
-		imap_close(w->s[0]);
+		ctx->drv->close(w->s[0]);
 		w->s[0] = NULL;
 		w->nsess = 0;
 		round_slot_release(&ctx->lim, &seed->imap);
@@ -583,7 +584,7 @@ static int service(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int 
                    int due)
 {
 	char *err = NULL;
-	int rc = imap_idle_done(w->s[k], &err);
+	int rc = ctx->drv->idle_done(w->s[k], &err);
 
 	if (rc != IMAP_OK) {
 		set_diag(ctx, &ctx->results[idx], 0, "%s: %s", round_imap_error_text(rc),
@@ -633,7 +634,7 @@ static int reconnect(struct round_ctx *ctx, size_t idx, struct seed_watch *w, in
 		w->reconnected[k] = 1;
 	round_progress(ctx, "%s: %s; %s", seed->address, why,
 	               relogin ? "logging in again (new credentials)" : "reconnecting once");
-	imap_close(w->s[k]);
+	ctx->drv->close(w->s[k]);
 	w->s[k] = NULL;
 	rc = round_open_session(ctx, &seed->imap, seed->address, &w->s[k], &err);
 	if (rc != IMAP_OK)
@@ -666,7 +667,7 @@ static void wait_events(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 			round_nap(left, ctx->deadline);
 		return;
 	}
-	if (imap_idle_wait(w->s, (size_t)w->nsess, until, ready) <= 0)
+	if (ctx->drv->idle_wait(w->s, (size_t)w->nsess, until, ready) <= 0)
 		return;
 	for (int k = 0; k < w->nsess; k++) {
 		char *err = NULL;
@@ -675,7 +676,7 @@ static void wait_events(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 
 		if (!ready[k])
 			continue;
-		rc[k] = imap_idle_read(w->s[k], &ev, &err);
+		rc[k] = ctx->drv->idle_read(w->s[k], &ev, &err);
 		if (rc[k] != IMAP_OK)
 			set_diag(ctx, &ctx->results[idx], 0, "%s: %s", round_imap_error_text(rc[k]),
 			         err ? err : imap_err_name(rc[k]));
@@ -694,7 +695,7 @@ static int turn(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int k, 
 {
 	int renew = w->idle && now_mono() - w->idle_since[k] > IDLE_RENEW_SECONDS;
 
-	if (rc == IMAP_OK && !(dirty[k] || due || renew || (w->idle && !imap_idling(w->s[k]))))
+	if (rc == IMAP_OK && !(dirty[k] || due || renew || (w->idle && !ctx->drv->idling(w->s[k]))))
 		return IMAP_OK;
 	if (rc == IMAP_OK)
 		rc = service(ctx, idx, w, k, dirty[k] ? seen[k] : 0, due);
@@ -744,7 +745,7 @@ static int visit(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 		rc = check_folder(ctx, idx, w, F_INBOX, w->uidnext[F_INBOX], 0);
 	free(err);
 	if (w->s[0] != NULL)
-		imap_close(w->s[0]);
+		ctx->drv->close(w->s[0]);
 	w->s[0] = NULL;
 	round_slot_release(&ctx->lim, &seed->imap);
 	w->slots = 0;

@@ -1,0 +1,30 @@
+/*
+ * driver.c - the real IMAP driver: scheduler/driver.h's operations table
+ * filled with prober/imap.h's functions, member for member.
+ */
+#include <config.h>
+
+#include "scheduler/driver.h"
+
+const struct imap_driver imap_driver_real = {
+	.open = imap_open,
+	.close = imap_close,
+	.close_now = imap_close_now,
+	.rebind = imap_rebind,
+	.noop = imap_noop,
+	.extend = imap_extend,
+	.has_capability = imap_has_capability,
+	.list_folders = imap_list_folders,
+	.select_uidnext = imap_select_uidnext,
+	.status_uidnext = imap_status_uidnext,
+	.idle_start = imap_idle_start,
+	.idling = imap_idling,
+	.idle_wait = imap_idle_wait,
+	.idle_read = imap_idle_read,
+	.idle_done = imap_idle_done,
+	.find_new_tokens = imap_find_new_tokens,
+	.fetch_header = imap_fetch_header,
+	.gmail_tab = imap_gmail_tab,
+	.cleanup = imap_cleanup,
+	.scan_bounces = imap_scan_bounces,
+};

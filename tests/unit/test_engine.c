@@ -1,0 +1,928 @@
+/*
+ * test_engine.c - the round engine's decisions (scheduler/watch.c,
+ * round.c) against a fake IMAP driver (scheduler/driver.h): what is
+ * armable, when a session is reconnected, what is cleaned up. The fake
+ * keeps two folders of messages in memory, answers each operation as the
+ * driver's contract says (a hit is only a proved message; a dead session
+ * answers IMAP_EBYE), and can be told to fail the Nth call of an
+ * operation with a given code and server text.
+ *
+ * The contract under test is docs/SPEC.md: "What it is" (arm, then send;
+ * "not sent: mailbox not watchable"), "Finding the probe" (only a proved
+ * message is acted on) and issue 9 "Disconnects and refusals, anywhere"
+ * (a BYE or a drop at any step: one reconnect, then error; a BYE asking
+ * for a new login does not use that reconnect up).
+ */
+#include <config.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/model.h"
+#include "common/util.h"
+#include "scheduler/driver.h"
+#include "scheduler/round_int.h"
+
+/* ---- the fake driver --------------------------------------------------- */
+
+enum op {
+	OP_OPEN, OP_LIST, OP_SELECT, OP_STATUS, OP_IDLE_START, OP_IDLE_READ, OP_IDLE_DONE,
+	OP_FIND, OP_FETCH, OP_CLEANUP, OP_NOOP, OP_SCAN, OP_N
+};
+static const char *const op_names[OP_N] = {
+	"open", "list", "select", "status", "idle_start", "idle_read", "idle_done",
+	"find", "fetch", "cleanup", "noop", "scan"
+};
+
+struct fake_msg {
+	unsigned long uid;
+	char token[TOKEN_MAX];
+	int proved;              /* 1: our probe (token field, HMAC, From); 0: the user's mail */
+	double internaldate;
+};
+
+struct fake_folder {
+	const char *wire;
+	unsigned long uidvalidity, uidnext;
+	struct fake_msg m[16];
+	size_t n;
+};
+
+struct fault {
+	enum op op;
+	int nth;                 /* 1-based call of op that fails */
+	int rc;
+	const char *text;        /* the error text (a BYE's server text) */
+};
+
+/* A session of the fake (the engine only ever holds pointers to it). */
+struct imap_session {
+	int id;
+	int dead;
+	int idling;
+	int folder;              /* selected: 0 INBOX, 1 spam, -1 none */
+	unsigned long idle_from; /* UIDNEXT of the selected folder when IDLE began */
+};
+
+static struct {
+	struct fake_folder f[2];   /* [0] INBOX, [1] the spam folder */
+	int list_spam;             /* LIST shows the spam folder with \Junk */
+	int idle_cap;              /* CAPABILITY has IDLE */
+	struct fault faults[8];
+	size_t nfaults;
+	int calls[OP_N];
+	int opened, closed;
+	unsigned long cleaned[16]; /* UIDs cleanup was asked for */
+	int cleaned_folder[16];
+	size_t ncleaned;
+	int kicks;                 /* idle_wait says "input" this many times; idle_read reads a BYE */
+	const char *kick_text[4];
+	const char *after_kicks;   /* token delivered to INBOX with the last kick's BYE */
+} W;
+
+/* The fault scripted for this call of op, if any (counts the call). */
+static int fault(enum op op, char **errstr)
+{
+	int n = ++W.calls[op];
+
+	for (size_t i = 0; i < W.nfaults; i++)
+		if (W.faults[i].op == op && W.faults[i].nth == n) {
+			if (errstr != NULL)
+				*errstr = xasprintf("%s: %s", op_names[op], W.faults[i].text);
+			return W.faults[i].rc;
+		}
+	return IMAP_OK;
+}
+
+static void add_fault(enum op op, int nth, int rc, const char *text)
+{
+	W.faults[W.nfaults++] = (struct fault){ op, nth, rc, text };
+}
+
+/* Every call on a session: a dead one answers IMAP_EBYE at once (imap.h);
+ * a scripted BYE, drop or timeout kills it. */
+static int enter(struct imap_session *s, enum op op, char **errstr)
+{
+	int rc;
+
+	if (s->dead) {
+		W.calls[op]++;
+		*errstr = xstrdup("connection already lost");
+		return IMAP_EBYE;
+	}
+	rc = fault(op, errstr);
+	if (rc == IMAP_EBYE || rc == IMAP_ETIMEOUT)
+		s->dead = 1;
+	return rc;
+}
+
+static int folder_of(const char *wire)
+{
+	return strcmp(wire, "INBOX") == 0 ? 0 : strcmp(wire, W.f[1].wire) == 0 ? 1 : -1;
+}
+
+static void deliver(int f, const char *token, int proved)
+{
+	struct fake_folder *fo = &W.f[f];
+	struct fake_msg *m = &fo->m[fo->n++];
+
+	m->uid = fo->uidnext++;
+	xstrlcpy(m->token, token, sizeof m->token);
+	m->proved = proved;
+	m->internaldate = floor(now_wall());
+}
+
+static int f_open(const struct imap_params *p, struct imap_session **out, char **errstr)
+{
+	int rc = fault(OP_OPEN, errstr);
+
+	(void)p;
+	if (rc != IMAP_OK)
+		return rc;
+	*out = xcalloc(1, sizeof **out);
+	(*out)->id = ++W.opened;
+	(*out)->folder = -1;
+	return IMAP_OK;
+}
+
+static void f_close(struct imap_session *s)
+{
+	if (s == NULL)
+		return;
+	W.closed++;
+	free(s);
+}
+
+static void f_rebind(struct imap_session *s, const struct imap_params *p)
+{
+	(void)s;
+	(void)p;
+}
+
+static int f_noop(struct imap_session *s, char **errstr)
+{
+	return enter(s, OP_NOOP, errstr);
+}
+
+static void f_extend(struct imap_session *s, double secs)
+{
+	(void)s;
+	(void)secs;
+}
+
+static int f_has_capability(const struct imap_session *s, const char *cap)
+{
+	(void)s;
+	return strcmp(cap, "IDLE") == 0 && W.idle_cap;
+}
+
+static int f_list(struct imap_session *s, struct imap_folder **out, size_t *n, char **errstr)
+{
+	int rc = enter(s, OP_LIST, errstr);
+
+	if (rc != IMAP_OK)
+		return rc;
+	*out = xcalloc(2, sizeof **out);
+	(*out)[0].wire = xstrdup("INBOX");
+	(*out)[0].display = xstrdup("INBOX");
+	(*out)[0].flags = FOLDER_INBOX;
+	(*out)[1].wire = xstrdup(W.list_spam ? W.f[1].wire : "Archive");
+	(*out)[1].display = xstrdup((*out)[1].wire);
+	(*out)[1].flags = W.list_spam ? FOLDER_JUNK : 0;
+	*n = 2;
+	return IMAP_OK;
+}
+
+static int f_select(struct imap_session *s, const char *folder, unsigned long *uidnext,
+                    char **errstr)
+{
+	int rc = enter(s, OP_SELECT, errstr);
+	int f = folder_of(folder);
+
+	if (rc != IMAP_OK)
+		return rc;
+	if (f < 0) {
+		*errstr = xasprintf("SELECT %s: NO no such folder", folder);
+		return IMAP_ENOFOLDER;
+	}
+	s->folder = f;
+	*uidnext = W.f[f].uidnext;
+	return IMAP_OK;
+}
+
+static int f_status(struct imap_session *s, const char *folder, unsigned long *uidnext,
+                    char **errstr)
+{
+	int rc = enter(s, OP_STATUS, errstr);
+	int f = folder_of(folder);
+
+	if (rc != IMAP_OK)
+		return rc;
+	if (f < 0) {
+		*errstr = xasprintf("STATUS %s: NO no such folder", folder);
+		return IMAP_ENOFOLDER;
+	}
+	*uidnext = W.f[f].uidnext;
+	return IMAP_OK;
+}
+
+static int f_idle_start(struct imap_session *s, char **errstr)
+{
+	int rc = enter(s, OP_IDLE_START, errstr);
+
+	if (rc != IMAP_OK)
+		return rc;
+	s->idling = 1;
+	s->idle_from = W.f[s->folder].uidnext;
+	return IMAP_OK;
+}
+
+static int f_idling(const struct imap_session *s)
+{
+	return s->idling;
+}
+
+/* Input: a scripted kick, or mail delivered since IDLE began. */
+static int has_input(const struct imap_session *s)
+{
+	return s->idling && (W.kicks > 0 || W.f[s->folder].uidnext > s->idle_from);
+}
+
+static int f_idle_wait(struct imap_session *const *ss, size_t n, double until, int *ready)
+{
+	int nready = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		ready[i] = has_input(ss[i]);
+		nready += ready[i];
+	}
+	if (nready == 0 && until > now_mono()) {
+		double left = until - now_mono();
+		struct timespec ts = { (time_t)left, (long)((left - (time_t)left) * 1e9) };
+		nanosleep(&ts, NULL);
+	}
+	return nready;
+}
+
+static int f_idle_read(struct imap_session *s, int *event, char **errstr)
+{
+	int rc = enter(s, OP_IDLE_READ, errstr);
+
+	if (rc != IMAP_OK)
+		return rc;
+	if (W.kicks > 0) {
+		W.kicks--;
+		*errstr = xasprintf("server said BYE: %s", W.kick_text[W.kicks]);
+		if (W.kicks == 0 && W.after_kicks != NULL)
+			deliver(0, W.after_kicks, 1);
+		s->dead = 1;
+		return IMAP_EBYE;
+	}
+	*event = IMAP_IDLE_EXISTS;
+	s->idle_from = W.f[s->folder].uidnext;
+	return IMAP_OK;
+}
+
+static int f_idle_done(struct imap_session *s, char **errstr)
+{
+	int rc;
+
+	if (!s->idling)
+		return IMAP_OK;
+	s->idling = 0;
+	rc = enter(s, OP_IDLE_DONE, errstr);
+	return rc;
+}
+
+/* Hits are proved messages only (the driver's contract). */
+static int f_find(struct imap_session *s, const char *folder, const char *const *tokens,
+                  size_t ntokens, double since, unsigned long min_uid, struct imap_hit **hits,
+                  size_t *nhits, char **errstr)
+{
+	int rc = enter(s, OP_FIND, errstr);
+	int f = folder_of(folder);
+
+	(void)since;
+	if (rc != IMAP_OK)
+		return rc;
+	assert_true(f >= 0);
+	s->folder = f;
+	*hits = xcalloc(W.f[f].n + 1, sizeof **hits);
+	*nhits = 0;
+	for (size_t i = 0; i < W.f[f].n; i++) {
+		const struct fake_msg *m = &W.f[f].m[i];
+		for (size_t t = 0; t < ntokens; t++)
+			if (m->uid >= min_uid && m->proved && strcmp(m->token, tokens[t]) == 0)
+				(*hits)[(*nhits)++] = (struct imap_hit){ t, W.f[f].uidvalidity, m->uid,
+				                                         m->internaldate };
+	}
+	return IMAP_OK;
+}
+
+static int f_fetch_header(struct imap_session *s, unsigned long uid, size_t max, char **out,
+                          size_t *len, char **errstr)
+{
+	int rc = enter(s, OP_FETCH, errstr);
+
+	(void)uid;
+	(void)max;
+	if (rc != IMAP_OK)
+		return rc;
+	*out = xstrdup("Subject: probe\r\n\r\n");
+	*len = strlen(*out);
+	return IMAP_OK;
+}
+
+static int f_gmail_tab(struct imap_session *s, unsigned long uid, char *tab, size_t tabsz,
+                       char **errstr)
+{
+	(void)s;
+	(void)uid;
+	(void)errstr;
+	xstrlcpy(tab, "unknown", tabsz);
+	return IMAP_OK;
+}
+
+/* Records what it was asked to clean; removes the message. */
+static int f_cleanup(struct imap_session *s, const char *folder, unsigned long uidvalidity,
+                     unsigned long uid, const char *token, enum cleanup_mode mode,
+                     const char *trash, char *what, size_t whatsz, char **errstr)
+{
+	int rc = enter(s, OP_CLEANUP, errstr);
+	int f = folder_of(folder);
+
+	(void)uidvalidity;
+	(void)token;
+	(void)trash;
+	if (rc != IMAP_OK)
+		return rc;
+	W.cleaned_folder[W.ncleaned] = f;
+	W.cleaned[W.ncleaned++] = uid;
+	for (size_t i = 0; i < W.f[f].n; i++)
+		if (W.f[f].m[i].uid == uid) {
+			W.f[f].m[i] = W.f[f].m[--W.f[f].n];
+			break;
+		}
+	xstrlcpy(what, mode == CLEANUP_TRASH ? "trashed" : "deleted", whatsz);
+	return IMAP_OK;
+}
+
+static int f_scan(struct imap_session *s, const char *folder, const char *const *tokens,
+                  size_t ntokens, double since, int delete_matched, struct imap_bounce **out,
+                  size_t *nout, char **errstr)
+{
+	(void)folder;
+	(void)tokens;
+	(void)ntokens;
+	(void)since;
+	(void)delete_matched;
+	*out = NULL;
+	*nout = 0;
+	return enter(s, OP_SCAN, errstr);
+}
+
+static const struct imap_driver fake = {
+	.open = f_open, .close = f_close, .close_now = f_close, .rebind = f_rebind,
+	.noop = f_noop, .extend = f_extend, .has_capability = f_has_capability,
+	.list_folders = f_list, .select_uidnext = f_select, .status_uidnext = f_status,
+	.idle_start = f_idle_start, .idling = f_idling, .idle_wait = f_idle_wait,
+	.idle_read = f_idle_read, .idle_done = f_idle_done, .find_new_tokens = f_find,
+	.fetch_header = f_fetch_header, .gmail_tab = f_gmail_tab, .cleanup = f_cleanup,
+	.scan_bounces = f_scan,
+};
+
+/* ---- a round of one seed, built by hand ----------------------------------- */
+
+struct fixture {
+	struct config cfg;
+	struct seed_conf seed;
+	struct round_params p;
+	struct round_pending pending[1];
+	struct round_ctx ctx;
+};
+
+static int setup(void **state)
+{
+	struct fixture *fx = xcalloc(1, sizeof *fx);
+	pthread_condattr_t ca;
+
+	memset(&W, 0, sizeof W);
+	W.f[0] = (struct fake_folder){ .wire = "INBOX", .uidvalidity = 7, .uidnext = 100 };
+	W.f[1] = (struct fake_folder){ .wire = "Junk", .uidvalidity = 8, .uidnext = 50 };
+	W.list_spam = 1;
+	W.idle_cap = 1;
+
+	fx->seed.address = "seed@example.net";
+	fx->seed.imap.host = "imap.example.net";
+	fx->seed.imap.port = 993;
+	fx->seed.imap.username = "seed";
+	fx->cfg.seeds = &fx->seed;
+	fx->cfg.nseeds = 1;
+	fx->cfg.probe.deadline = 1000;
+	fx->cfg.probe.poll_interval = 1;
+	fx->cfg.probe.idle = 1;
+	fx->cfg.probe.cleanup = CLEANUP_DELETE;
+	fx->cfg.limits.per_host = 64;
+	fx->cfg.limits.per_account = 1;   /* one session; a test sets 2 for two */
+	fx->cfg.limits.connect_timeout = 1;
+	fx->cfg.limits.timeout = 1;
+
+	/* p.deadline far beyond ctx.deadline: round_open_session's backoff
+	 * (bounded by half the round) never sleeps here */
+	fx->p.cfg = &fx->cfg;
+	fx->p.deadline = 1000;
+	fx->p.driver = &fake;
+
+	fx->ctx.p = &fx->p;
+	fx->ctx.cfg = &fx->cfg;
+	fx->ctx.drv = &fake;
+	fx->ctx.started = now_wall();
+	fx->ctx.deadline = now_mono() + 3;
+	fx->ctx.probe_from = xstrdup("probe@example.org");
+	fx->ctx.bounce_armed = 1;
+	pthread_mutex_init(&fx->ctx.mu, NULL);
+	pthread_mutex_init(&fx->ctx.lim.mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&fx->ctx.lim.cv, &ca);
+	pthread_cond_init(&fx->ctx.bounce_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	fx->ctx.results = xcalloc(1, sizeof *fx->ctx.results);
+	fx->ctx.accepted = xcalloc(1, sizeof *fx->ctx.accepted);
+	fx->ctx.results[0].outcome = OUTCOME_ERROR;
+	xstrlcpy(fx->ctx.results[0].token, "tok-this-round", TOKEN_MAX);
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	/* every session the engine opened was closed */
+	assert_int_equal(W.opened, W.closed);
+	free(fx->ctx.results);
+	free(fx->ctx.accepted);
+	free(fx->ctx.late);
+	free(fx->ctx.probe_from);
+	for (size_t i = 0; i < fx->ctx.lim.n; i++)
+		free(fx->ctx.lim.e[i].key);
+	free(fx->ctx.lim.e);
+	pthread_mutex_destroy(&fx->ctx.mu);
+	pthread_mutex_destroy(&fx->ctx.lim.mu);
+	pthread_cond_destroy(&fx->ctx.lim.cv);
+	pthread_cond_destroy(&fx->ctx.bounce_cv);
+	free(fx);
+	return 0;
+}
+
+/* What seed_worker does around the submission: the relay said 250. */
+static void accept_probe(struct fixture *fx)
+{
+	fx->ctx.accepted[0] = 1;
+	fx->ctx.results[0].outcome = OUTCOME_MISSING;
+	fx->ctx.results[0].submit_time = now_wall();
+	fx->ctx.results[0].send_start = fx->ctx.results[0].submit_time;
+}
+
+static struct probe_result *res0(struct fixture *fx)
+{
+	return &fx->ctx.results[0];
+}
+
+/* ---- arming ------------------------------------------------------------- */
+
+/* A login refused: no probe, error, "not sent: mailbox not watchable" with
+ * the reason; nothing else is asked of the server. */
+static void test_login_refused_not_armable(void **state)
+{
+	struct fixture *fx = *state;
+
+	add_fault(OP_OPEN, 1, IMAP_EAUTH, "NO [AUTHENTICATIONFAILED] Authentication failed.");
+	assert_null(watch_arm(&fx->ctx, 0));
+	assert_int_equal(res0(fx)->outcome, OUTCOME_ERROR);
+	assert_int_equal(res0(fx)->not_sent, 1);
+	assert_string_equal(res0(fx)->diagnostic,
+	                    "not sent: mailbox not watchable: IMAP authentication failed: "
+	                    "open: NO [AUTHENTICATIONFAILED] Authentication failed.");
+	assert_int_equal(W.calls[OP_OPEN], 1);   /* a refusal is final: not retried */
+	assert_int_equal(W.calls[OP_LIST], 0);
+	for (size_t i = 0; i < fx->ctx.lim.n; i++)
+		assert_int_equal(fx->ctx.lim.e[i].count, 0);   /* the slots were given back */
+}
+
+/* TLS refused: the same, with that reason. */
+static void test_tls_refused_not_armable(void **state)
+{
+	struct fixture *fx = *state;
+
+	add_fault(OP_OPEN, 1, IMAP_ETLS, "certificate verify failed");
+	assert_null(watch_arm(&fx->ctx, 0));
+	assert_int_equal(res0(fx)->not_sent, 1);
+	assert_string_equal(res0(fx)->diagnostic, "not sent: mailbox not watchable: IMAP TLS refused: "
+	                    "open: certificate verify failed");
+	assert_int_equal(W.calls[OP_OPEN], 1);
+}
+
+/* No spam folder to be found: not armable, and the session is closed. */
+static void test_spam_unresolved_not_armable(void **state)
+{
+	struct fixture *fx = *state;
+
+	W.list_spam = 0;
+	assert_null(watch_arm(&fx->ctx, 0));
+	assert_int_equal(res0(fx)->outcome, OUTCOME_ERROR);
+	assert_int_equal(res0(fx)->not_sent, 1);
+	assert_non_null(strstr(res0(fx)->diagnostic,
+	                       "not sent: mailbox not watchable: spam folder unresolved"));
+	assert_int_equal(W.calls[OP_SELECT] + W.calls[OP_STATUS], 0);
+	assert_int_equal(W.opened, 1);
+}
+
+/* Armed: UIDNEXT of both folders recorded, IDLE started on INBOX. */
+static void test_armed_records_uidnext_and_idles(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w = watch_arm(&fx->ctx, 0);
+
+	assert_non_null(w);
+	assert_int_equal(res0(fx)->not_sent, 0);
+	assert_string_equal(res0(fx)->watch, "idle+poll");
+	assert_string_equal(res0(fx)->diagnostic, "");
+	assert_int_equal(W.calls[OP_STATUS], 1);       /* Junk's UIDNEXT without selecting it */
+	assert_int_equal(W.calls[OP_SELECT], 1);       /* INBOX */
+	assert_int_equal(W.calls[OP_IDLE_START], 1);
+	assert_int_equal(W.calls[OP_FIND], 0);         /* no earlier probe to look for */
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* A BYE at a step of arming (SELECT): one reconnect, armed on the new
+ * session. */
+static void test_bye_while_arming_reconnects_once(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w;
+
+	add_fault(OP_SELECT, 1, IMAP_EBYE, "server said BYE: shutting down");
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	assert_int_equal(W.opened, 2);
+	assert_int_equal(W.closed, 1);
+	assert_int_equal(res0(fx)->not_sent, 0);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* A BYE at a step of arming twice: the reconnect is used up: not armable,
+ * the server's text in the diagnostic. */
+static void test_bye_twice_while_arming_errors(void **state)
+{
+	struct fixture *fx = *state;
+
+	add_fault(OP_LIST, 1, IMAP_EBYE, "server said BYE: shutting down");
+	add_fault(OP_LIST, 2, IMAP_EBYE, "server said BYE: still shutting down");
+	assert_null(watch_arm(&fx->ctx, 0));
+	assert_int_equal(W.opened, 2);
+	assert_int_equal(res0(fx)->not_sent, 1);
+	assert_string_equal(res0(fx)->diagnostic, "not sent: mailbox not watchable: IMAP connection "
+	                    "lost: list: server said BYE: still shutting down");
+}
+
+/* A NO to SELECT is not a drop: not armable at once, no reconnect. */
+static void test_select_refused_not_reconnected(void **state)
+{
+	struct fixture *fx = *state;
+
+	add_fault(OP_SELECT, 1, IMAP_ENOFOLDER, "NO Mailbox doesn't exist: INBOX");
+	assert_null(watch_arm(&fx->ctx, 0));
+	assert_int_equal(W.opened, 1);
+	assert_int_equal(res0(fx)->not_sent, 1);
+	assert_non_null(strstr(res0(fx)->diagnostic, "IMAP folder cannot be selected"));
+}
+
+/* STATUS refused: UIDNEXT of the spam folder by SELECT instead. */
+static void test_status_refused_uses_select(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w;
+
+	add_fault(OP_STATUS, 1, IMAP_EPROTO, "BAD unknown command");
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	assert_int_equal(W.calls[OP_SELECT], 2);   /* Junk, then INBOX */
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* An earlier round's probe is looked for once while arming: found in the
+ * spam folder, recorded as a late arrival and cleaned up. */
+static void test_pending_found_while_arming(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w;
+
+	fx->pending[0].seed_index = 0;
+	xstrlcpy(fx->pending[0].p.token, "tok-earlier", TOKEN_MAX);
+	fx->pending[0].p.submit_time = now_wall() - 600;
+	fx->p.pending = fx->pending;
+	fx->p.npending = 1;
+	deliver(1, "tok-earlier", 1);
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	assert_int_equal(fx->ctx.nlate, 1);
+	assert_string_equal(fx->ctx.late[0].token, "tok-earlier");
+	assert_string_equal(fx->ctx.late[0].folder_kind, "spam");
+	assert_string_equal(fx->ctx.late[0].cleanup, "deleted");
+	assert_int_equal(fx->ctx.late[0].counted, 1);
+	assert_int_equal(W.ncleaned, 1);
+	assert_int_equal(W.cleaned[0], 50);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* ---- watching and finding ------------------------------------------------ */
+
+/* Not accepted by the relay: nothing is searched for after arming. */
+static void test_not_accepted_not_watched(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w = watch_arm(&fx->ctx, 0);
+
+	assert_non_null(w);
+	watch_run(&fx->ctx, 0, w, 0);
+	assert_int_equal(W.calls[OP_FIND], 0);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* The probe announced by IDLE: found, announced, cleaned. */
+static void test_found_by_idle_and_cleaned(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w = watch_arm(&fx->ctx, 0);
+
+	assert_non_null(w);
+	accept_probe(fx);
+	deliver(0, "tok-this-round", 1);
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_INBOX);
+	assert_string_equal(res0(fx)->folder, "INBOX");
+	assert_int_equal(res0(fx)->announced, 1);
+	assert_string_equal(res0(fx)->cleanup, "deleted");
+	assert_int_equal(W.ncleaned, 1);
+	assert_int_equal(W.cleaned[0], 100);
+	assert_int_equal(W.calls[OP_FETCH], 1);    /* verdicts read before cleanup */
+	assert_int_equal(W.f[0].n, 0);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* Several messages carry the token: the user's reply and forward prove
+ * nothing; only the proved probe is touched. */
+static void test_only_proved_touched(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w = watch_arm(&fx->ctx, 0);
+
+	assert_non_null(w);
+	accept_probe(fx);
+	deliver(0, "tok-this-round", 0);   /* 100: "Re: inboxprobe tok-this-round" */
+	deliver(0, "tok-this-round", 1);   /* 101: the probe */
+	deliver(0, "tok-this-round", 0);   /* 102: a forward */
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_INBOX);
+	assert_int_equal(W.ncleaned, 1);
+	assert_int_equal(W.cleaned[0], 101);
+	assert_int_equal(W.f[0].n, 2);     /* the user's two messages stay */
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* Two proved copies (a duplicate delivery): both cleaned, the first
+ * counted. */
+static void test_two_proved_copies_both_cleaned(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w = watch_arm(&fx->ctx, 0);
+
+	assert_non_null(w);
+	accept_probe(fx);
+	deliver(0, "tok-this-round", 1);
+	deliver(0, "tok-this-round", 1);
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_INBOX);
+	assert_int_equal(W.ncleaned, 2);
+	assert_int_equal(W.cleaned[0], 100);
+	assert_int_equal(W.cleaned[1], 101);
+	assert_int_equal(W.calls[OP_FETCH], 1);    /* the first one's verdicts only */
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* cleanup = keep: found, never touched. */
+static void test_cleanup_keep_touches_nothing(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w;
+
+	fx->cfg.probe.cleanup = CLEANUP_KEEP;
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	accept_probe(fx);
+	deliver(0, "tok-this-round", 1);
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_INBOX);
+	assert_string_equal(res0(fx)->cleanup, "kept");
+	assert_int_equal(W.calls[OP_CLEANUP], 0);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* A BYE during the cleanup: one reconnect and the cleanup again on the new
+ * session. */
+static void test_bye_at_cleanup_reconnects_and_retries(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w = watch_arm(&fx->ctx, 0);
+
+	assert_non_null(w);
+	accept_probe(fx);
+	deliver(0, "tok-this-round", 1);
+	add_fault(OP_CLEANUP, 1, IMAP_EBYE, "closed without BYE");
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_INBOX);
+	assert_string_equal(res0(fx)->cleanup, "deleted");
+	assert_int_equal(W.calls[OP_CLEANUP], 2);
+	assert_int_equal(W.ncleaned, 1);
+	assert_int_equal(W.opened, 2);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* A cleanup that fails twice is reported as failed (the probe stays
+ * pending); the probe still counts as found. */
+static void test_cleanup_failing_twice_reported(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w = watch_arm(&fx->ctx, 0);
+
+	assert_non_null(w);
+	accept_probe(fx);
+	deliver(0, "tok-this-round", 1);
+	add_fault(OP_CLEANUP, 1, IMAP_EBYE, "closed without BYE");
+	add_fault(OP_CLEANUP, 2, IMAP_EBYE, "closed without BYE");
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_INBOX);
+	assert_string_equal(res0(fx)->cleanup, "failed: bye");
+	assert_int_equal(W.ncleaned, 0);
+	assert_int_equal(W.opened, 2);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* A BYE during IDLE: one reconnect; the next BYE ends the watch as error
+ * with the server's text. */
+static void test_bye_while_watching_reconnects_once_then_errors(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w = watch_arm(&fx->ctx, 0);
+
+	assert_non_null(w);
+	accept_probe(fx);
+	W.kick_text[1] = "System shutting down";
+	W.kick_text[0] = "Disconnected for inactivity";
+	W.kicks = 2;
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_ERROR);
+	assert_int_equal(W.opened, 2);
+	assert_non_null(strstr(res0(fx)->diagnostic, "server said BYE: Disconnected for inactivity"));
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* A BYE during IDLE, then the probe: found on the reconnected session. */
+static void test_bye_while_watching_then_found(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w = watch_arm(&fx->ctx, 0);
+
+	assert_non_null(w);
+	accept_probe(fx);
+	W.kick_text[0] = "System shutting down";
+	W.kicks = 1;
+	W.after_kicks = "tok-this-round";
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_INBOX);
+	assert_int_equal(W.opened, 2);
+	assert_int_equal(W.ncleaned, 1);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* A BYE asking for a new login (Exchange Online's AccessTokenExpired) does
+ * not use the one reconnect up: after it, a plain BYE still reconnects. */
+static void test_relogin_bye_keeps_the_reconnect(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w = watch_arm(&fx->ctx, 0);
+
+	assert_non_null(w);
+	accept_probe(fx);
+	W.kick_text[1] = "Session invalidated - AccessTokenExpired";
+	W.kick_text[0] = "System shutting down";
+	W.kicks = 2;
+	W.after_kicks = "tok-this-round";
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_INBOX);
+	assert_int_equal(res0(fx)->announced, 0);   /* found by the look after reconnecting */
+	assert_int_equal(W.opened, 3);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* Two sessions (the limits allow two per seed): the spam folder IDLEs on
+ * its own; a probe there is found and cleaned on that session. */
+static void test_two_sessions_spam_found(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w;
+
+	fx->cfg.limits.per_account = 2;
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	assert_string_equal(res0(fx)->watch, "idle");
+	assert_int_equal(W.opened, 2);
+	assert_int_equal(W.calls[OP_IDLE_START], 2);
+	accept_probe(fx);
+	deliver(1, "tok-this-round", 1);
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_SPAM);
+	assert_string_equal(res0(fx)->folder, "Junk");
+	assert_int_equal(res0(fx)->announced, 1);
+	assert_int_equal(W.ncleaned, 1);
+	assert_int_equal(W.cleaned_folder[0], 1);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* No IDLE: polled every poll_interval; found, not announced. */
+static void test_polling_without_idle(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w;
+
+	W.idle_cap = 0;
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	assert_string_equal(res0(fx)->watch, "poll");
+	assert_int_equal(W.calls[OP_IDLE_START], 0);
+	accept_probe(fx);
+	deliver(1, "tok-this-round", 1);
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_SPAM);
+	assert_int_equal(res0(fx)->announced, 0);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* Not found by the deadline: still missing (the round decides later),
+ * nothing cleaned. */
+static void test_deadline_leaves_missing(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w;
+
+	fx->ctx.deadline = now_mono() + 0.6;
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	accept_probe(fx);
+	deliver(0, "tok-someone-else", 1);
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_MISSING);
+	assert_int_equal(W.calls[OP_CLEANUP], 0);
+	watch_end(&fx->ctx, 0, w);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_login_refused_not_armable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_refused_not_armable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spam_unresolved_not_armable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_armed_records_uidnext_and_idles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bye_while_arming_reconnects_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bye_twice_while_arming_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_select_refused_not_reconnected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_refused_uses_select, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pending_found_while_arming, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_accepted_not_watched, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_found_by_idle_and_cleaned, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_only_proved_touched, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_proved_copies_both_cleaned, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cleanup_keep_touches_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bye_at_cleanup_reconnects_and_retries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cleanup_failing_twice_reported, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bye_while_watching_reconnects_once_then_errors,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bye_while_watching_then_found, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_relogin_bye_keeps_the_reconnect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_sessions_spam_found, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_polling_without_idle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deadline_leaves_missing, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
