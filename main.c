@@ -33,6 +33,7 @@
 #include "reports/webconfig.h"
 #include "scheduler/cycle.h"
 #include "scheduler/daemon.h"
+#include "scheduler/fdbudget.h"
 #include "scheduler/round.h"
 #include "scheduler/runlock.h"
 #include "scheduler/state.h"
@@ -143,6 +144,23 @@ static int warn_host_limits(const struct config *cfg)
 
 /* ---- check -------------------------------------------------------------- */
 
+/* `check`: what a round needs in file descriptors, against this shell's
+ * limit (a service's LimitNOFILE= may differ: a warning, not an error). */
+static void check_fd_budget(const struct config *cfg)
+{
+	struct fd_budget b;
+	char *err = NULL;
+
+	if (fd_budget_ensure(cfg, 0, &b, &err) != 0) {
+		log_warn("%s", err);
+		free(err);
+		return;
+	}
+	if (b.soft >= 0)
+		printf("file descriptors: a round needs %ld (%ld IMAP sessions), limit %ld\n", b.need,
+		       b.imap, b.soft);
+}
+
 static int cmd_check(const char *path)
 {
 	struct config *cfg = NULL;
@@ -161,6 +179,7 @@ static int cmd_check(const char *path)
 		web_config_free(wc);
 	}
 	warn_host_limits(cfg);
+	check_fd_budget(cfg);
 	printf("configuration OK\n");
 	config_free(cfg);
 	return 0;
@@ -316,6 +335,17 @@ static int cmd_run(struct run_opts *o)
 		cfg->probe.idle = 0;
 
 	warn_host_limits(cfg);
+	{
+		struct fd_budget b;
+		if (fd_budget_ensure(cfg, 0, &b, &err) != 0) {
+			log_error("%s; this run sends nothing", err);
+			if (o->format == FORMAT_NAGIOS)
+				printf("INBOXPROBE UNKNOWN - needs %ld file descriptors, limit %ld\n",
+				       b.need, b.soft);
+			code = o->format == FORMAT_NAGIOS ? NAGIOS_UNKNOWN : EXIT_UNKNOWN;
+			goto out;
+		}
+	}
 	switch (cycle_lock_take(cfg, &lockpath, &lock, &err)) {
 	case 0:
 		break;

@@ -26,6 +26,7 @@
 #include "reports/webconfig.h"
 #include "scheduler/cycle.h"
 #include "scheduler/daemon.h"
+#include "scheduler/fdbudget.h"
 #include "scheduler/pool.h"
 #include "scheduler/round.h"
 #include "scheduler/runlock.h"
@@ -539,6 +540,8 @@ int daemon_main(const char *path)
 {
 	struct daemon d;
 	struct config *cfg = NULL;
+	struct fd_budget fdb;
+	char *err = NULL;
 	int rc;
 
 	memset(&d, 0, sizeof d);
@@ -546,6 +549,12 @@ int daemon_main(const char *path)
 	pthread_mutex_init(&d.mu, NULL);
 	if (load(path, &cfg) != 0)
 		return EXIT_USAGE;
+	if (fd_budget_ensure(cfg, 1, &fdb, &err) != 0) {
+		log_error("%s; the daemon does not start", err);
+		free(err);
+		config_free(cfg);
+		return EXIT_UNKNOWN;
+	}
 	rc = start(&d, cfg);
 	if (rc == 0) {
 		daemon_loop(&d);

@@ -25,6 +25,8 @@ struct limiter {
 	pthread_cond_t cv;
 	struct limit_entry *e;
 	size_t n;
+	size_t *slots;          /* open-addressing hash of keys: index + 1 into e, 0 free */
+	size_t nslots;          /* a power of two, at least twice n; 0 before the first key */
 	long smtp_active;
 };
 

@@ -17,6 +17,14 @@
 #   - postgrey for greylist.test.
 # Everything the tests need is written as shell assignments to DIR/env.
 #
+# WORLD_SEEDS=N (default 0) adds N seed mailboxes for benches, bNNNN@yahoo.test
+# (WORLD_SEED_FMT, numbered from 1, password SEED_PASSFILE, folders Bulk and
+# Trash), and sizes the world for them: Dovecot's process and client limits
+# (two IDLE sessions per seed, each an imap process; imap-login serves many
+# clients per process), Postfix's LMTP concurrency, and, as root, the
+# per-uid inotify instances (Dovecot's IDLE needs one per session; past
+# fs.inotify.max_user_instances it checks every 30 s instead).
+#
 # Outside DIR this changes only /etc/postfix/main.cf: Postfix refuses
 # `postfix -c DIR` unless that file lists DIR in alternate_config_directories.
 # DIR/postfix is added there at start and removed at stop (under a lock).
@@ -48,6 +56,11 @@ trash_folder_of() {
 	esac
 }
 GREYLIST_DELAY=${GREYLIST_DELAY:-8}
+WORLD_SEEDS=${WORLD_SEEDS:-0}
+case $WORLD_SEEDS in
+'' | *[!0-9]*) echo "$PROG: WORLD_SEEDS must be a number of seeds, not '$WORLD_SEEDS'" >&2; exit 2 ;;
+esac
+WORLD_SEED_FMT='b%04d@yahoo.test'
 LOCKFILE=/tmp/.inboxprobe-world.lock
 MAINCF=/etc/postfix/main.cf
 
@@ -190,6 +203,14 @@ all_users() {
 	echo relay@sender.test
 }
 
+# The WORLD_SEEDS bench seeds, one address a line.
+bulk_users() {
+	local i
+	for ((i = 1; i <= WORLD_SEEDS; i++)); do
+		printf "$WORLD_SEED_FMT\n" "$i"
+	done
+}
+
 gen_dovecot() {
 	local d=$DIR/dovecot u pw
 	mkdir -p "$d" "$d/sieve" "$DIR/mail"
@@ -201,6 +222,9 @@ gen_dovecot() {
 			relay@sender.test) echo "$u:{PLAIN}$(cat "$DIR/secrets/relay.pass")::::::" ;;
 			*) echo "$u:{PLAIN}$pw::::::" ;;
 			esac
+		done
+		for u in $(bulk_users); do
+			echo "$u:{PLAIN}$pw::::::"
 		done
 	} >"$d/users"
 	chown root:dovecot "$d/users"
@@ -222,6 +246,31 @@ gen_dovecot() {
 	gen_dovecot_conf main >"$d/main.conf"
 	gen_dovecot_conf notls >"$d/notls.conf"
 	gen_dovecot_conf expired >"$d/expired.conf"
+}
+
+# Limits of the main Dovecot for WORLD_SEEDS bench seeds (nothing without
+# them): every IMAP session is an imap process (client_limit 1), at most two
+# per seed plus the floors' and the tests' own; imap-login runs in
+# "high-performance" mode (service_count 0: one process serves many TLS
+# clients, as a busy server is run) instead of a process per connection.
+scale_dovecot_conf() {
+	[ "$WORLD_SEEDS" -gt 0 ] || return 0
+	cat <<EOF
+default_process_limit = $((WORLD_SEEDS * 2 + 200))
+default_client_limit = $((WORLD_SEEDS * 6 + 1000))
+default_vsz_limit = 512M
+mail_max_userip_connections = 20
+EOF
+}
+
+scale_login_conf() {
+	[ "$WORLD_SEEDS" -gt 0 ] || return 0
+	cat <<EOF
+  service_count = 0
+  process_min_avail = 2
+  process_limit = 8
+  client_limit = $((WORLD_SEEDS * 4 + 1000))
+EOF
 }
 
 # gen_dovecot_conf main|notls|expired
@@ -291,7 +340,9 @@ ssl_cert = <$DIR/tls/cert.pem
 ssl_key = <$DIR/tls/key.pem
 $dh
 disable_plaintext_auth = yes
+$(scale_dovecot_conf)
 service imap-login {
+$(scale_login_conf)
   inet_listener imap {
     address = 127.0.0.1
     port = $IMAP_PORT
@@ -365,6 +416,18 @@ EOF
 	esac
 }
 
+# Postfix for WORLD_SEEDS bench seeds (nothing without them): a round hands
+# the queue manager WORLD_SEEDS messages for one LMTP destination at once.
+scale_postfix_conf() {
+	[ "$WORLD_SEEDS" -gt 0 ] || return 0
+	cat <<EOF
+default_process_limit = 300
+lmtp_destination_concurrency_limit = 64
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+EOF
+}
+
 gen_postfix() {
 	local c=$DIR/postfix p
 	mkdir -p "$c" "$c/queue"
@@ -412,6 +475,7 @@ minimal_backoff_time = 2s
 maximal_backoff_time = 4s
 delay_warning_time = 10s
 maximal_queue_lifetime = 1h
+$(scale_postfix_conf)
 bounce_queue_lifetime = 1h
 smtp_tls_security_level = none
 smtpd_tls_security_level = none
@@ -530,7 +594,9 @@ gen_env() {
 			SEED_PASSFILE "$DIR/secrets/seed.pass" \
 			BOUNCE_USER probe@sender.test \
 			BOUNCE_PASSFILE "$DIR/secrets/bounce.pass" \
-			WRONG_PASSFILE "$DIR/secrets/wrong.pass"
+			WRONG_PASSFILE "$DIR/secrets/wrong.pass" \
+			WORLD_SEEDS "$WORLD_SEEDS" \
+			WORLD_SEED_FMT "$WORLD_SEED_FMT"
 		for p in $PROVIDERS; do
 			P=$(echo "$p" | tr a-z A-Z)
 			printf "SPAM_FOLDER_%s='%s'\n" "$P" "$(spam_folder_of "$p")"
@@ -646,6 +712,35 @@ start_postfix() {
 		{ cat "$DIR/postfix/start.log" >&2; [ -f "$DIR/postfix/maillog" ] && tail -n 20 "$DIR/postfix/maillog" >&2; die "postfix did not start"; }
 }
 
+# The WORLD_SEEDS bench seeds' Maildirs (Maildir++, as Dovecot lays them out:
+# INBOX, .Bulk, .Trash), made directly: a doveadm call per seed would take
+# minutes for 1,000 seeds.
+create_bulk_folders() {
+	local u m f
+	for u in $(bulk_users); do
+		m=$DIR/mail/${u#*@}/${u%@*}
+		for f in "" /.Bulk /.Trash; do
+			mkdir -p "$m$f/cur" "$m$f/new" "$m$f/tmp"
+			[ -z "$f" ] || : >"$m$f/maildirfolder"
+		done
+		printf 'Bulk\nTrash\n' >"$m/subscriptions"
+	done
+	[ "$WORLD_SEEDS" -eq 0 ] || chown -R dovecot:dovecot "$DIR/mail"
+}
+
+# As root, enough inotify instances for WORLD_SEEDS seeds in IDLE (one per
+# IDLE session and uid: all world users are uid dovecot). Only ever raised.
+raise_inotify() {
+	local need=$((WORLD_SEEDS * 4 + 512)) cur
+	[ "$WORLD_SEEDS" -gt 0 ] && [ "$(id -u)" = 0 ] || return 0
+	cur=$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null) || return 0
+	if [ "$cur" -lt "$need" ]; then
+		note "raising fs.inotify.max_user_instances from $cur to $need for $WORLD_SEEDS seeds"
+		sysctl -qw "fs.inotify.max_user_instances=$need" ||
+			note "could not raise fs.inotify.max_user_instances: Dovecot's IDLE will poll every 30 s past $cur sessions"
+	fi
+}
+
 create_folders() {
 	local p u f t conf=$DIR/dovecot/main.conf
 	for p in $PROVIDERS; do
@@ -662,6 +757,7 @@ create_folders() {
 		doveadm -c "$conf" mailbox create -s -u "$u" Junk Trash </dev/null ||
 			die "doveadm could not create folders for $u"
 	done
+	create_bulk_folders
 	# Materialize INBOX for everyone else.
 	for u in probe@sender.test relay@sender.test; do
 		doveadm -c "$conf" mailbox status -u "$u" messages INBOX </dev/null >/dev/null ||
@@ -701,6 +797,7 @@ do_start() {
 
 	# From here on, a failure stops what was started.
 	trap 'echo "$PROG: start failed, stopping" >&2; WORLD_QUIET=1 do_stop || true' EXIT
+	raise_inotify
 	alt_dirs add "$DIR/postfix"
 	start_dovecot main
 	start_dovecot notls

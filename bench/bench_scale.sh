@@ -1,0 +1,185 @@
+#!/bin/bash
+# bench_scale.sh - `inboxprobe run` (IDLE, arm then send) at SIZES seeds
+# (default 1, 100 and 1,000) against the loopback mail world sized for the
+# largest (WORLD_SEEDS, tests/world/world.sh), next to the floors of the same
+# world measured in the same run by a minimal client (python3):
+#   login floor   as many IMAP logins as inboxprobe's round made (Dovecot's
+#                 "Login:" lines: two sessions per seed, INBOX and the spam
+#                 folder, unless NOTIFY serves both on one), each with one
+#                 SELECT and a LOGOUT, as many at once as imap_limits.per_host;
+#                 and the issue's "SEEDS bare logins with two SELECTs"
+#   submission    SEEDS messages over 4 reused SMTP connections
+# Per round: wall time (the JSON's duration) and its ratio to the login floor
+# at the same number of connections plus the submission floor (issue 9's
+# target: <= 1.2), inboxprobe's CPU per probe (target <= 2 ms), peak RSS
+# (target <= 48 MB at 1,000 seeds), SMTP connections the relay saw, IMAP
+# logins, the span of the submissions (first to last 250) and its rate, and
+# the true discovery lag and latency |error| p50/p99 against the Maildir file
+# names (targets: lag p99 <= 0.55 s, |err| p99 <= 50 ms once the announcement
+# delay is learned, i.e. from the second round on).
+# Asserts nothing (bench/README.md). Needs root (the world).
+#
+#   bench/bench_scale.sh [BUILDDIR]     env: SIZES="1 100 1000" ROUNDS=2
+set -u
+top_srcdir=$(cd "$(dirname "$0")/.." && pwd)
+export top_srcdir
+B=${1:-.}
+BIN=$B/inboxprobe
+[ -x "$BIN" ] || { echo "usage: $0 BUILDDIR (no inboxprobe in ${B})" >&2; exit 2; }
+BIN=$(cd "$(dirname "$BIN")" && pwd)/inboxprobe
+SIZES=${SIZES:-1 100 1000}
+ROUNDS=${ROUNDS:-2}
+PY=/usr/bin/python3
+MAX=0
+for n in $SIZES; do
+	[ "$n" -gt "$MAX" ] && MAX=$n
+done
+export WORLD_SEEDS=$MAX
+. "$top_srcdir/tests/world/lib.sh"
+. "$top_srcdir/tests/e2e/common.sh"
+world_up
+T=$WORLD_DIR/bench
+mkdir -p "$T"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+pw_file=$SEED_PASSFILE
+
+# users N: the first N bench seeds, one a line
+users() { for ((i = 1; i <= $1; i++)); do printf "$WORLD_SEED_FMT\n" "$i"; done; }
+# conf N FILE
+conf() {
+	local n=$1 seedlist
+	seedlist=$(users "$n" | sed 's/.*/  { address = "&"; provider = "yahoo"; },/;$ s/,$//')
+	cat >"$2" <<CONF
+name = "bench";
+relay = { url = "smtp://127.0.0.1:$RELAY_PLAIN_PORT"; tls = "none"; from = "probe@sender.test";
+          connect_timeout = 10; timeout = 30; };
+probe = { deadline = 120; poll_interval = 1; cleanup = "keep"; };
+imap_limits = { per_host = $((n * 2 + 10)); per_account = 2; connect_timeout = 10; timeout = 30; };
+slo = { min_inbox_ratio = 0.5; max_latency_p99 = 60.0; };
+imap_defaults = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA"; password_file = "$pw_file"; };
+state = { path = "$T/state$n.db"; };
+seeds = (
+$seedlist
+);
+CONF
+}
+logins() { grep -c 'imap-login: Info: Login: user=<b[0-9]*@yahoo.test>' "$DOVECOT_LOG"; }
+smtp_conns() { grep -c 'postfix/relay-plain/smtpd\[[0-9]*\]: connect from' "$RELAY_LOG"; }
+
+echo "# $SIZES seeds, $ROUNDS rounds each; $(nproc) CPUs; $(uname -r); world sized for $MAX seeds"
+for n in $SIZES; do
+	conf "$n" "$T/s$n.conf"
+	for r in $(seq 1 "$ROUNDS"); do
+		l0=$(logins)
+		c0=$(smtp_conns)
+		/usr/bin/time -f "%U %S %M" -o "$T/s$n.$r.time" \
+			"$BIN" run -c "$T/s$n.conf" --json "$T/s$n.$r.json" >/dev/null 2>"$T/s$n.$r.err"
+		sleep 0.5   # the logs catch up
+		echo "$(($(logins) - l0)) $(($(smtp_conns) - c0))" >"$T/s$n.$r.counts"
+	done
+done
+
+# ---- floors, after every round (their deliveries must not load a round) ----
+for n in $SIZES; do
+	read -r lg _ <"$T/s$n.$ROUNDS.counts"
+	users "$n" >"$T/users$n"
+	"$PY" - "$RELAY_PLAIN_PORT" "$IMAPS_PORT" "$WORLD_CA" "$pw_file" $((n * 2 + 10)) "$lg" \
+		"$T/users$n" >"$T/floors$n" <<'PY'
+import imaplib, smtplib, ssl, sys, threading, time
+port, iport, ca, pwf, per_host, nlogins = (int(sys.argv[1]), int(sys.argv[2]), sys.argv[3],
+                                           sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+users = open(sys.argv[7]).read().split()
+pw = open(pwf).read().strip()
+ctx = ssl.create_default_context(cafile=ca)
+sem = threading.Semaphore(per_host)
+def session(u, boxes):
+    with sem:
+        m = imaplib.IMAP4_SSL("localhost", iport, ssl_context=ctx)
+        m.login(u, pw)
+        for b in boxes:
+            m.select(b)
+        m.logout()
+def timed(jobs):
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=session, args=j) for j in jobs]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    return time.monotonic() - t0
+# as many logins as the round made: INBOX and Bulk sessions in turn
+boxes = ["INBOX", "Bulk"]
+jobs = [(users[i % len(users)], [boxes[(i // len(users)) % 2]]) for i in range(max(1, nlogins))]
+print("login_same %d %.3f" % (len(jobs), timed(jobs)))
+print("login_bare %d %.3f" % (len(users), timed([(u, ["INBOX", "Bulk"]) for u in users])))
+# SEEDS messages over 4 reused SMTP connections
+t0 = time.monotonic()
+def sender(part):
+    s = smtplib.SMTP("127.0.0.1", port)
+    for u in part:
+        s.sendmail("floor@sender.test", [u],
+                   "From: floor@sender.test\r\nTo: %s\r\nSubject: floor\r\n\r\nfloor\r\n" % u)
+    s.quit()
+ts = [threading.Thread(target=sender, args=(users[i::4],)) for i in range(4)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print("submission %d %.3f" % (len(users), time.monotonic() - t0))
+PY
+	sleep 2   # let the floor's deliveries drain before the next size's floors
+done
+
+"$PY" - "$T" "$WORLD_DIR/mail" "$ROUNDS" "$SIZES" <<'PY'
+import json, os, re, sys
+T, MAIL, ROUNDS, SIZES = sys.argv[1], sys.argv[2], int(sys.argv[3]), [int(x) for x in sys.argv[4].split()]
+truth = {}
+for root, _, files in os.walk(MAIL):
+    for fn in files:
+        m = re.match(r"(\d+)\.M(\d+)P\d+", fn)
+        if not m:
+            continue
+        with open(os.path.join(root, fn), "rb") as f:
+            t = re.search(rb"^X-Inboxprobe-Token: *([0-9a-f]+)", f.read(8192), re.M | re.I)
+        if t:
+            truth[t.group(1).decode()] = int(m.group(1)) + int(m.group(2)) / 1e6
+def q(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, max(0, int(-(-p * len(v) // 1)) - 1))] if v else float("nan")
+print(f"{'seeds':>5} {'round':>5} {'found':>5} {'wall s':>7} {'floor s':>7} {'ratio':>5} "
+      f"{'cpu ms/probe':>12} {'RSS MB':>6} {'smtp':>4} {'logins':>6} {'submit span s':>13} "
+      f"{'probes/s':>8} {'lag p50':>7} {'lag p99':>7} {'|err| p50':>9} {'|err| p99':>9}")
+floors = {}
+for n in SIZES:
+    f = {}
+    for line in open(os.path.join(T, f"floors{n}")):
+        k, cnt, secs = line.split()
+        f[k] = (int(cnt), float(secs))
+    floors[n] = f
+    fl = f["login_same"][1] + f["submission"][1]
+    for r in range(1, ROUNDS + 1):
+        rep = json.load(open(os.path.join(T, f"s{n}.{r}.json")))
+        lags, errs, subs = [], [], []
+        for s in rep["seeds"]:
+            if s.get("submit_time_unix") is not None:
+                subs.append(s["submit_time_unix"])
+            if s.get("arrival_unix") is None or s["token"] not in truth:
+                continue
+            lags.append(s["arrival_unix"] + s["discovery_lag_seconds"] - truth[s["token"]])
+            errs.append(abs(s["arrival_unix"] - truth[s["token"]]))
+        u, sy, rss = open(os.path.join(T, f"s{n}.{r}.time")).read().split()[-3:]
+        lg, sc = open(os.path.join(T, f"s{n}.{r}.counts")).read().split()
+        wall = rep["duration_seconds"]
+        span = max(subs) - min(subs) if len(subs) > 1 else 0.0
+        rate = (len(subs) - 1) / span if span > 0 else float("nan")
+        cpu = (float(u) + float(sy)) * 1000 / max(1, len(rep["seeds"]))
+        print(f"{n:>5} {r:>5} {len(lags):>5} {wall:>7.2f} {fl:>7.2f} {wall / fl:>5.2f} {cpu:>12.2f} "
+              f"{int(rss) / 1024:>6.1f} {sc:>4} {lg:>6} {span:>13.2f} {rate:>8.1f} {q(lags, .5):>7.3f} "
+              f"{q(lags, .99):>7.3f} {q(errs, .5):>9.3f} {q(errs, .99):>9.3f}")
+print("# floors (same world, same run, python3 client):")
+for n in SIZES:
+    f = floors[n]
+    print(f"#   {n:>5} seeds: {f['login_same'][0]} logins + SELECT (as many as the round made) "
+          f"{f['login_same'][1]:.2f} s; {f['login_bare'][0]} logins + 2 SELECTs {f['login_bare'][1]:.2f} s; "
+          f"submission of {f['submission'][0]} messages over 4 connections {f['submission'][1]:.2f} s "
+          f"({f['submission'][0] / max(f['submission'][1], 1e-9):.0f}/s)")
+print("# ratio = wall / (login floor at the same connections + submission floor); targets (issue 9):")
+print("#   ratio <= 1.2 at 1,000 seeds, cpu <= 2 ms/probe, RSS <= 48 MB at 1,000, lag p99 <= 0.55 s,")
+print("#   |err| p99 <= 0.050 s once the delay is learned (round >= 2)")
+PY
