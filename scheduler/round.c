@@ -17,6 +17,7 @@
 #include "prober/smtp.h"
 #include "scheduler/round.h"
 #include "scheduler/pool.h"
+#include "scheduler/retry.h"
 #include "scheduler/round_int.h"
 #include "scheduler/verdicts.h"
 
@@ -372,19 +373,7 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 
 const char *round_imap_error_text(int rc)
 {
-	switch (rc) {
-	case IMAP_ECONNECT: return "IMAP connection failed";
-	case IMAP_ETLS: return "IMAP TLS refused";
-	case IMAP_ENOSTARTTLS: return "IMAP server does not offer STARTTLS";
-	case IMAP_EAUTH: return "IMAP authentication failed";
-	case IMAP_EAUTHAPP: return "IMAP login needs an app password or OAuth";
-	case IMAP_EUNAVAILABLE: return "IMAP server unavailable (too many connections)";
-	case IMAP_EBYE: return "IMAP connection lost";
-	case IMAP_ETIMEOUT: return "IMAP timeout";
-	case IMAP_ENOFOLDER: return "IMAP folder cannot be selected";
-	case IMAP_EUIDVALIDITY: return "IMAP UIDVALIDITY changed";
-	default: return "IMAP protocol error";
-	}
+	return retry_text(rc);
 }
 
 int round_open_session(struct round_ctx *ctx, const struct imap_conf *ic, const char *seed,
@@ -427,7 +416,7 @@ int round_open_session(struct round_ctx *ctx, const struct imap_conf *ic, const 
 		tries++;
 		/* refused, closed before or at the greeting, [UNAVAILABLE]:
 		 * a slot may free up */
-		if ((rc != IMAP_EUNAVAILABLE && rc != IMAP_ECONNECT && rc != IMAP_EBYE) || round_stop ||
+		if (!retry_open_again(rc) || round_stop ||
 		    now_mono() + backoff >= give_up)
 			break;
 		log_debug("%s: %s; retrying in %.0fs", ic->username, *err ? *err : "unavailable", backoff);
@@ -630,7 +619,7 @@ static void *bounce_worker(void *arg)
 			free(err);
 			err = NULL;
 			rc = ctx->drv->scan_bounces(s, "INBOX", toks, nt, ctx->started - 60, 1, &b, &nb, &err);
-			if (rc == IMAP_EBYE && !reconnected) {
+			if (retry_reconnect(rc) && !reconnected) {
 				reconnected = 1;
 				ctx->drv->close(s);
 				s = NULL;

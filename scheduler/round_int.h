@@ -69,7 +69,8 @@ void round_slot_release(struct limiter *l, const struct imap_conf *ic);
 /* A line on stderr per seed event (with -v, or progress on a terminal). */
 void round_progress(struct round_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Short text for an IMAP error code, e.g. "IMAP authentication failed". */
+/* Short text for an IMAP error code, e.g. "IMAP authentication failed"
+ * (retry_text(), scheduler/retry.h). */
 const char *round_imap_error_text(int rc);
 
 /* Open an IMAP session for ic. [UNAVAILABLE], refused or failed

@@ -35,6 +35,7 @@
 #include "common/util.h"
 #include "prober/dsn.h"
 #include "prober/imap.h"
+#include "scheduler/retry.h"
 #include "scheduler/round_int.h"
 #include "scheduler/verdicts.h"
 #include "seeds/folders.h"
@@ -132,9 +133,9 @@ static void cleanup_hit(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 	}
 	rc = ctx->drv->cleanup(w->s[k], w->wire[f], h->uidvalidity, h->uid, token, ctx->cfg->probe.cleanup,
 	                  w->trash, what, whatsz, &err);
-	if (rc == IMAP_EBYE)
+	if (retry_reconnect(rc))
 		set_diag(ctx, &ctx->results[idx], 0, "%s", err ? err : "connection lost");
-	if (rc == IMAP_EBYE && reconnect(ctx, idx, w, k) == IMAP_OK) {
+	if (retry_reconnect(rc) && reconnect(ctx, idx, w, k) == IMAP_OK) {
 		free(err);
 		err = NULL;
 		rc = ctx->drv->cleanup(w->s[k], w->wire[f], h->uidvalidity, h->uid, token,
@@ -528,7 +529,7 @@ struct seed_watch *watch_arm(struct round_ctx *ctx, size_t idx)
 			not_armable(ctx, idx, "round interrupted while arming", NULL);
 			goto fail;
 		}
-		if (rc != IMAP_EBYE || w->reconnected[0]) {
+		if (!retry_reconnect(rc) || w->reconnected[0]) {
 			not_armable(ctx, idx, w->why, w->detail[0] ? w->detail : NULL);
 			goto fail;
 		}
@@ -604,17 +605,10 @@ static int service(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int 
 	return rc;
 }
 
-/* Replace session k after a drop or BYE (once per seed). */
-/* A BYE that asks for a new login (Exchange Online: "* BYE Session
- * invalidated - AccessTokenExpired"): the new login refreshes the
- * credentials (an OAuth 2.0 token the server refuses is fetched anew). */
-static int wants_relogin(const char *text)
-{
-	return strstr(text, "AccessTokenExpired") != NULL || strstr(text, "Session invalidated") != NULL;
-}
-
 /* Replace session k after a drop or BYE: once per session; a BYE asking
- * for a new login does not use that up (at most RELOGIN_MAX times). */
+ * for a new login (retry.h) does not use that up (at most RELOGIN_MAX
+ * times): the new login refreshes the credentials (an OAuth 2.0 token the
+ * server refuses is fetched anew). */
 static int reconnect(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int k)
 {
 	const struct seed_conf *seed = &ctx->cfg->seeds[idx];
@@ -625,7 +619,7 @@ static int reconnect(struct round_ctx *ctx, size_t idx, struct seed_watch *w, in
 	pthread_mutex_lock(&ctx->mu);
 	xstrlcpy(why, ctx->results[idx].diagnostic, sizeof why);
 	pthread_mutex_unlock(&ctx->mu);
-	relogin = wants_relogin(why) && w->relogins < RELOGIN_MAX;
+	relogin = retry_wants_relogin(why) && w->relogins < RELOGIN_MAX;
 	if (!relogin && w->reconnected[k])
 		return IMAP_EBYE;
 	if (relogin)
@@ -700,7 +694,7 @@ static int turn(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int k, 
 	if (rc == IMAP_OK)
 		rc = service(ctx, idx, w, k, dirty[k] ? seen[k] : 0, due);
 	dirty[k] = 0;
-	while (rc == IMAP_EBYE && reconnect(ctx, idx, w, k) == IMAP_OK) {
+	while (retry_reconnect(rc) && reconnect(ctx, idx, w, k) == IMAP_OK) {
 		/* anything may have arrived meanwhile: look at every folder
 		 * (bounded: reconnect() refuses once its budget is used) */
 		rc = service(ctx, idx, w, k, 0, 1);
@@ -772,7 +766,7 @@ static void visit_loop(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 		next = now_mono() + (double)ctx->cfg->probe.poll_interval;
 		if (rc == IMAP_ETIMEOUT && (now_mono() >= ctx->deadline || round_stop))
 			break;
-		if (rc == IMAP_EBYE && !w->reconnected[0]) {
+		if (retry_reconnect(rc) && !w->reconnected[0]) {
 			w->reconnected[0] = 1;
 			next = now_mono();
 			continue;
@@ -780,7 +774,7 @@ static void visit_loop(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 		if (rc != IMAP_OK) {
 			pthread_mutex_lock(&ctx->mu);
 			if (w->want[0])
-				res->outcome = OUTCOME_ERROR;
+				res->outcome = retry_outcome(rc);
 			pthread_mutex_unlock(&ctx->mu);
 			break;
 		}
@@ -829,7 +823,7 @@ void watch_run(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int acce
 				/* the diagnostic was written where it failed */
 				pthread_mutex_lock(&ctx->mu);
 				if (w->want[0])
-					res->outcome = OUTCOME_ERROR;
+					res->outcome = retry_outcome(rc[k]);
 				pthread_mutex_unlock(&ctx->mu);
 				goto out;
 			}

@@ -896,6 +896,78 @@ static void test_deadline_leaves_missing(void **state)
 	watch_end(&fx->ctx, 0, w);
 }
 
+/* ---- retry classes (scheduler/retry.h) at work ------------------------------- */
+
+/* A refused connection (FAIL_WAIT) is tried again after a backoff while the
+ * first half of the round allows; then armed. */
+static void test_refused_connection_retried(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w;
+
+	fx->ctx.deadline = now_mono() + 5;
+	fx->p.deadline = 4;                    /* retries stop 3 s into the round */
+	add_fault(OP_OPEN, 1, IMAP_ECONNECT, "connection refused");
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	assert_int_equal(W.calls[OP_OPEN], 2);
+	assert_int_equal(res0(fx)->not_sent, 0);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* [UNAVAILABLE] past the first half of the round: not armable, with the
+ * number of attempts left unsaid (only refusals and drops name MAXPERIP). */
+static void test_unavailable_until_give_up(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx->ctx.deadline = now_mono() + 5;
+	fx->p.deadline = 4;                    /* retries stop 3 s into the round */
+	for (int i = 1; i <= 4; i++)
+		add_fault(OP_OPEN, i, IMAP_EUNAVAILABLE, "NO [UNAVAILABLE] Maximum number of connections");
+	assert_null(watch_arm(&fx->ctx, 0));
+	assert_int_equal(W.calls[OP_OPEN], 2);   /* at 0 s and 1 s; the next, at 3 s, is too late */
+	assert_int_equal(res0(fx)->not_sent, 1);
+	assert_string_equal(res0(fx)->diagnostic, "not sent: mailbox not watchable: IMAP server "
+	                    "unavailable (too many connections): open: NO [UNAVAILABLE] Maximum "
+	                    "number of connections");
+}
+
+/* A timeout (FAIL_FINAL) while watching is not reconnected: error. */
+static void test_timeout_while_watching_not_reconnected(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w = watch_arm(&fx->ctx, 0);
+
+	assert_non_null(w);
+	accept_probe(fx);
+	deliver(0, "tok-this-round", 1);
+	add_fault(OP_FIND, 1, IMAP_ETIMEOUT, "UID SEARCH: timed out after 1 s");
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_ERROR);
+	assert_int_equal(W.opened, 1);
+	assert_string_equal(res0(fx)->diagnostic,
+	                    "IMAP timeout (INBOX): find: UID SEARCH: timed out after 1 s");
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* A drop during the search (FAIL_TEMP): reconnected, searched again. */
+static void test_drop_at_search_reconnects(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w = watch_arm(&fx->ctx, 0);
+
+	assert_non_null(w);
+	accept_probe(fx);
+	deliver(0, "tok-this-round", 1);
+	add_fault(OP_FIND, 1, IMAP_EBYE, "closed without BYE");
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_INBOX);
+	assert_int_equal(W.opened, 2);
+	assert_int_equal(W.ncleaned, 1);
+	watch_end(&fx->ctx, 0, w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -922,6 +994,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_sessions_spam_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_polling_without_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deadline_leaves_missing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_connection_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unavailable_until_give_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout_while_watching_not_reconnected, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_drop_at_search_reconnects, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
