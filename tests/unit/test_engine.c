@@ -476,6 +476,7 @@ static int teardown(void **state)
 	for (size_t i = 0; i < fx->ctx.lim.n; i++)
 		free(fx->ctx.lim.e[i].key);
 	free(fx->ctx.lim.e);
+	free(fx->ctx.lim.slots);
 	pthread_mutex_destroy(&fx->ctx.mu);
 	pthread_mutex_destroy(&fx->ctx.lim.mu);
 	pthread_cond_destroy(&fx->ctx.lim.cv);
