@@ -9,6 +9,8 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -74,7 +76,9 @@ int run_lock_dir_check(const char *dir, enum run_lock_dir_kind kind, char **errs
 
 /* The pid holding an flock(2) on the file of fd, from /proc/locks
  * ("1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF": major and minor in
- * hex, inode in decimal), or 0 when not listed. */
+ * hex, inode in decimal). Returns the pid, 0 when not listed (a holder in
+ * another PID namespace is listed with pid 0, or not at all), or -1 when
+ * /proc/locks cannot be read (systemd's ProcSubset=pid hides it). */
 static long holder_from_proc(int fd)
 {
 	struct stat st;
@@ -82,8 +86,10 @@ static long holder_from_proc(int fd)
 	long pid = 0;
 	FILE *f;
 
-	if (fstat(fd, &st) != 0 || (f = fopen("/proc/locks", "re")) == NULL)
+	if (fstat(fd, &st) != 0)
 		return 0;
+	if ((f = fopen("/proc/locks", "re")) == NULL)
+		return -1;
 	while (pid == 0 && fgets(line, sizeof line, f) != NULL) {
 		char type[16], kind[16], mode[16];
 		unsigned maj, min;
@@ -99,14 +105,17 @@ static long holder_from_proc(int fd)
 	return pid;
 }
 
-/* The pid the holder wrote into the file, or 0. */
-static long holder_from_file(int fd)
+/* What the holder wrote into the file (run_lock_acquire: "PID STARTED\n",
+ * STARTED an RFC 3339 UTC time): the pid (0 when none) and, in since
+ * (sincesz bytes), the start time or "". */
+static long holder_from_file(int fd, char *since, size_t sincesz)
 {
-	char buf[32];
+	char buf[64];
 	ssize_t r = pread(fd, buf, sizeof(buf) - 1, 0);
 	char *end;
 	long pid;
 
+	since[0] = '\0';
 	if (r <= 0)
 		return 0;
 	buf[r] = '\0';
@@ -114,7 +123,40 @@ static long holder_from_file(int fd)
 	pid = strtol(buf, &end, 10);
 	if (errno != 0 || end == buf || pid <= 0)
 		return 0;
+	if (*end == ' ') {
+		size_t n = strspn(end + 1, "0123456789-:TZ");
+		if (n > 0 && n < sincesz) {
+			memcpy(since, end + 1, n);
+			since[n] = '\0';
+		}
+	}
 	return pid;
+}
+
+/* The "held" message: the holder's pid from /proc/locks, else from the
+ * file (checked with kill(pid, 0): a pid that is not running is stale),
+ * else how to find it. Heap string. */
+static char *held_message(const char *lockpath, int fd)
+{
+	long proc = holder_from_proc(fd), pid;
+	const char *why = proc < 0 ?
+	                  "/proc/locks is not readable here (systemd's ProcSubset=pid hides it)" :
+	                  "/proc/locks does not list the holder (hidden, or in another PID namespace)";
+	char since[32];
+
+	if (proc > 0)
+		return xasprintf("another inboxprobe run holds %s (pid %ld)", lockpath, proc);
+	pid = holder_from_file(fd, since, sizeof since);
+	if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+		return xasprintf("another inboxprobe run holds %s (pid %ld%s%s, as the lock file "
+		                 "says; %s)", lockpath, pid, since[0] ? ", started " : "", since, why);
+	if (pid > 0)
+		return xasprintf("another inboxprobe run holds %s (its pid is unknown: %s, and the "
+		                 "lock file names pid %ld, which is not running here; `fuser -v %s` "
+		                 "as root shows the holder)", lockpath, why, pid, lockpath);
+	return xasprintf("another inboxprobe run holds %s (its pid is unknown: %s, and the "
+	                 "holder could not write its pid into the lock file; `fuser -v %s` as "
+	                 "root shows the holder)", lockpath, why, lockpath);
 }
 
 /* Open lockpath without following a symbolic link or blocking on a FIFO;
@@ -157,7 +199,7 @@ static int lock_open(const char *lockpath, int *writable, char **errstr)
 int run_lock_acquire(const char *lockpath, struct run_lock **out, char **errstr)
 {
 	struct run_lock *l;
-	char buf[32];
+	char buf[64];
 	int fd, len, writable;
 
 	*out = NULL;
@@ -174,15 +216,7 @@ int run_lock_acquire(const char *lockpath, struct run_lock **out, char **errstr)
 		if (e == EINTR)
 			continue;
 		if (e == EWOULDBLOCK) {
-			long pid = holder_from_proc(fd);
-
-			if (pid == 0)
-				pid = holder_from_file(fd);
-			if (pid > 0)
-				*errstr = xasprintf("another inboxprobe run holds %s (pid %ld)",
-				                    lockpath, pid);
-			else
-				*errstr = xasprintf("another inboxprobe run holds %s", lockpath);
+			*errstr = held_message(lockpath, fd);
 			close(fd);
 			return 1;
 		}
@@ -190,8 +224,17 @@ int run_lock_acquire(const char *lockpath, struct run_lock **out, char **errstr)
 		close(fd);
 		return -1;
 	}
-	/* Ours: record the pid for the message the next run prints. */
-	len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	/* Ours: record the pid and start time for the message the next run
+	 * prints when /proc/locks cannot tell (ProcSubset=pid). */
+	{
+		time_t now = time(NULL);
+		struct tm tm;
+		char when[24] = "";
+
+		if (gmtime_r(&now, &tm) != NULL)
+			strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		len = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), when);
+	}
 	if (writable && (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)len, 0) != len))
 		log_warn("run lock %s: cannot write the pid: %s", lockpath, strerror(errno));
 	l = xcalloc(1, sizeof(*l));

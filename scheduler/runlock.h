@@ -39,11 +39,16 @@ int run_lock_dir_check(const char *dir, enum run_lock_dir_kind kind, char **errs
  * for writing or truncated. A new file is created mode 0660 less the
  * umask, close-on-exec; a file of another user that we may only read is
  * locked read-only (flock needs no write access; the pid is then not
- * written). The holder writes its pid into it; the file is never unlinked.
+ * written). The holder writes "PID STARTED" (RFC 3339 UTC) into it; the
+ * file is never unlinked.
  * Returns 0 when acquired, 1 when another run holds it (nothing to do;
  * *errstr says "another inboxprobe run holds LOCKPATH (pid N)", the pid
- * from /proc/locks, else from the file, left out when neither knows it),
- * -1 on error (*errstr). Release with run_lock_release() (NULL allowed).
+ * from /proc/locks; when /proc/locks cannot tell (unreadable under
+ * systemd's ProcSubset=pid, or the holder in another PID namespace) the
+ * pid and start time the file holds, when that pid is running, saying
+ * where they come from; else that the pid is unknown, why, and how to find
+ * the holder), -1 on error (*errstr). Release with run_lock_release()
+ * (NULL allowed).
  */
 struct run_lock;
 int run_lock_acquire(const char *lockpath, struct run_lock **out, char **errstr);

@@ -119,6 +119,31 @@ while ! grep -q locked "$T/holder.out" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.
 timeout 20 "$BIN" run -c "$T/held.conf" >"$T/held.out" 2>&1
 check "lock held: exit 3" 3 $?
 assert "lock held: the holder's pid is named" grep -q "another inboxprobe run holds $T/held.lock (pid $holder)" "$T/held.out"
+# 7b. /proc/locks shows nothing (systemd's ProcSubset=pid hides it; here an
+# empty file is mounted over it in a mount namespace of the run's own):
+# the message says the pid is unknown, why, and how to find the holder.
+noproc() {
+	unshare --mount sh -c 'mount --bind /dev/null /proc/locks && exec timeout 20 "$@"' sh "$@"
+}
+if noproc true 2>/dev/null; then
+	noproc "$BIN" run -c "$T/held.conf" >"$T/held2.out" 2>&1
+	check "lock held, /proc/locks hidden, no pid in the file: exit 3" 3 $?
+	assert "lock held, /proc/locks hidden, no pid in the file: says the pid is unknown and why" \
+		grep -q "holds $T/held.lock (its pid is unknown: /proc/locks does not list the holder.*fuser -v $T/held.lock" "$T/held2.out"
+	# the file names a pid that is not running: stale, said so
+	echo "4194302 2026-01-01T00:00:00Z" >"$T/held.lock"
+	noproc "$BIN" run -c "$T/held.conf" >"$T/held3.out" 2>&1
+	assert "lock held, /proc/locks hidden, a stale pid in the file: named as not running" \
+		grep -q "lock file names pid 4194302, which is not running here" "$T/held3.out"
+	# the holder wrote its pid and start time (as inboxprobe does)
+	echo "$holder 2026-01-01T00:00:00Z" >"$T/held.lock"
+	noproc "$BIN" run -c "$T/held.conf" >"$T/held4.out" 2>&1
+	assert "lock held, /proc/locks hidden: the pid and start time from the lock file" \
+		grep -q "holds $T/held.lock (pid $holder, started 2026-01-01T00:00:00Z, as the lock file says; /proc/locks does not list the holder" "$T/held4.out"
+	sed 's/^/# /' "$T/held2.out" "$T/held4.out"
+else
+	echo "# no mount namespace here (unshare --mount): /proc/locks cases skipped"
+fi
 kill "$holder" 2>/dev/null
 
 # 8. CR/LF in password_env: refused at load, the value never printed.
