@@ -150,4 +150,11 @@ struct probe_result {
 	double check_interval;           /* seconds: mean time between scheduled checks; NaN none */
 };
 
+/* An HMAC key for probe tokens (probe.secret_file, probe.previous_secret_files):
+ * len bytes at key, owned by the configuration. */
+struct hmac_key {
+	unsigned char *key;
+	size_t len;
+};
+
 #endif

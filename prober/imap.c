@@ -342,6 +342,8 @@ void imap_rebind(struct imap_session *s, const struct imap_params *p)
 	s->probe_from = p->probe_from;
 	s->secret = p->secret;
 	s->secret_len = p->secret_len;
+	s->old_secrets = p->old_secrets;
+	s->nold_secrets = p->nold_secrets;
 	s->seed = p->seed;
 }
 
@@ -604,6 +606,8 @@ int imap_open(const struct imap_params *p, struct imap_session **out, char **err
 	s->probe_from = p->probe_from;
 	s->secret = p->secret;
 	s->secret_len = p->secret_len;
+	s->old_secrets = p->old_secrets;
+	s->nold_secrets = p->nold_secrets;
 	s->seed = p->seed;
 	if (!c || !c->host) {
 		r = set_err(errstr, IMAP_ECONNECT, xasprintf("imap: no host configured"));
@@ -1091,6 +1095,7 @@ static struct probe_proof proof_for(const struct imap_session *s, const char *to
 {
 	struct probe_proof pp = {
 		.token = token, .from = s->probe_from, .key = s->secret, .keylen = s->secret_len,
+		.old_keys = s->old_secrets, .nold_keys = s->nold_secrets,
 		.seed = s->seed,
 	};
 	return pp;
@@ -1241,6 +1246,15 @@ static int fetch_and_match(struct imap_session *s, const uint32_t *uids, size_t 
 			if (!f.uid || !f.section)
 				continue;
 			ti = prove_token(s, f.section, f.section_len, tokens, ntokens, &why);
+			if (ti < 0 && why == PROOF_HMAC) {
+				/* a forgery, or our probe signed with a key no longer configured */
+				log_warn("imap %s: %s UID %lu carries a token we look for, but its HMAC does "
+				         "not verify with probe.secret_file or previous_secret_files: left "
+				         "alone (after a key rotation, list the old key file in "
+				         "probe.previous_secret_files so that its probes are cleaned up)",
+				         hostname(s), s->selected ? s->selected : "", (unsigned long)f.uid);
+				continue;
+			}
 			if (ti < 0) {
 				log_debug("imap %s: UID %lu names a token but is not a probe: %s",
 				          hostname(s), (unsigned long)f.uid, message_proof_text(why));

@@ -75,6 +75,8 @@ struct imap_params {
 	const char *probe_from;
 	const unsigned char *secret;
 	size_t secret_len;
+	const struct hmac_key *old_secrets;   /* previous_secret_files: also prove (rotation) */
+	size_t nold_secrets;
 	const char *seed;
 };
 

@@ -37,6 +37,8 @@ struct imap_session {
 	const char *probe_from;
 	const unsigned char *secret;
 	size_t secret_len;
+	const struct hmac_key *old_secrets;   /* previous_secret_files, borrowed */
+	size_t nold_secrets;
 	const char *seed;
 	int idling;                /* IDLE sent, "+" received, DONE not sent yet */
 };

@@ -945,6 +945,18 @@ char *message_probe_from(const char *template_text, const char *relay_from)
 	return res;
 }
 
+/* The token's HMAC verifies with the current key or an earlier one. */
+static int hmac_verifies(const struct probe_proof *p, const char *tok)
+{
+	if (token_verify(p->key, p->keylen, p->seed, tok))
+		return 1;
+	for (size_t i = 0; i < p->nold_keys; i++)
+		if (p->old_keys[i].key != NULL && p->old_keys[i].len > 0 &&
+		    token_verify(p->old_keys[i].key, p->old_keys[i].len, p->seed, tok))
+			return 1;
+	return 0;
+}
+
 int message_prove(const char *hdrs, size_t len, const struct probe_proof *p)
 {
 	char addr[HEADER_FIELD_MAX + 1];
@@ -964,7 +976,7 @@ int message_prove(const char *hdrs, size_t len, const struct probe_proof *p)
 		r = PROOF_SEVERAL;
 	else if (strcmp(tok, p->token) != 0)
 		r = PROOF_TOKEN_MISMATCH;
-	else if (p->key != NULL && p->keylen > 0 && !token_verify(p->key, p->keylen, p->seed, tok))
+	else if (p->key != NULL && p->keylen > 0 && !hmac_verifies(p, tok))
 		r = PROOF_HMAC;
 	else if (p->from == NULL || from == NULL || message_address_of(from, addr, sizeof addr) != 0 ||
 	         strcasecmp(addr, p->from) != 0)

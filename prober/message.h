@@ -93,6 +93,8 @@ struct probe_proof {
 	const char *from;             /* our From address (addr-spec, see message_probe_from) */
 	const unsigned char *key;     /* secret_file key, or NULL */
 	size_t keylen;
+	const struct hmac_key *old_keys;   /* previous_secret_files: also verify (rotation) */
+	size_t nold_keys;
 	const char *seed;             /* the seed address (the HMAC covers it) */
 };
 
@@ -111,7 +113,8 @@ enum proof_result {
  * or the fields X-Inboxprobe-Token and From, LF or CRLF line ends) is the
  * probe p describes: exactly one X-Inboxprobe-Token field whose value
  * (unfolded, trimmed) equals p->token octet for octet; with p->key, the
- * token's HMAC part verifies for p->seed (token_verify); exactly one From
+ * token's HMAC part verifies for p->seed (token_verify) with p->key or one
+ * of p->old_keys (the keys of earlier secret_files); exactly one From
  * field holding one mailbox whose address equals p->from (ASCII case
  * ignored). A Subject never proves anything: users reply to and forward
  * probes ("Re: inboxprobe TOKEN") and filters rewrite subjects.

@@ -387,6 +387,8 @@ int round_open_session(struct round_ctx *ctx, const struct imap_conf *ic, const 
 		.probe_from = seed ? ctx->probe_from : NULL,
 		.secret = ctx->cfg->probe.secret,
 		.secret_len = ctx->cfg->probe.secret_len,
+		.old_secrets = ctx->cfg->probe.old_secrets,
+		.nold_secrets = ctx->cfg->probe.nold_secrets,
 		.seed = seed,
 	};
 	/* retries stop half-way through the round: a probe sent later has

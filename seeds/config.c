@@ -1350,11 +1350,68 @@ static void load_relay(struct ctx *c, const config_setting_t *root, struct relay
 	get_long(c, g, "relay", "connections", &r->connections, 1, 64, "");
 }
 
+/* An HMAC key file (read_secret_file) of at least HMAC_KEY_MIN bytes;
+ * NULL after recording an error at s. */
+static char *read_hmac_key(struct ctx *c, const config_setting_t *s, const char *what,
+                           const char *path, size_t *len)
+{
+	char *key = read_secret_file(c, s, what, path, len);
+
+	if (key != NULL && *len < HMAC_KEY_MIN) {
+		err_at(c, s, "%s: %s: holds fewer than %d bytes; use a longer key "
+		       "(e.g. head -c 32 /dev/urandom)", what, path, HMAC_KEY_MIN);
+		wipe_free(key, *len);
+		key = NULL;
+	}
+	return key;
+}
+
+/* probe.previous_secret_files: keys of earlier secret_files. Tokens they
+ * signed still prove (pending probes of earlier rounds are found and
+ * cleaned up after a rotation); new tokens are signed with secret_file. */
+static void load_previous_secrets(struct ctx *c, const config_setting_t *g, struct probe_conf *p)
+{
+	config_setting_t *l = member(g, "previous_secret_files");
+	int t, n;
+
+	if (l == NULL)
+		return;
+	t = config_setting_type(l);
+	if (t != CONFIG_TYPE_LIST && t != CONFIG_TYPE_ARRAY) {
+		err_at(c, l, "probe.previous_secret_files must be a list of file names ( \"PATH\", ... )");
+		return;
+	}
+	if (member(g, "secret_file") == NULL && config_setting_length(l) > 0) {
+		err_at(c, l, "probe.previous_secret_files needs probe.secret_file: without a key no "
+		       "token is checked, so earlier keys have nothing to do");
+		return;
+	}
+	n = config_setting_length(l);
+	p->old_secrets = xcalloc((size_t)n + 1, sizeof *p->old_secrets);
+	for (int i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+		char what[48];
+		size_t len = 0;
+		char *key;
+
+		snprintf(what, sizeof what, "probe.previous_secret_files[%d]", i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING || config_setting_get_string(e)[0] == '\0') {
+			err_at(c, e, "%s must be a file name", what);
+			continue;
+		}
+		key = read_hmac_key(c, e, what, config_setting_get_string(e), &len);
+		if (key == NULL)
+			continue;
+		p->old_secrets[p->nold_secrets].key = (unsigned char *)key;
+		p->old_secrets[p->nold_secrets++].len = len;
+	}
+}
+
 static void load_probe(struct ctx *c, const config_setting_t *root, struct probe_conf *p)
 {
 	static const char *const keys[] = {
 		"deadline", "poll_interval", "cleanup", "subject_prefix", "secret_file", "template",
-		"headers", "idle", NULL
+		"headers", "idle", "previous_secret_files", NULL
 	};
 	p->deadline = 300;
 	p->poll_interval = 5;
@@ -1398,18 +1455,13 @@ static void load_probe(struct ctx *c, const config_setting_t *root, struct probe
 	}
 	if (get_str(c, g, "probe", "secret_file", &v, &s) > 0) {
 		size_t len = 0;
-		char *key = read_secret_file(c, s, "probe.secret_file", v, &len);
-		if (key != NULL && len < HMAC_KEY_MIN) {
-			err_at(c, s, "probe.secret_file: %s: holds fewer than %d bytes; use a longer key "
-			       "(e.g. head -c 32 /dev/urandom)", v, HMAC_KEY_MIN);
-			wipe_free(key, len);
-			key = NULL;
-		}
+		char *key = read_hmac_key(c, s, "probe.secret_file", v, &len);
 		if (key != NULL) {
 			p->secret = (unsigned char *)key;
 			p->secret_len = len;
 		}
 	}
+	load_previous_secrets(c, g, p);
 	if (get_str(c, g, "probe", "template", &v, &s) > 0) {
 		char *e = NULL;
 		size_t len = 0;
@@ -2314,6 +2366,9 @@ void config_free(struct config *cfg)
 	free(p->subject_prefix);
 	if (p->secret != NULL)
 		wipe_free((char *)p->secret, p->secret_len);
+	for (size_t i = 0; i < p->nold_secrets; i++)
+		wipe_free((char *)p->old_secrets[i].key, p->old_secrets[i].len);
+	free(p->old_secrets);
 	free(p->template_path);
 	free(p->template_text);
 	for (size_t i = 0; i < p->nheaders; i++)

@@ -13,6 +13,7 @@
 #define INBOXPROBE_CONFIG_H
 
 #include <stddef.h>
+#include "common/model.h"
 
 struct oauth2_conf;
 
@@ -68,6 +69,9 @@ struct probe_conf {
 	char *subject_prefix;   /* UTF-8 */
 	unsigned char *secret;  /* HMAC key bytes, NULL when no secret_file */
 	size_t secret_len;
+	struct hmac_key *old_secrets;   /* previous_secret_files: keys that still prove the
+	                                   tokens they signed, never sign (key rotation) */
+	size_t nold_secrets;
 	char *template_path;    /* NULL when none */
 	char *template_text;    /* the template file's contents, loaded and checked */
 	char **headers;         /* extra "Name: value" lines */

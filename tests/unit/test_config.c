@@ -655,6 +655,68 @@ static void test_secret_file(void **state)
 	free(key);
 }
 
+/* probe.previous_secret_files: earlier keys (rotation), checked like
+ * secret_file (mode, length), refused without a secret_file. */
+static void test_previous_secret_files(void **state)
+{
+	(void)state;
+	char *cur = put("cur.key", "current-key-0123456789\n", 0600);
+	char *old1 = put("old1.key", "first-old-key-012345\n", 0600);
+	char *old2 = put("old2.key", "second-old-key-01234", 0600);
+	char *text = xasprintf(
+		"relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+		"probe = { secret_file = \"%s\";\n"
+		"  previous_secret_files = ( \"%s\", \"%s\" ); };\n"
+		"seeds = ( { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+		cur, old1, old2);
+	char *path = put("prev.cfg", text, 0600);
+	struct config *c = NULL;
+	char *e = NULL;
+
+	if (config_load(path, &c, &e) != 0)
+		fail_msg("%s", e);
+	assert_int_equal(c->probe.secret_len, 22);
+	assert_int_equal(c->probe.nold_secrets, 2);
+	assert_int_equal(c->probe.old_secrets[0].len, 20);
+	assert_memory_equal(c->probe.old_secrets[0].key, "first-old-key-012345", 20);
+	assert_int_equal(c->probe.old_secrets[1].len, 20);
+	assert_memory_equal(c->probe.old_secrets[1].key, "second-old-key-01234", 20);
+	config_free(c);
+
+	/* an old key readable by others, or too short: refused like secret_file */
+	free(put("old2.key", "second-old-key-01234", 0640));
+	e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	assert_error(e, path, 3, "probe.previous_secret_files[1]");
+	assert_non_null(strstr(e, "readable by group or others (mode 0640)"));
+	free(e);
+	free(put("old2.key", "short\n", 0600));
+	e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	assert_error(e, path, 3, "fewer than 16 bytes");
+	assert_null(strstr(e, "short\n"));
+	free(e);
+	free(text);
+	free(path);
+
+	/* without secret_file nothing is checked: refused, said why */
+	text = xasprintf(
+		"relay = { url = \"smtp://h\"; from = \"p@h.test\"; };\n"
+		"probe = { previous_secret_files = ( \"%s\" ); };\n"
+		"seeds = ( { address = \"a@b.test\"; provider = \"p\"; imap = { url = \"imap://h\"; password = \"x\"; }; } );\n",
+		old1);
+	path = put("prev2.cfg", text, 0600);
+	e = NULL;
+	assert_int_equal(config_load(path, &c, &e), -1);
+	assert_error(e, path, 2, "probe.previous_secret_files needs probe.secret_file");
+	free(e);
+	free(text);
+	free(path);
+	free(cur);
+	free(old1);
+	free(old2);
+}
+
 static void test_password_env(void **state)
 {
 	(void)state;
@@ -1531,6 +1593,7 @@ int main(void)
 		cmocka_unit_test(test_sample_files),
 		cmocka_unit_test(test_password_file_permissions),
 		cmocka_unit_test(test_secret_file),
+		cmocka_unit_test(test_previous_secret_files),
 		cmocka_unit_test(test_password_env),
 		cmocka_unit_test(test_inline_password_file_mode),
 		cmocka_unit_test(test_config_not_regular),

@@ -876,6 +876,43 @@ static void test_prove_hmac(void **state)
 	assert_string_equal(message_proof_text(PROOF_HMAC), "the token's HMAC does not verify");
 }
 
+/* Key rotation: a token signed with an earlier key proves while that key
+ * is listed in old_keys (previous_secret_files), and only then; new
+ * tokens are signed with the current key, which proves them whatever the
+ * old keys are. */
+static void test_prove_hmac_rotation(void **state)
+{
+	(void)state;
+	unsigned char oldk[] = "the-key-before-the-rotation-0001";
+	unsigned char other[] = "an-unrelated-key-of-someone-else";
+	const unsigned char newk[] = "the-key-after-the-rotation-00002";
+	struct hmac_key olds[2] = { { other, sizeof other - 1 }, { oldk, sizeof oldk - 1 } };
+	char tok_old[TOKEN_MAX], tok_new[TOKEN_MAX], hdrs[512];
+	char *err = NULL;
+
+	assert_int_equal(token_generate(oldk, sizeof oldk - 1, "seed@gmail.test", tok_old, &err), 0);
+	assert_int_equal(token_generate(newk, sizeof newk - 1, "seed@gmail.test", tok_new, &err), 0);
+	snprintf(hdrs, sizeof hdrs, "From: <probe@sender.test>\r\nX-Inboxprobe-Token: %s\r\n\r\n", tok_old);
+	struct probe_proof pp = { .token = tok_old, .from = "probe@sender.test", .key = newk,
+	                          .keylen = sizeof newk - 1, .seed = "seed@gmail.test" };
+	assert_int_equal(message_prove(hdrs, strlen(hdrs), &pp), PROOF_HMAC);   /* rotated away */
+	pp.old_keys = olds;
+	pp.nold_keys = 1;                                                       /* not the right one */
+	assert_int_equal(message_prove(hdrs, strlen(hdrs), &pp), PROOF_HMAC);
+	pp.nold_keys = 2;
+	assert_int_equal(message_prove(hdrs, strlen(hdrs), &pp), PROOF_OK);
+	pp.seed = "other@gmail.test";   /* an old key still covers the seed address */
+	assert_int_equal(message_prove(hdrs, strlen(hdrs), &pp), PROOF_HMAC);
+	pp.seed = "seed@gmail.test";
+	snprintf(hdrs, sizeof hdrs, "From: <probe@sender.test>\r\nX-Inboxprobe-Token: %s\r\n\r\n", tok_new);
+	pp.token = tok_new;
+	assert_int_equal(message_prove(hdrs, strlen(hdrs), &pp), PROOF_OK);
+	/* the other fields are still required with an old key */
+	snprintf(hdrs, sizeof hdrs, "From: <user@example.org>\r\nX-Inboxprobe-Token: %s\r\n\r\n", tok_old);
+	pp.token = tok_old;
+	assert_int_equal(message_prove(hdrs, strlen(hdrs), &pp), PROOF_FROM);
+}
+
 /* RFC 5322 appendix A addresses. */
 static void test_address_of(void **state)
 {
@@ -936,6 +973,7 @@ int main(void)
 		cmocka_unit_test(test_prove_built_probe),
 		cmocka_unit_test(test_prove_user_mail),
 		cmocka_unit_test(test_prove_hmac),
+		cmocka_unit_test(test_prove_hmac_rotation),
 		cmocka_unit_test(test_address_of),
 		cmocka_unit_test(test_probe_from),
 	};
