@@ -175,6 +175,8 @@ static void server_text(char *buf, size_t bufsz, const char *t)
 		t = "";
 	for (size_t i = 0; t[i] && j + 4 < bufsz; i++) {
 		unsigned char c = (unsigned char)t[i];
+		if ((c == '\r' || c == '\n') && strspn(t + i, "\r\n") == strlen(t + i))
+			break;   /* the line's end (a raw line read during IDLE) */
 		buf[j++] = (c >= 0x20 && c < 0x7F) ? (char)c : '?';
 		if (j >= SERVER_TEXT_MAX) {
 			buf[j++] = '.';

@@ -193,6 +193,17 @@ enum {
  * a closed connection IMAP_EBYE "closed without BYE". */
 int imap_idle_read(struct imap_session *s, int *event, char **errstr);
 
+/* For a caller that polls many idling sessions itself (the daemon between
+ * rounds): the socket of s while it idles, or -1 when it does not; *waiting
+ * is set to 1 when input already waits above the socket (libetpan's buffer
+ * or OpenSSL's SSL_pending), which poll() would not report: read it with
+ * imap_idle_read() without waiting. */
+int imap_idle_fd(struct imap_session *s, int *waiting);
+
+/* The wire name of the folder s has selected, or NULL (borrowed: valid
+ * until the next command on s). */
+const char *imap_selected(const struct imap_session *s);
+
 /* End IDLE: DONE, then the tagged OK (untagged replies before it are
  * applied to the selection). A session not idling is left as is. */
 int imap_idle_done(struct imap_session *s, char **errstr);

@@ -177,6 +177,20 @@ int imap_idle_wait(struct imap_session *const *ss, size_t n, double until, int *
 	return nready;
 }
 
+int imap_idle_fd(struct imap_session *s, int *waiting)
+{
+	*waiting = 0;
+	if (!imap_idling(s))
+		return -1;
+	*waiting = buffered(s);
+	return mailimap_idle_get_fd(s->imap);
+}
+
+const char *imap_selected(const struct imap_session *s)
+{
+	return s ? s->selected : NULL;
+}
+
 /* "* <n> EXISTS" (RFC 3501 7.3.1), case-insensitive. */
 static int is_exists(const char *line)
 {

@@ -113,12 +113,21 @@ unsigned long smtp_connections_opened(void)
 	return atomic_load(&n_connects);
 }
 
-void smtp_global_cleanup(void)
+size_t smtp_close_idle(void)
 {
+	size_t n;
+
 	pthread_mutex_lock(&pool_mu);
+	n = npool;
 	while (npool > 0)
 		curl_easy_cleanup(pool[--npool]);   /* QUIT on each live connection */
 	pthread_mutex_unlock(&pool_mu);
+	return n;
+}
+
+void smtp_global_cleanup(void)
+{
+	smtp_close_idle();
 	curl_global_cleanup();
 }
 
@@ -691,6 +700,7 @@ static void setup_transport(CURL *h, struct xfer *x, const char *url, char *cerr
 	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
 	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, x);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+	curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, SMTP_MAXAGE_CONN);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	/* libcurl 7.88 waits for the end-of-DATA reply in a blocking loop that
 	 * does not honour CURLOPT_TIMEOUT (seen here: it waited for the peer to

@@ -56,6 +56,16 @@ void smtp_set_abort_flag(const atomic_int *flag);
 int smtp_global_init(void);
 void smtp_global_cleanup(void);
 
+/* Seconds a kept SMTP connection may sit idle and still be reused:
+ * CURLOPT_MAXAGE_CONN, set to libcurl's own default (118 s) explicitly. */
+#define SMTP_MAXAGE_CONN 118L
+
+/* Close the kept connections now (QUIT, bounded to 2 s each): the daemon
+ * after a round when the next one starts beyond SMTP_MAXAGE_CONN, so they
+ * do not sit idle at the relay. Returns how many were closed. Thread-safe,
+ * but no smtp_submit() may run meanwhile. */
+size_t smtp_close_idle(void);
+
 /* Connections opened to relays since the start (CURLINFO_NUM_CONNECTS). */
 unsigned long smtp_connections_opened(void);
 

@@ -276,7 +276,7 @@ static void say_left_behind(const struct config *cfg, int recorded, const struct
 
 /* Record a pending probe found in this round (a late arrival, or one only
  * cleaned up) and whether its cleanup is still to do. 1 on failure. */
-static int record_late(const struct config *cfg, struct state *st, const struct round_late *l)
+int cycle_record_late(const struct config *cfg, struct state *st, const struct round_late *l)
 {
 	char *err = NULL;
 	int failed = 0;
@@ -313,7 +313,7 @@ static int record(const struct config *cfg, struct state *st, struct cycle *c,
 		failed = 1;
 	for (size_t i = 0; i < rr->nlate; i++) {
 		patience_until(st, limit);
-		failed |= record_late(cfg, st, &rr->late[i]);
+		failed |= cycle_record_late(cfg, st, &rr->late[i]);
 	}
 	patience_until(st, limit);
 	if (state_prune(st, cfg->state.retention_days, now_wall(), &err) != 0) {
@@ -334,7 +334,7 @@ static int record(const struct config *cfg, struct state *st, struct cycle *c,
 
 /* Write every configured file; 1 when any failed. rep is not changed while
  * they are written, so no file depends on another's fate. */
-static int write_reports(const struct config *cfg, const struct round_report *rep)
+int cycle_write_reports(const struct config *cfg, const struct round_report *rep)
 {
 	struct { const char *path; char *(*enc)(const struct round_report *); } outs[] = {
 		{ cfg->report.textfile, report_prometheus_text },
@@ -435,12 +435,33 @@ void cycle_run(const struct cycle_params *p, struct cycle *out)
 		int failed;
 		p->daemon_figures(p->daemon_arg, &figs);
 		out->rep->daemon = &figs;
-		failed = write_reports(cfg, out->rep);
+		failed = cycle_write_reports(cfg, out->rep);
 		out->rep->daemon = NULL;   /* for the files only */
 		out->rep->report_write_failed = failed;
 	} else {
-		out->rep->report_write_failed = write_reports(cfg, out->rep);
+		out->rep->report_write_failed = cycle_write_reports(cfg, out->rep);
 	}
+}
+
+int cycle_recompute(const struct config *cfg, struct state *st, const struct cycle *c,
+                    struct state_totals **totals, size_t *ntotals, struct round_report **rep)
+{
+	struct report_status rs = {
+		.state_failed = c->state_failed,
+		.interrupted = c->rep ? c->rep->interrupted : 0,
+		.bounce_error = c->rr.bounce_error[0] ? c->rr.bounce_error : NULL,
+	};
+	char *err = NULL;
+
+	if (state_totals(st, cfg->name, (const char *const *)cfg->providers, cfg->nproviders,
+	                 now_wall(), cfg->slo.window, totals, &err) != 0) {
+		log_error("state store: %s", err ? err : "failed");
+		free(err);
+		return -1;
+	}
+	*ntotals = cfg->nproviders;
+	*rep = report_compute(cfg, c->rr.results, c->rr.started, c->rr.ended, *totals, &rs);
+	return 0;
 }
 
 void cycle_free(struct cycle *c)

@@ -80,6 +80,24 @@ void cycle_run(const struct cycle_params *p, struct cycle *out);
  * A zeroed struct is allowed. */
 void cycle_free(struct cycle *c);
 
+/* Record one pending probe found (a late arrival, or an unmeasured probe
+ * cleaned up) in the store: state_record_late, and state_set_cleanup with
+ * whether its cleanup is still to do ("failed..."). Returns 1 when the
+ * store failed (logged, naming the probe), else 0. */
+int cycle_record_late(const struct config *cfg, struct state *st, const struct round_late *l);
+
+/* The daemon between rounds, after cycle_record_late(): c's report
+ * computed again (same round, same statuses) over totals read anew from
+ * st. *totals (ntotals entries; free with state_totals_free) and *rep
+ * (report_free; borrows cfg, c's results and *totals) are new; c is not
+ * changed. 0, or -1 when the store cannot be read (logged). */
+int cycle_recompute(const struct config *cfg, struct state *st, const struct cycle *c,
+                    struct state_totals **totals, size_t *ntotals, struct round_report **rep);
+
+/* Write every configured report file of cfg from rep (atomically, as a
+ * round does). Returns 1 when any failed (logged), else 0. */
+int cycle_write_reports(const struct config *cfg, const struct round_report *rep);
+
 /* Print the late arrivals (and probes of unmeasured rounds cleaned up) of
  * the cycle's round to out, one line each. */
 void cycle_print_late(const struct config *cfg, const struct round_result *rr, FILE *out);

@@ -27,6 +27,7 @@
 #include "scheduler/cycle.h"
 #include "scheduler/daemon.h"
 #include "scheduler/fdbudget.h"
+#include "scheduler/keeper.h"
 #include "scheduler/pool.h"
 #include "scheduler/round.h"
 #include "scheduler/runlock.h"
@@ -56,6 +57,9 @@ struct daemon {
 	struct http_server *http;
 	struct web_config *wc;        /* web.config_file as read at start, or NULL */
 	struct session_pool *pool;    /* seeds' IMAP sessions kept logged in between rounds */
+	struct keeper *keeper;        /* holds them in IDLE between rounds (keeper.h) */
+	struct round_pending *kpend;  /* pending probes the keeper looks for (borrowed by it) */
+	size_t nkpend;
 
 	pthread_mutex_t mu;           /* guards pub, name, rounds, skipped */
 	struct published *pub;
@@ -359,6 +363,155 @@ static void daemon_round(struct daemon *d)
 	round_status(d, &p->cy, n);
 }
 
+/* ---- between rounds ------------------------------------------------------ */
+
+/* The gap to the next round beyond which the kept SMTP connections are
+ * closed: SMTP_MAXAGE_CONN, or INBOXPROBE_TEST_SMTP_MAXAGE (tests only). */
+static double smtp_maxage(void)
+{
+	static double v = -1;
+	const char *e;
+	char *end = NULL;
+
+	if (v >= 0)
+		return v;
+	v = (double)SMTP_MAXAGE_CONN;
+	e = getenv("INBOXPROBE_TEST_SMTP_MAXAGE");
+	if (e != NULL && *e != '\0') {
+		double t = strtod(e, &end);
+		if (end == e || *end != '\0' || !(t >= 0) || t > (double)SMTP_MAXAGE_CONN)
+			log_warn("INBOXPROBE_TEST_SMTP_MAXAGE=%s is not a number of seconds in 0..%ld: "
+			         "ignored", e, SMTP_MAXAGE_CONN);
+		else {
+			log_warn("INBOXPROBE_TEST_SMTP_MAXAGE: SMTP connections closed after a round "
+			         "when the next starts %.1f s or more later (a test setting)", t);
+			v = t;
+		}
+	}
+	return v;
+}
+
+/* libcurl would not reuse a connection idle for longer than
+ * CURLOPT_MAXAGE_CONN: when the next round starts later than that, close
+ * the kept ones now (QUIT) rather than leave them idle at the relay. */
+static void smtp_idle_check(struct daemon *d)
+{
+	double gap = d->next_start - now_mono();
+	size_t n;
+
+	if (gap < smtp_maxage())
+		return;
+	n = smtp_close_idle();
+	if (n > 0)
+		log_debug("%zu SMTP connection%s closed: the next round starts in %.0f s, beyond "
+		          "CURLOPT_MAXAGE_CONN (%.0f s)", n, n == 1 ? "" : "s", gap, smtp_maxage());
+}
+
+/* Probes of earlier rounds still pending (the state store), newest first,
+ * at most ROUND_PENDING_PER_SEED per seed. */
+static void load_pending(struct daemon *d)
+{
+	const struct config *cfg = d->cur->cfg;
+	double since = now_wall() - (double)cfg->state.retention_days * 86400.0;
+	char *err = NULL;
+
+	d->nkpend = 0;
+	for (size_t i = 0; i < cfg->nseeds; i++) {
+		struct state_pending *sp = NULL;
+		size_t n = 0;
+
+		if (state_pending(d->st, cfg->name, cfg->seeds[i].address, since, &sp, &n, &err) != 0) {
+			log_warn("state store: %s; %s's pending probes are looked for at the next round",
+			         err, cfg->seeds[i].address);
+			free(err);
+			err = NULL;
+			continue;
+		}
+		if (n > ROUND_PENDING_PER_SEED)
+			n = ROUND_PENDING_PER_SEED;
+		d->kpend = xrealloc(d->kpend, (d->nkpend + n + 1) * sizeof *d->kpend);
+		for (size_t j = 0; j < n; j++) {
+			d->kpend[d->nkpend].seed_index = i;
+			d->kpend[d->nkpend++].p = sp[j];
+		}
+		free(sp);
+	}
+}
+
+/* Publish the last round's report again over the store's new totals
+ * (late arrivals recorded between rounds) and write the files anew. */
+static void republish(struct daemon *d)
+{
+	struct published *p = d->pub;
+	struct state_totals *t = NULL, *ot;
+	struct round_report *rep = NULL, *orep;
+	size_t nt = 0, ont;
+	struct report_daemon f;
+
+	if (p == NULL || cycle_recompute(p->dc->cfg, d->st, &p->cy, &t, &nt, &rep) != 0)
+		return;
+	pthread_mutex_lock(&d->mu);
+	ot = p->cy.totals;
+	ont = p->cy.ntotals;
+	orep = p->cy.rep;
+	p->cy.totals = t;
+	p->cy.ntotals = nt;
+	p->cy.rep = rep;
+	figures(d, &f);
+	pthread_mutex_unlock(&d->mu);
+	report_free(orep);
+	if (ot != NULL)
+		state_totals_free(ot, ont);
+	/* the files too (only this thread changes p) */
+	rep->daemon = &f;
+	rep->report_write_failed = cycle_write_reports(p->dc->cfg, rep);
+	rep->daemon = NULL;
+}
+
+/* Record what the keeper found between rounds, at once. */
+static void record_found(struct daemon *d)
+{
+	const struct config *cfg = d->cur->cfg;
+	struct round_late *l = NULL;
+	size_t n = keeper_drain(d->keeper, &l);
+	struct round_result rr;
+
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		cycle_record_late(cfg, d->st, &l[i]);
+	memset(&rr, 0, sizeof rr);
+	rr.late = l;
+	rr.nlate = n;
+	cycle_print_late(cfg, &rr, stderr);
+	free(l);
+	republish(d);
+}
+
+/* Sessions back from IDLE into the pool, before a round or a reload. */
+static void keeper_pause(struct daemon *d)
+{
+	keeper_stop(d->keeper);
+	record_found(d);
+	free(d->kpend);
+	d->kpend = NULL;
+	d->nkpend = 0;
+}
+
+/* Kept sessions into IDLE, watching for the pending probes. */
+static void keeper_resume(struct daemon *d)
+{
+	char *err = NULL;
+
+	if (keeper_running(d->keeper))
+		return;
+	load_pending(d);
+	if (keeper_start(d->keeper, d->cur->cfg, d->kpend, d->nkpend, d->next_start, &err) != 0) {
+		log_warn("%s; kept sessions wait out of IDLE until the next round", err);
+		free(err);
+	}
+}
+
 /* ---- start, reload, stop ------------------------------------------------- */
 
 static int load(const char *path, struct config **out)
@@ -483,16 +636,23 @@ static void daemon_loop(struct daemon *d)
 		atomic_store(&d->heartbeat, now);
 		if (got_hup) {
 			got_hup = 0;
+			keeper_pause(d);
 			reload(d);
 			continue;
 		}
 		if (now >= d->next_start) {
+			keeper_pause(d);
 			daemon_round(d);
 			schedule_next(d);
+			smtp_idle_check(d);
 			continue;
 		}
+		if (atomic_load(&d->ready))
+			keeper_resume(d);   /* after the first round: sessions into IDLE */
 		wait_for(d->next_start - now < 1.0 ? d->next_start - now : 1.0);
+		record_found(d);
 	}
+	keeper_pause(d);
 }
 
 static int start(struct daemon *d, struct config *cfg)
@@ -514,6 +674,7 @@ static int start(struct daemon *d, struct config *cfg)
 	}
 	smtp_set_abort_flag(&round_stop);
 	imap_set_abort_flag(&round_stop);
+	d->keeper = keeper_new(d->pool, wake_pipe[1]);
 	if (cfg->web.config_file != NULL && web_config_load(cfg->web.config_file, &d->wc, &err) != 0) {
 		fprintf(stderr, "%s", err);
 		free(err);
@@ -562,6 +723,8 @@ int daemon_main(const char *path)
 		sd_notify(0, "STOPPING=1");
 	}
 	watchdog_stop(&d);
+	keeper_free(d.keeper);
+	free(d.kpend);
 	pool_free(d.pool);   /* LOGOUT of the kept sessions */
 	http_stop(d.http);
 	web_config_free(d.wc);

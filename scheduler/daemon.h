@@ -19,9 +19,12 @@
  *   WATCHDOG_USEC while the main loop is alive.
  *
  * Seeds' IMAP sessions are kept logged in between rounds (scheduler/pool.h):
- * a round takes them (NOOP proves them alive) instead of logging in again,
- * and gives them back out of IDLE. They are not watched between rounds: a
- * late arrival is found by the next round, not at once.
+ * a round takes them (NOOP proves them alive) instead of logging in again.
+ * Between rounds scheduler/keeper.h holds them in IDLE: a pending probe that
+ * lands is recorded at once (state store, /metrics, report files written
+ * again), IDLE is renewed, a dropped session is reopened with backoff and
+ * OAuth tokens are refreshed. After a round, the kept SMTP connections are
+ * closed when the next round starts beyond CURLOPT_MAXAGE_CONN (118 s).
  */
 #ifndef INBOXPROBE_DAEMON_H
 #define INBOXPROBE_DAEMON_H

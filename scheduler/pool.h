@@ -3,8 +3,10 @@
  * round takes a seed's sessions instead of logging in again (SPEC
  * "Daemon"). A session is keyed by its account (host, port, TLS mode,
  * user), copied, so a SIGHUP reload may free the configuration that opened
- * it. Sessions wait between rounds logged in, out of IDLE; a round proves
- * a taken one alive with NOOP and opens a new one when it is not.
+ * it. Sessions wait in the pool logged in, out of IDLE (between rounds the
+ * keeper, keeper.h, takes them into IDLE and gives them back before the
+ * next round); a round proves a taken one alive with NOOP and opens a new
+ * one when it is not.
  * Thread-safe (the round's workers take and put at once).
  */
 #ifndef INBOXPROBE_POOL_H

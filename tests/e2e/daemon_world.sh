@@ -34,7 +34,7 @@
 #     systemd passes it): READY=1 before the first round is reported,
 #     STATUS= with each round's verdict and the reloads, WATCHDOG=1 every
 #     half WATCHDOG_USEC also while a round runs, STOPPING=1 at the end;
-# 10. the seeds' sessions kicked and Dovecot stopped between rounds: the
+# 10. Dovecot stopped and its imap processes ended between rounds: the
 #     daemon keeps serving, its rounds say error for every seed; Dovecot
 #     started again: the next round logs in again (7 logins) and measures
 #     every seed.
@@ -308,12 +308,14 @@ port_open() {
 	"$PY" -c 'import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s.connect_ex(("127.0.0.1", int(sys.argv[1]))))' "$1"
 }
 L0=$(metric 'inboxprobe_imap_logins_total{config="dmn"}')
-for u in inbox@gmail.test spam@outlook.test inbox@yahoo.test "$BOUNCE_USER"; do
-	doveadm -c "$DOVECOT_CONF" kick "$u" </dev/null >/dev/null 2>&1
-done
+# The imap processes outlive `doveadm stop`: they are ended (by pid, from
+# `doveadm who`) once the listener is gone, so that the daemon's reconnects
+# between rounds (keeper.c, backoff from 1 s) find no server.
+pids=$(doveadm -c "$DOVECOT_CONF" who -1 2>/dev/null </dev/null | awk '$2 == "imap" { print $3 }' | tr -dc '0-9\n')
 doveadm -c "$DOVECOT_CONF" stop </dev/null
 i=0
 while port_open "$IMAPS_PORT" && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+for p in $pids; do kill "$p" 2>/dev/null; done
 n=$(rounds_logged)
 wait_rounds $((n + 2)) 30
 line=$(grep ": round $((n + 2)):" "$T/d.err")

@@ -1,0 +1,785 @@
+/* keeper.c - kept IMAP sessions in IDLE between the daemon's rounds (keeper.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "prober/imap.h"
+#include "prober/message.h"
+#include "prober/oauth2.h"
+#include "scheduler/keeper.h"
+#include "scheduler/pool.h"
+#include "seeds/folders.h"
+
+#define KEEP_RENEW_SECONDS 1500.0   /* RFC 2177: IDLE again at least every 29 minutes */
+#define KEEP_SAFETY_TICK 30.0       /* seconds between searches of a session with pending probes */
+#define KEEP_BACKOFF_MAX 300.0      /* seconds: the longest wait between reconnects */
+#define KEEP_OAUTH_TICK 30.0        /* seconds between checks of the kept accounts' tokens */
+#define KEEP_FAR 1e7                /* seconds: a kept session's deadline (commands keep theirs) */
+#define KEEP_MAX_WAIT 5.0           /* seconds: the thread looks around at least this often */
+
+/* An account's key, copied: it survives a reload that frees the
+ * configuration (same fields as the pool's). */
+struct acct {
+	char *host, *user;
+	int port, implicit_tls, tls;
+};
+
+struct ksess {
+	struct acct key;
+	const struct imap_conf *ic;   /* the configuration's block; NULL while stopped */
+	int bounce;                   /* the bounce mailbox's session (no probes searched) */
+	char *folder;                 /* wire name watched */
+	struct imap_session *s;       /* NULL while down */
+	unsigned long uidnext;        /* searches look at UIDs from here (0: all) */
+	double idle_since;            /* now_mono() when IDLE (or the keep-alive) last began */
+	double next_check;            /* now_mono() of the next search (pending probes) */
+	double next_try;              /* down: now_mono() of the next attempt */
+	int attempts;                 /* down: failed attempts in a row */
+	int relogin;                  /* down: the server asked for a new login */
+	struct ksess *next;
+};
+
+struct keeper {
+	struct session_pool *pool;
+	int wake_fd;
+	int qpipe[2];
+	pthread_t th;
+	int running;
+	atomic_int quit;
+	const struct config *cfg;
+	const struct round_pending *pending;
+	size_t npending;
+	unsigned char *done;          /* per pending probe: found (or cleaned up) */
+	char *probe_from;
+	double renew;
+	struct ksess *list;           /* sessions, up or down */
+	unsigned short rnd[3];
+	double next_oauth;
+	double until;                 /* now_mono() by which a reconnect must be over */
+	pthread_mutex_t mu;           /* guards found, nfound, counts */
+	struct round_late *found;
+	size_t nfound;
+	struct keeper_counts counts;
+};
+
+static const char *const kinds[2] = { "inbox", "spam" };
+
+/* ---- accounts ------------------------------------------------------------ */
+
+static void acct_set(struct acct *a, const struct imap_conf *ic)
+{
+	a->host = xstrdup(ic->host ? ic->host : "");
+	a->user = xstrdup(ic->username ? ic->username : "");
+	a->port = ic->port;
+	a->implicit_tls = ic->implicit_tls;
+	a->tls = (int)ic->tls;
+}
+
+static int acct_is(const struct acct *a, const struct imap_conf *ic)
+{
+	return a->port == ic->port && a->implicit_tls == ic->implicit_tls && a->tls == (int)ic->tls &&
+	       strcasecmp(a->host, ic->host ? ic->host : "") == 0 &&
+	       strcmp(a->user, ic->username ? ic->username : "") == 0;
+}
+
+static void ksess_free(struct ksess *ks)
+{
+	if (ks->s != NULL)
+		imap_close_now(ks->s);
+	free(ks->key.host);
+	free(ks->key.user);
+	free(ks->folder);
+	free(ks);
+}
+
+static int is_inbox(const char *folder)
+{
+	return strcasecmp(folder, "INBOX") == 0;
+}
+
+/* The configuration's block of a's account, or NULL; *bounce set when it
+ * is the bounce mailbox's (and no seed's). */
+static const struct imap_conf *find_conf(const struct config *cfg, const struct acct *a, int *bounce)
+{
+	*bounce = 0;
+	for (size_t i = 0; i < cfg->nseeds; i++)
+		if (acct_is(a, &cfg->seeds[i].imap))
+			return &cfg->seeds[i].imap;
+	if (cfg->has_bounce && acct_is(a, &cfg->bounce)) {
+		*bounce = 1;
+		return &cfg->bounce;
+	}
+	return NULL;
+}
+
+/* 1 when pending probe i belongs to a seed of ks's account and is not found yet. */
+static int pending_here(const struct keeper *k, const struct ksess *ks, size_t i)
+{
+	return !ks->bounce && !k->done[i] &&
+	       acct_is(&ks->key, &k->cfg->seeds[k->pending[i].seed_index].imap);
+}
+
+static int has_pending(const struct keeper *k, const struct ksess *ks)
+{
+	for (size_t i = 0; i < k->npending; i++)
+		if (pending_here(k, ks, i))
+			return 1;
+	return 0;
+}
+
+/* The first seed of ks's account (0 for the bounce mailbox). */
+static size_t first_seed(const struct keeper *k, const struct ksess *ks)
+{
+	for (size_t i = 0; !ks->bounce && i < k->cfg->nseeds; i++)
+		if (acct_is(&ks->key, &k->cfg->seeds[i].imap))
+			return i;
+	return 0;
+}
+
+static const char *who(const struct ksess *ks)
+{
+	return ks->key.user;
+}
+
+/* ---- timing ---------------------------------------------------------------- */
+
+/* The wait before reconnect attempt n (0: the first after a drop): 1 s
+ * doubling up to KEEP_BACKOFF_MAX, stretched by a random 0..25 %. */
+static double backoff(struct keeper *k, int n)
+{
+	double base = ldexp(1.0, n > 16 ? 16 : n);
+	double d = base * (1.0 + 0.25 * erand48(k->rnd));
+
+	return d > KEEP_BACKOFF_MAX ? KEEP_BACKOFF_MAX : d;
+}
+
+static double renew_period(void)
+{
+	const char *e = getenv("INBOXPROBE_TEST_IDLE_RENEW");   /* tests only */
+	char *end = NULL;
+	double v;
+
+	if (e == NULL || *e == '\0')
+		return KEEP_RENEW_SECONDS;
+	v = strtod(e, &end);
+	if (end == e || *end != '\0' || !(v >= 0.5) || v > KEEP_RENEW_SECONDS) {
+		log_warn("INBOXPROBE_TEST_IDLE_RENEW=%s is not a number of seconds in 0.5..%.0f: "
+		         "ignored", e, KEEP_RENEW_SECONDS);
+		return KEEP_RENEW_SECONDS;
+	}
+	log_warn("INBOXPROBE_TEST_IDLE_RENEW: IDLE renewed every %.1f s (a test setting)", v);
+	return v;
+}
+
+static double check_period(const struct keeper *k)
+{
+	double poll = (double)k->cfg->probe.poll_interval;
+
+	return poll > KEEP_SAFETY_TICK ? poll : KEEP_SAFETY_TICK;
+}
+
+/* ---- found probes ---------------------------------------------------------- */
+
+static void note_found(struct keeper *k, const struct round_late *l)
+{
+	pthread_mutex_lock(&k->mu);
+	k->found = xrealloc(k->found, (k->nfound + 1) * sizeof *k->found);
+	k->found[k->nfound++] = *l;
+	k->counts.found++;
+	pthread_mutex_unlock(&k->mu);
+	if (k->wake_fd >= 0)
+		(void)!write(k->wake_fd, "", 1);
+}
+
+/* Remove the proved probe (SPEC "Cleanup"): the trash folder is resolved
+ * when the mode (or Gmail's delete) needs it. */
+static void cleanup(struct keeper *k, struct ksess *ks, const struct imap_hit *h, const char *token,
+                    char *what, size_t whatsz)
+{
+	enum cleanup_mode mode = k->cfg->probe.cleanup;
+	struct imap_folder *folders = NULL;
+	size_t nfolders = 0;
+	char *trash = NULL, *err = NULL;
+	long ti;
+
+	if (mode == CLEANUP_KEEP) {
+		xstrlcpy(what, "kept", whatsz);
+		return;
+	}
+	if ((mode == CLEANUP_TRASH || imap_has_capability(ks->s, "X-GM-EXT-1")) &&
+	    imap_list_folders(ks->s, &folders, &nfolders, &err) == IMAP_OK &&
+	    (ti = folders_resolve_trash(folders, nfolders)) >= 0)
+		trash = xstrdup(folders[ti].wire);
+	folders_free(folders, nfolders);
+	free(err);
+	err = NULL;
+	if (imap_cleanup(ks->s, ks->folder, h->uidvalidity, h->uid, token, mode, trash, what, whatsz,
+	                 &err) != IMAP_OK) {
+		log_warn("%s: cleanup of UID %lu failed: %s", who(ks), h->uid, err ? err : "failed");
+		snprintf(what, whatsz, "failed: cleanup");
+	}
+	free(trash);
+	free(err);
+}
+
+/* Pending probe i found at hit h, seen at `seen` (Unix seconds; announced:
+ * by an EXISTS). */
+static void found(struct keeper *k, struct ksess *ks, size_t i, const struct imap_hit *h,
+                  double seen, int announced)
+{
+	const struct round_pending *pp = &k->pending[i];
+	struct probe_result tmp;
+	struct round_late l;
+
+	memset(&l, 0, sizeof l);
+	cleanup(k, ks, h, pp->p.token, l.cleanup, sizeof l.cleanup);
+	memset(&tmp, 0, sizeof tmp);
+	tmp.announced = announced;
+	round_set_latency(&tmp, 0, pp->p.submit_time, h->internaldate, seen, -1);
+	l.seed_index = pp->seed_index;
+	xstrlcpy(l.token, pp->p.token, TOKEN_MAX);
+	xstrlcpy(l.folder_kind, kinds[!is_inbox(ks->folder)], sizeof l.folder_kind);
+	{
+		char *disp = mutf7_decode(ks->folder);
+		xstrlcpy(l.folder, disp ? disp : ks->folder, FOLDER_MAX);
+		free(disp);
+	}
+	l.submit_time = pp->p.submit_time;
+	l.internaldate = h->internaldate;
+	l.latency = tmp.latency;
+	l.latency_usable = tmp.have_latency;
+	l.counted = !pp->p.cleanup_only;
+	log_info("%s: %s probe %.8s… found between rounds in %s after %.1f s (%s)",
+	         k->cfg->seeds[pp->seed_index].address, l.counted ? "late" : "unmeasured earlier",
+	         l.token, l.folder, l.latency, l.cleanup);
+	note_found(k, &l);
+}
+
+/* Bind ks's session to the proof of seed idx's probes. */
+static void bind_seed(struct keeper *k, struct ksess *ks, size_t idx)
+{
+	const struct config *cfg = k->cfg;
+	struct imap_params ip = {
+		.conf = ks->ic, .connect_timeout = cfg->limits.connect_timeout,
+		.timeout = cfg->limits.timeout, .deadline = now_mono() + KEEP_FAR,
+		.probe_from = ks->bounce ? NULL : k->probe_from,
+		.secret = cfg->probe.secret, .secret_len = cfg->probe.secret_len,
+		.seed = ks->bounce ? NULL : cfg->seeds[idx].address,
+	};
+
+	imap_rebind(ks->s, &ip);
+}
+
+/* Search ks's folder, from UID min_uid on, for the pending probes of seed
+ * idx. IMAP code. */
+static int search_seed(struct keeper *k, struct ksess *ks, size_t idx, unsigned long min_uid,
+                       double seen)
+{
+	const char *toks[ROUND_PENDING_PER_SEED];
+	size_t map[ROUND_PENDING_PER_SEED], n = 0;
+	struct imap_hit *hits = NULL;
+	size_t nhits = 0;
+	double since = now_wall();
+	char *err = NULL;
+	int rc;
+
+	for (size_t i = 0; i < k->npending && n < ROUND_PENDING_PER_SEED; i++)
+		if (k->pending[i].seed_index == idx && !k->done[i]) {
+			map[n] = i;
+			toks[n++] = k->pending[i].p.token;
+			if (k->pending[i].p.submit_time < since)
+				since = k->pending[i].p.submit_time;
+		}
+	if (n == 0)
+		return IMAP_OK;
+	bind_seed(k, ks, idx);
+	rc = imap_find_new_tokens(ks->s, ks->folder, toks, n, since, min_uid, &hits, &nhits, &err);
+	if (rc != IMAP_OK) {
+		log_info("%s: search between rounds failed: %s", who(ks), err ? err : imap_err_name(rc));
+		free(err);
+		free(hits);
+		return rc;
+	}
+	for (size_t j = 0; j < nhits; j++) {
+		size_t i = map[hits[j].token_index];
+		if (k->done[i]) {
+			/* a second proved copy: cleaned up, not counted */
+			char what[64];
+			cleanup(k, ks, &hits[j], k->pending[i].p.token, what, sizeof what);
+			continue;
+		}
+		k->done[i] = 1;
+		found(k, ks, i, &hits[j], seen > 0 ? seen : now_wall(), seen > 0);
+	}
+	free(hits);
+	return IMAP_OK;
+}
+
+/* Search for the pending probes of every seed of ks's account. */
+static int search(struct keeper *k, struct ksess *ks, unsigned long min_uid, double seen)
+{
+	int rc = IMAP_OK;
+
+	for (size_t i = 0; i < k->cfg->nseeds && rc == IMAP_OK; i++)
+		if (acct_is(&ks->key, &k->cfg->seeds[i].imap))
+			rc = search_seed(k, ks, i, min_uid, seen);
+	return rc;
+}
+
+/* ---- sessions ---------------------------------------------------------------- */
+
+/* Start IDLE where the server offers it and the configuration wants it
+ * (else the session is only kept alive by the renewal's NOOP). */
+static int idle_again(struct keeper *k, struct ksess *ks)
+{
+	char *err = NULL;
+	int rc = IMAP_OK;
+
+	ks->idle_since = now_mono();
+	if (!k->cfg->probe.idle || !imap_has_capability(ks->s, "IDLE"))
+		return IMAP_OK;
+	rc = imap_idle_start(ks->s, &err);
+	if (rc != IMAP_OK)
+		log_info("%s: IDLE between rounds refused: %s", who(ks), err ? err : imap_err_name(rc));
+	free(err);
+	return rc;
+}
+
+/* Watch a session that is up: select its folder, look for pending probes
+ * that arrived since the round looked (all UIDs), then IDLE. */
+static int arm(struct keeper *k, struct ksess *ks)
+{
+	char *err = NULL;
+	unsigned long uidnext = 0;
+	int rc = IMAP_OK;
+
+	bind_seed(k, ks, first_seed(k, ks));
+	if (has_pending(k, ks) || imap_selected(ks->s) == NULL) {
+		rc = imap_select_uidnext(ks->s, ks->folder, &uidnext, &err);
+		if (rc != IMAP_OK)
+			log_info("%s: SELECT %s between rounds failed: %s", who(ks), ks->folder,
+			         err ? err : imap_err_name(rc));
+		free(err);
+		if (rc == IMAP_OK)
+			rc = search(k, ks, 0, 0);
+	}
+	ks->uidnext = uidnext;
+	ks->next_check = now_mono() + check_period(k);
+	return rc == IMAP_OK ? idle_again(k, ks) : rc;
+}
+
+/* A BYE that asks for a new login (Exchange Online: "* BYE Session
+ * invalidated - AccessTokenExpired"). */
+static int wants_relogin(const char *text)
+{
+	return text != NULL &&
+	       (strstr(text, "AccessTokenExpired") != NULL || strstr(text, "Session invalidated") != NULL);
+}
+
+/* The session dropped (or failed): close it and plan its reconnect. */
+static void drop(struct keeper *k, struct ksess *ks, const char *why)
+{
+	if (ks->s != NULL)
+		imap_close_now(ks->s);
+	ks->s = NULL;
+	ks->attempts = 0;
+	ks->relogin = wants_relogin(why);
+	ks->next_try = now_mono() + (ks->relogin ? 0 : backoff(k, 0));
+	pthread_mutex_lock(&k->mu);
+	k->counts.drops++;
+	pthread_mutex_unlock(&k->mu);
+	log_info("%s: kept session (%s) lost between rounds: %s; %s", who(ks), ks->folder,
+	         why ? why : "failed", ks->relogin ? "logging in again (new credentials)" :
+	         "reconnecting with backoff");
+}
+
+/* One reconnect attempt of a session that is down; until: the latest
+ * now_mono() it may take. */
+static void try_up(struct keeper *k, struct ksess *ks, double until)
+{
+	const struct config *cfg = k->cfg;
+	double lim = now_mono() + (double)(cfg->limits.connect_timeout + cfg->limits.timeout);
+	struct imap_params ip = {
+		.conf = ks->ic, .connect_timeout = cfg->limits.connect_timeout,
+		.timeout = cfg->limits.timeout, .deadline = lim < until ? lim : until,
+	};
+	char *err = NULL;
+	int rc;
+
+	if (ip.deadline - now_mono() < 1.0) {
+		ks->next_try = until;   /* the round opens it */
+		return;
+	}
+	rc = imap_open(&ip, &ks->s, &err);
+	if (rc == IMAP_OK && (rc = arm(k, ks)) != IMAP_OK) {
+		imap_close_now(ks->s);
+		ks->s = NULL;
+	}
+	if (rc == IMAP_OK) {
+		pthread_mutex_lock(&k->mu);
+		k->counts.reconnects++;
+		pthread_mutex_unlock(&k->mu);
+		log_info("%s: kept session (%s) re-established between rounds after %d failed "
+		         "attempt%s", who(ks), ks->folder, ks->attempts, ks->attempts == 1 ? "" : "s");
+		ks->attempts = 0;
+		ks->relogin = 0;
+	} else {
+		ks->s = NULL;
+		ks->attempts++;
+		ks->relogin = 0;
+		ks->next_try = now_mono() + backoff(k, ks->attempts);
+		log_info("%s: reconnect %d failed: %s; next attempt in %.1f s", who(ks), ks->attempts,
+		         err ? err : imap_err_name(rc), ks->next_try - now_mono());
+	}
+	free(err);
+}
+
+/* An EXISTS (seen: when), a due check, or a renewal: end IDLE, search when
+ * probes are pending, IDLE again. IMAP code; the session is dropped on
+ * error. */
+static void service(struct keeper *k, struct ksess *ks, double seen, int renewal)
+{
+	char *err = NULL;
+	int rc = imap_idle_done(ks->s, &err);
+
+	if (rc == IMAP_OK && renewal && !imap_idling(ks->s) &&
+	    !(k->cfg->probe.idle && imap_has_capability(ks->s, "IDLE")))
+		rc = imap_noop(ks->s, &err);   /* no IDLE: kept alive by NOOP */
+	if (rc == IMAP_OK && (seen > 0 || !renewal) && has_pending(k, ks)) {
+		rc = search(k, ks, ks->uidnext, seen);
+		ks->next_check = now_mono() + check_period(k);
+	}
+	if (rc == IMAP_OK && renewal) {
+		pthread_mutex_lock(&k->mu);
+		k->counts.renewals++;
+		pthread_mutex_unlock(&k->mu);
+		log_debug("%s: IDLE on %s renewed after %.1f s", who(ks), ks->folder,
+		          now_mono() - ks->idle_since);
+	}
+	if (rc == IMAP_OK)
+		rc = idle_again(k, ks);
+	if (rc != IMAP_OK)
+		drop(k, ks, err);
+	free(err);
+}
+
+/* Read what an idling session sent. */
+static void on_input(struct keeper *k, struct ksess *ks)
+{
+	double seen = now_wall();
+	char *err = NULL;
+	int ev = 0;
+	int rc = imap_idle_read(ks->s, &ev, &err);
+
+	if (rc != IMAP_OK) {
+		drop(k, ks, err);
+	} else if ((ev & IMAP_IDLE_EXISTS) && has_pending(k, ks)) {
+		service(k, ks, seen, 0);
+	} else if (ev & IMAP_IDLE_ENDED) {
+		service(k, ks, 0, 0);   /* the server ended IDLE: look, start it again */
+	}
+	free(err);
+}
+
+/* ---- the thread -------------------------------------------------------------- */
+
+/* Refresh the kept accounts' OAuth 2.0 tokens that are about to expire
+ * (the cache hands out a fresh one within its margin). */
+static void oauth_tick(struct keeper *k)
+{
+	for (struct ksess *ks = k->list; ks; ks = ks->next) {
+		char *tok = NULL, *err = NULL;
+
+		if (ks->ic == NULL || ks->ic->oauth2 == NULL)
+			continue;
+		if (oauth2_get_token(ks->ic->oauth2, NULL, &tok, &err) != OAUTH2_OK)
+			log_warn("%s: OAuth 2.0 token refresh between rounds failed: %s", who(ks),
+			         err ? err : "failed");
+		if (tok != NULL) {
+			explicit_bzero(tok, strlen(tok));
+			free(tok);
+		}
+		free(err);
+	}
+}
+
+/* Timers: reconnects, renewals, checks. Returns the now_mono() of the
+ * next timer. */
+static double timers(struct keeper *k)
+{
+	double now = now_mono(), next = now + KEEP_MAX_WAIT;
+
+	for (struct ksess *ks = k->list; ks && !atomic_load(&k->quit); ks = ks->next) {
+		if (ks->s == NULL) {
+			if (now >= ks->next_try)
+				try_up(k, ks, k->until);
+		} else if (now - ks->idle_since >= k->renew) {
+			service(k, ks, 0, 1);
+		} else if (now >= ks->next_check && has_pending(k, ks)) {
+			service(k, ks, 0, 0);
+		}
+		now = now_mono();
+		if (ks->s == NULL && ks->next_try < next)
+			next = ks->next_try;
+		if (ks->s != NULL && ks->idle_since + k->renew < next)
+			next = ks->idle_since + k->renew;
+		if (ks->s != NULL && has_pending(k, ks) && ks->next_check < next)
+			next = ks->next_check;
+	}
+	if (now >= k->next_oauth) {
+		oauth_tick(k);
+		k->next_oauth = now_mono() + KEEP_OAUTH_TICK;
+	}
+	return next;
+}
+
+/* Wait until next (now_mono()) for input on the idling sessions or a stop. */
+static void wait_input(struct keeper *k, double next)
+{
+	size_t n = 1, cap = 1;
+	struct pollfd *pf;
+	struct ksess **map;
+	int ms, now_ready = 0;
+
+	for (struct ksess *ks = k->list; ks; ks = ks->next)
+		cap++;
+	pf = xcalloc(cap, sizeof *pf);
+	map = xcalloc(cap, sizeof *map);
+	pf[0].fd = k->qpipe[0];
+	pf[0].events = POLLIN;
+	for (struct ksess *ks = k->list; ks; ks = ks->next) {
+		int waiting = 0, fd = ks->s ? imap_idle_fd(ks->s, &waiting) : -1;
+		if (fd < 0)
+			continue;
+		if (waiting)
+			now_ready = 1;
+		pf[n].fd = fd;
+		pf[n].events = POLLIN;
+		map[n++] = ks;
+	}
+	ms = now_ready ? 0 : (int)ceil((next - now_mono()) * 1000.0);
+	if (poll(pf, (nfds_t)n, ms < 0 ? 0 : ms) >= 0 || now_ready) {
+		for (size_t i = 1; i < n && !atomic_load(&k->quit); i++) {
+			int waiting = 0;
+			if (imap_idle_fd(map[i]->s, &waiting) >= 0 &&
+			    (waiting || (pf[i].revents & (POLLIN | POLLHUP | POLLERR))))
+				on_input(k, map[i]);
+		}
+	}
+	free(pf);
+	free(map);
+}
+
+static void *keeper_main(void *arg)
+{
+	struct keeper *k = arg;
+
+	for (struct ksess *ks = k->list; ks && !atomic_load(&k->quit); ks = ks->next) {
+		char *err = NULL;
+		if (ks->s != NULL && arm(k, ks) != IMAP_OK) {
+			err = xasprintf("could not be watched");
+			drop(k, ks, err);
+		}
+		free(err);
+	}
+	while (!atomic_load(&k->quit))
+		wait_input(k, timers(k));
+	return NULL;
+}
+
+/* ---- start and stop ---------------------------------------------------------- */
+
+struct keeper *keeper_new(struct session_pool *pool, int wake_fd)
+{
+	struct keeper *k = xcalloc(1, sizeof *k);
+	uint64_t seed = (uint64_t)(now_wall() * 1e6) ^ (uint64_t)getpid();
+
+	k->pool = pool;
+	k->wake_fd = wake_fd;
+	k->qpipe[0] = k->qpipe[1] = -1;
+	pthread_mutex_init(&k->mu, NULL);
+	k->rnd[0] = (unsigned short)seed;
+	k->rnd[1] = (unsigned short)(seed >> 16);
+	k->rnd[2] = (unsigned short)(seed >> 32);
+	k->renew = renew_period();
+	return k;
+}
+
+/* Rebind the sessions still down to cfg's blocks; forget those whose
+ * account is gone (a reload). */
+static void rebind_down(struct keeper *k)
+{
+	for (struct ksess **pp = &k->list; *pp;) {
+		struct ksess *ks = *pp;
+		ks->ic = find_conf(k->cfg, &ks->key, &ks->bounce);
+		if (ks->ic != NULL) {
+			pp = &ks->next;
+			continue;
+		}
+		*pp = ks->next;
+		ksess_free(ks);
+	}
+}
+
+/* A session of ic's account taken from the pool: its ksess (an entry still
+ * down for the same folder is replaced: the round opened it again). */
+static void adopt(struct keeper *k, const struct imap_conf *ic, int bounce, struct imap_session *s)
+{
+	const char *sel = imap_selected(s);
+	struct ksess *ks = xcalloc(1, sizeof *ks);
+
+	acct_set(&ks->key, ic);
+	ks->ic = ic;
+	ks->bounce = bounce;
+	ks->folder = xstrdup(sel ? sel : "INBOX");
+	ks->s = s;
+	for (struct ksess **pp = &k->list; *pp; pp = &(*pp)->next)
+		if ((*pp)->s == NULL && acct_is(&(*pp)->key, ic) && strcmp((*pp)->folder, ks->folder) == 0) {
+			struct ksess *old = *pp;
+			*pp = old->next;
+			ksess_free(old);
+			break;
+		}
+	ks->next = k->list;
+	k->list = ks;
+}
+
+/* Take the pool's sessions of every account of the configuration. */
+static void take_sessions(struct keeper *k)
+{
+	const struct config *cfg = k->cfg;
+	struct imap_session *s;
+
+	for (size_t i = 0; i <= cfg->nseeds; i++) {
+		const struct imap_conf *ic = i < cfg->nseeds ? &cfg->seeds[i].imap :
+		                             cfg->has_bounce ? &cfg->bounce : NULL;
+		if (ic == NULL)
+			break;
+		while ((s = pool_take(k->pool, ic)) != NULL)
+			adopt(k, ic, i == cfg->nseeds, s);
+	}
+}
+
+int keeper_start(struct keeper *k, const struct config *cfg, const struct round_pending *pending,
+                 size_t npending, double until, char **errstr)
+{
+	int rc;
+
+	if (k->running)
+		return 0;
+	if (pipe2(k->qpipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+		*errstr = xasprintf("keeper: pipe: %s", strerror(errno));
+		return -1;
+	}
+	k->cfg = cfg;
+	k->pending = pending;
+	k->npending = npending;
+	k->done = xcalloc(npending + 1, 1);
+	k->probe_from = message_probe_from(cfg->probe.template_text, cfg->relay.from);
+	k->next_oauth = now_mono();
+	k->until = until;
+	atomic_store(&k->quit, 0);
+	rebind_down(k);
+	take_sessions(k);
+	rc = pthread_create(&k->th, NULL, keeper_main, k);
+	if (rc != 0) {
+		*errstr = xasprintf("keeper: cannot start a thread: %s", strerror(rc));
+		k->running = 1;   /* keeper_stop() gives the sessions back */
+		keeper_stop(k);
+		return -1;
+	}
+	k->running = 2;
+	return 0;
+}
+
+void keeper_stop(struct keeper *k)
+{
+	if (k == NULL || !k->running)
+		return;
+	atomic_store(&k->quit, 1);
+	if (k->running == 2) {
+		(void)!write(k->qpipe[1], "", 1);
+		pthread_join(k->th, NULL);
+	}
+	for (struct ksess **pp = &k->list; *pp;) {
+		struct ksess *ks = *pp;
+		char *err = NULL;
+		if (ks->s == NULL) {   /* down: its backoff goes on after the round */
+			ks->ic = NULL;
+			pp = &ks->next;
+			continue;
+		}
+		imap_extend(ks->s, 2.0);
+		if (imap_idle_done(ks->s, &err) == IMAP_OK)
+			pool_put(k->pool, ks->ic, ks->s);   /* closed there when not usable */
+		else
+			imap_close_now(ks->s);
+		free(err);
+		ks->s = NULL;
+		*pp = ks->next;
+		ksess_free(ks);
+	}
+	close(k->qpipe[0]);
+	close(k->qpipe[1]);
+	k->qpipe[0] = k->qpipe[1] = -1;
+	free(k->done);
+	k->done = NULL;
+	free(k->probe_from);
+	k->probe_from = NULL;
+	k->cfg = NULL;
+	k->pending = NULL;
+	k->npending = 0;
+	k->running = 0;
+}
+
+int keeper_running(const struct keeper *k)
+{
+	return k != NULL && k->running != 0;
+}
+
+void keeper_free(struct keeper *k)
+{
+	if (k == NULL)
+		return;
+	keeper_stop(k);
+	while (k->list) {
+		struct ksess *ks = k->list;
+		k->list = ks->next;
+		ksess_free(ks);
+	}
+	free(k->found);
+	pthread_mutex_destroy(&k->mu);
+	free(k);
+}
+
+size_t keeper_drain(struct keeper *k, struct round_late **out)
+{
+	size_t n;
+
+	pthread_mutex_lock(&k->mu);
+	*out = k->found;
+	n = k->nfound;
+	k->found = NULL;
+	k->nfound = 0;
+	pthread_mutex_unlock(&k->mu);
+	return n;
+}
+
+void keeper_counts(struct keeper *k, struct keeper_counts *out)
+{
+	pthread_mutex_lock(&k->mu);
+	*out = k->counts;
+	pthread_mutex_unlock(&k->mu);
+}

@@ -1,0 +1,215 @@
+#!/bin/sh
+# `inboxprobe daemon` between rounds, against the real loopback mail world:
+# the kept sessions sit in IDLE (scheduler/keeper.c, docs/SPEC.md "Daemon").
+# Rounds every 20 s (deadline 3 s); seeds inbox@greylist.test (postgrey
+# defers the first probe for GREYLIST_DELAY s, Postfix retries every 2-4 s:
+# it lands 8-14 s after its round began, after that round's deadline) and
+# inbox@gmail.test; a bounce mailbox. INBOXPROBE_TEST_IDLE_RENEW=2 (the
+# tests-only knob) renews IDLE every 2 s instead of 25 min.
+#  1. the greylisted probe is `missing` in round 1 and recorded as a late
+#     arrival between rounds 1 and 2: the store's row (late, found_at,
+#     late_latency) and /metrics' late_arrivals_total and latency histogram
+#     say so while rounds_total is still 1; its latency is real (at least
+#     the greylisting delay, at most the time since its submission) and its
+#     INTERNALDATE matches the Maildir file's delivery time; the probe was
+#     cleaned up (the seed's INBOX holds no probe);
+#  2. IDLE renewed between rounds (DONE + IDLE, logged with -v) on every
+#     kept session, with no new login (Dovecot's `doveadm who` still lists
+#     the sessions);
+#  3. `doveadm kick` of inbox@gmail.test between rounds: both sessions are
+#     re-established between rounds with backoff (first attempt 1-1.25 s);
+#  4. Dovecot stopped between rounds: reconnect attempts fail and the waits
+#     grow (1, 2, 4, 8 s stretched by 0..25 % jitter, as logged); started
+#     again: the sessions come back (by the keeper or, at the latest, by
+#     the round) and round 3 measures every seed;
+#  5. logins over the 3 rounds = 5 sessions (2 per seed and the bounce
+#     mailbox's) + 2 after the kick + 5 after the restart;
+#  6. SMTP: with INBOXPROBE_TEST_SMTP_MAXAGE=10 (tests only; 118 s, libcurl's
+#     CURLOPT_MAXAGE_CONN, otherwise) below the 17 s between rounds, the
+#     daemon closes its SMTP connections after round 1: the relay logs QUIT
+#     on each before round 2.
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/world/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/common.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/pycheck.sh"
+BIN=${top_builddir:-.}/inboxprobe
+[ -x "$BIN" ] || { echo "no inboxprobe binary at $BIN"; exit 99; }
+for t in curl sqlite3; do
+	command -v $t >/dev/null || { echo "SKIP: no $t (Debian packages curl, sqlite3)"; exit 77; }
+done
+world_up
+T=$WORLD_DIR/keep
+mkdir -p "$T"
+DPID=""
+stop_all() {
+	_st=$?
+	[ -n "$DPID" ] && kill -KILL "$DPID" 2>/dev/null
+	(exit $_st)
+	world_down
+}
+trap stop_all EXIT
+PORT=$(free_port)
+cat >"$T/d.conf" <<CONF
+name = "keep";
+relay = { url = "smtp://127.0.0.1:$RELAY_PLAIN_PORT"; tls = "none"; from = "probe@sender.test";
+          connect_timeout = 3; timeout = 10; };
+probe = { deadline = 3; poll_interval = 1; cleanup = "delete"; };
+slo = { min_inbox_ratio = 0.5; max_latency_p99 = 60.0; };
+imap_defaults = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA"; password_file = "$SEED_PASSFILE"; };
+bounce_mailbox = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA";
+                   username = "$BOUNCE_USER"; password_file = "$BOUNCE_PASSFILE"; };
+state = { path = "$T/state.db"; };
+report = { textfile = "$T/d.prom"; };
+schedule = { interval = 20; jitter = 0; };
+web = { listen_address = "127.0.0.1:$PORT"; };
+seeds = ( { address = "inbox@greylist.test"; provider = "greylist"; },
+          { address = "inbox@gmail.test"; provider = "gmail"; } );
+CONF
+metric() {
+	curl -fsS "http://127.0.0.1:$PORT/metrics" 2>/dev/null | awk -v k="$1" '$1 == k { print $2 }'
+}
+rounds_logged() {
+	grep -c ': round [0-9]*:' "$T/d.err"
+}
+count_log() {
+	grep -c "$1" "$T/d.err"
+}
+wait_log() {
+	_end=$(($(date +%s) + $1))
+	while ! grep -q "$2" "$T/d.err" && [ "$(date +%s)" -lt "$_end" ]; do
+		sleep 0.1
+	done
+	grep -q "$2" "$T/d.err"
+}
+# wait_count SECS PATTERN N: until the log holds N lines with PATTERN.
+wait_count() {
+	_end=$(($(date +%s) + $1))
+	while [ "$(count_log "$2")" -lt "$3" ] && [ "$(date +%s)" -lt "$_end" ]; do
+		sleep 0.1
+	done
+	[ "$(count_log "$2")" -ge "$3" ]
+}
+port_open() {
+	"$PY" -c 'import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s.connect_ex(("127.0.0.1", int(sys.argv[1]))))' "$1"
+}
+probes_in() {   # USER: probe messages in the user's INBOX (header X-Inboxprobe-Token)
+	doveadm -c "$DOVECOT_CONF" search -u "$1" mailbox INBOX header X-Inboxprobe-Token "" 2>/dev/null </dev/null | wc -l
+}
+
+RL0=$(wc -l <"$RELAY_LOG")   # the relay's log before the daemon
+INBOXPROBE_TEST_IDLE_RENEW=2 INBOXPROBE_TEST_SMTP_MAXAGE=10 "$BIN" daemon -v -c "$T/d.conf" </dev/null >"$T/d.out" 2>"$T/d.err" &
+DPID=$!
+assert "round 1 reported" wait_log 30 ': round 1:'
+r1=$(grep ': round 1:' "$T/d.err")
+echo "# $r1"
+assert "round 1: the greylisted probe is missing, the other in the inbox" \
+	sh -c "echo '$r1' | grep -q '2 seeds: inbox 1 missing 1;'"
+
+# ---- 1. the late arrival, recorded between rounds --------------------------
+assert "the greylisted probe is found between rounds" wait_log 30 'late arrival: inbox@greylist.test'
+grep 'found between rounds\|late arrival' "$T/d.err" | sed 's/^/# /'
+check "rounds_total is still 1 when the late arrival is recorded" 1 \
+	"$(metric 'inboxprobe_rounds_total{config="keep"}')"
+check "/metrics between rounds: late_arrivals_total{greylist,inbox} = 1" 1 \
+	"$(metric 'inboxprobe_late_arrivals_total{config="keep",provider="greylist",folder="inbox"}')"
+check "/metrics between rounds: the greylist latency histogram holds 1 observation" 1 \
+	"$(metric 'inboxprobe_delivery_latency_seconds_count{config="keep",provider="greylist"}')"
+check "the textfile was written again with the late arrival" 1 \
+	"$(awk '$1 == "inboxprobe_late_arrivals_total{config=\"keep\",provider=\"greylist\",folder=\"inbox\"}" { print $2 }' "$T/d.prom")"
+sqlite3 -separator ' ' "$T/state.db" "SELECT p.outcome, p.late, p.late_folder, p.submit_time, p.late_internaldate, p.late_latency, p.found_at, (SELECT COUNT(*) FROM rounds) FROM probes p WHERE p.seed = 'inbox@greylist.test' ORDER BY p.submit_time LIMIT 1" >"$T/late.row"
+echo "# store: $(cat "$T/late.row")"
+NOW=$("$PY" -c 'import time; print(time.time())')
+pycheck late_row "$T/late.row" "$NOW" "$GREYLIST_DELAY" <<'PY'
+import sys
+f = open(sys.argv[1]).read().split()
+now, delay = float(sys.argv[2]), float(sys.argv[3])
+outcome, late, folder = f[0], f[1], f[2]
+submit, idate, lat, found, nrounds = map(float, f[3:8])
+print(("ok" if outcome == "missing" else "not ok") + f" - its round's outcome stays missing ({outcome})")
+print(("ok" if late == "1" and folder == "inbox" else "not ok") + f" - the row is a late arrival in the inbox ({late} {folder})")
+print(("ok" if nrounds == 1 else "not ok") + f" - recorded while the store holds 1 round ({nrounds:.0f})")
+ok = delay - 1 <= lat <= found - submit
+print(("ok" if ok else "not ok") + f" - latency {lat:.3f} s is real: at least the greylisting delay {delay:.0f} s - 1, at most found - submit {found - submit:.3f} s")
+ok = idate <= found < idate + 5
+print(("ok" if ok else "not ok") + f" - seen {found - idate:.3f} s after its INTERNALDATE (at once, not at the next round)")
+PY
+check "the late probe was cleaned up (no probe left in inbox@greylist.test)" 0 "$(probes_in inbox@greylist.test)"
+
+# ---- SMTP connections after a round (INBOXPROBE_TEST_SMTP_MAXAGE=10 < the 17 s gap) --
+assert "the daemon closed its SMTP connections after round 1" \
+	grep -q 'SMTP connections\{0,1\} closed: the next round starts in' "$T/d.err"
+tail -n +$((RL0 + 1)) "$RELAY_LOG" >"$T/relay.log"
+nc=$(grep -c 'postfix/relay-plain/smtpd\[[0-9]*\]: connect from' "$T/relay.log")
+nd=$(grep 'postfix/relay-plain/smtpd\[[0-9]*\]: disconnect from' "$T/relay.log" | grep -c 'quit=1')
+grep "postfix/relay-plain/" "$T/relay.log" | grep "connect from" | sed "s/^/# relay: /"
+echo "# relay: $nc connections from round 1, $nd ended by QUIT"
+assert "the relay saw QUIT on each of round 1's $nc connections before round 2" \
+	[ "$nc" -ge 1 -a "$nd" -eq "$nc" ]
+
+# ---- 2. IDLE renewals -------------------------------------------------------------
+L1=$(metric 'inboxprobe_imap_logins_total{config="keep"}')
+assert "IDLE renewed between rounds" wait_count 20 'IDLE on .* renewed after' 10
+for u in inbox@gmail.test inbox@greylist.test "$BOUNCE_USER"; do
+	n=$(grep -c "$u: IDLE on .* renewed after" "$T/d.err")
+	assert "IDLE of $u's kept sessions renewed ($n times)" [ "$n" -ge 2 ]
+done
+check "no login for the renewals" "$L1" "$(metric 'inboxprobe_imap_logins_total{config="keep"}')"
+check "Dovecot lists the 5 kept sessions" 5 \
+	"$(doveadm -c "$DOVECOT_CONF" who -1 2>/dev/null </dev/null | awk '$2 == "imap"' | wc -l)"
+check "logins after round 1: 5 sessions (2 per seed, 1 bounce mailbox)" 5 "$L1"
+assert "round 2 reported" wait_log 30 ': round 2:'
+r2=$(grep ': round 2:' "$T/d.err")
+echo "# $r2"
+assert "round 2 measures both seeds (inbox 2)" sh -c "echo '$r2' | grep -q '2 seeds: inbox 2;'"
+
+# ---- 3. doveadm kick between rounds -------------------------------------------------
+sleep 1
+doveadm -c "$DOVECOT_CONF" kick inbox@gmail.test </dev/null >/dev/null 2>&1
+assert "the kicked sessions are re-established between rounds" \
+	wait_count 10 'inbox@gmail.test: kept session (.*) re-established between rounds' 2
+grep 'inbox@gmail.test: kept session' "$T/d.err" | sed 's/^/# /'
+check "2 logins for the 2 kicked sessions" $((L1 + 2)) "$(metric 'inboxprobe_imap_logins_total{config="keep"}')"
+
+# ---- 4. Dovecot stopped between rounds ---------------------------------------------------
+# Its imap processes outlive `doveadm stop` here: they are ended (by pid,
+# from `doveadm who`) once the listener is gone, so no reconnect gets in.
+pids=$(doveadm -c "$DOVECOT_CONF" who -1 2>/dev/null </dev/null | awk '$2 == "imap" { print $3 }' | tr -dc '0-9\n')
+doveadm -c "$DOVECOT_CONF" stop </dev/null
+i=0
+while port_open "$IMAPS_PORT" && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+for p in $pids; do kill "$p" 2>/dev/null; done
+assert "the 5 sessions are lost when Dovecot's imap processes end" \
+	wait_count 10 'lost between rounds: .*' 7
+assert "reconnects fail while Dovecot is down, 3 attempts" wait_count 15 'reconnect 3 failed' 1
+dovecot -c "$DOVECOT_CONF" </dev/null >"$T/dovecot.restart.log" 2>&1
+grep -o '[^ ]*: reconnect [0-9]* failed: .*next attempt in [0-9.]* s' "$T/d.err" | sed 's/: imap.*;/:/; s/^/# /' | head -n 12
+grep -o 'reconnect [0-9]* failed: .*next attempt in [0-9.]* s' "$T/d.err" |
+	sed 's/reconnect \([0-9]*\) failed: .*next attempt in \([0-9.]*\) s/\1 \2/' >"$T/waits"
+pycheck backoff "$T/waits" <<'PY'
+import sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+ok = len(rows) >= 3
+for n, w in rows:
+    n, w = int(n), float(w)
+    base = min(2 ** n, 300)
+    # each logged wait lies in [base, 1.25 base], capped at 5 min (a few ms of slack for the log's rounding)
+    ok &= base - 0.2 <= w <= min(1.25 * base, 300) + 0.1
+print(("ok" if ok else "not ok") + f" - {len(rows)} waits after failed reconnects double with 0..25 % jitter: " +
+      ", ".join(f"#{n} {w} s" for n, w in rows[:8]))
+PY
+assert "round 3 reported" wait_log 40 ': round 3:'
+r3=$(grep ': round 3:' "$T/d.err")
+echo "# $r3"
+assert "round 3 after the restart measures every seed (inbox 2)" sh -c "echo '$r3' | grep -q '2 seeds: inbox 2;'"
+
+# ---- 5. logins --------------------------------------------------------------------
+L=$(awk '$1 == "inboxprobe_imap_logins_total{config=\"keep\"}" { print $2 }' "$T/d.prom")
+echo "# logins over 3 rounds: $L"
+check "logins over 3 rounds = 5 sessions + 2 after the kick + 5 after the restart" 12 "$L"
+kill -TERM "$DPID"
+i=0
+while kill -0 "$DPID" 2>/dev/null && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+wait "$DPID"
+check "SIGTERM between rounds: exit 0" 0 "$?"
+DPID=""
+grep -v 'renewed after' "$T/d.err" | sed 's/^/# daemon: /' | tail -n 40
+world_result
