@@ -276,6 +276,7 @@ static void bind_seed(struct keeper *k, struct ksess *ks, size_t idx)
 		.timeout = cfg->limits.timeout, .deadline = now_mono() + KEEP_FAR,
 		.probe_from = ks->bounce ? NULL : k->probe_from,
 		.secret = cfg->probe.secret, .secret_len = cfg->probe.secret_len,
+		.old_secrets = cfg->probe.old_secrets, .nold_secrets = cfg->probe.nold_secrets,
 		.seed = ks->bounce ? NULL : cfg->seeds[idx].address,
 	};
 
