@@ -537,3 +537,64 @@ int write_secret_atomic(const char *path, const char *data, size_t len, char **e
 {
 	return atomic_write(path, data, len, 1, errstr);
 }
+
+#define CLOSEST_MAX 64
+
+static int ascii_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : (unsigned char)c;
+}
+
+/* Optimal string alignment distance of a and b (ASCII case ignored); both
+ * shorter than CLOSEST_MAX. */
+static size_t osa_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+	unsigned char d[CLOSEST_MAX][CLOSEST_MAX];   /* distances stay below CLOSEST_MAX */
+
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = (unsigned char)i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = (unsigned char)j;
+	for (size_t i = 1; i <= la; i++) {
+		for (size_t j = 1; j <= lb; j++) {
+			int ca = ascii_lower(a[i - 1]), cb = ascii_lower(b[j - 1]);
+			size_t best = (size_t)d[i - 1][j - 1] + (ca != cb);
+			if (d[i - 1][j] + 1u < best)
+				best = d[i - 1][j] + 1u;
+			if (d[i][j - 1] + 1u < best)
+				best = d[i][j - 1] + 1u;
+			if (i > 1 && j > 1 && ca == ascii_lower(b[j - 2]) &&
+			    ascii_lower(a[i - 2]) == cb && d[i - 2][j - 2] + 1u < best)
+				best = d[i - 2][j - 2] + 1u;
+			d[i][j] = (unsigned char)best;
+		}
+	}
+	return d[la][lb];
+}
+
+const char *closest_word(const char *word, const char *const *words)
+{
+	const char *found = NULL;
+	size_t lw = strlen(word), best = (size_t)-1;
+
+	if (lw >= CLOSEST_MAX)
+		return NULL;
+	for (size_t k = 0; words[k] != NULL; k++) {
+		size_t le = strlen(words[k]);
+		if (strcmp(word, words[k]) == 0)
+			return NULL;
+		if (le >= CLOSEST_MAX)
+			continue;
+		size_t limit = le / 3 > 1 ? le / 3 : 1;
+		size_t dist = osa_distance(word, lw, words[k], le);
+		if (dist <= limit && dist < best) {
+			best = dist;
+			found = words[k];
+		}
+	}
+	/* else a truncated key: "user" for "username" */
+	for (size_t k = 0; found == NULL && lw >= 4 && words[k] != NULL; k++)
+		if (strncasecmp(words[k], word, lw) == 0)
+			found = words[k];
+	return found;
+}

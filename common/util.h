@@ -105,4 +105,15 @@ int write_secret_atomic(const char *path, const char *data, size_t len, char **e
 /* "a FIFO", "a directory", "a character device", ... for an st_mode. */
 const char *file_type_name(unsigned mode);
 
+/* The entry of words (NULL-ended) closest to word by optimal string
+ * alignment distance (insertions, deletions, substitutions and swaps of two
+ * adjacent characters, ASCII case ignored), for "did you mean" hints on a
+ * misspelt key. NULL when word is exactly an entry or none is within
+ * max(1, strlen(entry) / 3) edits (1 edit for short keys, 2 for keys of 6 to 8
+ * characters, ...); failing that, the first entry that starts with word
+ * when word has at least 4 characters ("user": "username"). Ties go to the
+ * first entry. Returns a pointer into words;
+ * nothing is allocated. Words longer than 63 bytes are never matched. */
+const char *closest_word(const char *word, const char *const *words);
+
 #endif

@@ -362,7 +362,7 @@ static const char *type_name(int t)
 	case CONFIG_TYPE_GROUP: return "a group";
 	case CONFIG_TYPE_INT:
 	case CONFIG_TYPE_INT64: return "an integer";
-	case CONFIG_TYPE_FLOAT: return "a number";
+	case CONFIG_TYPE_FLOAT: return "a decimal number";
 	case CONFIG_TYPE_STRING: return "a string";
 	case CONFIG_TYPE_BOOL: return "a boolean";
 	case CONFIG_TYPE_ARRAY: return "an array";
@@ -388,10 +388,13 @@ static void check_keys(struct ctx *c, const config_setting_t *group, const char 
 				break;
 			}
 		if (!ok) {
+			const char *near = closest_word(name, allowed);
+			char *hint = near ? xasprintf("; did you mean '%s'?", near) : xstrdup("");
 			if (what != NULL && *what != '\0')
-				err_at(c, m, "unknown setting '%s' in %s", name, what);
+				err_at(c, m, "unknown setting '%s' in %s%s", name, what, hint);
 			else
-				err_at(c, m, "unknown setting '%s'", name);
+				err_at(c, m, "unknown setting '%s'%s", name, hint);
+			free(hint);
 		}
 	}
 }
@@ -2189,6 +2192,12 @@ static int read_file(struct ctx *c, config_t *lc, const char *path, char **errst
 		char *d = describe_duplicate(c, ef ? ef : path, (unsigned)config_error_line(lc));
 		*errstr = xasprintf("%s:%d: %s\n", ef ? ef : path, config_error_line(lc), d);
 		free(d);
+	} else if (et != NULL && strcmp(et, "syntax error") == 0) {
+		/* libconfig says no more; name the usual causes. */
+		*errstr = xasprintf("%s:%d: syntax error: look at this line and the one before "
+		                    "(strings in \"double quotes\", a ',' between the entries of a "
+		                    "list, ( ... ) around a list of groups, not [ ... ])\n",
+		                    ef ? ef : path, config_error_line(lc));
 	} else {
 		*errstr = xasprintf("%s:%d: %s\n", ef ? ef : path, config_error_line(lc), et);
 	}

@@ -211,8 +211,11 @@ static void check_keys(struct pctx *p, const config_setting_t *g)
 		size_t k;
 		for (k = 0; name && oauth2_keys[k] && strcmp(oauth2_keys[k], name) != 0; k++)
 			;
-		if (name && !oauth2_keys[k])
-			perr(p, m, "unknown setting '%s' in %s", name, p->prefix);
+		if (name && !oauth2_keys[k]) {
+			const char *near = closest_word(name, oauth2_keys);
+			perr(p, m, "unknown setting '%s' in %s%s%s%s", name, p->prefix,
+			     near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+		}
 	}
 }
 

@@ -417,6 +417,39 @@ static void test_rfc5322_field(void **state)
 	free(v);
 }
 
+/* "did you mean" for a misspelt configuration key: the keys are the real
+ * ones of probe, the top level and seeds[].imap (seeds/config.c). */
+static void test_closest_word(void **state)
+{
+	(void)state;
+	static const char *const probe[] = { "deadline", "poll_interval", "idle", "cleanup",
+		"subject_prefix", "secret_file", "template", "headers", NULL };
+	static const char *const top[] = { "name", "relay", "probe", "slo", "report", "seeds",
+		"state", NULL };
+	static const char *const imap[] = { "url", "tls", "ca_file", "username", "password",
+		"password_file", "password_env", "oauth2", NULL };
+
+	assert_string_equal(closest_word("poll_intervall", probe), "poll_interval"); /* insertion */
+	assert_string_equal(closest_word("dedline", probe), "deadline");            /* deletion */
+	assert_string_equal(closest_word("cleenup", probe), "cleanup");             /* substitution */
+	assert_string_equal(closest_word("sol", top), "slo");                       /* adjacent swap */
+	assert_string_equal(closest_word("Deadline", probe), "deadline");           /* case */
+	assert_string_equal(closest_word("secretfile", probe), "secret_file");
+	assert_string_equal(closest_word("user", imap), "username");                /* truncated */
+	assert_string_equal(closest_word("pass", imap), "password");                /* first of three */
+	assert_null(closest_word("deadline", probe));                               /* no typo */
+	assert_null(closest_word("colour", probe));                                 /* too far */
+	assert_null(closest_word("url", top));      /* 3 letters: one edit at most, "url" is 3 from all */
+	assert_string_equal(closest_word("ur", imap), "url");                       /* one edit */
+	assert_null(closest_word("pas", imap));     /* too short for a prefix */
+	assert_null(closest_word("", top));
+	/* a key too long to compare is never matched, nor does it overflow */
+	char longw[200];
+	memset(longw, 'a', sizeof(longw) - 1);
+	longw[sizeof(longw) - 1] = '\0';
+	assert_null(closest_word(longw, probe));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -432,6 +465,7 @@ int main(void)
 		cmocka_unit_test(test_rfc5322_unfold),
 		cmocka_unit_test(test_rfc5322_field),
 		cmocka_unit_test(test_latency_learned_delay),
+		cmocka_unit_test(test_closest_word),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
