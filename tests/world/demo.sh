@@ -1,7 +1,8 @@
 #!/bin/sh
 # Demo: start the loopback mail world, run one inboxprobe round against it
 # (BINARY run -c DIR/inboxprobe.conf), show its output and reports, stop the
-# world. Exits with the run's exit code. Set WORLD_KEEP=1 to keep DIR.
+# world. Exits 0 when the round gave a verdict (run's exit 0, 1 or 3), else
+# the run's exit code. Set WORLD_KEEP=1 to keep DIR.
 #   usage: demo.sh BINARY
 here=$(cd "$(dirname "$0")" && pwd)
 . "${top_srcdir:-$here/../..}/tests/world/lib.sh"
@@ -43,6 +44,12 @@ case $rc in
 3) echo "demo: exit 3: some seeds could not be measured (see the diagnostics above)" ;;
 *) echo "demo: run exited with $rc" ;;
 esac
+if [ "${WORLD_KEEP:-0}" = 1 ]; then
+	echo "demo: keeping $WORLD_DIR (configuration, reports, state store); the world's servers are stopped"
+else
+	echo "demo: stopping the world and removing $WORLD_DIR with its reports;"
+	echo "demo: WORLD_KEEP=1 make demo keeps the directory to look at them"
+fi
 # The round ran: exit codes 0, 1 and 3 are verdicts, not demo failures.
 case $rc in
 0|1|3) exit 0 ;;
