@@ -60,6 +60,8 @@ static void usage(FILE *f)
 	      "  inboxprobe check   -c FILE   validate the configuration\n"
 	      "  inboxprobe folders -c FILE   per seed: log in, list folders, show inbox and spam folder\n"
 	      "  inboxprobe oauth2 authorize -c FILE (--seed ADDRESS | --relay | --bounce)\n"
+	      "                             [--device | --browser] [--device-url URL]\n"
+	      "                             [--authorize-url URL] [--timeout SECONDS]\n"
 	      "                             consent once; stores the block's refresh token\n"
 	      "  inboxprobe --version | --help\n"
 	      "\n"

@@ -345,6 +345,13 @@ out:
 
 /* ---------- the command ---------- */
 
+static void authorize_usage(void)
+{
+	fputs("usage: inboxprobe oauth2 authorize -c FILE (--seed ADDRESS | --relay | --bounce)\n"
+	      "       [--device | --browser] [--device-url URL] [--authorize-url URL]\n"
+	      "       [--timeout SECONDS]\n", stderr);
+}
+
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
@@ -377,9 +384,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	}
 	if (optind != argc || !o->config || (!!o->seed + o->relay + o->bounce) != 1 ||
 	    o->timeout < 1 || o->timeout > 86400) {
-		fprintf(stderr, "usage: inboxprobe oauth2 authorize -c FILE (--seed ADDRESS | --relay | "
-		        "--bounce) [--device | --browser] [--device-url URL] [--authorize-url URL] "
-		        "[--timeout SECONDS]\n");
+		authorize_usage();
 		return -1;
 	}
 	return 0;
@@ -424,7 +429,7 @@ int oauth2_command(int argc, char **argv)
 	int r, code = 2;
 
 	if (argc < 2 || strcmp(argv[1], "authorize") != 0) {
-		fprintf(stderr, "usage: inboxprobe oauth2 authorize -c FILE (--seed ADDRESS | --relay | --bounce)\n");
+		authorize_usage();
 		return 2;
 	}
 	if (parse_opts(argc - 1, argv + 1, &o) != 0)
