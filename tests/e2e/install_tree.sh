@@ -112,7 +112,8 @@ head -c 32 /dev/urandom >"$tmp/etc/token.key"
 chmod 600 "$tmp/etc/token.key"
 printf 'From: OTP <probe@example.net>\nSubject: Your code {{token}}\n\nYour code is {{token}}.\n' >"$tmp/etc/otp.eml"
 sed -e "s|/etc/inboxprobe/|$tmp/etc/|g" -e "s|/var/lib/[a-z/-]*/|$tmp/var/|g" "$srcdir/examples/otp.conf" >"$tmp/otp.conf"
-out=$(SEED2_PASSWORD=placeholder "$builddir/inboxprobe" check -c "$tmp/otp.conf" 2>&1)
+out=$(SEED2_PASSWORD=placeholder "$builddir/inboxprobe" check -c "$tmp/otp.conf" 2>&1 |
+	grep -v '^file descriptors: a round needs ')   # the budget line: fd_limit_peer.sh tests it
 check "inboxprobe check on examples/otp.conf" "configuration OK" "$out"
 
 # --- systemd units ---
