@@ -16,7 +16,8 @@ Grants at POST /token (RFC 6749 form bodies, JSON answers):
 POST /introspect (RFC 7662, token=...) answers {"active": bool, "username", "scope"}
 for Dovecot's oauth2 passdb (introspection_mode = post).
 
-Control (tests only): POST /control/expire (every access token expires now),
+Control (tests only): POST /control/exp (token=T: {"exp": when T expires}),
+POST /control/expire (every access token expires now),
 /control/revoke?user=U (drops U's refresh and access tokens), /control/lifetime?s=N,
 /control/approve (approves pending device codes), /control/add_refresh?user=U&client=C
 (mints a refresh token, printed in the answer). GET /stats: request counts per grant,
@@ -241,6 +242,11 @@ class Handler(BaseHTTPRequestHandler):
                 if a is None or a["exp"] < time.time() or not a["user"]:
                     return self.answer(200, {"active": False})
                 return self.answer(200, {"active": True, "username": a["user"], "scope": a["scope"]})
+            if u.path == "/control/exp":
+                # when an access token expires (Unix seconds; 0 unknown): for
+                # tests/peers/exchange_proxy.py, which ends sessions then
+                a = S["access"].get(f.get("token", ""))
+                return self.answer(200, {"exp": a["exp"] if a else 0})
             if u.path == "/control/expire":
                 for a in S["access"].values():
                     a["exp"] = 0
