@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -394,6 +395,95 @@ static void append_ssl_errors(struct strbuf *sb)
 	}
 }
 
+/* ---------- TLS session resumption ---------- */
+
+/* The last session (TLS 1.3 ticket or TLS 1.2 session) each server gave,
+ * per CA file, host and port: the next connection to it resumes it
+ * (RFC 8446 2.2) and skips the certificate chain, its parse and its
+ * verification, and the server's signature: most of a handshake's CPU on
+ * both sides (1,000 seeds open 2,000 sessions a round). A session is kept
+ * only after a handshake that verified the peer for that host with that
+ * CA file, and is offered only to the same host, port and CA file, so a
+ * resumption proves what the full handshake proved. A server that refuses
+ * it simply runs a full handshake. */
+#define SESS_CACHE_MAX 64
+static struct {
+	char *ca_file;   /* NULL: the system store */
+	char *host;
+	int port;
+	SSL_SESSION *sess;
+} sess_cache[SESS_CACHE_MAX];
+static size_t sess_cached;
+static pthread_mutex_t sess_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int same_ca(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* The slot of (ca_file, host, port), made when new: index + 1, or 0 when
+ * the table is full (then no resumption for it). */
+static size_t sess_slot(const char *ca_file, const char *host, int port)
+{
+	size_t i, slot = 0;
+
+	pthread_mutex_lock(&sess_mu);
+	for (i = 0; i < sess_cached; i++)
+		if (sess_cache[i].port == port && strcmp(sess_cache[i].host, host) == 0 &&
+		    same_ca(sess_cache[i].ca_file, ca_file)) {
+			slot = i + 1;
+			break;
+		}
+	if (slot == 0 && sess_cached < SESS_CACHE_MAX) {
+		sess_cache[sess_cached].ca_file = ca_file ? xstrdup(ca_file) : NULL;
+		sess_cache[sess_cached].host = xstrdup(host);
+		sess_cache[sess_cached].port = port;
+		slot = ++sess_cached;
+	}
+	pthread_mutex_unlock(&sess_mu);
+	return slot;
+}
+
+/* Offer slot's session, if any, to ssl before its handshake. */
+static void sess_offer(SSL *ssl, size_t slot)
+{
+	SSL_SESSION *sess = NULL;
+
+	if (slot == 0)
+		return;
+	pthread_mutex_lock(&sess_mu);
+	sess = sess_cache[slot - 1].sess;
+	if (sess != NULL && SSL_SESSION_is_resumable(sess))
+		SSL_SESSION_up_ref(sess);
+	else
+		sess = NULL;
+	pthread_mutex_unlock(&sess_mu);
+	if (sess != NULL) {
+		SSL_set_session(ssl, sess);   /* takes its own reference */
+		SSL_SESSION_free(sess);
+	}
+	SSL_set_app_data(ssl, (void *)(uintptr_t)slot);
+}
+
+/* OpenSSL's new-session callback (after the handshake, or as a TLS 1.3
+ * ticket arrives): keep the session for ssl's slot. Returns 1: the
+ * reference is ours. */
+static int sess_new_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	size_t slot = (size_t)(uintptr_t)SSL_get_app_data(ssl);
+	SSL_SESSION *old;
+
+	if (slot == 0 || slot > SESS_CACHE_MAX || SSL_get_verify_result(ssl) != X509_V_OK)
+		return 0;
+	pthread_mutex_lock(&sess_mu);
+	old = sess_cache[slot - 1].sess;
+	sess_cache[slot - 1].sess = sess;
+	pthread_mutex_unlock(&sess_mu);
+	if (old != NULL)
+		SSL_SESSION_free(old);
+	return 1;
+}
+
 /* ---------- shared SSL_CTX ---------- */
 
 /* One client SSL_CTX per CA file (NULL: the system store), made on first
@@ -418,6 +508,9 @@ static SSL_CTX *new_ctx(const char *ca_file, const char *host, int port, struct 
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	/* idle sessions give their read/write buffers back (about 34 KiB each) */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* sessions kept outside OpenSSL's cache, per server (sess_new_cb) */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, sess_new_cb);
 	if (ca_file) {
 		if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
 			strbuf_addf(sb, "%s:%d: cannot load ca_file %s", host, port, ca_file);
@@ -499,6 +592,7 @@ int tls_handshake(int fd, const char *host, int port, const char *ca_file, doubl
 			goto out;
 		}
 	}
+	sess_offer(ssl, sess_slot(ca_file, host, port));
 	for (;;) {
 		ERR_clear_error();
 		errno = 0;

@@ -376,6 +376,79 @@ const char *round_imap_error_text(int rc)
 	return retry_text(rc);
 }
 
+/* ic's host's gate, made on first use; ctx->lim.mu held. */
+static struct open_gate *gate_of(struct round_ctx *ctx, const struct imap_conf *ic)
+{
+	struct open_gate *g;
+	pthread_condattr_t ca;
+
+	for (g = ctx->lim.gates; g != NULL; g = g->next)
+		if (g->port == ic->port && strcmp(g->host, ic->host ? ic->host : "") == 0)
+			return g;
+	g = xcalloc(1, sizeof *g);
+	g->host = xstrdup(ic->host ? ic->host : "");
+	g->port = ic->port;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&g->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	g->next = ctx->lim.gates;
+	ctx->lim.gates = g;
+	return g;
+}
+
+/* Wait for a turn to open a session of ic's host: 0, or -1 when the
+ * deadline passed or the round stopped first. One waiter is woken per
+ * ended opening (a host's waiters all want the same thing). */
+static int gate_enter(struct round_ctx *ctx, const struct imap_conf *ic)
+{
+	struct open_gate *g;
+	int ret = -1;
+
+	pthread_mutex_lock(&ctx->lim.mu);
+	g = gate_of(ctx, ic);
+	while (!round_stop && now_mono() < ctx->deadline) {
+		struct timespec ts;
+		if (g->opening < ROUND_OPENING_MAX) {
+			g->opening++;
+			ret = 0;
+			break;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += 1;   /* look at round_stop and the deadline every second */
+		pthread_cond_timedwait(&g->cv, &ctx->lim.mu, &ts);
+	}
+	pthread_mutex_unlock(&ctx->lim.mu);
+	return ret;
+}
+
+static void gate_leave(struct round_ctx *ctx, const struct imap_conf *ic)
+{
+	struct open_gate *g;
+
+	pthread_mutex_lock(&ctx->lim.mu);
+	g = gate_of(ctx, ic);
+	g->opening--;
+	pthread_cond_signal(&g->cv);
+	pthread_mutex_unlock(&ctx->lim.mu);
+}
+
+/* Open one session in a turn of ic's host's gate. */
+static int open_gated(struct round_ctx *ctx, const struct imap_conf *ic, const struct imap_params *ip,
+                      struct imap_session **s, char **err)
+{
+	int rc;
+
+	if (gate_enter(ctx, ic) != 0) {
+		*err = xasprintf("imap %s:%d: no turn to connect before the round's deadline",
+		                 ic->host ? ic->host : "", ic->port);
+		return IMAP_ETIMEOUT;
+	}
+	rc = ctx->drv->open(ip, s, err);
+	gate_leave(ctx, ic);
+	return rc;
+}
+
 int round_open_session(struct round_ctx *ctx, const struct imap_conf *ic, const char *seed,
                        struct imap_session **s, char **err)
 {
@@ -414,7 +487,7 @@ int round_open_session(struct round_ctx *ctx, const struct imap_conf *ic, const 
 		}
 	}
 	for (;;) {
-		rc = ctx->drv->open(&ip, s, err);
+		rc = open_gated(ctx, ic, &ip, s, err);
 		tries++;
 		/* refused, closed before or at the greeting, [UNAVAILABLE]:
 		 * a slot may free up */
@@ -827,6 +900,13 @@ void round_run(const struct round_params *p, struct round_result *out)
 		free(ctx.lim.e[i].key);
 	free(ctx.lim.e);
 	free(ctx.lim.slots);
+	while (ctx.lim.gates != NULL) {
+		struct open_gate *g = ctx.lim.gates;
+		ctx.lim.gates = g->next;
+		pthread_cond_destroy(&g->cv);
+		free(g->host);
+		free(g);
+	}
 	pthread_mutex_destroy(&ctx.mu);
 	pthread_mutex_destroy(&ctx.lim.mu);
 	pthread_cond_destroy(&ctx.lim.cv);

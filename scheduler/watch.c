@@ -811,8 +811,10 @@ void watch_run(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int acce
 			break;
 		if (until > ctx->deadline)
 			until = ctx->deadline;
-		if (until > now + 0.25)
-			until = now + 0.25;   /* look at round_stop and DSNs often */
+		/* look at round_stop and DSNs every second: every quarter second
+		 * was 4,000 wake-ups a second for 1,000 seeds in IDLE */
+		if (until > now + 1.0)
+			until = now + 1.0;
 		wait_events(ctx, idx, w, until, dirty, seen, rc);
 		due = now_mono() >= next_tick;
 		for (int k = 0; k < w->nsess; k++) {

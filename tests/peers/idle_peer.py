@@ -168,7 +168,12 @@ class Handler(socketserver.StreamRequestHandler):
         if sc == "refused" and self.n <= 2:
             return
         self.fail_here("greeting")
-        self.send("* OK [CAPABILITY %s] idle peer ready" % caps)
+        if sc.endswith("-capability"):
+            # no capabilities in the greeting: the client must ask (the
+            # CAPABILITY step of the drop/bye scenarios)
+            self.send("* OK idle peer ready")
+        else:
+            self.send("* OK [CAPABILITY %s] idle peer ready" % caps)
         selected = None
         while True:
             raw = self.rfile.readline(65536)
