@@ -397,7 +397,8 @@ static void verdict_lines(const struct round_report *r, FILE *out)
 		if (r->report_write_failed)
 			why[n++] = "a report could not be written";
 		if (r->state_failed)
-			why[n++] = "the state store failed (no memory across runs this time)";
+			why[n++] = "the state store failed (no memory across runs this time; the report "
+			           "files were not rewritten)";
 		if (r->bounce_error)
 			why[n++] = "the bounce mailbox could not be watched (DSNs unattributed)";
 		fprintf(out, "verdict: UNKNOWN (exit 3): no gate failed, but ");
@@ -502,7 +503,7 @@ void report_nagios(const struct round_report *r, FILE *out)
 	if (r->report_write_failed)
 		strbuf_adds(&sb, ", a report could not be written");
 	if (r->state_failed)
-		strbuf_adds(&sb, ", the state store failed");
+		strbuf_adds(&sb, ", the state store failed (reports not rewritten)");
 	if (r->bounce_error)
 		strbuf_adds(&sb, ", the bounce mailbox could not be watched");
 	if (code == NAGIOS_OK)

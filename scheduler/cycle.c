@@ -430,7 +430,18 @@ void cycle_run(const struct cycle_params *p, struct cycle *out)
 		out->rep = report_compute(cfg, out->rr.results, out->rr.started, out->rr.ended,
 		                          out->totals, &rs);
 	}
-	if (p->daemon_figures != NULL) {
+	if (out->state_failed) {
+		/* Store faults leave the files of the last good round byte-identical
+		 * (issue 12): without the store this round's counters, histogram and
+		 * window cannot be written correctly, and a file without them would
+		 * make Prometheus see series vanish. The files' age says it:
+		 * last_run_timestamp_seconds goes stale (alert InboxprobeStale). */
+		if (cfg->report.textfile || cfg->report.openmetrics || cfg->report.json ||
+		    cfg->report.junit)
+			log_error("state store failed: the report files were not rewritten; they stay "
+			          "as the last good round wrote them (this round's results are in the "
+			          "summary and the log only)");
+	} else if (p->daemon_figures != NULL) {
 		struct report_daemon figs;
 		int failed;
 		p->daemon_figures(p->daemon_arg, &figs);

@@ -12,7 +12,8 @@
  * signal handlers, and the summary / exit code.
  *
  * Errors never stop a cycle: a state store failure is logged and sets
- * state_failed (the result is then unknown, exit 3). The report is
+ * state_failed (the result is then unknown, exit 3), and then no report
+ * file is written: the last good round's stay byte-identical. The report is
  * computed once from every status, before any file is written, so every
  * file says the same; a report file that cannot be written is logged and,
  * once all were written, sets rep->report_write_failed, which changes only

@@ -355,8 +355,15 @@ static void daemon_round(struct daemon *d)
 
 	pthread_mutex_lock(&d->mu);
 	old = d->pub;
-	d->pub = p;
 	n = ++d->rounds;
+	if (p->cy.state_failed && old != NULL) {
+		/* as with the files (cycle.h): /metrics keeps the last good round */
+		pthread_mutex_unlock(&d->mu);
+		round_status(d, &p->cy, n);
+		published_free(p);
+		return;
+	}
+	d->pub = p;
 	pthread_mutex_unlock(&d->mu);
 	atomic_store(&d->ready, 1);
 	published_free(old);

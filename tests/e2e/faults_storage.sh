@@ -11,10 +11,10 @@
 # cleaned up (none stays in a seed mailbox). A report that cannot be
 # written leaves the one from the last good run byte-identical, with no
 # temporary file beside it, and the store counts every probe once. A store
-# that cannot be written leaves the round in the JSON report (every probe,
-# state_failed true; the textfile says last_run_success 0 and no counter
-# in it goes down); once healthy again the next run succeeds, its counters
-# never went down and the store passes integrity_check.
+# that cannot be written leaves the report files byte-identical too (the
+# round's results are in the summary on stdout, and the log says the files
+# were not rewritten); once healthy again the next run succeeds, its
+# counters never went down and the store passes integrity_check.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/world/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/common.sh"
 BIN=${top_builddir:-.}/inboxprobe
@@ -104,14 +104,6 @@ counted() {
 	sqlite3 "file:$1?mode=ro" "SELECT coalesce(sum(value), 0) FROM counters WHERE config = '$2' AND name = 'probes_total'" 2>/dev/null
 }
 
-# json_round FILE: "OUTCOME OUTCOME STATE_FAILED" of a JSON report, tokens checked present.
-json_round() {
-	python3 -c 'import json,sys
-r = json.load(open(sys.argv[1]))
-s = r["seeds"]
-print(" ".join(x["outcome"] if x.get("token") else "no-token" for x in s), str(r.get("state_failed")).lower())' "$1" 2>/dev/null
-}
-
 # counters_kept OLD NEW: no *_total, _bucket, _count or _sum sample of OLD
 # (a textfile) has a lower value in NEW, where it may be absent (a store
 # that could not be read gives no totals, never zeros: Prometheus would
@@ -194,14 +186,19 @@ check "store ENOSPC: exit 3" 3 "$rc"
 assert "store ENOSPC: the message names the store and the cause" \
 	grep -q "$S/state.db.*\(full\|No space left\)" "$T/sfull2.err"
 check "store ENOSPC: no probe left in a seed mailbox" 0 "$(leftovers)"
-check "store ENOSPC: the round's JSON lists both probes and state_failed" "inbox inbox true" \
-	"$(json_round "$R/r.json")"
-assert "store ENOSPC: the textfile says the run did not succeed" \
-	grep -q '^inboxprobe_last_run_success{config="sfull"} 0$' "$R/r.prom"
-check "store ENOSPC: no counter in the textfile went down" none "$(counters_kept "$T/snap/r.prom" "$R/r.prom")"
+assert "store ENOSPC: the old reports are byte-identical" same "$R"
+assert "store ENOSPC: no temporary file is left ($(ls -A "$R" | tr '\n' ' '))" only_reports "$R"
+assert "store ENOSPC: the log says the reports were not rewritten" \
+	grep -q "state store failed: the report files were not rewritten" "$T/sfull2.err"
+check "store ENOSPC: the summary lists both seeds' outcomes" 2 \
+	"$(grep -c '^ *inbox@\(gmail\|yahoo\).test .*inbox' "$T/sfull2.out")"
+assert "store ENOSPC: the summary says the reports were not rewritten" \
+	grep -q "the state store failed (no memory across runs this time; the report files were not rewritten)" "$T/sfull2.out"
 rm -f "$S/filler"
 run sfull "$R" sfull3
 check "store ENOSPC: with space again, the next run exits 0" 0 "$rc"
+check "store ENOSPC: with space again, no counter in the textfile went down" none \
+	"$(counters_kept "$T/snap/r.prom" "$R/r.prom")"
 after=$(counted "$S/state.db" sfull)
 check "store ENOSPC: the counters never went down ($before -> $after)" yes \
 	"$([ "$after" -ge "$before" ] && echo yes || echo no)"
@@ -227,17 +224,22 @@ check "store EXCLUSIVE: exit 3" 3 "$rc"
 assert "store EXCLUSIVE: the message names the store and the lock" \
 	grep -q "$T/excl.db.*locked" "$T/excl2.err"
 check "store EXCLUSIVE: no probe left in a seed mailbox" 0 "$(leftovers)"
-check "store EXCLUSIVE: the round's JSON lists both probes and state_failed" "inbox inbox true" \
-	"$(json_round "$R/r.json")"
-assert "store EXCLUSIVE: the textfile says the run did not succeed" \
-	grep -q '^inboxprobe_last_run_success{config="excl"} 0$' "$R/r.prom"
-check "store EXCLUSIVE: no counter in the textfile went down" none "$(counters_kept "$T/snap/r.prom" "$R/r.prom")"
+assert "store EXCLUSIVE: the old reports are byte-identical" same "$R"
+assert "store EXCLUSIVE: no temporary file is left ($(ls -A "$R" | tr '\n' ' '))" only_reports "$R"
+assert "store EXCLUSIVE: the log says the reports were not rewritten" \
+	grep -q "state store failed: the report files were not rewritten" "$T/excl2.err"
+check "store EXCLUSIVE: the summary lists both seeds' outcomes" 2 \
+	"$(grep -c '^ *inbox@\(gmail\|yahoo\).test .*inbox' "$T/excl2.out")"
+assert "store EXCLUSIVE: the summary says the reports were not rewritten" \
+	grep -q "the state store failed (no memory across runs this time; the report files were not rewritten)" "$T/excl2.out"
 echo "ROLLBACK;" >&9
 exec 9>&-
 wait "$HOLDER" 2>/dev/null
 HOLDER=
 run excl "$R" excl3
 check "store EXCLUSIVE: released, the next run exits 0" 0 "$rc"
+check "store EXCLUSIVE: released, no counter in the textfile went down" none \
+	"$(counters_kept "$T/snap/r.prom" "$R/r.prom")"
 
 cleanup_faults
 world_result
