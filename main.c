@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <libgen.h>
 #include <limits.h>
 #include <locale.h>
 #include <stdint.h>
@@ -146,6 +148,46 @@ static int warn_host_limits(const struct config *cfg)
 
 /* ---- check -------------------------------------------------------------- */
 
+/* One warning when the directory that must hold path (a file the runs
+ * write) is missing or not a directory. what: the setting's name. */
+static int warn_dir_of(const struct config *cfg, const char *what, const char *path, int is_dir,
+                       const char *consequence)
+{
+	struct stat st;
+	char *copy, *dir;
+	int warned = 0;
+
+	if (path == NULL)
+		return 0;
+	copy = xstrdup(path);
+	dir = is_dir ? copy : dirname(copy);
+	int r = stat(dir, &st), e = errno;
+	if (r != 0 || !S_ISDIR(st.st_mode)) {
+		log_warn("%s: %s: directory %s: %s; create it (until then %s)", cfg->file, what, dir,
+		         r != 0 ? strerror(e) : "not a directory", consequence);
+		warned = 1;
+	}
+	free(copy);
+	return warned;
+}
+
+/* `check`: the directories the runs write to must exist (warnings: a
+ * service's StateDirectory= may create them at its start). */
+static int warn_missing_dirs(const struct config *cfg)
+{
+	static const char fail[] = "run and daemon exit 3 without sending";
+	static const char nofile[] = "that report is not written and run exits 3";
+	int n = 0;
+
+	n += warn_dir_of(cfg, "state.path", cfg->state.path, 0, fail);
+	n += warn_dir_of(cfg, "lock_dir", cfg->lock_dir, 1, fail);
+	n += warn_dir_of(cfg, "report.textfile", cfg->report.textfile, 0, nofile);
+	n += warn_dir_of(cfg, "report.openmetrics", cfg->report.openmetrics, 0, nofile);
+	n += warn_dir_of(cfg, "report.json", cfg->report.json, 0, nofile);
+	n += warn_dir_of(cfg, "report.junit", cfg->report.junit, 0, nofile);
+	return n;
+}
+
 /* `check`: what a round needs in file descriptors, against this shell's
  * limit (a service's LimitNOFILE= may differ: a warning, not an error). */
 static void check_fd_budget(const struct config *cfg)
@@ -181,6 +223,7 @@ static int cmd_check(const char *path)
 		web_config_free(wc);
 	}
 	warn_host_limits(cfg);
+	warn_missing_dirs(cfg);
 	check_fd_budget(cfg);
 	printf("configuration OK\n");
 	config_free(cfg);

@@ -37,6 +37,7 @@
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static char *cache_dir;
+static char *cache_dir_failed;   /* the directory that could not be created, until warned */
 
 struct mem_token {
 	char *key;
@@ -83,7 +84,7 @@ static int fail(char **errstr, int code, char *msg)
 void oauth2_set_cache_dir(const char *state_path)
 {
 	const char *e;
-	char *dir = NULL;
+	char *dir = NULL, *failed = NULL;
 
 	if (state_path) {
 		char *copy = xstrdup(state_path);
@@ -103,14 +104,17 @@ void oauth2_set_cache_dir(const char *state_path)
 		dir = xasprintf("%s/.local/state/inboxprobe", e);
 	}
 	if (dir && mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		log_warn("oauth2: cache directory %s: %s; access tokens are not cached across runs",
-		         dir, strerror(errno));
+		/* told at the first token, not here: a configuration without
+		 * OAuth 2.0 has no use for the cache */
+		failed = xasprintf("%s: %s", dir, strerror(errno));
 		free(dir);
 		dir = NULL;
 	}
 	pthread_mutex_lock(&mu);
 	free(cache_dir);
 	cache_dir = dir;
+	free(cache_dir_failed);
+	cache_dir_failed = failed;
 	pthread_mutex_unlock(&mu);
 }
 
@@ -119,6 +123,12 @@ static char *cache_path(const char *key)
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
 	char hex[33];
+	if (cache_dir_failed) {   /* once */
+		log_warn("oauth2: cache directory %s; access tokens are not cached across runs",
+		         cache_dir_failed);
+		free(cache_dir_failed);
+		cache_dir_failed = NULL;
+	}
 	if (!cache_dir)
 		return NULL;
 	SHA256((const unsigned char *)key, strlen(key), md);

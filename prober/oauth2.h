@@ -49,7 +49,9 @@ const char *oauth2_err_name(int err);
  * Where access tokens are cached: the directory of state_path when given
  * (the state store), else $STATE_DIRECTORY (its first entry), else
  * $XDG_STATE_HOME/inboxprobe, else ~/.local/state/inboxprobe (created,
- * mode 0700). Call once before any token is fetched; NULL is allowed.
+ * mode 0700). Call once before any token is fetched; NULL is allowed. A
+ * directory that cannot be created is logged at the first token fetched,
+ * not here.
  */
 void oauth2_set_cache_dir(const char *state_path);
 

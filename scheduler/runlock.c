@@ -48,7 +48,9 @@ int run_lock_dir_check(const char *dir, enum run_lock_dir_kind kind, char **errs
 	if (sys && lstat(dir, &st) != 0 && errno == ENOENT && system_dir_create(dir, errstr) != 0)
 		return -1;
 	if ((sys ? lstat(dir, &st) : stat(dir, &st)) != 0) {
-		*errstr = xasprintf("run lock directory %s: %s", dir, strerror(errno));
+		*errstr = xasprintf("run lock directory %s: %s%s", dir, strerror(errno),
+		                    !sys && errno == ENOENT ? " (the directory of state.path, or "
+		                    "lock_dir: create it)" : "");
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {

@@ -84,6 +84,21 @@ assert "check on a good config prints 'configuration OK'" sh -c "'$BIN' check -c
 echo 'relay = { url = "smtp://x"; ' >"$T/syntax.conf"
 "$BIN" check -c "$T/syntax.conf" 2>"$T/syntax.err"; rc=$?
 assert "syntax error: exit 2 with FILE:LINE (got $rc: $(cat "$T/syntax.err"))" sh -c "[ $rc = 2 ] && grep -q 'syntax.conf:[0-9]' '$T/syntax.err'"
+# check warns (exit 0) about the directories the runs write to when they are
+# missing; run then exits 3 and says which setting names that directory.
+# (A missing last directory of state.path is created, mode 0700; two are not.)
+# A configuration without OAuth 2.0 is not warned about a token cache.
+sed -e "s|^lock_dir = .*|state = { path = \"$T/nodir/sub/s.db\"; };|" \
+	-e "s|textfile = \"[^\"]*\"|textfile = \"$T/noprom/x.prom\"|" "$T/lowinbox.conf" >"$T/nodir.conf"
+"$BIN" check -c "$T/nodir.conf" >"$T/nodir.out" 2>"$T/nodir.err"; rc=$?
+cat "$T/nodir.err"
+assert "check, state.path in a missing directory: exit 0 (got $rc)" [ "$rc" = 0 ]
+assert "check names state.path and its directory" grep -q "nodir.conf: state.path: directory $T/nodir/sub: No such file" "$T/nodir.err"
+assert "check names report.textfile and its directory" grep -q "report.textfile: directory $T/noprom: No such file" "$T/nodir.err"
+assert "check without oauth2: no warning about an OAuth token cache" sh -c "! grep -q oauth2 '$T/nodir.err'"
+"$BIN" run -c "$T/nodir.conf" >/dev/null 2>"$T/nodir.run.err"; rc=$?
+assert "run, state.path in a missing directory: exit 3 (got $rc)" [ "$rc" = 3 ]
+assert "run names the lock directory as state.path's" grep -q "run lock directory $T/nodir/sub: No such file or directory (the directory of state.path" "$T/nodir.run.err"
 "$BIN" run -c "$T/broken.conf" --format nagios >"$T/broken.nagios" 2>/dev/null; rc=$?
 assert "broken config with --format nagios: UNKNOWN (3) and one status line" \
 	sh -c "[ $rc = 3 ] && [ \$(wc -l < '$T/broken.nagios') = 1 ] && grep -q '^INBOXPROBE UNKNOWN' '$T/broken.nagios'"
