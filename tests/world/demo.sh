@@ -22,9 +22,12 @@ if [ ! -x "$BIN" ]; then
 fi
 
 echo "demo: $BIN run -c $WORLD_CONF"
-echo "demo: seeds at gmail/outlook/yahoo/bulkmail/intl-like providers (inbox, spam and marker users),"
-echo "demo: plus a greylisting MX (probe arrives after the greylist delay), a rejecting MX"
-echo "demo: (550 5.7.1 after the relay's 250: a DSN explains it) and a deferring MX (451 4.7.1 forever)."
+echo "demo: seeds at gmail/outlook/yahoo/bulkmail/intl-like providers: inbox@ files every message in"
+echo "demo: INBOX, spam@ in the provider's spam folder, marker@ in spam only when it carries"
+echo "demo: X-Test-Spam: yes (the probe does not, so INBOX); plus a greylisting MX (the probe arrives"
+echo "demo: after the greylist delay), a rejecting MX (550 5.7.1 after the relay's 250: a DSN explains"
+echo "demo: it) and a deferring MX (451 4.7.1 forever). AUTH is \"none trusted\": these MXs write no"
+echo "demo: Authentication-Results (tests/e2e/auth_world.sh runs one that does)."
 # Progress lines go to the terminal as the round runs (stderr is left alone).
 "$BIN" run -c "$WORLD_CONF" </dev/null >"$WORLD_DIR/run.out"
 rc=$?
