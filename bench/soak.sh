@@ -93,7 +93,7 @@ figures() {
 }
 
 start=$(date +%s)
-"$BIN" daemon -c "$T/soak.conf" >"$T/daemon.out" 2>"$T/daemon.err" &
+"$BIN" daemon ${SOAK_DAEMON_ARGS:-} -c "$T/soak.conf" >"$T/daemon.out" 2>"$T/daemon.err" &
 DPID=$!
 echo "soak: $ROUNDS rounds, $SEEDS seeds, deadline $DEADLINE s, interval $INTERVAL s, daemon pid $DPID, store $T/state.db"
 echo " round  RSS(KiB)   fds threads  logins  store(B)    wal(B) probe rows  inbox_total skipped  elapsed"

@@ -82,6 +82,124 @@ int cycle_lock_take(const struct config *cfg, char **lockpath, struct run_lock *
 	return rc;
 }
 
+/* ---- the daemon's backlog of rounds not recorded ---- */
+
+struct backlog_round {
+	char *name;                    /* configuration name at the time */
+	double started, ended;
+	size_t n;
+	struct probe_result *results;  /* copies (no pointers inside) */
+	char **seeds, **provs;         /* copies: a reload may change the configuration */
+};
+
+struct cycle_backlog {
+	struct backlog_round r[CYCLE_BACKLOG_MAX];
+	size_t n;
+};
+
+struct cycle_backlog *cycle_backlog_new(void)
+{
+	return xcalloc(1, sizeof(struct cycle_backlog));
+}
+
+size_t cycle_backlog_len(const struct cycle_backlog *b)
+{
+	return b != NULL ? b->n : 0;
+}
+
+static void backlog_round_free(struct backlog_round *r, int say)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		if (say && r->results[i].token[0] != '\0')
+			log_error("  not recorded: %s probe %.8s… (%s)", r->seeds[i], r->results[i].token,
+			          outcome_name(r->results[i].outcome));
+		free(r->seeds[i]);
+		free(r->provs[i]);
+	}
+	free(r->seeds);
+	free(r->provs);
+	free(r->results);
+	free(r->name);
+	memset(r, 0, sizeof *r);
+}
+
+void cycle_backlog_free(struct cycle_backlog *b)
+{
+	if (b == NULL)
+		return;
+	if (b->n > 0)
+		log_error("state store: %zu round%s never recorded (the store failed until the end):",
+		          b->n, b->n == 1 ? "" : "s");
+	for (size_t i = 0; i < b->n; i++)
+		backlog_round_free(&b->r[i], 1);
+	free(b);
+}
+
+/* Keep a copy of a round the store could not record. */
+static void backlog_push(struct cycle_backlog *b, const struct config *cfg,
+                         const struct round_result *rr)
+{
+	struct backlog_round *r;
+
+	if (b->n == CYCLE_BACKLOG_MAX) {
+		log_error("state store: %d rounds wait to be recorded; the oldest is dropped:",
+		          CYCLE_BACKLOG_MAX);
+		backlog_round_free(&b->r[0], 1);
+		memmove(&b->r[0], &b->r[1], (CYCLE_BACKLOG_MAX - 1) * sizeof b->r[0]);
+		b->n--;
+	}
+	r = &b->r[b->n++];
+	r->name = xstrdup(cfg->name);
+	r->started = rr->started;
+	r->ended = rr->ended;
+	r->n = cfg->nseeds;
+	r->results = xcalloc(cfg->nseeds + 1, sizeof *r->results);
+	memcpy(r->results, rr->results, cfg->nseeds * sizeof *r->results);
+	r->seeds = xcalloc(cfg->nseeds + 1, sizeof *r->seeds);
+	r->provs = xcalloc(cfg->nseeds + 1, sizeof *r->provs);
+	for (size_t i = 0; i < cfg->nseeds; i++) {
+		r->seeds[i] = xstrdup(cfg->seeds[i].address);
+		r->provs[i] = xstrdup(cfg->seeds[i].provider);
+	}
+	log_warn("state store: the round is kept in memory and recorded when the store works "
+	         "again (%zu round%s waiting)", b->n, b->n == 1 ? "" : "s");
+}
+
+int cycle_backlog_record(struct cycle_backlog *b, struct state *st)
+{
+	char *err = NULL;
+
+	if (b == NULL || b->n == 0)
+		return 0;
+	state_forget_ahead(st);   /* each gets a round row of its own */
+	while (b->n > 0) {
+		struct backlog_round *r = &b->r[0];
+
+		if (state_record_round(st, r->name, r->started, r->ended, r->results,
+		                       (const char *const *)r->seeds, (const char *const *)r->provs,
+		                       r->n, &err) != 0) {
+			log_warn("state store: %s; %zu round%s still wait to be recorded", err ? err : "failed",
+			         b->n, b->n == 1 ? "" : "s");
+			free(err);
+			return 1;
+		}
+		{
+			time_t t = (time_t)r->started;
+			struct tm tm;
+			char when[32] = "";
+
+			if (gmtime_r(&t, &tm) != NULL)
+				strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+			log_info("state store: recorded the round of %s that the store had missed "
+			         "(%zu probes)", when, r->n);
+		}
+		backlog_round_free(r, 0);
+		memmove(&b->r[0], &b->r[1], (b->n - 1) * sizeof b->r[0]);
+		b->n--;
+	}
+	return 0;
+}
+
 /* Probes of earlier rounds still pending, per seed (within retention).
  * Returns 1 when the store could not be read for some seed, else 0. */
 static int load_pending(const struct config *cfg, struct state *st, struct round_pending **out,
@@ -297,7 +415,8 @@ int cycle_record_late(const struct config *cfg, struct state *st, const struct r
  * writes retry a store held by another process until limit (now_mono()).
  * Returns 1 when anything failed (state_failed), else 0. */
 static int record(const struct config *cfg, struct state *st, struct cycle *c,
-                  const char **seeds, const char **provs, double limit)
+                  const char **seeds, const char **provs, double limit,
+                  struct cycle_backlog *backlog)
 {
 	const struct round_result *rr = &c->rr;
 	char *err = NULL;
@@ -307,7 +426,10 @@ static int record(const struct config *cfg, struct state *st, struct cycle *c,
 	if (state_record_round(st, cfg->name, rr->started, rr->ended, rr->results, seeds, provs,
 	                       cfg->nseeds, &err) != 0) {
 		failed = state_error(&err);
-		say_not_recorded(cfg, rr);
+		if (backlog != NULL)
+			backlog_push(backlog, cfg, rr);
+		else
+			say_not_recorded(cfg, rr);
 	}
 	if (save_delays(st, rr) != 0)
 		failed = 1;
@@ -381,6 +503,8 @@ void cycle_run(const struct cycle_params *p, struct cycle *out)
 	}
 	if (p->st != NULL) {
 		patience_until(p->st, ahead_limit);
+		if (cycle_backlog_record(p->backlog, p->st) != 0)
+			out->state_failed = 1;
 		recover(cfg, p->st);
 		if (load_pending(cfg, p->st, &pending, &npending) != 0)
 			out->state_failed = 1;
@@ -409,7 +533,8 @@ void cycle_run(const struct cycle_params *p, struct cycle *out)
 	if (record_limit < now_mono() + 10)
 		record_limit = now_mono() + 10;
 	{
-		int rec_failed = p->st == NULL || record(cfg, p->st, out, seeds, provs, record_limit) != 0;
+		int rec_failed = p->st == NULL ||
+		                 record(cfg, p->st, out, seeds, provs, record_limit, p->backlog) != 0;
 		if (p->st != NULL && rec_failed)
 			out->state_failed = 1;
 		if (out->rr.interrupted)

@@ -40,7 +40,31 @@ struct cycle_params {
 	void (*daemon_figures)(void *arg, struct report_daemon *out);
 	void *daemon_arg;
 	struct session_pool *pool;     /* the daemon's kept IMAP sessions, or NULL (round.h) */
+	struct cycle_backlog *backlog; /* the daemon's rounds not recorded yet, or NULL */
 };
+
+/*
+ * Rounds whose record in the state store failed (full file system, store
+ * held past the patience), kept in memory by the daemon and recorded, in
+ * order, at the start of its next cycles, before anything else touches the
+ * store: so probes_total never undercounts a round the store missed, and
+ * its missing and unmeasured probes become pending and are cleaned up.
+ * At most CYCLE_BACKLOG_MAX rounds; beyond that the oldest is dropped and
+ * the log names its probes. `run` has no backlog: its process ends.
+ */
+#define CYCLE_BACKLOG_MAX 16
+struct cycle_backlog;
+struct cycle_backlog *cycle_backlog_new(void);
+/* Rounds still waiting to be recorded. */
+size_t cycle_backlog_len(const struct cycle_backlog *b);
+/* Record the rounds waiting, oldest first (cycle_run does it before its
+ * recovery, which would count their written-ahead rows as error). Returns
+ * 0 when none is left waiting, 1 when the store failed again (logged). */
+struct state;
+int cycle_backlog_record(struct cycle_backlog *b, struct state *st);
+/* Free it; the rounds still in it are named in the log as not recorded.
+ * NULL is allowed. */
+void cycle_backlog_free(struct cycle_backlog *b);
 
 struct cycle {
 	struct round_result rr;

@@ -973,6 +973,12 @@ out:
 	return ret;
 }
 
+void state_forget_ahead(struct state *st)
+{
+	if (st != NULL)
+		st->ahead_round = 0;
+}
+
 int state_recover(struct state *st, const char *name, size_t *n, char **errstr)
 {
 	struct { char *provider; long long count; } *acc = NULL;

@@ -102,6 +102,12 @@ int state_write_ahead(struct state *st, const char *name, double now,
                       const char *const *tokens, const char *const *seeds,
                       const char *const *providers, size_t n, char **errstr);
 
+/* Forget the round row written ahead by this struct state (if any): the
+ * next state_record_round() inserts a round row of its own, and its probes
+ * written ahead are still updated (by token). For rounds recorded late
+ * (cycle.h backlog). */
+void state_forget_ahead(struct state *st);
+
 /* Probes of config `name` written ahead by a run that ended before
  * recording its round (SIGKILL, OOM, power loss): give them outcome error
  * and count each once in probes_total{error}, in one transaction; they are

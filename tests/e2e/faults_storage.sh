@@ -5,7 +5,10 @@
 #     permission bits);
 #  3. the state store's file system runs out of space (a full tmpfs);
 #  4. the state store is held EXCLUSIVE by another process (the sqlite3
-#     CLI in BEGIN EXCLUSIVE for the whole run).
+#     CLI in BEGIN EXCLUSIVE for the whole run);
+#  5. the daemon's store runs out of space for one round: that round is
+#     kept in memory and recorded once there is space again, so no probe
+#     is missing from probes_total.
 # In each case the run exits 3 with a message naming the file and the
 # cause, and nothing is lost: the probes of the failed run are found and
 # cleaned up (none stays in a seed mailbox). A report that cannot be
@@ -240,6 +243,54 @@ run excl "$R" excl3
 check "store EXCLUSIVE: released, the next run exits 0" 0 "$rc"
 check "store EXCLUSIVE: released, no counter in the textfile went down" none \
 	"$(counters_kept "$T/snap/r.prom" "$R/r.prom")"
+
+# ---- 5. the daemon's store runs out of space for a round -----------------
+# The round the store misses is kept in memory and recorded when there is
+# space again: every probe counted exactly once, none left uncounted.
+S=$T/state-d
+mount_small "$S" 512k
+PORT=$(free_port)
+conf dfull "$S/state.db"
+cat >>"$T/dfull.conf" <<CONF
+schedule = { interval = 4; };
+web = { listen_address = "127.0.0.1:$PORT"; };
+CONF
+rounds() {
+	curl -s "http://127.0.0.1:$PORT/metrics" 2>/dev/null |
+		awk '$1 ~ /^inboxprobe_rounds_total[{]/ { v = $2 } END { print v + 0 }'
+}
+wait_rounds() {
+	_i=0
+	while [ "$(rounds)" -lt "$1" ] && [ $_i -lt 600 ]; do sleep 0.1; _i=$((_i + 1)); done
+	[ "$(rounds)" -ge "$1" ]
+}
+"$BIN" daemon -c "$T/dfull.conf" >"$T/dfull.out" 2>"$T/dfull.err" &
+HOLDER=$!   # stopped by cleanup_faults if the test ends early
+assert "daemon, store full: the first round ran" wait_rounds 1
+fill "$S"
+assert "daemon, store full: a round ran on the full store" wait_rounds 2
+assert "daemon, store full: the round is kept to be recorded later" \
+	grep -q "the round is kept in memory and recorded when the store works again" "$T/dfull.err"
+rm -f "$S/filler"
+assert "daemon, store full: a round ran with space again" wait_rounds 3
+kill -TERM "$HOLDER"
+wait "$HOLDER"
+check "daemon, store full: exit 0 on SIGTERM" 0 "$?"
+HOLDER=
+grep -h "state store" "$T/dfull.err" | sed 's/^/#   /'
+assert "daemon, store full: the missed round was recorded once there was space" \
+	grep -q "recorded the round of 20[0-9-]*T[0-9:]*Z that the store had missed (2 probes)" "$T/dfull.err"
+rows=$(sqlite3 "file:$S/state.db?mode=ro" "SELECT count(*) FROM probes WHERE config = 'dfull'")
+check "daemon, store full: every probe counted exactly once (probes_total = $rows rows)" "$rows" \
+	"$(counted "$S/state.db" dfull)"
+if [ "$rows" -ge 6 ]; then ok "daemon, store full: the rows of all three rounds are there ($rows)"
+else not_ok "daemon, store full: $rows probe rows for three rounds of two seeds"; fi
+check "daemon, store full: no probe row left uncounted" 0 \
+	"$(sqlite3 "file:$S/state.db?mode=ro" "SELECT count(*) FROM probes WHERE counted = 0")"
+run dfull "$T/reports-s" dfull4
+check "daemon, store full: no probe left in a seed mailbox after one more round" 0 "$(leftovers)"
+sqlite3 "$S/state.db" "PRAGMA integrity_check" >"$T/dfull.integrity" 2>&1
+check "daemon, store full: the store passes integrity_check" ok "$(cat "$T/dfull.integrity")"
 
 cleanup_faults
 world_result
