@@ -259,6 +259,28 @@ static void print_padded(const char *s, size_t width)
 		fputc(' ', stdout);
 }
 
+/* `folders`: a configured spam_folder the server does not list. STATUS
+ * (RFC 3501 6.3.10, no SELECT) tells whether it exists at all: a round
+ * SELECTs it, so a refused one makes that seed error. 1 when refused. */
+static int print_unlisted_spam(struct imap_session *s, const char *folder)
+{
+	unsigned long uidnext = 0;
+	char *err = NULL, *shown = mutf7_decode(folder);   /* the wire name, as a round uses it */
+	int bad = imap_status_uidnext(s, folder, &uidnext, &err) != IMAP_OK;
+	const char *name = shown ? shown : folder;
+
+	if (bad)
+		printf("  spam:  error: %s (config) is not listed by the server and STATUS refused it "
+		       "(%s): fix spam_folder, a round would make this seed error\n", name,
+		       err ? err : "failed");
+	else
+		printf("  spam:  %s (config; not listed by the server, but STATUS answers for it)\n",
+		       name);
+	free(shown);
+	free(err);
+	return bad;
+}
+
 static int cmd_folders(const char *path)
 {
 	struct config *cfg = NULL;
@@ -310,7 +332,7 @@ static int cmd_folders(const char *path)
 			if (si >= 0)
 				printf("  spam:  %s (%s)\n", f[si].display, how);
 			else if (seed->spam_folder != NULL)
-				printf("  spam:  %s (config; not listed by the server)\n", seed->spam_folder);
+				any_error |= print_unlisted_spam(s, seed->spam_folder);
 			else {
 				printf("  spam:  error: spam folder unresolved\n");
 				any_error = 1;

@@ -99,6 +99,14 @@ assert "check without oauth2: no warning about an OAuth token cache" sh -c "! gr
 "$BIN" run -c "$T/nodir.conf" >/dev/null 2>"$T/nodir.run.err"; rc=$?
 assert "run, state.path in a missing directory: exit 3 (got $rc)" [ "$rc" = 3 ]
 assert "run names the lock directory as state.path's" grep -q "run lock directory $T/nodir/sub: No such file or directory (the directory of state.path" "$T/nodir.run.err"
+# folders: a configured spam_folder the server neither lists nor knows is
+# an error (exit 3; a round would make that seed error), named with the fix.
+conf badspam "$relay" "{ address = \"inbox@yahoo.test\"; provider = \"yahoo\"; spam_folder = \"NoSuchSpam\"; }"
+timeout 60 "$BIN" folders -c "$T/badspam.conf" >"$T/badspam.out" 2>&1; rc=$?
+cat "$T/badspam.out"
+assert "folders, spam_folder unknown to the server: exit 3 (got $rc)" [ "$rc" = 3 ]
+assert "folders names the folder, STATUS's refusal and the fix" \
+	grep -q "spam:  error: NoSuchSpam (config) is not listed by the server and STATUS refused it (.*): fix spam_folder" "$T/badspam.out"
 "$BIN" run -c "$T/broken.conf" --format nagios >"$T/broken.nagios" 2>/dev/null; rc=$?
 assert "broken config with --format nagios: UNKNOWN (3) and one status line" \
 	sh -c "[ $rc = 3 ] && [ \$(wc -l < '$T/broken.nagios') = 1 ] && grep -q '^INBOXPROBE UNKNOWN' '$T/broken.nagios'"
