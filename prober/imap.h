@@ -184,7 +184,9 @@ int imap_idle_wait(struct imap_session *const *ss, size_t n, double until, int *
 /* What imap_idle_read() saw (bits). */
 enum {
 	IMAP_IDLE_EXISTS = 1,   /* "* n EXISTS": a message arrived (RFC 3501 7.3.1) */
-	IMAP_IDLE_ENDED = 2     /* the server ended IDLE itself (a tagged reply) */
+	IMAP_IDLE_ENDED = 2,    /* the server ended IDLE itself (a tagged reply) */
+	IMAP_IDLE_STATUS = 4    /* "* STATUS": new mail in the NOTIFY mailbox (RFC 5465,
+	                           prober/imap_notify.h) */
 };
 
 /* Read every line the server sent during IDLE that is available now (at

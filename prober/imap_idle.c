@@ -240,6 +240,8 @@ static int read_one(struct imap_session *s, int *event, char **errstr)
 	}
 	if (is_exists(line))
 		*event |= IMAP_IDLE_EXISTS;
+	else
+		return imapi_notify_line(s, line, event, errstr);   /* NOTIFY, RFC 5465 */
 	return IMAP_OK;
 }
 

@@ -41,6 +41,11 @@ struct imap_session {
 	size_t nold_secrets;
 	const char *seed;
 	int idling;                /* IDLE sent, "+" received, DONE not sent yet */
+	/* NOTIFY (RFC 5465, imap_notify.c): the mailbox watched beside the
+	 * selected one ("" none) and its UIDNEXT/MESSAGES as last known */
+	char notify_box[FOLDER_MAX];
+	unsigned long notify_uidnext, notify_messages;
+	int notify_have_messages;
 };
 
 /* Check the session is alive and arm the per-command limit (imap.c's
@@ -57,6 +62,15 @@ int imapi_map_result(struct imap_session *s, int r, const char *what, int no_cod
 
 /* SELECT folder unless it is selected already (then NOOP). */
 int imapi_select(struct imap_session *s, const char *folder, char **errstr);
+
+/* An untagged line read during IDLE (other than EXISTS and BYE) that may
+ * be a STATUS (RFC 5465 5.2): sets IMAP_IDLE_STATUS in *event when it
+ * announces new mail in the session's NOTIFY mailbox (or cannot be parsed
+ * while NOTIFY is set); "* OK [NOTIFICATIONOVERFLOW]" (5.8) turns NOTIFY
+ * off (imap_notify_mailbox() NULL) and sets IMAP_IDLE_STATUS too. A
+ * literal mailbox name reads its continuation line. IMAP_OK, or IMAP_EBYE
+ * when the connection closed mid-response (imap_notify.c). */
+int imapi_notify_line(struct imap_session *s, const char *line, int *event, char **errstr);
 
 /* Copy server text for a message: printable ASCII only, capped. */
 void imapi_server_text(char *buf, size_t bufsz, const char *t);
