@@ -84,8 +84,12 @@ int imap_status_parse_rest(const char *rest, size_t len, size_t n, struct imap_s
  * MESSAGES) is the announcement of new mail there. Fails with IMAP_EPROTO
  * when the server does not offer NOTIFY, when the name cannot be sent as a
  * quoted string (8-bit bytes, CR, LF, over 1000 bytes), and on NO or BAD
- * (the session stays usable: fall back to another way of watching). While
- * idling, IMAP_EPROTO. Returns an IMAP_* code, *errstr as in imap.h.
+ * (the session stays usable: fall back to another way of watching). Also
+ * IMAP_EPROTO for a name holding modified UTF-7 ("&"): Dovecot 2.3.19
+ * accepts NOTIFY SET for "Courrier ind&AOk-sirable" and then sends no
+ * event for it (under the "personal" filter it sends the name as a UTF-8
+ * literal, "* STATUS {21}"). While idling, IMAP_EPROTO. Returns an IMAP_*
+ * code, *errstr as in imap.h.
  */
 int imap_notify_set(struct imap_session *s, const char *mailbox, unsigned long uidnext,
                     char **errstr);

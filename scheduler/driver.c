@@ -4,6 +4,7 @@
  */
 #include <config.h>
 
+#include "prober/imap_notify.h"
 #include "scheduler/driver.h"
 
 const struct imap_driver imap_driver_real = {
@@ -22,6 +23,8 @@ const struct imap_driver imap_driver_real = {
 	.idle_wait = imap_idle_wait,
 	.idle_read = imap_idle_read,
 	.idle_done = imap_idle_done,
+	.notify_set = imap_notify_set,
+	.notify_mailbox = imap_notify_mailbox,
 	.find_new_tokens = imap_find_new_tokens,
 	.fetch_header = imap_fetch_header,
 	.gmail_tab = imap_gmail_tab,

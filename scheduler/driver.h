@@ -75,11 +75,24 @@ struct imap_driver {
 	 * input or the absolute now_mono() time until; ready[i] set to 1 for
 	 * each with input. Returns how many have input (0: timeout). */
 	int (*idle_wait)(struct imap_session *const *ss, size_t n, double until, int *ready);
-	/* Read what arrived during IDLE: *event gets IMAP_IDLE_EXISTS and
-	 * IMAP_IDLE_ENDED bits; a BYE or a drop is IMAP_EBYE. */
+	/* Read what arrived during IDLE: *event gets IMAP_IDLE_EXISTS,
+	 * IMAP_IDLE_ENDED and (NOTIFY) IMAP_IDLE_STATUS bits; a BYE or a drop
+	 * is IMAP_EBYE. */
 	int (*idle_read)(struct imap_session *s, int *event, char **errstr);
 	/* DONE and the tagged OK; a session not idling is left as is. */
 	int (*idle_done)(struct imap_session *s, char **errstr);
+
+	/* ---- NOTIFY (RFC 5465, prober/imap_notify.h); both NULL: not offered ---- */
+
+	/* NOTIFY SET (selected ...) (mailboxes MAILBOX ...): afterwards idle_read
+	 * sets IMAP_IDLE_STATUS when an untagged STATUS announces new mail in
+	 * mailbox (wire name, borrowed; uidnext its armed UIDNEXT). IMAP_EPROTO:
+	 * refused or not usable, the session stays usable. */
+	int (*notify_set)(struct imap_session *s, const char *mailbox, unsigned long uidnext,
+	                  char **errstr);
+	/* The mailbox NOTIFY watches on s, or NULL (never set, or turned off by
+	 * the server's NOTIFICATIONOVERFLOW). Borrowed. */
+	const char *(*notify_mailbox)(const struct imap_session *s);
 
 	/* ---- finding the probe (docs/SPEC.md "Finding the probe") ---- */
 

@@ -9,6 +9,18 @@
  * look only at UIDs from the armed UIDNEXT on.
  *
  * Watching, by preference:
+ * - one session, INBOX selected and in IDLE, with NOTIFY (RFC 5465) where
+ *   the server offers it: NOTIFY SET (selected (MessageNew MessageExpunge))
+ *   (mailboxes SPAM (MessageNew MessageExpunge)). New mail in INBOX comes
+ *   as "* n EXISTS", in the spam folder as an untagged "* STATUS SPAM
+ *   (MESSAGES n UIDNEXT u ...)" with no UID. The sequence that follows a
+ *   STATUS (service()): DONE; SELECT SPAM (this ends INBOX's selection);
+ *   UID SEARCH from its armed UIDNEXT, FETCH, cleanup; SELECT INBOX and
+ *   search it too (mail that reached INBOX while SPAM was selected was not
+ *   announced: INBOX was neither selected nor in the NOTIFY list); IDLE.
+ *   NOTIFY SET stays in force across the SELECTs; a new session (after a
+ *   reconnect) or a NOTIFICATIONOVERFLOW sets it again (start_idle());
+ *   NOTIFY refused (NO/BAD) falls through to the next way;
  * - two sessions, one IDLEing on INBOX and one on the spam folder, when
  *   imap_limits lets every seed of the host have two (per_account >= 2 and
  *   2 x seeds on the host <= per_host);
@@ -58,6 +70,9 @@ struct seed_watch {
 	int nsess;
 	int slots;                       /* connection slots held */
 	int idle;                        /* watching by IDLE */
+	int notify;                      /* one session: NOTIFY announces the spam folder */
+	int spam_dirty;                  /* NOTIFY: a STATUS announced new mail in spam... */
+	double spam_seen;                /* ...at this moment (Unix seconds) */
 	double idle_since[2];            /* now_mono() when IDLE last started */
 	int reconnected[2];              /* per session: its one reconnect was used */
 	int relogins;                    /* new logins a BYE asked for */
@@ -172,7 +187,8 @@ static void record_found(struct round_ctx *ctx, size_t idx, struct seed_watch *w
 	xstrlcpy(res->cleanup, what, sizeof res->cleanup);
 	pthread_mutex_unlock(&ctx->mu);
 	round_progress(ctx, "%s: found in %s after %.3fs%s", ctx->cfg->seeds[idx].address,
-	               w->display[f], res->latency, announced ? " (announced by IDLE)" : "");
+	               w->display[f], res->latency, !announced ? "" :
+	               w->notify && f == F_SPAM ? " (announced by NOTIFY)" : " (announced by IDLE)");
 }
 
 /* An earlier round's probe found in folder f. */
@@ -421,6 +437,52 @@ static int record_uidnext(struct round_ctx *ctx, size_t idx, struct seed_watch *
 	return rc;
 }
 
+/* The spam folder beside INBOX on session 0 (NOTIFY SET, RFC 5465), when
+ * the server offers NOTIFY. Returns 1 when set; 0 when not offered or
+ * refused (NO/BAD: the session stays usable), *rc IMAP_OK; a dropped
+ * connection gives 0 with *rc set. */
+static int try_notify(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int *rc)
+{
+	char *err = NULL;
+
+	*rc = IMAP_OK;
+	if (ctx->drv->notify_set == NULL || !ctx->drv->has_capability(w->s[0], "NOTIFY"))
+		return 0;
+	*rc = ctx->drv->notify_set(w->s[0], w->wire[F_SPAM], w->uidnext[F_SPAM], &err);
+	if (*rc == IMAP_EPROTO) {
+		log_debug("%s: %s; watching the spam folder otherwise", ctx->cfg->seeds[idx].address,
+		          err ? err : "NOTIFY refused");
+		*rc = IMAP_OK;
+	} else if (*rc != IMAP_OK) {
+		arm_fail(w, *rc, round_imap_error_text(*rc), err ? err : imap_err_name(*rc));
+	}
+	free(err);
+	return *rc == IMAP_OK && ctx->drv->notify_mailbox(w->s[0]) != NULL;
+}
+
+/* How the spam folder is watched beside INBOX's IDLE, by preference:
+ * NOTIFY on session 0, a second session IDLEing on it, or session 0's
+ * IDLE interrupted every poll_interval. Called once UIDNEXT is recorded
+ * (INBOX selected on session 0). Returns an IMAP code. */
+static int choose_spam_watch(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
+{
+	unsigned long u;
+	char *err = NULL;
+	int rc;
+
+	w->notify = try_notify(ctx, idx, w, &rc);
+	if (w->notify || rc != IMAP_OK)
+		return rc;
+	open_spam_session(ctx, idx, w);
+	if (w->nsess < 2)
+		return IMAP_OK;
+	rc = ctx->drv->select_uidnext(w->s[1], w->wire[F_SPAM], &u, &err);
+	if (rc != IMAP_OK)
+		arm_fail(w, rc, round_imap_error_text(rc), err ? err : imap_err_name(rc));
+	free(err);
+	return rc;
+}
+
 static int start_idle(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int k)
 {
 	char *err = NULL;
@@ -428,6 +490,20 @@ static int start_idle(struct round_ctx *ctx, size_t idx, struct seed_watch *w, i
 
 	if (!w->idle || ctx->drv->idling(w->s[k]))
 		return IMAP_OK;
+	if (k == 0 && w->notify && ctx->drv->notify_mailbox(w->s[0]) == NULL) {
+		/* a new session (reconnect) or NOTIFICATIONOVERFLOW: set it again */
+		int set = try_notify(ctx, idx, w, &rc);
+		if (rc != IMAP_OK)
+			return rc;
+		if (!set) {
+			w->notify = 0;   /* the spam folder is now polled on the tick */
+			round_progress(ctx, "%s: NOTIFY no longer accepted; the spam folder is checked "
+			               "every poll_interval", ctx->cfg->seeds[idx].address);
+			pthread_mutex_lock(&ctx->mu);
+			xstrlcpy(ctx->results[idx].watch, "idle+poll", sizeof ctx->results[idx].watch);
+			pthread_mutex_unlock(&ctx->mu);
+		}
+	}
 	rc = ctx->drv->idle_start(w->s[k], &err);
 	if (rc != IMAP_OK)
 		set_diag(ctx, &ctx->results[idx], 0, "%s: %s", round_imap_error_text(rc),
@@ -478,9 +554,9 @@ static int arm_session(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 	if (rc != IMAP_OK)
 		return rc;
 	w->idle = !w->visit && cfg->probe.idle && ctx->drv->has_capability(w->s[0], "IDLE");
-	if (w->idle)
-		open_spam_session(ctx, idx, w);
 	rc = record_uidnext(ctx, idx, w);
+	if (rc == IMAP_OK && w->idle)
+		rc = choose_spam_watch(ctx, idx, w);
 	for (int k = 0; k < w->nsess && rc == IMAP_OK; k++)
 		if ((rc = start_idle(ctx, idx, w, k)) != IMAP_OK)
 			arm_fail(w, rc, "IDLE refused", ctx->results[idx].diagnostic);
@@ -506,6 +582,7 @@ static void arm_reset(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 	w->trash = NULL;
 	w->nsess = 0;
 	w->idle = 0;
+	w->notify = 0;
 }
 
 struct seed_watch *watch_arm(struct round_ctx *ctx, size_t idx)
@@ -548,7 +625,8 @@ struct seed_watch *watch_arm(struct round_ctx *ctx, size_t idx)
 	}
 	pthread_mutex_lock(&ctx->mu);
 	xstrlcpy(ctx->results[idx].watch, w->visit ? "visits" : !w->idle ? "poll" :
-	         w->nsess == 2 ? "idle" : "idle+poll", sizeof ctx->results[idx].watch);
+	         w->notify ? "notify" : w->nsess == 2 ? "idle" : "idle+poll",
+	         sizeof ctx->results[idx].watch);
 	ctx->results[idx].diagnostic[0] = '\0';
 	pthread_mutex_unlock(&ctx->mu);
 	log_debug("%s: armed (%s; UIDNEXT INBOX %lu, %s %lu)", seed->address,
@@ -579,8 +657,10 @@ void watch_end(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 /* ---- watching ---------------------------------------------------------- */
 
 /* Look at what session k watches: end IDLE, search (INBOX with seen from
- * an EXISTS; the spam folder too when due or when it has its own session),
- * and IDLE again with INBOX selected. */
+ * an EXISTS; the spam folder too when due, when a NOTIFY STATUS announced
+ * it, or when it has its own session), and IDLE again with INBOX
+ * selected. With NOTIFY the spam folder is searched first (SELECT of it
+ * ends INBOX's selection), then INBOX is selected and searched again. */
 static int service(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int k, double seen,
                    int due)
 {
@@ -596,7 +676,11 @@ static int service(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int 
 	if (w->nsess == 2) {
 		rc = check_folder(ctx, idx, w, k, w->uidnext[k], seen);
 	} else {
-		rc = due ? check_folder(ctx, idx, w, F_SPAM, w->uidnext[F_SPAM], 0) : IMAP_OK;
+		double sseen = w->notify && w->spam_dirty ? w->spam_seen : 0;
+		int spam = due || sseen > 0;
+
+		w->spam_dirty = 0;
+		rc = spam ? check_folder(ctx, idx, w, F_SPAM, w->uidnext[F_SPAM], sseen) : IMAP_OK;
 		if (rc == IMAP_OK)
 			rc = check_folder(ctx, idx, w, F_INBOX, w->uidnext[F_INBOX], seen);
 	}
@@ -674,9 +758,16 @@ static void wait_events(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 		if (rc[k] != IMAP_OK)
 			set_diag(ctx, &ctx->results[idx], 0, "%s: %s", round_imap_error_text(rc[k]),
 			         err ? err : imap_err_name(rc[k]));
-		else if ((ev & IMAP_IDLE_EXISTS) && !dirty[k]) {
-			dirty[k] = 1;
-			seen[k] = t;
+		else {
+			if ((ev & IMAP_IDLE_EXISTS) && !dirty[k]) {
+				dirty[k] = 1;
+				seen[k] = t;
+			}
+			if ((ev & IMAP_IDLE_STATUS) && w->notify && k == 0 && !w->spam_dirty) {
+				/* NOTIFY: new mail in the spam folder (RFC 5465 5.2) */
+				w->spam_dirty = 1;
+				w->spam_seen = t;
+			}
 		}
 		free(err);
 	}
@@ -688,8 +779,9 @@ static int turn(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int k, 
                 double *seen, int due, int rc)
 {
 	int renew = w->idle && now_mono() - w->idle_since[k] > IDLE_RENEW_SECONDS;
+	int spam = k == 0 && w->spam_dirty;
 
-	if (rc == IMAP_OK && !(dirty[k] || due || renew || (w->idle && !ctx->drv->idling(w->s[k]))))
+	if (rc == IMAP_OK && !(dirty[k] || due || renew || spam || (w->idle && !ctx->drv->idling(w->s[k]))))
 		return IMAP_OK;
 	if (rc == IMAP_OK)
 		rc = service(ctx, idx, w, k, dirty[k] ? seen[k] : 0, due);
@@ -781,14 +873,26 @@ static void visit_loop(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 	}
 }
 
+/* 1 when IDLE or NOTIFY announces both folders (no spam-folder tick). */
+static int events_only(const struct seed_watch *w)
+{
+	return w->idle && (w->nsess == 2 || w->notify);
+}
+
+/* Seconds between scheduled checks: poll_interval, or at least
+ * IDLE_SAFETY_TICK when events announce both folders. */
+static double tick_of(const struct seed_watch *w, double poll)
+{
+	return events_only(w) && poll < IDLE_SAFETY_TICK ? IDLE_SAFETY_TICK : poll;
+}
+
 void watch_run(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int accepted)
 {
 	const struct config *cfg = ctx->cfg;
 	struct probe_result *res = &ctx->results[idx];
 	double poll = (double)cfg->probe.poll_interval;
-	double tick = w->idle && w->nsess == 2 ? (poll > IDLE_SAFETY_TICK ? poll : IDLE_SAFETY_TICK) : poll;
 	/* the first scheduled check comes one interval after the submission */
-	double next_tick = now_mono() + tick;
+	double next_tick = now_mono() + tick_of(w, poll);
 	int dirty[2] = { 0, 0 };
 	double seen[2] = { 0, 0 };
 
@@ -832,14 +936,14 @@ void watch_run(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int acce
 		}
 		if (due) {
 			note_check(w);
-			next_tick = now_mono() + tick;
+			next_tick = now_mono() + tick_of(w, poll);
 		}
 	}
 out:
 	/* the effective interval between scheduled checks (none for a folder
 	 * pair watched by IDLE alone) */
 	pthread_mutex_lock(&ctx->mu);
-	res->check_interval = w->ngaps > 0 && !(w->idle && w->nsess == 2) ?
+	res->check_interval = w->ngaps > 0 && !events_only(w) ?
 	                      w->sum_gaps / w->ngaps : NAN;
 	pthread_mutex_unlock(&ctx->mu);
 }

@@ -115,6 +115,17 @@ static void test_literal(void **state)
 	                 IMAP_STATUS_PARSED);
 	assert_string_equal(st.mailbox, "[Gmail]/Spam");
 	assert_int_equal(st.uidnext, 6);
+	/* Dovecot 2.3.19 under NOTIFY SET (selected ...) (personal (MessageNew
+	 * MessageExpunge)): the folder "Courrier ind&AOk-sirable" announced as a
+	 * literal holding its UTF-8 name */
+	assert_int_equal(parse("* STATUS {21}\r\n", &st, &lit), IMAP_STATUS_LITERAL);
+	assert_int_equal(lit, 21);
+	assert_int_equal(imap_status_parse_rest("Courrier ind\xc3\xa9sirable (MESSAGES 6 UIDNEXT 7 UNSEEN 6)\r\n",
+	                                        55, 21, &st), IMAP_STATUS_PARSED);
+	assert_string_equal(st.mailbox, "Courrier ind\xc3\xa9sirable");
+	assert_int_equal(st.messages, 6);
+	assert_int_equal(st.uidnext, 7);
+	assert_int_equal(st.unseen, 6);
 	assert_int_equal(parse("* STATUS {3+}", &st, &lit), IMAP_STATUS_LITERAL);
 	assert_int_equal(lit, 3);
 	/* no way to read the continuation: malformed */

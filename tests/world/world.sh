@@ -827,6 +827,8 @@ world_pidfiles() {
 	echo "$DIR/postgrey/postgrey.pid"
 	# daemons added by tests/world/oauth2.sh (token server, Dovecot "oauth")
 	cat "$DIR/oauth2/pidfiles" 2>/dev/null || true
+	# daemons a test added (e.g. notify_world.sh's Dovecot instances)
+	cat "$DIR/extra.pidfiles" 2>/dev/null || true
 }
 
 do_stop() {
