@@ -37,57 +37,10 @@ for p in $PROVIDERS; do
 	done
 done
 
-# extra_dovecot NAME PORT SETTINGS: a Dovecot instance serving IMAPS on PORT
-# from the world's mail store, with SETTINGS appended; stopped with the world.
-extra_dovecot() {
-	_n=$1
-	_p=$2
-	{
-		sed -n '1,/^namespace inbox {/p' "$D/main.conf" | sed '$d' |
-			sed -e "s/^instance_name = .*/instance_name = world-$_n-$WORLD_ID/" \
-				-e "s|^base_dir = .*|base_dir = $D/run-$_n|" \
-				-e "s|^state_dir = .*|state_dir = $D/state-$_n|" \
-				-e "s#^\(log_path\|info_log_path\|debug_log_path\) = .*#\1 = $D/$_n.log#" \
-				-e "s/^login_greeting = .*/login_greeting = world $_n ready./"
-		sed -n '/^namespace inbox {/,/^}/p' "$D/main.conf"
-		cat <<EOF
-protocols = imap
-ssl = yes
-ssl_cert = <$WORLD_CERT
-ssl_key = <$WORLD_KEY
-service imap-login {
-  inet_listener imap {
-    port = 0
-  }
-  inet_listener imaps {
-    address = 127.0.0.1
-    port = $_p
-    ssl = yes
-  }
-}
-$3
-EOF
-	} >"$D/$_n.conf"
-	echo "$D/run-$_n/master.pid" >>"$WORLD_DIR/extra.pidfiles"
-	dovecot -c "$D/$_n.conf" </dev/null >"$D/$_n.start.log" 2>&1 ||
-		{ cat "$D/$_n.start.log" "$D/$_n.log" >&2; exit 99; }
-	/usr/bin/python3 - "$_p" <<'PY' || { echo "dovecot $_n: port $_p does not answer" >&2; exit 99; }
-import socket, sys, time
-for _ in range(100):
-    try:
-        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.1)
-sys.exit(1)
-PY
-}
-
 NOTIFY_PORT=$(free_port)
-extra_dovecot rawnotify "$NOTIFY_PORT" "rawlog_dir = $T/rawlog/%u"
+world_extra_dovecot rawnotify "$NOTIFY_PORT" "rawlog_dir = $T/rawlog/%u" || exit 99
 NONOTIFY_PORT=$(free_port)
-# Dovecot 2.3.19's post-login capabilities (NOTES.md) without NOTIFY
-extra_dovecot nonotify "$NONOTIFY_PORT" "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ SPECIAL-USE"
+world_extra_dovecot nonotify "$NONOTIFY_PORT" "$WORLD_CAPS_NO_NOTIFY" || exit 99
 
 # conf NAME PORT PER_ACCOUNT
 conf() {

@@ -14,6 +14,12 @@
 #   world_folder_of USER TOK  print the folder holding the message whose
 #                             X-Test-Token header is TOK ("" when not there)
 #   world_wait_folder SECS USER TOK   wait (bounded) for that message; print folder
+#   world_extra_dovecot NAME PORT SETTINGS   one more Dovecot instance on the
+#                             world's mail store serving IMAPS on PORT, the
+#                             SETTINGS lines appended (imap_capability, rawlog_dir);
+#                             stopped with the world; returns 1 when it fails
+#   $WORLD_CAPS_NO_NOTIFY     an imap_capability line: Dovecot 2.3.19's
+#                             post-login capabilities without NOTIFY
 #   ok / not_ok / check       TAP-ish result lines, counted in WORLD_FAILS
 # Works in POSIX sh and bash.
 
@@ -123,4 +129,52 @@ check() {
 world_result() {
 	echo "# $WORLD_CHECKS checks, $WORLD_FAILS failed"
 	[ "$WORLD_CHECKS" -gt 0 ] && [ "$WORLD_FAILS" -eq 0 ]
+}
+
+WORLD_CAPS_NO_NOTIFY="imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ SPECIAL-USE"
+
+# world_extra_dovecot NAME PORT SETTINGS (see the top of this file)
+world_extra_dovecot() {
+	_n=$1
+	_p=$2
+	_d=$WORLD_DIR/dovecot
+	{
+		sed -n '1,/^namespace inbox {/p' "$_d/main.conf" | sed '$d' |
+			sed -e "s/^instance_name = .*/instance_name = world-$_n-$WORLD_ID/" \
+				-e "s|^base_dir = .*|base_dir = $_d/run-$_n|" \
+				-e "s|^state_dir = .*|state_dir = $_d/state-$_n|" \
+				-e "s#^\(log_path\|info_log_path\|debug_log_path\) = .*#\1 = $_d/$_n.log#" \
+				-e "s/^login_greeting = .*/login_greeting = world $_n ready./"
+		sed -n '/^namespace inbox {/,/^}/p' "$_d/main.conf"
+		cat <<EOF
+protocols = imap
+ssl = yes
+ssl_cert = <$WORLD_CERT
+ssl_key = <$WORLD_KEY
+service imap-login {
+  inet_listener imap {
+    port = 0
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = $_p
+    ssl = yes
+  }
+}
+$3
+EOF
+	} >"$_d/$_n.conf"
+	echo "$_d/run-$_n/master.pid" >>"$WORLD_DIR/extra.pidfiles"
+	dovecot -c "$_d/$_n.conf" </dev/null >"$_d/$_n.start.log" 2>&1 ||
+		{ cat "$_d/$_n.start.log" "$_d/$_n.log" >&2; return 1; }
+	/usr/bin/python3 - "$_p" <<'PY' || { echo "dovecot $_n: port $_p does not answer" >&2; return 1; }
+import socket, sys, time
+for _ in range(100):
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(1)
+PY
 }
