@@ -230,11 +230,35 @@ static int add_quoted(struct strbuf *sb, const char *mailbox)
 	return 0;
 }
 
+/* NOTIFY NONE (RFC 5465 3): before a NOTIFY SET that replaces another. */
+static int notify_none(struct imap_session *s, char **errstr)
+{
+	int r = imapi_begin(s, "NOTIFY", errstr);
+
+	if (r == IMAP_OK) {
+		r = mailimap_custom_command(s->imap, "NOTIFY NONE");
+		r = imapi_map_result(s, r, "NOTIFY NONE", IMAP_EPROTO, errstr);
+	}
+	s->notify_box[0] = '\0';
+	return r;
+}
+
 int imap_notify_set(struct imap_session *s, const char *mailbox, unsigned long uidnext,
                     char **errstr)
 {
 	struct strbuf cmd = { 0 };
 	int r;
+
+	if (s->notify_box[0] && strcmp(s->notify_box, mailbox) == 0) {
+		/* Already set on this session (a kept session's next round).
+		 * Dovecot 2.3.19 announces nothing more for the mailbox after a
+		 * second NOTIFY SET once it sent an event: keep the first. */
+		if (uidnext > 0)
+			s->notify_uidnext = uidnext;
+		return IMAP_OK;
+	}
+	if (s->notify_box[0] && (r = notify_none(s, errstr)) != IMAP_OK)
+		return r;   /* Dovecot: NOTIFY NONE, then SET, announces again */
 
 	if (!imap_has_capability(s, "NOTIFY"))
 		return fail(errstr, IMAP_EPROTO, xasprintf("imap %s:%d: the server does not offer NOTIFY",

@@ -90,6 +90,10 @@ int imap_status_parse_rest(const char *rest, size_t len, size_t n, struct imap_s
  * event for it (under the "personal" filter it sends the name as a UTF-8
  * literal, "* STATUS {21}"). While idling, IMAP_EPROTO. Returns an IMAP_*
  * code, *errstr as in imap.h.
+ * On a session where NOTIFY is set for mailbox already, only uidnext is
+ * taken (no command: Dovecot 2.3.19 stops announcing the mailbox after a
+ * second NOTIFY SET that follows an event); set for another mailbox,
+ * NOTIFY NONE goes first.
  */
 int imap_notify_set(struct imap_session *s, const char *mailbox, unsigned long uidnext,
                     char **errstr);

@@ -16,6 +16,7 @@
 
 #include "common/util.h"
 #include "prober/imap.h"
+#include "prober/imap_notify.h"
 #include "prober/message.h"
 #include "prober/oauth2.h"
 #include "scheduler/keeper.h"
@@ -41,6 +42,8 @@ struct ksess {
 	const struct imap_conf *ic;   /* the configuration's block; NULL while stopped */
 	int bounce;                   /* the bounce mailbox's session (no probes searched) */
 	char *folder;                 /* wire name watched */
+	char *notify_folder;          /* NOTIFY (RFC 5465) also watches this one (the spam
+	                                 folder beside INBOX); NULL none */
 	struct imap_session *s;       /* NULL while down */
 	unsigned long uidnext;        /* searches look at UIDs from here (0: all) */
 	double idle_since;            /* now_mono() when IDLE (or the keep-alive) last began */
@@ -101,6 +104,7 @@ static void ksess_free(struct ksess *ks)
 	free(ks->key.host);
 	free(ks->key.user);
 	free(ks->folder);
+	free(ks->notify_folder);
 	free(ks);
 }
 
@@ -351,6 +355,17 @@ static int idle_again(struct keeper *k, struct ksess *ks)
 	ks->idle_since = now_mono();
 	if (!k->cfg->probe.idle || !imap_has_capability(ks->s, "IDLE"))
 		return IMAP_OK;
+	if (ks->notify_folder != NULL && imap_notify_mailbox(ks->s) == NULL) {
+		/* a new session (reconnect) or NOTIFICATIONOVERFLOW: set it again;
+		 * refused, the spam folder waits for the next round */
+		rc = imap_notify_set(ks->s, ks->notify_folder, 0, &err);
+		if (rc != IMAP_OK)
+			log_info("%s: NOTIFY between rounds refused: %s", who(ks), err ? err : imap_err_name(rc));
+		free(err);
+		err = NULL;
+		if (rc != IMAP_OK && rc != IMAP_EPROTO)
+			return rc;
+	}
 	rc = imap_idle_start(ks->s, &err);
 	if (rc != IMAP_OK)
 		log_info("%s: IDLE between rounds refused: %s", who(ks), err ? err : imap_err_name(rc));
@@ -476,6 +491,32 @@ static void service(struct keeper *k, struct ksess *ks, double seen, int renewal
 	free(err);
 }
 
+/* NOTIFY (RFC 5465): an untagged STATUS announced new mail in the spam
+ * folder of a session watching INBOX. DONE; SELECT the spam folder (which
+ * ends INBOX's selection) and search it; SELECT INBOX again and search it
+ * too (what reached it meanwhile was not announced); IDLE. */
+static void service_notify(struct keeper *k, struct ksess *ks, double seen)
+{
+	char *err = NULL, *watched = ks->folder;
+	unsigned long uidnext;
+	int rc = imap_idle_done(ks->s, &err);
+
+	if (rc == IMAP_OK) {
+		ks->folder = ks->notify_folder;   /* found() names the folder searched */
+		rc = search(k, ks, 0, seen);
+		ks->folder = watched;
+	}
+	if (rc == IMAP_OK)
+		rc = imap_select_uidnext(ks->s, ks->folder, &uidnext, &err);
+	if (rc == IMAP_OK && has_pending(k, ks))
+		rc = search(k, ks, ks->uidnext, 0);
+	if (rc == IMAP_OK)
+		rc = idle_again(k, ks);
+	if (rc != IMAP_OK)
+		drop(k, ks, err);
+	free(err);
+}
+
 /* Read what an idling session sent. */
 static void on_input(struct keeper *k, struct ksess *ks)
 {
@@ -486,6 +527,8 @@ static void on_input(struct keeper *k, struct ksess *ks)
 
 	if (rc != IMAP_OK) {
 		drop(k, ks, err);
+	} else if ((ev & IMAP_IDLE_STATUS) && ks->notify_folder != NULL && has_pending(k, ks)) {
+		service_notify(k, ks, seen);
 	} else if ((ev & IMAP_IDLE_EXISTS) && has_pending(k, ks)) {
 		service(k, ks, seen, 0);
 	} else if (ev & IMAP_IDLE_ENDED) {
@@ -645,6 +688,7 @@ static void adopt(struct keeper *k, const struct imap_conf *ic, int bounce, stru
 	ks->ic = ic;
 	ks->bounce = bounce;
 	ks->folder = xstrdup(sel ? sel : "INBOX");
+	ks->notify_folder = imap_notify_mailbox(s) ? xstrdup(imap_notify_mailbox(s)) : NULL;
 	ks->s = s;
 	for (struct ksess **pp = &k->list; *pp; pp = &(*pp)->next)
 		if ((*pp)->s == NULL && acct_is(&(*pp)->key, ic) && strcmp((*pp)->folder, ks->folder) == 0) {
