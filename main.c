@@ -366,18 +366,6 @@ static void on_stop_signal(int sig)
 	round_stop = sig;
 }
 
-static void install_stop_handlers(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_stop_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-}
-
 static int cmd_run(struct run_opts *o)
 {
 	struct config *cfg = NULL;
@@ -450,7 +438,7 @@ static int cmd_run(struct run_opts *o)
 			.deadline = o->deadline > 0 ? o->deadline : cfg->probe.deadline,
 			.progress = isatty(STDERR_FILENO),
 		};
-		install_stop_handlers();
+		on_stop_signals(on_stop_signal);
 		smtp_set_abort_flag(&round_stop);
 		imap_set_abort_flag(&round_stop);
 		cycle_run(&cp, &cy);
@@ -501,7 +489,9 @@ static void preload_unwinder(void)
 		log_debug("cannot preload libgcc_s.so.1: %s", dlerror());
 }
 
-int main(int argc, char **argv)
+/* The options after the command (argv[1]) into *o. Returns -1 to go on,
+ * else the exit code (usage printed, or --help answered). */
+static int parse_options(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -517,6 +507,70 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
+	int c;
+
+	/* --format first, so that usage errors can answer in Nagios form. */
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--format=nagios") == 0 ||
+		    (strcmp(a, "--format") == 0 && i + 1 < argc && strcmp(argv[i + 1], "nagios") == 0))
+			o->format = FORMAT_NAGIOS;
+	}
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->config = optarg; break;
+		case 'T': o->textfile = optarg; break;
+		case 'O': o->openmetrics = optarg; break;
+		case 'J': o->json = optarg; break;
+		case 'U': o->junit = optarg; break;
+		case 'd':
+			if (parse_long(optarg, 1, 86400, &o->deadline) != 0) {
+				fprintf(stderr, "inboxprobe: --deadline: '%s' is not a number of seconds (1..86400)\n",
+				        optarg);
+				return fail_usage(o->format, "bad --deadline");
+			}
+			break;
+		case 'f':
+			if (strcmp(optarg, "text") == 0)
+				o->format = FORMAT_TEXT;
+			else if (strcmp(optarg, "nagios") == 0)
+				o->format = FORMAT_NAGIOS;
+			else {
+				fprintf(stderr, "inboxprobe: --format: '%s' is not text or nagios\n", optarg);
+				return fail_usage(o->format, "bad --format");
+			}
+			break;
+		case 'I': o->no_idle = 1; break;
+		case 'v': log_verbose++; break;
+		case 'h': usage(stdout); return 0;
+		default:
+			usage(stderr);
+			return fail_usage(o->format, "usage error");
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "inboxprobe: unexpected argument '%s'\n", argv[optind]);
+		return fail_usage(o->format, "usage error");
+	}
+	{
+		/* an empty report path is a usage error now, not a failed
+		 * write discovered after the probes were sent */
+		const struct { const char *opt, *v; } paths[] = {
+			{ "-c", o->config }, { "--textfile", o->textfile }, { "--openmetrics", o->openmetrics },
+			{ "--json", o->json }, { "--junit", o->junit },
+		};
+		for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+			if (paths[i].v != NULL && paths[i].v[0] == '\0') {
+				fprintf(stderr, "inboxprobe: %s: empty path\n", paths[i].opt);
+				return fail_usage(o->format, "usage error: empty path");
+			}
+	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
 	struct run_opts o;
 	const char *cmd;
 	int c;
@@ -549,63 +603,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	/* --format first, so that usage errors can answer in Nagios form. */
-	for (int i = 2; i < argc; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "--format=nagios") == 0 ||
-		    (strcmp(a, "--format") == 0 && i + 1 < argc && strcmp(argv[i + 1], "nagios") == 0))
-			o.format = FORMAT_NAGIOS;
-	}
-	optind = 2;
-	while ((c = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'c': o.config = optarg; break;
-		case 'T': o.textfile = optarg; break;
-		case 'O': o.openmetrics = optarg; break;
-		case 'J': o.json = optarg; break;
-		case 'U': o.junit = optarg; break;
-		case 'd':
-			if (parse_long(optarg, 1, 86400, &o.deadline) != 0) {
-				fprintf(stderr, "inboxprobe: --deadline: '%s' is not a number of seconds (1..86400)\n",
-				        optarg);
-				return fail_usage(o.format, "bad --deadline");
-			}
-			break;
-		case 'f':
-			if (strcmp(optarg, "text") == 0)
-				o.format = FORMAT_TEXT;
-			else if (strcmp(optarg, "nagios") == 0)
-				o.format = FORMAT_NAGIOS;
-			else {
-				fprintf(stderr, "inboxprobe: --format: '%s' is not text or nagios\n", optarg);
-				return fail_usage(o.format, "bad --format");
-			}
-			break;
-		case 'I': o.no_idle = 1; break;
-		case 'v': log_verbose++; break;
-		case 'h': usage(stdout); return 0;
-		default:
-			usage(stderr);
-			return fail_usage(o.format, "usage error");
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "inboxprobe: unexpected argument '%s'\n", argv[optind]);
-		return fail_usage(o.format, "usage error");
-	}
-	{
-		/* an empty report path is a usage error now, not a failed
-		 * write discovered after the probes were sent */
-		const struct { const char *opt, *v; } paths[] = {
-			{ "-c", o.config }, { "--textfile", o.textfile }, { "--openmetrics", o.openmetrics },
-			{ "--json", o.json }, { "--junit", o.junit },
-		};
-		for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
-			if (paths[i].v != NULL && paths[i].v[0] == '\0') {
-				fprintf(stderr, "inboxprobe: %s: empty path\n", paths[i].opt);
-				return fail_usage(o.format, "usage error: empty path");
-			}
-	}
+	if ((c = parse_options(argc, argv, &o)) >= 0)
+		return c;
 	if (o.config == NULL) {
 		fprintf(stderr, "inboxprobe %s: -c FILE is required\n", cmd);
 		return fail_usage(o.format, "no configuration given (-c FILE)");

@@ -50,6 +50,48 @@ static void remove_store(const char *dir, const char *db)
 	rmdir(dir);
 }
 
+/* Probe i of round k (started at Unix seconds started): 85 % inbox, 8 %
+ * spam, 4 % missing, 1 % each deferred, rejected and error. */
+static void fake_probe(struct probe_result *p, long k, long i, double started)
+{
+	unsigned int roll = lcg() % 100;
+
+	memset(p, 0, sizeof(*p));
+	snprintf(p->token, sizeof(p->token), "%08lx%08lx%016x", k, i, lcg() * 2654435761u);
+	p->submit_time = started + 1 + (double)i * 0.1;
+	p->attempts = 1;
+	p->reply.code = 250;
+	xstrlcpy(p->reply.enhanced, "2.0.0", sizeof(p->reply.enhanced));
+	xstrlcpy(p->reply.text, "Ok: queued as 4Xb2Lq0ZtKz9", sizeof(p->reply.text));
+	xstrlcpy(p->reply.queue_id, "4Xb2Lq0ZtKz9", sizeof(p->reply.queue_id));
+	if (roll < 85) {
+		p->outcome = OUTCOME_INBOX;
+		xstrlcpy(p->folder, "INBOX", sizeof(p->folder));
+	} else if (roll < 93) {
+		p->outcome = OUTCOME_SPAM;
+		xstrlcpy(p->folder, "Junk", sizeof(p->folder));
+	} else if (roll < 97) {
+		p->outcome = OUTCOME_MISSING;
+	} else if (roll < 98) {
+		p->outcome = OUTCOME_DEFERRED;
+	} else if (roll < 99) {
+		p->outcome = OUTCOME_REJECTED;
+		p->submit_time = 0;
+		p->reply.code = 550;
+		xstrlcpy(p->reply.enhanced, "5.7.1", sizeof(p->reply.enhanced));
+	} else {
+		p->outcome = OUTCOME_ERROR;
+		p->submit_time = 0;
+		p->reply.code = 0;
+	}
+	if (p->outcome == OUTCOME_INBOX || p->outcome == OUTCOME_SPAM) {
+		p->latency = 0.5 + (double)(lcg() % 6000) / 10.0;
+		p->have_latency = 1;
+		p->internaldate = p->submit_time + p->latency;
+		p->found_time = p->internaldate + 2;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	long rounds = argc > 1 ? strtol(argv[1], NULL, 10) : 10000;
@@ -97,45 +139,8 @@ int main(int argc, char **argv)
 	for (long k = 0; k < rounds; k++) {
 		double started = base + (double)k * 300;
 
-		for (long i = 0; i < per_round; i++) {
-			struct probe_result *p = &r[i];
-			unsigned int roll = lcg() % 100;
-
-			memset(p, 0, sizeof(*p));
-			snprintf(p->token, sizeof(p->token), "%08lx%08lx%016x", k, i, lcg() * 2654435761u);
-			p->submit_time = started + 1 + (double)i * 0.1;
-			p->attempts = 1;
-			p->reply.code = 250;
-			xstrlcpy(p->reply.enhanced, "2.0.0", sizeof(p->reply.enhanced));
-			xstrlcpy(p->reply.text, "Ok: queued as 4Xb2Lq0ZtKz9", sizeof(p->reply.text));
-			xstrlcpy(p->reply.queue_id, "4Xb2Lq0ZtKz9", sizeof(p->reply.queue_id));
-			if (roll < 85) {
-				p->outcome = OUTCOME_INBOX;
-				xstrlcpy(p->folder, "INBOX", sizeof(p->folder));
-			} else if (roll < 93) {
-				p->outcome = OUTCOME_SPAM;
-				xstrlcpy(p->folder, "Junk", sizeof(p->folder));
-			} else if (roll < 97) {
-				p->outcome = OUTCOME_MISSING;
-			} else if (roll < 98) {
-				p->outcome = OUTCOME_DEFERRED;
-			} else if (roll < 99) {
-				p->outcome = OUTCOME_REJECTED;
-				p->submit_time = 0;
-				p->reply.code = 550;
-				xstrlcpy(p->reply.enhanced, "5.7.1", sizeof(p->reply.enhanced));
-			} else {
-				p->outcome = OUTCOME_ERROR;
-				p->submit_time = 0;
-				p->reply.code = 0;
-			}
-			if (p->outcome == OUTCOME_INBOX || p->outcome == OUTCOME_SPAM) {
-				p->latency = 0.5 + (double)(lcg() % 6000) / 10.0;
-				p->have_latency = 1;
-				p->internaldate = p->submit_time + p->latency;
-				p->found_time = p->internaldate + 2;
-			}
-		}
+		for (long i = 0; i < per_round; i++)
+			fake_probe(&r[i], k, i, started);
 		if (state_record_round(st, "bench", started, started + 120, r, seeds, provs,
 		                       (size_t)per_round, &err) != 0)
 			die("record_round", err);

@@ -116,4 +116,10 @@ const char *file_type_name(unsigned mode);
  * nothing is allocated. Words longer than 63 bytes are never matched. */
 const char *closest_word(const char *word, const char *const *words);
 
+/* Install handler for SIGTERM, SIGINT and SIGHUP (sigaction(2), no
+ * SA_RESTART: a blocking call returns EINTR; no other signal blocked while
+ * it runs). The run's and the daemon's stop requests (main.c,
+ * scheduler/daemon.c). */
+void on_stop_signals(void (*handler)(int));
+
 #endif

@@ -612,15 +612,96 @@ static int do_starttls(struct imap_session *s, char **errstr)
 	return refresh_capability(s, errstr);
 }
 
-int imap_open(const struct imap_params *p, struct imap_session **out, char **errstr)
+/* Connect to c's host (TCP, implicit TLS where configured) and read the
+ * greeting (RFC 3501 7.1): s->imap holds the stream after. IMAP_* and
+ * *errstr as imap_open(); on error the caller closes s. */
+static int open_stream(struct imap_session *s, const struct imap_params *p, char **errstr)
 {
-	struct imap_session *s;
 	const struct imap_conf *c = p->conf;
 	int fd = -1, r;
 	SSL *ssl = NULL;
 	char *err = NULL;
 	mailstream_low *low;
 	mailstream *stream;
+
+	r = tls_tcp_connect(c->host, c->port, p->connect_timeout, p->deadline, &fd, &err);
+	if (r) {
+		r = set_err(errstr, tls_to_imap_err(r), xasprintf("imap %s", err));
+		goto out;
+	}
+	if (c->implicit_tls) {
+		r = tls_handshake(fd, c->host, c->port, c->ca_file,
+		                  handshake_limit(s->timeout, s->deadline), &ssl, &err);
+		if (r) {
+			r = set_err(errstr, tls_to_imap_err(r), xasprintf("imap %s", err));
+			goto out;
+		}
+	}
+	low = tls_low_new(fd, ssl);
+	if (!low) {
+		r = set_err(errstr, IMAP_ECONNECT, xasprintf("imap %s:%d: out of memory", c->host, c->port));
+		goto out;
+	}
+	fd = -1;
+	ssl = NULL;
+	stream = mailstream_new(low, 8192);
+	if (!stream) {
+		mailstream_low_close(low);
+		mailstream_low_free(low);
+		r = set_err(errstr, IMAP_ECONNECT, xasprintf("imap %s:%d: out of memory", c->host, c->port));
+		goto out;
+	}
+	s->imap = mailimap_new(0, NULL);
+	if (!s->imap) {
+		mailstream_close(stream);
+		r = set_err(errstr, IMAP_ECONNECT, xasprintf("imap %s:%d: out of memory", c->host, c->port));
+		goto out;
+	}
+	/* mailimap_connect takes the stream (mailimap_free closes it). */
+	{
+		double limit = now_mono() + (double)s->timeout;
+		tls_low_set_limit(low, limit < s->deadline ? limit : s->deadline);
+	}
+	r = mailimap_connect(s->imap, stream);
+	r = map_result(s, r, "greeting", IMAP_EUNAVAILABLE, errstr);
+out:
+	free(err);
+	if (ssl)
+		SSL_free(ssl);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/* LOGIN (RFC 3501 6.2.3) with the configured password, unless the server
+ * says LOGINDISABLED. IMAP_* and *errstr as imap_open(). */
+static int password_login(struct imap_session *s, char **errstr)
+{
+	const struct imap_conf *c = s->conf;
+	int r;
+
+	if (cap_has(s->imap, "LOGINDISABLED"))
+		return set_err(errstr, IMAP_EAUTH,
+		               xasprintf("imap %s:%d: server disables LOGIN on this connection (LOGINDISABLED)",
+		                         c->host, c->port));
+	r = begin(s, "LOGIN", errstr);
+	if (r)
+		return r;
+	/* mailimap_login quotes or sends a literal; libetpan's stream logger is
+	 * never enabled, so the password is not written anywhere. */
+	atomic_fetch_add(&n_logins, 1);
+	capability_forget(s);   /* what LOGIN's OK says, if anything, replaces them */
+	r = mailimap_login(s->imap, c->username ? c->username : "", c->password ? c->password : "");
+	if (r == MAILIMAP_ERROR_LOGIN)
+		return login_failure(s, errstr);
+	return map_result(s, r, "LOGIN", IMAP_EAUTH, errstr);
+}
+
+int imap_open(const struct imap_params *p, struct imap_session **out, char **errstr)
+{
+	struct imap_session *s;
+	const struct imap_conf *c = p->conf;
+	int r;
 
 	*out = NULL;
 	atomic_fetch_add(&n_connecting, 1);
@@ -638,46 +719,7 @@ int imap_open(const struct imap_params *p, struct imap_session **out, char **err
 		r = set_err(errstr, IMAP_ECONNECT, xasprintf("imap: no host configured"));
 		goto fail;
 	}
-	r = tls_tcp_connect(c->host, c->port, p->connect_timeout, p->deadline, &fd, &err);
-	if (r) {
-		r = set_err(errstr, tls_to_imap_err(r), xasprintf("imap %s", err));
-		goto fail;
-	}
-	if (c->implicit_tls) {
-		r = tls_handshake(fd, c->host, c->port, c->ca_file,
-		                  handshake_limit(s->timeout, s->deadline), &ssl, &err);
-		if (r) {
-			r = set_err(errstr, tls_to_imap_err(r), xasprintf("imap %s", err));
-			goto fail;
-		}
-	}
-	low = tls_low_new(fd, ssl);
-	if (!low) {
-		r = set_err(errstr, IMAP_ECONNECT, xasprintf("imap %s:%d: out of memory", c->host, c->port));
-		goto fail;
-	}
-	fd = -1;
-	ssl = NULL;
-	stream = mailstream_new(low, 8192);
-	if (!stream) {
-		mailstream_low_close(low);
-		mailstream_low_free(low);
-		r = set_err(errstr, IMAP_ECONNECT, xasprintf("imap %s:%d: out of memory", c->host, c->port));
-		goto fail;
-	}
-	s->imap = mailimap_new(0, NULL);
-	if (!s->imap) {
-		mailstream_close(stream);
-		r = set_err(errstr, IMAP_ECONNECT, xasprintf("imap %s:%d: out of memory", c->host, c->port));
-		goto fail;
-	}
-	/* mailimap_connect takes the stream (mailimap_free closes it). */
-	{
-		double limit = now_mono() + (double)s->timeout;
-		tls_low_set_limit(low, limit < s->deadline ? limit : s->deadline);
-	}
-	r = mailimap_connect(s->imap, stream);
-	r = map_result(s, r, "greeting", IMAP_EUNAVAILABLE, errstr);
+	r = open_stream(s, p, errstr);
 	if (r)
 		goto fail;
 	if (!capability_known(s) && (r = refresh_capability(s, errstr)) != 0)
@@ -693,41 +735,15 @@ int imap_open(const struct imap_params *p, struct imap_session **out, char **err
 		if (r)
 			goto fail;
 	}
-	if (c->oauth2) {
-		r = oauth2_login(s, errstr);
-		if (r)
-			goto fail;
-		goto logged_in;
-	}
-	if (cap_has(s->imap, "LOGINDISABLED")) {
-		r = set_err(errstr, IMAP_EAUTH,
-		            xasprintf("imap %s:%d: server disables LOGIN on this connection (LOGINDISABLED)",
-		                      c->host, c->port));
-		goto fail;
-	}
-	r = begin(s, "LOGIN", errstr);
+	r = c->oauth2 ? oauth2_login(s, errstr) : password_login(s, errstr);
 	if (r)
 		goto fail;
-	/* mailimap_login quotes or sends a literal; libetpan's stream logger is
-	 * never enabled, so the password is not written anywhere. */
-	atomic_fetch_add(&n_logins, 1);
-	capability_forget(s);   /* what LOGIN's OK says, if anything, replaces them */
-	r = mailimap_login(s->imap, c->username ? c->username : "", c->password ? c->password : "");
-	if (r == MAILIMAP_ERROR_LOGIN) {
-		r = login_failure(s, errstr);
-		goto fail;
-	}
-	r = map_result(s, r, "LOGIN", IMAP_EAUTH, errstr);
-	if (r)
-		goto fail;
-logged_in:
 	/* capabilities after login (Dovecot announces MOVE, UIDPLUS, SPECIAL-USE
 	 * then), unless LOGIN's OK carried them */
 	if (c->oauth2 || !capability_known(s))
 		r = refresh_capability(s, errstr);
 	if (r)
 		goto fail;
-	free(err);
 	*out = s;
 	s->counted_up = 1;
 	atomic_fetch_add(&n_up, 1);
@@ -735,11 +751,6 @@ logged_in:
 	return IMAP_OK;
 fail:
 	atomic_fetch_sub(&n_connecting, 1);
-	free(err);
-	if (ssl)
-		SSL_free(ssl);
-	if (fd >= 0)
-		close(fd);
 	s->dead = 1;
 	imap_close(s);
 	return r;

@@ -110,18 +110,11 @@ static void on_signal(int sig)
 
 static int install_signals(char **errstr)
 {
-	struct sigaction sa;
-
 	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
 		*errstr = xasprintf("pipe: %s", strerror(errno));
 		return -1;
 	}
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	on_stop_signals(on_signal);
 	return 0;
 }
 
