@@ -14,37 +14,13 @@
 # sqlite3. Exit 0 pass, 1 fail, 99 hard error.
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-top_builddir=${top_builddir:-.}
-BIN=$top_builddir/inboxprobe
-PEER=$top_srcdir/tests/peers/imap_peer.py
-SMTP_PEER=$top_srcdir/tests/peers/smtp_peer.py
-PY=/usr/bin/python3
-[ -x "$BIN" ] || { echo "inboxprobe not built: $BIN" >&2; exit 99; }
+. "$top_srcdir/tests/e2e/common.sh"
 command -v sqlite3 >/dev/null || { echo "SKIP: no sqlite3"; exit 77; }
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/cleanfault.XXXXXX") || exit 99
-PEER_PID=
-SMTP_PID=
-cleanup() {
-	[ -n "$PEER_PID" ] && kill "$PEER_PID" 2>/dev/null
-	[ -n "$SMTP_PID" ] && kill "$SMTP_PID" 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-FAILS=0
-CHECKS=0
-ok() { CHECKS=$((CHECKS + 1)); echo "ok - $*"; }
-not_ok() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "not ok - $*"; }
-check() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (expected '$2', got '$3')"; fi; }
-printf 'seed-secret-Q7\n' >"$TMP/seed.pass"
-chmod 600 "$TMP/seed.pass"
+peer_test_init cleanfault
+PEER=$top_srcdir/tests/peers/imap_peer.py
+need_built "$BIN"
 
-$PY "$SMTP_PEER" ok --port-file "$TMP/smtp.port" --lifetime 300 </dev/null >/dev/null 2>"$TMP/smtp.err" &
-SMTP_PID=$!
-i=0
-while [ ! -s "$TMP/smtp.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-SMTP_PORT=$(cat "$TMP/smtp.port" 2>/dev/null)
-[ -n "$SMTP_PORT" ] || { echo "smtp peer did not start" >&2; exit 99; }
+smtp_peer_start --lifetime 300
 
 # where FOLDER TOKEN: how many messages of the peer's FOLDER carry TOKEN
 where() { $PY -c 'import json,sys; m=json.load(open(sys.argv[1])); print(sum(1 for t in m.get(sys.argv[2], {}).values() if t == sys.argv[3]))' "$TMP/mailbox" "$1" "$2" 2>/dev/null; }

@@ -13,3 +13,77 @@ assert() {
 free_port() {
 	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+
+# ---- tests against the scripted peers (tests/peers/), no mail world ----
+# peer_test_init NAME: what each of them begins with (after setting
+# top_srcdir and sourcing this file). Sets top_builddir, BIN (inboxprobe),
+# IC (tests/tools/imapcheck), PY, SMTP_PEER; TMP, a fresh directory named
+# after NAME, removed at exit once every process in PIDS (and PEER_PID,
+# SMTP_PID when set) is killed; CHECKS and FAILS, counted by ok, not_ok and
+# check (defined here: the world's lib.sh has its own); and $TMP/seed.pass,
+# a seed password file of mode 0600.
+peer_test_init() {
+	top_builddir=${top_builddir:-.}
+	BIN=$top_builddir/inboxprobe
+	IC=$top_builddir/tests/tools/imapcheck
+	PY=/usr/bin/python3
+	SMTP_PEER=$top_srcdir/tests/peers/smtp_peer.py
+	TMP=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX") || exit 99
+	PIDS= PEER_PID= SMTP_PID=
+	trap peer_test_cleanup EXIT
+	trap 'exit 130' INT TERM
+	FAILS=0 CHECKS=0
+	ok() { CHECKS=$((CHECKS + 1)); echo "ok - $*"; }
+	not_ok() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "not ok - $*"; }
+	check() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (expected '$2', got '$3')"; fi; }
+	printf 'seed-secret-Q7\n' >"$TMP/seed.pass"
+	chmod 600 "$TMP/seed.pass"
+}
+peer_test_cleanup() {
+	for _p in $PIDS ${PEER_PID:-} ${SMTP_PID:-}; do kill "$_p" 2>/dev/null; done
+	rm -rf "$TMP"
+}
+# need_built FILE...: exit 99 (hard error) unless every FILE is executable.
+need_built() {
+	for _f in "$@"; do
+		[ -x "$_f" ] || { echo "not built: $_f" >&2; exit 99; }
+	done
+}
+# wait_files FILE...: wait (at most 10 s) until every FILE is non-empty
+# (a peer's port file); 1 when one is still empty.
+wait_files() {
+	_i=0
+	while [ $_i -lt 200 ]; do
+		_all=1
+		for _f in "$@"; do [ -s "$_f" ] || _all=0; done
+		[ $_all = 1 ] && return 0
+		sleep 0.05
+		_i=$((_i + 1))
+	done
+	return 1
+}
+# peer_start SCRIPT SCENARIO [ARGS...]: (re)start a scripted IMAP peer,
+# stopping the previous one (PEER_PID); sets PEER_PID and PORT (the first
+# line the peer prints); exit 99 when it does not start within 10 s.
+peer_start() {
+	[ -n "${PEER_PID:-}" ] && kill "$PEER_PID" 2>/dev/null
+	rm -f "$TMP/port"
+	$PY "$@" >"$TMP/port" 2>"$TMP/peer.err" &
+	PEER_PID=$!
+	wait_files "$TMP/port"
+	PORT=$(head -n 1 "$TMP/port")
+	[ -n "$PORT" ] || { echo "peer did not start" >&2; cat "$TMP/peer.err" >&2; exit 99; }
+}
+# smtp_peer_start [ARGS...]: start the scripted relay that accepts every
+# probe (tests/peers/smtp_peer.py ok) with ARGS; sets SMTP_PID and
+# SMTP_PORT; exit 99 when it does not start within 10 s.
+smtp_peer_start() {
+	$PY "$SMTP_PEER" ok --port-file "$TMP/smtp.port" "$@" </dev/null >/dev/null 2>"$TMP/smtp.err" &
+	SMTP_PID=$!
+	wait_files "$TMP/smtp.port"
+	SMTP_PORT=$(cat "$TMP/smtp.port" 2>/dev/null)
+	[ -n "$SMTP_PORT" ] || { echo "smtp peer did not start" >&2; cat "$TMP/smtp.err" >&2; exit 99; }
+}
+# ic_field OUTPUT KEY N: field N of the tab-separated line of
+# tests/tools/imapcheck's OUTPUT whose first field is KEY.
+ic_field() { printf '%s\n' "$1" | awk -F'\t' -v k="$2" -v n="$3" '$1 == k { print $n; exit }'; }

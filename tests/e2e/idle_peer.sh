@@ -7,62 +7,45 @@
 # LIST RETURN (SPECIAL-USE) and a BAD to RETURN, STARTTLS refused with NO.
 # Exit 0 pass, 1 fail.
 set -u
-srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-BIN=${top_builddir:-.}/inboxprobe
+top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$top_srcdir/tests/e2e/common.sh"
+peer_test_init idlepeer
+srcdir=$top_srcdir
 PEER=$srcdir/tests/peers/idle_peer.py
-SMTP_PEER=$srcdir/tests/peers/smtp_peer.py
-PY=/usr/bin/python3
-[ -x "$BIN" ] || { echo "no inboxprobe binary at $BIN"; exit 99; }
-T=$(mktemp -d "${TMPDIR:-/tmp}/idlepeer.XXXXXX") || exit 99
-XDG_RUNTIME_DIR=$T
+need_built "$BIN"
+XDG_RUNTIME_DIR=$TMP
 export XDG_RUNTIME_DIR
-pids=""
-cleanup() { for p in $pids; do kill "$p" 2>/dev/null; done; rm -rf "$T"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-FAILS=0
-CHECKS=0
-ok() { CHECKS=$((CHECKS + 1)); echo "ok - $*"; }
-not_ok() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "not ok - $*"; }
-check() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (expected '$2', got '$3')"; fi; }
-printf 'seed-secret-Q7\n' >"$T/seed.pass"
-chmod 600 "$T/seed.pass"
 
-$PY "$SMTP_PEER" ok --port-file "$T/smtp.port" --log "$T/smtp.log" --lifetime 170 \
-	</dev/null >/dev/null 2>"$T/smtp.err" &
-pids="$pids $!"
-i=0
-while [ ! -s "$T/smtp.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-SMTP_PORT=$(cat "$T/smtp.port")
+smtp_peer_start --log "$TMP/smtp.log" --lifetime 170
 
 # round SCENARIO [URL-SCHEME] [TLS]: a peer, one round with one seed
 # (one session: per_account 1), JSON in $J, the peer's stats in $S.
 round() {
 	name=$1
-	rm -f "$T/port"
-	$PY "$PEER" "$1" --record "$T/$name.rec" --stats "$T/$name.stats" --lifetime 20 \
-		>"$T/port" 2>"$T/$name.peer.err" &
+	rm -f "$TMP/port"
+	$PY "$PEER" "$1" --record "$TMP/$name.rec" --stats "$TMP/$name.stats" --lifetime 20 \
+		>"$TMP/port" 2>"$TMP/$name.peer.err" &
 	pp=$!
-	pids="$pids $pp"
+	PIDS="$PIDS $pp"
 	i=0
-	while [ ! -s "$T/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-	port=$(head -n 1 "$T/port")
-	cat >"$T/$name.conf" <<CONF
+	while [ ! -s "$TMP/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	port=$(head -n 1 "$TMP/port")
+	cat >"$TMP/$name.conf" <<CONF
 name = "ip_$name";
 relay = { url = "smtp://127.0.0.1:$SMTP_PORT"; tls = "none"; from = "probe@example.test";
           connect_timeout = 3; timeout = 5; };
 probe = { deadline = 8; poll_interval = 1; cleanup = "delete"; };
 imap_limits = { per_account = 1; connect_timeout = 3; timeout = 5; };
-report = { json = "$T/$name.json"; };
+report = { json = "$TMP/$name.json"; };
 seeds = ( { address = "seed@peer.example"; provider = "peer";
             imap = { url = "${2:-imap}://127.0.0.1:$port"; tls = "${3:-none}";
-                     username = "seed"; password_file = "$T/seed.pass"; }; } );
+                     username = "seed"; password_file = "$TMP/seed.pass"; }; } );
 CONF
-	timeout 40 "$BIN" run -c "$T/$name.conf" -v >"$T/$name.out" 2>"$T/$name.err"
+	timeout 40 "$BIN" run -c "$TMP/$name.conf" -v >"$TMP/$name.out" 2>"$TMP/$name.err"
 	RC=$?
 	kill "$pp" 2>/dev/null
-	J=$T/$name.json
-	S=$T/$name.stats
+	J=$TMP/$name.json
+	S=$TMP/$name.stats
 }
 j() { $PY -c "import json,sys; r=json.load(open(sys.argv[1])); s=r['seeds'][0]; print(eval(sys.argv[2]))" "$J" "$1" 2>&1; }
 st() { $PY -c "import json,sys; s=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$S" "$1" 2>&1; }
@@ -72,7 +55,7 @@ check "idle: found in INBOX" "inbox INBOX" "$(j 's["outcome"] + " " + str(s["fol
 check "idle: announced by IDLE, watch idle+poll" "True idle+poll" "$(j 'str(s["announced_by_idle"]) + " " + s["watch"]')"
 check "idle: the EXISTS was sent during IDLE" 1 "$(st 's["exists_sent"]')"
 check "idle: one login" 1 "$(st 's["logins"]')"
-grep -q "^1 DONE$" "$T/idle.rec" && ok "idle: IDLE ended with DONE" || not_ok "idle: IDLE ended with DONE"
+grep -q "^1 DONE$" "$TMP/idle.rec" && ok "idle: IDLE ended with DONE" || not_ok "idle: IDLE ended with DONE"
 check "idle: cleaned up" deleted "$(j 's["cleanup"]')"
 
 round idle-spam
@@ -80,19 +63,19 @@ check "idle-spam: found in Junk" "spam Junk" "$(j 's["outcome"] + " " + str(s["f
 
 round noidle
 check "noidle: found by polling" "inbox False poll" "$(j 's["outcome"] + " " + str(s["announced_by_idle"]) + " " + s["watch"]')"
-if grep -q " IDLE$" "$T/noidle.rec"; then not_ok "noidle: no IDLE sent"; else ok "noidle: no IDLE sent"; fi
+if grep -q " IDLE$" "$TMP/noidle.rec"; then not_ok "noidle: no IDLE sent"; else ok "noidle: no IDLE sent"; fi
 
 round idlebye
 check "idlebye: found after the IDLE's BYE" inbox "$(j 's["outcome"]')"
 check "idlebye: exactly one reconnect (2 connections, 2 logins)" "2 2" "$(st '"%d %d" % (s["connections"], s["logins"])')"
-grep -q "Idle timeout (test)" "$T/idlebye.err" && ok "idlebye: the BYE text is reported" ||
-	not_ok "idlebye: the BYE text is reported ($(grep -i bye "$T/idlebye.err" | head -n 2))"
+grep -q "Idle timeout (test)" "$TMP/idlebye.err" && ok "idlebye: the BYE text is reported" ||
+	not_ok "idlebye: the BYE text is reported ($(grep -i bye "$TMP/idlebye.err" | head -n 2))"
 
 round expired
 check "BYE AccessTokenExpired: a new login that is not the one reconnect; then a drop: found" inbox "$(j 's["outcome"]')"
 check "  ... 3 connections (the new login, then the one reconnect)" 3 "$(st 's["connections"]')"
-grep -q "logging in again" "$T/expired.err" && ok "  ... said it logs in again" ||
-	not_ok "  ... said it logs in again ($(grep -i 'expired' "$T/expired.err" | head -n 2))"
+grep -q "logging in again" "$TMP/expired.err" && ok "  ... said it logs in again" ||
+	not_ok "  ... said it logs in again ($(grep -i 'expired' "$TMP/expired.err" | head -n 2))"
 
 for kind in drop bye; do
 	for step in greeting capability login list select status idle search fetch store expunge; do
@@ -102,9 +85,9 @@ for kind in drop bye; do
 	done
 done
 for step in login select search; do
-	grep -q "server said BYE: $step failure (test)" "$T/bye-$step.err" &&
+	grep -q "server said BYE: $step failure (test)" "$TMP/bye-$step.err" &&
 		ok "bye at $step: the BYE's text is reported as such" ||
-		not_ok "bye at $step: the BYE's text is reported as such ($(grep -i "bye\|closed" "$T/bye-$step.err" | head -n 3))"
+		not_ok "bye at $step: the BYE's text is reported as such ($(grep -i "bye\|closed" "$TMP/bye-$step.err" | head -n 3))"
 done
 
 round refused
@@ -113,7 +96,7 @@ check "refused: 3 connections" 3 "$(st 's["connections"]')"
 
 round specialuse
 check "special-use only with RETURN: spam folder found" "spam Spam-Ordner" "$(j 's["outcome"] + " " + str(s["folder"])')"
-grep -q 'LIST "" "\*" RETURN (SPECIAL-USE)' "$T/specialuse.rec" && ok "specialuse: LIST RETURN (SPECIAL-USE) sent" ||
+grep -q 'LIST "" "\*" RETURN (SPECIAL-USE)' "$TMP/specialuse.rec" && ok "specialuse: LIST RETURN (SPECIAL-USE) sent" ||
 	not_ok "specialuse: LIST RETURN (SPECIAL-USE) sent"
 
 round specialuse-bad
@@ -125,42 +108,42 @@ case $(j 's["diagnostic"]') in
 *"TLS is down for maintenance (test)"*) ok "STARTTLS refused: the server's text is shown" ;;
 *) not_ok "STARTTLS refused: the server's text is shown ($(j 's["diagnostic"]'))" ;;
 esac
-grep -q " LOGIN " "$T/starttls-no.rec" && not_ok "STARTTLS refused: no LOGIN sent" || ok "STARTTLS refused: no LOGIN sent"
+grep -q " LOGIN " "$TMP/starttls-no.rec" && not_ok "STARTTLS refused: no LOGIN sent" || ok "STARTTLS refused: no LOGIN sent"
 
 # ---- submission over reused connections (relay.connections) -------------
 # 8 seeds on the scripted IMAP peer's "count" mailboxes (nothing is found),
 # a relay answering each probe with its own queue id.
-$PY "$srcdir/tests/peers/imap_peer.py" count --lifetime 120 >"$T/count.port" 2>/dev/null &
-pids="$pids $!"
+$PY "$srcdir/tests/peers/imap_peer.py" count --lifetime 120 >"$TMP/count.port" 2>/dev/null &
+PIDS="$PIDS $!"
 i=0
-while [ ! -s "$T/count.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+while [ ! -s "$TMP/count.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 seeds=""
 for n in 1 2 3 4 5 6 7 8; do
 	seeds="$seeds${seeds:+,} { address = \"s$n@count.example\"; provider = \"count\"; imap = { username = \"u$n\"; }; }"
 done
 # smtp SCENARIO CONNECTIONS: one round; sets J, L (the relay's log)
 smtp() {
-	rm -f "$T/sp.port"
-	$PY "$SMTP_PEER" "$1" --port-file "$T/sp.port" --log "$T/$1.log" --lifetime 60 \
+	rm -f "$TMP/sp.port"
+	$PY "$SMTP_PEER" "$1" --port-file "$TMP/sp.port" --log "$TMP/$1.log" --lifetime 60 \
 		</dev/null >/dev/null 2>&1 &
 	sp=$!
-	pids="$pids $sp"
+	PIDS="$PIDS $sp"
 	i=0
-	while [ ! -s "$T/sp.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-	cat >"$T/$1.conf" <<CONF
+	while [ ! -s "$TMP/sp.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	cat >"$TMP/$1.conf" <<CONF
 name = "ip_smtp_$1";
-relay = { url = "smtp://127.0.0.1:$(cat "$T/sp.port")"; tls = "none"; from = "probe@example.test";
+relay = { url = "smtp://127.0.0.1:$(cat "$TMP/sp.port")"; tls = "none"; from = "probe@example.test";
           connect_timeout = 3; timeout = 5; connections = $2; };
 probe = { deadline = 8; poll_interval = 1; };
-report = { json = "$T/$1.json"; };
-imap_defaults = { url = "imap://127.0.0.1:$(head -n 1 "$T/count.port")"; tls = "none";
-                  password_file = "$T/seed.pass"; };
+report = { json = "$TMP/$1.json"; };
+imap_defaults = { url = "imap://127.0.0.1:$(head -n 1 "$TMP/count.port")"; tls = "none";
+                  password_file = "$TMP/seed.pass"; };
 seeds = ( $seeds );
 CONF
-	timeout 40 "$BIN" run -c "$T/$1.conf" --deadline 4 >"$T/$1.out" 2>"$T/$1.err"
+	timeout 40 "$BIN" run -c "$TMP/$1.conf" --deadline 4 >"$TMP/$1.out" 2>"$TMP/$1.err"
 	kill "$sp" 2>/dev/null
-	J=$T/$1.json
-	L=$T/$1.log
+	J=$TMP/$1.json
+	L=$TMP/$1.log
 }
 jr() { $PY -c "import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$J" "$1" 2>&1; }
 attributed='all(s["relay_reply"]["queue_id"] == "Q" + s["address"].split("@")[0] for s in r["seeds"])'

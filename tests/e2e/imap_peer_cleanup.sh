@@ -12,59 +12,26 @@
 # Exit 0 pass, 1 fail, 99 hard error.
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-top_builddir=${top_builddir:-.}
-IC=$top_builddir/tests/tools/imapcheck
-BIN=$top_builddir/inboxprobe
+. "$top_srcdir/tests/e2e/common.sh"
+peer_test_init imapclean
 PEER=$top_srcdir/tests/peers/imap_peer.py
-SMTP_PEER=$top_srcdir/tests/peers/smtp_peer.py
-PY=/usr/bin/python3
-[ -x "$IC" ] || { echo "imapcheck not built: $IC" >&2; exit 99; }
-[ -x "$BIN" ] || { echo "inboxprobe not built: $BIN" >&2; exit 99; }
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/imapclean.XXXXXX") || exit 99
-PEER_PID=
-SMTP_PID=
-cleanup() {
-	[ -n "$PEER_PID" ] && kill "$PEER_PID" 2>/dev/null
-	[ -n "$SMTP_PID" ] && kill "$SMTP_PID" 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-FAILS=0
-CHECKS=0
-ok() { CHECKS=$((CHECKS + 1)); echo "ok - $*"; }
-not_ok() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "not ok - $*"; }
-check() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (expected '$2', got '$3')"; fi; }
-field() { printf '%s\n' "$1" | awk -F'\t' -v k="$2" -v n="$3" '$1 == k { print $n; exit }'; }
+need_built "$IC" "$BIN"
+field() { ic_field "$@"; }
 
 TOKEN=0123456789abcdef0123456789abcdef
 export IMAPCHECK_PASSWORD=peer-secret-Xy9
-printf 'seed-secret-Q7\n' >"$TMP/seed.pass"
-chmod 600 "$TMP/seed.pass"
 
 # start_peer SCENARIO: a fresh peer and a fresh record; sets PORT, REC, STATS.
 start_peer() {
-	[ -n "$PEER_PID" ] && kill "$PEER_PID" 2>/dev/null
 	REC=$TMP/$1.rec
 	STATS=$TMP/$1.stats
-	rm -f "$TMP/port" "$REC" "$STATS"
-	$PY "$PEER" "$1" --record "$REC" --stats "$STATS" --lifetime 40 >"$TMP/port" 2>"$TMP/peer.err" &
-	PEER_PID=$!
-	i=0
-	while [ ! -s "$TMP/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-	PORT=$(head -n 1 "$TMP/port")
-	[ -n "$PORT" ] || { echo "peer did not start" >&2; cat "$TMP/peer.err" >&2; exit 99; }
+	rm -f "$REC" "$STATS"
+	peer_start "$PEER" "$1" --record "$REC" --stats "$STATS" --lifetime 40
 	: >"$REC"
 }
 : >"$TMP/smtp.log"
 # the relay: accepts every probe (threaded, one thread per connection)
-$PY "$SMTP_PEER" ok --port-file "$TMP/smtp.port" --log "$TMP/smtp.log" --lifetime 120 \
-	</dev/null >/dev/null 2>"$TMP/smtp.err" &
-SMTP_PID=$!
-i=0
-while [ ! -s "$TMP/smtp.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-SMTP_PORT=$(cat "$TMP/smtp.port" 2>/dev/null)
-[ -n "$SMTP_PORT" ] || { echo "smtp peer did not start" >&2; cat "$TMP/smtp.err" >&2; exit 99; }
+smtp_peer_start --log "$TMP/smtp.log" --lifetime 120
 
 ic() { timeout 30 "$IC" --url "imap://127.0.0.1:$PORT" --tls none --user seed@example.test --from probe@example.test \
 	--timeout 5 --deadline 15 "$@"; }

@@ -10,37 +10,19 @@
 # Exit 0 pass, 1 fail.
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-top_builddir=${top_builddir:-.}
-IC=$top_builddir/tests/tools/imapcheck
+. "$top_srcdir/tests/e2e/common.sh"
+peer_test_init imappeer
 PEER=$top_srcdir/tests/peers/imap_peer.py
-[ -x "$IC" ] || { echo "imapcheck not built: $IC" >&2; exit 99; }
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/imappeer.XXXXXX") || exit 99
-PEER_PID=
-cleanup() {
-	[ -n "$PEER_PID" ] && kill "$PEER_PID" 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-FAILS=0
-CHECKS=0
-ok() { CHECKS=$((CHECKS + 1)); echo "ok - $*"; }
-not_ok() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "not ok - $*"; }
-check() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (expected '$2', got '$3')"; fi; }
-field() { printf '%s\n' "$1" | awk -F'\t' -v k="$2" -v n="$3" '$1 == k { print $n; exit }'; }
+need_built "$IC"
+field() { ic_field "$@"; }
 
 TOKEN=0123456789abcdef0123456789abcdef
 export IMAPCHECK_PASSWORD=peer-secret-Xy9
 
 # start_peer SCENARIO: sets PORT, PEER_PID
 start_peer() {
-	[ -n "$PEER_PID" ] && kill "$PEER_PID" 2>/dev/null
-	rm -f "$TMP/port" "$TMP/record"
-	python3 "$PEER" "$1" --record "$TMP/record" --lifetime 20 >"$TMP/port" 2>"$TMP/peer.err" &
-	PEER_PID=$!
-	i=0
-	while [ ! -s "$TMP/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-	PORT=$(head -n 1 "$TMP/port")
-	[ -n "$PORT" ] || { echo "peer did not start" >&2; cat "$TMP/peer.err" >&2; exit 99; }
+	rm -f "$TMP/record"
+	peer_start "$PEER" "$1" --record "$TMP/record" --lifetime 20
 }
 
 run() { "$IC" --url "imap://127.0.0.1:$PORT" --tls none --user seed@example.test --from probe@example.test "$@"; }

@@ -9,33 +9,16 @@
 # Exit 0 pass, 1 fail.
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-top_builddir=${top_builddir:-.}
-BIN=$top_builddir/inboxprobe
+. "$top_srcdir/tests/e2e/common.sh"
+peer_test_init oauthpeer
 PEER=$top_srcdir/tests/peers/imap_oauth_peer.py
-[ -x "$BIN" ] || { echo "no inboxprobe binary at $BIN" >&2; exit 99; }
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/oauthpeer.XXXXXX") || exit 99
-PEER_PID=
-cleanup() {
-	[ -n "$PEER_PID" ] && kill "$PEER_PID" 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-FAILS=0
-CHECKS=0
-ok() { CHECKS=$((CHECKS + 1)); echo "ok - $*"; }
-not_ok() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "not ok - $*"; }
-check() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (expected '$2', got '$3')"; fi; }
+need_built "$BIN"
 has() { if grep -qF -- "$3" "$2"; then ok "$1"; else not_ok "$1 (no '$3' in $(cat "$2"))"; fi; }
 
 # start_peer SCENARIO: sets PORT, PEER_PID
 start_peer() {
-	[ -n "$PEER_PID" ] && kill "$PEER_PID" 2>/dev/null
-	rm -f "$TMP/port" "$TMP/record"
-	python3 "$PEER" "$1" --record "$TMP/record" --lifetime 30 >"$TMP/port" 2>"$TMP/peer.err" &
-	PEER_PID=$!
-	i=0
-	while [ ! -s "$TMP/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-	PORT=$(cat "$TMP/port")
+	rm -f "$TMP/record"
+	peer_start "$PEER" "$1" --record "$TMP/record" --lifetime 30
 }
 
 # folders_with MECH TOKENS...: the token command prints the given tokens,

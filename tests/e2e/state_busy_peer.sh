@@ -11,34 +11,16 @@
 #     not recorded (seed, the token's first 8 digits, outcome).
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-top_builddir=${top_builddir:-.}
-BIN=$top_builddir/inboxprobe
-PEER=$top_srcdir/tests/peers/imap_peer.py
-SMTP_PEER=$top_srcdir/tests/peers/smtp_peer.py
-PY=/usr/bin/python3
-[ -x "$BIN" ] || { echo "inboxprobe not built: $BIN" >&2; exit 99; }
+. "$top_srcdir/tests/e2e/common.sh"
 command -v sqlite3 >/dev/null || { echo "SKIP: no sqlite3"; exit 77; }
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/statebusy.XXXXXX") || exit 99
-PIDS=
-cleanup() {
-	for p in $PIDS; do kill "$p" 2>/dev/null; done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-FAILS=0
-CHECKS=0
-ok() { CHECKS=$((CHECKS + 1)); echo "ok - $*"; }
-not_ok() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "not ok - $*"; }
-check() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (expected '$2', got '$3')"; fi; }
-printf 'seed-secret-Q7\n' >"$TMP/seed.pass"
-chmod 600 "$TMP/seed.pass"
+peer_test_init statebusy
+PEER=$top_srcdir/tests/peers/imap_peer.py
+need_built "$BIN"
 $PY "$SMTP_PEER" ok --port-file "$TMP/smtp.port" --lifetime 120 </dev/null >/dev/null 2>&1 &
 PIDS="$PIDS $!"
 $PY "$PEER" uidplus --lifetime 120 >"$TMP/port" 2>/dev/null &
 PIDS="$PIDS $!"
-i=0
-while { [ ! -s "$TMP/smtp.port" ] || [ ! -s "$TMP/port" ]; } && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+wait_files "$TMP/smtp.port" "$TMP/port"
 SMTP_PORT=$(cat "$TMP/smtp.port") PORT=$(head -n 1 "$TMP/port")
 [ -n "$SMTP_PORT" ] && [ -n "$PORT" ] || { echo "peers did not start" >&2; exit 99; }
 cat >"$TMP/busy.conf" <<CONF
