@@ -706,15 +706,7 @@ int imap_open(const struct imap_params *p, struct imap_session **out, char **err
 	*out = NULL;
 	atomic_fetch_add(&n_connecting, 1);
 	s = xcalloc(1, sizeof *s);
-	s->conf = c;
-	s->timeout = p->timeout > 0 ? p->timeout : 30;
-	s->deadline = p->deadline;
-	s->probe_from = p->probe_from;
-	s->secret = p->secret;
-	s->secret_len = p->secret_len;
-	s->old_secrets = p->old_secrets;
-	s->nold_secrets = p->nold_secrets;
-	s->seed = p->seed;
+	imap_rebind(s, p);   /* configuration, limits and proof, as for a kept session */
 	if (!c || !c->host) {
 		r = set_err(errstr, IMAP_ECONNECT, xasprintf("imap: no host configured"));
 		goto fail;
