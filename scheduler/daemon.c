@@ -714,9 +714,10 @@ static int start(struct daemon *d, struct config *cfg)
 	}
 	srand48((long)(now_wall() * 1000.0) ^ (long)getpid());
 	schedule_restart(d, 0.0);
-	log_info("daemon %s: %zu seeds, a round every %lds (jitter %lds), serving /metrics on %s",
-	         cfg->name, cfg->nseeds, cfg->schedule.interval, cfg->schedule.jitter,
-	         cfg->web.listen_address);
+	log_info("daemon %s: %zu seeds, a round every %lds (jitter %lds), serving /metrics on %s "
+	         "(%s, %s)", cfg->name, cfg->nseeds, cfg->schedule.interval, cfg->schedule.jitter,
+	         cfg->web.listen_address, d->wc && d->wc->cert_pem ? "HTTPS" : "plain HTTP",
+	         d->wc && d->wc->nusers ? "basic auth" : "no auth");
 	sd_notifyf(0, "READY=1\nSTATUS=serving on %s; first round in %.0f s",
 	           cfg->web.listen_address, d->next_start - now_mono());
 	watchdog_start(d);
