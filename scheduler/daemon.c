@@ -464,7 +464,8 @@ static void load_pending(struct daemon *d)
 }
 
 /* Publish the last round's report again over the store's new totals
- * (late arrivals recorded between rounds) and write the files anew. */
+ * (late arrivals recorded between rounds); the files are written anew
+ * first, so the report is complete before the HTTP thread can see it. */
 static void republish(struct daemon *d)
 {
 	struct published *p = d->pub;
@@ -476,21 +477,22 @@ static void republish(struct daemon *d)
 	if (p == NULL || cycle_recompute(p->dc->cfg, d->st, &p->cy, &t, &nt, &rep) != 0)
 		return;
 	pthread_mutex_lock(&d->mu);
+	figures(d, &f);
+	pthread_mutex_unlock(&d->mu);
+	rep->daemon = &f;   /* for the files only */
+	rep->report_write_failed = cycle_write_reports(p->dc->cfg, rep);
+	rep->daemon = NULL;
+	pthread_mutex_lock(&d->mu);
 	ot = p->cy.totals;
 	ont = p->cy.ntotals;
 	orep = p->cy.rep;
 	p->cy.totals = t;
 	p->cy.ntotals = nt;
 	p->cy.rep = rep;
-	figures(d, &f);
 	pthread_mutex_unlock(&d->mu);
 	report_free(orep);
 	if (ot != NULL)
 		state_totals_free(ot, ont);
-	/* the files too (only this thread changes p) */
-	rep->daemon = &f;
-	rep->report_write_failed = cycle_write_reports(p->dc->cfg, rep);
-	rep->daemon = NULL;
 }
 
 /* Record what the keeper found between rounds, at once. */
