@@ -629,15 +629,18 @@ static void wait_input(struct keeper *k, double next)
 static void *keeper_main(void *arg)
 {
 	struct keeper *k = arg;
+	double t0 = now_mono();
+	size_t n = 0;
 
 	for (struct ksess *ks = k->list; ks && !atomic_load(&k->quit); ks = ks->next) {
-		char *err = NULL;
-		if (ks->s != NULL && arm(k, ks) != IMAP_OK) {
-			err = xasprintf("could not be watched");
-			drop(k, ks, err);
-		}
-		free(err);
+		if (ks->s == NULL)
+			continue;
+		if (arm(k, ks) != IMAP_OK)
+			drop(k, ks, "could not be watched");
+		else
+			n++;
 	}
+	log_debug("between rounds: %zu kept sessions in IDLE in %.3f s", n, now_mono() - t0);
 	while (!atomic_load(&k->quit))
 		wait_input(k, timers(k));
 	return NULL;
@@ -753,11 +756,15 @@ void keeper_stop(struct keeper *k)
 {
 	if (k == NULL || !k->running)
 		return;
+	double t0;
+	size_t n = 0;
+
 	atomic_store(&k->quit, 1);
 	if (k->running == 2) {
 		(void)!write(k->qpipe[1], "", 1);
 		pthread_join(k->th, NULL);
 	}
+	t0 = now_mono();
 	for (struct ksess **pp = &k->list; *pp;) {
 		struct ksess *ks = *pp;
 		char *err = NULL;
@@ -767,15 +774,18 @@ void keeper_stop(struct keeper *k)
 			continue;
 		}
 		imap_extend(ks->s, 2.0);
-		if (imap_idle_done(ks->s, &err) == IMAP_OK)
+		if (imap_idle_done(ks->s, &err) == IMAP_OK) {
 			pool_put(k->pool, ks->ic, ks->s);   /* closed there when not usable */
-		else
+			n++;
+		} else {
 			imap_close_now(ks->s);
+		}
 		free(err);
 		ks->s = NULL;
 		*pp = ks->next;
 		ksess_free(ks);
 	}
+	log_debug("before the round: %zu kept sessions out of IDLE in %.3f s", n, now_mono() - t0);
 	close(k->qpipe[0]);
 	close(k->qpipe[1]);
 	k->qpipe[0] = k->qpipe[1] = -1;
