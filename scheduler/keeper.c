@@ -44,6 +44,10 @@ struct ksess {
 	char *folder;                 /* wire name watched */
 	char *notify_folder;          /* NOTIFY (RFC 5465) also watches this one (the spam
 	                                 folder beside INBOX); NULL none */
+	int alone;                    /* the account's only session watches INBOX: the spam
+	                                 folder is searched on each check (pending probes) */
+	char *spam;                   /* alone: the spam folder's wire name, NULL unresolved */
+	unsigned long spam_uidnext;   /* alone: searches there look from here */
 	struct imap_session *s;       /* NULL while down */
 	unsigned long uidnext;        /* searches look at UIDs from here (0: all) */
 	double idle_since;            /* now_mono() when IDLE (or the keep-alive) last began */
@@ -105,6 +109,7 @@ static void ksess_free(struct ksess *ks)
 	free(ks->key.user);
 	free(ks->folder);
 	free(ks->notify_folder);
+	free(ks->spam);
 	free(ks);
 }
 
@@ -209,8 +214,8 @@ static void note_found(struct keeper *k, const struct round_late *l)
 
 /* Remove the proved probe (SPEC "Cleanup"): the trash folder is resolved
  * when the mode (or Gmail's delete) needs it. */
-static void cleanup(struct keeper *k, struct ksess *ks, const struct imap_hit *h, const char *token,
-                    char *what, size_t whatsz)
+static void cleanup(struct keeper *k, struct ksess *ks, const char *folder, const struct imap_hit *h,
+                    const char *token, char *what, size_t whatsz)
 {
 	enum cleanup_mode mode = k->cfg->probe.cleanup;
 	struct imap_folder *folders = NULL;
@@ -229,7 +234,7 @@ static void cleanup(struct keeper *k, struct ksess *ks, const struct imap_hit *h
 	folders_free(folders, nfolders);
 	free(err);
 	err = NULL;
-	if (imap_cleanup(ks->s, ks->folder, h->uidvalidity, h->uid, token, mode, trash, what, whatsz,
+	if (imap_cleanup(ks->s, folder, h->uidvalidity, h->uid, token, mode, trash, what, whatsz,
 	                 &err) != IMAP_OK) {
 		log_warn("%s: cleanup of UID %lu failed: %s", who(ks), h->uid, err ? err : "failed");
 		snprintf(what, whatsz, "failed: cleanup");
@@ -240,24 +245,24 @@ static void cleanup(struct keeper *k, struct ksess *ks, const struct imap_hit *h
 
 /* Pending probe i found at hit h, seen at `seen` (Unix seconds; announced:
  * by an EXISTS). */
-static void found(struct keeper *k, struct ksess *ks, size_t i, const struct imap_hit *h,
-                  double seen, int announced)
+static void found(struct keeper *k, struct ksess *ks, const char *folder, size_t i,
+                  const struct imap_hit *h, double seen, int announced)
 {
 	const struct round_pending *pp = &k->pending[i];
 	struct probe_result tmp;
 	struct round_late l;
 
 	memset(&l, 0, sizeof l);
-	cleanup(k, ks, h, pp->p.token, l.cleanup, sizeof l.cleanup);
+	cleanup(k, ks, folder, h, pp->p.token, l.cleanup, sizeof l.cleanup);
 	memset(&tmp, 0, sizeof tmp);
 	tmp.announced = announced;
 	round_set_latency(&tmp, 0, pp->p.submit_time, h->internaldate, seen, -1);
 	l.seed_index = pp->seed_index;
 	xstrlcpy(l.token, pp->p.token, TOKEN_MAX);
-	xstrlcpy(l.folder_kind, kinds[!is_inbox(ks->folder)], sizeof l.folder_kind);
+	xstrlcpy(l.folder_kind, kinds[!is_inbox(folder)], sizeof l.folder_kind);
 	{
-		char *disp = mutf7_decode(ks->folder);
-		xstrlcpy(l.folder, disp ? disp : ks->folder, FOLDER_MAX);
+		char *disp = mutf7_decode(folder);
+		xstrlcpy(l.folder, disp ? disp : folder, FOLDER_MAX);
 		free(disp);
 	}
 	l.submit_time = pp->p.submit_time;
@@ -289,8 +294,8 @@ static void bind_seed(struct keeper *k, struct ksess *ks, size_t idx)
 
 /* Search ks's folder, from UID min_uid on, for the pending probes of seed
  * idx. IMAP code. */
-static int search_seed(struct keeper *k, struct ksess *ks, size_t idx, unsigned long min_uid,
-                       double seen)
+static int search_seed(struct keeper *k, struct ksess *ks, const char *folder, size_t idx,
+                       unsigned long min_uid, double seen)
 {
 	const char *toks[ROUND_PENDING_PER_SEED];
 	size_t map[ROUND_PENDING_PER_SEED], n = 0;
@@ -310,7 +315,7 @@ static int search_seed(struct keeper *k, struct ksess *ks, size_t idx, unsigned 
 	if (n == 0)
 		return IMAP_OK;
 	bind_seed(k, ks, idx);
-	rc = imap_find_new_tokens(ks->s, ks->folder, toks, n, since, min_uid, &hits, &nhits, &err);
+	rc = imap_find_new_tokens(ks->s, folder, toks, n, since, min_uid, &hits, &nhits, &err);
 	if (rc != IMAP_OK) {
 		log_info("%s: search between rounds failed: %s", who(ks), err ? err : imap_err_name(rc));
 		free(err);
@@ -322,25 +327,65 @@ static int search_seed(struct keeper *k, struct ksess *ks, size_t idx, unsigned 
 		if (k->done[i]) {
 			/* a second proved copy: cleaned up, not counted */
 			char what[64];
-			cleanup(k, ks, &hits[j], k->pending[i].p.token, what, sizeof what);
+			cleanup(k, ks, folder, &hits[j], k->pending[i].p.token, what, sizeof what);
 			continue;
 		}
 		k->done[i] = 1;
-		found(k, ks, i, &hits[j], seen > 0 ? seen : now_wall(), seen > 0);
+		found(k, ks, folder, i, &hits[j], seen > 0 ? seen : now_wall(), seen > 0);
 	}
 	free(hits);
 	return IMAP_OK;
 }
 
-/* Search for the pending probes of every seed of ks's account. */
-static int search(struct keeper *k, struct ksess *ks, unsigned long min_uid, double seen)
+/* Search folder for the pending probes of every seed of ks's account. */
+static int search_in(struct keeper *k, struct ksess *ks, const char *folder, unsigned long min_uid,
+                     double seen)
 {
 	int rc = IMAP_OK;
 
 	for (size_t i = 0; i < k->cfg->nseeds && rc == IMAP_OK; i++)
 		if (acct_is(&ks->key, &k->cfg->seeds[i].imap))
-			rc = search_seed(k, ks, i, min_uid, seen);
+			rc = search_seed(k, ks, folder, i, min_uid, seen);
 	return rc;
+}
+
+/* The spam folder of an account watched by one session (SPEC "Spam
+ * folder": the seed's spam_folder, \Junk, a known name); NULL when none
+ * resolves (then only INBOX is watched between rounds). */
+static char *resolve_spam(struct keeper *k, struct ksess *ks)
+{
+	const struct seed_conf *seed = &k->cfg->seeds[first_seed(k, ks)];
+	struct imap_folder *folders = NULL;
+	size_t n = 0;
+	const char *how = NULL;
+	char *err = NULL, *ret = NULL;
+	long si;
+
+	if (imap_list_folders(ks->s, &folders, &n, &err) != IMAP_OK) {
+		log_info("%s: LIST between rounds failed: %s", who(ks), err ? err : "failed");
+		free(err);
+		return NULL;
+	}
+	si = folders_resolve_spam(folders, n, seed->spam_folder, &how);
+	if (si >= 0)
+		ret = xstrdup(folders[si].wire);
+	else if (seed->spam_folder != NULL)
+		ret = xstrdup(seed->spam_folder);
+	folders_free(folders, n);
+	return ret;
+}
+
+/* Search for the pending probes: the spam folder first when the session
+ * is the account's only one (from UID spam_min on), then its own folder
+ * (from min_uid on), which stays selected. */
+static int search(struct keeper *k, struct ksess *ks, unsigned long min_uid, unsigned long spam_min,
+                  double seen)
+{
+	int rc = IMAP_OK;
+
+	if (ks->alone && ks->spam != NULL)
+		rc = search_in(k, ks, ks->spam, spam_min, 0);
+	return rc == IMAP_OK ? search_in(k, ks, ks->folder, min_uid, seen) : rc;
 }
 
 /* ---- sessions ---------------------------------------------------------------- */
@@ -388,8 +433,13 @@ static int arm(struct keeper *k, struct ksess *ks)
 			log_info("%s: SELECT %s between rounds failed: %s", who(ks), ks->folder,
 			         err ? err : imap_err_name(rc));
 		free(err);
+		if (rc == IMAP_OK && ks->alone && ks->spam == NULL)
+			ks->spam = resolve_spam(k, ks);
+		if (rc == IMAP_OK && ks->alone && ks->spam != NULL &&
+		    imap_status_uidnext(ks->s, ks->spam, &ks->spam_uidnext, NULL) != IMAP_OK)
+			ks->spam_uidnext = 0;   /* no STATUS: search it all */
 		if (rc == IMAP_OK)
-			rc = search(k, ks, 0, 0);
+			rc = search(k, ks, 0, 0, 0);
 	}
 	ks->uidnext = uidnext;
 	ks->next_check = now_mono() + check_period(k);
@@ -463,8 +513,8 @@ static void try_up(struct keeper *k, struct ksess *ks, double until)
 }
 
 /* An EXISTS (seen: when), a due check, or a renewal: end IDLE, search when
- * probes are pending, IDLE again. IMAP code; the session is dropped on
- * error. */
+ * probes are pending (an account's only session: its spam folder too), IDLE
+ * again. The session is dropped on error. */
 static void service(struct keeper *k, struct ksess *ks, double seen, int renewal)
 {
 	char *err = NULL;
@@ -473,8 +523,8 @@ static void service(struct keeper *k, struct ksess *ks, double seen, int renewal
 	if (rc == IMAP_OK && renewal && !imap_idling(ks->s) &&
 	    !(k->cfg->probe.idle && imap_has_capability(ks->s, "IDLE")))
 		rc = imap_noop(ks->s, &err);   /* no IDLE: kept alive by NOOP */
-	if (rc == IMAP_OK && (seen > 0 || !renewal) && has_pending(k, ks)) {
-		rc = search(k, ks, ks->uidnext, seen);
+	if (rc == IMAP_OK && has_pending(k, ks)) {
+		rc = search(k, ks, ks->uidnext, ks->spam_uidnext, seen);
 		ks->next_check = now_mono() + check_period(k);
 	}
 	if (rc == IMAP_OK && renewal) {
@@ -497,19 +547,16 @@ static void service(struct keeper *k, struct ksess *ks, double seen, int renewal
  * too (what reached it meanwhile was not announced); IDLE. */
 static void service_notify(struct keeper *k, struct ksess *ks, double seen)
 {
-	char *err = NULL, *watched = ks->folder;
+	char *err = NULL;
 	unsigned long uidnext;
 	int rc = imap_idle_done(ks->s, &err);
 
-	if (rc == IMAP_OK) {
-		ks->folder = ks->notify_folder;   /* found() names the folder searched */
-		rc = search(k, ks, 0, seen);
-		ks->folder = watched;
-	}
+	if (rc == IMAP_OK)
+		rc = search_in(k, ks, ks->notify_folder, 0, seen);
 	if (rc == IMAP_OK)
 		rc = imap_select_uidnext(ks->s, ks->folder, &uidnext, &err);
 	if (rc == IMAP_OK && has_pending(k, ks))
-		rc = search(k, ks, ks->uidnext, 0);
+		rc = search_in(k, ks, ks->folder, ks->uidnext, 0);
 	if (rc == IMAP_OK)
 		rc = idle_again(k, ks);
 	if (rc != IMAP_OK)
@@ -720,6 +767,19 @@ static void take_sessions(struct keeper *k)
 	}
 }
 
+/* Mark the sessions that are their account's only one, on INBOX, without
+ * NOTIFY. */
+static void mark_alone(struct keeper *k)
+{
+	for (struct ksess *ks = k->list; ks; ks = ks->next) {
+		size_t n = 0;
+		for (struct ksess *o = k->list; o; o = o->next)
+			n += acct_is(&o->key, ks->ic);
+		/* NOTIFY announces the spam folder's mail itself */
+		ks->alone = !ks->bounce && n == 1 && is_inbox(ks->folder) && ks->notify_folder == NULL;
+	}
+}
+
 int keeper_start(struct keeper *k, const struct config *cfg, const struct round_pending *pending,
                  size_t npending, double until, char **errstr)
 {
@@ -741,6 +801,7 @@ int keeper_start(struct keeper *k, const struct config *cfg, const struct round_
 	atomic_store(&k->quit, 0);
 	rebind_down(k);
 	take_sessions(k);
+	mark_alone(k);
 	rc = pthread_create(&k->th, NULL, keeper_main, k);
 	if (rc != 0) {
 		*errstr = xasprintf("keeper: cannot start a thread: %s", strerror(rc));

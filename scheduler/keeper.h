@@ -14,7 +14,9 @@
  *   daemon at once (keeper_drain; the wake descriptor is written) with its
  *   latency: the moment the EXISTS came is when it was seen. Sessions with
  *   pending probes are also searched every max(poll_interval, 30 s), for
- *   an EXISTS the server folded into the start of IDLE;
+ *   an EXISTS the server folded into the start of IDLE, and at each
+ *   renewal; a seed watched by one session (imap_limits too tight for two)
+ *   has its spam folder searched at each of those and each EXISTS in INBOX;
  * - IDLE is renewed (DONE, then IDLE again) every 25 minutes, before the
  *   29 minutes after which a server may log an idle client out;
  *   INBOXPROBE_TEST_IDLE_RENEW=SECONDS in the environment shortens that

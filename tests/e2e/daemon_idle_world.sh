@@ -28,7 +28,13 @@
 #  6. SMTP: with INBOXPROBE_TEST_SMTP_MAXAGE=10 (tests only; 118 s, libcurl's
 #     CURLOPT_MAXAGE_CONN, otherwise) below the 17 s between rounds, the
 #     daemon closes its SMTP connections after round 1: the relay logs QUIT
-#     on each before round 2.
+#     on each before round 2;
+#  7. one session per seed (imap_limits.per_account = 1) at a Dovecot
+#     without NOTIFY (world_extra_dovecot): a probe held in
+#     the relay's queue (access(5) HOLD) past its round, then released
+#     (postsuper -H), lands in the spam folder; the session IDLEs on INBOX
+#     and the spam folder is searched at its renewal: the late arrival
+#     (folder spam) is recorded before round 2.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/world/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/common.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/pycheck.sh"
@@ -213,4 +219,42 @@ wait "$DPID"
 check "SIGTERM between rounds: exit 0" 0 "$?"
 DPID=""
 grep -v 'renewed after' "$T/d.err" | sed 's/^/# daemon: /' | tail -n 40
+
+# ---- 7. one session per seed: a probe held in the relay's queue lands in spam ------
+# A Dovecot without NOTIFY on the same mail store, and imap_limits.per_account
+# = 1: spam@outlook.test's only session IDLEs on INBOX.
+# The relay's plain listener puts every message on hold (access(5) HOLD);
+# after round 1 (missing) `postsuper -H ALL` releases it and it lands in
+# Junk, which the keeper searches at its next renewal (2 s here).
+postconf -c "$RELAY_CONFIG_DIR" -P "127.0.0.1:$RELAY_PLAIN_PORT/inet/smtpd_recipient_restrictions=check_recipient_access,static:HOLD" &&
+	postfix -c "$RELAY_CONFIG_DIR" reload </dev/null >/dev/null 2>&1
+sed -e 's/^name = "keep";/name = "keep1";/' -e "s|^schedule = .*|schedule = { interval = 12; jitter = 0; };|" \
+	-e "s|$T/state.db|$T/state1.db|; s|$T/d.prom|$T/d1.prom|" -e '/^bounce_mailbox/,/password_file/d' \
+	-e '/^seeds = /,$d' "$T/d.conf" >"$T/d1.conf"
+NN_PORT=$(free_port)
+world_extra_dovecot nonotify "$NN_PORT" "$WORLD_CAPS_NO_NOTIFY" || not_ok "a Dovecot without NOTIFY started"
+sed -i "s|localhost:$IMAPS_PORT|localhost:$NN_PORT|" "$T/d1.conf"
+cat >>"$T/d1.conf" <<CONF
+imap_limits = { per_account = 1; };
+seeds = ( { address = "spam@outlook.test"; provider = "outlook"; } );
+CONF
+: >"$T/d.err"
+INBOXPROBE_TEST_IDLE_RENEW=2 "$BIN" daemon -v -c "$T/d1.conf" </dev/null >"$T/d.out" 2>"$T/d.err" &
+DPID=$!
+assert "one session: round 1 reported" wait_log 30 ': round 1:'
+r1=$(grep ': round 1:' "$T/d.err")
+echo "# $r1"
+assert "one session: round 1's probe is held in the relay's queue: missing" \
+	sh -c "echo '$r1' | grep -q '1 seeds: missing 1;'"
+assert "one session: the seed was watched by one session (idle+poll)" grep -q 'spam@outlook.test: armed (idle+poll;' "$T/d.err"
+postsuper -c "$RELAY_CONFIG_DIR" -H ALL </dev/null >/dev/null 2>&1
+assert "one session: the released probe is found in the spam folder between rounds" \
+	wait_log 15 'late arrival: spam@outlook.test probe .* found in Junk'
+grep 'found between rounds' "$T/d.err" | sed 's/^/# /'
+check "one session: late_arrivals_total{outlook,spam} = 1 while rounds_total is 1" "1 1" \
+	"$(metric 'inboxprobe_late_arrivals_total{config="keep1",provider="outlook",folder="spam"}') $(metric 'inboxprobe_rounds_total{config="keep1"}')"
+check "one session: one login" 1 "$(metric 'inboxprobe_imap_logins_total{config="keep1"}')"
+kill -TERM "$DPID"
+wait "$DPID"
+DPID=""
 world_result
