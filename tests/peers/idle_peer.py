@@ -49,31 +49,11 @@ import sys
 import threading
 import time
 
+from peerlib import HEXTOK, Server, astring, internaldate_now, options, serve_for, split_command
+
 ARRIVE = 0.3
-HEXTOK = re.compile(r"\b([0-9a-f]{32}(?:[0-9a-f]{16})?)\b")
 STEPS = ("greeting", "capability", "login", "list", "select", "status", "idle", "search",
          "fetch", "store", "expunge")
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def internaldate_now():
-    t = time.gmtime()
-    return "%02d-%s-%04d %02d:%02d:%02d +0000" % (t.tm_mday, MONTHS[t.tm_mon - 1], t.tm_year,
-                                                 t.tm_hour, t.tm_min, t.tm_sec)
-
-
-def astring(s):
-    s = s.lstrip()
-    if s.startswith('"'):
-        out, i = [], 1
-        while i < len(s) and s[i] != '"':
-            if s[i] == "\\" and i + 1 < len(s):
-                i += 1
-            out.append(s[i])
-            i += 1
-        return "".join(out), s[i + 1:]
-    name, _, rest = s.partition(" ")
-    return name, rest
 
 
 class State:
@@ -183,16 +163,11 @@ class Handler(socketserver.StreamRequestHandler):
             if st.record:
                 with st.lock, open(st.record, "a") as f:
                     f.write("%d %s\n" % (self.n, line))
-            parts = line.split(" ", 2)
-            if len(parts) < 2:
+            c = split_command(line)
+            if c is None:
                 self.send("* BAD no tag")
                 continue
-            tag, cmd = parts[0], parts[1].upper()
-            args = parts[2] if len(parts) > 2 else ""
-            if cmd == "UID":
-                sub = args.split(" ", 1)
-                cmd = "UID " + sub[0].upper()
-                args = sub[1] if len(sub) > 1 else ""
+            tag, cmd, args = c
             if cmd == "CAPABILITY":
                 self.fail_here("capability")
                 self.send("* CAPABILITY %s" % caps)
@@ -309,11 +284,6 @@ class Handler(socketserver.StreamRequestHandler):
                 self.send("%s BAD unknown command (test)" % tag)
 
 
-class Server(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-
 def main():
     args = sys.argv[1:]
     valid = ("idle", "idle-spam", "noidle", "idlebye", "expired", "refused", "specialuse", "specialuse-bad",
@@ -322,27 +292,12 @@ def main():
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     st = State(args[0])
-    lifetime = 30.0
-    i = 1
-    while i + 1 < len(args):
-        if args[i] == "--record":
-            st.record = args[i + 1]
-        elif args[i] == "--stats":
-            st.stats_path = args[i + 1]
-        elif args[i] == "--lifetime":
-            lifetime = float(args[i + 1])
-        else:
-            print("unknown option %s" % args[i], file=sys.stderr)
-            sys.exit(2)
-        i += 2
+    opt = options(args[1:], ("record", "stats"), __doc__)
+    st.record, st.stats_path = opt["record"], opt["stats"]
     srv = Server(("127.0.0.1", 0), Handler)
     srv.st = st
     st.write_stats()
-    print(srv.server_address[1], flush=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    time.sleep(lifetime)
-    srv.shutdown()
-    srv.server_close()
+    serve_for(srv, opt["lifetime"])
 
 
 if __name__ == "__main__":

@@ -103,6 +103,9 @@ import sys
 import threading
 import time
 
+import peerlib
+from peerlib import HEXTOK, MONTHS, astring, internaldate_now, options, serve_for, split_command
+
 TOKEN = "0123456789abcdef0123456789abcdef"
 FROM = "probe@example.test"   # the From of every message the peer serves (the tests' relay.from)
 OTHER = "fedcba9876543210fedcba9876543210"
@@ -154,8 +157,6 @@ SCEN = {
                   hit=None),
 }
 
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-HEXTOK = re.compile(r"\b([0-9a-f]{32}(?:[0-9a-f]{16})?)\b")
 
 
 def rfc5322_date(t):
@@ -193,27 +194,6 @@ def gmail_header(token):
             "X-Inboxprobe-Token: %s\r\n"
             "Subject: inboxprobe %s\r\n"
             "\r\n" % (rfc5322_date(now), rfc5322_date(now - 2), rfc5322_date(now - 7), token, token))
-
-
-def internaldate_now():
-    t = time.gmtime()
-    return "%02d-%s-%04d %02d:%02d:%02d +0000" % (t.tm_mday, MONTHS[t.tm_mon - 1], t.tm_year,
-                                                  t.tm_hour, t.tm_min, t.tm_sec)
-
-
-def astring(s):
-    """Parse one IMAP astring at the start of s: (value, rest)."""
-    s = s.lstrip(" ")
-    if s.startswith('"'):
-        out, i = [], 1
-        while i < len(s) and s[i] != '"':
-            if s[i] == "\\" and i + 1 < len(s):
-                i += 1
-            out.append(s[i])
-            i += 1
-        return "".join(out), s[i + 1:].lstrip(" ")
-    v, _, rest = s.partition(" ")
-    return v, rest
 
 
 def quote(name):
@@ -297,16 +277,11 @@ class Handler(socketserver.StreamRequestHandler):
             line = self.readline()
             if line is None:
                 return
-            parts = line.split(" ", 2)
-            if len(parts) < 2:
+            c = split_command(line)
+            if c is None:
                 self.send("* BAD no tag")
                 continue
-            tag, cmd = parts[0], parts[1].upper()
-            args = parts[2] if len(parts) > 2 else ""
-            if cmd == "UID":
-                sub = args.split(" ", 1)
-                cmd = "UID " + sub[0].upper()
-                args = sub[1] if len(sub) > 1 else ""
+            tag, cmd, args = c
             need = {"UID MOVE": "MOVE", "MOVE": "MOVE", "UID EXPUNGE": "UIDPLUS", "XLIST": "XLIST"}
             if (cmd in need and need[cmd] not in capset) or (cmd == "XLIST" and sc.get("xlist_bad")):
                 self.send("%s BAD %s not supported" % (tag, cmd))
@@ -461,16 +436,11 @@ class Handler(socketserver.StreamRequestHandler):
             line = self.readline()
             if line is None:
                 return
-            parts = line.split(" ", 2)
-            if len(parts) < 2:
+            c = split_command(line)
+            if c is None:
                 self.send("* BAD no tag")
                 continue
-            tag, cmd = parts[0], parts[1].upper()
-            args = parts[2] if len(parts) > 2 else ""
-            if cmd == "UID":
-                sub = args.split(" ", 1)
-                cmd = "UID " + sub[0].upper()
-                args = sub[1] if len(sub) > 1 else ""
+            tag, cmd, args = c
             if cmd == "CAPABILITY":
                 self.send("* CAPABILITY %s" % caps)
                 self.send("%s OK done" % tag)
@@ -591,12 +561,7 @@ def serve_faulty(h, scenario):
         line = h.readline()
         if line is None:
             return
-        parts = line.split(" ", 2)
-        tag, cmd = parts[0], (parts[1].upper() if len(parts) > 1 else "")
-        args = parts[2] if len(parts) > 2 else ""
-        if cmd == "UID":
-            sub = args.split(" ", 1)
-            cmd, args = "UID " + sub[0].upper(), (sub[1] if len(sub) > 1 else "")
+        tag, cmd, args = split_command(line) or (line, "", "")
         with mb.lock:
             # a drop fails twice: the command and its retry after the one
             # reconnect inboxprobe allows; NO leaves the session, fails once
@@ -689,9 +654,7 @@ def serve_faulty(h, scenario):
                 h.send("%s BAD unknown command" % tag)
 
 
-class Server(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
+class Server(peerlib.Server):
     request_queue_size = 32
 
     def setup_stats(self, path):
@@ -737,37 +700,14 @@ def main():
     if not args or args[0] not in OLD + tuple(SCEN) + FAULTS:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    scenario = args[0]
-    record, stats, lifetime, mailbox = None, None, 30.0, None
-    i = 1
-    while i < len(args):
-        if args[i] == "--record" and i + 1 < len(args):
-            record = args[i + 1]
-            i += 2
-        elif args[i] == "--stats" and i + 1 < len(args):
-            stats = args[i + 1]
-            i += 2
-        elif args[i] == "--mailbox" and i + 1 < len(args):
-            mailbox = args[i + 1]
-            i += 2
-        elif args[i] == "--lifetime" and i + 1 < len(args):
-            lifetime = float(args[i + 1])
-            i += 2
-        else:
-            print("unknown option %s" % args[i], file=sys.stderr)
-            sys.exit(2)
+    opt = options(args[1:], ("record", "stats", "mailbox"), __doc__)
     srv = Server(("127.0.0.1", 0), Handler)
-    srv.scenario = scenario
-    srv.record = record
-    srv.lifetime = lifetime
-    srv.setup_stats(stats)
-    srv.mailbox = FaultyMailbox(mailbox)
-    print(srv.server_address[1], flush=True)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    time.sleep(lifetime)
-    srv.shutdown()
-    srv.server_close()
+    srv.scenario = args[0]
+    srv.record = opt["record"]
+    srv.lifetime = opt["lifetime"]
+    srv.setup_stats(opt["stats"])
+    srv.mailbox = FaultyMailbox(opt["mailbox"])
+    serve_for(srv, opt["lifetime"])
 
 
 if __name__ == "__main__":
