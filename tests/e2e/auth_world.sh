@@ -298,28 +298,8 @@ cat >"$P/master.cf" <<EOF
   -o smtpd_client_restrictions=\$authmx_client_restrictions
 policyd-spf unix - n n - 0 spawn
   user=policyd-spf argv=/usr/bin/policyd-spf $D/spf.conf
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
+cat "$top_srcdir/tests/world/postfix-services.cf" >>"$P/master.cf"
 # Postfix refuses a config directory the default main.cf does not list; this
 # main.cf is ours alone (private mount namespace)
 { [ -f /etc/postfix/main.cf ] && grep -v '^alternate_config_directories' /etc/postfix/main.cf

@@ -31,6 +31,7 @@
 set -eu
 
 PROG=${0##*/}
+WORLD_HOME=$(cd "$(dirname "$0")" && pwd)   # tests/world: the files world.sh uses
 die() { echo "$PROG: $*" >&2; exit 1; }
 note() { [ -n "${WORLD_QUIET:-}" ] || echo "$PROG: $*" >&2; }
 
@@ -521,29 +522,9 @@ EOF
   -o syslog_name=postfix/mx-defer
   -o myhostname=mx.defer.test
   -o smtpd_client_restrictions=\$world_defer_restrictions
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
 tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
+	cat "$WORLD_HOME/postfix-services.cf" >>"$c/master.cf"
 }
 
 gen_env() {
