@@ -17,6 +17,8 @@
 # the true discovery lag and latency |error| p50/p99 against the Maildir file
 # names (targets: lag p99 <= 0.55 s, |err| p99 <= 50 ms once the announcement
 # delay is learned, i.e. from the second round on).
+# The floors of a size are measured right after its rounds. The machine's
+# load average is printed: on a shared machine both sides move with it.
 # Asserts nothing (bench/README.md). Needs root (the world).
 #
 #   bench/bench_scale.sh [BUILDDIR]     env: SIZES="1 100 1000" ROUNDS=2
@@ -67,20 +69,9 @@ logins() { grep -c 'imap-login: Info: Login: user=<b[0-9]*@yahoo.test>' "$DOVECO
 smtp_conns() { grep -c 'postfix/relay-plain/smtpd\[[0-9]*\]: connect from' "$RELAY_LOG"; }
 
 echo "# $SIZES seeds, $ROUNDS rounds each; $(nproc) CPUs; $(uname -r); world sized for $MAX seeds"
-for n in $SIZES; do
-	conf "$n" "$T/s$n.conf"
-	for r in $(seq 1 "$ROUNDS"); do
-		l0=$(logins)
-		c0=$(smtp_conns)
-		/usr/bin/time -f "%U %S %M" -o "$T/s$n.$r.time" \
-			"$BIN" run -c "$T/s$n.conf" --json "$T/s$n.$r.json" >/dev/null 2>"$T/s$n.$r.err"
-		sleep 0.5   # the logs catch up
-		echo "$(($(logins) - l0)) $(($(smtp_conns) - c0))" >"$T/s$n.$r.counts"
-	done
-done
-
-# ---- floors, after every round (their deliveries must not load a round) ----
-for n in $SIZES; do
+# floors N: the floors of N seeds (after N's rounds: their deliveries are done)
+floors() {
+	local n=$1 lg
 	read -r lg _ <"$T/s$n.$ROUNDS.counts"
 	users "$n" >"$T/users$n"
 	"$PY" - "$RELAY_PLAIN_PORT" "$IMAPS_PORT" "$WORLD_CA" "$pw_file" $((n * 2 + 10)) "$lg" \
@@ -123,7 +114,20 @@ ts = [threading.Thread(target=sender, args=(users[i::4],)) for i in range(4)]
 [t.join() for t in ts]
 print("submission %d %.3f" % (len(users), time.monotonic() - t0))
 PY
-	sleep 2   # let the floor's deliveries drain before the next size's floors
+	sleep 2   # the floor's deliveries drain before the next size's rounds
+}
+for n in $SIZES; do
+	conf "$n" "$T/s$n.conf"
+	echo "$n $(cut -d' ' -f1 /proc/loadavg)" >>"$T/load"
+	for r in $(seq 1 "$ROUNDS"); do
+		l0=$(logins)
+		c0=$(smtp_conns)
+		/usr/bin/time -f "%U %S %M" -o "$T/s$n.$r.time" \
+			"$BIN" run -c "$T/s$n.conf" --json "$T/s$n.$r.json" >/dev/null 2>"$T/s$n.$r.err"
+		sleep 0.5   # the logs catch up
+		echo "$(($(logins) - l0)) $(($(smtp_conns) - c0))" >"$T/s$n.$r.counts"
+	done
+	floors "$n"
 done
 
 "$PY" - "$T" "$WORLD_DIR/mail" "$ROUNDS" "$SIZES" <<'PY'
@@ -172,10 +176,11 @@ for n in SIZES:
         print(f"{n:>5} {r:>5} {len(lags):>5} {wall:>7.2f} {fl:>7.2f} {wall / fl:>5.2f} {cpu:>12.2f} "
               f"{int(rss) / 1024:>6.1f} {sc:>4} {lg:>6} {span:>13.2f} {rate:>8.1f} {q(lags, .5):>7.3f} "
               f"{q(lags, .99):>7.3f} {q(errs, .5):>9.3f} {q(errs, .99):>9.3f}")
-print("# floors (same world, same run, python3 client):")
+load = dict(l.split() for l in open(os.path.join(T, "load")))
+print("# floors (same world, same run, right after that size's rounds, python3 client):")
 for n in SIZES:
     f = floors[n]
-    print(f"#   {n:>5} seeds: {f['login_same'][0]} logins + SELECT (as many as the round made) "
+    print(f"#   {n:>5} seeds (1-min load average before its rounds {load[str(n)]}): {f['login_same'][0]} logins + SELECT (as many as the round made) "
           f"{f['login_same'][1]:.2f} s; {f['login_bare'][0]} logins + 2 SELECTs {f['login_bare'][1]:.2f} s; "
           f"submission of {f['submission'][0]} messages over 4 connections {f['submission'][1]:.2f} s "
           f"({f['submission'][0] / max(f['submission'][1], 1e-9):.0f}/s)")
