@@ -44,6 +44,7 @@ struct limiter {
 	size_t *slots;          /* open-addressing hash of keys: index + 1 into e, 0 free */
 	size_t nslots;          /* a power of two, at least twice n; 0 before the first key */
 	long smtp_active;
+	pthread_cond_t smtp_cv;    /* signalled (one waiter) when an SMTP slot frees up */
 	struct open_gate *gates;   /* per IMAP host: sessions being opened (ROUND_OPENING_MAX) */
 };
 
