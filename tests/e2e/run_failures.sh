@@ -151,9 +151,15 @@ assert "broken bounce mailbox: the summary says so" grep -q '^bounce mailbox: ' 
 #    it measured (exit 3); the probe it could not wait for is error, and the
 #    next round finds it only to clean it up (not a late arrival).
 conf term "$relay" "{ address = \"inbox@greylist.test\"; provider = \"greylist\"; }" 'state = { path = "'"$T"'/term.db"; };'
-"$BIN" run -c "$T/term.conf" --deadline 60 >"$T/term1.out" 2>"$T/term1.err" &
+"$BIN" run -v -c "$T/term.conf" --deadline 60 >"$T/term1.out" 2>"$T/term1.err" &
 pid=$!
-sleep 3
+# SIGTERM once the relay accepted the probe (greylisted for a minute, so the
+# round is still waiting for it): a fixed sleep raced a loaded machine's setup.
+i=0
+until grep -q 'inbox@greylist.test: accepted by relay' "$T/term1.err"; do
+	i=$((i + 1)); [ $i -gt 300 ] && break; sleep 0.2
+done
+sleep 0.5
 t0=$(date +%s)
 kill -TERM $pid
 wait $pid; rc=$?
