@@ -1,7 +1,7 @@
 #!/bin/bash
 # bench_idle.sh - discovery lag and latency error of `inboxprobe run` with
 # IDLE next to --no-idle (poll_interval 1), in the same run, against the
-# loopback mail world with SEEDS seed mailboxes (bNNN@yahoo.test), with the
+# loopback mail world with SEEDS seed mailboxes (bNNNN@yahoo.test), with the
 # true arrival of every probe from its Maildir file name
 # (SECONDS.M<usec>P<pid>..., the delivery time to the microsecond):
 #   lag     seen - true arrival (seen = arrival_unix + discovery_lag_seconds
@@ -26,31 +26,15 @@ BIN=$(cd "$(dirname "$BIN")" && pwd)/inboxprobe
 SEEDS=${SEEDS:-100}
 ROUNDS=${ROUNDS:-3}
 PY=/usr/bin/python3
+# SEEDS more mailboxes (bNNNN@yahoo.test), and Dovecot, Postfix and inotify
+# sized for them: tests/world/world.sh's WORLD_SEEDS
+export WORLD_SEEDS=$SEEDS
 . "$top_srcdir/tests/world/lib.sh"
 . "$top_srcdir/tests/e2e/common.sh"
 world_up
 T=$WORLD_DIR/bench
 mkdir -p "$T"
-
-# ---- SEEDS more mailboxes, and a Dovecot sized for them -------------------
-pw=$(cat "$SEED_PASSFILE")
-users=""
-for i in $(seq -f '%04g' 1 "$SEEDS"); do
-	echo "b$i@yahoo.test:{PLAIN}$pw::::::" >>"$WORLD_DIR/dovecot/users"
-	users="$users b$i@yahoo.test"
-done
-printf 'default_process_limit = %d\ndefault_client_limit = %d\n' $((SEEDS * 3 + 50)) $((SEEDS * 20 + 1000)) \
-	>>"$DOVECOT_CONF"
-doveadm -c "$DOVECOT_CONF" reload </dev/null
-sleep 1.1
-for u in $users; do
-	doveadm -c "$DOVECOT_CONF" mailbox create -s -u "$u" Bulk Trash </dev/null ||
-		{ echo "doveadm could not create the folders of $u" >&2; exit 1; }
-done
-if [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt $((SEEDS * 4)) ]; then
-	echo "# raising fs.inotify.max_user_instances to 8192 (Dovecot's IDLE needs one per session)"
-	sysctl -qw fs.inotify.max_user_instances=8192
-fi
+users=$(for i in $(seq 1 "$SEEDS"); do printf "$WORLD_SEED_FMT\n" "$i"; done)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
 seedlist=""
@@ -127,22 +111,12 @@ ts = [threading.Thread(target=login, args=(u,)) for u in users]
 print("login_floor %.3f" % (time.monotonic() - t0))
 PY
 
-"$PY" - "$T" "$WORLD_DIR/mail" "$ROUNDS" "$SEEDS" <<'PY'
+PYTHONPATH="$top_srcdir/tests/e2e" "$PY" - "$T" "$WORLD_DIR/mail" "$ROUNDS" "$SEEDS" <<'PY'
 import json, os, re, sys
+from e2e_util import maildir_arrivals, quantile
 T, MAIL, ROUNDS, SEEDS = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-truth = {}
-for root, _, files in os.walk(MAIL):
-    for fn in files:
-        m = re.match(r"(\d+)\.M(\d+)P\d+", fn)
-        if not m:
-            continue
-        with open(os.path.join(root, fn), "rb") as f:
-            t = re.search(rb"^X-Inboxprobe-Token: *([0-9a-f]+)", f.read(8192), re.M | re.I)
-        if t:
-            truth[t.group(1).decode()] = int(m.group(1)) + int(m.group(2)) / 1e6
-def q(v, p):
-    v = sorted(v)
-    return v[min(len(v) - 1, max(0, int(-(-p * len(v) // 1)) - 1))] if v else float("nan")
+truth = maildir_arrivals(MAIL)
+q = quantile
 floors = dict(l.split() for l in open(os.path.join(T, "floors")))
 print(f"# {SEEDS} seeds, {ROUNDS} rounds per mode; floors: submission of {SEEDS} messages over 4 "
       f"reused connections {float(floors['submission_floor']):.2f} s, {SEEDS} logins + 2 SELECTs "

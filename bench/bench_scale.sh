@@ -130,22 +130,12 @@ for n in $SIZES; do
 	floors "$n"
 done
 
-"$PY" - "$T" "$WORLD_DIR/mail" "$ROUNDS" "$SIZES" <<'PY'
+PYTHONPATH="$top_srcdir/tests/e2e" "$PY" - "$T" "$WORLD_DIR/mail" "$ROUNDS" "$SIZES" <<'PY'
 import json, os, re, sys
+from e2e_util import maildir_arrivals, quantile
 T, MAIL, ROUNDS, SIZES = sys.argv[1], sys.argv[2], int(sys.argv[3]), [int(x) for x in sys.argv[4].split()]
-truth = {}
-for root, _, files in os.walk(MAIL):
-    for fn in files:
-        m = re.match(r"(\d+)\.M(\d+)P\d+", fn)
-        if not m:
-            continue
-        with open(os.path.join(root, fn), "rb") as f:
-            t = re.search(rb"^X-Inboxprobe-Token: *([0-9a-f]+)", f.read(8192), re.M | re.I)
-        if t:
-            truth[t.group(1).decode()] = int(m.group(1)) + int(m.group(2)) / 1e6
-def q(v, p):
-    v = sorted(v)
-    return v[min(len(v) - 1, max(0, int(-(-p * len(v) // 1)) - 1))] if v else float("nan")
+truth = maildir_arrivals(MAIL)
+q = quantile
 print(f"{'seeds':>5} {'round':>5} {'found':>5} {'wall s':>7} {'floor s':>7} {'ratio':>5} "
       f"{'cpu ms/probe':>12} {'RSS MB':>6} {'smtp':>4} {'logins':>6} {'submit span s':>13} "
       f"{'probes/s':>8} {'lag p50':>7} {'lag p99':>7} {'|err| p50':>9} {'|err| p99':>9}")

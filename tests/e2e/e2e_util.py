@@ -119,3 +119,29 @@ def bucket(samples, hist, le, **labels):
                                                         and float(l["le"]) == float(le)):
             vals.append(v)
     return vals[0] if len(vals) == 1 else None
+
+
+def maildir_arrivals(mail):
+    """The ground truth of delivery: {token: Unix seconds} for every message
+    under the Maildir tree mail that carries X-Inboxprobe-Token, from its
+    file name (Dovecot's SECONDS.M<usec>P<pid>...: when saving began, to the
+    microsecond). Used by tests/e2e/idle_world.sh and bench/bench_idle.sh,
+    bench_scale.sh."""
+    import os
+    truth = {}
+    for root, _, files in os.walk(mail):
+        for fn in files:
+            m = re.match(r"(\d+)\.M(\d+)P\d+", fn)
+            if not m:
+                continue
+            with open(os.path.join(root, fn), "rb") as f:
+                t = re.search(rb"^X-Inboxprobe-Token: *([0-9a-f]+)", f.read(8192), re.M | re.I)
+            if t:
+                truth[t.group(1).decode()] = int(m.group(1)) + int(m.group(2)) / 1e6
+    return truth
+
+
+def quantile(v, p):
+    """The nearest-rank p-quantile (0 < p <= 1) of v; NaN when v is empty."""
+    v = sorted(v)
+    return v[min(len(v) - 1, max(0, int(-(-p * len(v) // 1)) - 1))] if v else float("nan")

@@ -81,24 +81,16 @@ for f in two learned one poll few; do
 	sed "s/^/$f stderr: /" "$T/$f.err" | grep -v ": debug: " | tail -n 40
 done
 
-/usr/bin/python3 - "$T" "$WORLD_DIR/mail" "$RELAY_LOG" "$WRONG" <<'PY' >"$T/checks.out" 2>&1
+PYTHONPATH="${top_srcdir:-$(dirname "$0")/../..}/tests/e2e" /usr/bin/python3 - "$T" "$WORLD_DIR/mail" \
+	"$RELAY_LOG" "$WRONG" <<'PY' >"$T/checks.out" 2>&1
 import json, os, re, sys
+from e2e_util import maildir_arrivals
 T, MAIL, RELAY_LOG, WRONG = sys.argv[1:5]
 def check(cond, what):
     print(("ok - " if cond else "not ok - ") + what)
 
 # Ground truth: token -> delivery time from the Maildir file name.
-truth = {}
-for root, _, files in os.walk(MAIL):
-    for fn in files:
-        m = re.match(r"(\d+)\.M(\d+)P\d+", fn)
-        if not m:
-            continue
-        with open(os.path.join(root, fn), "rb") as f:
-            head = f.read(8192).decode("latin-1")
-        t = re.search(r"^X-Inboxprobe-Token: *([0-9a-f]+)", head, re.M | re.I)
-        if t:
-            truth[t.group(1)] = int(m.group(1)) + int(m.group(2)) / 1e6
+truth = maildir_arrivals(MAIL)
 
 expect_watch = {"two": "idle", "learned": "idle", "one": "idle+poll", "poll": "poll", "few": None}
 for name, watch in expect_watch.items():
