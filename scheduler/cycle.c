@@ -296,8 +296,11 @@ static void write_ahead(const struct config *cfg, struct state *st, char (*token
 	state_set_patience(st, 10);
 }
 
-/* The learned IDLE announcement delays of the configuration's IMAP servers
- * (SPEC "Latency"). Returns a heap array (*n long). */
+/* The learned announcement delays of the configuration's IMAP servers
+ * (SPEC "Latency"): each with its window of the last announced probes'
+ * lags (scheduler/delaywin.h); a row from before schema 4 (no window) or
+ * with an unreadable one starts the window with its delay. Returns a heap
+ * array (*n long). */
 static struct round_delay *load_delays(struct state *st, const struct config *cfg, size_t *n)
 {
 	struct round_delay *d = NULL;
@@ -305,7 +308,7 @@ static struct round_delay *load_delays(struct state *st, const struct config *cf
 
 	*n = 0;
 	for (size_t i = 0; st != NULL && i < cfg->nseeds; i++) {
-		char key[ROUND_SERVER_MAX];
+		char key[ROUND_SERVER_MAX], recent[DELAY_WINDOW_TEXT_MAX];
 		size_t k;
 		double v;
 		long samples;
@@ -316,12 +319,19 @@ static struct round_delay *load_delays(struct state *st, const struct config *cf
 			;
 		if (k < *n)
 			continue;
-		switch (state_announce_delay_get(st, key, &v, &samples, &err)) {
+		switch (state_announce_delay_get(st, key, &v, &samples, recent, sizeof recent, &err)) {
 		case 0:
 			d = xrealloc(d, (*n + 1) * sizeof *d);
 			xstrlcpy(d[*n].server, key, sizeof d[*n].server);
 			d[*n].delay = v;
-			d[(*n)++].samples = samples;
+			d[*n].samples = samples;
+			if (delaywin_parse(&d[*n].win, recent) <= 0) {
+				if (recent[0] != '\0')
+					log_warn("state store: the recent announcement lags of %s are unreadable; "
+					         "starting again from the learned %.3f s", key, v);
+				delaywin_add(&d[*n].win, v);
+			}
+			(*n)++;
 			break;
 		case 1:
 			break;
@@ -340,8 +350,13 @@ static int save_delays(struct state *st, const struct round_result *rr)
 	char *err = NULL;
 
 	for (size_t k = 0; k < rr->ndelays; k++) {
+		char recent[DELAY_WINDOW_TEXT_MAX];
+
+		if (!(rr->delays[k].delay >= 0))
+			continue;   /* nothing learned (an empty window) */
+		delaywin_format(&rr->delays[k].win, recent, sizeof recent);
 		if (state_announce_delay_put(st, rr->delays[k].server, rr->delays[k].delay,
-		                             rr->delays[k].samples, now_wall(), &err) != 0) {
+		                             rr->delays[k].samples, recent, now_wall(), &err) != 0) {
 			log_warn("state store: %s", err);
 			free(err);
 			return 1;

@@ -780,56 +780,93 @@ static void finish_outcomes(struct round_ctx *ctx)
 	}
 }
 
-/* Learn each server's announcement delay from this round's IDLE-announced
- * probes (the smallest seen - INTERNALDATE, never above what was learned
- * before), then place those probes' arrivals with it (SPEC "Latency"). */
+/* out's entry for server key, made from what was learned before (the
+ * state store's window) when this round has none yet. */
+static struct round_delay *delay_entry(struct round_ctx *ctx, struct round_result *out,
+                                       const char *key)
+{
+	struct round_delay *d;
+
+	for (size_t k = 0; k < out->ndelays; k++)
+		if (strcmp(out->delays[k].server, key) == 0)
+			return &out->delays[k];
+	out->delays = xrealloc(out->delays, (out->ndelays + 1) * sizeof *out->delays);
+	d = &out->delays[out->ndelays++];
+	memset(d, 0, sizeof *d);
+	xstrlcpy(d->server, key, sizeof d->server);
+	delaywin_init(&d->win);
+	for (size_t j = 0; j < ctx->p->ndelays; j++)
+		if (strcmp(ctx->p->delays[j].server, key) == 0) {
+			d->win = ctx->p->delays[j].win;
+			d->samples = ctx->p->delays[j].samples;
+		}
+	return d;
+}
+
+struct by_seen {
+	double seen;
+	size_t i;
+};
+
+static int cmp_seen(const void *a, const void *b)
+{
+	const struct by_seen *x = a, *y = b;
+
+	return x->seen < y->seen ? -1 : x->seen > y->seen;
+}
+
+static void server_key(const struct imap_conf *ic, char *key, size_t keysz)
+{
+	snprintf(key, keysz, "%s:%d", ic->host ? ic->host : "", ic->port);
+}
+
+/* Learn each server's announcement delay from this round's announced
+ * probes (IDLE EXISTS or NOTIFY STATUS): their seen - INTERNALDATE join
+ * the server's window of the last DELAY_WINDOW lags, in the order they
+ * were seen, and the delay is the window's minimum (scheduler/delaywin.h:
+ * it falls at once and rises once the old lags have left the window);
+ * then place those probes' arrivals with it (SPEC "Latency"). */
 static void learn_delays(struct round_ctx *ctx, struct round_result *out)
 {
 	const struct config *cfg = ctx->cfg;
+	struct by_seen *order = xcalloc(cfg->nseeds ? cfg->nseeds : 1, sizeof *order);
+	size_t n = 0;
+	char key[ROUND_SERVER_MAX];
 
 	for (size_t i = 0; i < cfg->nseeds; i++) {
-		struct probe_result *r = &ctx->results[i];
-		const struct imap_conf *ic = &cfg->seeds[i].imap;
-		char key[ROUND_SERVER_MAX];
-		double seen_lag = r->found_time - r->internaldate;
-		size_t k;
+		const struct probe_result *r = &ctx->results[i];
 
-		if (!r->announced || !(r->internaldate > 0) || !(seen_lag >= 0) ||
-		    (r->outcome != OUTCOME_INBOX && r->outcome != OUTCOME_SPAM))
-			continue;
-		snprintf(key, sizeof key, "%s:%d", ic->host ? ic->host : "", ic->port);
-		for (k = 0; k < out->ndelays; k++)
-			if (strcmp(out->delays[k].server, key) == 0)
-				break;
-		if (k == out->ndelays) {
-			out->delays = xrealloc(out->delays, (k + 1) * sizeof *out->delays);
-			memset(&out->delays[k], 0, sizeof out->delays[k]);
-			xstrlcpy(out->delays[k].server, key, sizeof out->delays[k].server);
-			out->delays[k].delay = seen_lag;
-			for (size_t j = 0; j < ctx->p->ndelays; j++)
-				if (strcmp(ctx->p->delays[j].server, key) == 0) {
-					out->delays[k].delay = ctx->p->delays[j].delay;
-					out->delays[k].samples = ctx->p->delays[j].samples;
-				}
-			out->ndelays++;
+		if (r->announced && r->internaldate > 0 && r->found_time - r->internaldate >= 0 &&
+		    (r->outcome == OUTCOME_INBOX || r->outcome == OUTCOME_SPAM)) {
+			order[n].seen = r->found_time;
+			order[n++].i = i;
 		}
-		if (seen_lag < out->delays[k].delay)
-			out->delays[k].delay = seen_lag;
-		out->delays[k].samples++;
 	}
-	for (size_t k = 0; k < out->ndelays; k++)
-		log_debug("IMAP server %s: learned announcement delay %.3f s (%ld IDLE-announced probes)",
-		          out->delays[k].server, out->delays[k].delay, out->delays[k].samples);
+	qsort(order, n, sizeof *order, cmp_seen);
+	for (size_t j = 0; j < n; j++) {
+		const struct probe_result *r = &ctx->results[order[j].i];
+		struct round_delay *d;
+
+		server_key(&cfg->seeds[order[j].i].imap, key, sizeof key);
+		d = delay_entry(ctx, out, key);
+		if (delaywin_add(&d->win, r->found_time - r->internaldate) == 0)
+			d->samples++;
+	}
+	free(order);
+	for (size_t k = 0; k < out->ndelays; k++) {
+		out->delays[k].delay = delaywin_min(&out->delays[k].win);
+		log_debug("IMAP server %s: learned announcement delay %.3f s (the smallest of the last "
+		          "%zu of %ld announced probes)", out->delays[k].server, out->delays[k].delay,
+		          out->delays[k].win.n, out->delays[k].samples);
+	}
 	for (size_t i = 0; i < cfg->nseeds; i++) {
 		struct probe_result *r = &ctx->results[i];
-		const struct imap_conf *ic = &cfg->seeds[i].imap;
-		char key[ROUND_SERVER_MAX];
 
 		if (!r->announced || !(r->internaldate > 0))
 			continue;
-		snprintf(key, sizeof key, "%s:%d", ic->host ? ic->host : "", ic->port);
+		server_key(&cfg->seeds[i].imap, key, sizeof key);
 		for (size_t k = 0; k < out->ndelays; k++)
-			if (strcmp(out->delays[k].server, key) == 0)
+			if (strcmp(out->delays[k].server, key) == 0 && out->delays[k].delay >= 0)
 				round_set_latency(r, r->send_start, r->submit_time, r->internaldate,
 				                  r->found_time, out->delays[k].delay);
 	}

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include "common/model.h"
 #include "seeds/config.h"
+#include "scheduler/delaywin.h"
 #include "scheduler/state.h"
 
 #define ROUND_PENDING_PER_SEED 128   /* earlier probes looked for per seed, newest first */
@@ -60,12 +61,13 @@ struct round_late {
 	char cleanup[64];          /* what cleanup did: "deleted", "trashed", "kept..." */
 };
 
-/* A server's learned IDLE announcement delay (SPEC "Latency"). */
+/* A server's learned IDLE/NOTIFY announcement delay (SPEC "Latency"). */
 #define ROUND_SERVER_MAX 280
 struct round_delay {
 	char server[ROUND_SERVER_MAX];   /* "host:port" of the IMAP server */
-	double delay;                    /* seconds: the smallest seen - INTERNALDATE so far */
-	long samples;                    /* IDLE-announced probes it was learned from */
+	double delay;                    /* seconds: the smallest seen - INTERNALDATE over win */
+	long samples;                    /* announced probes it was learned from, in all */
+	struct delay_window win;         /* the last DELAY_WINDOW announced probes' lags */
 };
 
 struct round_params {

@@ -103,6 +103,10 @@ static const char *const migrations[] = {
 	"  delay REAL NOT NULL,"
 	"  samples INTEGER NOT NULL DEFAULT 0,"
 	"  updated REAL NOT NULL);",
+	/* 3 -> 4: the lags of the last announced probes, so the learned delay
+	 * can rise again (scheduler/delaywin.h): whole microseconds, oldest
+	 * first, separated by spaces */
+	"ALTER TABLE announce_delays ADD COLUMN recent TEXT NOT NULL DEFAULT '';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STATE_SCHEMA_VERSION,
@@ -1258,12 +1262,14 @@ fail:
 /* ---- learned announcement delays ---------------------------------------- */
 
 int state_announce_delay_get(struct state *st, const char *server, double *delay, long *samples,
-                             char **errstr)
+                             char *recent, size_t recentsz, char **errstr)
 {
 	sqlite3_stmt *s = NULL;
 	int rc, ret = -1;
 
-	if (sqlite3_prepare_v2(st->db, "SELECT delay, samples FROM announce_delays WHERE server = ?1",
+	if (recentsz > 0)
+		recent[0] = '\0';
+	if (sqlite3_prepare_v2(st->db, "SELECT delay, samples, recent FROM announce_delays WHERE server = ?1",
 	                       -1, &s, NULL) != SQLITE_OK) {
 		set_err(st, errstr, "reading announcement delays");
 		return -1;
@@ -1273,6 +1279,8 @@ int state_announce_delay_get(struct state *st, const char *server, double *delay
 	if (rc == SQLITE_ROW) {
 		*delay = sqlite3_column_double(s, 0);
 		*samples = (long)sqlite3_column_int64(s, 1);
+		if (recentsz > 0 && sqlite3_column_text(s, 2) != NULL)
+			xstrlcpy(recent, (const char *)sqlite3_column_text(s, 2), recentsz);
 		ret = 0;
 	} else if (rc == SQLITE_DONE) {
 		ret = 1;
@@ -1284,7 +1292,7 @@ int state_announce_delay_get(struct state *st, const char *server, double *delay
 }
 
 int state_announce_delay_put(struct state *st, const char *server, double delay, long samples,
-                             double now, char **errstr)
+                             const char *recent, double now, char **errstr)
 {
 	sqlite3_stmt *s = NULL;
 	int ret = -1;
@@ -1294,10 +1302,11 @@ int state_announce_delay_put(struct state *st, const char *server, double delay,
 		                    st->path, server);
 		return -1;
 	}
-	if (sqlite3_prepare_v2(st->db, "INSERT INTO announce_delays(server, delay, samples, updated) "
-	                       "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(server) DO UPDATE SET "
+	if (sqlite3_prepare_v2(st->db, "INSERT INTO announce_delays(server, delay, samples, updated, recent) "
+	                       "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(server) DO UPDATE SET "
 	                       "delay = excluded.delay, samples = excluded.samples, "
-	                       "updated = excluded.updated", -1, &s, NULL) != SQLITE_OK) {
+	                       "updated = excluded.updated, recent = excluded.recent",
+	                       -1, &s, NULL) != SQLITE_OK) {
 		set_err(st, errstr, "writing an announcement delay");
 		return -1;
 	}
@@ -1305,6 +1314,7 @@ int state_announce_delay_put(struct state *st, const char *server, double delay,
 	sqlite3_bind_double(s, 2, delay);
 	sqlite3_bind_int64(s, 3, samples);
 	sqlite3_bind_double(s, 4, now);
+	bind_str(s, 5, recent ? recent : "");
 	if (sqlite3_step(s) == SQLITE_DONE)
 		ret = 0;
 	else

@@ -29,7 +29,7 @@ extern const double state_buckets[STATE_NBUCKETS];  /* 1,2,5,10,20,30,60,120,300
 struct state;
 
 /* Schema version this build writes (PRAGMA user_version). */
-#define STATE_SCHEMA_VERSION 3
+#define STATE_SCHEMA_VERSION 4
 
 /* Open (create) the store at path, creating or migrating the schema
  * (WAL journal, 10 s busy timeout, foreign keys on). Errors (-1, *out
@@ -178,13 +178,17 @@ void state_totals_free(struct state_totals *t, size_t n);
 int state_prune(struct state *st, long retention_days, double now, char **errstr);
 
 /* The learned announcement delay of an IMAP server ("host:port"): the
- * smallest seen - INTERNALDATE, seconds, over probes an IDLE EXISTS
- * announced (SPEC "Latency"), and how many probes it was learned from.
- * get returns 0 (found), 1 (none yet) or -1 (*errstr); put replaces the
- * row (now: Unix seconds), 0 or -1 (*errstr). */
+ * smallest seen - INTERNALDATE, seconds, over the last probes an IDLE
+ * EXISTS or a NOTIFY STATUS announced (SPEC "Latency",
+ * scheduler/delaywin.h), how many probes it was learned from in all, and
+ * recent: those last lags as delaywin_format() writes them ("" in a row
+ * from before schema 4). get copies recent into recent/recentsz
+ * (truncated, NUL-terminated) and returns 0 (found), 1 (none yet) or -1
+ * (*errstr); put replaces the row (now: Unix seconds; recent NULL: ""),
+ * 0 or -1 (*errstr). */
 int state_announce_delay_get(struct state *st, const char *server, double *delay, long *samples,
-                             char **errstr);
+                             char *recent, size_t recentsz, char **errstr);
 int state_announce_delay_put(struct state *st, const char *server, double delay, long samples,
-                             double now, char **errstr);
+                             const char *recent, double now, char **errstr);
 
 #endif

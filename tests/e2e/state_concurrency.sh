@@ -59,7 +59,7 @@ run first
 [ "$rc" = 3 ] || { say_fail "first run: exit $rc, want 3"; cat "$tmp/first.err"; }
 [ "$(errors_total)" = 3 ] || say_fail "first run: probes_total{error} = $(errors_total), want 3"
 [ "$(q 'SELECT count(*) FROM rounds')" = 1 ] || say_fail "first run: rounds != 1"
-[ "$(q 'PRAGMA user_version')" = 3 ] || say_fail "schema version"
+[ "$(q 'PRAGMA user_version')" = 4 ] || say_fail "schema version"
 grep '^inboxprobe_probes_total{' "$tmp/out.prom" | grep 'provider="gmail"' | grep 'outcome="error"' | grep -q ' 2$' ||
 	{ say_fail "textfile lacks probes_total for gmail errors"; grep probes_total "$tmp/out.prom"; }
 [ "$fail" = 0 ] && echo "ok   one run recorded its round"

@@ -1202,6 +1202,55 @@ static void test_cleanup_failed_stays_pending(void **state)
 
 /* A store of schema 1 (before write-ahead) is migrated: its rows count as
  * counted, its totals are kept. */
+/* The learned announcement delay and its window of recent lags (schema 4);
+ * a row written by schema 3 comes back with an empty window. */
+static void test_announce_delays(void **state)
+{
+	struct fixture *f = *state;
+	struct state *st;
+	sqlite3 *db;
+	char recent[64], *err = NULL;
+	double d = 0;
+	long n = 0;
+
+	st = open_ok(f->db);
+	assert_int_equal(state_announce_delay_get(st, "imap.example:993", &d, &n, recent, sizeof recent,
+	                                          &err), 1);
+	assert_int_equal(state_announce_delay_put(st, "imap.example:993", 0.503112, 7,
+	                                          "912000 503112 2000001", 1000, &err), 0);
+	assert_int_equal(state_announce_delay_get(st, "imap.example:993", &d, &n, recent, sizeof recent,
+	                                          &err), 0);
+	assert_true(fabs(d - 0.503112) < 1e-12);
+	assert_int_equal(n, 7);
+	assert_string_equal(recent, "912000 503112 2000001");
+	/* replaced, not added to */
+	assert_int_equal(state_announce_delay_put(st, "imap.example:993", 2.0, 8, NULL, 1001, &err), 0);
+	assert_int_equal(state_announce_delay_get(st, "imap.example:993", &d, &n, recent, sizeof recent,
+	                                          &err), 0);
+	assert_true(d == 2.0);
+	assert_string_equal(recent, "");
+	assert_int_equal(state_announce_delay_put(st, "imap.example:993", NAN, 8, NULL, 1001, &err), -1);
+	free(err);
+	err = NULL;
+	state_close(st);
+	/* a row of a schema 3 store: the migration gives it an empty window */
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "ALTER TABLE announce_delays DROP COLUMN recent;"
+	                              "INSERT INTO announce_delays(server, delay, samples, updated)"
+	                              " VALUES ('old.example:993', 0.51, 40, 900);"
+	                              "PRAGMA user_version = 3;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	st = open_ok(f->db);
+	assert_int_equal(sql_count(f->db, "PRAGMA user_version"), STATE_SCHEMA_VERSION);
+	recent[0] = 'x';
+	assert_int_equal(state_announce_delay_get(st, "old.example:993", &d, &n, recent, sizeof recent,
+	                                          &err), 0);
+	assert_true(fabs(d - 0.51) < 1e-12);
+	assert_int_equal(n, 40);
+	assert_string_equal(recent, "");
+	state_close(st);
+}
+
 static void test_migrate_v1(void **state)
 {
 	struct fixture *f = *state;
@@ -1273,6 +1322,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recover_after_kill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cleanup_failed_stays_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_announce_delays, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
