@@ -20,7 +20,7 @@
 
 #include <stddef.h>
 
-#define DELAY_WINDOW 128            /* announced probes the minimum is taken over */
+#define DELAY_WINDOW 256            /* announced probes the minimum is taken over */
 #define DELAY_LAG_MAX 3600.0        /* seconds: a larger lag is no announcement delay */
 /* Bytes delaywin_format() needs at most: microseconds of a lag <= 3600 s
  * (10 digits) and a space each, and the NUL. */
