@@ -35,11 +35,11 @@
 
 enum op {
 	OP_OPEN, OP_LIST, OP_SELECT, OP_STATUS, OP_IDLE_START, OP_IDLE_READ, OP_IDLE_DONE,
-	OP_FIND, OP_FETCH, OP_CLEANUP, OP_NOOP, OP_SCAN, OP_N
+	OP_FIND, OP_FETCH, OP_CLEANUP, OP_NOOP, OP_SCAN, OP_NOTIFY, OP_N
 };
 static const char *const op_names[OP_N] = {
 	"open", "list", "select", "status", "idle_start", "idle_read", "idle_done",
-	"find", "fetch", "cleanup", "noop", "scan"
+	"find", "fetch", "cleanup", "noop", "scan", "notify"
 };
 
 struct fake_msg {
@@ -70,6 +70,8 @@ struct imap_session {
 	int idling;
 	int folder;              /* selected: 0 INBOX, 1 spam, -1 none */
 	unsigned long idle_from; /* UIDNEXT of the selected folder when IDLE began */
+	char notify_box[32];     /* NOTIFY SET for this folder ("" none) */
+	unsigned long notify_from;   /* its UIDNEXT last announced */
 };
 
 static struct {
@@ -86,7 +88,20 @@ static struct {
 	int kicks;                 /* idle_wait says "input" this many times; idle_read reads a BYE */
 	const char *kick_text[4];
 	const char *after_kicks;   /* token delivered to INBOX with the last kick's BYE */
+	int notify_cap;            /* CAPABILITY has NOTIFY (RFC 5465) */
+	int find_deliver_at;       /* the Nth find call delivers find_token to folder find_folder */
+	const char *find_token;
+	int find_folder;
+	char trail[64];            /* I/S: find in INBOX/spam, N: NOTIFY SET, +: IDLE */
 } W;
+
+static void trail(char c)
+{
+	size_t n = strlen(W.trail);
+
+	if (n + 1 < sizeof W.trail)
+		W.trail[n] = c;
+}
 
 /* The fault scripted for this call of op, if any (counts the call). */
 static int fault(enum op op, char **errstr)
@@ -181,7 +196,7 @@ static void f_extend(struct imap_session *s, double secs)
 static int f_has_capability(const struct imap_session *s, const char *cap)
 {
 	(void)s;
-	return strcmp(cap, "IDLE") == 0 && W.idle_cap;
+	return (strcmp(cap, "IDLE") == 0 && W.idle_cap) || (strcmp(cap, "NOTIFY") == 0 && W.notify_cap);
 }
 
 static int f_list(struct imap_session *s, struct imap_folder **out, size_t *n, char **errstr)
@@ -242,6 +257,7 @@ static int f_idle_start(struct imap_session *s, char **errstr)
 		return rc;
 	s->idling = 1;
 	s->idle_from = W.f[s->folder].uidnext;
+	trail('+');
 	return IMAP_OK;
 }
 
@@ -253,7 +269,8 @@ static int f_idling(const struct imap_session *s)
 /* Input: a scripted kick, or mail delivered since IDLE began. */
 static int has_input(const struct imap_session *s)
 {
-	return s->idling && (W.kicks > 0 || W.f[s->folder].uidnext > s->idle_from);
+	return s->idling && (W.kicks > 0 || W.f[s->folder].uidnext > s->idle_from ||
+	                     (s->notify_box[0] && W.f[1].uidnext > s->notify_from));
 }
 
 static int f_idle_wait(struct imap_session *const *ss, size_t n, double until, int *ready)
@@ -286,8 +303,13 @@ static int f_idle_read(struct imap_session *s, int *event, char **errstr)
 		s->dead = 1;
 		return IMAP_EBYE;
 	}
-	*event = IMAP_IDLE_EXISTS;
+	*event = 0;
+	if (W.f[s->folder].uidnext > s->idle_from)
+		*event |= IMAP_IDLE_EXISTS;
+	if (s->notify_box[0] && W.f[1].uidnext > s->notify_from)
+		*event |= IMAP_IDLE_STATUS;   /* "* STATUS Junk (MESSAGES n UIDNEXT u)" */
 	s->idle_from = W.f[s->folder].uidnext;
+	s->notify_from = W.f[1].uidnext;
 	return IMAP_OK;
 }
 
@@ -315,6 +337,9 @@ static int f_find(struct imap_session *s, const char *folder, const char *const 
 		return rc;
 	assert_true(f >= 0);
 	s->folder = f;
+	trail(f == 0 ? 'I' : 'S');
+	if (W.find_deliver_at > 0 && W.calls[OP_FIND] == W.find_deliver_at)
+		deliver(W.find_folder, W.find_token, 1);
 	*hits = xcalloc(W.f[f].n + 1, sizeof **hits);
 	*nhits = 0;
 	for (size_t i = 0; i < W.f[f].n; i++) {
@@ -389,6 +414,25 @@ static int f_scan(struct imap_session *s, const char *folder, const char *const 
 	return enter(s, OP_SCAN, errstr);
 }
 
+static int f_notify_set(struct imap_session *s, const char *mailbox, unsigned long uidnext,
+                        char **errstr)
+{
+	int rc = enter(s, OP_NOTIFY, errstr);
+
+	if (rc != IMAP_OK)
+		return rc;
+	assert_int_equal(folder_of(mailbox), 1);
+	xstrlcpy(s->notify_box, mailbox, sizeof s->notify_box);
+	s->notify_from = uidnext;
+	trail('N');
+	return IMAP_OK;
+}
+
+static const char *f_notify_mailbox(const struct imap_session *s)
+{
+	return s->notify_box[0] ? s->notify_box : NULL;
+}
+
 static const struct imap_driver fake = {
 	.open = f_open, .close = f_close, .close_now = f_close, .rebind = f_rebind,
 	.noop = f_noop, .extend = f_extend, .has_capability = f_has_capability,
@@ -396,7 +440,7 @@ static const struct imap_driver fake = {
 	.idle_start = f_idle_start, .idling = f_idling, .idle_wait = f_idle_wait,
 	.idle_read = f_idle_read, .idle_done = f_idle_done, .find_new_tokens = f_find,
 	.fetch_header = f_fetch_header, .gmail_tab = f_gmail_tab, .cleanup = f_cleanup,
-	.scan_bounces = f_scan,
+	.scan_bounces = f_scan, .notify_set = f_notify_set, .notify_mailbox = f_notify_mailbox,
 };
 
 /* ---- a round of one seed, built by hand ----------------------------------- */
@@ -816,6 +860,98 @@ static void test_bye_while_watching_then_found(void **state)
 	watch_end(&fx->ctx, 0, w);
 }
 
+/* ---- NOTIFY (RFC 5465) ------------------------------------------------------ */
+
+/* Where the server offers NOTIFY, one session watches both folders, even
+ * when imap_limits would allow a second (per_account 2). */
+static void test_notify_one_session(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w;
+
+	W.notify_cap = 1;
+	fx->cfg.limits.per_account = 2;
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	assert_string_equal(res0(fx)->watch, "notify");
+	assert_int_equal(W.opened, 1);
+	assert_int_equal(W.calls[OP_NOTIFY], 1);
+	/* UIDNEXT recorded (no earlier probe to look for), NOTIFY SET, IDLE */
+	assert_string_equal(W.trail, "N+");
+	accept_probe(fx);
+	deliver(1, "tok-this-round", 1);
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_SPAM);
+	assert_int_equal(res0(fx)->announced, 1);   /* the STATUS announced it */
+	assert_int_equal(W.ncleaned, 1);
+	assert_int_equal(W.cleaned_folder[0], 1);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* The sequence after a STATUS: the spam folder searched (SELECT of it ends
+ * INBOX's selection), then INBOX searched too, then IDLE again. A probe
+ * that reached INBOX while the spam folder was selected (no EXISTS for
+ * it: INBOX was not selected) is found by that INBOX search. */
+static void test_notify_status_then_inbox_searched(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w;
+
+	W.notify_cap = 1;
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	accept_probe(fx);
+	deliver(1, "user-mail", 0);             /* the user's own mail in the spam folder */
+	W.find_deliver_at = 1;                  /* the probe lands while the spam folder is searched */
+	W.find_token = "tok-this-round";
+	W.find_folder = 0;
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_INBOX);
+	assert_int_equal(res0(fx)->announced, 0);   /* found by the search after the spam folder */
+	assert_string_equal(W.trail, "N+SI");
+	assert_int_equal(W.ncleaned, 1);            /* the probe only, not the user's mail */
+	assert_int_equal(W.cleaned_folder[0], 0);
+	assert_int_equal(W.f[1].n, 1);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* NOTIFY SET refused (BAD): the next way, a second session IDLEing on the
+ * spam folder. */
+static void test_notify_refused_falls_back(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w;
+
+	W.notify_cap = 1;
+	fx->cfg.limits.per_account = 2;
+	add_fault(OP_NOTIFY, 1, IMAP_EPROTO, "BAD Error in IMAP command NOTIFY");
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	assert_string_equal(res0(fx)->watch, "idle");
+	assert_int_equal(W.opened, 2);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* A BYE during IDLE: the new session gets NOTIFY SET again before IDLE. */
+static void test_notify_set_again_after_reconnect(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w;
+
+	W.notify_cap = 1;
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	accept_probe(fx);
+	W.kick_text[0] = "System shutting down";
+	W.kicks = 1;
+	watch_run(&fx->ctx, 0, w, 1);   /* until the deadline: nothing arrives */
+	assert_int_equal(W.opened, 2);
+	assert_int_equal(W.calls[OP_NOTIFY], 2);
+	assert_string_equal(res0(fx)->watch, "notify");
+	assert_string_equal(W.trail, "N+SIN+");
+	watch_end(&fx->ctx, 0, w);
+}
+
 /* A BYE asking for a new login (Exchange Online's AccessTokenExpired) does
  * not use the one reconnect up: after it, a plain BYE still reconnects. */
 static void test_relogin_bye_keeps_the_reconnect(void **state)
@@ -992,6 +1128,10 @@ int main(void)
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bye_while_watching_then_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relogin_bye_keeps_the_reconnect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notify_one_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notify_status_then_inbox_searched, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notify_refused_falls_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notify_set_again_after_reconnect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_sessions_spam_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_polling_without_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deadline_leaves_missing, setup, teardown),
