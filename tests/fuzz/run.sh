@@ -8,7 +8,7 @@
 # -b  build directory (default $FUZZ_BUILD or a new temporary one); an
 #     existing one configured with --enable-fuzzing is reused
 # NAME harnesses to run (default: all: smtp_reply dsn internaldate mutf7
-#     message config state trace sasl oauth2)
+#     message config state trace sasl oauth2 notify)
 #
 # Prints one line per harness, "PASS: fuzz_NAME ..." with the executions,
 # executions per second and new coverage units, or "FAIL: fuzz_NAME ..."
@@ -31,7 +31,7 @@ while getopts t:b: o; do
 	esac
 done
 shift $((OPTIND - 1))
-names=${*:-smtp_reply dsn internaldate mutf7 message config state trace sasl oauth2}
+names=${*:-smtp_reply dsn internaldate mutf7 message config state trace sasl oauth2 notify}
 [ -n "$build" ] || build=$(mktemp -d "${TMPDIR:-/tmp}/inboxprobe-fuzz.XXXXXX")
 mkdir -p "$build"
 build=$(cd "$build" && pwd)
