@@ -241,6 +241,8 @@ gen_dovecot() {
 			echo "if envelope :is \"to\" \"spam@$p.test\" { fileinto :create \"$f\"; stop; }"
 			echo "if allof (envelope :is \"to\" \"marker@$p.test\", header :is \"X-Test-Spam\" \"yes\") { fileinto :create \"$f\"; stop; }"
 		done
+		# a greylisted probe that lands in the spam folder (X-Test-Spam: yes)
+		echo 'if allof (envelope :is "to" "inbox@greylist.test", header :is "X-Test-Spam" "yes") { fileinto :create "Junk"; stop; }'
 	} >"$d/sieve/before.sieve"
 	chown -R dovecot:dovecot "$d/sieve"
 
