@@ -880,33 +880,9 @@ void round_run(const struct round_params *p, struct round_result *out)
 	pthread_t bounce_tid;
 	int bounce_started = 0;
 
-	memset(&ctx, 0, sizeof ctx);
 	memset(out, 0, sizeof *out);
-	ctx.p = p;
-	ctx.cfg = cfg;
-	ctx.drv = p->driver != NULL ? p->driver : &imap_driver_real;
-	ctx.started = now_wall();
-	ctx.deadline = now_mono() + (double)p->deadline;
-	ctx.probe_from = message_probe_from(cfg->probe.template_text, cfg->relay.from);
-	pthread_mutex_init(&ctx.mu, NULL);
-	pthread_mutex_init(&ctx.lim.mu, NULL);
-	{
-		/* Waits must not stretch when the wall clock steps back. */
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&ctx.lim.cv, &ca);
-		pthread_cond_init(&ctx.lim.smtp_cv, &ca);
-		pthread_cond_init(&ctx.bounce_cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
-	ctx.results = xcalloc(cfg->nseeds, sizeof *ctx.results);
-	ctx.accepted = xcalloc(cfg->nseeds, sizeof *ctx.accepted);
+	round_ctx_init(&ctx, p);
 	workers = xcalloc(cfg->nseeds, sizeof *workers);
-	for (size_t i = 0; i < cfg->nseeds; i++) {
-		ctx.results[i].seed_index = i;
-		ctx.results[i].outcome = OUTCOME_ERROR;
-	}
 	ctx.workers_left = cfg->nseeds;
 	if (cfg->has_bounce && pthread_create(&bounce_tid, NULL, bounce_worker, &ctx) == 0)
 		bounce_started = 1;
@@ -940,25 +916,63 @@ void round_run(const struct round_params *p, struct round_result *out)
 	out->interrupted = round_stop != 0;
 	xstrlcpy(out->bounce_error, ctx.bounce_error, sizeof out->bounce_error);
 
-	free(ctx.accepted);
-	free(ctx.probe_from);
+	ctx.results = NULL;   /* out's now */
+	ctx.late = NULL;
 	free(workers);
-	for (size_t i = 0; i < ctx.lim.n; i++)
-		free(ctx.lim.e[i].key);
-	free(ctx.lim.e);
-	free(ctx.lim.slots);
-	while (ctx.lim.gates != NULL) {
-		struct open_gate *g = ctx.lim.gates;
-		ctx.lim.gates = g->next;
+	round_ctx_destroy(&ctx);
+}
+
+void round_ctx_init(struct round_ctx *ctx, const struct round_params *p)
+{
+	const struct config *cfg = p->cfg;
+	pthread_condattr_t ca;
+
+	memset(ctx, 0, sizeof *ctx);
+	ctx->p = p;
+	ctx->cfg = cfg;
+	ctx->drv = p->driver != NULL ? p->driver : &imap_driver_real;
+	ctx->started = now_wall();
+	ctx->deadline = now_mono() + (double)p->deadline;
+	ctx->probe_from = message_probe_from(cfg->probe.template_text, cfg->relay.from);
+	pthread_mutex_init(&ctx->mu, NULL);
+	pthread_mutex_init(&ctx->lim.mu, NULL);
+	/* Waits must not stretch when the wall clock steps back. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ctx->lim.cv, &ca);
+	pthread_cond_init(&ctx->lim.smtp_cv, &ca);
+	pthread_cond_init(&ctx->bounce_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	ctx->results = xcalloc(cfg->nseeds, sizeof *ctx->results);
+	ctx->accepted = xcalloc(cfg->nseeds, sizeof *ctx->accepted);
+	for (size_t i = 0; i < cfg->nseeds; i++) {
+		ctx->results[i].seed_index = i;
+		ctx->results[i].outcome = OUTCOME_ERROR;
+	}
+}
+
+void round_ctx_destroy(struct round_ctx *ctx)
+{
+	free(ctx->results);
+	free(ctx->late);
+	free(ctx->accepted);
+	free(ctx->probe_from);
+	for (size_t i = 0; i < ctx->lim.n; i++)
+		free(ctx->lim.e[i].key);
+	free(ctx->lim.e);
+	free(ctx->lim.slots);
+	while (ctx->lim.gates != NULL) {
+		struct open_gate *g = ctx->lim.gates;
+		ctx->lim.gates = g->next;
 		pthread_cond_destroy(&g->cv);
 		free(g->host);
 		free(g);
 	}
-	pthread_mutex_destroy(&ctx.mu);
-	pthread_mutex_destroy(&ctx.lim.mu);
-	pthread_cond_destroy(&ctx.lim.cv);
-	pthread_cond_destroy(&ctx.lim.smtp_cv);
-	pthread_cond_destroy(&ctx.bounce_cv);
+	pthread_mutex_destroy(&ctx->mu);
+	pthread_mutex_destroy(&ctx->lim.mu);
+	pthread_cond_destroy(&ctx->lim.cv);
+	pthread_cond_destroy(&ctx->lim.smtp_cv);
+	pthread_cond_destroy(&ctx->bounce_cv);
 }
 
 void round_result_free(struct round_result *r)

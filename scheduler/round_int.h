@@ -67,6 +67,15 @@ struct round_ctx {
 	pthread_cond_t bounce_cv;        /* signalled when bounce_armed is set */
 };
 
+/* Set up a round's shared state for p (borrowed, must outlive ctx): the
+ * driver (p->driver or imap_driver_real), the deadline from now, locks,
+ * and cfg->nseeds results (outcome error until decided). round_run() and
+ * the engine's unit tests (tests/unit/test_engine.c). */
+void round_ctx_init(struct round_ctx *ctx, const struct round_params *p);
+/* Free what ctx owns (results and late arrivals too, unless the caller
+ * took them and set the pointers to NULL) and destroy its locks. */
+void round_ctx_destroy(struct round_ctx *ctx);
+
 /* Close a seed's (or the bounce mailbox's) session at the end of its watch,
  * or, in the daemon (a pool in the round's params), end its IDLE and keep
  * it for the next round. */

@@ -456,7 +456,6 @@ struct fixture {
 static int setup(void **state)
 {
 	struct fixture *fx = xcalloc(1, sizeof *fx);
-	pthread_condattr_t ca;
 
 	memset(&W, 0, sizeof W);
 	W.f[0] = (struct fake_folder){ .wire = "INBOX", .uidvalidity = 7, .uidnext = 100 };
@@ -485,23 +484,10 @@ static int setup(void **state)
 	fx->p.deadline = 1000;
 	fx->p.driver = &fake;
 
-	fx->ctx.p = &fx->p;
-	fx->ctx.cfg = &fx->cfg;
-	fx->ctx.drv = &fake;
-	fx->ctx.started = now_wall();
+	fx->cfg.relay.from = "probe@example.org";
+	round_ctx_init(&fx->ctx, &fx->p);
 	fx->ctx.deadline = now_mono() + 3;
-	fx->ctx.probe_from = xstrdup("probe@example.org");
 	fx->ctx.bounce_armed = 1;
-	pthread_mutex_init(&fx->ctx.mu, NULL);
-	pthread_mutex_init(&fx->ctx.lim.mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&fx->ctx.lim.cv, &ca);
-	pthread_cond_init(&fx->ctx.bounce_cv, &ca);
-	pthread_condattr_destroy(&ca);
-	fx->ctx.results = xcalloc(1, sizeof *fx->ctx.results);
-	fx->ctx.accepted = xcalloc(1, sizeof *fx->ctx.accepted);
-	fx->ctx.results[0].outcome = OUTCOME_ERROR;
 	xstrlcpy(fx->ctx.results[0].token, "tok-this-round", TOKEN_MAX);
 	*state = fx;
 	return 0;
@@ -513,18 +499,7 @@ static int teardown(void **state)
 
 	/* every session the engine opened was closed */
 	assert_int_equal(W.opened, W.closed);
-	free(fx->ctx.results);
-	free(fx->ctx.accepted);
-	free(fx->ctx.late);
-	free(fx->ctx.probe_from);
-	for (size_t i = 0; i < fx->ctx.lim.n; i++)
-		free(fx->ctx.lim.e[i].key);
-	free(fx->ctx.lim.e);
-	free(fx->ctx.lim.slots);
-	pthread_mutex_destroy(&fx->ctx.mu);
-	pthread_mutex_destroy(&fx->ctx.lim.mu);
-	pthread_cond_destroy(&fx->ctx.lim.cv);
-	pthread_cond_destroy(&fx->ctx.bounce_cv);
+	round_ctx_destroy(&fx->ctx);   /* the limiter's keys and gates too */
 	free(fx);
 	return 0;
 }
@@ -1105,6 +1080,53 @@ static void test_drop_at_search_reconnects(void **state)
 	watch_end(&fx->ctx, 0, w);
 }
 
+/* ---- the whole round (round_run) -------------------------------------------- */
+
+/* A round whose seeds cannot be armed (one refused at login, one whose
+ * spam folder is unresolved): round_run gives each error, "not sent:
+ * mailbox not watchable", and no SMTP transaction is ever tried (the
+ * relay, a closed loopback port, would refuse one at once). */
+static void test_round_sends_nothing_unarmable(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_conf seeds[2];
+	struct round_result rr;
+
+	memset(seeds, 0, sizeof seeds);
+	seeds[0] = fx->seed;
+	seeds[1] = fx->seed;
+	seeds[1].address = "other@example.net";
+	seeds[1].imap.username = "other";
+	fx->cfg.seeds = seeds;
+	fx->cfg.nseeds = 2;
+	fx->cfg.relay.url = "smtp://127.0.0.1:1";   /* nothing listens: a probe sent fails at once */
+	fx->cfg.relay.host = "127.0.0.1";
+	fx->cfg.relay.port = 1;
+	fx->cfg.relay.tls = TLS_NONE;
+	fx->cfg.relay.connect_timeout = 1;
+	fx->cfg.relay.timeout = 2;
+	fx->cfg.relay.connections = 1;
+	fx->p.deadline = 5;
+	W.list_spam = 0;                      /* the seed that logs in has no spam folder */
+	add_fault(OP_OPEN, 1, IMAP_EAUTH, "NO [AUTHENTICATIONFAILED] Authentication failed.");
+	round_run(&fx->p, &rr);
+	assert_int_equal(W.calls[OP_OPEN], 2);
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(rr.results[i].outcome, OUTCOME_ERROR);
+		assert_int_equal(rr.results[i].not_sent, 1);
+		assert_int_equal(rr.results[i].attempts, 0);      /* no SMTP transaction */
+		assert_true(rr.results[i].submit_time == 0);
+		assert_non_null(strstr(rr.results[i].diagnostic, "not sent: mailbox not watchable: "));
+	}
+	assert_true(strstr(rr.results[0].diagnostic, "IMAP authentication failed") != NULL ||
+	            strstr(rr.results[1].diagnostic, "IMAP authentication failed") != NULL);
+	assert_true(strstr(rr.results[0].diagnostic, "spam folder unresolved") != NULL ||
+	            strstr(rr.results[1].diagnostic, "spam folder unresolved") != NULL);
+	round_result_free(&rr);
+	fx->cfg.seeds = &fx->seed;
+	fx->cfg.nseeds = 1;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1140,6 +1162,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_timeout_while_watching_not_reconnected, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_drop_at_search_reconnects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_round_sends_nothing_unarmable, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
