@@ -26,6 +26,8 @@
 #     up, rounds_total / probes_total / imap_logins_total never reset across
 #     rounds and the reload, histogram_quantile over the latency histogram
 #     returns a number;
+#  5b. SMTP connections kept for rounds under CURLOPT_MAXAGE_CONN (118 s)
+#     apart: the relay sees fewer connections than rounds;
 #  7. /metrics parses: promtool check metrics (text 0.0.4, asked with curl's
 #     Accept) and prometheus_client's OpenMetrics parser (OpenMetrics asked);
 #  8. SIGTERM while a round watches a mailbox: the round stops as a run's
@@ -148,6 +150,7 @@ while [ ! -S "$NOTIFY_SOCKET" ] && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; do
 
 # ---- 1. not ready before the first round --------------------------------
 conf "$SEEDS_A"
+RL0=$(wc -l <"$RELAY_LOG")   # the relay's log before the daemon
 NOTIFY_SOCKET=$NOTIFY_SOCKET WATCHDOG_USEC=2000000 "$BIN" daemon -c "$T/d.conf" </dev/null >"$T/d.out" 2>"$T/d.err" &
 DPID=$!
 first=""
@@ -249,6 +252,12 @@ check "imap_logins_total after $R rounds = 4 first sessions + 1 reconnect + 1 fo
 check "the 4 IMAP sessions (3 of seeds, 1 of the bounce mailbox) stay up between rounds" 4 \
 	"$(awk '$1 == "inboxprobe_imap_sessions{config=\"dmn\",state=\"up\"}" { print $2 }' "$T/d.prom")"
 assert "the log says the rounds take kept sessions" grep -q "started: 3 seeds, 4 IMAP sessions kept" "$T/d.err"
+# Rounds 3 s apart, under CURLOPT_MAXAGE_CONN (118 s): the SMTP connections
+# are kept for the next round and reused (the relay sees a few, not one per
+# round and probe).
+nc=$(tail -n +$((RL0 + 1)) "$RELAY_LOG" | grep -c 'postfix/relay-plain/smtpd\[[0-9]*\]: connect from')
+echo "# relay: $nc SMTP connections over $R rounds of 3 probes"
+assert "SMTP connections reused across rounds 3 s apart: $nc connections over $R rounds" [ "$nc" -ge 1 -a "$nc" -lt "$R" ]
 
 # ---- 7. /metrics parses ---------------------------------------------------
 curl -fsS "http://127.0.0.1:$PORT/metrics" >"$T/scrape.txt"
