@@ -22,12 +22,12 @@
 #     spam folder) plus the reconnects the kick forced plus the
 #     sessions of the seed the reload added, and one for the bounce mailbox;
 #     they stay up between rounds;
+#  5b. SMTP connections kept for rounds under CURLOPT_MAXAGE_CONN (118 s)
+#     apart: the relay sees fewer connections than rounds;
 #  6. Prometheus (2.x, asks for OpenMetrics) scraped every second: target
 #     up, rounds_total / probes_total / imap_logins_total never reset across
 #     rounds and the reload, histogram_quantile over the latency histogram
 #     returns a number;
-#  5b. SMTP connections kept for rounds under CURLOPT_MAXAGE_CONN (118 s)
-#     apart: the relay sees fewer connections than rounds;
 #  7. /metrics parses: promtool check metrics (text 0.0.4, asked with curl's
 #     Accept) and prometheus_client's OpenMetrics parser (OpenMetrics asked);
 #  8. SIGTERM while a round watches a mailbox: the round stops as a run's
