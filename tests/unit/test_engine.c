@@ -1127,6 +1127,34 @@ static void test_round_sends_nothing_unarmable(void **state)
 	fx->cfg.nseeds = 1;
 }
 
+/* The bounce mailbox refused: the round says why DSNs could not be
+ * attributed (bounce_error), and the seeds go on without it (here: a seed
+ * with a refused login, not sent). */
+static void test_round_bounce_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct round_result rr;
+
+	fx->cfg.relay.url = "smtp://127.0.0.1:1";
+	fx->cfg.relay.host = "127.0.0.1";
+	fx->cfg.relay.port = 1;
+	fx->cfg.relay.tls = TLS_NONE;
+	fx->cfg.relay.connections = 1;
+	fx->cfg.has_bounce = 1;
+	fx->cfg.bounce = fx->seed.imap;
+	fx->cfg.bounce.username = "bounce";
+	fx->p.deadline = 5;
+	/* both logins refused (the bounce mailbox's and the seed's, in either order) */
+	add_fault(OP_OPEN, 1, IMAP_EAUTH, "NO [AUTHENTICATIONFAILED] Authentication failed.");
+	add_fault(OP_OPEN, 2, IMAP_EAUTH, "NO [AUTHENTICATIONFAILED] Authentication failed.");
+	round_run(&fx->p, &rr);
+	assert_int_equal(W.calls[OP_OPEN], 2);   /* one each: a refusal is final */
+	assert_non_null(strstr(rr.bounce_error, "IMAP authentication failed: open: NO"));
+	assert_int_equal(rr.results[0].not_sent, 1);
+	assert_int_equal(rr.results[0].attempts, 0);
+	round_result_free(&rr);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1163,6 +1191,7 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_drop_at_search_reconnects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_round_sends_nothing_unarmable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_round_bounce_refused, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
