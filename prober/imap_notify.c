@@ -182,7 +182,9 @@ int imap_status_parse_rest(const char *rest, size_t len, size_t n, struct imap_s
 {
 	memset(out, 0, sizeof *out);
 	len = strip_eol(rest, len);
-	if (n >= sizeof out->mailbox || n > len || memchr(rest, '\0', n) != NULL)
+	/* a literal may carry any byte, a mailbox name no NUL, CR or LF */
+	if (n >= sizeof out->mailbox || n > len || memchr(rest, '\0', n) != NULL ||
+	    memchr(rest, '\r', n) != NULL || memchr(rest, '\n', n) != NULL)
 		return IMAP_STATUS_MALFORMED;
 	memcpy(out->mailbox, rest, n);
 	out->mailbox[n] = '\0';

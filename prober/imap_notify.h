@@ -72,7 +72,8 @@ int imap_status_parse(const char *line, size_t len, struct imap_status_resp *out
 /*
  * The rest of a STATUS whose mailbox was a literal of n bytes: rest holds
  * the n bytes of the name, then " (att value ...)" and the line end.
- * Same results as imap_status_parse() (never IMAP_STATUS_LITERAL).
+ * Same results as imap_status_parse() (never IMAP_STATUS_LITERAL); a name
+ * holding NUL, CR or LF is malformed.
  */
 int imap_status_parse_rest(const char *rest, size_t len, size_t n, struct imap_status_resp *out);
 

@@ -133,6 +133,9 @@ static void test_literal(void **state)
 	/* the literal longer than what follows, or than the cap */
 	assert_int_equal(imap_status_parse_rest("ab (MESSAGES 1)", 15, 40, &st), IMAP_STATUS_MALFORMED);
 	assert_int_equal(imap_status_parse_rest("x", 1, IMAP_STATUS_NAME_MAX, &st), IMAP_STATUS_MALFORMED);
+	/* a name with CR LF inside the literal (found by fuzz_notify) */
+	assert_int_equal(imap_status_parse_rest("ind\xc3\r\nCourle (MESSAGES 6)\r\n", 27, 10, &st),
+	                 IMAP_STATUS_MALFORMED);
 }
 
 static void test_not_status(void **state)
