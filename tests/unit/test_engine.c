@@ -451,11 +451,14 @@ struct fixture {
 	struct round_params p;
 	struct round_pending pending[1];
 	struct round_ctx ctx;
+	const enum op *step;       /* a test's prestate: the step that drops (NULL: none) */
 };
 
 static int setup(void **state)
 {
 	struct fixture *fx = xcalloc(1, sizeof *fx);
+
+	fx->step = *state;
 
 	memset(&W, 0, sizeof W);
 	W.f[0] = (struct fake_folder){ .wire = "INBOX", .uidvalidity = 7, .uidnext = 100 };
@@ -1155,6 +1158,32 @@ static void test_round_bounce_refused(void **state)
 	round_result_free(&rr);
 }
 
+/* Issue 9 "Disconnects and refusals, anywhere": a drop at a step of arming
+ * or watching (LIST, STATUS, SELECT, IDLE, DONE, UID SEARCH, the header
+ * FETCH, the cleanup's STORE/EXPUNGE): exactly one reconnect, and the
+ * probe is still found and cleaned. One case per step (the prestate). */
+static void test_drop_at_step_one_reconnect(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w;
+
+	add_fault(*fx->step, 1, IMAP_EBYE, "closed without BYE");
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	accept_probe(fx);
+	deliver(0, "tok-this-round", 1);
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_INBOX);
+	assert_int_equal(W.opened, 2);
+	assert_int_equal(W.ncleaned, 1);
+	assert_string_equal(res0(fx)->cleanup, "deleted");
+	watch_end(&fx->ctx, 0, w);
+}
+
+static const enum op drop_steps[] = {
+	OP_LIST, OP_STATUS, OP_SELECT, OP_IDLE_START, OP_IDLE_DONE, OP_FIND, OP_FETCH, OP_CLEANUP
+};
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1192,6 +1221,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_drop_at_search_reconnects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_round_sends_nothing_unarmable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_round_bounce_refused, setup, teardown),
+#define DROP_AT(i) cmocka_unit_test_prestate_setup_teardown(test_drop_at_step_one_reconnect, \
+                                                           setup, teardown, (void *)&drop_steps[i])
+		DROP_AT(0), DROP_AT(1), DROP_AT(2), DROP_AT(3), DROP_AT(4), DROP_AT(5), DROP_AT(6),
+		DROP_AT(7),
+#undef DROP_AT
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
