@@ -7,7 +7,9 @@
  *
  * libetpan 1.9.4 has no NOTIFY: the command goes out through
  * mailimap_custom_command() (tag, text, CRLF; the tagged reply is read
- * and NO/BAD reported), and the STATUS lines read during IDLE
+ * and NO/BAD reported; libetpan puts a space before the CRLF, which
+ * Dovecot accepts and a strict server may refuse with BAD: the watch then
+ * falls back to its next way), and the STATUS lines read during IDLE
  * (imap_idle.c reads those lines itself) are parsed here.
  */
 #include <config.h>

@@ -418,11 +418,9 @@ static int record_uidnext(struct round_ctx *ctx, size_t idx, struct seed_watch *
 	char *err = NULL;
 	int rc;
 
-	if (w->nsess == 2)
-		rc = ctx->drv->select_uidnext(w->s[1], w->wire[F_SPAM], &w->uidnext[F_SPAM], &err);
-	else
-		rc = ctx->drv->status_uidnext(w->s[0], w->wire[F_SPAM], &w->uidnext[F_SPAM], &err);
-	if (w->nsess == 1 && (rc == IMAP_ENOFOLDER || rc == IMAP_EPROTO) && !ctx->drv->idling(w->s[0])) {
+	/* on session 0, before any second session (choose_spam_watch) */
+	rc = ctx->drv->status_uidnext(w->s[0], w->wire[F_SPAM], &w->uidnext[F_SPAM], &err);
+	if ((rc == IMAP_ENOFOLDER || rc == IMAP_EPROTO) && !ctx->drv->idling(w->s[0])) {
 		/* STATUS refused: SELECT it instead (INBOX is selected below) */
 		log_debug("%s: %s; using SELECT", ctx->cfg->seeds[idx].address, err ? err : "STATUS refused");
 		free(err);
