@@ -83,6 +83,9 @@ check "SIGTERM: exit 0" 0 "$?"
 DPID=""
 grep ': round [0-9]*:' "$T/d.err" | sed 's/^/# /'
 grep 'AccessTokenExpired' "$T/d.err" | head -n 6 | sed 's/^/# /'
+nb=$(grep -c 'server said BYE: Session invalidated - AccessTokenExpired' "$T/d.err")
+check "each BYE between rounds logs in again at once, not after a backoff" "$nb 0" \
+	"$(grep -c 'AccessTokenExpired; logging in again (new credentials)' "$T/d.err") $(grep -c 'reconnecting with backoff\|reconnect [0-9]* failed' "$T/d.err")"
 n=$(grep -c ': round [0-9]*:' "$T/d.err")
 assert "4 rounds ran ($n)" [ "$n" -ge 4 ]
 check "every round measured the seed (inbox)" "$n" "$(grep -c ': round [0-9]*: .*1 seeds: inbox 1;' "$T/d.err")"
@@ -103,9 +106,9 @@ print(("ok" if len(byes) >= 3 * sessions and sessions >= 1 else "not ok") + f" -
 print(("ok" if logins_metric == len(logins) else "not ok") + f" - imap_logins_total ({logins_metric}) = the logins the proxy saw ({len(logins)})")
 ok = len(logins) in (sessions + len(answered), sessions + len(byes))
 print(("ok" if ok else "not ok") + f" - logins ({len(logins)}) = {sessions} session(s) + the BYEs answered ({len(answered)}): one per session per token lifetime")
-# each BYE's new login came at once: within 2 s (the backoff would be 1 s or more, and only once)
-late = [b for b in answered if not any(b <= t <= b + 2.0 for t, _, _ in logins)]
-print(("ok" if not late else "not ok") + f" - every BYE was followed by a new login within 2 s ({len(late)} not)")
+# each BYE's new login followed (5 s: a loaded machine; the log below says it was at once)
+late = [b for b in answered if not any(b <= t <= b + 5.0 for t, _, _ in logins)]
+print(("ok" if not late else "not ok") + f" - every BYE was followed by a new login within 5 s ({len(late)} not)")
 stale = [(t, x) for t, _, x in logins if x <= t]
 print(("ok" if not stale else "not ok") + f" - every login carried a token not yet expired ({len(stale)} expired)")
 distinct = len({h for _, h, _ in logins})
