@@ -4,7 +4,8 @@
 # BYE, a server without IDLE (polling), a drop and a BYE at each step of a
 # session with exactly one reconnect, connections closed before the
 # greeting then a free slot, special-use attributes given only with
-# LIST RETURN (SPECIAL-USE) and a BAD to RETURN, STARTTLS refused with NO.
+# LIST RETURN (SPECIAL-USE) and a BAD to RETURN, STARTTLS refused with NO,
+# NOTIFY with a literal mailbox name in its STATUS, NOTIFY refused with BAD.
 # Exit 0 pass, 1 fail.
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -60,6 +61,20 @@ check "idle: cleaned up" deleted "$(j 's["cleanup"]')"
 
 round idle-spam
 check "idle-spam: found in Junk" "spam Junk" "$(j 's["outcome"] + " " + str(s["folder"])')"
+
+# NOTIFY (RFC 5465): the spam folder announced by an untagged STATUS whose
+# mailbox name comes as a literal; one session, one login.
+round notify-literal
+check "notify-literal: found in Junk" "spam Junk" "$(j 's["outcome"] + " " + str(s["folder"])')"
+check "notify-literal: announced, watch notify" "True notify" "$(j 'str(s["announced_by_idle"]) + " " + s["watch"]')"
+check "notify-literal: the STATUS was sent, one login" "1 1" "$(st '"%d %d" % (s["status_sent"], s["logins"])')"
+grep -q '^1 [^ ]* NOTIFY SET (selected (MessageNew MessageExpunge)) (mailboxes "Junk" (MessageNew MessageExpunge))' \
+	"$TMP/notify-literal.rec" && ok "notify-literal: NOTIFY SET sent" || not_ok "notify-literal: NOTIFY SET sent"
+grep -q '^1 [^ ]* SELECT "*Junk"*$' "$TMP/notify-literal.rec" && ok "notify-literal: Junk selected after the STATUS" ||
+	not_ok "notify-literal: Junk selected after the STATUS"
+# NOTIFY offered but refused (BAD): INBOX in IDLE, the spam folder polled.
+round notify-bad
+check "notify-bad: found in Junk by polling, watch idle+poll" "spam idle+poll" "$(j 's["outcome"] + " " + s["watch"]')"
 
 round noidle
 check "noidle: found by polling" "inbox False poll" "$(j 's["outcome"] + " " + str(s["announced_by_idle"]) + " " + s["watch"]')"

@@ -8,7 +8,8 @@ Listens on 127.0.0.1, port 0, prints the port (one line), serves each
 connection in a thread until --lifetime (default 30 s). --record FILE gets
 one line per command received: "<connection number> <tag> <command...>".
 --stats FILE (JSON, rewritten on every event): {"connections": N,
-"logins": N, "idle": N (IDLE commands), "exists_sent": N}.
+"logins": N, "idle": N (IDLE commands), "exists_sent": N, "status_sent": N
+(NOTIFY STATUS responses)}.
 
 The mailbox: INBOX, Junk (\\Junk), Trash (\\Trash), each holding UIDs 1 and
 2 (UIDNEXT 3). The probe "arrives" as UID 3 of its folder ARRIVE seconds
@@ -41,6 +42,12 @@ Scenarios:
                 LIST carries the attributes
   starttls-no   STARTTLS answered "NO [UNAVAILABLE] TLS is down for
                 maintenance (test)"
+  notify-literal  capabilities add NOTIFY (RFC 5465); NOTIFY SET is accepted;
+                the probe arrives in Junk and a client idling on INBOX with
+                NOTIFY set gets "* STATUS {4}" and "Junk (MESSAGES 3 UIDNEXT 4)"
+                (the name as a literal, as Dovecot sends some names)
+  notify-bad    capabilities add NOTIFY, but NOTIFY SET is answered BAD; the
+                probe arrives in Junk
 """
 import json
 import re
@@ -64,11 +71,13 @@ class State:
         self.logins = 0
         self.idles = 0
         self.exists_sent = 0
+        self.status_sent = 0
         self.arrived = None          # folder the probe is in, once arrived
         self.arrival_timer = None
         self.idlers = {}             # handler -> folder it idles on
         self.spam = "Spam-Ordner" if scenario.startswith("specialuse") else "Junk"
-        self.target = self.spam if scenario in ("idle-spam", "specialuse", "specialuse-bad") \
+        self.target = self.spam if scenario in ("idle-spam", "specialuse", "specialuse-bad",
+                                                "notify-literal", "notify-bad") \
             else "INBOX"
         self.stats_path = None
         self.record = None
@@ -78,7 +87,7 @@ class State:
         if self.stats_path:
             with open(self.stats_path + ".tmp", "w") as f:
                 json.dump({"connections": self.conns, "logins": self.logins, "idle": self.idles,
-                           "exists_sent": self.exists_sent}, f)
+                           "exists_sent": self.exists_sent, "status_sent": self.status_sent}, f)
             import os
             os.replace(self.stats_path + ".tmp", self.stats_path)
 
@@ -97,12 +106,20 @@ class State:
         with self.lock:
             self.arrived = self.target
             idlers = [h for h, f in self.idlers.items() if f == self.target]
+            notified = [h for h, f in self.idlers.items() if f != self.target and h.notify]
             self.exists_sent += len(idlers)
+            self.status_sent += len(notified)
             self.write_stats()
         for h in idlers:
             try:
                 h.send("* 3 EXISTS")
                 h.send("* 1 RECENT")
+            except OSError:
+                pass
+        for h in notified:
+            try:
+                h.send("* STATUS {%d}" % len(self.target))
+                h.send("%s (MESSAGES 3 UIDNEXT 4)" % self.target)
             except OSError:
                 pass
 
@@ -125,6 +142,7 @@ class Handler(socketserver.StreamRequestHandler):
     def handle(self):
         st = self.server.st
         self.wlock = threading.Lock()
+        self.notify = False
         with st.lock:
             st.conns += 1
             self.n = st.conns
@@ -145,6 +163,8 @@ class Handler(socketserver.StreamRequestHandler):
             caps += " SPECIAL-USE LIST-EXTENDED"
         if sc == "starttls-no":
             caps += " STARTTLS"
+        if sc.startswith("notify"):
+            caps += " NOTIFY"
         if sc == "refused" and self.n <= 2:
             return
         self.fail_here("greeting")
@@ -186,13 +206,17 @@ class Handler(socketserver.StreamRequestHandler):
                 return
             elif cmd == "NOOP":
                 self.send("%s OK noop" % tag)
+            elif cmd == "NOTIFY" and sc == "notify-literal":
+                self.notify = True
+                self.send("%s OK NOTIFY completed" % tag)
             elif cmd == "LIST":
                 self.fail_here("list")
                 ret = "RETURN" in args.upper()
                 if ret and sc == "specialuse-bad":
                     self.send("%s BAD RETURN not supported here (test)" % tag)
                     continue
-                attrs = ret or sc in ("specialuse-bad", "idle", "idle-spam", "noidle", "idlebye") \
+                attrs = ret or sc in ("specialuse-bad", "idle", "idle-spam", "noidle", "idlebye",
+                                      "notify-literal", "notify-bad") \
                     or sc.startswith(("drop-", "bye-", "refused"))
                 self.send('* LIST (\\HasNoChildren) "/" INBOX')
                 self.send('* LIST (\\HasNoChildren%s) "/" %s' % (" \\Junk" if attrs else "", st.spam))
@@ -287,7 +311,7 @@ class Handler(socketserver.StreamRequestHandler):
 def main():
     args = sys.argv[1:]
     valid = ("idle", "idle-spam", "noidle", "idlebye", "expired", "refused", "specialuse", "specialuse-bad",
-             "starttls-no") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
+             "starttls-no", "notify-literal", "notify-bad") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
     if not args or args[0] not in valid:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
