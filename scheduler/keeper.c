@@ -29,6 +29,10 @@
 #define KEEP_OAUTH_TICK 30.0        /* seconds between checks of the kept accounts' tokens */
 #define KEEP_FAR 1e7                /* seconds: a kept session's deadline (commands keep theirs) */
 #define KEEP_MAX_WAIT 5.0           /* seconds: the thread looks around at least this often */
+#define KEEP_STABLE_SECONDS 60.0    /* a reconnected session lost sooner did not recover: the
+                                       backoff goes on from where it was instead of 1 s */
+#define KEEP_RELOGIN_STABLE 2.0     /* seconds: a new login asked for (BYE AccessTokenExpired)
+                                       sooner than this after the last is no token expiry */
 
 /* An account's key, copied: it survives a reload that frees the
  * configuration (same fields as the pool's). */
@@ -55,6 +59,8 @@ struct ksess {
 	double next_try;              /* down: now_mono() of the next attempt */
 	int attempts;                 /* down: failed attempts in a row */
 	int relogin;                  /* down: the server asked for a new login */
+	double up_since;              /* now_mono() a reconnect re-established it; 0: the round's */
+	int flaps;                    /* reconnected sessions lost again soon after, in a row */
 	struct ksess *next;
 };
 
@@ -454,6 +460,19 @@ static int wants_relogin(const char *text)
 	       (strstr(text, "AccessTokenExpired") != NULL || strstr(text, "Session invalidated") != NULL);
 }
 
+/* Was ks lost soon after a reconnect re-established it? A server that
+ * accepts the login and then ends each session (BYE, a close, a new login
+ * asked for at once) would otherwise be logged in to every second, or in a
+ * loop without any wait: such drops continue the backoff (1 s .. 5 min). */
+static int flapped(const struct ksess *ks)
+{
+	double lived = now_mono() - ks->up_since;
+
+	if (ks->up_since <= 0)
+		return 0;   /* the round's session, or one that lasted */
+	return lived < (ks->relogin ? KEEP_RELOGIN_STABLE : KEEP_STABLE_SECONDS);
+}
+
 /* The session dropped (or failed): close it and plan its reconnect. */
 static void drop(struct keeper *k, struct ksess *ks, const char *why)
 {
@@ -462,13 +481,22 @@ static void drop(struct keeper *k, struct ksess *ks, const char *why)
 	ks->s = NULL;
 	ks->attempts = 0;
 	ks->relogin = wants_relogin(why);
-	ks->next_try = now_mono() + (ks->relogin ? 0 : backoff(k, 0));
+	ks->flaps = flapped(ks) ? ks->flaps + 1 : 0;
+	ks->next_try = now_mono() + (ks->relogin && ks->flaps == 0 ? 0 : backoff(k, ks->flaps));
 	pthread_mutex_lock(&k->mu);
 	k->counts.drops++;
 	pthread_mutex_unlock(&k->mu);
-	log_info("%s: kept session (%s) lost between rounds: %s; %s", who(ks), ks->folder,
-	         why ? why : "failed", ks->relogin ? "logging in again (new credentials)" :
-	         "reconnecting with backoff");
+	if (ks->flaps > 0)
+		log_info("%s: kept session (%s) lost between rounds %.1f s after it was re-established "
+		         "(%d time%s in a row): %s; %s after %.1f s", who(ks), ks->folder,
+		         now_mono() - ks->up_since, ks->flaps, ks->flaps == 1 ? "" : "s",
+		         why ? why : "failed", ks->relogin ? "logging in again" : "reconnecting",
+		         ks->next_try - now_mono());
+	else
+		log_info("%s: kept session (%s) lost between rounds: %s; %s", who(ks), ks->folder,
+		         why ? why : "failed", ks->relogin ? "logging in again (new credentials)" :
+		         "reconnecting with backoff");
+	ks->up_since = 0;
 }
 
 /* One reconnect attempt of a session that is down; until: the latest
@@ -501,11 +529,12 @@ static void try_up(struct keeper *k, struct ksess *ks, double until)
 		         "attempt%s", who(ks), ks->folder, ks->attempts, ks->attempts == 1 ? "" : "s");
 		ks->attempts = 0;
 		ks->relogin = 0;
+		ks->up_since = now_mono();
 	} else {
 		ks->s = NULL;
 		ks->attempts++;
 		ks->relogin = 0;
-		ks->next_try = now_mono() + backoff(k, ks->attempts);
+		ks->next_try = now_mono() + backoff(k, ks->attempts + ks->flaps);
 		log_info("%s: reconnect %d failed: %s; next attempt in %.1f s", who(ks), ks->attempts,
 		         err ? err : imap_err_name(rc), ks->next_try - now_mono());
 	}

@@ -48,6 +48,12 @@ Scenarios:
                 (the name as a literal, as Dovecot sends some names)
   notify-bad    capabilities add NOTIFY, but NOTIFY SET is answered BAD; the
                 probe arrives in Junk
+  byeloop       as idle, but once the probe was expunged every IDLE is ended
+                after 0.2 s by "* BYE Server shutting down (test)" and the
+                connection closed: a server that takes each login and drops
+                the session (the daemon's kept sessions between rounds)
+  byeloop-expired  as byeloop, with Exchange Online's "* BYE Session
+                invalidated - AccessTokenExpired" (a new login asked for)
 """
 import json
 import re
@@ -216,6 +222,7 @@ class Handler(socketserver.StreamRequestHandler):
                     self.send("%s BAD RETURN not supported here (test)" % tag)
                     continue
                 attrs = ret or sc in ("specialuse-bad", "idle", "idle-spam", "noidle", "idlebye",
+                                      "byeloop", "byeloop-expired",
                                       "notify-literal", "notify-bad") \
                     or sc.startswith(("drop-", "bye-", "refused"))
                 self.send('* LIST (\\HasNoChildren) "/" INBOX')
@@ -254,6 +261,11 @@ class Handler(socketserver.StreamRequestHandler):
                 if sc == "idlebye" and nidle == 1:
                     time.sleep(0.2)
                     self.send("* BYE Idle timeout (test)")
+                    return
+                if sc.startswith("byeloop") and st.arrived == "gone":
+                    time.sleep(0.2)
+                    self.send("* BYE Session invalidated - AccessTokenExpired" if sc == "byeloop-expired"
+                              else "* BYE Server shutting down (test)")
                     return
                 if sc == "expired" and nidle == 1:
                     time.sleep(0.2)
@@ -311,7 +323,7 @@ class Handler(socketserver.StreamRequestHandler):
 def main():
     args = sys.argv[1:]
     valid = ("idle", "idle-spam", "noidle", "idlebye", "expired", "refused", "specialuse", "specialuse-bad",
-             "starttls-no", "notify-literal", "notify-bad") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
+             "starttls-no", "notify-literal", "notify-bad", "byeloop", "byeloop-expired") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
     if not args or args[0] not in valid:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
