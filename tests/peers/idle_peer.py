@@ -54,6 +54,9 @@ Scenarios:
                 the session (the daemon's kept sessions between rounds)
   byeloop-expired  as byeloop, with Exchange Online's "* BYE Session
                 invalidated - AccessTokenExpired" (a new login asked for)
+  flood         as idle, but once the probe was expunged every IDLE is
+                answered by an endless stream of "* N EXISTS" lines, as fast
+                as the client reads them, until it closes the connection
 """
 import json
 import re
@@ -222,7 +225,7 @@ class Handler(socketserver.StreamRequestHandler):
                     self.send("%s BAD RETURN not supported here (test)" % tag)
                     continue
                 attrs = ret or sc in ("specialuse-bad", "idle", "idle-spam", "noidle", "idlebye",
-                                      "byeloop", "byeloop-expired",
+                                      "byeloop", "byeloop-expired", "flood",
                                       "notify-literal", "notify-bad") \
                     or sc.startswith(("drop-", "bye-", "refused"))
                 self.send('* LIST (\\HasNoChildren) "/" INBOX')
@@ -267,6 +270,12 @@ class Handler(socketserver.StreamRequestHandler):
                     self.send("* BYE Session invalidated - AccessTokenExpired" if sc == "byeloop-expired"
                               else "* BYE Server shutting down (test)")
                     return
+                if sc == "flood" and st.arrived == "gone":
+                    chunk = b"".join(b"* %d EXISTS\r\n" % (4 + i) for i in range(512))
+                    while True:
+                        with self.wlock:
+                            self.wfile.write(chunk)
+                            self.wfile.flush()
                 if sc == "expired" and nidle == 1:
                     time.sleep(0.2)
                     self.send("* BYE Session invalidated - AccessTokenExpired")
@@ -323,7 +332,7 @@ class Handler(socketserver.StreamRequestHandler):
 def main():
     args = sys.argv[1:]
     valid = ("idle", "idle-spam", "noidle", "idlebye", "expired", "refused", "specialuse", "specialuse-bad",
-             "starttls-no", "notify-literal", "notify-bad", "byeloop", "byeloop-expired") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
+             "starttls-no", "notify-literal", "notify-bad", "byeloop", "byeloop-expired", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
     if not args or args[0] not in valid:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
