@@ -135,18 +135,29 @@ void cycle_backlog_free(struct cycle_backlog *b)
 	free(b);
 }
 
-/* Keep a copy of a round the store could not record. */
-static void backlog_push(struct cycle_backlog *b, const struct config *cfg,
-                         const struct round_result *rr)
+size_t cycle_backlog_probes(const struct cycle_backlog *b)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; b != NULL && i < b->n; i++)
+		n += b->r[i].n;
+	return n;
+}
+
+void cycle_backlog_push(struct cycle_backlog *b, const struct config *cfg,
+                        const struct round_result *rr)
 {
 	struct backlog_round *r;
 
-	if (b->n == CYCLE_BACKLOG_MAX) {
-		log_error("state store: %d rounds wait to be recorded; the oldest is dropped:",
-		          CYCLE_BACKLOG_MAX);
+	while (b->n > 0 && (b->n == CYCLE_BACKLOG_MAX ||
+	                    cycle_backlog_probes(b) + cfg->nseeds > CYCLE_BACKLOG_PROBES_MAX)) {
+		log_error("state store: %zu rounds of %zu probes wait to be recorded (at most %d rounds, "
+		          "%d probes in memory); the oldest is dropped:", b->n, cycle_backlog_probes(b),
+		          CYCLE_BACKLOG_MAX, CYCLE_BACKLOG_PROBES_MAX);
 		backlog_round_free(&b->r[0], 1);
-		memmove(&b->r[0], &b->r[1], (CYCLE_BACKLOG_MAX - 1) * sizeof b->r[0]);
+		memmove(&b->r[0], &b->r[1], (b->n - 1) * sizeof b->r[0]);
 		b->n--;
+		memset(&b->r[b->n], 0, sizeof b->r[b->n]);
 	}
 	r = &b->r[b->n++];
 	r->name = xstrdup(cfg->name);
@@ -442,7 +453,7 @@ static int record(const struct config *cfg, struct state *st, struct cycle *c,
 	                       cfg->nseeds, &err) != 0) {
 		failed = state_error(&err);
 		if (backlog != NULL)
-			backlog_push(backlog, cfg, rr);
+			cycle_backlog_push(backlog, cfg, rr);
 		else
 			say_not_recorded(cfg, rr);
 	}

@@ -49,14 +49,24 @@ struct cycle_params {
  * order, at the start of its next cycles, before anything else touches the
  * store: so probes_total never undercounts a round the store missed, and
  * its missing and unmeasured probes become pending and are cleaned up.
- * At most CYCLE_BACKLOG_MAX rounds; beyond that the oldest is dropped and
- * the log names its probes. `run` has no backlog: its process ends.
+ * At most CYCLE_BACKLOG_MAX rounds and CYCLE_BACKLOG_PROBES_MAX probes
+ * (each probe's result is about 14 KiB: 16 rounds of 1,000 seeds held
+ * 231 MiB); beyond that the oldest rounds are dropped and the log names
+ * their probes; the newest round is always kept. `run` has no backlog: its
+ * process ends.
  */
 #define CYCLE_BACKLOG_MAX 16
+#define CYCLE_BACKLOG_PROBES_MAX 4096
 struct cycle_backlog;
 struct cycle_backlog *cycle_backlog_new(void);
 /* Rounds still waiting to be recorded. */
 size_t cycle_backlog_len(const struct cycle_backlog *b);
+/* Probes of the rounds still waiting (each round counts all its seeds). */
+size_t cycle_backlog_probes(const struct cycle_backlog *b);
+/* Keep a copy of rr, the round of cfg the store could not record (the
+ * oldest rounds dropped, and their probes logged, beyond the limits above). */
+void cycle_backlog_push(struct cycle_backlog *b, const struct config *cfg,
+                        const struct round_result *rr);
 /* Record the rounds waiting, oldest first (cycle_run does it before its
  * recovery, which would count their written-ahead rows as error). Returns
  * 0 when none is left waiting, 1 when the store failed again (logged). */
