@@ -1278,7 +1278,10 @@ int state_announce_delay_get(struct state *st, const char *server, double *delay
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		*delay = sqlite3_column_double(s, 0);
-		*samples = (long)sqlite3_column_int64(s, 1);
+		/* a count the daemon adds to (round.c): a tampered row's
+		 * negative or huge one starts again from what is sane */
+		sqlite3_int64 k = sqlite3_column_int64(s, 1);
+		*samples = k < 0 ? 0 : k > STATE_SAMPLES_MAX ? STATE_SAMPLES_MAX : (long)k;
 		if (recentsz > 0 && sqlite3_column_text(s, 2) != NULL)
 			xstrlcpy(recent, (const char *)sqlite3_column_text(s, 2), recentsz);
 		ret = 0;

@@ -185,7 +185,10 @@ int state_prune(struct state *st, long retention_days, double now, char **errstr
  * from before schema 4). get copies recent into recent/recentsz
  * (truncated, NUL-terminated) and returns 0 (found), 1 (none yet) or -1
  * (*errstr); put replaces the row (now: Unix seconds; recent NULL: ""),
- * 0 or -1 (*errstr). */
+ * 0 or -1 (*errstr). A stored count below 0 reads as 0, above
+ * STATE_SAMPLES_MAX as STATE_SAMPLES_MAX (the file may be tampered with;
+ * the count is added to). */
+#define STATE_SAMPLES_MAX 1000000000L
 int state_announce_delay_get(struct state *st, const char *server, double *delay, long *samples,
                              char *recent, size_t recentsz, char **errstr);
 int state_announce_delay_put(struct state *st, const char *server, double delay, long samples,

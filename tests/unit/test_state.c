@@ -1249,6 +1249,22 @@ static void test_announce_delays(void **state)
 	assert_int_equal(n, 40);
 	assert_string_equal(recent, "");
 	state_close(st);
+	/* a tampered file: counts below 0 and at INT64_MAX (the round adds
+	 * to it: signed overflow) read back as 0 and STATE_SAMPLES_MAX */
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO announce_delays(server, delay, samples, updated)"
+	                              " VALUES ('neg.example:993', 0.5, -3, 900),"
+	                              " ('huge.example:993', 0.5, 9223372036854775807, 900);",
+	                              NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	st = open_ok(f->db);
+	assert_int_equal(state_announce_delay_get(st, "neg.example:993", &d, &n, recent, sizeof recent,
+	                                          &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(state_announce_delay_get(st, "huge.example:993", &d, &n, recent, sizeof recent,
+	                                          &err), 0);
+	assert_int_equal(n, STATE_SAMPLES_MAX);
+	state_close(st);
 }
 
 static void test_migrate_v1(void **state)
