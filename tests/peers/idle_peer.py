@@ -54,6 +54,8 @@ Scenarios:
                 the session (the daemon's kept sessions between rounds)
   byeloop-expired  as byeloop, with Exchange Online's "* BYE Session
                 invalidated - AccessTokenExpired" (a new login asked for)
+  byehang       as byeloop, and every connection made after the probe was
+                expunged gets no greeting (the server accepts and hangs)
   flood         as idle, but once the probe was expunged every IDLE is
                 answered by an endless stream of "* N EXISTS" lines, as fast
                 as the client reads them, until it closes the connection
@@ -176,6 +178,9 @@ class Handler(socketserver.StreamRequestHandler):
             caps += " NOTIFY"
         if sc == "refused" and self.n <= 2:
             return
+        if sc == "byehang" and st.arrived == "gone":
+            time.sleep(3600)
+            return
         self.fail_here("greeting")
         if sc.endswith("-capability"):
             # no capabilities in the greeting: the client must ask (the
@@ -225,7 +230,7 @@ class Handler(socketserver.StreamRequestHandler):
                     self.send("%s BAD RETURN not supported here (test)" % tag)
                     continue
                 attrs = ret or sc in ("specialuse-bad", "idle", "idle-spam", "noidle", "idlebye",
-                                      "byeloop", "byeloop-expired", "flood",
+                                      "byeloop", "byeloop-expired", "byehang", "flood",
                                       "notify-literal", "notify-bad") \
                     or sc.startswith(("drop-", "bye-", "refused"))
                 self.send('* LIST (\\HasNoChildren) "/" INBOX')
@@ -265,7 +270,7 @@ class Handler(socketserver.StreamRequestHandler):
                     time.sleep(0.2)
                     self.send("* BYE Idle timeout (test)")
                     return
-                if sc.startswith("byeloop") and st.arrived == "gone":
+                if sc.startswith(("byeloop", "byehang")) and st.arrived == "gone":
                     time.sleep(0.2)
                     self.send("* BYE Session invalidated - AccessTokenExpired" if sc == "byeloop-expired"
                               else "* BYE Server shutting down (test)")
@@ -332,7 +337,7 @@ class Handler(socketserver.StreamRequestHandler):
 def main():
     args = sys.argv[1:]
     valid = ("idle", "idle-spam", "noidle", "idlebye", "expired", "refused", "specialuse", "specialuse-bad",
-             "starttls-no", "notify-literal", "notify-bad", "byeloop", "byeloop-expired", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
+             "starttls-no", "notify-literal", "notify-bad", "byeloop", "byeloop-expired", "byehang", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
     if not args or args[0] not in valid:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
