@@ -46,6 +46,9 @@ struct imap_session {
 	char notify_box[FOLDER_MAX];
 	unsigned long notify_uidnext, notify_messages;
 	int notify_have_messages;
+	/* UIDNEXT of the last STATUS that announced new mail; 0 when the last
+	 * announcement named no UIDNEXT (NOTIFICATIONOVERFLOW, unparsable) */
+	unsigned long notify_announced;
 };
 
 /* Check the session is alive and arm the per-command limit (imap.c's

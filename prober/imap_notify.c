@@ -294,12 +294,18 @@ int imap_notify_set(struct imap_session *s, const char *mailbox, unsigned long u
 	s->notify_uidnext = uidnext;
 	s->notify_messages = 0;
 	s->notify_have_messages = 0;
+	s->notify_announced = 0;
 	return IMAP_OK;
 }
 
 const char *imap_notify_mailbox(const struct imap_session *s)
 {
 	return s && s->notify_box[0] ? s->notify_box : NULL;
+}
+
+unsigned long imap_notify_announced(const struct imap_session *s)
+{
+	return s ? s->notify_announced : 0;
 }
 
 /* Mailbox names compare exactly, INBOX in any case (RFC 3501 5.1). */
@@ -341,6 +347,7 @@ int imapi_notify_line(struct imap_session *s, const char *line, int *event, char
 		 * watch looks at the folder and sets NOTIFY again */
 		log_debug("imap %s:%d: NOTIFICATIONOVERFLOW: NOTIFY is off", host_of(s), port_of(s));
 		s->notify_box[0] = '\0';
+		s->notify_announced = 0;   /* no message named: no announcement of one */
 		*event |= IMAP_IDLE_STATUS;
 		return IMAP_OK;
 	}
@@ -363,10 +370,13 @@ int imapi_notify_line(struct imap_session *s, const char *line, int *event, char
 		/* cannot tell which mailbox: look rather than miss the probe */
 		log_debug("imap %s:%d: unparsable STATUS during IDLE; checking the NOTIFY folder",
 		          host_of(s), port_of(s));
+		s->notify_announced = 0;
 		*event |= IMAP_IDLE_STATUS;
 		return IMAP_OK;
 	}
-	if (same_mailbox(st.mailbox, s->notify_box) && is_new_mail(s, &st))
+	if (same_mailbox(st.mailbox, s->notify_box) && is_new_mail(s, &st)) {
+		s->notify_announced = (st.have & IMAP_ST_UIDNEXT) ? st.uidnext : 0;
 		*event |= IMAP_IDLE_STATUS;
+	}
 	return IMAP_OK;
 }

@@ -103,4 +103,12 @@ int imap_notify_set(struct imap_session *s, const char *mailbox, unsigned long u
  * when none (never set, or the session was replaced). Borrowed. */
 const char *imap_notify_mailbox(const struct imap_session *s);
 
+/* The UIDNEXT carried by the last untagged STATUS that announced new mail
+ * in the NOTIFY mailbox (RFC 5465 5.2): the messages it announced have
+ * UIDs below it, so one with a higher UID arrived after the announcement
+ * and was not announced by it. 0 when that announcement gave no UIDNEXT
+ * (a NOTIFICATIONOVERFLOW, an unparsable STATUS, a STATUS with MESSAGES
+ * only), and before any. */
+unsigned long imap_notify_announced(const struct imap_session *s);
+
 #endif

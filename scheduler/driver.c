@@ -25,6 +25,7 @@ const struct imap_driver imap_driver_real = {
 	.idle_done = imap_idle_done,
 	.notify_set = imap_notify_set,
 	.notify_mailbox = imap_notify_mailbox,
+	.notify_announced = imap_notify_announced,
 	.find_new_tokens = imap_find_new_tokens,
 	.fetch_header = imap_fetch_header,
 	.gmail_tab = imap_gmail_tab,

@@ -93,6 +93,9 @@ struct imap_driver {
 	/* The mailbox NOTIFY watches on s, or NULL (never set, or turned off by
 	 * the server's NOTIFICATIONOVERFLOW). Borrowed. */
 	const char *(*notify_mailbox)(const struct imap_session *s);
+	/* The UIDNEXT of the last STATUS that announced new mail (UIDs below it
+	 * were announced by it); 0 unknown. May be NULL: nothing is announced. */
+	unsigned long (*notify_announced)(const struct imap_session *s);
 
 	/* ---- finding the probe (docs/SPEC.md "Finding the probe") ---- */
 

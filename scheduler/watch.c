@@ -72,7 +72,8 @@ struct seed_watch {
 	int idle;                        /* watching by IDLE */
 	int notify;                      /* one session: NOTIFY announces the spam folder */
 	int spam_dirty;                  /* NOTIFY: a STATUS announced new mail in spam... */
-	double spam_seen;                /* ...at this moment (Unix seconds) */
+	double spam_seen;                /* ...at this moment (Unix seconds), */
+	unsigned long spam_below;        /* ...for the UIDs below this (0: none named) */
 	double idle_since[2];            /* now_mono() when IDLE last started */
 	int reconnected[2];              /* per session: its one reconnect was used */
 	int relogins;                    /* new logins a BYE asked for */
@@ -227,10 +228,16 @@ static void record_late(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 }
 
 /* Search folder f for the wanted tokens from UID min_uid on. seen > 0: the
- * moment an IDLE EXISTS announced new mail there. Returns an IMAP code;
- * on error the diagnostic names the folder. */
+ * moment an announcement (IDLE EXISTS, NOTIFY STATUS) of new mail there was
+ * read; below > 0: it announced the UIDs below this only (a STATUS's
+ * UIDNEXT). A hit it announced was seen then (the upper bound of its
+ * arrival, and a sample of the server's announcement delay); any other hit
+ * (a poll, a tick, the look at INBOX after the spam folder, a message that
+ * landed after the announcement) was seen when the search answered, and
+ * was not announced (SPEC "Latency"). Returns an IMAP code; on error the
+ * diagnostic names the folder. */
 static int check_folder(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int f,
-                        unsigned long min_uid, double seen)
+                        unsigned long min_uid, double seen, unsigned long below)
 {
 	struct imap_session *s = w->s[sess_of(w, f)];
 	const char *toks[NTOK];
@@ -238,6 +245,7 @@ static int check_folder(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 	struct imap_hit *hits = NULL;
 	size_t nhits = 0;
 	char *err = NULL;
+	double searched;
 	int rc;
 
 	for (size_t t = 0; t < w->ntokens; t++)
@@ -248,6 +256,8 @@ static int check_folder(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 	if (n == 0)
 		return IMAP_OK;
 	rc = ctx->drv->find_new_tokens(s, w->wire[f], toks, n, w->since, min_uid, &hits, &nhits, &err);
+	/* the answer's moment, for every hit: not after earlier hits' cleanup */
+	searched = now_wall();
 	if (rc != IMAP_OK) {
 		set_diag(ctx, &ctx->results[idx], 0, "%s (%s): %s", round_imap_error_text(rc),
 		         w->wire[f], err ? err : imap_err_name(rc));
@@ -257,7 +267,8 @@ static int check_folder(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 	}
 	for (size_t i = 0; i < nhits; i++) {
 		size_t t = map[hits[i].token_index];
-		double found = seen > 0 ? seen : now_wall();
+		int announced = seen > 0 && (below == 0 || hits[i].uid < below);
+		double found = announced ? seen : searched;
 		char what[64] = "";
 
 		struct probe_trace tr;
@@ -276,7 +287,7 @@ static int check_folder(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 			                 hits[i].internaldate, &tr, &trc);
 		cleanup_hit(ctx, idx, w, f, &hits[i], w->tokens[t], what, sizeof what);
 		if (t == 0)
-			record_found(ctx, idx, w, f, &hits[i], found, seen > 0, what, &tr);
+			record_found(ctx, idx, w, f, &hits[i], found, announced, what, &tr);
 		else
 			record_late(ctx, idx, w, f, t, &hits[i], found, what);
 	}
@@ -547,7 +558,7 @@ static int arm_session(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 	rc = resolve_folders(ctx, idx, w);
 	/* Earlier rounds' probes, anywhere in the folders: once, before arming. */
 	for (int f = 0; f < 2 && rc == IMAP_OK; f++)
-		if ((rc = check_folder(ctx, idx, w, f, 0, 0)) != IMAP_OK)
+		if ((rc = check_folder(ctx, idx, w, f, 0, 0, 0)) != IMAP_OK)
 			arm_fail(w, rc, "looking for earlier probes failed", ctx->results[idx].diagnostic);
 	if (rc != IMAP_OK)
 		return rc;
@@ -672,15 +683,20 @@ static int service(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int 
 		return rc;
 	}
 	if (w->nsess == 2) {
-		rc = check_folder(ctx, idx, w, k, w->uidnext[k], seen);
+		rc = check_folder(ctx, idx, w, k, w->uidnext[k], seen, 0);
 	} else {
-		double sseen = w->notify && w->spam_dirty ? w->spam_seen : 0;
-		int spam = due || sseen > 0;
+		/* a STATUS that named no UIDNEXT announced no message in particular:
+		 * the spam folder is searched, its hits were not announced */
+		int sdirty = w->notify && w->spam_dirty;
+		double sseen = sdirty && w->spam_below > 0 ? w->spam_seen : 0;
 
 		w->spam_dirty = 0;
-		rc = spam ? check_folder(ctx, idx, w, F_SPAM, w->uidnext[F_SPAM], sseen) : IMAP_OK;
+		rc = due || sdirty ? check_folder(ctx, idx, w, F_SPAM, w->uidnext[F_SPAM], sseen,
+		                                  w->spam_below) : IMAP_OK;
+		/* INBOX: announced only by an EXISTS read during IDLE (seen); what
+		 * reached it while the spam folder was selected was not */
 		if (rc == IMAP_OK)
-			rc = check_folder(ctx, idx, w, F_INBOX, w->uidnext[F_INBOX], seen);
+			rc = check_folder(ctx, idx, w, F_INBOX, w->uidnext[F_INBOX], seen, 0);
 	}
 	if (rc == IMAP_OK && wanted(w))
 		rc = start_idle(ctx, idx, w, k);
@@ -765,6 +781,8 @@ static void wait_events(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 				/* NOTIFY: new mail in the spam folder (RFC 5465 5.2) */
 				w->spam_dirty = 1;
 				w->spam_seen = t;
+				w->spam_below = ctx->drv->notify_announced == NULL ? 0 :
+				                ctx->drv->notify_announced(w->s[k]);
 			}
 		}
 		free(err);
@@ -824,9 +842,9 @@ static int visit(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 		set_diag(ctx, &ctx->results[idx], 0, "%s: %s", round_imap_error_text(rc),
 		         err ? err : imap_err_name(rc));
 	else
-		rc = check_folder(ctx, idx, w, F_SPAM, w->uidnext[F_SPAM], 0);
+		rc = check_folder(ctx, idx, w, F_SPAM, w->uidnext[F_SPAM], 0, 0);
 	if (rc == IMAP_OK)
-		rc = check_folder(ctx, idx, w, F_INBOX, w->uidnext[F_INBOX], 0);
+		rc = check_folder(ctx, idx, w, F_INBOX, w->uidnext[F_INBOX], 0, 0);
 	free(err);
 	if (w->s[0] != NULL)
 		ctx->drv->close(w->s[0]);

@@ -72,6 +72,7 @@ struct imap_session {
 	unsigned long idle_from; /* UIDNEXT of the selected folder when IDLE began */
 	char notify_box[32];     /* NOTIFY SET for this folder ("" none) */
 	unsigned long notify_from;   /* its UIDNEXT last announced */
+	unsigned long announced;     /* the UIDNEXT the last STATUS carried */
 };
 
 static struct {
@@ -93,6 +94,9 @@ static struct {
 	const char *find_token;
 	int find_folder;
 	char trail[64];            /* I/S: find in INBOX/spam, N: NOTIFY SET, +: IDLE */
+	double delivered_at;       /* now_wall() of the last delivery */
+	double read_at;            /* now_wall() when idle_read last reported an event */
+	double find_at;            /* now_wall() when find last began */
 } W;
 
 static void trail(char c)
@@ -152,7 +156,8 @@ static void deliver(int f, const char *token, int proved)
 	m->uid = fo->uidnext++;
 	xstrlcpy(m->token, token, sizeof m->token);
 	m->proved = proved;
-	m->internaldate = floor(now_wall());
+	W.delivered_at = now_wall();
+	m->internaldate = floor(W.delivered_at);
 }
 
 static int f_open(const struct imap_params *p, struct imap_session **out, char **errstr)
@@ -306,8 +311,12 @@ static int f_idle_read(struct imap_session *s, int *event, char **errstr)
 	*event = 0;
 	if (W.f[s->folder].uidnext > s->idle_from)
 		*event |= IMAP_IDLE_EXISTS;
-	if (s->notify_box[0] && W.f[1].uidnext > s->notify_from)
+	if (s->notify_box[0] && W.f[1].uidnext > s->notify_from) {
 		*event |= IMAP_IDLE_STATUS;   /* "* STATUS Junk (MESSAGES n UIDNEXT u)" */
+		s->announced = W.f[1].uidnext;
+	}
+	if (*event)
+		W.read_at = now_wall();
 	s->idle_from = W.f[s->folder].uidnext;
 	s->notify_from = W.f[1].uidnext;
 	return IMAP_OK;
@@ -338,6 +347,7 @@ static int f_find(struct imap_session *s, const char *folder, const char *const 
 	assert_true(f >= 0);
 	s->folder = f;
 	trail(f == 0 ? 'I' : 'S');
+	W.find_at = now_wall();
 	if (W.find_deliver_at > 0 && W.calls[OP_FIND] == W.find_deliver_at)
 		deliver(W.find_folder, W.find_token, 1);
 	*hits = xcalloc(W.f[f].n + 1, sizeof **hits);
@@ -433,6 +443,11 @@ static const char *f_notify_mailbox(const struct imap_session *s)
 	return s->notify_box[0] ? s->notify_box : NULL;
 }
 
+static unsigned long f_notify_announced(const struct imap_session *s)
+{
+	return s->announced;
+}
+
 static const struct imap_driver fake = {
 	.open = f_open, .close = f_close, .close_now = f_close, .rebind = f_rebind,
 	.noop = f_noop, .extend = f_extend, .has_capability = f_has_capability,
@@ -441,6 +456,7 @@ static const struct imap_driver fake = {
 	.idle_read = f_idle_read, .idle_done = f_idle_done, .find_new_tokens = f_find,
 	.fetch_header = f_fetch_header, .gmail_tab = f_gmail_tab, .cleanup = f_cleanup,
 	.scan_bounces = f_scan, .notify_set = f_notify_set, .notify_mailbox = f_notify_mailbox,
+	.notify_announced = f_notify_announced,
 };
 
 /* ---- a round of one seed, built by hand ----------------------------------- */
@@ -695,6 +711,9 @@ static void test_found_by_idle_and_cleaned(void **state)
 	assert_int_equal(res0(fx)->outcome, OUTCOME_INBOX);
 	assert_string_equal(res0(fx)->folder, "INBOX");
 	assert_int_equal(res0(fx)->announced, 1);
+	/* seen: when the EXISTS was read, not after DONE, SEARCH and FETCH */
+	assert_true(res0(fx)->found_time <= W.read_at);
+	assert_true(res0(fx)->found_time < W.find_at);
 	assert_string_equal(res0(fx)->cleanup, "deleted");
 	assert_int_equal(W.ncleaned, 1);
 	assert_int_equal(W.cleaned[0], 100);
@@ -861,6 +880,9 @@ static void test_notify_one_session(void **state)
 	watch_run(&fx->ctx, 0, w, 1);
 	assert_int_equal(res0(fx)->outcome, OUTCOME_SPAM);
 	assert_int_equal(res0(fx)->announced, 1);   /* the STATUS announced it */
+	/* seen: when the STATUS was read, before DONE, SELECT and the search */
+	assert_true(res0(fx)->found_time <= W.read_at);
+	assert_true(res0(fx)->found_time < W.find_at);
 	assert_int_equal(W.ncleaned, 1);
 	assert_int_equal(W.cleaned_folder[0], 1);
 	watch_end(&fx->ctx, 0, w);
@@ -886,10 +908,45 @@ static void test_notify_status_then_inbox_searched(void **state)
 	watch_run(&fx->ctx, 0, w, 1);
 	assert_int_equal(res0(fx)->outcome, OUTCOME_INBOX);
 	assert_int_equal(res0(fx)->announced, 0);   /* found by the search after the spam folder */
+	/* seen: when that search answered, after it landed (the STATUS read
+	 * before it is no bound of its arrival) */
+	assert_true(res0(fx)->found_time >= W.delivered_at);
+	assert_true(res0(fx)->found_time > W.read_at);
 	assert_string_equal(W.trail, "N+SI");
 	assert_int_equal(W.ncleaned, 1);            /* the probe only, not the user's mail */
 	assert_int_equal(W.cleaned_folder[0], 0);
 	assert_int_equal(W.f[1].n, 1);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* A STATUS announces the user's mail in the spam folder (UIDNEXT 51); the
+ * probe lands there after the STATUS was read, while the folder is being
+ * searched (UID 51). The STATUS did not announce it: it is not announced
+ * (no sample of the server's delay), and its seen is when the search
+ * answered, after it landed, not the earlier moment the STATUS was read
+ * (which would put the upper bound of its arrival before its arrival). */
+static void test_notify_status_covers_only_its_uids(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w;
+
+	W.notify_cap = 1;
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	accept_probe(fx);
+	deliver(1, "user-mail", 0);             /* UID 50, announced by the STATUS */
+	W.find_deliver_at = 1;                  /* the probe lands as the spam folder is searched */
+	W.find_token = "tok-this-round";
+	W.find_folder = 1;
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_SPAM);
+	assert_int_equal(W.f[1].n, 1);          /* the user's mail kept */
+	assert_int_equal(W.cleaned[0], 51);
+	assert_int_equal(res0(fx)->announced, 0);
+	assert_true(res0(fx)->found_time >= W.delivered_at);
+	assert_true(res0(fx)->found_time > W.read_at);
+	/* the arrival interval holds the true arrival */
+	assert_true(res0(fx)->arrival <= res0(fx)->found_time);
 	watch_end(&fx->ctx, 0, w);
 }
 
@@ -1209,6 +1266,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_relogin_bye_keeps_the_reconnect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_one_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_status_then_inbox_searched, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notify_status_covers_only_its_uids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_refused_falls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_set_again_after_reconnect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_sessions_spam_found, setup, teardown),
