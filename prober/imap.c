@@ -1298,6 +1298,7 @@ static int fetch_and_match(struct imap_session *s, const uint32_t *uids, size_t 
 			(*hits)[*nhits].uidvalidity = s->uidvalidity;
 			(*hits)[*nhits].uid = f.uid;
 			(*hits)[*nhits].internaldate = f.internaldate;
+			(*hits)[*nhits].seq = ((const struct mailimap_msg_att *)clist_content(it))->att_number;
 			(*nhits)++;
 		}
 		if (res)

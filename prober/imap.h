@@ -118,6 +118,7 @@ struct imap_hit {
 	unsigned long uidvalidity;
 	unsigned long uid;
 	double internaldate;      /* Unix seconds, zone applied */
+	unsigned long seq;        /* its message sequence number in the FETCH reply; 0 unknown */
 };
 
 #define IMAP_SEARCH_MAX_PER_TOKEN 8   /* UIDs a SEARCH may name per token before it is hostile */
@@ -194,6 +195,12 @@ enum {
  * "* BYE" gives IMAP_EBYE with the server's text ("server said BYE: ...");
  * a closed connection IMAP_EBYE "closed without BYE". */
 int imap_idle_read(struct imap_session *s, int *event, char **errstr);
+
+/* n of the last "* n EXISTS" imap_idle_read() read (RFC 3501 7.3.1): the
+ * messages it announced have sequence numbers up to n, so a message found
+ * later with a higher one (struct imap_hit's seq) arrived after it. 0 when
+ * none was read on s. */
+unsigned long imap_idle_exists(const struct imap_session *s);
 
 /* For a caller that polls many idling sessions itself (the daemon between
  * rounds): the socket of s while it idles, or -1 when it does not; *waiting

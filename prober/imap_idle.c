@@ -191,16 +191,20 @@ const char *imap_selected(const struct imap_session *s)
 	return s ? s->selected : NULL;
 }
 
-/* "* <n> EXISTS" (RFC 3501 7.3.1), case-insensitive. */
-static int is_exists(const char *line)
+/* "* <n> EXISTS" (RFC 3501 7.3.1), case-insensitive: n (saturated), or 0
+ * when line is no EXISTS. */
+static unsigned long is_exists(const char *line)
 {
 	const char *p = line + 2;
+	unsigned long n = 0;
 
 	if (!isdigit((unsigned char)*p))
 		return 0;
-	while (isdigit((unsigned char)*p))
-		p++;
-	return strncasecmp(p, " EXISTS", 7) == 0;
+	while (isdigit((unsigned char)*p)) {
+		unsigned d = (unsigned)(*p++ - '0');
+		n = n > (~0UL - d) / 10 ? ~0UL : n * 10 + d;
+	}
+	return strncasecmp(p, " EXISTS", 7) == 0 ? n : 0;
 }
 
 /* Read one line sent while idling and classify it. */
@@ -238,9 +242,10 @@ static int read_one(struct imap_session *s, int *event, char **errstr)
 		            xasprintf("imap %s:%d: IDLE: server said BYE%s%s", host_of(s), port_of(s),
 		                      text[0] ? ": " : "", text));
 	}
-	if (is_exists(line))
+	if (is_exists(line) > 0) {
+		s->idle_exists = is_exists(line);
 		*event |= IMAP_IDLE_EXISTS;
-	else
+	} else
 		return imapi_notify_line(s, line, event, errstr);   /* NOTIFY, RFC 5465 */
 	return IMAP_OK;
 }
@@ -257,6 +262,11 @@ int imap_idle_read(struct imap_session *s, int *event, char **errstr)
 		r = read_one(s, event, errstr);
 	} while (r == IMAP_OK && s->idling && buffered(s));
 	return r;
+}
+
+unsigned long imap_idle_exists(const struct imap_session *s)
+{
+	return s ? s->idle_exists : 0;
 }
 
 int imap_idle_done(struct imap_session *s, char **errstr)

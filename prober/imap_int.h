@@ -41,6 +41,7 @@ struct imap_session {
 	size_t nold_secrets;
 	const char *seed;
 	int idling;                /* IDLE sent, "+" received, DONE not sent yet */
+	unsigned long idle_exists; /* n of the last "* n EXISTS" read during IDLE; 0 none */
 	/* NOTIFY (RFC 5465, imap_notify.c): the mailbox watched beside the
 	 * selected one ("" none) and its UIDNEXT/MESSAGES as last known */
 	char notify_box[FOLDER_MAX];

@@ -22,6 +22,7 @@ const struct imap_driver imap_driver_real = {
 	.idling = imap_idling,
 	.idle_wait = imap_idle_wait,
 	.idle_read = imap_idle_read,
+	.idle_exists = imap_idle_exists,
 	.idle_done = imap_idle_done,
 	.notify_set = imap_notify_set,
 	.notify_mailbox = imap_notify_mailbox,

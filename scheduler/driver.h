@@ -79,6 +79,9 @@ struct imap_driver {
 	 * IMAP_IDLE_ENDED and (NOTIFY) IMAP_IDLE_STATUS bits; a BYE or a drop
 	 * is IMAP_EBYE. */
 	int (*idle_read)(struct imap_session *s, int *event, char **errstr);
+	/* n of the last "* n EXISTS" idle_read read (the messages it announced
+	 * have sequence numbers up to n); 0 unknown. May be NULL: unknown. */
+	unsigned long (*idle_exists)(const struct imap_session *s);
 	/* DONE and the tagged OK; a session not idling is left as is. */
 	int (*idle_done)(struct imap_session *s, char **errstr);
 

@@ -74,6 +74,7 @@ struct seed_watch {
 	int spam_dirty;                  /* NOTIFY: a STATUS announced new mail in spam... */
 	double spam_seen;                /* ...at this moment (Unix seconds), */
 	unsigned long spam_below;        /* ...for the UIDs below this (0: none named) */
+	unsigned long exists_n[2];       /* per session: n of the EXISTS that made it dirty */
 	double idle_since[2];            /* now_mono() when IDLE last started */
 	int reconnected[2];              /* per session: its one reconnect was used */
 	int relogins;                    /* new logins a BYE asked for */
@@ -227,17 +228,35 @@ static void record_late(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 		               ctx->cfg->seeds[idx].address, w->display[f], what);
 }
 
-/* Search folder f for the wanted tokens from UID min_uid on. seen > 0: the
- * moment an announcement (IDLE EXISTS, NOTIFY STATUS) of new mail there was
- * read; below > 0: it announced the UIDs below this only (a STATUS's
- * UIDNEXT). A hit it announced was seen then (the upper bound of its
+/* An announcement of new mail in a folder, read during IDLE (SPEC
+ * "Latency"): when, and which messages it covers. */
+struct announce {
+	double seen;              /* Unix seconds it was read; 0: none */
+	unsigned long uid_below;  /* a NOTIFY STATUS: its UIDNEXT, the UIDs below it */
+	unsigned long seq_max;    /* an EXISTS: its n, the sequence numbers up to it */
+};
+
+/* Did the announcement an cover hit h? A bound the server did not give (0) or a hit whose
+ * sequence number is unknown (0) does not rule it out. */
+static int announced_hit(const struct announce *an, const struct imap_hit *h)
+{
+	if (an == NULL || !(an->seen > 0))
+		return 0;
+	if (an->uid_below > 0 && h->uid >= an->uid_below)
+		return 0;
+	return !(an->seq_max > 0 && h->seq > an->seq_max);
+}
+
+/* Search folder f for the wanted tokens from UID min_uid on. an (may be
+ * NULL): what announced new mail there, read at an->seen. A hit it
+ * announced was seen then (the upper bound of its
  * arrival, and a sample of the server's announcement delay); any other hit
  * (a poll, a tick, the look at INBOX after the spam folder, a message that
  * landed after the announcement) was seen when the search answered, and
  * was not announced (SPEC "Latency"). Returns an IMAP code; on error the
  * diagnostic names the folder. */
 static int check_folder(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int f,
-                        unsigned long min_uid, double seen, unsigned long below)
+                        unsigned long min_uid, const struct announce *an)
 {
 	struct imap_session *s = w->s[sess_of(w, f)];
 	const char *toks[NTOK];
@@ -267,8 +286,8 @@ static int check_folder(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 	}
 	for (size_t i = 0; i < nhits; i++) {
 		size_t t = map[hits[i].token_index];
-		int announced = seen > 0 && (below == 0 || hits[i].uid < below);
-		double found = announced ? seen : searched;
+		int announced = announced_hit(an, &hits[i]);
+		double found = announced ? an->seen : searched;
 		char what[64] = "";
 
 		struct probe_trace tr;
@@ -558,7 +577,7 @@ static int arm_session(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 	rc = resolve_folders(ctx, idx, w);
 	/* Earlier rounds' probes, anywhere in the folders: once, before arming. */
 	for (int f = 0; f < 2 && rc == IMAP_OK; f++)
-		if ((rc = check_folder(ctx, idx, w, f, 0, 0, 0)) != IMAP_OK)
+		if ((rc = check_folder(ctx, idx, w, f, 0, NULL)) != IMAP_OK)
 			arm_fail(w, rc, "looking for earlier probes failed", ctx->results[idx].diagnostic);
 	if (rc != IMAP_OK)
 		return rc;
@@ -682,21 +701,24 @@ static int service(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int 
 		free(err);
 		return rc;
 	}
+	struct announce ex = { seen, 0, w->exists_n[k] };
+
 	if (w->nsess == 2) {
-		rc = check_folder(ctx, idx, w, k, w->uidnext[k], seen, 0);
+		rc = check_folder(ctx, idx, w, k, w->uidnext[k], &ex);
 	} else {
 		/* a STATUS that named no UIDNEXT announced no message in particular:
 		 * the spam folder is searched, its hits were not announced */
 		int sdirty = w->notify && w->spam_dirty;
-		double sseen = sdirty && w->spam_below > 0 ? w->spam_seen : 0;
+		struct announce st = { sdirty && w->spam_below > 0 ? w->spam_seen : 0,
+		                       w->spam_below, 0 };
 
 		w->spam_dirty = 0;
-		rc = due || sdirty ? check_folder(ctx, idx, w, F_SPAM, w->uidnext[F_SPAM], sseen,
-		                                  w->spam_below) : IMAP_OK;
+		rc = due || sdirty ? check_folder(ctx, idx, w, F_SPAM, w->uidnext[F_SPAM], &st) :
+		     IMAP_OK;
 		/* INBOX: announced only by an EXISTS read during IDLE (seen); what
 		 * reached it while the spam folder was selected was not */
 		if (rc == IMAP_OK)
-			rc = check_folder(ctx, idx, w, F_INBOX, w->uidnext[F_INBOX], seen, 0);
+			rc = check_folder(ctx, idx, w, F_INBOX, w->uidnext[F_INBOX], &ex);
 	}
 	if (rc == IMAP_OK && wanted(w))
 		rc = start_idle(ctx, idx, w, k);
@@ -776,6 +798,8 @@ static void wait_events(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 			if ((ev & IMAP_IDLE_EXISTS) && !dirty[k]) {
 				dirty[k] = 1;
 				seen[k] = t;
+				w->exists_n[k] = ctx->drv->idle_exists == NULL ? 0 :
+				                 ctx->drv->idle_exists(w->s[k]);
 			}
 			if ((ev & IMAP_IDLE_STATUS) && w->notify && k == 0 && !w->spam_dirty) {
 				/* NOTIFY: new mail in the spam folder (RFC 5465 5.2) */
@@ -842,9 +866,9 @@ static int visit(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 		set_diag(ctx, &ctx->results[idx], 0, "%s: %s", round_imap_error_text(rc),
 		         err ? err : imap_err_name(rc));
 	else
-		rc = check_folder(ctx, idx, w, F_SPAM, w->uidnext[F_SPAM], 0, 0);
+		rc = check_folder(ctx, idx, w, F_SPAM, w->uidnext[F_SPAM], NULL);
 	if (rc == IMAP_OK)
-		rc = check_folder(ctx, idx, w, F_INBOX, w->uidnext[F_INBOX], 0, 0);
+		rc = check_folder(ctx, idx, w, F_INBOX, w->uidnext[F_INBOX], NULL);
 	free(err);
 	if (w->s[0] != NULL)
 		ctx->drv->close(w->s[0]);

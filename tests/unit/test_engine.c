@@ -73,6 +73,7 @@ struct imap_session {
 	char notify_box[32];     /* NOTIFY SET for this folder ("" none) */
 	unsigned long notify_from;   /* its UIDNEXT last announced */
 	unsigned long announced;     /* the UIDNEXT the last STATUS carried */
+	unsigned long exists;        /* n of the last EXISTS */
 };
 
 static struct {
@@ -309,8 +310,10 @@ static int f_idle_read(struct imap_session *s, int *event, char **errstr)
 		return IMAP_EBYE;
 	}
 	*event = 0;
-	if (W.f[s->folder].uidnext > s->idle_from)
-		*event |= IMAP_IDLE_EXISTS;
+	if (W.f[s->folder].uidnext > s->idle_from) {
+		*event |= IMAP_IDLE_EXISTS;   /* "* n EXISTS" */
+		s->exists = W.f[s->folder].n;
+	}
 	if (s->notify_box[0] && W.f[1].uidnext > s->notify_from) {
 		*event |= IMAP_IDLE_STATUS;   /* "* STATUS Junk (MESSAGES n UIDNEXT u)" */
 		s->announced = W.f[1].uidnext;
@@ -357,7 +360,7 @@ static int f_find(struct imap_session *s, const char *folder, const char *const 
 		for (size_t t = 0; t < ntokens; t++)
 			if (m->uid >= min_uid && m->proved && strcmp(m->token, tokens[t]) == 0)
 				(*hits)[(*nhits)++] = (struct imap_hit){ t, W.f[f].uidvalidity, m->uid,
-				                                         m->internaldate };
+				                                         m->internaldate, i + 1 };
 	}
 	return IMAP_OK;
 }
@@ -443,6 +446,11 @@ static const char *f_notify_mailbox(const struct imap_session *s)
 	return s->notify_box[0] ? s->notify_box : NULL;
 }
 
+static unsigned long f_idle_exists(const struct imap_session *s)
+{
+	return s->exists;
+}
+
 static unsigned long f_notify_announced(const struct imap_session *s)
 {
 	return s->announced;
@@ -456,7 +464,7 @@ static const struct imap_driver fake = {
 	.idle_read = f_idle_read, .idle_done = f_idle_done, .find_new_tokens = f_find,
 	.fetch_header = f_fetch_header, .gmail_tab = f_gmail_tab, .cleanup = f_cleanup,
 	.scan_bounces = f_scan, .notify_set = f_notify_set, .notify_mailbox = f_notify_mailbox,
-	.notify_announced = f_notify_announced,
+	.notify_announced = f_notify_announced, .idle_exists = f_idle_exists,
 };
 
 /* ---- a round of one seed, built by hand ----------------------------------- */
@@ -950,6 +958,30 @@ static void test_notify_status_covers_only_its_uids(void **state)
 	watch_end(&fx->ctx, 0, w);
 }
 
+/* The same for an EXISTS: "* 1 EXISTS" announces the user's mail in
+ * INBOX; the probe lands (sequence number 2) as INBOX is searched. It is
+ * not announced by that EXISTS: not announced, seen when the search
+ * answered. */
+static void test_exists_covers_only_its_messages(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w = watch_arm(&fx->ctx, 0);
+
+	assert_non_null(w);
+	accept_probe(fx);
+	deliver(0, "user-mail", 0);
+	W.find_deliver_at = 1;
+	W.find_token = "tok-this-round";
+	W.find_folder = 0;
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_INBOX);
+	assert_int_equal(W.cleaned[0], 101);
+	assert_int_equal(res0(fx)->announced, 0);
+	assert_true(res0(fx)->found_time >= W.delivered_at);
+	assert_true(res0(fx)->found_time > W.read_at);
+	watch_end(&fx->ctx, 0, w);
+}
+
 /* NOTIFY SET refused (BAD): the next way, a second session IDLEing on the
  * spam folder. */
 static void test_notify_refused_falls_back(void **state)
@@ -1267,6 +1299,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_notify_one_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_status_then_inbox_searched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_status_covers_only_its_uids, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exists_covers_only_its_messages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_refused_falls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_set_again_after_reconnect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_sessions_spam_found, setup, teardown),
