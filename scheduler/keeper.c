@@ -298,8 +298,27 @@ static void bind_seed(struct keeper *k, struct ksess *ks, size_t idx)
 	imap_rebind(ks->s, &ip);
 }
 
+/* Did the announcement read at seen > 0 cover hit h of folder: a NOTIFY
+ * STATUS the UIDs below its UIDNEXT, an EXISTS the sequence numbers up to
+ * its n? A hit that landed after it was not announced (SPEC "Latency"). */
+static int announced_hit(struct ksess *ks, const char *folder, const struct imap_hit *h,
+                         double seen)
+{
+	unsigned long n;
+
+	if (!(seen > 0))
+		return 0;
+	if (ks->notify_folder != NULL && strcmp(folder, ks->notify_folder) == 0) {
+		n = imap_notify_announced(ks->s);
+		return n > 0 && h->uid < n;
+	}
+	n = imap_idle_exists(ks->s);
+	return n == 0 || h->seq == 0 || h->seq <= n;
+}
+
 /* Search ks's folder, from UID min_uid on, for the pending probes of seed
- * idx. IMAP code. */
+ * idx; seen > 0: when an announcement of new mail there was read. IMAP
+ * code. */
 static int search_seed(struct keeper *k, struct ksess *ks, const char *folder, size_t idx,
                        unsigned long min_uid, double seen)
 {
@@ -307,7 +326,7 @@ static int search_seed(struct keeper *k, struct ksess *ks, const char *folder, s
 	size_t map[ROUND_PENDING_PER_SEED], n = 0;
 	struct imap_hit *hits = NULL;
 	size_t nhits = 0;
-	double since = now_wall();
+	double since = now_wall(), searched;
 	char *err = NULL;
 	int rc;
 
@@ -322,6 +341,7 @@ static int search_seed(struct keeper *k, struct ksess *ks, const char *folder, s
 		return IMAP_OK;
 	bind_seed(k, ks, idx);
 	rc = imap_find_new_tokens(ks->s, folder, toks, n, since, min_uid, &hits, &nhits, &err);
+	searched = now_wall();   /* a hit not announced was seen when the search answered */
 	if (rc != IMAP_OK) {
 		log_info("%s: search between rounds failed: %s", who(ks), err ? err : imap_err_name(rc));
 		free(err);
@@ -337,7 +357,10 @@ static int search_seed(struct keeper *k, struct ksess *ks, const char *folder, s
 			continue;
 		}
 		k->done[i] = 1;
-		found(k, ks, folder, i, &hits[j], seen > 0 ? seen : now_wall(), seen > 0);
+		if (announced_hit(ks, folder, &hits[j], seen))
+			found(k, ks, folder, i, &hits[j], seen, 1);
+		else
+			found(k, ks, folder, i, &hits[j], searched, 0);
 	}
 	free(hits);
 	return IMAP_OK;
@@ -573,8 +596,9 @@ static void service(struct keeper *k, struct ksess *ks, double seen, int renewal
 /* NOTIFY (RFC 5465): an untagged STATUS announced new mail in the spam
  * folder of a session watching INBOX. DONE; SELECT the spam folder (which
  * ends INBOX's selection) and search it; SELECT INBOX again and search it
- * too (what reached it meanwhile was not announced); IDLE. */
-static void service_notify(struct keeper *k, struct ksess *ks, double seen)
+ * too (what reached it meanwhile was not announced; inbox_seen > 0: an
+ * EXISTS read with the STATUS announced new mail there); IDLE. */
+static void service_notify(struct keeper *k, struct ksess *ks, double seen, double inbox_seen)
 {
 	char *err = NULL;
 	unsigned long uidnext;
@@ -585,7 +609,7 @@ static void service_notify(struct keeper *k, struct ksess *ks, double seen)
 	if (rc == IMAP_OK)
 		rc = imap_select_uidnext(ks->s, ks->folder, &uidnext, &err);
 	if (rc == IMAP_OK && has_pending(k, ks))
-		rc = search_in(k, ks, ks->folder, ks->uidnext, 0);
+		rc = search_in(k, ks, ks->folder, ks->uidnext, inbox_seen);
 	if (rc == IMAP_OK)
 		rc = idle_again(k, ks);
 	if (rc != IMAP_OK)
@@ -604,7 +628,7 @@ static void on_input(struct keeper *k, struct ksess *ks)
 	if (rc != IMAP_OK) {
 		drop(k, ks, err);
 	} else if ((ev & IMAP_IDLE_STATUS) && ks->notify_folder != NULL && has_pending(k, ks)) {
-		service_notify(k, ks, seen);
+		service_notify(k, ks, seen, (ev & IMAP_IDLE_EXISTS) ? seen : 0);
 	} else if ((ev & IMAP_IDLE_EXISTS) && has_pending(k, ks)) {
 		service(k, ks, seen, 0);
 	} else if (ev & IMAP_IDLE_ENDED) {
