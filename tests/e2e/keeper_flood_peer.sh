@@ -6,7 +6,9 @@
 #    must not hold its thread;
 #  - byehang: IDLE ended by BYE, and every new connection accepted and
 #    never greeted: the reconnect hangs in the greeting (timeout 20 s);
-#    two SIGHUPs arrive meanwhile.
+#    two SIGHUPs arrive meanwhile;
+#  - slowline: IDLE answered by a line that never ends ("* OK " then a
+#    byte a second): the line is cut off, the session reconnects.
 # Checked for each: the daemon's rounds every 8 s go on (the second round
 # starts; a reconnect never takes longer than the time to the next round),
 # it survives the SIGHUPs, and SIGTERM stops it (exit 0).
@@ -21,7 +23,7 @@ rounds() {
 	curl -s --max-time 5 "http://127.0.0.1:$WEB/metrics" |
 		sed -n 's/^inboxprobe_rounds_total{[^}]*} \([0-9]*\).*/\1/p' | head -n 1
 }
-for sc in flood byehang; do
+for sc in ${SCENARIOS:-flood byehang slowline}; do
 	peer_start "$top_srcdir/tests/peers/idle_peer.py" "$sc" --lifetime 60
 	WEB=$(free_port)
 	rm -f "$TMP/state.db"*

@@ -56,6 +56,9 @@ Scenarios:
                 invalidated - AccessTokenExpired" (a new login asked for)
   byehang       as byeloop, and every connection made after the probe was
                 expunged gets no greeting (the server accepts and hangs)
+  slowline      as idle, but once the probe was expunged every IDLE is
+                answered by a line that never ends: "* OK " then one byte a
+                second, no CRLF
   flood         as idle, but once the probe was expunged every IDLE is
                 answered by an endless stream of "* N EXISTS" lines, as fast
                 as the client reads them, until it closes the connection
@@ -230,7 +233,7 @@ class Handler(socketserver.StreamRequestHandler):
                     self.send("%s BAD RETURN not supported here (test)" % tag)
                     continue
                 attrs = ret or sc in ("specialuse-bad", "idle", "idle-spam", "noidle", "idlebye",
-                                      "byeloop", "byeloop-expired", "byehang", "flood",
+                                      "byeloop", "byeloop-expired", "byehang", "slowline", "flood",
                                       "notify-literal", "notify-bad") \
                     or sc.startswith(("drop-", "bye-", "refused"))
                 self.send('* LIST (\\HasNoChildren) "/" INBOX')
@@ -275,6 +278,15 @@ class Handler(socketserver.StreamRequestHandler):
                     self.send("* BYE Session invalidated - AccessTokenExpired" if sc == "byeloop-expired"
                               else "* BYE Server shutting down (test)")
                     return
+                if sc == "slowline" and st.arrived == "gone":
+                    with self.wlock:
+                        self.wfile.write(b"* OK ")
+                        self.wfile.flush()
+                    while True:
+                        time.sleep(1)
+                        with self.wlock:
+                            self.wfile.write(b"x")
+                            self.wfile.flush()
                 if sc == "flood" and st.arrived == "gone":
                     chunk = b"".join(b"* %d EXISTS\r\n" % (4 + i) for i in range(512))
                     while True:
@@ -337,7 +349,7 @@ class Handler(socketserver.StreamRequestHandler):
 def main():
     args = sys.argv[1:]
     valid = ("idle", "idle-spam", "noidle", "idlebye", "expired", "refused", "specialuse", "specialuse-bad",
-             "starttls-no", "notify-literal", "notify-bad", "byeloop", "byeloop-expired", "byehang", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
+             "starttls-no", "notify-literal", "notify-bad", "byeloop", "byeloop-expired", "byehang", "slowline", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
     if not args or args[0] not in valid:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
