@@ -190,10 +190,13 @@ enum {
 	                           prober/imap_notify.h) */
 };
 
-/* Read every line the server sent during IDLE that is available now (at
- * least one; bounded by the command timeout), setting *event bits. A
+/* Read the lines the server sent during IDLE that are available now (at
+ * least one, at most IMAP_IDLE_READ_LINES; bounded by the command timeout),
+ * setting *event bits. Lines beyond the cap stay buffered for the next call
+ * (imap_idle_wait() returns at once for them). A
  * "* BYE" gives IMAP_EBYE with the server's text ("server said BYE: ...");
  * a closed connection IMAP_EBYE "closed without BYE". */
+#define IMAP_IDLE_READ_LINES 256
 int imap_idle_read(struct imap_session *s, int *event, char **errstr);
 
 /* n of the last "* n EXISTS" imap_idle_read() read (RFC 3501 7.3.1): the

@@ -252,15 +252,20 @@ static int read_one(struct imap_session *s, int *event, char **errstr)
 
 int imap_idle_read(struct imap_session *s, int *event, char **errstr)
 {
-	int r;
+	int r = IMAP_OK;
 
 	*event = 0;
 	if (!imap_idling(s))
 		return fail(errstr, IMAP_EBYE, xasprintf("imap %s:%d: IDLE: session not idling",
 		                                         host_of(s), port_of(s)));
-	do {
+	/* Capped: a server sending lines faster than they are read would
+	 * otherwise hold the caller here. What is left stays buffered, and
+	 * imap_idle_wait() reports it as ready at once. */
+	for (int lines = 0; lines < IMAP_IDLE_READ_LINES; lines++) {
 		r = read_one(s, event, errstr);
-	} while (r == IMAP_OK && s->idling && buffered(s));
+		if (r != IMAP_OK || !s->idling || !buffered(s))
+			break;
+	}
 	return r;
 }
 
