@@ -29,13 +29,14 @@
  * - polling both folders every poll_interval (no IDLE, probe.idle = false
  *   or --no-idle).
  * The moment an EXISTS (or a NOTIFY STATUS) is read during IDLE is when
- * the messages it announced were seen (found_time; SPEC "Latency") and
- * triggers the search at once; a probe it did not announce (it landed after:
- * a sequence number above the EXISTS's n, a UID not below the STATUS's
- * UIDNEXT) or found otherwise was seen when the search answered. IDLE sessions are also checked every
- * max(poll_interval, 30 s) (an EXISTS that libetpan dropped before the "+"
- * continuation is not missed for longer) and IDLE is renewed before the
- * 29 minutes after which servers may log an idle client out.
+ * the messages it announced were seen (found_time; SPEC "Latency"), and it
+ * triggers the search at once; a probe it did not announce (it landed
+ * after: a sequence number above the EXISTS's n, a UID not below the
+ * STATUS's UIDNEXT) or found otherwise was seen when the search answered.
+ * IDLE sessions are also checked every max(poll_interval, 30 s) (an
+ * EXISTS that libetpan dropped before the "+" continuation is not missed
+ * for longer) and IDLE is renewed before the 29 minutes after which
+ * servers may log an idle client out.
  * A dropped connection or BYE at any step is reconnected once per session
  * (a server that kicks the user closes both).
  */
@@ -239,8 +240,9 @@ struct announce {
 	unsigned long seq_max;    /* an EXISTS: its n, the sequence numbers up to it */
 };
 
-/* Did the announcement an cover hit h? A bound the server did not give (0) or a hit whose
- * sequence number is unknown (0) does not rule it out. */
+/* Did the announcement an cover hit h? A bound the server did not give
+ * (0), or a hit whose sequence number is unknown (0), does not rule it
+ * out. */
 static int announced_hit(const struct announce *an, const struct imap_hit *h)
 {
 	if (an == NULL || !(an->seen > 0))
@@ -252,11 +254,11 @@ static int announced_hit(const struct announce *an, const struct imap_hit *h)
 
 /* Search folder f for the wanted tokens from UID min_uid on. an (may be
  * NULL): what announced new mail there, read at an->seen. A hit it
- * announced was seen then (the upper bound of its
- * arrival, and a sample of the server's announcement delay); any other hit
- * (a poll, a tick, the look at INBOX after the spam folder, a message that
- * landed after the announcement) was seen when the search answered, and
- * was not announced (SPEC "Latency"). Returns an IMAP code; on error the
+ * announced was seen then (the upper bound of its arrival, and a sample of
+ * the server's announcement delay); any other hit (a poll, a tick, the
+ * look at INBOX after the spam folder, a message that landed after the
+ * announcement) was seen when the search answered, and was not announced
+ * (SPEC "Latency"). Returns an IMAP code; on error the
  * diagnostic names the folder. */
 static int check_folder(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int f,
                         unsigned long min_uid, const struct announce *an)
