@@ -405,10 +405,10 @@ static void test_subject_rfc2047(void **state)
 	enc = rfc2047_encode(in.buf);
 	assert_non_null(enc);
 	for (const char *w = enc; (w = strstr(w, "=?UTF-8?B?")) != NULL; ) {
-		const char *e = strstr(w, "?=");
-		assert_non_null(e);
-		assert_true(e + 2 - w <= 75);
-		w = e + 2;
+		const char *end = strstr(w, "?=");
+		assert_non_null(end);
+		assert_true(end + 2 - w <= 75);
+		w = end + 2;
 	}
 	free(enc);
 	strbuf_free(&in);
