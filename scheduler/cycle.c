@@ -312,7 +312,7 @@ static void write_ahead(const struct config *cfg, struct state *st, char (*token
  * lags (scheduler/delaywin.h); a row from before schema 4 (no window) or
  * with an unreadable one starts the window with its delay. Returns a heap
  * array (*n long). */
-static struct round_delay *load_delays(struct state *st, const struct config *cfg, size_t *n)
+struct round_delay *cycle_load_delays(struct state *st, const struct config *cfg, size_t *n)
 {
 	struct round_delay *d = NULL;
 	char *err = NULL;
@@ -542,7 +542,7 @@ void cycle_run(const struct cycle_params *p, struct cycle *out)
 			.pending = pending, .npending = npending, .tokens = toks,
 			.pool = p->pool,
 		};
-		delays = load_delays(p->st, cfg, &ndelays);
+		delays = cycle_load_delays(p->st, cfg, &ndelays);
 		rp.delays = delays;
 		rp.ndelays = ndelays;
 		if (p->progress)

@@ -121,6 +121,12 @@ void cycle_free(struct cycle *c);
  * store failed (logged, naming the probe), else 0. */
 int cycle_record_late(const struct config *cfg, struct state *st, const struct round_late *l);
 
+/* The learned announcement delays of cfg's IMAP servers from the store
+ * (SPEC "Latency"), each with its window of recent lags, for a round or
+ * the daemon's keeper. Returns a heap array of *n entries (caller frees;
+ * NULL when none); st NULL or a store error (logged): what was read. */
+struct round_delay *cycle_load_delays(struct state *st, const struct config *cfg, size_t *n);
+
 /* The daemon between rounds, after cycle_record_late(): c's report
  * computed again (same round, same statuses) over totals read anew from
  * st. *totals (ntotals entries; free with state_totals_free) and *rep

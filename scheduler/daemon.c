@@ -528,15 +528,20 @@ static void keeper_pause(struct daemon *d)
 /* Kept sessions into IDLE, watching for the pending probes. */
 static void keeper_resume(struct daemon *d)
 {
+	struct round_delay *delays;
+	size_t ndelays = 0;
 	char *err = NULL;
 
 	if (keeper_running(d->keeper))
 		return;
 	load_pending(d);
-	if (keeper_start(d->keeper, d->cur->cfg, d->kpend, d->nkpend, d->next_start, &err) != 0) {
+	delays = cycle_load_delays(d->st, d->cur->cfg, &ndelays);   /* the keeper copies them */
+	if (keeper_start(d->keeper, d->cur->cfg, d->kpend, d->nkpend, delays, ndelays, d->next_start,
+	                 &err) != 0) {
 		log_warn("%s; kept sessions wait out of IDLE until the next round", err);
 		free(err);
 	}
+	free(delays);
 }
 
 /* ---- start, reload, stop ------------------------------------------------- */

@@ -4,7 +4,8 @@
  * clean up) and the IMAP protocol (prober/imap.c, imap_idle.c), in the
  * manner of isync's src/driver.h.
  *
- * The engine calls the protocol only through a struct imap_driver, so that
+ * The engine, and the daemon's pool and keeper (scheduler/pool.c,
+ * keeper.c), call the protocol only through a struct imap_driver, so that
  * its decisions (what is armable, when to reconnect, what is cleaned up)
  * can be unit-tested against a fake driver (tests/unit/test_engine.c).
  * imap_driver_real is the real one: every member is the prober/imap.h
@@ -50,6 +51,12 @@ struct imap_driver {
 	void (*extend)(struct imap_session *s, double secs);
 	/* 1 when the server announced capability cap (case-insensitive). */
 	int (*has_capability)(const struct imap_session *s, const char *cap);
+	/* 1 when s is open, not dead and not in IDLE (NULL allowed): the pool
+	 * keeps only such a session. */
+	int (*usable)(const struct imap_session *s);
+	/* The wire name of the folder s has selected, or NULL; borrowed, valid
+	 * until the next call on s. */
+	const char *(*selected)(const struct imap_session *s);
 
 	/* ---- folders ---- */
 
@@ -82,6 +89,12 @@ struct imap_driver {
 	/* n of the last "* n EXISTS" idle_read read (the messages it announced
 	 * have sequence numbers up to n); 0 unknown. May be NULL: unknown. */
 	unsigned long (*idle_exists)(const struct imap_session *s);
+	/* For a caller polling many idling sessions itself (the daemon's
+	 * keeper): the descriptor that becomes readable when s has input, or -1
+	 * when s is not idling; *waiting set to 1 when input already waits
+	 * above it (buffered), to be read without polling. The descriptor is
+	 * the session's: borrowed, never closed by the caller. */
+	int (*idle_fd)(struct imap_session *s, int *waiting);
 	/* DONE and the tagged OK; a session not idling is left as is. */
 	int (*idle_done)(struct imap_session *s, char **errstr);
 

@@ -16,10 +16,11 @@
 
 #include "common/util.h"
 #include "prober/imap.h"
-#include "prober/imap_notify.h"
 #include "prober/message.h"
 #include "prober/oauth2.h"
+#include "scheduler/driver.h"
 #include "scheduler/keeper.h"
+#include "scheduler/keeper_int.h"
 #include "scheduler/pool.h"
 #include "seeds/folders.h"
 
@@ -51,7 +52,8 @@ struct ksess {
 	int alone;                    /* the account's only session watches INBOX: the spam
 	                                 folder is searched on each check (pending probes) */
 	char *spam;                   /* alone: the spam folder's wire name, NULL unresolved */
-	unsigned long spam_uidnext;   /* alone: searches there look from here */
+	unsigned long spam_uidnext;   /* alone or NOTIFY: searches of the other folder
+	                                 (other_folder()) look from here */
 	struct imap_session *s;       /* NULL while down */
 	unsigned long uidnext;        /* searches look at UIDs from here (0: all) */
 	double idle_since;            /* now_mono() when IDLE (or the keep-alive) last began */
@@ -66,6 +68,8 @@ struct ksess {
 
 struct keeper {
 	struct session_pool *pool;
+	const struct imap_driver *drv;   /* the pool's (borrowed) */
+	double (*clock)(void);        /* now_mono(), or a test's clock (keeper_int.h) */
 	int wake_fd;
 	int qpipe[2];
 	pthread_t th;
@@ -75,6 +79,8 @@ struct keeper {
 	const struct round_pending *pending;
 	size_t npending;
 	unsigned char *done;          /* per pending probe: found (or cleaned up) */
+	struct round_delay *delays;   /* learned announcement delays (a copy) */
+	size_t ndelays;
 	char *probe_from;
 	double renew;
 	struct ksess *list;           /* sessions, up or down */
@@ -107,10 +113,10 @@ static int acct_is(const struct acct *a, const struct imap_conf *ic)
 	       strcmp(a->user, ic->username ? ic->username : "") == 0;
 }
 
-static void ksess_free(struct ksess *ks)
+static void ksess_free(const struct keeper *k, struct ksess *ks)
 {
 	if (ks->s != NULL)
-		imap_close_now(ks->s);
+		k->drv->close_now(ks->s);
 	free(ks->key.host);
 	free(ks->key.user);
 	free(ks->folder);
@@ -233,20 +239,37 @@ static void cleanup(struct keeper *k, struct ksess *ks, const char *folder, cons
 		xstrlcpy(what, "kept", whatsz);
 		return;
 	}
-	if ((mode == CLEANUP_TRASH || imap_has_capability(ks->s, "X-GM-EXT-1")) &&
-	    imap_list_folders(ks->s, &folders, &nfolders, &err) == IMAP_OK &&
+	if ((mode == CLEANUP_TRASH || k->drv->has_capability(ks->s, "X-GM-EXT-1")) &&
+	    k->drv->list_folders(ks->s, &folders, &nfolders, &err) == IMAP_OK &&
 	    (ti = folders_resolve_trash(folders, nfolders)) >= 0)
 		trash = xstrdup(folders[ti].wire);
 	folders_free(folders, nfolders);
 	free(err);
 	err = NULL;
-	if (imap_cleanup(ks->s, folder, h->uidvalidity, h->uid, token, mode, trash, what, whatsz,
+	if (k->drv->cleanup(ks->s, folder, h->uidvalidity, h->uid, token, mode, trash, what, whatsz,
 	                 &err) != IMAP_OK) {
 		log_warn("%s: cleanup of UID %lu failed: %s", who(ks), h->uid, err ? err : "failed");
 		snprintf(what, whatsz, "failed: cleanup");
 	}
 	free(trash);
 	free(err);
+}
+
+/* The learned announcement delay of seed idx's server (SPEC "Latency",
+ * scheduler/delaywin.h: the smallest of its recent announced lags, from
+ * the state store when the keeper started), seconds; -1 when none. The
+ * keeper's own finds do not join the window: it keeps no store, and the
+ * next round learns from its own announced probes. */
+static double learned_delay(const struct keeper *k, size_t idx)
+{
+	const struct imap_conf *ic = &k->cfg->seeds[idx].imap;
+	char key[ROUND_SERVER_MAX];
+
+	snprintf(key, sizeof key, "%s:%d", ic->host ? ic->host : "", ic->port);
+	for (size_t j = 0; j < k->ndelays; j++)
+		if (strcmp(k->delays[j].server, key) == 0)
+			return k->delays[j].delay >= 0 ? k->delays[j].delay : -1;
+	return -1;
 }
 
 /* Pending probe i found at hit h, seen at `seen` (Unix seconds; announced:
@@ -262,7 +285,8 @@ static void found(struct keeper *k, struct ksess *ks, const char *folder, size_t
 	cleanup(k, ks, folder, h, pp->p.token, l.cleanup, sizeof l.cleanup);
 	memset(&tmp, 0, sizeof tmp);
 	tmp.announced = announced;
-	round_set_latency(&tmp, 0, pp->p.submit_time, h->internaldate, seen, -1);
+	round_set_latency(&tmp, 0, pp->p.submit_time, h->internaldate, seen,
+	                  announced ? learned_delay(k, pp->seed_index) : -1);
 	l.seed_index = pp->seed_index;
 	xstrlcpy(l.token, pp->p.token, TOKEN_MAX);
 	xstrlcpy(l.folder_kind, kinds[!is_inbox(folder)], sizeof l.folder_kind);
@@ -288,31 +312,31 @@ static void bind_seed(struct keeper *k, struct ksess *ks, size_t idx)
 	const struct config *cfg = k->cfg;
 	struct imap_params ip = {
 		.conf = ks->ic, .connect_timeout = cfg->limits.connect_timeout,
-		.timeout = cfg->limits.timeout, .deadline = now_mono() + KEEP_FAR,
+		.timeout = cfg->limits.timeout, .deadline = k->clock() + KEEP_FAR,
 		.probe_from = ks->bounce ? NULL : k->probe_from,
 		.secret = cfg->probe.secret, .secret_len = cfg->probe.secret_len,
 		.old_secrets = cfg->probe.old_secrets, .nold_secrets = cfg->probe.nold_secrets,
 		.seed = ks->bounce ? NULL : cfg->seeds[idx].address,
 	};
 
-	imap_rebind(ks->s, &ip);
+	k->drv->rebind(ks->s, &ip);
 }
 
 /* Did the announcement read at seen > 0 cover hit h of folder: a NOTIFY
  * STATUS the UIDs below its UIDNEXT, an EXISTS the sequence numbers up to
  * its n? A hit that landed after it was not announced (SPEC "Latency"). */
-static int announced_hit(struct ksess *ks, const char *folder, const struct imap_hit *h,
-                         double seen)
+static int announced_hit(const struct keeper *k, struct ksess *ks, const char *folder,
+                         const struct imap_hit *h, double seen)
 {
 	unsigned long n;
 
 	if (!(seen > 0))
 		return 0;
 	if (ks->notify_folder != NULL && strcmp(folder, ks->notify_folder) == 0) {
-		n = imap_notify_announced(ks->s);
+		n = k->drv->notify_announced ? k->drv->notify_announced(ks->s) : 0;
 		return n > 0 && h->uid < n;
 	}
-	n = imap_idle_exists(ks->s);
+	n = k->drv->idle_exists ? k->drv->idle_exists(ks->s) : 0;
 	return n == 0 || h->seq == 0 || h->seq <= n;
 }
 
@@ -340,7 +364,7 @@ static int search_seed(struct keeper *k, struct ksess *ks, const char *folder, s
 	if (n == 0)
 		return IMAP_OK;
 	bind_seed(k, ks, idx);
-	rc = imap_find_new_tokens(ks->s, folder, toks, n, since, min_uid, &hits, &nhits, &err);
+	rc = k->drv->find_new_tokens(ks->s, folder, toks, n, since, min_uid, &hits, &nhits, &err);
 	searched = now_wall();   /* a hit not announced was seen when the search answered */
 	if (rc != IMAP_OK) {
 		log_info("%s: search between rounds failed: %s", who(ks), err ? err : imap_err_name(rc));
@@ -357,7 +381,7 @@ static int search_seed(struct keeper *k, struct ksess *ks, const char *folder, s
 			continue;
 		}
 		k->done[i] = 1;
-		if (announced_hit(ks, folder, &hits[j], seen))
+		if (announced_hit(k, ks, folder, &hits[j], seen))
 			found(k, ks, folder, i, &hits[j], seen, 1);
 		else
 			found(k, ks, folder, i, &hits[j], searched, 0);
@@ -390,7 +414,7 @@ static char *resolve_spam(struct keeper *k, struct ksess *ks)
 	char *err = NULL, *ret = NULL;
 	long si;
 
-	if (imap_list_folders(ks->s, &folders, &n, &err) != IMAP_OK) {
+	if (k->drv->list_folders(ks->s, &folders, &n, &err) != IMAP_OK) {
 		log_info("%s: LIST between rounds failed: %s", who(ks), err ? err : "failed");
 		free(err);
 		return NULL;
@@ -404,20 +428,49 @@ static char *resolve_spam(struct keeper *k, struct ksess *ks)
 	return ret;
 }
 
-/* Search for the pending probes: the spam folder first when the session
- * is the account's only one (from UID spam_min on), then its own folder
- * (from min_uid on), which stays selected. */
+/* The other folder a session answers for between rounds: the spam folder
+ * of an account's only session (watched on INBOX), or the one NOTIFY
+ * watches beside its selected folder; NULL none. */
+static const char *other_folder(const struct ksess *ks)
+{
+	return ks->alone ? ks->spam : ks->notify_folder;
+}
+
+/* Search for the pending probes: the other folder first (from UID
+ * spam_min on; NOTIFY announces mail there, but not what landed before
+ * NOTIFY SET or a STATUS read inside another command's reply), then the
+ * session's own folder (from min_uid on), which stays selected. */
 static int search(struct keeper *k, struct ksess *ks, unsigned long min_uid, unsigned long spam_min,
                   double seen)
 {
+	const char *other = other_folder(ks);
 	int rc = IMAP_OK;
 
-	if (ks->alone && ks->spam != NULL)
-		rc = search_in(k, ks, ks->spam, spam_min, 0);
+	if (other != NULL)
+		rc = search_in(k, ks, other, spam_min, 0);
 	return rc == IMAP_OK ? search_in(k, ks, ks->folder, min_uid, seen) : rc;
 }
 
 /* ---- sessions ---------------------------------------------------------------- */
+
+/* NOTIFY SET again on a session that watches a second folder by NOTIFY
+ * when it is not in force (a new session after a reconnect, or the
+ * server's NOTIFICATIONOVERFLOW); refused, the spam folder is searched at
+ * each check only. IMAP code (a refusal is IMAP_OK). */
+static int notify_again(struct keeper *k, struct ksess *ks)
+{
+	char *err = NULL;
+	int rc;
+
+	if (ks->notify_folder == NULL || k->drv->notify_mailbox(ks->s) != NULL ||
+	    !k->cfg->probe.idle || !k->drv->has_capability(ks->s, "IDLE"))
+		return IMAP_OK;
+	rc = k->drv->notify_set(ks->s, ks->notify_folder, 0, &err);
+	if (rc != IMAP_OK)
+		log_info("%s: NOTIFY between rounds refused: %s", who(ks), err ? err : imap_err_name(rc));
+	free(err);
+	return rc == IMAP_EPROTO ? IMAP_OK : rc;
+}
 
 /* Start IDLE where the server offers it and the configuration wants it
  * (else the session is only kept alive by the renewal's NOOP). */
@@ -426,21 +479,12 @@ static int idle_again(struct keeper *k, struct ksess *ks)
 	char *err = NULL;
 	int rc = IMAP_OK;
 
-	ks->idle_since = now_mono();
-	if (!k->cfg->probe.idle || !imap_has_capability(ks->s, "IDLE"))
+	ks->idle_since = k->clock();
+	if (!k->cfg->probe.idle || !k->drv->has_capability(ks->s, "IDLE"))
 		return IMAP_OK;
-	if (ks->notify_folder != NULL && imap_notify_mailbox(ks->s) == NULL) {
-		/* a new session (reconnect) or NOTIFICATIONOVERFLOW: set it again;
-		 * refused, the spam folder waits for the next round */
-		rc = imap_notify_set(ks->s, ks->notify_folder, 0, &err);
-		if (rc != IMAP_OK)
-			log_info("%s: NOTIFY between rounds refused: %s", who(ks), err ? err : imap_err_name(rc));
-		free(err);
-		err = NULL;
-		if (rc != IMAP_OK && rc != IMAP_EPROTO)
-			return rc;
-	}
-	rc = imap_idle_start(ks->s, &err);
+	if ((rc = notify_again(k, ks)) != IMAP_OK)
+		return rc;
+	rc = k->drv->idle_start(ks->s, &err);
 	if (rc != IMAP_OK)
 		log_info("%s: IDLE between rounds refused: %s", who(ks), err ? err : imap_err_name(rc));
 	free(err);
@@ -456,22 +500,28 @@ static int arm(struct keeper *k, struct ksess *ks)
 	int rc = IMAP_OK;
 
 	bind_seed(k, ks, first_seed(k, ks));
-	if (has_pending(k, ks) || imap_selected(ks->s) == NULL) {
-		rc = imap_select_uidnext(ks->s, ks->folder, &uidnext, &err);
+	/* NOTIFY in force before the search: what lands in its folder after
+	 * the search is announced, what landed before is found by it */
+	if ((rc = notify_again(k, ks)) != IMAP_OK)
+		return rc;
+	if (has_pending(k, ks) || k->drv->selected(ks->s) == NULL) {
+		rc = k->drv->select_uidnext(ks->s, ks->folder, &uidnext, &err);
 		if (rc != IMAP_OK)
 			log_info("%s: SELECT %s between rounds failed: %s", who(ks), ks->folder,
 			         err ? err : imap_err_name(rc));
 		free(err);
+		err = NULL;
 		if (rc == IMAP_OK && ks->alone && ks->spam == NULL)
 			ks->spam = resolve_spam(k, ks);
-		if (rc == IMAP_OK && ks->alone && ks->spam != NULL &&
-		    imap_status_uidnext(ks->s, ks->spam, &ks->spam_uidnext, NULL) != IMAP_OK)
-			ks->spam_uidnext = 0;   /* no STATUS: search it all */
+		if (rc == IMAP_OK && other_folder(ks) != NULL &&
+		    k->drv->status_uidnext(ks->s, other_folder(ks), &ks->spam_uidnext, &err) != IMAP_OK)
+			ks->spam_uidnext = 0;   /* no STATUS: later checks search it all */
+		free(err);
 		if (rc == IMAP_OK)
 			rc = search(k, ks, 0, 0, 0);
 	}
 	ks->uidnext = uidnext;
-	ks->next_check = now_mono() + check_period(k);
+	ks->next_check = k->clock() + check_period(k);
 	return rc == IMAP_OK ? idle_again(k, ks) : rc;
 }
 
@@ -487,9 +537,9 @@ static int wants_relogin(const char *text)
  * accepts the login and then ends each session (BYE, a close, a new login
  * asked for at once) would otherwise be logged in to every second, or in a
  * loop without any wait: such drops continue the backoff (1 s .. 5 min). */
-static int flapped(const struct ksess *ks)
+static int flapped(const struct keeper *k, const struct ksess *ks)
 {
-	double lived = now_mono() - ks->up_since;
+	double lived = k->clock() - ks->up_since;
 
 	if (ks->up_since <= 0)
 		return 0;   /* the round's session, or one that lasted */
@@ -500,21 +550,21 @@ static int flapped(const struct ksess *ks)
 static void drop(struct keeper *k, struct ksess *ks, const char *why)
 {
 	if (ks->s != NULL)
-		imap_close_now(ks->s);
+		k->drv->close_now(ks->s);
 	ks->s = NULL;
 	ks->attempts = 0;
 	ks->relogin = wants_relogin(why);
-	ks->flaps = flapped(ks) ? ks->flaps + 1 : 0;
-	ks->next_try = now_mono() + (ks->relogin && ks->flaps == 0 ? 0 : backoff(k, ks->flaps));
+	ks->flaps = flapped(k, ks) ? ks->flaps + 1 : 0;
+	ks->next_try = k->clock() + (ks->relogin && ks->flaps == 0 ? 0 : backoff(k, ks->flaps));
 	pthread_mutex_lock(&k->mu);
 	k->counts.drops++;
 	pthread_mutex_unlock(&k->mu);
 	if (ks->flaps > 0)
 		log_info("%s: kept session (%s) lost between rounds %.1f s after it was re-established "
 		         "(%d time%s in a row): %s; %s after %.1f s", who(ks), ks->folder,
-		         now_mono() - ks->up_since, ks->flaps, ks->flaps == 1 ? "" : "s",
+		         k->clock() - ks->up_since, ks->flaps, ks->flaps == 1 ? "" : "s",
 		         why ? why : "failed", ks->relogin ? "logging in again" : "reconnecting",
-		         ks->next_try - now_mono());
+		         ks->next_try - k->clock());
 	else
 		log_info("%s: kept session (%s) lost between rounds: %s; %s", who(ks), ks->folder,
 		         why ? why : "failed", ks->relogin ? "logging in again (new credentials)" :
@@ -527,7 +577,7 @@ static void drop(struct keeper *k, struct ksess *ks, const char *why)
 static void try_up(struct keeper *k, struct ksess *ks, double until)
 {
 	const struct config *cfg = k->cfg;
-	double lim = now_mono() + (double)(cfg->limits.connect_timeout + cfg->limits.timeout);
+	double lim = k->clock() + (double)(cfg->limits.connect_timeout + cfg->limits.timeout);
 	struct imap_params ip = {
 		.conf = ks->ic, .connect_timeout = cfg->limits.connect_timeout,
 		.timeout = cfg->limits.timeout, .deadline = lim < until ? lim : until,
@@ -535,13 +585,13 @@ static void try_up(struct keeper *k, struct ksess *ks, double until)
 	char *err = NULL;
 	int rc;
 
-	if (ip.deadline - now_mono() < 1.0) {
+	if (ip.deadline - k->clock() < 1.0) {
 		ks->next_try = until;   /* the round opens it */
 		return;
 	}
-	rc = imap_open(&ip, &ks->s, &err);
+	rc = k->drv->open(&ip, &ks->s, &err);
 	if (rc == IMAP_OK && (rc = arm(k, ks)) != IMAP_OK) {
-		imap_close_now(ks->s);
+		k->drv->close_now(ks->s);
 		ks->s = NULL;
 	}
 	if (rc == IMAP_OK) {
@@ -552,14 +602,14 @@ static void try_up(struct keeper *k, struct ksess *ks, double until)
 		         "attempt%s", who(ks), ks->folder, ks->attempts, ks->attempts == 1 ? "" : "s");
 		ks->attempts = 0;
 		ks->relogin = 0;
-		ks->up_since = now_mono();
+		ks->up_since = k->clock();
 	} else {
 		ks->s = NULL;
 		ks->attempts++;
 		ks->relogin = 0;
-		ks->next_try = now_mono() + backoff(k, ks->attempts + ks->flaps);
+		ks->next_try = k->clock() + backoff(k, ks->attempts + ks->flaps);
 		log_info("%s: reconnect %d failed: %s; next attempt in %.1f s", who(ks), ks->attempts,
-		         err ? err : imap_err_name(rc), ks->next_try - now_mono());
+		         err ? err : imap_err_name(rc), ks->next_try - k->clock());
 	}
 	free(err);
 }
@@ -570,21 +620,21 @@ static void try_up(struct keeper *k, struct ksess *ks, double until)
 static void service(struct keeper *k, struct ksess *ks, double seen, int renewal)
 {
 	char *err = NULL;
-	int rc = imap_idle_done(ks->s, &err);
+	int rc = k->drv->idle_done(ks->s, &err);
 
-	if (rc == IMAP_OK && renewal && !imap_idling(ks->s) &&
-	    !(k->cfg->probe.idle && imap_has_capability(ks->s, "IDLE")))
-		rc = imap_noop(ks->s, &err);   /* no IDLE: kept alive by NOOP */
+	if (rc == IMAP_OK && renewal && !k->drv->idling(ks->s) &&
+	    !(k->cfg->probe.idle && k->drv->has_capability(ks->s, "IDLE")))
+		rc = k->drv->noop(ks->s, &err);   /* no IDLE: kept alive by NOOP */
 	if (rc == IMAP_OK && has_pending(k, ks)) {
 		rc = search(k, ks, ks->uidnext, ks->spam_uidnext, seen);
-		ks->next_check = now_mono() + check_period(k);
+		ks->next_check = k->clock() + check_period(k);
 	}
 	if (rc == IMAP_OK && renewal) {
 		pthread_mutex_lock(&k->mu);
 		k->counts.renewals++;
 		pthread_mutex_unlock(&k->mu);
 		log_debug("%s: IDLE on %s renewed after %.1f s", who(ks), ks->folder,
-		          now_mono() - ks->idle_since);
+		          k->clock() - ks->idle_since);
 	}
 	if (rc == IMAP_OK)
 		rc = idle_again(k, ks);
@@ -602,12 +652,12 @@ static void service_notify(struct keeper *k, struct ksess *ks, double seen, doub
 {
 	char *err = NULL;
 	unsigned long uidnext;
-	int rc = imap_idle_done(ks->s, &err);
+	int rc = k->drv->idle_done(ks->s, &err);
 
 	if (rc == IMAP_OK)
 		rc = search_in(k, ks, ks->notify_folder, 0, seen);
 	if (rc == IMAP_OK)
-		rc = imap_select_uidnext(ks->s, ks->folder, &uidnext, &err);
+		rc = k->drv->select_uidnext(ks->s, ks->folder, &uidnext, &err);
 	if (rc == IMAP_OK && has_pending(k, ks))
 		rc = search_in(k, ks, ks->folder, ks->uidnext, inbox_seen);
 	if (rc == IMAP_OK)
@@ -623,7 +673,7 @@ static void on_input(struct keeper *k, struct ksess *ks)
 	double seen = now_wall();
 	char *err = NULL;
 	int ev = 0;
-	int rc = imap_idle_read(ks->s, &ev, &err);
+	int rc = k->drv->idle_read(ks->s, &ev, &err);
 
 	if (rc != IMAP_OK) {
 		drop(k, ks, err);
@@ -663,7 +713,7 @@ static void oauth_tick(struct keeper *k)
  * next timer. */
 static double timers(struct keeper *k)
 {
-	double now = now_mono(), next = now + KEEP_MAX_WAIT;
+	double now = k->clock(), next = now + KEEP_MAX_WAIT;
 
 	for (struct ksess *ks = k->list; ks && !atomic_load(&k->quit); ks = ks->next) {
 		if (ks->s == NULL) {
@@ -674,7 +724,7 @@ static double timers(struct keeper *k)
 		} else if (now >= ks->next_check && has_pending(k, ks)) {
 			service(k, ks, 0, 0);
 		}
-		now = now_mono();
+		now = k->clock();
 		if (ks->s == NULL && ks->next_try < next)
 			next = ks->next_try;
 		if (ks->s != NULL && ks->idle_since + k->renew < next)
@@ -684,7 +734,7 @@ static double timers(struct keeper *k)
 	}
 	if (now >= k->next_oauth) {
 		oauth_tick(k);
-		k->next_oauth = now_mono() + KEEP_OAUTH_TICK;
+		k->next_oauth = k->clock() + KEEP_OAUTH_TICK;
 	}
 	return next;
 }
@@ -704,7 +754,7 @@ static void wait_input(struct keeper *k, double next)
 	pf[0].fd = k->qpipe[0];
 	pf[0].events = POLLIN;
 	for (struct ksess *ks = k->list; ks; ks = ks->next) {
-		int waiting = 0, fd = ks->s ? imap_idle_fd(ks->s, &waiting) : -1;
+		int waiting = 0, fd = ks->s ? k->drv->idle_fd(ks->s, &waiting) : -1;
 		if (fd < 0)
 			continue;
 		if (waiting)
@@ -713,11 +763,11 @@ static void wait_input(struct keeper *k, double next)
 		pf[n].events = POLLIN;
 		map[n++] = ks;
 	}
-	ms = now_ready ? 0 : (int)ceil((next - now_mono()) * 1000.0);
+	ms = now_ready ? 0 : (int)ceil((next - k->clock()) * 1000.0);
 	if (poll(pf, (nfds_t)n, ms < 0 ? 0 : ms) >= 0 || now_ready) {
 		for (size_t i = 1; i < n && !atomic_load(&k->quit); i++) {
 			int waiting = 0;
-			if (imap_idle_fd(map[i]->s, &waiting) >= 0 &&
+			if (k->drv->idle_fd(map[i]->s, &waiting) >= 0 &&
 			    (waiting || (pf[i].revents & (POLLIN | POLLHUP | POLLERR))))
 				on_input(k, map[i]);
 		}
@@ -726,10 +776,10 @@ static void wait_input(struct keeper *k, double next)
 	free(map);
 }
 
-static void *keeper_main(void *arg)
+/* Every session that is up: searched for pending probes, into IDLE. */
+static void arm_all(struct keeper *k)
 {
-	struct keeper *k = arg;
-	double t0 = now_mono();
+	double t0 = k->clock();
 	size_t n = 0;
 
 	for (struct ksess *ks = k->list; ks && !atomic_load(&k->quit); ks = ks->next) {
@@ -740,10 +790,54 @@ static void *keeper_main(void *arg)
 		else
 			n++;
 	}
-	log_debug("between rounds: %zu kept sessions in IDLE in %.3f s", n, now_mono() - t0);
+	log_debug("between rounds: %zu kept sessions in IDLE in %.3f s", n, k->clock() - t0);
+}
+
+static void *keeper_main(void *arg)
+{
+	struct keeper *k = arg;
+
+	arm_all(k);
 	while (!atomic_load(&k->quit))
 		wait_input(k, timers(k));
 	return NULL;
+}
+
+/* ---- tests (keeper_int.h) ------------------------------------------------------ */
+
+void keeper_test_clock(struct keeper *k, double (*clock)(void))
+{
+	k->clock = clock;
+}
+
+void keeper_test_arm(struct keeper *k)
+{
+	arm_all(k);
+}
+
+void keeper_test_step(struct keeper *k)
+{
+	timers(k);
+	wait_input(k, k->clock());
+}
+
+double keeper_test_backoff(struct keeper *k, int n)
+{
+	return backoff(k, n);
+}
+
+int keeper_test_session(const struct keeper *k, const char *folder, struct keeper_test_sess *out)
+{
+	for (const struct ksess *ks = k->list; ks; ks = ks->next)
+		if (strcmp(ks->folder, folder) == 0) {
+			out->up = ks->s != NULL;
+			out->attempts = ks->attempts;
+			out->relogin = ks->relogin;
+			out->next_try = ks->next_try;
+			out->idle_since = ks->idle_since;
+			return 0;
+		}
+	return -1;
 }
 
 /* ---- start and stop ---------------------------------------------------------- */
@@ -754,6 +848,8 @@ struct keeper *keeper_new(struct session_pool *pool, int wake_fd)
 	uint64_t seed = (uint64_t)(now_wall() * 1e6) ^ (uint64_t)getpid();
 
 	k->pool = pool;
+	k->drv = pool_driver(pool);
+	k->clock = now_mono;
 	k->wake_fd = wake_fd;
 	k->qpipe[0] = k->qpipe[1] = -1;
 	pthread_mutex_init(&k->mu, NULL);
@@ -776,7 +872,7 @@ static void rebind_down(struct keeper *k)
 			continue;
 		}
 		*pp = ks->next;
-		ksess_free(ks);
+		ksess_free(k, ks);
 	}
 }
 
@@ -784,20 +880,20 @@ static void rebind_down(struct keeper *k)
  * down for the same folder is replaced: the round opened it again). */
 static void adopt(struct keeper *k, const struct imap_conf *ic, int bounce, struct imap_session *s)
 {
-	const char *sel = imap_selected(s);
+	const char *sel = k->drv->selected(s);
 	struct ksess *ks = xcalloc(1, sizeof *ks);
 
 	acct_set(&ks->key, ic);
 	ks->ic = ic;
 	ks->bounce = bounce;
 	ks->folder = xstrdup(sel ? sel : "INBOX");
-	ks->notify_folder = imap_notify_mailbox(s) ? xstrdup(imap_notify_mailbox(s)) : NULL;
+	ks->notify_folder = k->drv->notify_mailbox(s) ? xstrdup(k->drv->notify_mailbox(s)) : NULL;
 	ks->s = s;
 	for (struct ksess **pp = &k->list; *pp; pp = &(*pp)->next)
 		if ((*pp)->s == NULL && acct_is(&(*pp)->key, ic) && strcmp((*pp)->folder, ks->folder) == 0) {
 			struct ksess *old = *pp;
 			*pp = old->next;
-			ksess_free(old);
+			ksess_free(k, old);
 			break;
 		}
 	ks->next = k->list;
@@ -833,8 +929,10 @@ static void mark_alone(struct keeper *k)
 	}
 }
 
-int keeper_start(struct keeper *k, const struct config *cfg, const struct round_pending *pending,
-                 size_t npending, double until, char **errstr)
+/* keeper_start(); thread 0: no thread (keeper_test_start). */
+static int start(struct keeper *k, const struct config *cfg, const struct round_pending *pending,
+                 size_t npending, const struct round_delay *delays, size_t ndelays, double until,
+                 int thread, char **errstr)
 {
 	int rc;
 
@@ -848,13 +946,24 @@ int keeper_start(struct keeper *k, const struct config *cfg, const struct round_
 	k->pending = pending;
 	k->npending = npending;
 	k->done = xcalloc(npending + 1, 1);
+	k->delays = NULL;
+	k->ndelays = 0;
+	if (delays != NULL && ndelays > 0) {
+		k->delays = xcalloc(ndelays, sizeof *k->delays);
+		memcpy(k->delays, delays, ndelays * sizeof *delays);
+		k->ndelays = ndelays;
+	}
 	k->probe_from = message_probe_from(cfg->probe.template_text, cfg->relay.from);
-	k->next_oauth = now_mono();
+	k->next_oauth = k->clock();
 	k->until = until;
 	atomic_store(&k->quit, 0);
 	rebind_down(k);
 	take_sessions(k);
 	mark_alone(k);
+	if (!thread) {
+		k->running = 1;   /* keeper_stop() joins no thread */
+		return 0;
+	}
 	rc = pthread_create(&k->th, NULL, keeper_main, k);
 	if (rc != 0) {
 		*errstr = xasprintf("keeper: cannot start a thread: %s", strerror(rc));
@@ -864,6 +973,21 @@ int keeper_start(struct keeper *k, const struct config *cfg, const struct round_
 	}
 	k->running = 2;
 	return 0;
+}
+
+int keeper_start(struct keeper *k, const struct config *cfg, const struct round_pending *pending,
+                 size_t npending, const struct round_delay *delays, size_t ndelays, double until,
+                 char **errstr)
+{
+	return start(k, cfg, pending, npending, delays, ndelays, until, 1, errstr);
+}
+
+int keeper_test_start(struct keeper *k, const struct config *cfg,
+                      const struct round_pending *pending, size_t npending,
+                      const struct round_delay *delays, size_t ndelays, double until,
+                      char **errstr)
+{
+	return start(k, cfg, pending, npending, delays, ndelays, until, 0, errstr);
 }
 
 void keeper_stop(struct keeper *k)
@@ -878,7 +1002,7 @@ void keeper_stop(struct keeper *k)
 		(void)!write(k->qpipe[1], "", 1);
 		pthread_join(k->th, NULL);
 	}
-	t0 = now_mono();
+	t0 = k->clock();
 	for (struct ksess **pp = &k->list; *pp;) {
 		struct ksess *ks = *pp;
 		char *err = NULL;
@@ -887,24 +1011,27 @@ void keeper_stop(struct keeper *k)
 			pp = &ks->next;
 			continue;
 		}
-		imap_extend(ks->s, 2.0);
-		if (imap_idle_done(ks->s, &err) == IMAP_OK) {
+		k->drv->extend(ks->s, 2.0);
+		if (k->drv->idle_done(ks->s, &err) == IMAP_OK) {
 			pool_put(k->pool, ks->ic, ks->s);   /* closed there when not usable */
 			n++;
 		} else {
-			imap_close_now(ks->s);
+			k->drv->close_now(ks->s);
 		}
 		free(err);
 		ks->s = NULL;
 		*pp = ks->next;
-		ksess_free(ks);
+		ksess_free(k, ks);
 	}
-	log_debug("before the round: %zu kept sessions out of IDLE in %.3f s", n, now_mono() - t0);
+	log_debug("before the round: %zu kept sessions out of IDLE in %.3f s", n, k->clock() - t0);
 	close(k->qpipe[0]);
 	close(k->qpipe[1]);
 	k->qpipe[0] = k->qpipe[1] = -1;
 	free(k->done);
 	k->done = NULL;
+	free(k->delays);
+	k->delays = NULL;
+	k->ndelays = 0;
 	free(k->probe_from);
 	k->probe_from = NULL;
 	k->cfg = NULL;
@@ -926,7 +1053,7 @@ void keeper_free(struct keeper *k)
 	while (k->list) {
 		struct ksess *ks = k->list;
 		k->list = ks->next;
-		ksess_free(ks);
+		ksess_free(k, ks);
 	}
 	free(k->found);
 	pthread_mutex_destroy(&k->mu);

@@ -17,6 +17,9 @@
  *   an EXISTS the server folded into the start of IDLE, and at each
  *   renewal; a seed watched by one session (imap_limits too tight for two)
  *   has its spam folder searched at each of those and each EXISTS in INBOX;
+ *   so has a session whose spam folder NOTIFY (RFC 5465) watches beside
+ *   INBOX, and it is searched when armed, after NOTIFY SET: what landed
+ *   before IDLE is found then, what lands later a STATUS announces;
  * - IDLE is renewed (DONE, then IDLE again) every 25 minutes, before the
  *   29 minutes after which a server may log an idle client out;
  *   INBOXPROBE_TEST_IDLE_RENEW=SECONDS in the environment shortens that
@@ -58,12 +61,19 @@ void keeper_free(struct keeper *k);
 /* Take the pool's sessions of cfg's accounts (seeds and bounce mailbox)
  * and watch them in a thread until keeper_stop(). cfg and pending
  * (npending probes of earlier rounds, seed_index into cfg->seeds) are
- * borrowed until keeper_stop(). until: the now_mono() when the next round
- * starts; no reconnect is begun that could last past it (the round opens
- * that session). A keeper already started is left as is.
+ * borrowed until keeper_stop(). delays (ndelays; NULL when none): the
+ * IMAP servers' learned announcement delays (cycle_load_delays()), copied:
+ * a probe an IDLE EXISTS or NOTIFY STATUS announces has its arrival placed
+ * at seen minus its server's delay, as a round places it
+ * (round_set_latency(): never outside [INTERNALDATE, min(INTERNALDATE +
+ * 1 s, seen)]); a probe found otherwise, or with no delay learned, gets
+ * the middle of that interval. until: the now_mono() when the next round starts; no
+ * reconnect is begun that could last past it (the round opens that
+ * session). A keeper already started is left as is.
  * 0, or -1 with *errstr (no thread: the sessions stay in the pool). */
 int keeper_start(struct keeper *k, const struct config *cfg, const struct round_pending *pending,
-                 size_t npending, double until, char **errstr);
+                 size_t npending, const struct round_delay *delays, size_t ndelays, double until,
+                 char **errstr);
 /* End IDLE on every session (each bounded to 2 s) and give it back to the
  * pool, join the thread. A keeper not started is left as is. */
 void keeper_stop(struct keeper *k);

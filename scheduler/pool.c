@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "common/util.h"
+#include "scheduler/driver.h"
 #include "scheduler/pool.h"
 
 struct kept {
@@ -17,6 +18,7 @@ struct kept {
 };
 
 struct session_pool {
+	const struct imap_driver *drv;   /* borrowed */
 	pthread_mutex_t mu;
 	struct kept *head;
 	size_t n;
@@ -29,20 +31,31 @@ static int same_account(const struct kept *k, const struct imap_conf *ic)
 	       strcmp(k->user, ic->username ? ic->username : "") == 0;
 }
 
-static void kept_close(struct kept *k)
+static void kept_close(const struct session_pool *p, struct kept *k)
 {
-	imap_close_now(k->s);
+	p->drv->close_now(k->s);
 	free(k->host);
 	free(k->user);
 	free(k);
 }
 
-struct session_pool *pool_new(void)
+struct session_pool *pool_new_driver(const struct imap_driver *drv)
 {
 	struct session_pool *p = xcalloc(1, sizeof *p);
 
+	p->drv = drv != NULL ? drv : &imap_driver_real;
 	pthread_mutex_init(&p->mu, NULL);
 	return p;
+}
+
+struct session_pool *pool_new(void)
+{
+	return pool_new_driver(NULL);
+}
+
+const struct imap_driver *pool_driver(const struct session_pool *p)
+{
+	return p->drv;
 }
 
 void pool_free(struct session_pool *p)
@@ -56,8 +69,8 @@ void pool_free(struct session_pool *p)
 		double left = end - now_mono();
 		p->head = k->next;
 		/* past the budget: no LOGOUT, the connection is just closed */
-		imap_extend(k->s, left <= 0 ? 0 : left < 0.5 ? left : 0.5);
-		imap_close(k->s);
+		p->drv->extend(k->s, left <= 0 ? 0 : left < 0.5 ? left : 0.5);
+		p->drv->close(k->s);
 		free(k->host);
 		free(k->user);
 		free(k);
@@ -90,8 +103,8 @@ void pool_put(struct session_pool *p, const struct imap_conf *ic, struct imap_se
 {
 	struct kept *k;
 
-	if (!imap_usable(s)) {
-		imap_close_now(s);
+	if (!p->drv->usable(s)) {
+		p->drv->close_now(s);
 		return;
 	}
 	k = xcalloc(1, sizeof *k);
@@ -127,7 +140,7 @@ void pool_keep_only(struct session_pool *p, const struct config *cfg)
 		}
 		*pp = k->next;
 		p->n--;
-		kept_close(k);
+		kept_close(p, k);
 	}
 	pthread_mutex_unlock(&p->mu);
 }

@@ -17,16 +17,25 @@
 #include "seeds/config.h"
 
 struct session_pool;
+struct imap_driver;
 
+/* A pool whose sessions are spoken to through the real IMAP driver
+ * (scheduler/driver.h's imap_driver_real). */
 struct session_pool *pool_new(void);
+/* A pool whose sessions are spoken to through drv (borrowed, outlives the
+ * pool; NULL: the real one): a fake driver's sessions in unit tests. */
+struct session_pool *pool_new_driver(const struct imap_driver *drv);
+/* The pool's driver (borrowed): whoever takes a session speaks to it
+ * through this one. */
+const struct imap_driver *pool_driver(const struct session_pool *p);
 /* LOGOUT (bounded to 2 s each) and free every kept session, then the pool.
  * NULL is allowed. */
 void pool_free(struct session_pool *p);
 
 /* A kept session of ic's account, or NULL; the caller owns it then
- * (imap_rebind() it before use). */
+ * (rebind it before use, through pool_driver()). */
 struct imap_session *pool_take(struct session_pool *p, const struct imap_conf *ic);
-/* Keep s (logged in, out of IDLE: imap_usable()) for ic's account; the
+/* Keep s (logged in, out of IDLE: the driver's usable()) for ic's account; the
  * pool owns it. A session that is not usable is closed instead. */
 void pool_put(struct session_pool *p, const struct imap_conf *ic, struct imap_session *s);
 /* Close the kept sessions of accounts no seed or bounce mailbox of cfg
