@@ -188,16 +188,6 @@ static void server_text(char *buf, size_t bufsz, const char *t)
 	buf[j] = '\0';
 }
 
-static const char *hostname(const struct imap_session *s)
-{
-	return s->conf && s->conf->host ? s->conf->host : "?";
-}
-
-static int hostport(const struct imap_session *s)
-{
-	return s->conf ? s->conf->port : 0;
-}
-
 /* Arm the per-command limit: min(now + timeout, deadline). Returns 0, or
  * IMAP_ETIMEOUT when the deadline already passed. */
 static int arm(struct imap_session *s)
@@ -214,31 +204,22 @@ static int arm(struct imap_session *s)
 	return 0;
 }
 
-static int set_err(char **errstr, int code, char *msg)
-{
-	if (errstr)
-		*errstr = msg;
-	else
-		free(msg);
-	return code;
-}
-
 /* Prepare a command: checks the session is alive and arms the limit. */
 static int begin(struct imap_session *s, const char *what, char **errstr)
 {
 	int r;
 	if (s->dead || !s->imap || !s->imap->imap_stream)
-		return set_err(errstr, IMAP_EBYE,
+		return imapi_fail(errstr, IMAP_EBYE,
 		               xasprintf("imap %s:%d: %s: connection closed earlier in this session",
-		                         hostname(s), hostport(s), what));
+		                         imapi_host(s), imapi_port(s), what));
 	if (s->idling)
-		return set_err(errstr, IMAP_EPROTO,
+		return imapi_fail(errstr, IMAP_EPROTO,
 		               xasprintf("imap %s:%d: %s: the session is in IDLE (DONE first)",
-		                         hostname(s), hostport(s), what));
+		                         imapi_host(s), imapi_port(s), what));
 	r = arm(s);
 	if (r == IMAP_ETIMEOUT)
-		return set_err(errstr, r, xasprintf("imap %s:%d: %s: round deadline reached",
-		                                    hostname(s), hostport(s), what));
+		return imapi_fail(errstr, r, xasprintf("imap %s:%d: %s: round deadline reached",
+		                                    imapi_host(s), imapi_port(s), what));
 	return r;
 }
 
@@ -257,16 +238,16 @@ static int map_result(struct imap_session *s, int r, const char *what, int no_co
 		/* the reply was cut off mid-line or mid-literal: the stream is
 		 * out of step and the server is misbehaving */
 		s->dead = 1;
-		return set_err(errstr, IMAP_EPROTO,
+		return imapi_fail(errstr, IMAP_EPROTO,
 		               xasprintf("imap %s:%d: %s: server reply larger than %zu MiB; connection dropped",
-		                         hostname(s), hostport(s), what,
+		                         imapi_host(s), imapi_port(s), what,
 		                         TLS_REPLY_MAX_BYTES / (1024 * 1024)));
 	}
 	if (low && tls_low_timed_out(low)) {
 		s->dead = 1;   /* a half-read reply leaves the stream out of step */
-		return set_err(errstr, IMAP_ETIMEOUT,
+		return imapi_fail(errstr, IMAP_ETIMEOUT,
 		               xasprintf("imap %s:%d: %s: no reply in time (timeout %lds or round deadline)",
-		                         hostname(s), hostport(s), what, s->timeout));
+		                         imapi_host(s), imapi_port(s), what, s->timeout));
 	}
 	switch (r) {
 	case MAILIMAP_ERROR_FATAL:
@@ -275,40 +256,40 @@ static int map_result(struct imap_session *s, int r, const char *what, int no_co
 		/* The server said BYE: its text is the reason. */
 		s->dead = 1;
 		server_text(text, sizeof text, s->imap ? s->imap->imap_response : NULL);
-		return set_err(errstr, IMAP_EBYE,
+		return imapi_fail(errstr, IMAP_EBYE,
 		               xasprintf("imap %s:%d: %s: server said BYE%s%s",
-		                         hostname(s), hostport(s), what, text[0] ? ": " : "", text));
+		                         imapi_host(s), imapi_port(s), what, text[0] ? ": " : "", text));
 	case MAILIMAP_ERROR_STREAM:
 		s->dead = 1;
 		if (low && tls_low_bye_text(low, text, sizeof text))
 			/* a BYE instead of the reply, then the close */
-			return set_err(errstr, IMAP_EBYE,
+			return imapi_fail(errstr, IMAP_EBYE,
 			               xasprintf("imap %s:%d: %s: server said BYE%s%s",
-			                         hostname(s), hostport(s), what, text[0] ? ": " : "", text));
+			                         imapi_host(s), imapi_port(s), what, text[0] ? ": " : "", text));
 		/* The connection went away without BYE (a proxy, a reset): the
 		 * last response text would belong to an earlier command. */
-		return set_err(errstr, IMAP_EBYE,
+		return imapi_fail(errstr, IMAP_EBYE,
 		               xasprintf("imap %s:%d: %s: connection closed without BYE",
-		                         hostname(s), hostport(s), what));
+		                         imapi_host(s), imapi_port(s), what));
 	case MAILIMAP_ERROR_PARSE:
 		/* libetpan cannot resynchronise after an unparsable line: the
 		 * session is dropped and later calls report IMAP_EBYE. */
 		s->dead = 1;
-		return set_err(errstr, IMAP_EPROTO,
+		return imapi_fail(errstr, IMAP_EPROTO,
 		               xasprintf("imap %s:%d: %s: unparsable reply from server",
-		                         hostname(s), hostport(s), what));
+		                         imapi_host(s), imapi_port(s), what));
 	case MAILIMAP_ERROR_MEMORY:
 		s->dead = 1;
-		return set_err(errstr, IMAP_EPROTO,
-		               xasprintf("imap %s:%d: %s: out of memory", hostname(s), hostport(s), what));
+		return imapi_fail(errstr, IMAP_EPROTO,
+		               xasprintf("imap %s:%d: %s: out of memory", imapi_host(s), imapi_port(s), what));
 	case MAILIMAP_ERROR_BAD_STATE:
-		return set_err(errstr, IMAP_EPROTO,
+		return imapi_fail(errstr, IMAP_EPROTO,
 		               xasprintf("imap %s:%d: %s: command not allowed in this state",
-		                         hostname(s), hostport(s), what));
+		                         imapi_host(s), imapi_port(s), what));
 	default:
 		server_text(text, sizeof text, s->imap ? s->imap->imap_response : NULL);
-		return set_err(errstr, no_code,
-		               xasprintf("imap %s:%d: %s refused: %s", hostname(s), hostport(s), what,
+		return imapi_fail(errstr, no_code,
+		               xasprintf("imap %s:%d: %s refused: %s", imapi_host(s), imapi_port(s), what,
 		                         text[0] ? text : "(no text)"));
 	}
 }
@@ -443,20 +424,20 @@ static int login_failure(struct imap_session *s, char **errstr)
 	if ((atom && strcasecmp(atom, "UNAVAILABLE") == 0) || has_text(resp, "too many connections") ||
 	    has_text(resp, "too many simultaneous") || has_text(alert, "too many simultaneous") ||
 	    has_text(resp, "try again later"))
-		return set_err(errstr, IMAP_EUNAVAILABLE,
+		return imapi_fail(errstr, IMAP_EUNAVAILABLE,
 		               xasprintf("imap %s:%d: login of %s refused for now (server unavailable or "
 		                         "too many connections; retry later): %s",
-		                         hostname(s), hostport(s), user, text));
+		                         imapi_host(s), imapi_port(s), user, text));
 	if (has_text(resp, "application-specific password") || has_text(alert, "application-specific password") ||
 	    has_text(resp, "app password") || has_text(alert, "app password") ||
 	    has_text(resp, "web login required") || has_text(alert, "web login required") ||
 	    has_text(resp, "oauth") || has_text(alert, "oauth"))
-		return set_err(errstr, IMAP_EAUTHAPP,
+		return imapi_fail(errstr, IMAP_EAUTHAPP,
 		               xasprintf("imap %s:%d: login of %s refused: the provider requires an "
 		                         "app-specific password or OAuth: %s",
-		                         hostname(s), hostport(s), user, text));
-	return set_err(errstr, IMAP_EAUTH,
-	               xasprintf("imap %s:%d: login of %s failed%s: %s", hostname(s), hostport(s), user,
+		                         imapi_host(s), imapi_port(s), user, text));
+	return imapi_fail(errstr, IMAP_EAUTH,
+	               xasprintf("imap %s:%d: login of %s failed%s: %s", imapi_host(s), imapi_port(s), user,
 	                         atom && strcasecmp(atom, "AUTHENTICATIONFAILED") == 0 ?
 	                         " (wrong user name or password)" : "",
 	                         text[0] ? text : "(no text)"));
@@ -482,7 +463,7 @@ static int oauth2_try(struct imap_session *s, enum sasl_mech mech, const char *t
 		return map_result(s, MAILIMAP_ERROR_STREAM, "AUTHENTICATE", IMAP_EAUTH, errstr);
 	if (r == SASL_BYE)
 		s->dead = 1;
-	return set_err(errstr, r == SASL_BYE ? IMAP_EBYE : o.unavailable ? IMAP_EUNAVAILABLE : IMAP_EAUTH,
+	return imapi_fail(errstr, r == SASL_BYE ? IMAP_EBYE : o.unavailable ? IMAP_EUNAVAILABLE : IMAP_EAUTH,
 	               xasprintf("imap %s:%d: %s login of %s refused by the mail server: %s%s%s%s",
 	                         c->host, c->port, sasl_mech_name(mech), c->username,
 	                         o.text[0] ? o.text : "(no text)",
@@ -504,7 +485,7 @@ static int oauth2_login(struct imap_session *s, char **errstr)
 	int r = IMAP_EAUTH;
 
 	if (mech == SASL_MECH_AUTO)
-		return set_err(errstr, IMAP_EAUTH,
+		return imapi_fail(errstr, IMAP_EAUTH,
 		               xasprintf("imap %s:%d: the server offers no %s (AUTH= in CAPABILITY)",
 		                         c->host, c->port, c->auth_mechanism ?
 		                         sasl_mech_name((enum sasl_mech)c->auth_mechanism) :
@@ -513,7 +494,7 @@ static int oauth2_login(struct imap_session *s, char **errstr)
 	          oauth2_source_name(c->oauth2->source));
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (oauth2_get_token(c->oauth2, rejected, &token, &err) != OAUTH2_OK) {
-			r = set_err(errstr, IMAP_EAUTH, xasprintf("imap %s:%d: login of %s: %s", c->host,
+			r = imapi_fail(errstr, IMAP_EAUTH, xasprintf("imap %s:%d: login of %s: %s", c->host,
 			                                          c->port, c->username, err));
 			free(err);
 			err = NULL;
@@ -533,7 +514,7 @@ static int oauth2_login(struct imap_session *s, char **errstr)
 		token = NULL;
 	}
 	if (err)   /* attempt 0 failed other than by a refused token */
-		set_err(errstr, r, err);
+		imapi_fail(errstr, r, err);
 	if (token) {
 		explicit_bzero(token, strlen(token));
 		free(token);
@@ -584,23 +565,23 @@ static int do_starttls(struct imap_session *s, char **errstr)
 	 * taken as TLS-protected replies (command injection, CVE-2020-15953). */
 	if (stream->read_buffer_len != 0) {
 		s->dead = 1;
-		return set_err(errstr, IMAP_ETLS,
+		return imapi_fail(errstr, IMAP_ETLS,
 		               xasprintf("imap %s:%d: STARTTLS: server sent data after its OK before TLS; refusing",
-		                         hostname(s), hostport(s)));
+		                         imapi_host(s), imapi_port(s)));
 	}
 	fd = mailstream_low_get_fd(oldlow);
-	r = tls_handshake(fd, hostname(s), hostport(s), s->conf->ca_file,
+	r = tls_handshake(fd, imapi_host(s), imapi_port(s), s->conf->ca_file,
 	                  handshake_limit(s->timeout, s->deadline), &ssl, &err);
 	if (r) {
 		s->dead = 1;
-		return set_err(errstr, tls_to_imap_err(r), xasprintf("imap %s", err));
+		return imapi_fail(errstr, tls_to_imap_err(r), xasprintf("imap %s", err));
 	}
 	newlow = tls_low_new(fd, ssl);
 	if (!newlow) {
 		SSL_free(ssl);
 		s->dead = 1;
-		return set_err(errstr, IMAP_ETLS, xasprintf("imap %s:%d: STARTTLS: out of memory",
-		                                            hostname(s), hostport(s)));
+		return imapi_fail(errstr, IMAP_ETLS, xasprintf("imap %s:%d: STARTTLS: out of memory",
+		                                            imapi_host(s), imapi_port(s)));
 	}
 	/* The plain driver no longer owns the fd: freeing it leaves it open
 	 * for the TLS driver, which now owns it. */
@@ -626,20 +607,20 @@ static int open_stream(struct imap_session *s, const struct imap_params *p, char
 
 	r = tls_tcp_connect(c->host, c->port, p->connect_timeout, p->deadline, &fd, &err);
 	if (r) {
-		r = set_err(errstr, tls_to_imap_err(r), xasprintf("imap %s", err));
+		r = imapi_fail(errstr, tls_to_imap_err(r), xasprintf("imap %s", err));
 		goto out;
 	}
 	if (c->implicit_tls) {
 		r = tls_handshake(fd, c->host, c->port, c->ca_file,
 		                  handshake_limit(s->timeout, s->deadline), &ssl, &err);
 		if (r) {
-			r = set_err(errstr, tls_to_imap_err(r), xasprintf("imap %s", err));
+			r = imapi_fail(errstr, tls_to_imap_err(r), xasprintf("imap %s", err));
 			goto out;
 		}
 	}
 	low = tls_low_new(fd, ssl);
 	if (!low) {
-		r = set_err(errstr, IMAP_ECONNECT, xasprintf("imap %s:%d: out of memory", c->host, c->port));
+		r = imapi_fail(errstr, IMAP_ECONNECT, xasprintf("imap %s:%d: out of memory", c->host, c->port));
 		goto out;
 	}
 	fd = -1;
@@ -648,13 +629,13 @@ static int open_stream(struct imap_session *s, const struct imap_params *p, char
 	if (!stream) {
 		mailstream_low_close(low);
 		mailstream_low_free(low);
-		r = set_err(errstr, IMAP_ECONNECT, xasprintf("imap %s:%d: out of memory", c->host, c->port));
+		r = imapi_fail(errstr, IMAP_ECONNECT, xasprintf("imap %s:%d: out of memory", c->host, c->port));
 		goto out;
 	}
 	s->imap = mailimap_new(0, NULL);
 	if (!s->imap) {
 		mailstream_close(stream);
-		r = set_err(errstr, IMAP_ECONNECT, xasprintf("imap %s:%d: out of memory", c->host, c->port));
+		r = imapi_fail(errstr, IMAP_ECONNECT, xasprintf("imap %s:%d: out of memory", c->host, c->port));
 		goto out;
 	}
 	/* mailimap_connect takes the stream (mailimap_free closes it). */
@@ -681,7 +662,7 @@ static int password_login(struct imap_session *s, char **errstr)
 	int r;
 
 	if (cap_has(s->imap, "LOGINDISABLED"))
-		return set_err(errstr, IMAP_EAUTH,
+		return imapi_fail(errstr, IMAP_EAUTH,
 		               xasprintf("imap %s:%d: server disables LOGIN on this connection (LOGINDISABLED)",
 		                         c->host, c->port));
 	r = begin(s, "LOGIN", errstr);
@@ -708,7 +689,7 @@ int imap_open(const struct imap_params *p, struct imap_session **out, char **err
 	s = xcalloc(1, sizeof *s);
 	imap_rebind(s, p);   /* configuration, limits and proof, as for a kept session */
 	if (!c || !c->host) {
-		r = set_err(errstr, IMAP_ECONNECT, xasprintf("imap: no host configured"));
+		r = imapi_fail(errstr, IMAP_ECONNECT, xasprintf("imap: no host configured"));
 		goto fail;
 	}
 	r = open_stream(s, p, errstr);
@@ -718,7 +699,7 @@ int imap_open(const struct imap_params *p, struct imap_session **out, char **err
 		goto fail;
 	if (!c->implicit_tls && c->tls != TLS_NONE) {
 		if (!cap_has(s->imap, "STARTTLS")) {
-			r = set_err(errstr, IMAP_ENOSTARTTLS,
+			r = imapi_fail(errstr, IMAP_ENOSTARTTLS,
 			            xasprintf("imap %s:%d: TLS is required but the server does not offer "
 			                      "STARTTLS; not sending credentials", c->host, c->port));
 			goto fail;
@@ -945,8 +926,8 @@ int imap_list_folders(struct imap_session *s, struct imap_folder **out, size_t *
 		r = list_special_use(s, &list, errstr);
 		if (r != IMAP_EPROTO || s->dead)
 			goto listed;
-		log_debug("imap %s:%d: LIST RETURN (SPECIAL-USE) refused, using LIST", hostname(s),
-		          hostport(s));
+		log_debug("imap %s:%d: LIST RETURN (SPECIAL-USE) refused, using LIST", imapi_host(s),
+		          imapi_port(s));
 		if (errstr) {
 			free(*errstr);
 			*errstr = NULL;
@@ -966,7 +947,7 @@ int imap_list_folders(struct imap_session *s, struct imap_folder **out, size_t *
 	if (r == IMAP_EPROTO && use_xlist && !s->dead) {
 		/* XLIST announced but refused (NO/BAD; Gmail deprecated it):
 		 * plain LIST still names the folders, known names resolve them. */
-		log_debug("imap %s:%d: XLIST refused, using LIST", hostname(s), hostport(s));
+		log_debug("imap %s:%d: XLIST refused, using LIST", imapi_host(s), imapi_port(s));
 		if (errstr) {
 			free(*errstr);
 			*errstr = NULL;
@@ -1051,7 +1032,7 @@ static int select_folder(struct imap_session *s, const char *folder, char **errs
 		char *e = NULL;
 		int code = map_result(s, r, "SELECT", IMAP_ENOFOLDER, &e);
 		char *d = mutf7_decode(folder);
-		int rc = set_err(errstr, code, xasprintf("%s (folder \"%s\")", e, d ? d : folder));
+		int rc = imapi_fail(errstr, code, xasprintf("%s (folder \"%s\")", e, d ? d : folder));
 		free(d);
 		free(e);
 		return rc;
@@ -1282,12 +1263,12 @@ static int fetch_and_match(struct imap_session *s, const uint32_t *uids, size_t 
 				         "not verify with probe.secret_file or previous_secret_files: left "
 				         "alone (after a key rotation, list the old key file in "
 				         "probe.previous_secret_files so that its probes are cleaned up)",
-				         hostname(s), s->selected ? s->selected : "", (unsigned long)f.uid);
+				         imapi_host(s), s->selected ? s->selected : "", (unsigned long)f.uid);
 				continue;
 			}
 			if (ti < 0) {
 				log_debug("imap %s: UID %lu names a token but is not a probe: %s",
-				          hostname(s), (unsigned long)f.uid, message_proof_text(why));
+				          imapi_host(s), (unsigned long)f.uid, message_proof_text(why));
 				continue;
 			}
 			if (*nhits == *cap) {
@@ -1343,7 +1324,7 @@ static void cap_search(struct imap_session *s, const char *folder, uint32_t *uid
 	d = mutf7_decode(folder);
 	log_warn("imap %s:%d: folder \"%s\": UID SEARCH for %zu token%s named %zu messages, more "
 	         "than the cap of %zu: a hostile or broken server; examining the newest %zu only",
-	         hostname(s), hostport(s), d ? d : folder, ntokens, ntokens == 1 ? "" : "s", *n, cap,
+	         imapi_host(s), imapi_port(s), d ? d : folder, ntokens, ntokens == 1 ? "" : "s", *n, cap,
 	         cap);
 	free(d);
 	*n = cap;
@@ -1384,7 +1365,7 @@ int imap_find_new_tokens(struct imap_session *s, const char *folder,
 	*hits = NULL;
 	*nhits = 0;
 	if (!s || !folder)
-		return set_err(errstr, IMAP_EPROTO, xasprintf("imap: no session or folder"));
+		return imapi_fail(errstr, IMAP_EPROTO, xasprintf("imap: no session or folder"));
 	if (ntokens == 0 || !s->probe_from)
 		return IMAP_OK;   /* nothing could be proved to be a probe */
 	r = select_folder(s, folder, errstr);
@@ -1398,7 +1379,7 @@ int imap_find_new_tokens(struct imap_session *s, const char *folder,
 	r = uid_search(s, from_uid(key, (uint32_t)min_uid), &uids, &n, &e);
 	if (r && (r != IMAP_EPROTO || s->dead)) {
 		/* connection-level failure or unparsable reply: no fallback */
-		return set_err(errstr, r, e);
+		return imapi_fail(errstr, r, e);
 	}
 	free(e);
 	if (r == IMAP_OK && n > 0) {
@@ -1620,7 +1601,7 @@ int imap_cleanup(struct imap_session *s, const char *folder, unsigned long uidva
 	if (what && whatsz)
 		what[0] = '\0';
 	if (!s || !folder || !what || whatsz == 0 || uid == 0 || uid > UINT32_MAX || !token || !*token)
-		return set_err(errstr, IMAP_EPROTO, xasprintf("imap: invalid cleanup request"));
+		return imapi_fail(errstr, IMAP_EPROTO, xasprintf("imap: invalid cleanup request"));
 	if (mode == CLEANUP_KEEP) {
 		xstrlcpy(what, "kept", whatsz);
 		return IMAP_OK;
@@ -1630,9 +1611,9 @@ int imap_cleanup(struct imap_session *s, const char *folder, unsigned long uidva
 		return r;
 	if (s->uidvalidity != uidvalidity) {
 		char *d = mutf7_decode(folder);
-		r = set_err(errstr, IMAP_EUIDVALIDITY,
+		r = imapi_fail(errstr, IMAP_EUIDVALIDITY,
 		            xasprintf("imap %s:%d: folder \"%s\": UIDVALIDITY changed (%lu, was %lu); "
-		                      "UID %lu not touched", hostname(s), hostport(s), d ? d : folder,
+		                      "UID %lu not touched", imapi_host(s), imapi_port(s), d ? d : folder,
 		                      s->uidvalidity, uidvalidity, uid));
 		free(d);
 		return r;
@@ -1714,7 +1695,7 @@ int imap_scan_bounces(struct imap_session *s, const char *folder,
 	*out = NULL;
 	*nout = 0;
 	if (!s)
-		return set_err(errstr, IMAP_EPROTO, xasprintf("imap: no session"));
+		return imapi_fail(errstr, IMAP_EPROTO, xasprintf("imap: no session"));
 	if (!folder)
 		folder = "INBOX";
 	if (ntokens == 0)
@@ -1849,8 +1830,8 @@ int imap_fetch_header(struct imap_session *s, unsigned long uid, size_t max, cha
 	if (res)
 		mailimap_fetch_list_free(res);
 	if (*out == NULL)
-		return set_err(errstr, IMAP_EPROTO, xasprintf("imap %s:%d: UID FETCH %lu: no header in the reply",
-		                                             hostname(s), hostport(s), uid));
+		return imapi_fail(errstr, IMAP_EPROTO, xasprintf("imap %s:%d: UID FETCH %lu: no header in the reply",
+		                                             imapi_host(s), imapi_port(s), uid));
 	return IMAP_OK;
 }
 
@@ -1896,13 +1877,13 @@ int imapi_begin_idle_read(struct imap_session *s, char **errstr)
 	int r;
 
 	if (s->dead || !s->imap || !s->imap->imap_stream)
-		return set_err(errstr, IMAP_EBYE,
+		return imapi_fail(errstr, IMAP_EBYE,
 		               xasprintf("imap %s:%d: IDLE: connection closed earlier in this session",
-		                         hostname(s), hostport(s)));
+		                         imapi_host(s), imapi_port(s)));
 	r = arm(s);
 	if (r == IMAP_ETIMEOUT)
-		return set_err(errstr, r, xasprintf("imap %s:%d: IDLE: round deadline reached",
-		                                    hostname(s), hostport(s)));
+		return imapi_fail(errstr, r, xasprintf("imap %s:%d: IDLE: round deadline reached",
+		                                    imapi_host(s), imapi_port(s)));
 	return r;
 }
 

@@ -28,25 +28,6 @@
 
 #define IDLE_LINE_TEXT_MAX 200     /* server text kept from a BYE */
 
-static const char *host_of(const struct imap_session *s)
-{
-	return s->conf && s->conf->host ? s->conf->host : "?";
-}
-
-static int port_of(const struct imap_session *s)
-{
-	return s->conf ? s->conf->port : 0;
-}
-
-static int fail(char **errstr, int code, char *msg)
-{
-	if (errstr)
-		*errstr = msg;
-	else
-		free(msg);
-	return code;
-}
-
 int imap_select_uidnext(struct imap_session *s, const char *folder, unsigned long *uidnext,
                         char **errstr)
 {
@@ -79,8 +60,8 @@ int imap_status_uidnext(struct imap_session *s, const char *folder, unsigned lon
 		return r;
 	atts = mailimap_status_att_list_new_empty();
 	if (!atts)
-		return fail(errstr, IMAP_EPROTO, xasprintf("imap %s:%d: STATUS: out of memory",
-		                                           host_of(s), port_of(s)));
+		return imapi_fail(errstr, IMAP_EPROTO, xasprintf("imap %s:%d: STATUS: out of memory",
+		                                           imapi_host(s), imapi_port(s)));
 	mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDNEXT);
 	r = mailimap_status(s->imap, folder, atts, &st);
 	mailimap_status_att_list_free(atts);
@@ -102,8 +83,8 @@ int imap_idle_start(struct imap_session *s, char **errstr)
 	int r;
 
 	if (!imap_has_capability(s, "IDLE"))
-		return fail(errstr, IMAP_EPROTO, xasprintf("imap %s:%d: the server does not offer IDLE",
-		                                           host_of(s), port_of(s)));
+		return imapi_fail(errstr, IMAP_EPROTO, xasprintf("imap %s:%d: the server does not offer IDLE",
+		                                           imapi_host(s), imapi_port(s)));
 	if (s->idling)
 		return IMAP_OK;
 	r = imapi_begin(s, "IDLE", errstr);
@@ -221,12 +202,12 @@ static int read_one(struct imap_session *s, int *event, char **errstr)
 		s->dead = 1;
 		s->idling = 0;
 		if (tls_low_timed_out(mailstream_get_low(s->imap->imap_stream)))
-			return fail(errstr, IMAP_ETIMEOUT,
+			return imapi_fail(errstr, IMAP_ETIMEOUT,
 			            xasprintf("imap %s:%d: IDLE: a line was cut off (no end in time)",
-			                      host_of(s), port_of(s)));
-		return fail(errstr, IMAP_EBYE,
+			                      imapi_host(s), imapi_port(s)));
+		return imapi_fail(errstr, IMAP_EBYE,
 		            xasprintf("imap %s:%d: IDLE: connection closed without BYE",
-		                      host_of(s), port_of(s)));
+		                      imapi_host(s), imapi_port(s)));
 	}
 	if (strncmp(line, "* ", 2) != 0) {
 		/* a tagged reply: the server ended IDLE on its own */
@@ -238,8 +219,8 @@ static int read_one(struct imap_session *s, int *event, char **errstr)
 		imapi_server_text(text, sizeof text, line + 5 + (line[5] == ' '));
 		s->dead = 1;
 		s->idling = 0;
-		return fail(errstr, IMAP_EBYE,
-		            xasprintf("imap %s:%d: IDLE: server said BYE%s%s", host_of(s), port_of(s),
+		return imapi_fail(errstr, IMAP_EBYE,
+		            xasprintf("imap %s:%d: IDLE: server said BYE%s%s", imapi_host(s), imapi_port(s),
 		                      text[0] ? ": " : "", text));
 	}
 	if (is_exists(line) > 0) {
@@ -256,8 +237,8 @@ int imap_idle_read(struct imap_session *s, int *event, char **errstr)
 
 	*event = 0;
 	if (!imap_idling(s))
-		return fail(errstr, IMAP_EBYE, xasprintf("imap %s:%d: IDLE: session not idling",
-		                                         host_of(s), port_of(s)));
+		return imapi_fail(errstr, IMAP_EBYE, xasprintf("imap %s:%d: IDLE: session not idling",
+		                                         imapi_host(s), imapi_port(s)));
 	/* Capped: a server sending lines faster than they are read would
 	 * otherwise hold the caller here. What is left stays buffered, and
 	 * imap_idle_wait() reports it as ready at once. */
@@ -279,9 +260,9 @@ int imap_idle_done(struct imap_session *s, char **errstr)
 	int r;
 
 	if (!s->idling)
-		return s->dead ? fail(errstr, IMAP_EBYE,
+		return s->dead ? imapi_fail(errstr, IMAP_EBYE,
 		                      xasprintf("imap %s:%d: DONE: connection closed earlier in this session",
-		                                host_of(s), port_of(s))) : IMAP_OK;
+		                                imapi_host(s), imapi_port(s))) : IMAP_OK;
 	s->idling = 0;
 	r = imapi_begin(s, "DONE", errstr);
 	if (r)

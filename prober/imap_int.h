@@ -7,6 +7,7 @@
 #define INBOXPROBE_IMAP_INT_H
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <libetpan/libetpan.h>
 #include "prober/imap.h"
 
@@ -51,6 +52,28 @@ struct imap_session {
 	 * announcement named no UIDNEXT (NOTIFICATIONOVERFLOW, unparsable) */
 	unsigned long notify_announced;
 };
+
+/* The server's host and port, for messages ("?" and 0 when unknown). */
+static inline const char *imapi_host(const struct imap_session *s)
+{
+	return s->conf && s->conf->host ? s->conf->host : "?";
+}
+
+static inline int imapi_port(const struct imap_session *s)
+{
+	return s->conf ? s->conf->port : 0;
+}
+
+/* Hand msg (heap, owned) to *errstr, or free it when errstr is NULL;
+ * returns code. */
+static inline int imapi_fail(char **errstr, int code, char *msg)
+{
+	if (errstr)
+		*errstr = msg;
+	else
+		free(msg);
+	return code;
+}
 
 /* Check the session is alive and arm the per-command limit (imap.c's
  * begin()). Returns IMAP_OK, IMAP_EBYE or IMAP_ETIMEOUT with *errstr set. */

@@ -195,25 +195,6 @@ int imap_status_parse_rest(const char *rest, size_t len, size_t n, struct imap_s
 
 /* ---- the session's side ----------------------------------------------- */
 
-static const char *host_of(const struct imap_session *s)
-{
-	return s->conf && s->conf->host ? s->conf->host : "?";
-}
-
-static int port_of(const struct imap_session *s)
-{
-	return s->conf ? s->conf->port : 0;
-}
-
-static int fail(char **errstr, int code, char *msg)
-{
-	if (errstr)
-		*errstr = msg;
-	else
-		free(msg);
-	return code;
-}
-
 /* Append mailbox as an IMAP quoted string (RFC 3501 9, quoted); -1 when
  * it holds a byte a quoted string cannot carry. */
 static int add_quoted(struct strbuf *sb, const char *mailbox)
@@ -265,21 +246,21 @@ int imap_notify_set(struct imap_session *s, const char *mailbox, unsigned long u
 		return r;   /* Dovecot: NOTIFY NONE, then SET, announces again */
 
 	if (!imap_has_capability(s, "NOTIFY"))
-		return fail(errstr, IMAP_EPROTO, xasprintf("imap %s:%d: the server does not offer NOTIFY",
-		                                           host_of(s), port_of(s)));
+		return imapi_fail(errstr, IMAP_EPROTO, xasprintf("imap %s:%d: the server does not offer NOTIFY",
+		                                           imapi_host(s), imapi_port(s)));
 	if (strchr(mailbox, '&') != NULL)
 		/* Dovecot 2.3.19 accepts such a name and then never announces
 		 * anything for it (its events carry the UTF-8 name; seen on the
 		 * world with "Courrier ind&AOk-sirable"): not worth the risk */
-		return fail(errstr, IMAP_EPROTO,
+		return imapi_fail(errstr, IMAP_EPROTO,
 		            xasprintf("imap %s:%d: NOTIFY not used for a folder name in modified UTF-7 "
-		                      "(Dovecot 2.3 never announces mail there)", host_of(s), port_of(s)));
+		                      "(Dovecot 2.3 never announces mail there)", imapi_host(s), imapi_port(s)));
 	strbuf_adds(&cmd, "NOTIFY SET (selected (MessageNew MessageExpunge)) (mailboxes ");
 	if (add_quoted(&cmd, mailbox) != 0) {
 		strbuf_free(&cmd);
-		return fail(errstr, IMAP_EPROTO,
+		return imapi_fail(errstr, IMAP_EPROTO,
 		            xasprintf("imap %s:%d: NOTIFY: the folder name cannot be sent as a quoted string",
-		                      host_of(s), port_of(s)));
+		                      imapi_host(s), imapi_port(s)));
 	}
 	strbuf_adds(&cmd, " (MessageNew MessageExpunge))");
 	r = imapi_begin(s, "NOTIFY", errstr);
@@ -345,7 +326,7 @@ int imapi_notify_line(struct imap_session *s, const char *line, int *event, char
 	if (strncasecmp(line, "* OK [NOTIFICATIONOVERFLOW]", 27) == 0 && s->notify_box[0]) {
 		/* RFC 5465 5.8: the server now behaves as after NOTIFY NONE; the
 		 * watch looks at the folder and sets NOTIFY again */
-		log_debug("imap %s:%d: NOTIFICATIONOVERFLOW: NOTIFY is off", host_of(s), port_of(s));
+		log_debug("imap %s:%d: NOTIFICATIONOVERFLOW: NOTIFY is off", imapi_host(s), imapi_port(s));
 		s->notify_box[0] = '\0';
 		s->notify_announced = 0;   /* no message named: no announcement of one */
 		*event |= IMAP_IDLE_STATUS;
@@ -358,9 +339,9 @@ int imapi_notify_line(struct imap_session *s, const char *line, int *event, char
 		if (more == NULL) {
 			s->dead = 1;
 			s->idling = 0;
-			return fail(errstr, IMAP_EBYE,
+			return imapi_fail(errstr, IMAP_EBYE,
 			            xasprintf("imap %s:%d: IDLE: connection closed without BYE",
-			                      host_of(s), port_of(s)));
+			                      imapi_host(s), imapi_port(s)));
 		}
 		r = imap_status_parse_rest(more, strlen(more), lit, &st);
 	}
@@ -369,7 +350,7 @@ int imapi_notify_line(struct imap_session *s, const char *line, int *event, char
 	if (r != IMAP_STATUS_PARSED) {
 		/* cannot tell which mailbox: look rather than miss the probe */
 		log_debug("imap %s:%d: unparsable STATUS during IDLE; checking the NOTIFY folder",
-		          host_of(s), port_of(s));
+		          imapi_host(s), imapi_port(s));
 		s->notify_announced = 0;
 		*event |= IMAP_IDLE_STATUS;
 		return IMAP_OK;
