@@ -205,6 +205,21 @@ int imap_idle_read(struct imap_session *s, int *event, char **errstr);
  * none was read on s. */
 unsigned long imap_idle_exists(const struct imap_session *s);
 
+/*
+ * When the bytes of something s read reached this host (Unix seconds,
+ * CLOCK_REALTIME; 0 unknown): what = IMAP_IDLE_EXISTS, the last
+ * "* n EXISTS" imap_idle_read() read (the one imap_idle_exists() gives);
+ * IMAP_IDLE_STATUS, the last NOTIFY STATUS that announced new mail (the
+ * one imap_notify_announced() gives; RFC 5465 5.2); 0, the latest read on
+ * s (after a command, the last segment of its reply). It is the kernel's
+ * receive time of the last TCP segment of the latest read when the line
+ * was parsed (SO_TIMESTAMPNS, prober/tls.h tls_low_last_rx()), or the
+ * wall clock right after that read: never before the bytes arrived, and
+ * not delayed by a reader that woke up late. This is the moment a probe
+ * was seen (docs/SPEC.md "Latency": the upper bound of its arrival).
+ */
+double imap_rx_time(const struct imap_session *s, int what);
+
 /* For a caller that polls many idling sessions itself (the daemon between
  * rounds): the socket of s while it idles, or -1 when it does not; *waiting
  * is set to 1 when input already waits above the socket (libetpan's buffer

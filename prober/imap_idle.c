@@ -225,10 +225,17 @@ static int read_one(struct imap_session *s, int *event, char **errstr)
 	}
 	if (is_exists(line) > 0) {
 		s->idle_exists = is_exists(line);
+		s->exists_rx = imap_rx_time(s, 0);   /* the line's bytes are read: bound */
 		*event |= IMAP_IDLE_EXISTS;
-	} else
-		return imapi_notify_line(s, line, event, errstr);   /* NOTIFY, RFC 5465 */
-	return IMAP_OK;
+	} else {
+		int ev = 0;
+
+		r = imapi_notify_line(s, line, &ev, errstr);   /* NOTIFY, RFC 5465 */
+		if (ev & IMAP_IDLE_STATUS)
+			s->notify_rx = imap_rx_time(s, 0);
+		*event |= ev;
+	}
+	return r;
 }
 
 int imap_idle_read(struct imap_session *s, int *event, char **errstr)
@@ -253,6 +260,20 @@ int imap_idle_read(struct imap_session *s, int *event, char **errstr)
 unsigned long imap_idle_exists(const struct imap_session *s)
 {
 	return s ? s->idle_exists : 0;
+}
+
+double imap_rx_time(const struct imap_session *s, int what)
+{
+	mailstream *st;
+
+	if (s == NULL)
+		return 0;
+	if (what == IMAP_IDLE_EXISTS)
+		return s->exists_rx;
+	if (what == IMAP_IDLE_STATUS)
+		return s->notify_rx;
+	st = s->imap ? s->imap->imap_stream : NULL;
+	return st ? tls_low_last_rx(mailstream_get_low(st)) : 0;
 }
 
 int imap_idle_done(struct imap_session *s, char **errstr)

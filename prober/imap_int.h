@@ -43,6 +43,7 @@ struct imap_session {
 	const char *seed;
 	int idling;                /* IDLE sent, "+" received, DONE not sent yet */
 	unsigned long idle_exists; /* n of the last "* n EXISTS" read during IDLE; 0 none */
+	double exists_rx;          /* its receive time (imap_rx_time()); 0 none */
 	/* NOTIFY (RFC 5465, imap_notify.c): the mailbox watched beside the
 	 * selected one ("" none) and its UIDNEXT/MESSAGES as last known */
 	char notify_box[FOLDER_MAX];
@@ -51,6 +52,7 @@ struct imap_session {
 	/* UIDNEXT of the last STATUS that announced new mail; 0 when the last
 	 * announcement named no UIDNEXT (NOTIFICATIONOVERFLOW, unparsable) */
 	unsigned long notify_announced;
+	double notify_rx;          /* receive time of that STATUS (imap_rx_time()); 0 none */
 };
 
 /* The server's host and port, for messages ("?" and 0 when unknown). */

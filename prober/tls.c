@@ -20,9 +20,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
@@ -251,6 +253,232 @@ static int resolve(const char *host, const char *port, double limit, struct addr
 	return rc;
 }
 
+/* ---------- receive timestamps (SO_TIMESTAMPNS) ---------- */
+
+/* Every read of a connection goes through recvmsg(2) with SO_TIMESTAMPNS
+ * on (socket(7)): TCP then hands back, as an SCM_TIMESTAMPNS control
+ * message, the kernel's receive time (CLOCK_REALTIME) of the last segment
+ * the read returned bytes from. That is when the server's bytes reached
+ * this host, however late the thread got to read them: a busy host wakes
+ * a watcher hundreds of milliseconds after an IDLE EXISTS arrived (SPEC
+ * "Latency": the moment a probe was seen is an upper bound of its
+ * arrival). Without the message (setsockopt refused, another OS) the wall
+ * clock right after the read stands in: still an upper bound. */
+struct rxsock {
+	int fd;          /* borrowed: the ipconn owns it */
+	int eof;         /* a read returned 0 (for BIO_CTRL_EOF) */
+	double last_rx;  /* Unix seconds of the latest read that returned data; 0 none */
+};
+
+/* Turn receive timestamps on for fd; a refusal leaves the wall clock. */
+static void rx_enable(int fd)
+{
+	int on = 1;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+}
+
+/* The SCM_TIMESTAMPNS stamp in mh as Unix seconds, or 0 when none. */
+static double rx_stamp_of(struct msghdr *mh)
+{
+	struct timespec ts;
+	double t = 0;
+
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS &&
+		    cm->cmsg_len >= CMSG_LEN(sizeof ts)) {
+			memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+			t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+		}
+	return t;
+}
+
+/* recv(2) on rx->fd through recvmsg(2): returns what recv returns (errno
+ * set on -1). When bytes came, rx->last_rx is the kernel's receive time
+ * of the last segment they came from, or the wall clock now when the
+ * kernel gave none (or one that is not a plausible wall-clock time: in the
+ * future, or a day old). */
+static ssize_t rx_recv(struct rxsock *rx, void *buf, size_t n)
+{
+	union {
+		char b[2 * CMSG_SPACE(sizeof(struct timespec))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = buf, .iov_len = n };
+	struct msghdr mh;
+	ssize_t r;
+	double t, now;
+
+	memset(&mh, 0, sizeof mh);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = ctl.b;
+	mh.msg_controllen = sizeof ctl.b;
+	r = recvmsg(rx->fd, &mh, 0);
+	if (r == 0)
+		rx->eof = 1;
+	if (r <= 0)
+		return r;
+	t = (mh.msg_flags & MSG_CTRUNC) ? 0 : rx_stamp_of(&mh);
+	now = now_wall();
+	rx->last_rx = t > now - 86400.0 && t <= now ? t : now;
+	return r;
+}
+
+/* errno values after which a socket read or write is to be retried once
+ * the socket is ready. OpenSSL's socket BIO also retries ENOTCONN and
+ * EPROTO; on a connected TCP socket they mean the connection is gone, and
+ * retrying them would spin until the limit. */
+static int rx_retryable(int e)
+{
+	return e == EAGAIN || e == EWOULDBLOCK || e == EINTR || e == EINPROGRESS || e == EALREADY;
+}
+
+/* A BIO for OpenSSL over a connected non-blocking TCP socket, like the
+ * socket BIO (BIO_s_socket) but reading through rx_recv(), so that a TLS
+ * connection knows when its records arrived. It does not own the fd.
+ * Reads and writes set the retry flags as the socket BIO does, so that
+ * SSL_read/SSL_write/SSL_connect/SSL_shutdown report
+ * SSL_ERROR_WANT_READ/WANT_WRITE; a read that found the stream's end
+ * answers BIO_CTRL_EOF (OpenSSL then says "unexpected eof" rather than
+ * a bare syscall error, as with the socket BIO). */
+static int rxbio_read(BIO *b, char *out, int outl)
+{
+	struct rxsock *rx = BIO_get_data(b);
+	ssize_t r;
+
+	BIO_clear_retry_flags(b);
+	if (rx == NULL || out == NULL || outl <= 0)
+		return 0;
+	errno = 0;
+	r = rx_recv(rx, out, (size_t)outl);
+	if (r < 0 && rx_retryable(errno))
+		BIO_set_retry_read(b);
+	return (int)r;
+}
+
+static int rxbio_write(BIO *b, const char *in, int inl)
+{
+	struct rxsock *rx = BIO_get_data(b);
+	ssize_t r;
+
+	BIO_clear_retry_flags(b);
+	if (rx == NULL || in == NULL || inl <= 0)
+		return 0;
+	errno = 0;
+	r = send(rx->fd, in, (size_t)inl, MSG_NOSIGNAL);   /* no SIGPIPE from a gone peer */
+	if (r < 0 && rx_retryable(errno))
+		BIO_set_retry_write(b);
+	return (int)r;
+}
+
+static int rxbio_puts(BIO *b, const char *str)
+{
+	size_t n = strlen(str);
+
+	return rxbio_write(b, str, n > INT_MAX ? INT_MAX : (int)n);
+}
+
+/* What the socket BIO answers that SSL asks: FLUSH (writes are not
+ * buffered), EOF, the fd (SSL_get_fd; BIO_TYPE_DESCRIPTOR), the close
+ * flag (never: the ipconn owns the fd). Anything else (kTLS, pending,
+ * push/pop) 0, as the socket BIO does. */
+static long rxbio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct rxsock *rx = BIO_get_data(b);
+
+	(void)num;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+	case BIO_CTRL_DUP:
+	case BIO_CTRL_SET_CLOSE:
+		return 1;
+	case BIO_CTRL_GET_CLOSE:
+		return BIO_NOCLOSE;
+	case BIO_CTRL_EOF:
+		return rx != NULL && rx->eof;
+	case BIO_C_GET_FD:
+		if (rx == NULL)
+			return -1;
+		if (ptr != NULL)
+			*(int *)ptr = rx->fd;
+		return rx->fd;
+	default:
+		return 0;
+	}
+}
+
+static int rxbio_create(BIO *b)
+{
+	BIO_set_data(b, NULL);
+	BIO_set_init(b, 0);
+	return 1;
+}
+
+static int rxbio_destroy(BIO *b)
+{
+	if (b == NULL)
+		return 0;
+	free(BIO_get_data(b));
+	BIO_set_data(b, NULL);
+	BIO_set_init(b, 0);
+	return 1;
+}
+
+static BIO_METHOD *rxbio_method;   /* made once, kept for the process */
+static int rxbio_type;
+static pthread_once_t rxbio_once = PTHREAD_ONCE_INIT;
+
+static void rxbio_make(void)
+{
+	int type = BIO_get_new_index();
+	BIO_METHOD *m;
+
+	if (type == -1)
+		return;
+	type |= BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR;
+	m = BIO_meth_new(type, "inboxprobe rxsocket");
+	if (m == NULL)
+		return;
+	if (BIO_meth_set_read(m, rxbio_read) != 1 || BIO_meth_set_write(m, rxbio_write) != 1 ||
+	    BIO_meth_set_puts(m, rxbio_puts) != 1 || BIO_meth_set_ctrl(m, rxbio_ctrl) != 1 ||
+	    BIO_meth_set_create(m, rxbio_create) != 1 || BIO_meth_set_destroy(m, rxbio_destroy) != 1) {
+		BIO_meth_free(m);
+		return;
+	}
+	rxbio_type = type;
+	rxbio_method = m;
+}
+
+/* A new rx BIO over fd (receive timestamps turned on), or NULL when
+ * OpenSSL could not make one (out of memory). The caller owns it (or
+ * hands it to SSL_set_bio). */
+static BIO *rxbio_new(int fd)
+{
+	struct rxsock *rx;
+	BIO *b;
+
+	pthread_once(&rxbio_once, rxbio_make);
+	if (rxbio_method == NULL || (b = BIO_new(rxbio_method)) == NULL)
+		return NULL;
+	rx = xcalloc(1, sizeof *rx);
+	rx->fd = fd;
+	rx_enable(fd);
+	BIO_set_data(b, rx);
+	BIO_set_init(b, 1);
+	return b;
+}
+
+/* The rxsock of ssl's read BIO when it is an rx BIO, else NULL. */
+static struct rxsock *rxbio_of(SSL *ssl)
+{
+	BIO *b = ssl != NULL ? SSL_get_rbio(ssl) : NULL;
+
+	if (b == NULL || rxbio_method == NULL || BIO_method_type(b) != rxbio_type)
+		return NULL;
+	return BIO_get_data(b);
+}
+
 /* ---------- TCP ---------- */
 
 int tls_tcp_connect(const char *host, int port, long connect_timeout, double deadline,
@@ -320,6 +548,9 @@ int tls_tcp_connect(const char *host, int port, long connect_timeout, double dea
 			snprintf(last, sizeof last, "%s: socket: %s", addr, errno_str(errno, ebuf, sizeof ebuf));
 			continue;
 		}
+		/* before connect: the kernel switches stamping on in a work
+		 * queue, so ask early, long before the first announcement */
+		rx_enable(s);
 		if (connect(s, ai->ai_addr, ai->ai_addrlen) == 0) {
 			*fd = s;
 			break;
@@ -563,6 +794,7 @@ int tls_handshake(int fd, const char *host, int port, const char *ca_file, doubl
 {
 	SSL_CTX *ctx = NULL;
 	SSL *ssl = NULL;
+	BIO *bio;
 	struct strbuf sb = STRBUF_INIT;
 	char ebuf[128];
 	int rc = TLS_EHANDSHAKE;
@@ -574,11 +806,13 @@ int tls_handshake(int fd, const char *host, int port, const char *ca_file, doubl
 	if (!ctx)
 		goto out;
 	ssl = SSL_new(ctx);
-	if (!ssl || SSL_set_fd(ssl, fd) != 1) {
+	bio = ssl ? rxbio_new(fd) : NULL;
+	if (!bio) {
 		strbuf_addf(&sb, "%s:%d: TLS setup failed", host, port);
 		append_ssl_errors(&sb);
 		goto out;
 	}
+	SSL_set_bio(ssl, bio, bio);   /* one reference, for both directions, now the SSL's */
 	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (is_ip) {
 		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) != 1) {
@@ -666,7 +900,17 @@ struct ipconn {
 	char tail[512];      /* the last bytes received, for a BYE's text */
 	size_t tail_len;
 	int tail_wrapped;    /* bytes before tail were dropped: its start may be mid-line */
+	struct rxsock plain; /* a plain connection's reads */
+	struct rxsock *rx;   /* where reads are stamped: &plain, the SSL's rx BIO, or NULL */
+	double last_rx;      /* receive time of the latest read that returned data; 0 none */
 };
+
+/* A read returned data: keep its receive time (the wall clock now when
+ * the reads are not stamped: an SSL not over an rx BIO). */
+static void note_rx(struct ipconn *c)
+{
+	c->last_rx = c->rx != NULL && c->rx->last_rx > 0 ? c->rx->last_rx : now_wall();
+}
 
 /* Keep the last sizeof tail bytes received. */
 static void keep_tail(struct ipconn *c, const char *buf, size_t n)
@@ -743,6 +987,7 @@ static ssize_t low_read(mailstream_low *s, void *buf, size_t count)
 			if (r > 0) {
 				c->nread += (size_t)r;
 				keep_tail(c, buf, (size_t)r);
+				note_rx(c);
 				return r;
 			}
 			if (ssl_wants(c->ssl, r, &ev, NULL) != 0) {
@@ -751,10 +996,11 @@ static ssize_t low_read(mailstream_low *s, void *buf, size_t count)
 				return -1;
 			}
 		} else {
-			ssize_t r = recv(c->fd, buf, count, 0);
+			ssize_t r = rx_recv(&c->plain, buf, count);
 			if (r > 0) {
 				c->nread += (size_t)r;
 				keep_tail(c, buf, (size_t)r);
+				note_rx(c);
 				return r;
 			}
 			if (r == 0) {
@@ -909,6 +1155,13 @@ mailstream_low *tls_low_new(int fd, SSL *ssl)
 	c->ssl = ssl;
 	c->owns_fd = 1;
 	c->limit = now_mono() + 30.0;
+	c->plain.fd = fd;
+	if (ssl != NULL) {
+		c->rx = rxbio_of(ssl);   /* NULL: an SSL made elsewhere, reads not stamped */
+	} else {
+		rx_enable(fd);
+		c->rx = &c->plain;
+	}
 	low = mailstream_low_new(c, &ipconn_driver);
 	if (!low) {
 		free(c);
@@ -975,6 +1228,11 @@ size_t tls_low_pending(mailstream_low *low)
 	int n = c->ssl ? SSL_pending(c->ssl) : 0;
 
 	return n > 0 ? (size_t)n : 0;
+}
+
+double tls_low_last_rx(mailstream_low *low)
+{
+	return low != NULL && low->data != NULL ? conn_of(low)->last_rx : 0;
 }
 
 int tls_low_release_fd(mailstream_low *low)

@@ -57,7 +57,9 @@ int tls_tcp_connect(const char *host, int port, long connect_timeout, double dea
  * caller (SSL_free; its SSL_CTX is reference-counted by it). On failure
  * returns TLS_EHANDSHAKE or TLS_ETIMEOUT with *errstr explaining (e.g.
  * "self-signed certificate", "certificate has expired", "host name
- * mismatch"), naming host:port; the fd is left open.
+ * mismatch"), naming host:port; the fd is left open. The SSL reads and
+ * writes fd through a BIO of ours (recvmsg with receive timestamps, see
+ * tls_low_last_rx(); send with MSG_NOSIGNAL) that never closes fd.
  */
 int tls_handshake(int fd, const char *host, int port, const char *ca_file, double deadline,
                   SSL **ssl, char **errstr);
@@ -112,6 +114,20 @@ int tls_low_bye_text(mailstream_low *low, char *text, size_t textsz);
  * they never wake poll() on the fd, so check them before sleeping. 0 for a
  * plain connection. */
 size_t tls_low_pending(mailstream_low *low);
+
+/*
+ * When the bytes of the latest read on low that returned data reached
+ * this host: Unix seconds (CLOCK_REALTIME), 0 before any such read.
+ * Every read goes through recvmsg(2) with SO_TIMESTAMPNS (socket(7)),
+ * plain and TLS alike (for TLS, through an OpenSSL BIO of ours, for the
+ * SSL's whole life: handshake, resumption, shutdown), and this is the
+ * kernel's receive time of the last TCP segment that read took bytes
+ * from; the wall clock right after the read when the kernel gives none.
+ * Any byte already read (in libetpan's buffer, in OpenSSL, or returned)
+ * arrived no later: the value is an upper bound of when a line parsed now
+ * arrived, however long the reader took to wake up (SPEC "Latency").
+ */
+double tls_low_last_rx(mailstream_low *low);
 
 /* Stop owning the fd (close/free hooks then leave it open). Returns the fd. */
 int tls_low_release_fd(mailstream_low *low);
