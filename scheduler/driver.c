@@ -27,6 +27,7 @@ const struct imap_driver imap_driver_real = {
 	.idle_fd = imap_idle_fd,
 	.idle_exists = imap_idle_exists,
 	.idle_done = imap_idle_done,
+	.rx_time = imap_rx_time,
 	.notify_set = imap_notify_set,
 	.notify_mailbox = imap_notify_mailbox,
 	.notify_announced = imap_notify_announced,
@@ -36,3 +37,11 @@ const struct imap_driver imap_driver_real = {
 	.cleanup = imap_cleanup,
 	.scan_bounces = imap_scan_bounces,
 };
+
+double driver_rx_time(const struct imap_driver *drv, const struct imap_session *s, int what,
+                      double fallback)
+{
+	double t = drv->rx_time != NULL && s != NULL ? drv->rx_time(s, what) : 0;
+
+	return t > 0 ? t : fallback;
+}

@@ -97,6 +97,11 @@ struct imap_driver {
 	int (*idle_fd)(struct imap_session *s, int *waiting);
 	/* DONE and the tagged OK; a session not idling is left as is. */
 	int (*idle_done)(struct imap_session *s, char **errstr);
+	/* When what s read reached this host (imap_rx_time): what =
+	 * IMAP_IDLE_EXISTS the last EXISTS idle_read read, IMAP_IDLE_STATUS the
+	 * last NOTIFY STATUS announcing new mail, 0 the latest read (a
+	 * command's reply). Unix seconds, 0 unknown; may be NULL: unknown. */
+	double (*rx_time)(const struct imap_session *s, int what);
 
 	/* ---- NOTIFY (RFC 5465, prober/imap_notify.h); both NULL: not offered ---- */
 
@@ -150,5 +155,12 @@ struct imap_driver {
 
 /* The real driver: prober/imap.h, member for member. */
 extern const struct imap_driver imap_driver_real;
+
+/* The moment a probe was seen (docs/SPEC.md "Latency"): drv's rx_time(s,
+ * what) when it knows it (the kernel's receive time of the announcement
+ * or of the reply), else fallback (Unix seconds, the caller's wall clock
+ * taken after the read). */
+double driver_rx_time(const struct imap_driver *drv, const struct imap_session *s, int what,
+                      double fallback);
 
 #endif

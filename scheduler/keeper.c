@@ -365,7 +365,8 @@ static int search_seed(struct keeper *k, struct ksess *ks, const char *folder, s
 		return IMAP_OK;
 	bind_seed(k, ks, idx);
 	rc = k->drv->find_new_tokens(ks->s, folder, toks, n, since, min_uid, &hits, &nhits, &err);
-	searched = now_wall();   /* a hit not announced was seen when the search answered */
+	/* a hit not announced was seen when the search's answer arrived */
+	searched = driver_rx_time(k->drv, ks->s, 0, now_wall());
 	if (rc != IMAP_OK) {
 		log_info("%s: search between rounds failed: %s", who(ks), err ? err : imap_err_name(rc));
 		free(err);
@@ -667,18 +668,21 @@ static void service_notify(struct keeper *k, struct ksess *ks, double seen, doub
 	free(err);
 }
 
-/* Read what an idling session sent. */
+/* Read what an idling session sent. An announcement was seen when its
+ * line reached this host (driver rx_time), else before the read. */
 static void on_input(struct keeper *k, struct ksess *ks)
 {
-	double seen = now_wall();
+	double t = now_wall(), seen, status_seen;
 	char *err = NULL;
 	int ev = 0;
 	int rc = k->drv->idle_read(ks->s, &ev, &err);
 
+	seen = driver_rx_time(k->drv, ks->s, IMAP_IDLE_EXISTS, t);
+	status_seen = driver_rx_time(k->drv, ks->s, IMAP_IDLE_STATUS, t);
 	if (rc != IMAP_OK) {
 		drop(k, ks, err);
 	} else if ((ev & IMAP_IDLE_STATUS) && ks->notify_folder != NULL && has_pending(k, ks)) {
-		service_notify(k, ks, seen, (ev & IMAP_IDLE_EXISTS) ? seen : 0);
+		service_notify(k, ks, status_seen, (ev & IMAP_IDLE_EXISTS) ? seen : 0);
 	} else if ((ev & IMAP_IDLE_EXISTS) && has_pending(k, ks)) {
 		service(k, ks, seen, 0);
 	} else if (ev & IMAP_IDLE_ENDED) {

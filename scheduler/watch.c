@@ -280,8 +280,9 @@ static int check_folder(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 	if (n == 0)
 		return IMAP_OK;
 	rc = ctx->drv->find_new_tokens(s, w->wire[f], toks, n, w->since, min_uid, &hits, &nhits, &err);
-	/* the answer's moment, for every hit: not after earlier hits' cleanup */
-	searched = now_wall();
+	/* the answer's moment, for every hit: not after earlier hits' cleanup;
+	 * when its last segment reached us, not when this thread woke up */
+	searched = driver_rx_time(ctx->drv, s, 0, now_wall());
 	if (rc != IMAP_OK) {
 		set_diag(ctx, &ctx->results[idx], 0, "%s (%s): %s", round_imap_error_text(rc),
 		         w->wire[f], err ? err : imap_err_name(rc));
@@ -774,7 +775,9 @@ static int dsn_says_failed(struct round_ctx *ctx, size_t idx)
 }
 
 /* Wait (at most until) for IDLE input; mark sessions with an EXISTS dirty
- * with the moment it arrived. A session whose read failed gets rc[k]. */
+ * with the moment it arrived: the kernel's receive time of the line
+ * (driver rx_time), else the wall clock before the read. A session whose
+ * read failed gets rc[k]. */
 static void wait_events(struct round_ctx *ctx, size_t idx, struct seed_watch *w, double until,
                         int *dirty, double *seen, int *rc)
 {
@@ -802,14 +805,14 @@ static void wait_events(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 		else {
 			if ((ev & IMAP_IDLE_EXISTS) && !dirty[k]) {
 				dirty[k] = 1;
-				seen[k] = t;
+				seen[k] = driver_rx_time(ctx->drv, w->s[k], IMAP_IDLE_EXISTS, t);
 				w->exists_n[k] = ctx->drv->idle_exists == NULL ? 0 :
 				                 ctx->drv->idle_exists(w->s[k]);
 			}
 			if ((ev & IMAP_IDLE_STATUS) && w->notify && k == 0 && !w->spam_dirty) {
 				/* NOTIFY: new mail in the spam folder (RFC 5465 5.2) */
 				w->spam_dirty = 1;
-				w->spam_seen = t;
+				w->spam_seen = driver_rx_time(ctx->drv, w->s[k], IMAP_IDLE_STATUS, t);
 				w->spam_below = ctx->drv->notify_announced == NULL ? 0 :
 				                ctx->drv->notify_announced(w->s[k]);
 			}

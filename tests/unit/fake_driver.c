@@ -35,6 +35,7 @@ struct imap_session {
 	unsigned long notify_from;   /* its UIDNEXT last announced */
 	unsigned long announced;     /* the UIDNEXT the last STATUS carried */
 	unsigned long exists;        /* n of the last EXISTS */
+	double exists_rx, status_rx, last_rx;   /* rx_time: W.rx_early before the reads */
 };
 
 void fake_reset(void)
@@ -291,6 +292,10 @@ static int f_idle_read(struct imap_session *s, int *event, char **errstr)
 	}
 	if (*event)
 		W.read_at = now_wall();
+	if ((*event & IMAP_IDLE_EXISTS) && W.rx_early > 0)
+		s->exists_rx = W.read_at - W.rx_early;
+	if ((*event & IMAP_IDLE_STATUS) && W.rx_early > 0)
+		s->status_rx = W.read_at - W.rx_early;
 	s->idle_from = W.f[s->folder].uidnext;
 	s->notify_from = W.f[1].uidnext;
 	return IMAP_OK;
@@ -333,6 +338,8 @@ static int f_find(struct imap_session *s, const char *folder, const char *const 
 				(*hits)[(*nhits)++] = (struct imap_hit){ t, W.f[f].uidvalidity, m->uid,
 				                                         m->internaldate, i + 1 };
 	}
+	if (W.rx_early > 0)
+		s->last_rx = W.find_rx = now_wall() - W.rx_early;
 	return IMAP_OK;
 }
 
@@ -427,6 +434,13 @@ static unsigned long f_notify_announced(const struct imap_session *s)
 	return s->announced;
 }
 
+static double f_rx_time(const struct imap_session *s, int what)
+{
+	if (what == IMAP_IDLE_EXISTS)
+		return s->exists_rx;
+	return what == IMAP_IDLE_STATUS ? s->status_rx : s->last_rx;
+}
+
 const struct imap_driver fake = {
 	.open = f_open, .close = f_close, .close_now = f_close, .rebind = f_rebind,
 	.noop = f_noop, .extend = f_extend, .has_capability = f_has_capability,
@@ -437,4 +451,5 @@ const struct imap_driver fake = {
 	.fetch_header = f_fetch_header, .gmail_tab = f_gmail_tab, .cleanup = f_cleanup,
 	.scan_bounces = f_scan, .notify_set = f_notify_set, .notify_mailbox = f_notify_mailbox,
 	.notify_announced = f_notify_announced, .idle_exists = f_idle_exists,
+	.rx_time = f_rx_time,
 };

@@ -65,6 +65,10 @@ struct fake_world {
 	int status_lost;           /* NOTIFY's STATUS for the spam folder never reaches idle_read
 	                              (read inside another command's reply) */
 	char trail[64];            /* I/S: find in INBOX/spam, N: NOTIFY SET, +: IDLE */
+	double rx_early;           /* > 0: rx_time says each read's bytes arrived this long
+	                              before the read returned (a late-waking reader);
+	                              0: rx_time answers 0, unknown */
+	double find_rx;            /* what rx_time(s, 0) said after the last find */
 };
 extern struct fake_world W;
 

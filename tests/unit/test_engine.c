@@ -624,6 +624,67 @@ static void test_two_sessions_spam_found(void **state)
 	watch_end(&fx->ctx, 0, w);
 }
 
+/* seen is when the announcement's bytes reached the host (the driver's
+ * rx_time: the kernel's receive stamp), not when the watching thread got
+ * around to reading them: an EXISTS whose line arrived 0.25 s before the
+ * read was seen 0.25 s before it (docs/SPEC.md "Latency"). */
+static void test_seen_is_receive_time_exists(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w = watch_arm(&fx->ctx, 0);
+
+	assert_non_null(w);
+	W.rx_early = 0.25;
+	accept_probe(fx);
+	deliver(0, "tok-this-round", 1);
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_INBOX);
+	assert_int_equal(res0(fx)->announced, 1);
+	assert_true(fabs(res0(fx)->found_time - (W.read_at - 0.25)) < 1e-9);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* The same for a NOTIFY STATUS announcing the spam folder. */
+static void test_seen_is_receive_time_status(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w;
+
+	W.notify_cap = 1;
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	assert_string_equal(res0(fx)->watch, "notify");
+	W.rx_early = 0.25;
+	accept_probe(fx);
+	deliver(1, "tok-this-round", 1);
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_SPAM);
+	assert_int_equal(res0(fx)->announced, 1);
+	assert_true(fabs(res0(fx)->found_time - (W.read_at - 0.25)) < 1e-9);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* A probe nothing announced (polling) was seen when the search's reply
+ * arrived: the receive time of its last read. */
+static void test_seen_is_receive_time_search(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w;
+
+	W.idle_cap = 0;
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	W.rx_early = 0.25;
+	accept_probe(fx);
+	deliver(0, "tok-this-round", 1);
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_INBOX);
+	assert_int_equal(res0(fx)->announced, 0);
+	assert_true(fabs(res0(fx)->found_time - (W.find_rx)) < 1e-9);
+	assert_true(res0(fx)->found_time < W.find_at);
+	watch_end(&fx->ctx, 0, w);
+}
+
 /* No IDLE: polled every poll_interval; found, not announced. */
 static void test_polling_without_idle(void **state)
 {
@@ -864,6 +925,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_notify_refused_falls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_set_again_after_reconnect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_sessions_spam_found, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_seen_is_receive_time_exists, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_seen_is_receive_time_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_seen_is_receive_time_search, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_polling_without_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deadline_leaves_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_connection_retried, setup, teardown),

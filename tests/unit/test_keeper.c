@@ -459,6 +459,26 @@ static void test_late_latency_learned_delay(void **state)
 	assert_true(a - id > 0.75);   /* not the middle: the delay placed it */
 }
 
+/* seen is when the EXISTS's bytes reached the host (the driver's rx_time,
+ * here 3 s before the keeper read them), not when the keeper woke up: with
+ * a learned delay d, the arrival is that moment - d. */
+static void test_late_latency_receive_time(void **state)
+{
+	struct fixture *fx = *state;
+	double id = floor(now_wall()) - 5, d, a;
+
+	W.rx_early = 3.0;
+	d = now_wall() - W.rx_early - id - 0.3;   /* arrival 0.3 s into the interval */
+	learned(fx, d);
+	pool_session(fx, 0);
+	start(fx);
+	deliver_pending_at(id);
+	a = arrival_found(fx);
+	assert_near(a, W.read_at - W.rx_early - d);
+	assert_true(a >= id && a <= id + 1);
+	assert_true(a - id < 0.5);   /* the wall clock at the read would have clamped it to 1 */
+}
+
 /* A learned delay that would put the arrival after the interval (0 s,
  * seen 10 s after INTERNALDATE): its end, INTERNALDATE + 1 s. */
 static void test_late_latency_delay_clamped(void **state)
@@ -659,6 +679,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_late_latency_middle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_latency_learned_delay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_latency_delay_clamped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_late_latency_receive_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_latency_unannounced_middle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_spam_before_idle_found_when_armed, setup,
 		                                teardown),
