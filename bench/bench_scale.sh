@@ -140,6 +140,7 @@ while n < len(users) and time.monotonic() - t0 < 300:
     n, last = delivered()
 print("delivery %d %.3f" % (n, last - w0 if n else float("nan")))
 PY
+	[ -n "${TIMELINE:-}" ] && cp "$T/floors$n" "$TIMELINE/"
 	sleep 2   # the floor's deliveries drain before the next size's rounds
 }
 for n in $SIZES; do
@@ -148,8 +149,12 @@ for n in $SIZES; do
 	for r in $(seq 1 "$ROUNDS"); do
 		l0=$(logins)
 		c0=$(smtp_conns)
+		# TIMELINE=DIR: the round's timeline (INBOXPROBE_TIMELINE, test-only) and JSON kept there
+		[ -n "${TIMELINE:-}" ] && mkdir -p "$TIMELINE" && rm -f "$TIMELINE/s$n.$r.timeline" &&
+			export INBOXPROBE_TIMELINE=$TIMELINE/s$n.$r.timeline
 		/usr/bin/time -f "%U %S %M" -o "$T/s$n.$r.time" \
 			"$BIN" run -c "$T/s$n.conf" --json "$T/s$n.$r.json" >/dev/null 2>"$T/s$n.$r.err"
+		[ -n "${TIMELINE:-}" ] && cp "$T/s$n.$r.json" "$TIMELINE/"
 		sleep 0.5   # the logs catch up
 		echo "$(($(logins) - l0)) $(($(smtp_conns) - c0))" >"$T/s$n.$r.counts"
 	done

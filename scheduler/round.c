@@ -209,6 +209,17 @@ void round_progress(struct round_ctx *ctx, const char *fmt, ...)
 	strbuf_free(&sb);
 }
 
+/* the seed whose worker runs on this thread, for marks made below the seed's level */
+static _Thread_local long mark_idx = -1;
+
+void round_mark(struct round_ctx *ctx, long idx, const char *event)
+{
+	if (ctx->timeline == NULL)
+		return;
+	/* one fprintf per line: stdio locks the stream, lines never mix */
+	fprintf(ctx->timeline, "%.6f %ld %s\n", now_wall(), idx == -2 ? mark_idx : idx, event);
+}
+
 void round_set_latency(struct probe_result *r, double sent, double submit, double internaldate,
                        double found, double delay)
 {
@@ -285,6 +296,7 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 		char *err = NULL;
 		int rc;
 
+		round_mark(ctx, (long)idx, "smtp_wait");
 		if (smtp_slot_acquire(&ctx->lim, cfg->relay.connections, ctx->deadline) != 0) {
 			if (res->attempts == 0) {
 				res->outcome = OUTCOME_ERROR;
@@ -294,9 +306,11 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 			return 0;
 		}
 		memset(&reply, 0, sizeof reply);
+		round_mark(ctx, (long)idx, "smtp_slot");
 		started = now_wall();
 		rc = smtp_submit(&sp, &reply, &submit, &err);
 		smtp_slot_release(&ctx->lim);
+		round_mark(ctx, (long)idx, "smtp_done");
 
 		pthread_mutex_lock(&ctx->mu);
 		res->attempts++;
@@ -453,7 +467,9 @@ static int open_gated(struct round_ctx *ctx, const struct imap_conf *ic, const s
 		                 ic->host ? ic->host : "", ic->port);
 		return IMAP_ETIMEOUT;
 	}
+	round_mark(ctx, -2, "gate");
 	rc = ctx->drv->open(ip, s, err);
+	round_mark(ctx, -2, "open");
 	gate_leave(ctx, ic);
 	return rc;
 }
@@ -605,6 +621,8 @@ static void *seed_worker(void *arg)
 		snprintf(res->diagnostic, DIAG_MAX, "message: %s", err ? err : "cannot build");
 		goto out;
 	}
+	mark_idx = (long)wk->idx;
+	round_mark(ctx, (long)wk->idx, "thread");
 	w = watch_arm(ctx, wk->idx);
 	if (w == NULL)
 		goto out;   /* not watchable: no probe (watch_arm said why) */
@@ -613,6 +631,7 @@ static void *seed_worker(void *arg)
 	watch_run(ctx, wk->idx, w, accepted);
 out:
 	watch_end(ctx, wk->idx, w);
+	round_mark(ctx, (long)wk->idx, "exit");
 	free(msg);
 	free(err);
 	pthread_mutex_lock(&ctx->mu);
@@ -906,8 +925,10 @@ void round_run(const struct round_params *p, struct round_result *out)
 	if (bounce_started)
 		pthread_join(bounce_tid, NULL);
 
+	round_mark(&ctx, -1, "joined");
 	learn_delays(&ctx, out);
 	finish_outcomes(&ctx);
+	round_mark(&ctx, -1, "end");
 	out->results = ctx.results;
 	out->started = ctx.started;
 	out->ended = now_wall();
@@ -934,6 +955,9 @@ void round_ctx_init(struct round_ctx *ctx, const struct round_params *p)
 	ctx->started = now_wall();
 	ctx->deadline = now_mono() + (double)p->deadline;
 	ctx->probe_from = message_probe_from(cfg->probe.template_text, cfg->relay.from);
+	if (getenv("INBOXPROBE_TIMELINE") != NULL && *getenv("INBOXPROBE_TIMELINE") != '\0')
+		ctx->timeline = fopen(getenv("INBOXPROBE_TIMELINE"), "ae");
+	round_mark(ctx, -1, "start");
 	pthread_mutex_init(&ctx->mu, NULL);
 	pthread_mutex_init(&ctx->lim.mu, NULL);
 	/* Waits must not stretch when the wall clock steps back. */
@@ -953,6 +977,8 @@ void round_ctx_init(struct round_ctx *ctx, const struct round_params *p)
 
 void round_ctx_destroy(struct round_ctx *ctx)
 {
+	if (ctx->timeline != NULL)
+		fclose(ctx->timeline);
 	free(ctx->results);
 	free(ctx->late);
 	free(ctx->accepted);

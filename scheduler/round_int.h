@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include "common/model.h"
 #include "prober/imap.h"
 #include "scheduler/driver.h"
@@ -65,7 +66,16 @@ struct round_ctx {
 	char *probe_from;                /* the From address our probes carry (the proof) */
 	int bounce_armed;                /* the bounce mailbox is armed (or failed): seeds may send */
 	pthread_cond_t bounce_cv;        /* signalled when bounce_armed is set */
+	FILE *timeline;                  /* INBOXPROBE_TIMELINE (round_mark()), or NULL */
 };
+
+/* Test-only timeline for bench/ (bench/README.md "Timeline of a round";
+ * bench/timeline.py reads it): when the environment names a file in
+ * INBOXPROBE_TIMELINE, append "UNIX_SECONDS SEED_INDEX EVENT" to it; idx
+ * -1 is the round, -2 the seed whose worker runs on this thread (the
+ * bounce mailbox's: -1). Costs one getenv per round when unset. Not a
+ * user interface. */
+void round_mark(struct round_ctx *ctx, long idx, const char *event);
 
 /* Set up a round's shared state for p (borrowed, must outlive ctx): the
  * driver (p->driver or imap_driver_real), the deadline from now, locks,

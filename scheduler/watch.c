@@ -181,6 +181,7 @@ static void record_found(struct round_ctx *ctx, size_t idx, struct seed_watch *w
 {
 	struct probe_result *res = &ctx->results[idx];
 
+	round_mark(ctx, (long)idx, "found");
 	pthread_mutex_lock(&ctx->mu);
 	res->trace = *tr;
 	res->outcome = f == F_INBOX ? OUTCOME_INBOX : OUTCOME_SPAM;
@@ -463,6 +464,7 @@ static int record_uidnext(struct round_ctx *ctx, size_t idx, struct seed_watch *
 		err = NULL;
 		rc = ctx->drv->select_uidnext(w->s[0], w->wire[F_SPAM], &w->uidnext[F_SPAM], &err);
 	}
+	round_mark(ctx, (long)idx, "status");
 	if (rc == IMAP_OK)
 		rc = ctx->drv->select_uidnext(w->s[0], w->wire[F_INBOX], &w->uidnext[F_INBOX], &err);
 	if (rc != IMAP_OK)
@@ -580,7 +582,9 @@ static int arm_session(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 		return rc;
 	}
 	w->nsess = 1;
+	round_mark(ctx, (long)idx, "login");
 	rc = resolve_folders(ctx, idx, w);
+	round_mark(ctx, (long)idx, "list");
 	/* Earlier rounds' probes, anywhere in the folders: once, before arming. */
 	for (int f = 0; f < 2 && rc == IMAP_OK; f++)
 		if ((rc = check_folder(ctx, idx, w, f, 0, NULL)) != IMAP_OK)
@@ -589,8 +593,10 @@ static int arm_session(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 		return rc;
 	w->idle = !w->visit && cfg->probe.idle && ctx->drv->has_capability(w->s[0], "IDLE");
 	rc = record_uidnext(ctx, idx, w);
+	round_mark(ctx, (long)idx, "uidnext");
 	if (rc == IMAP_OK && w->idle)
 		rc = choose_spam_watch(ctx, idx, w);
+	round_mark(ctx, (long)idx, "spamwatch");
 	for (int k = 0; k < w->nsess && rc == IMAP_OK; k++)
 		if ((rc = start_idle(ctx, idx, w, k)) != IMAP_OK)
 			arm_fail(w, rc, "IDLE refused", ctx->results[idx].diagnostic);
@@ -663,6 +669,7 @@ struct seed_watch *watch_arm(struct round_ctx *ctx, size_t idx)
 	         sizeof ctx->results[idx].watch);
 	ctx->results[idx].diagnostic[0] = '\0';
 	pthread_mutex_unlock(&ctx->mu);
+	round_mark(ctx, (long)idx, "armed");
 	log_debug("%s: armed (%s; UIDNEXT INBOX %lu, %s %lu)", seed->address,
 	          ctx->results[idx].watch, w->uidnext[F_INBOX], w->display[F_SPAM], w->uidnext[F_SPAM]);
 	return w;
@@ -804,6 +811,7 @@ static void wait_events(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 			         err ? err : imap_err_name(rc[k]));
 		else {
 			if ((ev & IMAP_IDLE_EXISTS) && !dirty[k]) {
+				round_mark(ctx, (long)idx, "exists");
 				dirty[k] = 1;
 				seen[k] = driver_rx_time(ctx->drv, w->s[k], IMAP_IDLE_EXISTS, t);
 				w->exists_n[k] = ctx->drv->idle_exists == NULL ? 0 :
@@ -951,6 +959,7 @@ void watch_run(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int acce
 	if (res->submit_time > 0 && res->submit_time < w->since)
 		w->since = res->submit_time;
 	pthread_mutex_unlock(&ctx->mu);
+	round_mark(ctx, (long)idx, "watch");
 	if (w->visit) {
 		visit_loop(ctx, idx, w);
 		goto out;

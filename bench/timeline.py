@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""timeline.py - read a round's timeline (INBOXPROBE_TIMELINE, test-only; written by
+bench_scale.sh with TIMELINE=DIR) and print where the round's time went: per step
+the median and p90 of its duration per seed, the moments the first, middle and last
+seed reached each event, and the waits (gate, SMTP slot).
+
+    bench/timeline.py FILE [FILE...]
+"""
+import collections, sys
+
+STEPS = [  # (event, previous event): the step's duration is event - previous
+    ("gate", "thread"), ("open", "gate"), ("login", "open"), ("list", "login"),
+    ("status", "list"), ("uidnext", "status"), ("spamwatch", "uidnext"), ("armed", "spamwatch"),
+    ("smtp_slot", "smtp_wait"), ("smtp_done", "smtp_slot"),
+    ("exists", "smtp_done"), ("found", "exists"), ("exit", "found"),
+]
+ORDER = ["thread", "gate", "open", "login", "list", "status", "uidnext", "spamwatch", "armed",
+         "smtp_wait", "smtp_slot", "smtp_done", "watch", "exists", "found", "exit"]
+
+
+def q(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
+
+
+def one(path):
+    ev = collections.defaultdict(dict)
+    rnd = {}
+    for line in open(path):
+        t, i, e = line.split()
+        t, i = float(t), int(i)
+        if i < 0:
+            rnd[e] = t
+        elif e not in ev[i]:  # first occurrence (a reconnect repeats steps)
+            ev[i][e] = t
+    t0 = rnd["start"]
+    print(f"# {path}: {len(ev)} seeds; round joined {rnd.get('joined', t0) - t0:.2f} s, "
+          f"ended {rnd.get('end', t0) - t0:.2f} s after its start")
+    print(f"{'step':>22} {'n':>5} {'p50 ms':>8} {'p90 ms':>8} {'max ms':>8}")
+    for e, prev in STEPS:
+        d = [(v[e] - v[prev]) * 1000 for v in ev.values() if e in v and prev in v]
+        print(f"{prev + '->' + e:>22} {len(d):>5} {q(d, .5):>8.1f} {q(d, .9):>8.1f} "
+              f"{(max(d) if d else float('nan')):>8.1f}")
+    print(f"{'event':>12} {'n':>5} {'first s':>8} {'p10 s':>8} {'p50 s':>8} {'p90 s':>8} {'last s':>8}")
+    for e in ORDER:
+        ts = [v[e] - t0 for v in ev.values() if e in v]
+        if ts:
+            print(f"{e:>12} {len(ts):>5} {min(ts):>8.2f} {q(ts, .1):>8.2f} {q(ts, .5):>8.2f} "
+                  f"{q(ts, .9):>8.2f} {max(ts):>8.2f}")
+    arm = [v["armed"] - v["thread"] for v in ev.values() if "armed" in v]
+    print(f"# arming per seed (thread start to armed): p50 {q(arm, .5):.3f} s, p90 {q(arm, .9):.3f} s")
+    # concurrency: seeds between gate and armed at each 0.5 s
+    last = max(max(v.values()) for v in ev.values()) - t0
+    row = []
+    for k in range(int(last * 2) + 1):
+        t = t0 + k / 2
+        row.append(sum(1 for v in ev.values() if v.get("open", 1e18) <= t < v.get("armed", 1e18)))
+    print("# seeds logged in, not yet armed, every 0.5 s:", " ".join(map(str, row)))
+    row = []
+    for k in range(int(last * 2) + 1):
+        t = t0 + k / 2
+        row.append(sum(1 for v in ev.values() if v.get("armed", 1e18) <= t))
+    print("# seeds armed, every 0.5 s:", " ".join(map(str, row)))
+
+
+for p in sys.argv[1:]:
+    one(p)
