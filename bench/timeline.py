@@ -49,18 +49,15 @@ def one(path):
                   f"{q(ts, .9):>8.2f} {max(ts):>8.2f}")
     arm = [v["armed"] - v["thread"] for v in ev.values() if "armed" in v]
     print(f"# arming per seed (thread start to armed): p50 {q(arm, .5):.3f} s, p90 {q(arm, .9):.3f} s")
-    # concurrency: seeds between gate and armed at each 0.5 s
     last = max(max(v.values()) for v in ev.values()) - t0
-    row = []
-    for k in range(int(last * 2) + 1):
-        t = t0 + k / 2
-        row.append(sum(1 for v in ev.values() if v.get("open", 1e18) <= t < v.get("armed", 1e18)))
-    print("# seeds logged in, not yet armed, every 0.5 s:", " ".join(map(str, row)))
-    row = []
-    for k in range(int(last * 2) + 1):
-        t = t0 + k / 2
-        row.append(sum(1 for v in ev.values() if v.get("armed", 1e18) <= t))
-    print("# seeds armed, every 0.5 s:", " ".join(map(str, row)))
+    row = [sum(1 for v in ev.values() if v.get("armed", 1e18) <= t0 + k) for k in range(int(last) + 2)]
+    print("# seeds armed after 0, 1, 2... s:", " ".join(map(str, row)))
+    # the critical path: the last seed armed, then its probe's way to found
+    la = max((v for v in ev.values() if "armed" in v), key=lambda v: v["armed"])
+    parts = [("armed", "armed"), ("smtp_done", "submitted"), ("exists", "announced"),
+             ("found", "found"), ("exit", "its worker done")]
+    print("# last seed armed: " + ", ".join(f"{label} {la[e] - t0:.2f} s" for e, label in parts if e in la)
+          + f"; round ended {rnd.get('end', t0) - t0:.2f} s")
 
 
 for p in sys.argv[1:]:
