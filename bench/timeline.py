@@ -23,18 +23,29 @@ def q(xs, p):
     return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
 
 
-def one(path):
-    ev = collections.defaultdict(dict)
-    rnd = {}
+def rounds(path):
+    """The rounds of a timeline file (the daemon appends one per round)."""
+    ev, rnd = None, None
     for line in open(path):
         t, i, e = line.split()
         t, i = float(t), int(i)
+        if i == -1 and e == "start":
+            if ev:
+                yield ev, rnd
+            ev, rnd = collections.defaultdict(dict), {}
+        if ev is None:
+            continue
         if i < 0:
-            rnd[e] = t
+            rnd.setdefault(e, t)
         elif e not in ev[i]:  # first occurrence (a reconnect repeats steps)
             ev[i][e] = t
+    if ev:
+        yield ev, rnd
+
+
+def one(path, ev, rnd, k):
     t0 = rnd["start"]
-    print(f"# {path}: {len(ev)} seeds; round joined {rnd.get('joined', t0) - t0:.2f} s, "
+    print(f"# {path} round {k}: {len(ev)} seeds; round joined {rnd.get('joined', t0) - t0:.2f} s, "
           f"ended {rnd.get('end', t0) - t0:.2f} s after its start")
     print(f"{'step':>22} {'n':>5} {'p50 ms':>8} {'p90 ms':>8} {'max ms':>8}")
     for e, prev in STEPS:
@@ -52,6 +63,10 @@ def one(path):
     last = max(max(v.values()) for v in ev.values()) - t0
     row = [sum(1 for v in ev.values() if v.get("armed", 1e18) <= t0 + k) for k in range(int(last) + 2)]
     print("# seeds armed after 0, 1, 2... s:", " ".join(map(str, row)))
+    done = sorted(v["smtp_done"] - t0 for v in ev.values() if "smtp_done" in v)
+    if len(done) > 1:
+        print(f"# submissions: {len(done)} done from {done[0]:.2f} to {done[-1]:.2f} s: "
+              f"{(len(done) - 1) / max(done[-1] - done[0], 1e-9):.0f}/s")
     # the critical path: the last seed armed, then its probe's way to found
     la = max((v for v in ev.values() if "armed" in v), key=lambda v: v["armed"])
     parts = [("armed", "armed"), ("smtp_done", "submitted"), ("exists", "announced"),
@@ -61,4 +76,6 @@ def one(path):
 
 
 for p in sys.argv[1:]:
-    one(p)
+    for k, (ev, rnd) in enumerate(rounds(p), 1):
+        if ev:
+            one(p, ev, rnd, k)
