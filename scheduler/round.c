@@ -108,37 +108,76 @@ static int limiter_wait_on(struct limiter *l, pthread_cond_t *cv, double deadlin
 	return 0;
 }
 
-static int limiter_wait(struct limiter *l, double deadline)
+/* Unqueue w; l->mu held. */
+static void slot_unqueue(struct limiter *l, struct slot_waiter *w)
 {
-	return limiter_wait_on(l, &l->cv, deadline);
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		l->wait_head = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	else
+		l->wait_tail = w->prev;
+	w->prev = w->next = NULL;
 }
 
-/* Take one IMAP slot for host and account. Returns 0, or -1 when the
- * deadline passed first. */
+/* Hand free slots to the waiters in arrival order, each whose host and
+ * account have room (one held back by its account does not hold back the
+ * host's others), and wake only them; l->mu held. First come, first served:
+ * when a host's seeds outnumber per_host and take turns, each waits for at
+ * most the others' one session each (issue 9 "Sharing connections fairly";
+ * the broadcast it replaces woke every waiter at each release and let the
+ * quickest win, and some seeds waited most of the round). */
+static void slot_grant(struct limiter *l)
+{
+	struct slot_waiter *w = l->wait_head, *next;
+
+	for (; w != NULL; w = next) {
+		next = w->next;
+		if (l->e[w->host].count >= w->per_host || l->e[w->acct].count >= w->per_account)
+			continue;
+		l->e[w->host].count++;
+		l->e[w->acct].count++;
+		w->granted = 1;
+		slot_unqueue(l, w);
+		pthread_cond_signal(&w->cv);
+	}
+}
+
+/* Take one IMAP slot for host and account, in turn with the other waiters
+ * (slot_grant). Returns 0, or -1 when the deadline passed first. */
 int round_slot_acquire(struct limiter *l, const struct imap_conf *ic, long per_host,
                        long per_account, double deadline)
 {
 	char *hk = xasprintf("host:%s:%d", ic->host, ic->port);
 	char *ak = xasprintf("acct:%s:%d:%s", ic->host, ic->port, ic->username ? ic->username : "");
-	int ret = -1;
+	struct slot_waiter me = { .per_host = per_host, .per_account = per_account };
+	pthread_condattr_t ca;
 
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);   /* limiter_wait_on's clock */
+	pthread_cond_init(&me.cv, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_lock(&l->mu);
-	for (;;) {
-		size_t h = limit_slot(l, hk);
-		size_t a = limit_slot(l, ak);
-		if (l->e[h].count < per_host && l->e[a].count < per_account) {
-			l->e[h].count++;
-			l->e[a].count++;
-			ret = 0;
-			break;
-		}
-		if (round_stop || now_mono() >= deadline || limiter_wait(l, deadline) == ETIMEDOUT)
-			break;
-	}
+	me.host = limit_slot(l, hk);
+	me.acct = limit_slot(l, ak);
+	me.prev = l->wait_tail;
+	if (l->wait_tail != NULL)
+		l->wait_tail->next = &me;
+	else
+		l->wait_head = &me;
+	l->wait_tail = &me;
+	slot_grant(l);
+	while (!me.granted && !round_stop && now_mono() < deadline)
+		limiter_wait_on(l, &me.cv, deadline);
+	if (!me.granted)
+		slot_unqueue(l, &me);
 	pthread_mutex_unlock(&l->mu);
+	pthread_cond_destroy(&me.cv);
 	free(hk);
 	free(ak);
-	return ret;
+	return me.granted ? 0 : -1;
 }
 
 void round_slot_release(struct limiter *l, const struct imap_conf *ic)
@@ -149,7 +188,7 @@ void round_slot_release(struct limiter *l, const struct imap_conf *ic)
 	pthread_mutex_lock(&l->mu);
 	l->e[limit_slot(l, hk)].count--;
 	l->e[limit_slot(l, ak)].count--;
-	pthread_cond_broadcast(&l->cv);
+	slot_grant(l);
 	pthread_mutex_unlock(&l->mu);
 	free(hk);
 	free(ak);
@@ -963,7 +1002,6 @@ void round_ctx_init(struct round_ctx *ctx, const struct round_params *p)
 	/* Waits must not stretch when the wall clock steps back. */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&ctx->lim.cv, &ca);
 	pthread_cond_init(&ctx->lim.smtp_cv, &ca);
 	pthread_cond_init(&ctx->bounce_cv, &ca);
 	pthread_condattr_destroy(&ca);
@@ -996,7 +1034,6 @@ void round_ctx_destroy(struct round_ctx *ctx)
 	}
 	pthread_mutex_destroy(&ctx->mu);
 	pthread_mutex_destroy(&ctx->lim.mu);
-	pthread_cond_destroy(&ctx->lim.cv);
 	pthread_cond_destroy(&ctx->lim.smtp_cv);
 	pthread_cond_destroy(&ctx->bounce_cv);
 }

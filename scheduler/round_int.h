@@ -37,9 +37,18 @@ struct limit_entry {
 	long count;
 };
 
+/* A thread waiting in round_slot_acquire(), queued in arrival order. */
+struct slot_waiter {
+	struct slot_waiter *prev, *next;
+	size_t host, acct;         /* indices into the limiter's e */
+	long per_host, per_account;
+	int granted;               /* set, counted and unqueued by slot_grant() */
+	pthread_cond_t cv;         /* signalled when granted */
+};
+
 struct limiter {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	struct slot_waiter *wait_head, *wait_tail;   /* IMAP slot waiters, oldest first */
 	struct limit_entry *e;
 	size_t n;
 	size_t *slots;          /* open-addressing hash of keys: index + 1 into e, 0 free */
