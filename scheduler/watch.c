@@ -641,6 +641,8 @@ struct seed_watch *watch_arm(struct round_ctx *ctx, size_t idx)
 		goto fail;
 	}
 	w->slots = 1;
+	if (w->visit)
+		w->last_check = now_mono();   /* the arming visit is the first check */
 	while ((rc = arm_session(ctx, idx, w)) != IMAP_OK) {
 		if (round_stop) {
 			not_armable(ctx, idx, "round interrupted while arming", NULL);
