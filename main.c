@@ -188,6 +188,19 @@ static int warn_missing_dirs(const struct config *cfg)
 	return n;
 }
 
+/* `check`: a file with a schedule block is the daemon's; warn when its
+ * rounds can outlast the interval (config_schedule_warning). */
+static int warn_schedule(const struct config *cfg)
+{
+	char *w = cfg->schedule.at != NULL ? config_schedule_warning(cfg) : NULL;
+
+	if (w == NULL)
+		return 0;
+	log_warn("%s", w);
+	free(w);
+	return 1;
+}
+
 /* `check`: what a round needs in file descriptors, against this shell's
  * limit (a service's LimitNOFILE= may differ: a warning, not an error). */
 static void check_fd_budget(const struct config *cfg)
@@ -223,6 +236,7 @@ static int cmd_check(const char *path)
 		web_config_free(wc);
 	}
 	warn_host_limits(cfg);
+	warn_schedule(cfg);
 	warn_missing_dirs(cfg);
 	check_fd_budget(cfg);
 	printf("configuration OK\n");

@@ -548,7 +548,7 @@ static void keeper_resume(struct daemon *d)
 
 static int load(const char *path, struct config **out)
 {
-	char *err = NULL;
+	char *err = NULL, *warn;
 
 	if (config_load(path, out, &err) != 0) {
 		fprintf(stderr, "%s%s", err ? err : "configuration error",
@@ -563,10 +563,10 @@ static int load(const char *path, struct config **out)
 		*out = NULL;
 		return -1;
 	}
-	if ((*out)->probe.deadline >= (*out)->schedule.interval)
-		log_warn("%s: probe.deadline (%lds) is not shorter than schedule.interval (%lds): "
-		         "rounds will be skipped", path, (*out)->probe.deadline,
-		         (*out)->schedule.interval);
+	if ((warn = config_schedule_warning(*out)) != NULL) {
+		log_warn("%s", warn);
+		free(warn);
+	}
 	return 0;
 }
 

@@ -99,6 +99,14 @@ static void err_at(struct ctx *c, const config_setting_t *s, const char *fmt, ..
 	va_end(ap);
 }
 
+/* "FILE:LINE" of setting s, for a message given after loading (heap). */
+static char *where_of(const struct ctx *c, const config_setting_t *s)
+{
+	const char *file = config_setting_source_file(s);
+
+	return xasprintf("%s:%u", file ? file : c->file, config_setting_source_line(s));
+}
+
 static int cerr_cmp(const void *a, const void *b)
 {
 	const struct cerr *x = a, *y = b;
@@ -1425,7 +1433,8 @@ static void load_probe(struct ctx *c, const config_setting_t *root, struct probe
 	if (g == NULL)
 		return;
 	check_keys(c, g, "probe", keys);
-	get_long(c, g, "probe", "deadline", &p->deadline, 1, MAX_DEADLINE, "seconds");
+	if (get_long(c, g, "probe", "deadline", &p->deadline, 1, MAX_DEADLINE, "seconds") > 0)
+		p->deadline_at = where_of(c, member(g, "deadline"));
 	get_long(c, g, "probe", "poll_interval", &p->poll_interval, 1, MAX_DEADLINE, "seconds");
 	get_bool(c, g, "probe", "idle", &p->idle);
 	const char *v;
@@ -1731,7 +1740,10 @@ static void load_schedule(struct ctx *c, const config_setting_t *root, struct sc
 	if (g == NULL)
 		return;
 	check_keys(c, g, "schedule", keys);
-	get_long(c, g, "schedule", "interval", &sc->interval, 1, MAX_DEADLINE, "seconds");
+	if (get_long(c, g, "schedule", "interval", &sc->interval, 1, MAX_DEADLINE, "seconds") > 0)
+		sc->at = where_of(c, member(g, "interval"));
+	else
+		sc->at = where_of(c, g);
 	js = member(g, "jitter");
 	if (get_long(c, g, "schedule", "jitter", &sc->jitter, 0, MAX_DEADLINE, "seconds") > 0 &&
 	    sc->jitter > 0 && sc->jitter >= sc->interval) {
@@ -2380,6 +2392,8 @@ void config_free(struct config *cfg)
 	free(p->old_secrets);
 	free(p->template_path);
 	free(p->template_text);
+	free(p->deadline_at);
+	free(cfg->schedule.at);
 	for (size_t i = 0; i < p->nheaders; i++)
 		free(p->headers[i]);
 	free(p->headers);
@@ -2434,4 +2448,23 @@ struct slo_conf config_slo_for(const struct config *cfg, const char *provider)
 			s.max_missing = o->max_missing;
 	}
 	return s;
+}
+
+char *config_schedule_warning(const struct config *cfg)
+{
+	const struct schedule_conf *sc = &cfg->schedule;
+	const char *at = cfg->probe.deadline_at ? cfg->probe.deadline_at : sc->at ? sc->at : cfg->file;
+	char *jit = NULL, *msg;
+
+	if (cfg->probe.deadline + sc->jitter < sc->interval)
+		return NULL;
+	if (sc->jitter > 0)
+		jit = xasprintf(" plus schedule.jitter (%lds)", sc->jitter);
+	msg = xasprintf("%s: probe.deadline (%lds)%s is not shorter than schedule.interval (%lds): "
+	                "a round that waits out its deadline is still running when the next is due, "
+	                "and the daemon skips that start (inboxprobe_rounds_skipped_total); set "
+	                "probe.deadline below %ld or raise schedule.interval",
+	                at, cfg->probe.deadline, jit ? jit : "", sc->interval, sc->interval - sc->jitter);
+	free(jit);
+	return msg;
 }

@@ -76,6 +76,7 @@ struct probe_conf {
 	char *template_text;    /* the template file's contents, loaded and checked */
 	char **headers;         /* extra "Name: value" lines */
 	size_t nheaders;
+	char *deadline_at;      /* "FILE:LINE" of probe.deadline; NULL when not set */
 };
 
 struct imap_limits {
@@ -135,6 +136,8 @@ struct state_conf {
 struct schedule_conf {
 	long interval;          /* seconds between round starts, default 300 */
 	long jitter;            /* seconds, each start spread by up to this (0..interval-1), default 0 */
+	char *at;               /* "FILE:LINE" of schedule.interval, else of the schedule block;
+	                           NULL without one */
 };
 
 struct web_conf {
@@ -195,6 +198,18 @@ int config_load(const char *path, struct config **out, char **errstr);
 
 /* Release a config and wipe its secrets. NULL is allowed. */
 void config_free(struct config *cfg);
+
+/*
+ * The daemon's warning when a round can still be running at the next
+ * scheduled start: probe.deadline + schedule.jitter >= schedule.interval
+ * (rounds never overlap: the daemon skips that start). One line, no
+ * newline, "FILE:LINE: " first (probe.deadline's line, else
+ * schedule.interval's, else the schedule block's; the file alone when none
+ * is written), naming what to change. Returns a heap string the caller
+ * frees, or NULL when rounds fit. `inboxprobe daemon` warns at start,
+ * `inboxprobe check` when the file has a schedule block.
+ */
+char *config_schedule_warning(const struct config *cfg);
 
 /* The providers.NAME block for provider, or NULL when there is none. */
 const struct provider_conf *config_provider(const struct config *cfg, const char *provider);

@@ -1500,6 +1500,76 @@ static const char *daemon_base =
 	"            imap = { url = \"imap://127.0.0.1:1143\"; tls = \"none\"; username = \"a\";\n"
 	"                     password = \"x\"; }; } );\n";
 
+/* The schedule warning of `check` and the daemon's start
+ * (config_schedule_warning): the exact line, at probe.deadline's line, else
+ * schedule.interval's, else the schedule block's, else the file alone. */
+static void expect_schedule_warning(const char *name, const char *tail, const char *want)
+{
+	char *t = xasprintf("%s%s", daemon_base, tail);
+	char *path = put(name, t, 0600);
+	struct config *c = NULL;
+	char *e = NULL, *w, *full;
+
+	if (config_load(path, &c, &e) != 0)
+		fail_msg("%s", e);
+	w = config_schedule_warning(c);
+	if (want == NULL) {
+		assert_null(w);
+	} else {
+		full = xasprintf("%s%s", path, want);   /* the file name, then want */
+		assert_non_null(w);
+		assert_string_equal(w, full);
+		free(full);
+	}
+	free(w);
+	config_free(c);
+	free(path);
+	free(t);
+}
+
+static void test_schedule_warning(void **state)
+{
+	(void)state;
+	/* daemon_base is 4 lines: probe on line 5 */
+	expect_schedule_warning("w1.cfg", "probe = { deadline = 300; };\nschedule = {\n  interval = 300;\n};\n",
+		":5: probe.deadline (300s) is not shorter than schedule.interval (300s): a round that "
+		"waits out its deadline is still running when the next is due, and the daemon skips that "
+		"start (inboxprobe_rounds_skipped_total); set probe.deadline below 300 or raise "
+		"schedule.interval");
+	expect_schedule_warning("w2.cfg", "probe = { deadline = 400; };\nschedule = { interval = 300; };\n",
+		":5: probe.deadline (400s) is not shorter than schedule.interval (300s): a round that "
+		"waits out its deadline is still running when the next is due, and the daemon skips that "
+		"start (inboxprobe_rounds_skipped_total); set probe.deadline below 300 or raise "
+		"schedule.interval");
+	/* the jitter delays a start by up to itself: 250 + 60 >= 300 */
+	expect_schedule_warning("w3.cfg", "probe = { deadline = 250; };\nschedule = { interval = 300; jitter = 60; };\n",
+		":5: probe.deadline (250s) plus schedule.jitter (60s) is not shorter than "
+		"schedule.interval (300s): a round that waits out its deadline is still running when the "
+		"next is due, and the daemon skips that start (inboxprobe_rounds_skipped_total); set "
+		"probe.deadline below 240 or raise schedule.interval");
+	/* rounds fit: 240 + 59 < 300; 299 < 300 */
+	expect_schedule_warning("w4.cfg", "probe = { deadline = 240; };\nschedule = { interval = 300; jitter = 59; };\n", NULL);
+	expect_schedule_warning("w5.cfg", "probe = { deadline = 299; };\nschedule = { interval = 300; };\n", NULL);
+	/* the default deadline (300): at schedule.interval's line */
+	expect_schedule_warning("w6.cfg", "probe = { poll_interval = 2; };\nschedule = {\n  jitter = 10;\n  interval = 120;\n};\n",
+		":8: probe.deadline (300s) plus schedule.jitter (10s) is not shorter than "
+		"schedule.interval (120s): a round that waits out its deadline is still running when the "
+		"next is due, and the daemon skips that start (inboxprobe_rounds_skipped_total); set "
+		"probe.deadline below 110 or raise schedule.interval");
+	/* both defaults (300, 300): at the schedule block's line */
+	expect_schedule_warning("w7.cfg", "\nschedule = { jitter = 0; };\n",
+		":6: probe.deadline (300s) is not shorter than schedule.interval (300s): a round that "
+		"waits out its deadline is still running when the next is due, and the daemon skips that "
+		"start (inboxprobe_rounds_skipped_total); set probe.deadline below 300 or raise "
+		"schedule.interval");
+	/* no schedule block (`check` does not warn then; the daemon does): the file */
+	expect_schedule_warning("w8.cfg", "",
+		": probe.deadline (300s) is not shorter than schedule.interval (300s): a round that "
+		"waits out its deadline is still running when the next is due, and the daemon skips that "
+		"start (inboxprobe_rounds_skipped_total); set probe.deadline below 300 or raise "
+		"schedule.interval");
+}
+
 static void test_daemon_settings(void **state)
 {
 	(void)state;
@@ -1610,6 +1680,7 @@ int main(void)
 		cmocka_unit_test(test_providers_and_auth),
 		cmocka_unit_test(test_template),
 		cmocka_unit_test(test_daemon_settings),
+		cmocka_unit_test(test_schedule_warning),
 	};
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
