@@ -48,6 +48,11 @@ void imap_set_abort_flag(const atomic_int *flag)
 	tls_set_abort_flag(flag);
 }
 
+int imap_stop_requested(void)
+{
+	return tls_stop_requested();
+}
+
 const char *imap_err_name(int err)
 {
 	switch (err) {
@@ -242,6 +247,12 @@ static int map_result(struct imap_session *s, int r, const char *what, int no_co
 		               xasprintf("imap %s:%d: %s: server reply larger than %zu MiB; connection dropped",
 		                         imapi_host(s), imapi_port(s), what,
 		                         TLS_REPLY_MAX_BYTES / (1024 * 1024)));
+	}
+	if (low && tls_low_timed_out(low) && tls_low_stopped(low)) {
+		s->dead = 1;   /* the wait was cut short: a shutdown, not the server */
+		return imapi_fail(errstr, IMAP_ETIMEOUT,
+		               xasprintf("imap %s:%d: %s: stopped by the shutdown",
+		                         imapi_host(s), imapi_port(s), what));
 	}
 	if (low && tls_low_timed_out(low)) {
 		s->dead = 1;   /* a half-read reply leaves the stream out of step */

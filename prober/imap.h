@@ -48,6 +48,10 @@ enum imap_err {
  * once, before any session is opened; NULL turns it off. */
 void imap_set_abort_flag(const atomic_int *flag);
 
+/* 1 when that flag is set: a stop (shutdown) was requested, and waits on
+ * sockets end early with "stopped by the shutdown". */
+int imap_stop_requested(void);
+
 /* Process-wide IMAP figures, read lock-free (the daemon's metrics
  * inboxprobe_imap_logins_total and inboxprobe_imap_sessions). */
 struct imap_counters {

@@ -76,6 +76,11 @@ void tls_set_abort_flag(const atomic_int *flag)
 	abort_flag = flag;
 }
 
+int tls_stop_requested(void)
+{
+	return abort_flag != NULL && atomic_load(abort_flag) != 0;
+}
+
 /* Wait until fd is ready, the limit passes (0) or a stop is requested (0,
  * like a timeout: the caller gives up the command). */
 static int wait_fd(int fd, short events, double limit)
@@ -894,6 +899,7 @@ struct ipconn {
 	int owns_fd;
 	double limit;        /* absolute now_mono() */
 	int timed_out;
+	int stopped;         /* timed_out by a stop request (tls_set_abort_flag) */
 	int broken;
 	size_t nread;        /* bytes read since the last tls_low_set_limit() */
 	int over_budget;     /* a reply exceeded TLS_REPLY_MAX_BYTES: broken too */
@@ -946,10 +952,12 @@ static int wait_io(struct ipconn *c, short ev)
 
 	if (w > 0)
 		return 0;
-	if (w == 0)
+	if (w == 0) {
 		c->timed_out = 1;
-	else
+		c->stopped = tls_stop_requested();
+	} else {
 		c->broken = 1;
+	}
 	return -1;
 }
 
@@ -1175,12 +1183,18 @@ void tls_low_set_limit(mailstream_low *low, double limit)
 	struct ipconn *c = conn_of(low);
 	c->limit = limit;
 	c->timed_out = 0;
+	c->stopped = 0;
 	c->nread = 0;
 }
 
 int tls_low_timed_out(mailstream_low *low)
 {
 	return conn_of(low)->timed_out;
+}
+
+int tls_low_stopped(mailstream_low *low)
+{
+	return conn_of(low)->stopped;
 }
 
 int tls_low_broken(mailstream_low *low)

@@ -69,6 +69,9 @@ int tls_handshake(int fd, const char *host, int port, const char *ca_file, doubl
  * any connection is made. */
 void tls_set_abort_flag(const atomic_int *flag);
 
+/* 1 when that flag is set (a stop was requested), else 0. */
+int tls_stop_requested(void);
+
 /* True when host is an IPv4 or IPv6 literal (brackets not included). */
 int tls_host_is_ip(const char *host);
 
@@ -96,6 +99,10 @@ void tls_low_set_limit(mailstream_low *low, double limit);
 
 /* 1 when the last read/write failed because the limit passed, else 0. */
 int tls_low_timed_out(mailstream_low *low);
+
+/* 1 when that failure was a stop request (tls_set_abort_flag), not the
+ * limit: the wait was cut short, the server did nothing wrong. */
+int tls_low_stopped(mailstream_low *low);
 
 /* 1 when the peer closed the connection or a read/write failed (not timeout). */
 int tls_low_broken(mailstream_low *low);

@@ -604,6 +604,11 @@ static void try_up(struct keeper *k, struct ksess *ks, double until)
 		ks->attempts = 0;
 		ks->relogin = 0;
 		ks->up_since = k->clock();
+	} else if (atomic_load(&k->quit) || imap_stop_requested()) {
+		/* not the server's fault, and no next attempt */
+		ks->s = NULL;
+		log_info("%s: reconnect %d stopped by the shutdown (%s)", who(ks), ks->attempts + 1,
+		         err ? err : imap_err_name(rc));
 	} else {
 		ks->s = NULL;
 		ks->attempts++;

@@ -11,7 +11,8 @@
 #    byte a second): the line is cut off, the session reconnects.
 # Checked for each: the daemon's rounds every 8 s go on (the second round
 # starts; a reconnect never takes longer than the time to the next round),
-# it survives the SIGHUPs, and SIGTERM stops it (exit 0).
+# it survives the SIGHUPs, and SIGTERM stops it (exit 0); byehang's
+# reconnect, hanging in the greeting then, logs that the shutdown stopped it.
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$top_srcdir/tests/e2e/common.sh"
@@ -76,6 +77,13 @@ CONF
 	else
 		wait "$DPID"
 		check "  ... SIGTERM stops the daemon (exit 0)" 0 "$?"
+	fi
+	if [ "$sc" = byehang ]; then
+		# the reconnect hanging in the greeting when SIGTERM came: stopped,
+		# said so, and no next attempt planned (not "no reply in time")
+		check "  ... the hanging reconnect is stopped by the shutdown, and says so" \
+			"stopped by the shutdown (imap 127.0.0.1:$PORT: greeting: stopped by the shutdown)" \
+			"$(grep ': s1: reconnect [0-9]* ' "$TMP/d.err" | tail -n 1 | sed 's/.*: s1: reconnect [0-9]* //')"
 	fi
 	sed 's/^/#   /' "$TMP/d.err" | grep -v "debug: imap\|Authentication-Results" | tail -n 12
 done
