@@ -126,7 +126,7 @@ login_re = re.compile(r"^(\w{3} +\d+ \d\d:\d\d:\d\d) imap-login: Info: Login: us
 # prefix ("imap: Info: Disconnected: Logged out ..."): an end all the same
 # (only the seeds use IMAP here during the run), matched to no session.
 end_re = re.compile(r"^\S+ +\d+ \S+ imap(?:\((b\d+@yahoo\.test)\)<\d+><([^>]*)>)?: Info: (Disconnected|Logged out)")
-logins, cur, most, first, opened, anon = [], 0, 0, {}, {}, 0
+logins, cur, most, first, opened, ended, anon = [], 0, 0, {}, {}, set(), 0
 with open(dlog, errors="replace") as f:
     for i, line in enumerate(f):
         if i < d0:
@@ -147,7 +147,9 @@ with open(dlog, errors="replace") as f:
                 if m.group(2) is None:
                     anon += 1
                 else:
-                    opened.pop(m.group(2), None)
+                    ended.add(m.group(2))
+# a session's end may even come before its Login line (two processes' lines)
+opened = {sid: l for sid, l in opened.items() if sid not in ended}
 per_user = {}
 for _, u in logins:
     per_user[u] = per_user.get(u, 0) + 1
