@@ -9,6 +9,10 @@
  * then ends IDLE with mailimap_idle_done() (DONE, tagged OK). Bytes that
  * libetpan already buffered, or that OpenSSL decrypted and holds
  * (SSL_pending), do not wake poll() on the fd: both are checked first.
+ * When an EXISTS or a NOTIFY STATUS is parsed, the receive time of the
+ * latest read (prober/tls.h tls_low_last_rx(): the kernel's stamp of the
+ * segment) is kept with it: its bytes were read by then, so that moment
+ * bounds its arrival however late this thread woke up (imap_rx_time()).
  */
 #include <config.h>
 

@@ -28,11 +28,13 @@
  *   in the spam folder;
  * - polling both folders every poll_interval (no IDLE, probe.idle = false
  *   or --no-idle).
- * The moment an EXISTS (or a NOTIFY STATUS) is read during IDLE is when
+ * The moment an EXISTS (or a NOTIFY STATUS) read during IDLE reached the
+ * host (the kernel's receive time of its segment, driver rx_time) is when
  * the messages it announced were seen (found_time; SPEC "Latency"), and it
  * triggers the search at once; a probe it did not announce (it landed
  * after: a sequence number above the EXISTS's n, a UID not below the
- * STATUS's UIDNEXT) or found otherwise was seen when the search answered.
+ * STATUS's UIDNEXT) or found otherwise was seen when the search's answer
+ * reached the host.
  * IDLE sessions are also checked every max(poll_interval, 30 s) (an
  * EXISTS that libetpan dropped before the "+" continuation is not missed
  * for longer) and IDLE is renewed before the 29 minutes after which
