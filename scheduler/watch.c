@@ -820,6 +820,8 @@ static void wait_events(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 				seen[k] = driver_rx_time(ctx->drv, w->s[k], IMAP_IDLE_EXISTS, t);
 				w->exists_n[k] = ctx->drv->idle_exists == NULL ? 0 :
 				                 ctx->drv->idle_exists(w->s[k]);
+				log_debug("%s: EXISTS received %.3f s before it was read",
+				          ctx->cfg->seeds[idx].address, now_wall() - seen[k]);
 			}
 			if ((ev & IMAP_IDLE_STATUS) && w->notify && k == 0 && !w->spam_dirty) {
 				/* NOTIFY: new mail in the spam folder (RFC 5465 5.2) */
