@@ -112,19 +112,21 @@ static void collect_verdicts(const char *hdr, size_t len, size_t relay_pos,
 	const char *name;
 	size_t namelen, pos = 0;
 	char *val;
+	/* 8 KiB: on the heap, not on each of a round's 1,000 thread stacks */
+	struct authres_field *f = xmalloc(sizeof *f);
 
 	hfield_begin(&it, hdr, len);
 	for (; hfield_next(&it, &name, &namelen, &val); pos++, free(val)) {
-		struct authres_field f;
 		if (!hfield_is(name, namelen, "Authentication-Results"))
 			continue;
 		out->auth_fields++;
-		if (pos >= relay_pos || authres_parse(val, &f) != 0 || !field_trusted(&f, pol))
+		if (pos >= relay_pos || authres_parse(val, f) != 0 || !field_trusted(f, pol))
 			continue;
 		out->auth_trusted++;
-		for (int i = 0; i < f.nv && out->nauth < AUTH_MAX; i++)
-			out->auth[out->nauth++] = f.v[i];
+		for (int i = 0; i < f->nv && out->nauth < AUTH_MAX; i++)
+			out->auth[out->nauth++] = f->v[i];
 	}
+	free(f);
 }
 
 static void stages(struct probe_trace *t, double delivered)
@@ -183,6 +185,27 @@ void trace_build(const char *hdr, size_t len, const char *queue_id, const struct
 	}
 	stages(out, delivered);
 	free(rcv);
+}
+
+void trace_copy(struct probe_trace *dst, const struct probe_trace *src)
+{
+	int na = src->nauth < 0 ? 0 : src->nauth > AUTH_MAX ? AUTH_MAX : src->nauth;
+	int nh = src->nhops < 0 ? 0 : src->nhops > HOPS_MAX ? HOPS_MAX : src->nhops;
+
+	dst->fetched = src->fetched;
+	dst->relay_hop = src->relay_hop;
+	dst->auth_fields = src->auth_fields;
+	dst->auth_trusted = src->auth_trusted;
+	memcpy(dst->auth, src->auth, (size_t)na * sizeof src->auth[0]);
+	dst->nauth = src->nauth;
+	memcpy(dst->hops, src->hops, (size_t)nh * sizeof src->hops[0]);
+	dst->nhops = src->nhops;
+	dst->have_relay = src->have_relay;
+	dst->have_receiving = src->have_receiving;
+	dst->stage_relay = src->stage_relay;
+	dst->stage_receiving = src->stage_receiving;
+	memcpy(dst->tab, src->tab, sizeof dst->tab);
+	memcpy(dst->note, src->note, sizeof dst->note);
 }
 
 int trace_method_verdict(const struct probe_trace *t, const char *method, int *passed)

@@ -45,6 +45,13 @@ void trace_build(const char *hdr, size_t len, const char *queue_id, const struct
  */
 int trace_default_policy(const char *imap_host, struct trace_policy *pol);
 
+/* Copy src into dst: every field, but of auth[] and hops[] only the first
+ * nauth and nhops entries (dst's entries past those are left as they
+ * were: readers stop at the counts). A round's results array is 1,000
+ * traces of 11 KiB, mostly unused slots: a whole-struct copy made every
+ * page of it resident. */
+void trace_copy(struct probe_trace *dst, const struct probe_trace *src);
+
 /* 1 when the probe carries a trusted verdict for method; *passed is 1
  * when at least one of them is "pass" (one passing DKIM signature is a
  * DKIM pass, RFC 6376 section 6.1). */

@@ -53,6 +53,7 @@
 #include "common/util.h"
 #include "prober/dsn.h"
 #include "prober/imap.h"
+#include "prober/trace.h"
 #include "scheduler/retry.h"
 #include "scheduler/round_int.h"
 #include "scheduler/verdicts.h"
@@ -185,7 +186,7 @@ static void record_found(struct round_ctx *ctx, size_t idx, struct seed_watch *w
 
 	round_mark(ctx, (long)idx, "found");
 	pthread_mutex_lock(&ctx->mu);
-	res->trace = *tr;
+	trace_copy(&res->trace, tr);
 	res->outcome = f == F_INBOX ? OUTCOME_INBOX : OUTCOME_SPAM;
 	xstrlcpy(res->folder, w->display[f], FOLDER_MAX);
 	res->announced = announced;
@@ -205,12 +206,15 @@ static void record_late(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
                         const struct imap_hit *h, double found, const char *what)
 {
 	const struct round_pending *pp = &ctx->p->pending[w->pend_idx[t]];
-	struct probe_result tmp;
+	/* 14 KiB: on the heap, not in check_folder's frame (it is inlined
+	 * there) on each of a round's 1,000 thread stacks */
+	struct probe_result *tmp = xcalloc(1, sizeof *tmp);
+	double latency;
 	struct round_late *l;
 	int counted;
 
-	memset(&tmp, 0, sizeof tmp);
-	round_set_latency(&tmp, 0, pp->p.submit_time, h->internaldate, found, -1);
+	round_set_latency(tmp, 0, pp->p.submit_time, h->internaldate, found, -1);
+	latency = tmp->latency;
 	pthread_mutex_lock(&ctx->mu);
 	ctx->late = xrealloc(ctx->late, (ctx->nlate + 1) * sizeof *ctx->late);
 	l = &ctx->late[ctx->nlate++];
@@ -221,15 +225,16 @@ static void record_late(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 	xstrlcpy(l->folder, w->display[f], FOLDER_MAX);
 	l->submit_time = pp->p.submit_time;
 	l->internaldate = h->internaldate;
-	l->latency = tmp.latency;
-	l->latency_usable = tmp.have_latency;
+	l->latency = tmp->latency;
+	l->latency_usable = tmp->have_latency;
 	l->counted = counted = !pp->p.cleanup_only;
 	xstrlcpy(l->cleanup, what, sizeof l->cleanup);
 	pthread_mutex_unlock(&ctx->mu);
+	free(tmp);
 	/* l may move once the lock is released: use the copy. */
 	if (counted)
 		round_progress(ctx, "%s: late arrival of an earlier probe in %s after %.0fs",
-		               ctx->cfg->seeds[idx].address, w->display[f], tmp.latency);
+		               ctx->cfg->seeds[idx].address, w->display[f], latency);
 	else
 		round_progress(ctx, "%s: found an unmeasured earlier probe in %s (%s)",
 		               ctx->cfg->seeds[idx].address, w->display[f], what);
@@ -298,8 +303,6 @@ static int check_folder(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 		int announced = announced_hit(an, &hits[i]);
 		double found = announced ? an->seen : searched;
 		char what[64] = "";
-
-		struct probe_trace tr;
 		int trc = IMAP_OK;
 
 		if (!w->want[t]) {
@@ -308,16 +311,20 @@ static int check_folder(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 			continue;
 		}
 		w->want[t] = 0;
-		if (t == 0)   /* before cleanup: verdicts, path, tab (issue 11) */
-			verdicts_examine(ctx->cfg, &ctx->cfg->seeds[idx], ctx->drv, w->s[sess_of(w, f)],
-			                 hits[i].uid,
-			                 f == F_INBOX, ctx->results[idx].reply.queue_id,
-			                 hits[i].internaldate, &tr, &trc);
-		cleanup_hit(ctx, idx, w, f, &hits[i], w->tokens[t], what, sizeof what);
-		if (t == 0)
-			record_found(ctx, idx, w, f, &hits[i], found, announced, what, &tr);
-		else
+		if (t != 0) {
+			cleanup_hit(ctx, idx, w, f, &hits[i], w->tokens[t], what, sizeof what);
 			record_late(ctx, idx, w, f, t, &hits[i], found, what);
+			continue;
+		}
+		/* 11 KiB: on the heap, not on each of a round's 1,000 thread stacks */
+		struct probe_trace *tr = xmalloc(sizeof *tr);
+		/* before cleanup: verdicts, path, tab (issue 11) */
+		verdicts_examine(ctx->cfg, &ctx->cfg->seeds[idx], ctx->drv, w->s[sess_of(w, f)],
+		                 hits[i].uid, f == F_INBOX, ctx->results[idx].reply.queue_id,
+		                 hits[i].internaldate, tr, &trc);
+		cleanup_hit(ctx, idx, w, f, &hits[i], w->tokens[t], what, sizeof what);
+		record_found(ctx, idx, w, f, &hits[i], found, announced, what, tr);
+		free(tr);
 	}
 	free(hits);
 	return IMAP_OK;
