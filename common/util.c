@@ -5,6 +5,9 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <locale.h>
+#ifdef HAVE_MALLOC_H
+#include <malloc.h>
+#endif
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -610,4 +613,12 @@ void on_stop_signals(void (*handler)(int))
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+}
+
+void malloc_few_arenas(void)
+{
+#if defined(HAVE_MALLOPT) && defined(M_ARENA_MAX)
+	if (getenv("MALLOC_ARENA_MAX") == NULL)
+		mallopt(M_ARENA_MAX, 2);
+#endif
 }

@@ -742,14 +742,9 @@ int daemon_main(const char *path)
 	memset(&d, 0, sizeof d);
 	d.path = path;
 	pthread_mutex_init(&d.mu, NULL);
-#if defined(HAVE_MALLOPT) && defined(M_ARENA_MAX)
-	/* Each round starts a thread per seed; glibc gives threads arenas of
-	 * their own (up to 8 per CPU), and what a round frees there stays
-	 * mapped. Two arenas hold the daemon's RSS about 10 MB lower at 100
-	 * seeds (bench/README.md "soak.sh"); MALLOC_ARENA_MAX still overrides. */
-	if (getenv("MALLOC_ARENA_MAX") == NULL)
-		mallopt(M_ARENA_MAX, 2);
-#endif
+	/* Each round starts a thread per seed; two arenas hold the daemon's
+	 * RSS about 10 MB lower at 100 seeds (bench/README.md "soak.sh"). */
+	malloc_few_arenas();
 	if (load(path, &cfg) != 0)
 		return EXIT_USAGE;
 	if (fd_budget_ensure(cfg, 1, &fdb, &err) != 0) {
