@@ -484,12 +484,111 @@ static struct rxsock *rxbio_of(SSL *ssl)
 	return BIO_get_data(b);
 }
 
+/* ---------- resolution cache ---------- */
+
+/* The addresses host:port resolved to, in the resolver's order. */
+#define ADDRS_MAX 8
+struct addr_list {
+	size_t n;
+	struct {
+		int family, socktype, protocol;
+		socklen_t len;
+		struct sockaddr_storage ss;
+	} a[ADDRS_MAX];
+};
+
+/* Answers kept RESOLVE_TTL seconds per host and port: a round of 1,000
+ * seeds on one server connects 1,000 times within seconds, and each lookup
+ * cost a getaddrinfo_a helper thread and reads of nsswitch.conf and
+ * /etc/hosts. Failures are never kept; a daemon sees a changed address
+ * within RESOLVE_TTL. */
+#define RESOLVE_TTL 30.0
+#define RESOLVE_CACHE_MAX 32
+static struct {
+	char *host;
+	char port[16];
+	double at;                 /* now_mono() of the answer */
+	struct addr_list al;
+} rcache[RESOLVE_CACHE_MAX];
+static pthread_mutex_t rcache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int rcache_get(const char *host, const char *port, struct addr_list *al)
+{
+	int hit = 0;
+	double now = now_mono();
+
+	pthread_mutex_lock(&rcache_mu);
+	for (size_t i = 0; i < RESOLVE_CACHE_MAX && rcache[i].host != NULL; i++)
+		if (strcmp(rcache[i].host, host) == 0 && strcmp(rcache[i].port, port) == 0) {
+			if (now - rcache[i].at < RESOLVE_TTL) {
+				*al = rcache[i].al;
+				hit = 1;
+			}
+			break;
+		}
+	pthread_mutex_unlock(&rcache_mu);
+	return hit;
+}
+
+/* Keep al for host:port, in its old slot, else a free one, else the oldest. */
+static void rcache_put(const char *host, const char *port, const struct addr_list *al)
+{
+	size_t i, slot = 0;
+
+	pthread_mutex_lock(&rcache_mu);
+	for (i = 0; i < RESOLVE_CACHE_MAX && rcache[i].host != NULL; i++) {
+		if (strcmp(rcache[i].host, host) == 0 && strcmp(rcache[i].port, port) == 0)
+			break;
+		if (rcache[i].at < rcache[slot].at)
+			slot = i;
+	}
+	if (i < RESOLVE_CACHE_MAX)
+		slot = i;
+	if (rcache[slot].host == NULL || strcmp(rcache[slot].host, host) != 0) {
+		free(rcache[slot].host);
+		rcache[slot].host = xstrdup(host);
+		snprintf(rcache[slot].port, sizeof rcache[slot].port, "%s", port);
+	}
+	rcache[slot].at = now_mono();
+	rcache[slot].al = *al;
+	pthread_mutex_unlock(&rcache_mu);
+}
+
+/* host:port's addresses within limit, from the cache or the resolver:
+ * 0, or what resolve() returns. */
+static int lookup(const char *host, const char *port, double limit, struct addr_list *al)
+{
+	struct addrinfo *res = NULL;
+	int rc;
+
+	if (rcache_get(host, port, al))
+		return 0;
+	rc = resolve(host, port, limit, &res);
+	if (rc != 0)
+		return rc;
+	al->n = 0;
+	for (struct addrinfo *ai = res; ai != NULL && al->n < ADDRS_MAX; ai = ai->ai_next) {
+		if (ai->ai_addrlen > sizeof al->a[0].ss)
+			continue;
+		al->a[al->n].family = ai->ai_family;
+		al->a[al->n].socktype = ai->ai_socktype;
+		al->a[al->n].protocol = ai->ai_protocol;
+		al->a[al->n].len = ai->ai_addrlen;
+		memcpy(&al->a[al->n].ss, ai->ai_addr, ai->ai_addrlen);
+		al->n++;
+	}
+	freeaddrinfo(res);
+	if (al->n > 0)
+		rcache_put(host, port, al);
+	return 0;
+}
+
 /* ---------- TCP ---------- */
 
 int tls_tcp_connect(const char *host, int port, long connect_timeout, double deadline,
                     int *fd, char **errstr)
 {
-	struct addrinfo *res = NULL, *ai;
+	struct addr_list al;
 	char portstr[16];
 	char last[256] = "no address";
 	char ebuf[128];
@@ -507,7 +606,7 @@ int tls_tcp_connect(const char *host, int port, long connect_timeout, double dea
 	rlimit = now_mono() + (connect_timeout > 0 ? (double)connect_timeout : 10.0);
 	if (rlimit > deadline)
 		rlimit = deadline;
-	rc = resolve(host, portstr, rlimit, &res);
+	rc = lookup(host, portstr, rlimit, &al);
 	if (rc == RESOLVE_TIMED_OUT) {
 		*errstr = xasprintf("%s:%d: cannot resolve host: no answer in time "
 		                    "(connect_timeout or round deadline)", host, port);
@@ -527,21 +626,23 @@ int tls_tcp_connect(const char *host, int port, long connect_timeout, double dea
 		*errstr = xasprintf("%s:%d: cannot resolve host: %s", host, port, gai_strerror(rc));
 		return TLS_ECONNECT;
 	}
-	for (ai = res; ai; ai = ai->ai_next) {
+	for (size_t k = 0; k < al.n; k++) {
+		const struct sockaddr *sa = (const struct sockaddr *)&al.a[k].ss;
 		char addr[INET6_ADDRSTRLEN] = "?";
 		double limit = now_mono() + (connect_timeout > 0 ? (double)connect_timeout : 10.0);
 		if (limit > deadline)
 			limit = deadline;
-		if (ai->ai_family == AF_INET)
-			inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, addr, sizeof addr);
-		else if (ai->ai_family == AF_INET6)
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, addr, sizeof addr);
+		if (al.a[k].family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof addr);
+		else if (al.a[k].family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof addr);
 		if (now_mono() >= deadline) {
 			timed_out = 1;
 			snprintf(last, sizeof last, "round deadline reached");
 			break;
 		}
-		int s = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+		int s = socket(al.a[k].family, al.a[k].socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		               al.a[k].protocol);
 		if (s < 0 && (errno == EMFILE || errno == ENFILE)) {
 			/* ours, not the server's: say so first */
 			snprintf(last, sizeof last, "too many open files%s (no socket for %s); raise the "
@@ -556,7 +657,7 @@ int tls_tcp_connect(const char *host, int port, long connect_timeout, double dea
 		/* before connect: the kernel switches stamping on in a work
 		 * queue, so ask early, long before the first announcement */
 		rx_enable(s);
-		if (connect(s, ai->ai_addr, ai->ai_addrlen) == 0) {
+		if (connect(s, sa, al.a[k].len) == 0) {
 			*fd = s;
 			break;
 		}
@@ -585,7 +686,6 @@ int tls_tcp_connect(const char *host, int port, long connect_timeout, double dea
 		timed_out = 0;
 		break;
 	}
-	freeaddrinfo(res);
 	if (*fd >= 0)
 		return TLS_OK;
 	*errstr = xasprintf("%s:%d: cannot connect: %s", host, port, last);
