@@ -94,16 +94,17 @@ struct hop {
 };
 
 /* What the delivered probe's header says about authentication and path.
- * Filled only for a found probe whose header could be fetched. */
+ * Filled only for a found probe whose header could be fetched. The arrays
+ * come last, the smaller first: a probe uses a few of their slots, and the
+ * pages of a round's results array that only unused slots span are never
+ * touched (prober/trace.h trace_copy()). */
 struct probe_trace {
 	int fetched;             /* 1: the header was fetched and parsed */
 	int relay_hop;           /* index in hops[] of the relay's own field (its queue
 	                            id), -1 when not found: then nothing is trusted */
 	int auth_fields;         /* Authentication-Results fields in the header */
 	int auth_trusted;        /* of those, trusted (above the relay's hop, authserv-id ok) */
-	struct auth_verdict auth[AUTH_MAX];
 	int nauth;               /* merged verdicts from the trusted fields */
-	struct hop hops[HOPS_MAX];
 	int nhops;               /* hops, oldest first (reverse of header order) */
 	int have_relay, have_receiving;   /* 0: that stage is absent (gap), not zero */
 	double stage_relay;      /* seconds from the relay's hop to the next hop (may be < 0: skew) */
@@ -111,6 +112,8 @@ struct probe_trace {
 	char tab[12];            /* Gmail category: "primary", "promotions", "social",
 	                            "updates", "forums", "unknown"; "" when not asked */
 	char note[128];          /* why something is missing ("relay's Received field not found") */
+	struct hop hops[HOPS_MAX];
+	struct auth_verdict auth[AUTH_MAX];
 };
 
 /* One probe's result for one seed in one round. Filled by the scheduler,
@@ -138,7 +141,6 @@ struct probe_result {
 	struct dsn_info dsn;
 	char diagnostic[DIAG_MAX];       /* human explanation (enhanced-code meaning, DSN, error reason) */
 	char cleanup[64];                /* "deleted", "trashed", "kept", "kept: no UIDPLUS/MOVE", "" */
-	struct probe_trace trace;        /* verdicts, path and tab of a found probe */
 	/* SPEC "Latency": arrival is in [INTERNALDATE, min(INTERNALDATE + 1 s, found_time)]. */
 	double arrival;                  /* Unix seconds: the estimate inside that interval; 0 unknown */
 	double latency_error_bound;      /* seconds: half the interval's width; NaN unknown */
@@ -148,6 +150,8 @@ struct probe_result {
 	int not_sent;                    /* 1: no probe sent, the mailbox could not be armed */
 	char watch[16];                  /* how it was watched: "idle", "idle+poll", "poll", "visits", "" */
 	double check_interval;           /* seconds: mean time between scheduled checks; NaN none */
+	struct probe_trace trace;        /* verdicts, path and tab of a found probe; last, its
+	                                    arrays' unused slots last of all (struct probe_trace) */
 };
 
 /* An HMAC key for probe tokens (probe.secret_file, probe.previous_secret_files):
