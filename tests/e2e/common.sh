@@ -84,6 +84,37 @@ smtp_peer_start() {
 	SMTP_PORT=$(cat "$TMP/smtp.port" 2>/dev/null)
 	[ -n "$SMTP_PORT" ] || { echo "smtp peer did not start" >&2; cat "$TMP/smtp.err" >&2; exit 99; }
 }
+# peer_daemon_conf FILE NAME DEADLINE INTERVAL TIMEOUT: a daemon
+# configuration for one seed, s1@example.test, on the scripted IMAP peer
+# ($PORT, no TLS, password $TMP/seed.pass) and the scripted relay
+# ($SMTP_PORT): probe.deadline DEADLINE (poll_interval 1, cleanup delete),
+# schedule.interval INTERVAL (no jitter), TIMEOUT for the relay's and
+# IMAP's timeout (connect_timeout 3), no SLO gate, the store $TMP/state.db,
+# /metrics on 127.0.0.1:$WEB.
+peer_daemon_conf() {
+	cat >"$1" <<CONF
+name = "$2";
+relay = { url = "smtp://127.0.0.1:$SMTP_PORT"; tls = "none"; from = "probe@example.test";
+          connect_timeout = 3; timeout = $5; };
+probe = { deadline = $3; poll_interval = 1; cleanup = "delete"; };
+slo = { min_inbox_ratio = 0.0; };
+imap_limits = { connect_timeout = 3; timeout = $5; };
+state = { path = "$TMP/state.db"; };
+schedule = { interval = $4; jitter = 0; };
+web = { listen_address = "127.0.0.1:$WEB"; };
+seeds = ( { address = "s1@example.test"; provider = "peer";
+            imap = { url = "imap://127.0.0.1:$PORT"; tls = "none"; username = "s1";
+                     password_file = "$TMP/seed.pass"; }; } );
+CONF
+}
+# peer_daemon_start FILE: `inboxprobe daemon -c FILE -v` in the background,
+# stdout in $TMP/d.out, stderr in $TMP/d.err; sets DPID, added to PIDS
+# (killed at exit).
+peer_daemon_start() {
+	"$BIN" daemon -c "$1" -v >"$TMP/d.out" 2>"$TMP/d.err" &
+	DPID=$!
+	PIDS="$PIDS $DPID"
+}
 # ic_field OUTPUT KEY N: field N of the tab-separated line of
 # tests/tools/imapcheck's OUTPUT whose first field is KEY.
 ic_field() { printf '%s\n' "$1" | awk -F'\t' -v k="$2" -v n="$3" '$1 == k { print $n; exit }'; }

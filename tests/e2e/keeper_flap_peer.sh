@@ -22,23 +22,8 @@ for sc in byeloop byeloop-expired; do
 	peer_start "$top_srcdir/tests/peers/idle_peer.py" "$sc" --stats "$TMP/stats" --lifetime 90
 	WEB=$(free_port)
 	rm -f "$TMP/state.db"*
-	cat >"$TMP/d.conf" <<CONF
-name = "flap";
-relay = { url = "smtp://127.0.0.1:$SMTP_PORT"; tls = "none"; from = "probe@example.test";
-          connect_timeout = 3; timeout = 10; };
-probe = { deadline = 20; poll_interval = 1; cleanup = "delete"; };
-slo = { min_inbox_ratio = 0.0; };
-imap_limits = { connect_timeout = 3; timeout = 10; };
-state = { path = "$TMP/state.db"; };
-schedule = { interval = 600; jitter = 0; };
-web = { listen_address = "127.0.0.1:$WEB"; };
-seeds = ( { address = "s1@example.test"; provider = "peer";
-            imap = { url = "imap://127.0.0.1:$PORT"; tls = "none"; username = "s1";
-                     password_file = "$TMP/seed.pass"; }; } );
-CONF
-	"$BIN" daemon -c "$TMP/d.conf" -v >"$TMP/d.out" 2>"$TMP/d.err" &
-	DPID=$!
-	PIDS="$PIDS $DPID"
+	peer_daemon_conf "$TMP/d.conf" flap 20 600 10
+	peer_daemon_start "$TMP/d.conf"
 	# the round is over once a kept session is first lost between rounds
 	i=0
 	while [ $i -lt 600 ] && ! grep -q "lost between rounds" "$TMP/d.err"; do sleep 0.1; i=$((i + 1)); done

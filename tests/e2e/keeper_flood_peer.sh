@@ -28,23 +28,8 @@ for sc in ${SCENARIOS:-flood byehang slowline}; do
 	peer_start "$top_srcdir/tests/peers/idle_peer.py" "$sc" --lifetime 60
 	WEB=$(free_port)
 	rm -f "$TMP/state.db"*
-	cat >"$TMP/d.conf" <<CONF
-name = "flood";
-relay = { url = "smtp://127.0.0.1:$SMTP_PORT"; tls = "none"; from = "probe@example.test";
-          connect_timeout = 3; timeout = 20; };
-probe = { deadline = 4; poll_interval = 1; cleanup = "delete"; };
-slo = { min_inbox_ratio = 0.0; };
-imap_limits = { connect_timeout = 3; timeout = 20; };
-state = { path = "$TMP/state.db"; };
-schedule = { interval = 8; jitter = 0; };
-web = { listen_address = "127.0.0.1:$WEB"; };
-seeds = ( { address = "s1@example.test"; provider = "peer";
-            imap = { url = "imap://127.0.0.1:$PORT"; tls = "none"; username = "s1";
-                     password_file = "$TMP/seed.pass"; }; } );
-CONF
-	"$BIN" daemon -c "$TMP/d.conf" -v >"$TMP/d.out" 2>"$TMP/d.err" &
-	DPID=$!
-	PIDS="$PIDS $DPID"
+	peer_daemon_conf "$TMP/d.conf" flood 4 8 20
+	peer_daemon_start "$TMP/d.conf"
 	i=0
 	while [ $i -lt 400 ] && [ "$(rounds)" != 1 ]; do sleep 0.1; i=$((i + 1)); done
 	check "$sc: the first round is over" 1 "$(rounds)"

@@ -38,6 +38,23 @@ struct imap_session {
 	double exists_rx, status_rx, last_rx;   /* rx_time: W.rx_early before the reads */
 };
 
+void fake_config_one_seed(struct config *cfg, struct seed_conf *seed)
+{
+	memset(cfg, 0, sizeof *cfg);
+	memset(seed, 0, sizeof *seed);
+	seed->address = "seed@example.net";
+	seed->imap.host = "imap.example.net";
+	seed->imap.port = 993;
+	seed->imap.username = "seed";
+	cfg->seeds = seed;
+	cfg->nseeds = 1;
+	cfg->probe.poll_interval = 1;
+	cfg->probe.idle = 1;
+	cfg->probe.cleanup = CLEANUP_DELETE;
+	cfg->limits.connect_timeout = 1;
+	cfg->limits.timeout = 1;
+}
+
 void fake_reset(void)
 {
 	memset(&W, 0, sizeof W);

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include "common/model.h"
 #include "scheduler/driver.h"
+#include "seeds/config.h"
 
 enum op {
 	OP_OPEN, OP_LIST, OP_SELECT, OP_STATUS, OP_IDLE_START, OP_IDLE_READ, OP_IDLE_DONE,
@@ -78,6 +79,12 @@ extern const struct imap_driver fake;
 /* Empty world: INBOX (UIDVALIDITY 7, UIDNEXT 100) and Junk (8, 50), LIST
  * shows Junk with \Junk, IDLE offered, no faults. */
 void fake_reset(void);
+/* The configuration both fixtures start from (test_engine.c, test_keeper.c):
+ * cfg zeroed, then one seed (seed@example.net on imap.example.net:993, user
+ * "seed") in seed and cfg's seed list, poll_interval 1, IDLE on, cleanup
+ * delete, IMAP connect_timeout and timeout 1 s. Pointers into seed; nothing
+ * allocated. */
+void fake_config_one_seed(struct config *cfg, struct seed_conf *seed);
 /* Deliver a message with token (proved: our probe, else the user's mail)
  * to folder f (0 INBOX, 1 spam); INTERNALDATE is now, whole seconds. */
 void deliver(int f, const char *token, int proved);

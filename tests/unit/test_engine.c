@@ -51,20 +51,10 @@ static int setup(void **state)
 
 	fake_reset();
 
-	fx->seed.address = "seed@example.net";
-	fx->seed.imap.host = "imap.example.net";
-	fx->seed.imap.port = 993;
-	fx->seed.imap.username = "seed";
-	fx->cfg.seeds = &fx->seed;
-	fx->cfg.nseeds = 1;
+	fake_config_one_seed(&fx->cfg, &fx->seed);
 	fx->cfg.probe.deadline = 1000;
-	fx->cfg.probe.poll_interval = 1;
-	fx->cfg.probe.idle = 1;
-	fx->cfg.probe.cleanup = CLEANUP_DELETE;
 	fx->cfg.limits.per_host = 64;
 	fx->cfg.limits.per_account = 1;   /* one session; a test sets 2 for two */
-	fx->cfg.limits.connect_timeout = 1;
-	fx->cfg.limits.timeout = 1;
 
 	/* p.deadline far beyond ctx.deadline: round_open_session's backoff
 	 * (bounded by half the round) never sleeps here */

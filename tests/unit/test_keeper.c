@@ -72,17 +72,8 @@ static int setup(void **state)
 
 	fake_reset();
 	fake_now = T0;
-	fx->seed.address = "seed@example.net";
-	fx->seed.imap.host = "imap.example.net";
-	fx->seed.imap.port = 993;
-	fx->seed.imap.username = "seed";
-	fx->cfg.seeds = &fx->seed;
-	fx->cfg.nseeds = 1;
-	fx->cfg.probe.poll_interval = 1;   /* checks every 30 s (KEEP_SAFETY_TICK) */
-	fx->cfg.probe.idle = 1;
-	fx->cfg.probe.cleanup = CLEANUP_DELETE;
-	fx->cfg.limits.connect_timeout = 1;
-	fx->cfg.limits.timeout = 1;
+	fake_config_one_seed(&fx->cfg, &fx->seed);   /* poll_interval 1: checks every 30 s
+	                                                (KEEP_SAFETY_TICK) */
 	fx->cfg.relay.from = "probe@example.org";
 
 	/* an earlier round's probe, not found yet (its round said missing) */
