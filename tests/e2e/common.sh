@@ -9,6 +9,69 @@ assert() {
 		not_ok "$_desc"
 	fi
 }
+# world_run_conf FILE NAME FROM DEADLINE STORE SEEDS [PROBE] [MORE]: a
+# configuration for the loopback world (after world_up): the plain relay port
+# (envelope sender FROM; connect_timeout 10, timeout 20), probe.deadline
+# DEADLINE with poll_interval 1 and cleanup delete, plus PROBE (more probe
+# settings), no SLO gate, the world's IMAPS and seed password for every
+# seed, the state store STORE (retention 30 days), MORE (top-level lines),
+# and SEEDS: "ADDRESS:PROVIDER ..." in that order.
+world_run_conf() {
+	_seeds=
+	for _s in $6; do
+		_seeds="$_seeds${_seeds:+,
+}  { address = \"${_s%%:*}\"; provider = \"${_s#*:}\"; }"
+	done
+	cat >"$1" <<CONF
+name = "$2";
+relay = { url = "smtp://127.0.0.1:$RELAY_PLAIN_PORT"; tls = "none"; from = "$3";
+          connect_timeout = 10; timeout = 20; };
+probe = { deadline = $4; poll_interval = 1; cleanup = "delete"; ${7:-}};
+slo = { min_inbox_ratio = 0.0; };
+imap_defaults = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA"; password_file = "$SEED_PASSFILE"; };
+state = { path = "$5"; retention_days = 30; };
+${8:-}
+seeds = (
+$_seeds
+);
+CONF
+}
+# ---- a daemon under test against the world: its stderr in $T/d.err,
+# /metrics on 127.0.0.1:$PORT ----
+# daemon_metric NAME_AND_LABELS: its value in the daemon's /metrics (text), or "".
+daemon_metric() {
+	curl -fsS "http://127.0.0.1:$PORT/metrics" 2>/dev/null | awk -v k="$1" '$1 == k { print $2 }'
+}
+# daemon_count_log PATTERN: the number of lines of the daemon's log with PATTERN.
+daemon_count_log() {
+	grep -c "$1" "$T/d.err"
+}
+# daemon_rounds: the number of "round N:" lines in the daemon's log.
+daemon_rounds() {
+	daemon_count_log ': round [0-9]*:'
+}
+# daemon_wait_log SECS PATTERN: wait (bounded) until the daemon's log holds
+# PATTERN; 1 when it does not.
+daemon_wait_log() {
+	_end=$(($(date +%s) + $1))
+	while ! grep -q "$2" "$T/d.err" && [ "$(date +%s)" -lt "$_end" ]; do
+		sleep 0.1
+	done
+	grep -q "$2" "$T/d.err"
+}
+# daemon_wait_count SECS PATTERN N: until the log holds N lines with PATTERN
+# (bounded); 1 when it does not.
+daemon_wait_count() {
+	_end=$(($(date +%s) + $1))
+	while [ "$(daemon_count_log "$2")" -lt "$3" ] && [ "$(date +%s)" -lt "$_end" ]; do
+		sleep 0.1
+	done
+	[ "$(daemon_count_log "$2")" -ge "$3" ]
+}
+# daemon_wait_rounds N SECS: until N rounds are logged (bounded); 1 when not.
+daemon_wait_rounds() {
+	daemon_wait_count "$2" ': round [0-9]*:' "$1"
+}
 # free_port: print a free TCP port on 127.0.0.1.
 free_port() {
 	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -76,30 +76,6 @@ web = { listen_address = "127.0.0.1:$PORT"; };
 seeds = ( { address = "inbox@greylist.test"; provider = "greylist"; },
           { address = "inbox@gmail.test"; provider = "gmail"; } );
 CONF
-metric() {
-	curl -fsS "http://127.0.0.1:$PORT/metrics" 2>/dev/null | awk -v k="$1" '$1 == k { print $2 }'
-}
-rounds_logged() {
-	grep -c ': round [0-9]*:' "$T/d.err"
-}
-count_log() {
-	grep -c "$1" "$T/d.err"
-}
-wait_log() {
-	_end=$(($(date +%s) + $1))
-	while ! grep -q "$2" "$T/d.err" && [ "$(date +%s)" -lt "$_end" ]; do
-		sleep 0.1
-	done
-	grep -q "$2" "$T/d.err"
-}
-# wait_count SECS PATTERN N: until the log holds N lines with PATTERN.
-wait_count() {
-	_end=$(($(date +%s) + $1))
-	while [ "$(count_log "$2")" -lt "$3" ] && [ "$(date +%s)" -lt "$_end" ]; do
-		sleep 0.1
-	done
-	[ "$(count_log "$2")" -ge "$3" ]
-}
 port_open() {
 	"$PY" -c 'import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s.connect_ex(("127.0.0.1", int(sys.argv[1]))))' "$1"
 }
@@ -110,21 +86,21 @@ probes_in() {   # USER: probe messages in the user's INBOX (header X-Inboxprobe-
 RL0=$(wc -l <"$RELAY_LOG")   # the relay's log before the daemon
 INBOXPROBE_TEST_IDLE_RENEW=2 INBOXPROBE_TEST_SMTP_MAXAGE=10 "$BIN" daemon -v -c "$T/d.conf" </dev/null >"$T/d.out" 2>"$T/d.err" &
 DPID=$!
-assert "round 1 reported" wait_log 30 ': round 1:'
+assert "round 1 reported" daemon_wait_log 30 ': round 1:'
 r1=$(grep ': round 1:' "$T/d.err")
 echo "# $r1"
 assert "round 1: the greylisted probe is missing, the other in the inbox" \
 	sh -c "echo '$r1' | grep -q '2 seeds: inbox 1 missing 1;'"
 
 # ---- 1. the late arrival, recorded between rounds --------------------------
-assert "the greylisted probe is found between rounds" wait_log 30 'late arrival: inbox@greylist.test'
+assert "the greylisted probe is found between rounds" daemon_wait_log 30 'late arrival: inbox@greylist.test'
 grep 'found between rounds\|late arrival' "$T/d.err" | sed 's/^/# /'
 check "rounds_total is still 1 when the late arrival is recorded" 1 \
-	"$(metric 'inboxprobe_rounds_total{config="keep"}')"
+	"$(daemon_metric 'inboxprobe_rounds_total{config="keep"}')"
 check "/metrics between rounds: late_arrivals_total{greylist,inbox} = 1" 1 \
-	"$(metric 'inboxprobe_late_arrivals_total{config="keep",provider="greylist",folder="inbox"}')"
+	"$(daemon_metric 'inboxprobe_late_arrivals_total{config="keep",provider="greylist",folder="inbox"}')"
 check "/metrics between rounds: the greylist latency histogram holds 1 observation" 1 \
-	"$(metric 'inboxprobe_delivery_latency_seconds_count{config="keep",provider="greylist"}')"
+	"$(daemon_metric 'inboxprobe_delivery_latency_seconds_count{config="keep",provider="greylist"}')"
 check "the textfile was written again with the late arrival" 1 \
 	"$(awk '$1 == "inboxprobe_late_arrivals_total{config=\"keep\",provider=\"greylist\",folder=\"inbox\"}" { print $2 }' "$T/d.prom")"
 sqlite3 -separator ' ' "$T/state.db" "SELECT p.outcome, p.late, p.late_folder, p.submit_time, p.late_internaldate, p.late_latency, p.found_at, (SELECT COUNT(*) FROM rounds) FROM probes p WHERE p.seed = 'inbox@greylist.test' ORDER BY p.submit_time LIMIT 1" >"$T/late.row"
@@ -158,17 +134,17 @@ assert "the relay saw QUIT on each of round 1's $nc connections before round 2" 
 	[ "$nc" -ge 1 -a "$nd" -eq "$nc" ]
 
 # ---- 2. IDLE renewals -------------------------------------------------------------
-L1=$(metric 'inboxprobe_imap_logins_total{config="keep"}')
-assert "IDLE renewed between rounds" wait_count 20 'IDLE on .* renewed after' 10
+L1=$(daemon_metric 'inboxprobe_imap_logins_total{config="keep"}')
+assert "IDLE renewed between rounds" daemon_wait_count 20 'IDLE on .* renewed after' 10
 for u in inbox@gmail.test inbox@greylist.test "$BOUNCE_USER"; do
 	n=$(grep -c "$u: IDLE on .* renewed after" "$T/d.err")
 	assert "IDLE of $u's kept sessions renewed ($n times)" [ "$n" -ge 2 ]
 done
-check "no login for the renewals" "$L1" "$(metric 'inboxprobe_imap_logins_total{config="keep"}')"
+check "no login for the renewals" "$L1" "$(daemon_metric 'inboxprobe_imap_logins_total{config="keep"}')"
 check "Dovecot lists the 3 kept sessions" 3 \
 	"$(doveadm -c "$DOVECOT_CONF" who -1 2>/dev/null </dev/null | awk '$2 == "imap"' | wc -l)"
 check "logins after round 1: 3 sessions (1 per seed with NOTIFY, 1 bounce mailbox)" 3 "$L1"
-assert "round 2 reported" wait_log 30 ': round 2:'
+assert "round 2 reported" daemon_wait_log 30 ': round 2:'
 r2=$(grep ': round 2:' "$T/d.err")
 echo "# $r2"
 assert "round 2 measures both seeds (inbox 2)" sh -c "echo '$r2' | grep -q '2 seeds: inbox 2;'"
@@ -177,9 +153,9 @@ assert "round 2 measures both seeds (inbox 2)" sh -c "echo '$r2' | grep -q '2 se
 sleep 1
 doveadm -c "$DOVECOT_CONF" kick inbox@gmail.test </dev/null >/dev/null 2>&1
 assert "the kicked session is re-established between rounds" \
-	wait_count 10 'inbox@gmail.test: kept session (.*) re-established between rounds' 1
+	daemon_wait_count 10 'inbox@gmail.test: kept session (.*) re-established between rounds' 1
 grep 'inbox@gmail.test: kept session' "$T/d.err" | sed 's/^/# /'
-check "1 login for the kicked session" $((L1 + 1)) "$(metric 'inboxprobe_imap_logins_total{config="keep"}')"
+check "1 login for the kicked session" $((L1 + 1)) "$(daemon_metric 'inboxprobe_imap_logins_total{config="keep"}')"
 
 # ---- 4. Dovecot stopped between rounds ---------------------------------------------------
 # Its imap processes outlive `doveadm stop` here: they are ended (by pid,
@@ -192,8 +168,8 @@ for p in $pids; do kill "$p" 2>/dev/null; done
 # (the kicked session, re-established moments ago, is logged as lost "N s
 # after it was re-established": keeper.c continues its backoff)
 assert "the 3 sessions are lost when Dovecot's imap processes end" \
-	wait_count 10 'kept session (.*) lost between rounds' 4
-assert "reconnects fail while Dovecot is down, 3 attempts" wait_count 15 'reconnect 3 failed' 1
+	daemon_wait_count 10 'kept session (.*) lost between rounds' 4
+assert "reconnects fail while Dovecot is down, 3 attempts" daemon_wait_count 15 'reconnect 3 failed' 1
 dovecot -c "$DOVECOT_CONF" </dev/null >"$T/dovecot.restart.log" 2>&1
 i=0
 while ! port_open "$IMAPS_PORT" && [ $i -lt 100 ]; do
@@ -203,7 +179,7 @@ while ! port_open "$IMAPS_PORT" && [ $i -lt 100 ]; do
 	[ $((i % 30)) -eq 0 ] && dovecot -c "$DOVECOT_CONF" </dev/null >>"$T/dovecot.restart.log" 2>&1
 done
 assert "Dovecot listens again" port_open "$IMAPS_PORT"
-nb=$(rounds_logged)   # rounds reported before Dovecot was back
+nb=$(daemon_rounds)   # rounds reported before Dovecot was back
 grep -o '[^ ]*: reconnect [0-9]* failed: .*next attempt in [0-9.]* s' "$T/d.err" | sed 's/: imap.*;/:/; s/^/# /' | head -n 12
 grep -o '[^ ]*: reconnect [0-9]* failed: .*next attempt in [0-9.]* s' "$T/d.err" |
 	sed 's/\([^ ]*\): reconnect \([0-9]*\) failed: .*next attempt in \([0-9.]*\) s/\1 \2 \3/' >"$T/waits"
@@ -229,7 +205,7 @@ PY
 # machine so loaded that Dovecot came back after round 3 began)
 nr=$((nb + 1))
 grep -q ": round $nr started" "$T/d.err" && nr=$((nr + 1))
-assert "round $nr reported" wait_log 45 ": round $nr:"
+assert "round $nr reported" daemon_wait_log 45 ": round $nr:"
 r3=$(grep ": round $nr:" "$T/d.err")
 echo "# $r3"
 assert "round $nr, the first after the restart, measures every seed (inbox 2)" sh -c "echo '$r3' | grep -q '2 seeds: inbox 2;'"
@@ -267,7 +243,7 @@ CONF
 : >"$T/d.err"
 INBOXPROBE_TEST_IDLE_RENEW=2 "$BIN" daemon -v -c "$T/d1.conf" </dev/null >"$T/d.out" 2>"$T/d.err" &
 DPID=$!
-assert "one session: round 1 reported" wait_log 30 ': round 1:'
+assert "one session: round 1 reported" daemon_wait_log 30 ': round 1:'
 r1=$(grep ': round 1:' "$T/d.err")
 echo "# $r1"
 assert "one session: round 1's probe is held in the relay's queue: missing" \
@@ -275,11 +251,11 @@ assert "one session: round 1's probe is held in the relay's queue: missing" \
 assert "one session: the seed was watched by one session (idle+poll)" grep -q 'spam@outlook.test: armed (idle+poll;' "$T/d.err"
 postsuper -c "$RELAY_CONFIG_DIR" -H ALL </dev/null >/dev/null 2>&1
 assert "one session: the released probe is found in the spam folder between rounds" \
-	wait_log 15 'late arrival: spam@outlook.test probe .* found in Junk'
+	daemon_wait_log 15 'late arrival: spam@outlook.test probe .* found in Junk'
 grep 'found between rounds' "$T/d.err" | sed 's/^/# /'
 check "one session: late_arrivals_total{outlook,spam} = 1 while rounds_total is 1" "1 1" \
-	"$(metric 'inboxprobe_late_arrivals_total{config="keep1",provider="outlook",folder="spam"}') $(metric 'inboxprobe_rounds_total{config="keep1"}')"
-check "one session: one login" 1 "$(metric 'inboxprobe_imap_logins_total{config="keep1"}')"
+	"$(daemon_metric 'inboxprobe_late_arrivals_total{config="keep1",provider="outlook",folder="spam"}') $(daemon_metric 'inboxprobe_rounds_total{config="keep1"}')"
+check "one session: one login" 1 "$(daemon_metric 'inboxprobe_imap_logins_total{config="keep1"}')"
 kill -TERM "$DPID"
 wait "$DPID"
 DPID=""

@@ -30,24 +30,11 @@ SEEDS="inbox@gmail.test spam@gmail.test inbox@outlook.test spam@yahoo.test"
 PORT=$(free_port)
 # conf FILE INTERVAL
 conf() {
-	cat >"$1" <<CONF
-name = "stop";
-relay = { url = "smtp://127.0.0.1:$RELAY_PLAIN_PORT"; tls = "none"; from = "probe@sender.test";
-          connect_timeout = 10; timeout = 20; };
-probe = { deadline = 15; poll_interval = 1; cleanup = "delete"; };
-slo = { min_inbox_ratio = 0.0; };
-imap_defaults = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA"; password_file = "$SEED_PASSFILE"; };
-state = { path = "$T/stop.db"; retention_days = 30; };
-report = { json = "$T/stop.json"; };
+	world_run_conf "$1" stop probe@sender.test 15 "$T/stop.db" \
+		"inbox@gmail.test:gmail spam@gmail.test:gmail inbox@outlook.test:outlook spam@yahoo.test:yahoo" "" \
+		"report = { json = \"$T/stop.json\"; };
 schedule = { interval = $2; };
-web = { listen_address = "127.0.0.1:$PORT"; };
-seeds = (
-  { address = "inbox@gmail.test"; provider = "gmail"; },
-  { address = "spam@gmail.test"; provider = "gmail"; },
-  { address = "inbox@outlook.test"; provider = "outlook"; },
-  { address = "spam@yahoo.test"; provider = "yahoo"; }
-);
-CONF
+web = { listen_address = \"127.0.0.1:$PORT\"; };"
 }
 q() { sqlite3 -readonly "$T/stop.db" "$1" 2>/dev/null; }
 metric() {

@@ -93,30 +93,6 @@ SEEDS_A='{ address = "inbox@gmail.test"; provider = "gmail"; },
 SEEDS_B='{ address = "inbox@gmail.test"; provider = "gmail"; },
   { address = "spam@outlook.test"; provider = "outlook"; },
   { address = "inbox@yahoo.test"; provider = "yahoo"; }'
-# metric NAME_AND_LABELS: its value in the daemon's /metrics (text), or "".
-metric() {
-	curl -fsS "http://127.0.0.1:$PORT/metrics" 2>/dev/null | awk -v k="$1" '$1 == k { print $2 }'
-}
-# rounds_logged: the number of "round N:" lines in the daemon's log.
-rounds_logged() {
-	grep -c ': round [0-9]*:' "$T/d.err"
-}
-# wait_log SECS PATTERN: wait (bounded) until the daemon's log holds PATTERN.
-wait_log() {
-	_end=$(($(date +%s) + $1))
-	while ! grep -q "$2" "$T/d.err" && [ "$(date +%s)" -lt "$_end" ]; do
-		sleep 0.1
-	done
-	grep -q "$2" "$T/d.err"
-}
-# wait_rounds N SECS: wait (bounded) until N rounds are logged.
-wait_rounds() {
-	_end=$(($(date +%s) + $2))
-	while [ "$(rounds_logged)" -lt "$1" ] && [ "$(date +%s)" -lt "$_end" ]; do
-		sleep 0.1
-	done
-	[ "$(rounds_logged)" -ge "$1" ]
-}
 
 # ---- Prometheus, scraping every second (started first: it takes a moment) --
 cat >"$T/prometheus.yml" <<YML
@@ -164,7 +140,7 @@ done
 check "/-/ready before the first round is reported" 503 "$first"
 check "/-/healthy while the first round runs" 200 \
 	"$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/-/healthy")"
-check "rounds_total before the first round" 0 "$(metric 'inboxprobe_rounds_total{config="dmn"}')"
+check "rounds_total before the first round" 0 "$(daemon_metric 'inboxprobe_rounds_total{config="dmn"}')"
 "$BIN" run -c "$T/d.conf" >"$T/run.out" 2>"$T/run.err"
 check "a run of the daemon's configuration is refused by the run lock (exit 3)" 3 "$?"
 assert "the run names the lock holder" grep -q "another inboxprobe run holds $T/state.db.dmn.lock" "$T/run.err"
@@ -176,13 +152,13 @@ kicked=$(doveadm -c "$DOVECOT_CONF" kick inbox@defer.test 2>&1 </dev/null)
 echo "# doveadm kick: $kicked"
 assert "doveadm kick found the daemon's session of inbox@defer.test" \
 	sh -c "echo '$kicked' | grep -q 'inbox@defer.test'"
-wait_rounds 1 15
+daemon_wait_rounds 1 15
 check "/-/ready after the first round" 200 \
 	"$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/-/ready")"
 r1=$(grep ': round 1:' "$T/d.err")
 echo "# $r1"
 assert "round 1 measured every seed despite the kick (no error)" sh -c "echo '$r1' | grep -qv ' error '"
-wait_rounds 2 15
+daemon_wait_rounds 2 15
 r2=$(grep ': round 2:' "$T/d.err")
 echo "# $r2"
 assert "round 2 (after the kick) measured every seed: inbox 1 spam 1 missing 1" \
@@ -193,28 +169,28 @@ cp "$T/d.conf" "$T/d.good"
 printf 'seeds = ( { address = "x@y.test" \n' >>"$T/d.conf"
 kill -HUP "$DPID"
 # a reload waits for the round in flight to end
-wait_log 10 "reload of $T/d.conf refused"
+daemon_wait_log 10 "reload of $T/d.conf refused"
 assert "broken file: the log names the file and line" grep -q "^$T/d.conf:1[0-9]*: " "$T/d.err"
 assert "broken file: the log says the running configuration is kept" \
 	grep -q "reload of $T/d.conf refused (errors above); keeping the running configuration" "$T/d.err"
 check "broken file: /metrics still served" 200 \
 	"$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/metrics")"
-n=$(rounds_logged)
-wait_rounds $((n + 1)) 15
+n=$(daemon_rounds)
+daemon_wait_rounds $((n + 1)) 15
 assert "broken file: the next round still probes the running configuration's 3 seeds" \
 	sh -c "grep ': round $((n + 1)):' '$T/d.err' | grep -q '3 seeds: inbox 1 spam 1 missing 1;'"
 conf "$SEEDS_B"
 kill -HUP "$DPID"
-assert "good file: reloaded" wait_log 10 "configuration reloaded from $T/d.conf: 3 seeds"
-n=$(rounds_logged)
-wait_rounds $((n + 2)) 20
+assert "good file: reloaded" daemon_wait_log 10 "configuration reloaded from $T/d.conf: 3 seeds"
+n=$(daemon_rounds)
+daemon_wait_rounds $((n + 2)) 20
 check "the seed added by SIGHUP is measured by the next round (inbox)" 1 \
 	"$(awk '$1 == "inboxprobe_probe_outcome{config=\"dmn\",seed=\"inbox@yahoo.test\",provider=\"yahoo\",outcome=\"inbox\"}" { print $2 }' "$T/d.prom")"
 
 # ---- 2. the schedule ----------------------------------------------------
 # Let the fast rounds run for a while (Prometheus scrapes meanwhile).
-n=$(rounds_logged)
-wait_rounds $((n + 4)) 20
+n=$(daemon_rounds)
+daemon_wait_rounds $((n + 4)) 20
 sqlite3 -separator ' ' "$T/state.db" 'SELECT started, ended FROM rounds ORDER BY started' >"$T/starts"
 pycheck schedule "$T/starts" "$T/d.err" <<'PY'
 import sys, re
@@ -317,7 +293,7 @@ assert "Prometheus: histogram_quantile over the latency histogram returns a numb
 port_open() {
 	"$PY" -c 'import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s.connect_ex(("127.0.0.1", int(sys.argv[1]))))' "$1"
 }
-L0=$(metric 'inboxprobe_imap_logins_total{config="dmn"}')
+L0=$(daemon_metric 'inboxprobe_imap_logins_total{config="dmn"}')
 # The imap processes outlive `doveadm stop`: they are ended (by pid, from
 # `doveadm who`) once the listener is gone, so that the daemon's reconnects
 # between rounds (keeper.c, backoff from 1 s) find no server.
@@ -326,8 +302,8 @@ doveadm -c "$DOVECOT_CONF" stop </dev/null
 i=0
 while port_open "$IMAPS_PORT" && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
 for p in $pids; do kill "$p" 2>/dev/null; done
-n=$(rounds_logged)
-wait_rounds $((n + 2)) 30
+n=$(daemon_rounds)
+daemon_wait_rounds $((n + 2)) 30
 line=$(grep ": round $((n + 2)):" "$T/d.err")
 echo "# Dovecot down: $line"
 assert "Dovecot down: the round says error for every seed" sh -c "echo '$line' | grep -q '3 seeds: error 3;'"
@@ -337,8 +313,8 @@ check "Dovecot down: /metrics still served" 200 \
 dovecot -c "$DOVECOT_CONF" </dev/null >"$T/dovecot.restart.log" 2>&1
 i=0
 while ! port_open "$IMAPS_PORT" && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
-n=$(rounds_logged)
-wait_rounds $((n + 2)) 30
+n=$(daemon_rounds)
+daemon_wait_rounds $((n + 2)) 30
 line=$(grep ": round $((n + 2)):" "$T/d.err")
 echo "# Dovecot back: $line"
 assert "Dovecot back: the next round measures every seed" sh -c "echo '$line' | grep -q '3 seeds: inbox 2 spam 1;'"
@@ -348,12 +324,12 @@ check "Dovecot back: the 4 sessions logged in again, once" $((L0 + 4)) \
 # ---- 8. SIGTERM while a round watches inbox@defer.test --------------------------
 conf "$SEEDS_A"
 kill -HUP "$DPID"
-n=$(rounds_logged)
-wait_rounds $((n + 2)) 30
+n=$(daemon_rounds)
+daemon_wait_rounds $((n + 2)) 30
 # Rounds now watch inbox@defer.test for their whole deadline (4 s): stop
 # one a second after it started.
-k=$(( $(rounds_logged) + 1 ))
-wait_log 15 ": round $k started:"
+k=$(( $(daemon_rounds) + 1 ))
+daemon_wait_log 15 ": round $k started:"
 sleep 1
 echo "# SIGTERM 1 s into round $k"
 kill -TERM "$DPID"

@@ -21,16 +21,7 @@ T=$WORLD_DIR/lost
 mkdir -p "$T"
 SEED=inbox@greylist.test
 FROM="lost$$-$(date +%s)@sender.test"   # a new greylisting triplet
-cat >"$T/lost.conf" <<CONF
-name = "lost";
-relay = { url = "smtp://127.0.0.1:$RELAY_PLAIN_PORT"; tls = "none"; from = "$FROM";
-          connect_timeout = 5; timeout = 20; };
-probe = { deadline = 20; poll_interval = 1; cleanup = "delete"; };
-slo = { min_inbox_ratio = 0.0; };
-imap_defaults = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA"; password_file = "$SEED_PASSFILE"; };
-state = { path = "$T/lost.db"; retention_days = 30; };
-seeds = ( { address = "$SEED"; provider = "greylist"; } );
-CONF
+world_run_conf "$T/lost.conf" lost "$FROM" 20 "$T/lost.db" "$SEED:greylist"
 q() { sqlite3 -readonly "$T/lost.db" "$1" 2>/dev/null; }
 json() { python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2" 2>/dev/null; }
 tokens_left() {

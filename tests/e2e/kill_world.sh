@@ -19,21 +19,8 @@ world_up
 T=$WORLD_DIR/kill
 mkdir -p "$T"
 SEEDS="inbox@gmail.test spam@gmail.test inbox@outlook.test spam@yahoo.test"
-cat >"$T/kill.conf" <<CONF
-name = "kill";
-relay = { url = "smtp://127.0.0.1:$RELAY_PLAIN_PORT"; tls = "none"; from = "probe@sender.test";
-          connect_timeout = 10; timeout = 20; };
-probe = { deadline = 10; poll_interval = 1; cleanup = "delete"; };
-slo = { min_inbox_ratio = 0.0; };
-imap_defaults = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA"; password_file = "$SEED_PASSFILE"; };
-state = { path = "$T/kill.db"; retention_days = 30; };
-seeds = (
-  { address = "inbox@gmail.test"; provider = "gmail"; },
-  { address = "spam@gmail.test"; provider = "gmail"; },
-  { address = "inbox@outlook.test"; provider = "outlook"; },
-  { address = "spam@yahoo.test"; provider = "yahoo"; }
-);
-CONF
+world_run_conf "$T/kill.conf" kill probe@sender.test 10 "$T/kill.db" \
+	"inbox@gmail.test:gmail spam@gmail.test:gmail inbox@outlook.test:outlook spam@yahoo.test:yahoo"
 q() { sqlite3 -readonly "$T/kill.db" "$1" 2>/dev/null; }
 # the counters as one comparable line: probes_total, late, histogram count
 counters() {

@@ -28,16 +28,7 @@ chmod 600 "$T/a.key" "$T/b.key"
 conf() {
 	_prev=
 	[ -n "$4" ] && _prev="previous_secret_files = ( \"$4\" );"
-	cat >"$T/$1.conf" <<CONF
-name = "rot";
-relay = { url = "smtp://127.0.0.1:$RELAY_PLAIN_PORT"; tls = "none"; from = "$FROM";
-          connect_timeout = 10; timeout = 20; };
-probe = { deadline = $2; poll_interval = 1; cleanup = "delete"; secret_file = "$3"; $_prev };
-slo = { min_inbox_ratio = 0.0; };
-imap_defaults = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA"; password_file = "$SEED_PASSFILE"; };
-state = { path = "$T/rot.db"; retention_days = 30; };
-seeds = ( { address = "$SEED"; provider = "greylist"; } );
-CONF
+	world_run_conf "$T/$1.conf" rot "$FROM" "$2" "$T/rot.db" "$SEED:greylist" "secret_file = \"$3\"; $_prev "
 }
 q() { sqlite3 -readonly "$T/rot.db" "$1" 2>/dev/null; }
 outcome() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seeds"][0]["outcome"])' "$1" 2>/dev/null; }
