@@ -31,14 +31,9 @@ SIZES=${SIZES:-${SEEDS:-100 1000}}
 ROUNDS=${ROUNDS:-3}
 SOAK_ROUNDS=${SOAK_ROUNDS:-0}
 SOAK_EVERY=${SOAK_EVERY:-100}
-MAX=0
-for n in $SIZES; do
-	[ "$n" -gt "$MAX" ] && MAX=$n
-done
-export WORLD_SEEDS=$MAX
 . "$top_srcdir/tests/world/lib.sh"
 . "$top_srcdir/tests/e2e/common.sh"
-world_up
+world_up_sized "$SIZES"
 T=$WORLD_DIR/bench
 mkdir -p "$T"
 DPID=""

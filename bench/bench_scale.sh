@@ -40,14 +40,10 @@ BIN=$(cd "$(dirname "$BIN")" && pwd)/inboxprobe
 SIZES=${SIZES:-1 100 1000}
 ROUNDS=${ROUNDS:-2}
 PY=/usr/bin/python3
-MAX=0
-for n in $SIZES; do
-	[ "$n" -gt "$MAX" ] && MAX=$n
-done
-export WORLD_SEEDS=$MAX
 . "$top_srcdir/tests/world/lib.sh"
 . "$top_srcdir/tests/e2e/common.sh"
-world_up
+world_up_sized "$SIZES"
+MAX=$WORLD_SEEDS
 T=$WORLD_DIR/bench
 mkdir -p "$T"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null

@@ -72,6 +72,20 @@ daemon_wait_count() {
 daemon_wait_rounds() {
 	daemon_wait_count "$2" ': round [0-9]*:' "$1"
 }
+# world_test_start NAME [sqlite3]: what a world test begins with (after
+# sourcing lib.sh and this file): BIN, the built inboxprobe (exit 99 when
+# missing), sqlite3 when asked for (SKIP without it), world_up, and T, a
+# fresh directory NAME in the world's.
+world_test_start() {
+	BIN=${top_builddir:-.}/inboxprobe
+	[ -x "$BIN" ] || { echo "no inboxprobe binary at $BIN"; exit 99; }
+	if [ "${2:-}" = sqlite3 ]; then
+		command -v sqlite3 >/dev/null || { echo "SKIP: no sqlite3 (apt-get install sqlite3)"; exit 77; }
+	fi
+	world_up
+	T=$WORLD_DIR/$1
+	mkdir -p "$T"
+}
 # free_port: print a free TCP port on 127.0.0.1.
 free_port() {
 	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -177,6 +191,21 @@ peer_daemon_start() {
 	"$BIN" daemon -c "$1" -v >"$TMP/d.out" 2>"$TMP/d.err" &
 	DPID=$!
 	PIDS="$PIDS $DPID"
+}
+# peer_daemon_stop DESC: SIGTERM to $DPID, then wait (20 s at most) for it
+# to exit: `not ok` (and SIGKILL) when it is still running, else `check`
+# that it exited 0; returns 1 when it had to be killed.
+peer_daemon_stop() {
+	kill -TERM "$DPID"
+	_i=0
+	while [ $_i -lt 200 ] && kill -0 "$DPID" 2>/dev/null; do sleep 0.1; _i=$((_i + 1)); done
+	if kill -0 "$DPID" 2>/dev/null; then
+		not_ok "$1 (still running after 20 s)"
+		kill -KILL "$DPID"
+		return 1
+	fi
+	wait "$DPID"
+	check "$1 (exit 0)" 0 "$?"
 }
 # ic_field OUTPUT KEY N: field N of the tab-separated line of
 # tests/tools/imapcheck's OUTPUT whose first field is KEY.

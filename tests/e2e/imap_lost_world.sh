@@ -13,12 +13,7 @@
 #  - no probe is left in the seed mailbox.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/world/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/common.sh"
-BIN=${top_builddir:-.}/inboxprobe
-[ -x "$BIN" ] || { echo "no inboxprobe binary at $BIN"; exit 99; }
-command -v sqlite3 >/dev/null || { echo "SKIP: no sqlite3 (apt-get install sqlite3)"; exit 77; }
-world_up
-T=$WORLD_DIR/lost
-mkdir -p "$T"
+world_test_start lost sqlite3
 SEED=inbox@greylist.test
 FROM="lost$$-$(date +%s)@sender.test"   # a new greylisting triplet
 world_run_conf "$T/lost.conf" lost "$FROM" 20 "$T/lost.db" "$SEED:greylist"

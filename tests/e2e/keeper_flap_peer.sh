@@ -55,16 +55,7 @@ for sc in byeloop byeloop-expired; do
 		check "  ... the first BYE asking for a new login is answered at once, by one login per session" 2 \
 			"$(grep -c 'AccessTokenExpired; logging in again (new credentials)' "$TMP/d.err")"
 	fi
-	kill -TERM "$DPID"
-	i=0
-	while [ $i -lt 200 ] && kill -0 "$DPID" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
-	if kill -0 "$DPID" 2>/dev/null; then
-		not_ok "  ... SIGTERM while sessions reconnect stops the daemon"
-		kill -KILL "$DPID"
-	else
-		wait "$DPID"
-		check "  ... SIGTERM while sessions reconnect stops the daemon (exit 0)" 0 "$?"
-	fi
+	peer_daemon_stop "  ... SIGTERM while sessions reconnect stops the daemon"
 	sed 's/^/#   /' "$TMP/d.err" | grep -i "between rounds\|reconnect" | head -n 20
 done
 echo "$CHECKS checks, $FAILS failed"

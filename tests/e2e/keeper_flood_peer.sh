@@ -53,16 +53,7 @@ for sc in ${SCENARIOS:-flood byehang slowline}; do
 		check "  ... both SIGHUPs reloaded the configuration" 2 \
 			"$(grep -c 'configuration reloaded from' "$TMP/d.err")"
 	fi
-	kill -TERM "$DPID"
-	i=0
-	while [ $i -lt 200 ] && kill -0 "$DPID" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
-	if kill -0 "$DPID" 2>/dev/null; then
-		not_ok "  ... SIGTERM stops the daemon (still running after 20 s)"
-		kill -KILL "$DPID"
-	else
-		wait "$DPID"
-		check "  ... SIGTERM stops the daemon (exit 0)" 0 "$?"
-	fi
+	peer_daemon_stop "  ... SIGTERM stops the daemon"
 	if [ "$sc" = byehang ]; then
 		# the reconnect hanging in the greeting when SIGTERM came: stopped,
 		# said so, and no next attempt planned (not "no reply in time")

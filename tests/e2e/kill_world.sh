@@ -12,12 +12,7 @@
 #    rows of killed runs are counted once, as error, by the next run).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/world/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/common.sh"
-BIN=${top_builddir:-.}/inboxprobe
-[ -x "$BIN" ] || { echo "no inboxprobe binary at $BIN"; exit 99; }
-command -v sqlite3 >/dev/null || { echo "SKIP: no sqlite3 (apt-get install sqlite3)"; exit 77; }
-world_up
-T=$WORLD_DIR/kill
-mkdir -p "$T"
+world_test_start kill sqlite3
 SEEDS="inbox@gmail.test spam@gmail.test inbox@outlook.test spam@yahoo.test"
 world_run_conf "$T/kill.conf" kill probe@sender.test 10 "$T/kill.db" \
 	"inbox@gmail.test:gmail spam@gmail.test:gmail inbox@outlook.test:outlook spam@yahoo.test:yahoo"

@@ -12,12 +12,7 @@
 #     proved, counted once as a late arrival and cleaned up: no probe left.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/world/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/common.sh"
-BIN=${top_builddir:-.}/inboxprobe
-[ -x "$BIN" ] || { echo "no inboxprobe binary at $BIN"; exit 99; }
-command -v sqlite3 >/dev/null || { echo "SKIP: no sqlite3 (apt-get install sqlite3)"; exit 77; }
-world_up
-T=$WORLD_DIR/rot
-mkdir -p "$T"
+world_test_start rot sqlite3
 SEED=inbox@greylist.test
 # a sender of its own: a new greylisting triplet (postgrey remembers passes)
 FROM="rot$$-$(date +%s)@sender.test"

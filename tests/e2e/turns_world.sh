@@ -41,9 +41,7 @@ else
 	SEEDS=${TURNS_SEEDS:-1000}
 fi
 echo "# $BUILD build: $SEEDS seeds, imap_limits.per_host = $PER_HOST, poll_interval = $POLL"
-WORLD_SEEDS=$SEEDS
-export WORLD_SEEDS
-world_up
+world_up_sized "$SEEDS"
 T=$WORLD_DIR/turns
 mkdir -p "$T"
 

@@ -6,6 +6,8 @@
 #   ...               # use $RELAY_PLAIN_PORT, $IMAPS_PORT, $WORLD_CA, ...
 #
 # Other helpers:
+#   world_up_sized SIZES      world_up sized for the largest of SIZES seeds
+#                             (WORLD_SEEDS, exported: the benches)
 #   world_down                stop the world and remove its directory
 #                             (kept when WORLD_KEEP=1, for debugging)
 #   world_skip_unless_root    exit 77 (automake SKIP) when not root
@@ -59,6 +61,18 @@ world_up() {
 	# store or lock_dir), never the environment: each test's configurations
 	# set lock_dir (or a state store) inside its own directory, so suites
 	# running side by side never see each other's runs as "still active".
+}
+
+# world_up_sized SIZES: world_up with the world sized for the largest of
+# SIZES (numbers of seeds): WORLD_SEEDS, exported, is that number (the
+# benches' bNNNN@yahoo.test mailboxes, Dovecot, Postfix and inotify limits).
+world_up_sized() {
+	WORLD_SEEDS=0
+	for _n in $1; do
+		[ "$_n" -gt "$WORLD_SEEDS" ] && WORLD_SEEDS=$_n
+	done
+	export WORLD_SEEDS
+	world_up
 }
 
 world_down() {
