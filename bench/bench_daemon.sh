@@ -37,7 +37,7 @@ world_up_sized "$SIZES"
 T=$WORLD_DIR/bench
 mkdir -p "$T"
 DPID=""
-trap '[ -n "$DPID" ] && kill -KILL "$DPID" 2>/dev/null; world_down' EXIT
+trap '_st=$?; [ -n "$DPID" ] && kill -KILL "$DPID" 2>/dev/null; (exit $_st); world_down' EXIT
 HZ=$(getconf CLK_TCK)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
