@@ -547,8 +547,10 @@ static void rcache_put(const char *host, const char *port, const struct addr_lis
 	if (rcache[slot].host == NULL || strcmp(rcache[slot].host, host) != 0) {
 		free(rcache[slot].host);
 		rcache[slot].host = xstrdup(host);
-		snprintf(rcache[slot].port, sizeof rcache[slot].port, "%s", port);
 	}
+	/* always: the oldest entry replaced may be the same host on another
+	 * port, and al's addresses carry this port (test_rcache) */
+	snprintf(rcache[slot].port, sizeof rcache[slot].port, "%s", port);
 	rcache[slot].at = now_mono();
 	rcache[slot].al = *al;
 	pthread_mutex_unlock(&rcache_mu);
