@@ -2454,17 +2454,24 @@ char *config_schedule_warning(const struct config *cfg)
 {
 	const struct schedule_conf *sc = &cfg->schedule;
 	const char *at = cfg->probe.deadline_at ? cfg->probe.deadline_at : sc->at ? sc->at : cfg->file;
-	char *jit = NULL, *msg;
+	char *jit = NULL, *fix, *msg;
 
 	if (cfg->probe.deadline + sc->jitter < sc->interval)
 		return NULL;
 	if (sc->jitter > 0)
 		jit = xasprintf(" plus schedule.jitter (%lds)", sc->jitter);
+	/* probe.deadline is at least 1 s: below 1 is no advice */
+	if (sc->interval - sc->jitter > 1)
+		fix = xasprintf("set probe.deadline below %ld or raise schedule.interval",
+		                sc->interval - sc->jitter);
+	else
+		fix = xasprintf("raise schedule.interval above %ld%s", cfg->probe.deadline + sc->jitter,
+		                sc->jitter > 0 ? " or lower schedule.jitter" : "");
 	msg = xasprintf("%s: probe.deadline (%lds)%s is not shorter than schedule.interval (%lds): "
 	                "a round that waits out its deadline is still running when the next is due, "
-	                "and the daemon skips that start (inboxprobe_rounds_skipped_total); set "
-	                "probe.deadline below %ld or raise schedule.interval",
-	                at, cfg->probe.deadline, jit ? jit : "", sc->interval, sc->interval - sc->jitter);
+	                "and the daemon skips that start (inboxprobe_rounds_skipped_total); %s",
+	                at, cfg->probe.deadline, jit ? jit : "", sc->interval, fix);
 	free(jit);
+	free(fix);
 	return msg;
 }

@@ -1547,6 +1547,18 @@ static void test_schedule_warning(void **state)
 		"schedule.interval (300s): a round that waits out its deadline is still running when the "
 		"next is due, and the daemon skips that start (inboxprobe_rounds_skipped_total); set "
 		"probe.deadline below 240 or raise schedule.interval");
+	/* interval - jitter is 1 s: no deadline fits (it is at least 1 s);
+	 * the advice is the interval or the jitter (breakit: it said "set
+	 * probe.deadline below 1") */
+	expect_schedule_warning("w10.cfg", "probe = { deadline = 1; };\nschedule = { interval = 2; jitter = 1; };\n",
+		":5: probe.deadline (1s) plus schedule.jitter (1s) is not shorter than "
+		"schedule.interval (2s): a round that waits out its deadline is still running when the "
+		"next is due, and the daemon skips that start (inboxprobe_rounds_skipped_total); raise "
+		"schedule.interval above 2 or lower schedule.jitter");
+	expect_schedule_warning("w11.cfg", "probe = { deadline = 1; };\nschedule = { interval = 1; };\n",
+		":5: probe.deadline (1s) is not shorter than schedule.interval (1s): a round that waits "
+		"out its deadline is still running when the next is due, and the daemon skips that start "
+		"(inboxprobe_rounds_skipped_total); raise schedule.interval above 1");
 	/* rounds fit: 240 + 59 < 300; 299 < 300 */
 	expect_schedule_warning("w4.cfg", "probe = { deadline = 240; };\nschedule = { interval = 300; jitter = 59; };\n", NULL);
 	expect_schedule_warning("w5.cfg", "probe = { deadline = 299; };\nschedule = { interval = 300; };\n", NULL);
