@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,118 @@ static void accept_probe(struct fixture *fx)
 static struct probe_result *res0(struct fixture *fx)
 {
 	return &fx->ctx.results[0];
+}
+
+/* ---- connection slots: first come, first served ------------------------- */
+
+struct slot_taker {
+	struct fixture *fx;
+	struct imap_conf ic;       /* the seed's server, an account of its own */
+	char user[16];
+	int id, rc;
+};
+
+static pthread_mutex_t order_mu = PTHREAD_MUTEX_INITIALIZER;
+static int order[8], norder;
+
+/* Wait for a slot, note the turn, give the slot back at once. */
+static void *take_slot(void *arg)
+{
+	struct slot_taker *t = arg;
+	const struct config *cfg = &t->fx->cfg;
+
+	t->rc = round_slot_acquire(&t->fx->ctx.lim, &t->ic, cfg->limits.per_host,
+	                           cfg->limits.per_account, now_mono() + 5);
+	if (t->rc == 0) {
+		pthread_mutex_lock(&order_mu);
+		order[norder++] = t->id;
+		pthread_mutex_unlock(&order_mu);
+		round_slot_release(&t->fx->ctx.lim, &t->ic);
+	}
+	return NULL;
+}
+
+static size_t waiting(struct limiter *l)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&l->mu);
+	for (struct slot_waiter *w = l->wait_head; w != NULL; w = w->next)
+		n++;
+	pthread_mutex_unlock(&l->mu);
+	return n;
+}
+
+/* Start a taker of account user and wait (2 s at most) until n threads wait. */
+static void start_taker(struct fixture *fx, struct slot_taker *t, pthread_t *tid, int id,
+                        const char *user, size_t n)
+{
+	t->fx = fx;
+	t->ic = fx->seed.imap;
+	xstrlcpy(t->user, user, sizeof t->user);
+	t->ic.username = t->user;
+	t->id = id;
+	assert_int_equal(pthread_create(tid, NULL, take_slot, t), 0);
+	for (int i = 0; i < 2000 && waiting(&fx->ctx.lim) < n; i++)
+		sleep_seconds(0.001);
+	assert_int_equal(waiting(&fx->ctx.lim), n);
+}
+
+/* per_host 1 and the slot taken: three seeds that ask in turn get it in
+ * that order (issue 9 "Sharing connections fairly": round-robin), each
+ * woken alone when its turn comes. */
+static void test_slots_first_come_first_served(void **state)
+{
+	struct fixture *fx = *state;
+	struct slot_taker t[3];
+	pthread_t tid[3];
+	static const char *const users[] = { "a1", "a2", "a3" };
+
+	fx->cfg.limits.per_host = 1;
+	fx->cfg.limits.per_account = 2;
+	norder = 0;
+	assert_int_equal(round_slot_acquire(&fx->ctx.lim, &fx->seed.imap, 1, 2, now_mono() + 5), 0);
+	for (int i = 0; i < 3; i++)
+		start_taker(fx, &t[i], &tid[i], i + 1, users[i], (size_t)i + 1);
+	round_slot_release(&fx->ctx.lim, &fx->seed.imap);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(tid[i], NULL);
+		assert_int_equal(t[i].rc, 0);
+	}
+	assert_int_equal(norder, 3);
+	assert_int_equal(order[0], 1);
+	assert_int_equal(order[1], 2);
+	assert_int_equal(order[2], 3);
+	assert_int_equal(waiting(&fx->ctx.lim), 0);
+}
+
+/* A waiter held back by its account (per_account) does not hold back the
+ * host's next waiter of another account while the host has room. */
+static void test_slots_account_wait_does_not_block_host(void **state)
+{
+	struct fixture *fx = *state;
+	struct slot_taker a, b;
+	pthread_t ta;
+
+	fx->cfg.limits.per_host = 2;
+	fx->cfg.limits.per_account = 1;
+	norder = 0;
+	assert_int_equal(round_slot_acquire(&fx->ctx.lim, &fx->seed.imap, 2, 1, now_mono() + 5), 0);
+	start_taker(fx, &a, &ta, 1, fx->seed.imap.username, 1);   /* the held account: waits */
+	b.fx = fx;
+	b.ic = fx->seed.imap;
+	xstrlcpy(b.user, "other", sizeof b.user);
+	b.ic.username = b.user;
+	b.id = 2;
+	take_slot(&b);                                            /* at once, after a */
+	assert_int_equal(b.rc, 0);
+	assert_int_equal(norder, 1);
+	assert_int_equal(order[0], 2);
+	round_slot_release(&fx->ctx.lim, &fx->seed.imap);
+	pthread_join(ta, NULL);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(norder, 2);
+	assert_int_equal(order[1], 1);
 }
 
 /* ---- arming ------------------------------------------------------------- */
@@ -927,6 +1040,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_drop_at_search_reconnects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_round_sends_nothing_unarmable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_round_bounce_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slots_first_come_first_served, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slots_account_wait_does_not_block_host, setup,
+		                                teardown),
 #define DROP_AT(i) cmocka_unit_test_prestate_setup_teardown(test_drop_at_step_one_reconnect, \
                                                            setup, teardown, (void *)&drop_steps[i])
 		DROP_AT(0), DROP_AT(1), DROP_AT(2), DROP_AT(3), DROP_AT(4), DROP_AT(5), DROP_AT(6),
