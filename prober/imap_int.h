@@ -48,6 +48,7 @@ struct imap_session {
 	 * selected one ("" none) and its UIDNEXT/MESSAGES as last known */
 	char notify_box[FOLDER_MAX];
 	unsigned long notify_uidnext, notify_messages;
+	unsigned long notify_set_uidnext;   /* UIDNEXT in NOTIFY SET STATUS's reply; 0 none */
 	int notify_have_messages;
 	/* UIDNEXT of the last STATUS that announced new mail; 0 when the last
 	 * announcement named no UIDNEXT (NOTIFICATIONOVERFLOW, unparsable) */

@@ -193,6 +193,14 @@ int imap_status_parse_rest(const char *rest, size_t len, size_t n, struct imap_s
 	return parse_atts(rest + n, len - n, out);
 }
 
+/* Mailbox names compare exactly, INBOX in any case (RFC 3501 5.1). */
+static int same_mailbox(const char *a, const char *b)
+{
+	if (strcasecmp(a, "INBOX") == 0 && strcasecmp(b, "INBOX") == 0)
+		return 1;
+	return strcmp(a, b) == 0;
+}
+
 /* ---- the session's side ----------------------------------------------- */
 
 /* Append mailbox as an IMAP quoted string (RFC 3501 9, quoted); -1 when
@@ -213,6 +221,45 @@ static int add_quoted(struct strbuf *sb, const char *mailbox)
 	}
 	strbuf_adds(sb, "\"");
 	return 0;
+}
+
+int imap_notify_status_uidnext(const struct imap_status_resp *st, const char *mailbox,
+                               unsigned long *uidnext)
+{
+	if (st == NULL || mailbox == NULL || !same_mailbox(st->mailbox, mailbox) ||
+	    !(st->have & IMAP_ST_UIDNEXT) || st->uidnext == 0)
+		return 0;
+	*uidnext = st->uidnext;
+	return 1;
+}
+
+/* The UIDNEXT of mailbox in the untagged STATUS that the NOTIFY SET STATUS
+ * just read (libetpan keeps the last STATUS of a reply); 0 when none. */
+static unsigned long reply_uidnext(struct imap_session *s, const char *mailbox)
+{
+	struct mailimap_mailbox_data_status *ms =
+		s->imap->imap_response_info ? s->imap->imap_response_info->rsp_status : NULL;
+	struct imap_status_resp st;
+	unsigned long u = 0;
+
+	if (ms == NULL || ms->st_mailbox == NULL || strlen(ms->st_mailbox) >= sizeof st.mailbox)
+		return 0;
+	memset(&st, 0, sizeof st);
+	xstrlcpy(st.mailbox, ms->st_mailbox, sizeof st.mailbox);
+	for (clistiter *it = ms->st_info_list ? clist_begin(ms->st_info_list) : NULL; it;
+	     it = clist_next(it)) {
+		struct mailimap_status_info *si = clist_content(it);
+		if (si && si->st_att == MAILIMAP_STATUS_ATT_UIDNEXT) {
+			st.have |= IMAP_ST_UIDNEXT;
+			st.uidnext = si->st_value;
+		}
+	}
+	return imap_notify_status_uidnext(&st, mailbox, &u) ? u : 0;
+}
+
+unsigned long imap_notify_set_uidnext(const struct imap_session *s)
+{
+	return s && s->notify_box[0] ? s->notify_set_uidnext : 0;
 }
 
 /* NOTIFY NONE (RFC 5465 3): before a NOTIFY SET that replaces another. */
@@ -240,6 +287,7 @@ int imap_notify_set(struct imap_session *s, const char *mailbox, unsigned long u
 		 * second NOTIFY SET once it sent an event: keep the first. */
 		if (uidnext > 0)
 			s->notify_uidnext = uidnext;
+		s->notify_set_uidnext = 0;   /* no command, no STATUS: ask for it */
 		return IMAP_OK;
 	}
 	if (s->notify_box[0] && (r = notify_none(s, errstr)) != IMAP_OK)
@@ -255,7 +303,9 @@ int imap_notify_set(struct imap_session *s, const char *mailbox, unsigned long u
 		return imapi_fail(errstr, IMAP_EPROTO,
 		            xasprintf("imap %s:%d: NOTIFY not used for a folder name in modified UTF-7 "
 		                      "(Dovecot 2.3 never announces mail there)", imapi_host(s), imapi_port(s)));
-	strbuf_adds(&cmd, "NOTIFY SET (selected (MessageNew MessageExpunge)) (mailboxes ");
+	/* STATUS (RFC 5465 3): the server sends an untagged STATUS of the
+	 * mailbox before the tagged OK, which saves a STATUS command */
+	strbuf_adds(&cmd, "NOTIFY SET STATUS (selected (MessageNew MessageExpunge)) (mailboxes ");
 	if (add_quoted(&cmd, mailbox) != 0) {
 		strbuf_free(&cmd);
 		return imapi_fail(errstr, IMAP_EPROTO,
@@ -263,16 +313,19 @@ int imap_notify_set(struct imap_session *s, const char *mailbox, unsigned long u
 		                      imapi_host(s), imapi_port(s)));
 	}
 	strbuf_adds(&cmd, " (MessageNew MessageExpunge))");
+	s->notify_set_uidnext = 0;
 	r = imapi_begin(s, "NOTIFY", errstr);
 	if (r == IMAP_OK) {
 		r = mailimap_custom_command(s->imap, cmd.buf);
+		if (r == MAILIMAP_NO_ERROR)
+			s->notify_set_uidnext = reply_uidnext(s, mailbox);
 		r = imapi_map_result(s, r, "NOTIFY SET", IMAP_EPROTO, errstr);
 	}
 	strbuf_free(&cmd);
 	if (r != IMAP_OK)
 		return r;
 	xstrlcpy(s->notify_box, mailbox, sizeof s->notify_box);
-	s->notify_uidnext = uidnext;
+	s->notify_uidnext = uidnext ? uidnext : s->notify_set_uidnext;
 	s->notify_messages = 0;
 	s->notify_have_messages = 0;
 	s->notify_announced = 0;
@@ -287,14 +340,6 @@ const char *imap_notify_mailbox(const struct imap_session *s)
 unsigned long imap_notify_announced(const struct imap_session *s)
 {
 	return s ? s->notify_announced : 0;
-}
-
-/* Mailbox names compare exactly, INBOX in any case (RFC 3501 5.1). */
-static int same_mailbox(const char *a, const char *b)
-{
-	if (strcasecmp(a, "INBOX") == 0 && strcasecmp(b, "INBOX") == 0)
-		return 1;
-	return strcmp(a, b) == 0;
 }
 
 /* Does st say new mail arrived in the watched mailbox? Keeps its values. */

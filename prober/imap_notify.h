@@ -78,10 +78,23 @@ int imap_status_parse(const char *line, size_t len, struct imap_status_resp *out
 int imap_status_parse_rest(const char *rest, size_t len, size_t n, struct imap_status_resp *out);
 
 /*
- * NOTIFY SET (selected (MessageNew MessageExpunge)) (mailboxes "MAILBOX"
- * (MessageNew MessageExpunge)) (RFC 5465 3, 5): mailbox (a wire name,
- * borrowed) is watched beside whichever mailbox is selected. uidnext: its
- * UIDNEXT when armed (0 unknown); a later STATUS with a larger UIDNEXT (or
+ * Does st, the untagged STATUS that NOTIFY SET STATUS sent (RFC 5465 3),
+ * give mailbox's UIDNEXT? 1 and *uidnext set when st names mailbox (INBOX
+ * in any case) and carries a non-zero UIDNEXT; else 0 (another mailbox, or
+ * a STATUS without UIDNEXT: the caller asks with a STATUS command).
+ */
+int imap_notify_status_uidnext(const struct imap_status_resp *st, const char *mailbox,
+                               unsigned long *uidnext);
+
+/*
+ * NOTIFY SET STATUS (selected (MessageNew MessageExpunge)) (mailboxes
+ * "MAILBOX" (MessageNew MessageExpunge)) (RFC 5465 3, 5): mailbox (a wire
+ * name, borrowed) is watched beside whichever mailbox is selected. With the
+ * STATUS indicator the server sends, before its tagged OK, an untagged
+ * STATUS of mailbox (Dovecot 2.3.19: MESSAGES, UIDNEXT, UIDVALIDITY,
+ * UNSEEN): its UIDNEXT is then imap_notify_set_uidnext(). uidnext: the
+ * mailbox's UIDNEXT when armed (0 unknown: the reply's is taken); a later
+ * STATUS with a larger UIDNEXT (or
  * MESSAGES) is the announcement of new mail there. Fails with IMAP_EPROTO
  * when the server does not offer NOTIFY, when the name cannot be sent as a
  * quoted string (8-bit bytes, CR, LF, over 1000 bytes), and on NO or BAD
@@ -98,6 +111,12 @@ int imap_status_parse_rest(const char *rest, size_t len, size_t n, struct imap_s
  */
 int imap_notify_set(struct imap_session *s, const char *mailbox, unsigned long uidnext,
                     char **errstr);
+
+/* The UIDNEXT of the NOTIFY mailbox that the last imap_notify_set() on s
+ * read in the reply of its NOTIFY SET STATUS; 0 when the server sent none
+ * (or without UIDNEXT, or for another name), when no command was sent
+ * (set already) or NOTIFY is not set. */
+unsigned long imap_notify_set_uidnext(const struct imap_session *s);
 
 /* The mailbox NOTIFY SET watches on s beside the selected one, or NULL
  * when none (never set, or the session was replaced). Borrowed. */

@@ -29,6 +29,7 @@ const struct imap_driver imap_driver_real = {
 	.idle_done = imap_idle_done,
 	.rx_time = imap_rx_time,
 	.notify_set = imap_notify_set,
+	.notify_set_uidnext = imap_notify_set_uidnext,
 	.notify_mailbox = imap_notify_mailbox,
 	.notify_announced = imap_notify_announced,
 	.find_new_tokens = imap_find_new_tokens,

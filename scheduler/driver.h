@@ -111,6 +111,9 @@ struct imap_driver {
 	 * refused or not usable, the session stays usable. */
 	int (*notify_set)(struct imap_session *s, const char *mailbox, unsigned long uidnext,
 	                  char **errstr);
+	/* The NOTIFY mailbox's UIDNEXT read in the last notify_set's reply
+	 * (NOTIFY SET STATUS, RFC 5465 3); 0 none. May be NULL: never any. */
+	unsigned long (*notify_set_uidnext)(const struct imap_session *s);
 	/* The mailbox NOTIFY watches on s, or NULL (never set, or turned off by
 	 * the server's NOTIFICATIONOVERFLOW). Borrowed. */
 	const char *(*notify_mailbox)(const struct imap_session *s);

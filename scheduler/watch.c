@@ -458,30 +458,6 @@ static void open_spam_session(struct round_ctx *ctx, size_t idx, struct seed_wat
 	w->nsess = 2;
 }
 
-/* Record UIDNEXT of both folders, leaving INBOX selected on session 0. */
-static int record_uidnext(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
-{
-	char *err = NULL;
-	int rc;
-
-	/* on session 0, before any second session (choose_spam_watch) */
-	rc = ctx->drv->status_uidnext(w->s[0], w->wire[F_SPAM], &w->uidnext[F_SPAM], &err);
-	if ((rc == IMAP_ENOFOLDER || rc == IMAP_EPROTO) && !ctx->drv->idling(w->s[0])) {
-		/* STATUS refused: SELECT it instead (INBOX is selected below) */
-		log_debug("%s: %s; using SELECT", ctx->cfg->seeds[idx].address, err ? err : "STATUS refused");
-		free(err);
-		err = NULL;
-		rc = ctx->drv->select_uidnext(w->s[0], w->wire[F_SPAM], &w->uidnext[F_SPAM], &err);
-	}
-	round_mark(ctx, (long)idx, "status");
-	if (rc == IMAP_OK)
-		rc = ctx->drv->select_uidnext(w->s[0], w->wire[F_INBOX], &w->uidnext[F_INBOX], &err);
-	if (rc != IMAP_OK)
-		arm_fail(w, rc, round_imap_error_text(rc), err ? err : imap_err_name(rc));
-	free(err);
-	return rc;
-}
-
 /* The spam folder beside INBOX on session 0 (NOTIFY SET, RFC 5465), when
  * the server offers NOTIFY. Returns 1 when set; 0 when not offered or
  * refused (NO/BAD: the session stays usable), *rc IMAP_OK; a dropped
@@ -505,6 +481,78 @@ static int try_notify(struct round_ctx *ctx, size_t idx, struct seed_watch *w, i
 	return *rc == IMAP_OK && ctx->drv->notify_mailbox(w->s[0]) != NULL;
 }
 
+/* The spam folder's UIDNEXT by STATUS on session 0; when STATUS is
+ * refused, by SELECT of it (*selected set: INBOX is selected no more). */
+static int status_spam(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int *selected,
+                       char **err)
+{
+	int rc = ctx->drv->status_uidnext(w->s[0], w->wire[F_SPAM], &w->uidnext[F_SPAM], err);
+
+	*selected = 0;
+	if ((rc == IMAP_ENOFOLDER || rc == IMAP_EPROTO) && !ctx->drv->idling(w->s[0])) {
+		log_debug("%s: %s; using SELECT", ctx->cfg->seeds[idx].address, *err ? *err : "STATUS refused");
+		free(*err);
+		*err = NULL;
+		*selected = 1;
+		rc = ctx->drv->select_uidnext(w->s[0], w->wire[F_SPAM], &w->uidnext[F_SPAM], err);
+	}
+	return rc;
+}
+
+/* With NOTIFY (RFC 5465 3): SELECT INBOX, then NOTIFY SET STATUS, whose
+ * reply's untagged STATUS gives the spam folder's UIDNEXT; a STATUS
+ * command asks only when it does not (then NOTIFY takes the STATUS's). */
+static int record_uidnext_notify(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
+                                 int *said, char **err)
+{
+	unsigned long u = 0;
+	int rc, sel = 0;
+
+	rc = ctx->drv->select_uidnext(w->s[0], w->wire[F_INBOX], &w->uidnext[F_INBOX], err);
+	round_mark(ctx, (long)idx, "status");
+	if (rc != IMAP_OK)
+		return rc;
+	w->notify = try_notify(ctx, idx, w, &rc);
+	if (rc != IMAP_OK) {
+		*said = 1;   /* try_notify said why */
+		return rc;
+	}
+	if (w->notify && ctx->drv->notify_set_uidnext != NULL)
+		u = ctx->drv->notify_set_uidnext(w->s[0]);
+	if (u > 0) {
+		w->uidnext[F_SPAM] = u;
+		return IMAP_OK;
+	}
+	rc = status_spam(ctx, idx, w, &sel, err);
+	if (rc == IMAP_OK && sel)
+		rc = ctx->drv->select_uidnext(w->s[0], w->wire[F_INBOX], &w->uidnext[F_INBOX], err);
+	if (rc == IMAP_OK && w->notify)   /* set already: no command */
+		rc = ctx->drv->notify_set(w->s[0], w->wire[F_SPAM], w->uidnext[F_SPAM], err);
+	return rc;
+}
+
+/* Record UIDNEXT of both folders, leaving INBOX selected on session 0.
+ * When watching by IDLE where the server offers NOTIFY, NOTIFY SET goes
+ * here too (w->notify; record_uidnext_notify). */
+static int record_uidnext(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
+{
+	char *err = NULL;
+	int rc, sel, said = 0;
+
+	if (w->idle && ctx->drv->notify_set != NULL && ctx->drv->has_capability(w->s[0], "NOTIFY")) {
+		rc = record_uidnext_notify(ctx, idx, w, &said, &err);
+	} else {
+		rc = status_spam(ctx, idx, w, &sel, &err);
+		round_mark(ctx, (long)idx, "status");
+		if (rc == IMAP_OK)
+			rc = ctx->drv->select_uidnext(w->s[0], w->wire[F_INBOX], &w->uidnext[F_INBOX], &err);
+	}
+	if (rc != IMAP_OK && !said)
+		arm_fail(w, rc, round_imap_error_text(rc), err ? err : imap_err_name(rc));
+	free(err);
+	return rc;
+}
+
 /* How the spam folder is watched beside INBOX's IDLE, by preference:
  * NOTIFY on session 0, a second session IDLEing on it, or session 0's
  * IDLE interrupted every poll_interval. Called once UIDNEXT is recorded
@@ -515,9 +563,8 @@ static int choose_spam_watch(struct round_ctx *ctx, size_t idx, struct seed_watc
 	char *err = NULL;
 	int rc;
 
-	w->notify = try_notify(ctx, idx, w, &rc);
-	if (w->notify || rc != IMAP_OK)
-		return rc;
+	if (w->notify)   /* set by record_uidnext */
+		return IMAP_OK;
 	open_spam_session(ctx, idx, w);
 	if (w->nsess < 2)
 		return IMAP_OK;

@@ -68,10 +68,21 @@ round notify-literal
 check "notify-literal: found in Junk" "spam Junk" "$(j 's["outcome"] + " " + str(s["folder"])')"
 check "notify-literal: announced, watch notify" "True notify" "$(j 'str(s["announced_by_idle"]) + " " + s["watch"]')"
 check "notify-literal: the STATUS was sent, one login" "1 1" "$(st '"%d %d" % (s["status_sent"], s["logins"])')"
-grep -q '^1 [^ ]* NOTIFY SET (selected (MessageNew MessageExpunge)) (mailboxes "Junk" (MessageNew MessageExpunge))' \
-	"$TMP/notify-literal.rec" && ok "notify-literal: NOTIFY SET sent" || not_ok "notify-literal: NOTIFY SET sent"
+grep -q '^1 [^ ]* NOTIFY SET STATUS (selected (MessageNew MessageExpunge)) (mailboxes "Junk" (MessageNew MessageExpunge))' \
+	"$TMP/notify-literal.rec" && ok "notify-literal: NOTIFY SET STATUS sent" || not_ok "notify-literal: NOTIFY SET STATUS sent"
+# its reply had no STATUS of Junk: the UIDNEXT asked with a STATUS command
+# (the fallback), after the NOTIFY SET
+check "notify-literal: no STATUS in the NOTIFY reply, so one STATUS command after it" "NOTIFY STATUS" \
+	"$(awk '$1 == 1 && ($3 == "NOTIFY" || $3 == "STATUS") { printf "%s%s", sep, $3; sep = " " }' "$TMP/notify-literal.rec")"
 grep -q '^1 [^ ]* SELECT "*Junk"*$' "$TMP/notify-literal.rec" && ok "notify-literal: Junk selected after the STATUS" ||
 	not_ok "notify-literal: Junk selected after the STATUS"
+# NOTIFY SET STATUS answered with Junk's STATUS (as Dovecot 2.3.19): its
+# UIDNEXT is the armed one, no STATUS command; the later STATUS announces.
+round notify-status
+check "notify-status: found in Junk, announced, watch notify" "spam True notify" \
+	"$(j 's["outcome"] + " " + str(s["announced_by_idle"]) + " " + s["watch"]')"
+check "notify-status: NOTIFY SET STATUS once, no STATUS command" "1 0" \
+	"$(awk '$3 == "NOTIFY" { n++ } $3 == "STATUS" { s++ } END { printf "%d %d", n, s }' "$TMP/notify-status.rec")"
 # NOTIFY offered but refused (BAD): INBOX in IDLE, the spam folder polled.
 round notify-bad
 check "notify-bad: found in Junk by polling, watch idle+poll" "spam idle+poll" "$(j 's["outcome"] + " " + s["watch"]')"

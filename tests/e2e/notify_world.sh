@@ -190,7 +190,7 @@ def order(text, pats):
             return p
         pos = m.end()
     return None
-NOTIFY_SET = (r'^C: \S+ NOTIFY SET \(selected \(MessageNew MessageExpunge\)\) \(mailboxes "%s" '
+NOTIFY_SET = (r'^C: \S+ NOTIFY SET STATUS \(selected \(MessageNew MessageExpunge\)\) \(mailboxes "%s" '
               r'\(MessageNew MessageExpunge\)\)')
 for user, folder in (("spam@outlook.test", "Junk"), ("spam@gmail.test", r"\[Gmail\]/Spam")):
     tr, n = transcript("notify", user)
@@ -202,6 +202,14 @@ for user, folder in (("spam@outlook.test", "Junk"), ("spam@gmail.test", r"\[Gmai
                       r'^C: \S+ SELECT "?%s"?$' % folder, r"^C: \S+ UID SEARCH", r"^C: \S+ UID FETCH"])
     check(miss is None, f"{user}: NOTIFY SET, IDLE, * STATUS (MESSAGES, UIDNEXT), DONE, SELECT spam, "
           f"UID SEARCH, UID FETCH in that order (missing: {miss})")
+    # RFC 5465 3: NOTIFY SET STATUS is answered, before its OK, by the
+    # spam folder's STATUS; its UIDNEXT is the armed one: no STATUS command
+    miss = order(tr, [NOTIFY_SET % folder, r"^S: \* STATUS %s \((?=.*UIDNEXT)" % folder,
+                      r"^S: \S+ OK NOTIFY", r"^C: \S+ IDLE$"])
+    cmds = re.findall(r"^C: \S+ STATUS .*$", tr, re.M)
+    check(miss is None and not cmds,
+          f"{user}: the spam folder's UIDNEXT from the NOTIFY SET STATUS reply, no STATUS command "
+          f"(missing: {miss}; STATUS commands: {cmds})")
 tr, n = transcript("notify", "inbox@outlook.test")
 check(tr is not None and order(tr, [NOTIFY_SET % "Junk", r"^C: \S+ IDLE$", r"^S: \* \d+ EXISTS",
                                     r"^C: DONE$", r"^C: \S+ UID SEARCH"]) is None and

@@ -46,6 +46,10 @@ Scenarios:
                 the probe arrives in Junk and a client idling on INBOX with
                 NOTIFY set gets "* STATUS {4}" and "Junk (MESSAGES 3 UIDNEXT 4)"
                 (the name as a literal, as Dovecot sends some names)
+  notify-status  as notify-literal, but NOTIFY SET STATUS is answered, before
+                its OK, with "* STATUS Junk (MESSAGES 2 UIDNEXT 3 UIDVALIDITY
+                42 UNSEEN 2)", as Dovecot 2.3.19 does (RFC 5465 3); notify-literal
+                sends no such STATUS (a server that ignores the indicator)
   notify-bad    capabilities add NOTIFY, but NOTIFY SET is answered BAD; the
                 probe arrives in Junk
   byeloop       as idle, but once the probe was expunged every IDLE is ended
@@ -91,7 +95,7 @@ class State:
         self.idlers = {}             # handler -> folder it idles on
         self.spam = "Spam-Ordner" if scenario.startswith("specialuse") else "Junk"
         self.target = self.spam if scenario in ("idle-spam", "specialuse", "specialuse-bad",
-                                                "notify-literal", "notify-bad") \
+                                                "notify-literal", "notify-status", "notify-bad") \
             else "INBOX"
         self.stats_path = None
         self.record = None
@@ -223,8 +227,10 @@ class Handler(socketserver.StreamRequestHandler):
                 return
             elif cmd == "NOOP":
                 self.send("%s OK noop" % tag)
-            elif cmd == "NOTIFY" and sc == "notify-literal":
+            elif cmd == "NOTIFY" and sc in ("notify-literal", "notify-status"):
                 self.notify = True
+                if sc == "notify-status" and args.upper().startswith("SET STATUS"):
+                    self.send("* STATUS %s (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 42 UNSEEN 2)" % st.spam)
                 self.send("%s OK NOTIFY completed" % tag)
             elif cmd == "LIST":
                 self.fail_here("list")
@@ -234,7 +240,7 @@ class Handler(socketserver.StreamRequestHandler):
                     continue
                 attrs = ret or sc in ("specialuse-bad", "idle", "idle-spam", "noidle", "idlebye",
                                       "byeloop", "byeloop-expired", "byehang", "slowline", "flood",
-                                      "notify-literal", "notify-bad") \
+                                      "notify-literal", "notify-status", "notify-bad") \
                     or sc.startswith(("drop-", "bye-", "refused"))
                 self.send('* LIST (\\HasNoChildren) "/" INBOX')
                 self.send('* LIST (\\HasNoChildren%s) "/" %s' % (" \\Junk" if attrs else "", st.spam))
@@ -349,7 +355,7 @@ class Handler(socketserver.StreamRequestHandler):
 def main():
     args = sys.argv[1:]
     valid = ("idle", "idle-spam", "noidle", "idlebye", "expired", "refused", "specialuse", "specialuse-bad",
-             "starttls-no", "notify-literal", "notify-bad", "byeloop", "byeloop-expired", "byehang", "slowline", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
+             "starttls-no", "notify-literal", "notify-status", "notify-bad", "byeloop", "byeloop-expired", "byehang", "slowline", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
     if not args or args[0] not in valid:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

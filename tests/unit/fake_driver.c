@@ -33,6 +33,7 @@ struct imap_session {
 	unsigned long idle_from; /* UIDNEXT of the selected folder when IDLE began */
 	char notify_box[32];     /* NOTIFY SET for this folder ("" none) */
 	unsigned long notify_from;   /* its UIDNEXT last announced */
+	unsigned long notify_set_uidnext;   /* UIDNEXT in the last NOTIFY SET's reply */
 	unsigned long announced;     /* the UIDNEXT the last STATUS carried */
 	unsigned long exists;        /* n of the last EXISTS */
 	double exists_rx, status_rx, last_rx;   /* rx_time: W.rx_early before the reads */
@@ -425,15 +426,28 @@ static int f_scan(struct imap_session *s, const char *folder, const char *const 
 static int f_notify_set(struct imap_session *s, const char *mailbox, unsigned long uidnext,
                         char **errstr)
 {
-	int rc = enter(s, OP_NOTIFY, errstr);
+	int rc;
 
-	if (rc != IMAP_OK)
+	if (strcmp(s->notify_box, mailbox) == 0) {
+		/* set already: no command, like imap_notify_set() */
+		if (uidnext > 0)
+			s->notify_from = uidnext;
+		s->notify_set_uidnext = 0;
+		return IMAP_OK;
+	}
+	if ((rc = enter(s, OP_NOTIFY, errstr)) != IMAP_OK)
 		return rc;
 	assert_int_equal(folder_of(mailbox), 1);
 	xstrlcpy(s->notify_box, mailbox, sizeof s->notify_box);
-	s->notify_from = uidnext;
+	s->notify_set_uidnext = W.notify_status ? W.f[1].uidnext : 0;
+	s->notify_from = uidnext ? uidnext : s->notify_set_uidnext;
 	trail('N');
 	return IMAP_OK;
+}
+
+static unsigned long f_notify_set_uidnext(const struct imap_session *s)
+{
+	return s->notify_box[0] ? s->notify_set_uidnext : 0;
 }
 
 static const char *f_notify_mailbox(const struct imap_session *s)
@@ -466,7 +480,7 @@ const struct imap_driver fake = {
 	.idle_read = f_idle_read, .idle_fd = f_idle_fd, .idle_done = f_idle_done,
 	.find_new_tokens = f_find,
 	.fetch_header = f_fetch_header, .gmail_tab = f_gmail_tab, .cleanup = f_cleanup,
-	.scan_bounces = f_scan, .notify_set = f_notify_set, .notify_mailbox = f_notify_mailbox,
+	.scan_bounces = f_scan, .notify_set = f_notify_set, .notify_set_uidnext = f_notify_set_uidnext, .notify_mailbox = f_notify_mailbox,
 	.notify_announced = f_notify_announced, .idle_exists = f_idle_exists,
 	.rx_time = f_rx_time,
 };

@@ -57,6 +57,8 @@ struct fake_world {
 	const char *kick_text[4];
 	const char *after_kicks;   /* token delivered to INBOX with the last kick's BYE */
 	int notify_cap;            /* CAPABILITY has NOTIFY (RFC 5465) */
+	int notify_status;         /* NOTIFY SET STATUS's reply has the spam folder's
+	                              STATUS with UIDNEXT (as Dovecot 2.3.19's) */
 	int find_deliver_at;       /* the Nth find call delivers find_token to folder find_folder */
 	const char *find_token;
 	int find_folder;

@@ -545,6 +545,8 @@ static void test_notify_one_session(void **state)
 	assert_string_equal(res0(fx)->watch, "notify");
 	assert_int_equal(W.opened, 1);
 	assert_int_equal(W.calls[OP_NOTIFY], 1);
+	/* the NOTIFY SET's reply had no STATUS: one STATUS command asked */
+	assert_int_equal(W.calls[OP_STATUS], 1);
 	/* UIDNEXT recorded (no earlier probe to look for), NOTIFY SET, IDLE */
 	assert_string_equal(W.trail, "N+");
 	accept_probe(fx);
@@ -557,6 +559,32 @@ static void test_notify_one_session(void **state)
 	assert_true(res0(fx)->found_time < W.find_at);
 	assert_int_equal(W.ncleaned, 1);
 	assert_int_equal(W.cleaned_folder[0], 1);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* NOTIFY SET STATUS whose reply carries the spam folder's STATUS (RFC 5465
+ * 3; Dovecot 2.3.19 sends "* STATUS Junk (MESSAGES 0 UIDNEXT 1 ...)"): its
+ * UIDNEXT is the armed one, no STATUS command; a probe then delivered to
+ * the spam folder is announced and found. */
+static void test_notify_status_reply_saves_status(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w;
+
+	W.notify_cap = 1;
+	W.notify_status = 1;
+	deliver(1, "user-mail", 0);   /* the spam folder's UIDNEXT is 2 */
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	assert_string_equal(res0(fx)->watch, "notify");
+	assert_int_equal(W.calls[OP_NOTIFY], 1);
+	assert_int_equal(W.calls[OP_STATUS], 0);
+	accept_probe(fx);
+	deliver(1, "tok-this-round", 1);
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_SPAM);
+	assert_int_equal(res0(fx)->announced, 1);
+	assert_int_equal(W.ncleaned, 1);   /* the probe, not the user's mail below the armed UIDNEXT */
 	watch_end(&fx->ctx, 0, w);
 }
 
@@ -1027,6 +1055,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_exists_covers_only_its_messages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_refused_falls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_set_again_after_reconnect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notify_status_reply_saves_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_sessions_spam_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_seen_is_receive_time_exists, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_seen_is_receive_time_status, setup, teardown),

@@ -138,6 +138,55 @@ static void test_literal(void **state)
 	                 IMAP_STATUS_MALFORMED);
 }
 
+/* NOTIFY SET STATUS (RFC 5465 3: with the STATUS indicator the server
+ * sends an untagged STATUS for each mailbox of the event specification but
+ * the selected one, before its tagged OK): the replies Dovecot 2.3.19
+ * sent on the loopback world, INBOX selected, on 2026-12-02 (Python
+ * imaplib client), to
+ *   NOTIFY SET STATUS (selected (MessageNew MessageExpunge))
+ *                     (mailboxes "NAME" (MessageNew MessageExpunge))
+ * Their UIDNEXT is the armed UIDNEXT of the spam folder. */
+static void test_notify_set_status_reply(void **state)
+{
+	struct imap_status_resp st;
+	unsigned long u = 0;
+	size_t lit = 0;
+
+	(void)state;
+	assert_int_equal(parse("* STATUS Junk (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 1796189712 UNSEEN 0)\r\n",
+	                       &st, &lit), IMAP_STATUS_PARSED);
+	assert_int_equal(imap_notify_status_uidnext(&st, "Junk", &u), 1);
+	assert_int_equal(u, 1);
+	assert_int_equal(parse("* STATUS [Gmail]/Spam (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 1796189712 UNSEEN 0)\r\n",
+	                       &st, &lit), IMAP_STATUS_PARSED);
+	assert_int_equal(imap_notify_status_uidnext(&st, "[Gmail]/Spam", &u), 1);
+	assert_int_equal(parse("* STATUS \"Bulk Mail\" (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 1796189712 UNSEEN 2)\r\n",
+	                       &st, &lit), IMAP_STATUS_PARSED);
+	assert_int_equal(imap_notify_status_uidnext(&st, "Bulk Mail", &u), 1);
+	assert_int_equal(u, 3);
+	/* another mailbox's STATUS is not the spam folder's UIDNEXT */
+	u = 7;
+	assert_int_equal(imap_notify_status_uidnext(&st, "Bulk", &u), 0);
+	assert_int_equal(imap_notify_status_uidnext(&st, "bulk mail", &u), 0);
+	assert_int_equal(u, 7);
+	/* INBOX in any case (RFC 3501 5.1) */
+	assert_int_equal(parse("* STATUS inbox (UIDNEXT 9)", &st, &lit), IMAP_STATUS_PARSED);
+	assert_int_equal(imap_notify_status_uidnext(&st, "INBOX", &u), 1);
+	assert_int_equal(u, 9);
+	/* a STATUS without UIDNEXT (RFC 5465 5.2 allows MESSAGES only; RFC
+	 * 3501's example "* STATUS blurdybloop (MESSAGES 231 UIDNEXT 44292)"
+	 * trimmed): the caller asks with a STATUS command */
+	assert_int_equal(parse("* STATUS blurdybloop (MESSAGES 231)", &st, &lit), IMAP_STATUS_PARSED);
+	assert_int_equal(imap_notify_status_uidnext(&st, "blurdybloop", &u), 0);
+	assert_int_equal(parse("* STATUS blurdybloop ()", &st, &lit), IMAP_STATUS_PARSED);
+	assert_int_equal(imap_notify_status_uidnext(&st, "blurdybloop", &u), 0);
+	/* UIDNEXT 0 is no UIDNEXT (RFC 3501 2.3.1.1: UIDs are non-zero) */
+	assert_int_equal(parse("* STATUS Junk (UIDNEXT 0)", &st, &lit), IMAP_STATUS_PARSED);
+	assert_int_equal(imap_notify_status_uidnext(&st, "Junk", &u), 0);
+	assert_int_equal(imap_notify_status_uidnext(NULL, "Junk", &u), 0);
+	assert_int_equal(u, 9);
+}
+
 static void test_not_status(void **state)
 {
 	struct imap_status_resp st;
@@ -195,6 +244,7 @@ int main(void)
 		cmocka_unit_test(test_dovecot_gmail_and_quoted),
 		cmocka_unit_test(test_rfc_examples),
 		cmocka_unit_test(test_literal),
+		cmocka_unit_test(test_notify_set_status_reply),
 		cmocka_unit_test(test_not_status),
 		cmocka_unit_test(test_malformed),
 	};
