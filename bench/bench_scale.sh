@@ -30,6 +30,7 @@
 # Asserts nothing (bench/README.md). Needs root (the world).
 #
 #   bench/bench_scale.sh [BUILDDIR]     env: SIZES="1 100 1000" ROUNDS=2
+#                                       ALT=BUILDDIR2 (even rounds run it: A/B)
 set -u
 top_srcdir=$(cd "$(dirname "$0")/.." && pwd)
 export top_srcdir
@@ -37,6 +38,13 @@ B=${1:-.}
 BIN=$B/inboxprobe
 [ -x "$BIN" ] || { echo "usage: $0 BUILDDIR (no inboxprobe in ${B})" >&2; exit 2; }
 BIN=$(cd "$(dirname "$BIN")" && pwd)/inboxprobe
+# ALT=BUILDDIR2: even rounds run that build's inboxprobe instead, an A/B in
+# one world under the same load (the table's rounds 2, 4, ... are B's)
+ALT_BIN=
+if [ -n "${ALT:-}" ]; then
+	[ -x "$ALT/inboxprobe" ] || { echo "$0: no inboxprobe in ALT=$ALT" >&2; exit 2; }
+	ALT_BIN=$(cd "$ALT" && pwd)/inboxprobe
+fi
 SIZES=${SIZES:-1 100 1000}
 ROUNDS=${ROUNDS:-2}
 PY=/usr/bin/python3
@@ -241,8 +249,10 @@ for n in $SIZES; do
 		# TIMELINE=DIR: the round's timeline (INBOXPROBE_TIMELINE, test-only) and JSON kept there
 		[ -n "${TIMELINE:-}" ] && mkdir -p "$TIMELINE" && rm -f "$TIMELINE/s$n.$r.timeline" &&
 			export INBOXPROBE_TIMELINE=$TIMELINE/s$n.$r.timeline
+		RBIN=$BIN
+		[ -n "$ALT_BIN" ] && [ $((r % 2)) -eq 0 ] && RBIN=$ALT_BIN
 		/usr/bin/time -f "%U %S %M" -o "$T/s$n.$r.time" \
-			"$BIN" run -c "$T/s$n.conf" --json "$T/s$n.$r.json" >/dev/null 2>"$T/s$n.$r.err"
+			"$RBIN" run -c "$T/s$n.conf" --json "$T/s$n.$r.json" >/dev/null 2>"$T/s$n.$r.err"
 		[ -n "${TIMELINE:-}" ] && cp "$T/s$n.$r.json" "$TIMELINE/"
 		sleep 0.5   # the logs catch up
 		echo "$(($(logins) - l0)) $(($(smtp_conns) - c0)) $(awk -v a="$(world_cpu)" -v b="$w0" 'BEGIN { printf "%.2f", a - b }')" >"$T/s$n.$r.counts"

@@ -23,6 +23,7 @@
 #include "prober/message.h"
 #include "prober/imap_int.h"
 #include "prober/tls.h"
+#include "prober/trace.h"
 
 #define SERVER_TEXT_MAX 200        /* server text quoted in messages */
 #define FALLBACK_MAX_UIDS 500      /* newest UIDs fetched by the fallback */
@@ -344,6 +345,16 @@ void imap_rebind(struct imap_session *s, const struct imap_params *p)
 void imap_extend(struct imap_session *s, double secs)
 {
 	s->deadline = now_mono() + secs;
+}
+
+/* Drop the header kept by the last find (see struct imap_session). */
+static void hdr_forget(struct imap_session *s)
+{
+	free(s->hdr);
+	free(s->hdr_folder);
+	s->hdr = s->hdr_folder = NULL;
+	s->hdr_len = 0;
+	s->hdr_uid = 0;
 }
 
 void imap_close_now(struct imap_session *s)
@@ -823,6 +834,7 @@ void imap_close(struct imap_session *s)
 	free(s->selected);
 	for (size_t i = 0; i < FALLBACK_FOLDERS; i++)
 		fallback_mark_clear(&s->fb[i]);
+	hdr_forget(s);
 	free(s);
 }
 
@@ -1123,18 +1135,20 @@ static struct probe_proof proof_for(const struct imap_session *s, const char *to
 	return pp;
 }
 
-/* message_prove() on fetched proof fields, refusing fields that filled the
- * cap: a probe's never do, and a cut field proves nothing. */
-static int prove_fetched(const char *hdrs, size_t len, const struct probe_proof *pp)
+/* message_prove() on fetched proof fields (or the whole header), refusing
+ * what filled the cap max: a probe's never does, and a cut field proves
+ * nothing. */
+static int prove_fetched(const char *hdrs, size_t len, size_t max, const struct probe_proof *pp)
 {
-	if (len >= PROOF_FETCH_MAX)
+	if (len >= max)
 		return PROOF_TOO_LARGE;
 	return message_prove(hdrs, len, pp);
 }
 
-/* Index of the token whose probe the header fields hdrs prove to be
- * (message_prove), or -1. *reason: why the candidate was not proved. */
-static long prove_token(const struct imap_session *s, const char *hdrs, size_t len,
+/* Index of the token whose probe the header fields hdrs (max: the cap they
+ * were fetched with) prove to be (message_prove), or -1. *reason: why the
+ * candidate was not proved. */
+static long prove_token(const struct imap_session *s, const char *hdrs, size_t len, size_t max,
                         const char *const *tokens, size_t ntokens, int *reason)
 {
 	char *tokhdr = rfc5322_field(hdrs, len, "X-Inboxprobe-Token", 0);
@@ -1145,7 +1159,7 @@ static long prove_token(const struct imap_session *s, const char *hdrs, size_t l
 		if (!tokens[i] || !*tokens[i] || strcmp(tokhdr, tokens[i]) != 0)
 			continue;
 		struct probe_proof pp = proof_for(s, tokens[i]);
-		*reason = prove_fetched(hdrs, len, &pp);
+		*reason = prove_fetched(hdrs, len, max, &pp);
 		if (*reason == PROOF_OK)
 			found = (long)i;
 		break;
@@ -1241,62 +1255,104 @@ static struct mailimap_fetch_att *proof_fields_att(void)
 }
 
 
+/* Is the fetched candidate f the probe of one of tokens? Appends it to
+ * *hits when proved (max: the cap its header was fetched with); returns 1
+ * then, else 0. */
+static int match_one(struct imap_session *s, const struct fetched *f, unsigned long seq, size_t max,
+                     const char *const *tokens, size_t ntokens,
+                     struct imap_hit **hits, size_t *nhits, size_t *cap)
+{
+	int why;
+	long ti = prove_token(s, f->section, f->section_len, max, tokens, ntokens, &why);
+
+	if (ti < 0 && why == PROOF_HMAC) {
+		/* a forgery, or our probe signed with a key no longer configured */
+		log_warn("imap %s: %s UID %lu carries a token we look for, but its HMAC does "
+		         "not verify with probe.secret_file or previous_secret_files: left "
+		         "alone (after a key rotation, list the old key file in "
+		         "probe.previous_secret_files so that its probes are cleaned up)",
+		         imapi_host(s), s->selected ? s->selected : "", (unsigned long)f->uid);
+		return 0;
+	}
+	if (ti < 0) {
+		log_debug("imap %s: UID %lu names a token but is not a probe: %s",
+		          imapi_host(s), (unsigned long)f->uid, message_proof_text(why));
+		return 0;
+	}
+	if (*nhits == *cap) {
+		*cap = *cap ? *cap * 2 : 8;
+		*hits = xrealloc(*hits, *cap * sizeof **hits);
+	}
+	(*hits)[*nhits].token_index = (size_t)ti;
+	(*hits)[*nhits].uidvalidity = s->uidvalidity;
+	(*hits)[*nhits].uid = f->uid;
+	(*hits)[*nhits].internaldate = f->internaldate;
+	(*hits)[*nhits].seq = seq;
+	(*nhits)++;
+	return 1;
+}
+
+/* Keep the header of the first probe a find proved (imap_fetch_header). */
+static void keep_header(struct imap_session *s, const struct fetched *f)
+{
+	if (s->hdr != NULL || s->selected == NULL)
+		return;
+	s->hdr = xstrndup(f->section, f->section_len);
+	s->hdr_len = strlen(s->hdr);
+	s->hdr_uid = f->uid;
+	s->hdr_uidvalidity = s->uidvalidity;
+	s->hdr_folder = xstrdup(s->selected);
+}
+
 /* Fetch UID, INTERNALDATE and the proof's header fields of uids; append
- * the messages proved to be a token's probe to *hits. */
-static int fetch_and_match(struct imap_session *s, const uint32_t *uids, size_t n,
+ * the messages proved to be a token's probe to *hits. whole: fetch the
+ * whole header instead (BODY.PEEK[HEADER]<0.TRACE_HEADER_MAX>, which the
+ * trace reads too: the first probe's is kept for imap_fetch_header(), one
+ * FETCH per found probe instead of two); a header that fills that cap
+ * has its proof fields fetched on their own. */
+static int fetch_and_match(struct imap_session *s, const uint32_t *uids, size_t n, int whole,
                            const char *const *tokens, size_t ntokens,
                            struct imap_hit **hits, size_t *nhits, size_t *cap, char **errstr)
 {
-	for (size_t off = 0; off < n; off += FETCH_BATCH) {
+	size_t max = whole ? TRACE_HEADER_MAX : PROOF_FETCH_MAX, nagain = 0;
+	uint32_t *again = NULL;
+	int r = IMAP_OK;
+
+	for (size_t off = 0; off < n && r == IMAP_OK; off += FETCH_BATCH) {
 		size_t cnt = n - off < FETCH_BATCH ? n - off : FETCH_BATCH;
 		struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
 		clist *res = NULL;
-		int r;
 
 		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
 		mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_internaldate());
-		mailimap_fetch_type_new_fetch_att_list_add(ft, proof_fields_att());
+		mailimap_fetch_type_new_fetch_att_list_add(ft, !whole ? proof_fields_att() :
+			mailimap_fetch_att_new_body_peek_section_partial(mailimap_section_new_header(), 0,
+			                                                 TRACE_HEADER_MAX));
 		r = uid_fetch(s, uids + off, cnt, ft, &res, errstr);
-		if (r)
-			return r;
 		for (clistiter *it = res ? clist_begin(res) : NULL; it; it = clist_next(it)) {
+			const struct mailimap_msg_att *ma = clist_content(it);
 			struct fetched f;
-			long ti;
-			int why;
 
-			fetched_parse(clist_content(it), &f);
+			fetched_parse(ma, &f);
 			if (!f.uid || !f.section)
 				continue;
-			ti = prove_token(s, f.section, f.section_len, tokens, ntokens, &why);
-			if (ti < 0 && why == PROOF_HMAC) {
-				/* a forgery, or our probe signed with a key no longer configured */
-				log_warn("imap %s: %s UID %lu carries a token we look for, but its HMAC does "
-				         "not verify with probe.secret_file or previous_secret_files: left "
-				         "alone (after a key rotation, list the old key file in "
-				         "probe.previous_secret_files so that its probes are cleaned up)",
-				         imapi_host(s), s->selected ? s->selected : "", (unsigned long)f.uid);
+			if (whole && f.section_len >= max) {
+				if (again == NULL)
+					again = xcalloc(n, sizeof *again);
+				if (nagain < n)
+					again[nagain++] = f.uid;
 				continue;
 			}
-			if (ti < 0) {
-				log_debug("imap %s: UID %lu names a token but is not a probe: %s",
-				          imapi_host(s), (unsigned long)f.uid, message_proof_text(why));
-				continue;
-			}
-			if (*nhits == *cap) {
-				*cap = *cap ? *cap * 2 : 8;
-				*hits = xrealloc(*hits, *cap * sizeof **hits);
-			}
-			(*hits)[*nhits].token_index = (size_t)ti;
-			(*hits)[*nhits].uidvalidity = s->uidvalidity;
-			(*hits)[*nhits].uid = f.uid;
-			(*hits)[*nhits].internaldate = f.internaldate;
-			(*hits)[*nhits].seq = ((const struct mailimap_msg_att *)clist_content(it))->att_number;
-			(*nhits)++;
+			if (match_one(s, &f, ma->att_number, max, tokens, ntokens, hits, nhits, cap) && whole)
+				keep_header(s, &f);
 		}
 		if (res)
 			mailimap_fetch_list_free(res);
 	}
-	return IMAP_OK;
+	if (r == IMAP_OK && nagain > 0)
+		r = fetch_and_match(s, again, nagain, 0, tokens, ntokens, hits, nhits, cap, errstr);
+	free(again);
+	return r;
 }
 
 /* A libetpan SEARCH date for Unix time t (UTC day). */
@@ -1395,7 +1451,8 @@ int imap_find_new_tokens(struct imap_session *s, const char *folder,
 	free(e);
 	if (r == IMAP_OK && n > 0) {
 		cap_search(s, folder, uids, &n, ntokens);
-		r = fetch_and_match(s, uids, n, tokens, ntokens, hits, nhits, &cap, errstr);
+		hdr_forget(s);
+		r = fetch_and_match(s, uids, n, 1, tokens, ntokens, hits, nhits, &cap, errstr);
 		free(uids);
 		uids = NULL;
 		if (r || *nhits > 0)
@@ -1422,7 +1479,7 @@ int imap_find_new_tokens(struct imap_session *s, const char *folder,
 			while (fresh < n && uids[fresh] > m->max_uid)
 				fresh++;
 		}
-		r = fetch_and_match(s, uids, fresh, tokens, ntokens, hits, nhits, &cap, errstr);
+		r = fetch_and_match(s, uids, fresh, 0, tokens, ntokens, hits, nhits, &cap, errstr);
 		if (r == IMAP_OK && top > 0)
 			fallback_mark_set(s, folder, tokens, ntokens, top);
 	}
@@ -1595,7 +1652,7 @@ static int prove_uid(struct imap_session *s, uint32_t uid, const char *token, in
 			continue;   /* an unsolicited FETCH of another message */
 		*gone = 0;
 		if (f.section)
-			*proof = prove_fetched(f.section, f.section_len, &pp);
+			*proof = prove_fetched(f.section, f.section_len, PROOF_FETCH_MAX, &pp);
 		break;
 	}
 	if (res)
@@ -1822,6 +1879,17 @@ int imap_fetch_header(struct imap_session *s, unsigned long uid, size_t max, cha
 
 	*out = NULL;
 	*len = 0;
+	if (s->hdr != NULL && s->hdr_uid == u && s->hdr_uidvalidity == s->uidvalidity &&
+	    s->selected != NULL && strcmp(s->hdr_folder, s->selected) == 0 && s->hdr_len < max) {
+		/* fetched with its proof by the find (fetch_and_match): a UID's
+		 * message never changes within a UIDVALIDITY (RFC 3501 2.3.1.1) */
+		*out = s->hdr;
+		*len = s->hdr_len;
+		s->hdr = NULL;
+		hdr_forget(s);
+		mailimap_fetch_type_free(ft);
+		return IMAP_OK;
+	}
 	mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
 	mailimap_fetch_type_new_fetch_att_list_add(ft,
 		mailimap_fetch_att_new_body_peek_section_partial(mailimap_section_new_header(), 0,

@@ -142,7 +142,11 @@ struct imap_hit {
  * deliveries of the probe). A SEARCH that names more than
  * IMAP_SEARCH_MAX_PER_TOKEN UIDs per token is hostile or broken: it is
  * logged as such and only the newest that many per token are examined.
- * INTERNALDATE is fetched for each hit. *hits is a heap array (caller
+ * INTERNALDATE is fetched for each hit. Candidates of the token search are
+ * fetched with their whole header (BODY.PEEK[HEADER]<0.TRACE_HEADER_MAX>)
+ * instead of the two fields, in the same UID FETCH: the first hit's header
+ * is kept on the session for imap_fetch_header(), which then sends no
+ * second FETCH. *hits is a heap array (caller
  * frees with free()), *nhits its length. since: Unix seconds of the
  * earliest submit time among the tokens.
  */
@@ -243,7 +247,9 @@ int imap_idle_done(struct imap_session *s, char **errstr);
  * The header of message UID uid in the selected folder, without setting
  * \Seen: UID FETCH uid (UID BODY.PEEK[HEADER]<0.max>). *out is a heap
  * copy (caller frees), NUL-terminated, at most max bytes (*len). A reply
- * without the header gives IMAP_EPROTO.
+ * without the header gives IMAP_EPROTO. The header of the probe that
+ * imap_find_tokens() just proved in the selected folder (same UID and
+ * UIDVALIDITY, shorter than max) is handed over without a command.
  */
 int imap_fetch_header(struct imap_session *s, unsigned long uid, size_t max, char **out,
                       size_t *len, char **errstr);

@@ -33,6 +33,14 @@ struct imap_session {
 	char *selected;            /* wire name of the selected folder, NULL if none */
 	unsigned long uidvalidity; /* of the selected folder */
 	struct fallback_mark fb[FALLBACK_FOLDERS];  /* what the SINCE fallback already examined */
+	/* The header (BODY[HEADER], capped) of the last probe imap_find_tokens
+	 * proved, fetched with its proof: imap_fetch_header() of that UID
+	 * takes it instead of a second FETCH. NULL none. */
+	char *hdr;
+	size_t hdr_len;
+	uint32_t hdr_uid;
+	unsigned long hdr_uidvalidity;
+	char *hdr_folder;
 	int counted_up;            /* counted in n_up (logged in, not closed yet) */
 	/* proof that a message is our probe (borrowed, see struct imap_params) */
 	const char *probe_from;

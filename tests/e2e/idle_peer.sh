@@ -58,6 +58,10 @@ check "idle: the EXISTS was sent during IDLE" 1 "$(st 's["exists_sent"]')"
 check "idle: one login" 1 "$(st 's["logins"]')"
 grep -q "^1 DONE$" "$TMP/idle.rec" && ok "idle: IDLE ended with DONE" || not_ok "idle: IDLE ended with DONE"
 check "idle: cleaned up" deleted "$(j 's["cleanup"]')"
+# one UID FETCH finds and reads the probe (UID, INTERNALDATE and the whole
+# header: proof and trace), one more proves it again before the cleanup
+check "idle: 2 UID FETCHes, the whole header in one (no second FETCH for the trace)" "2 1" \
+	"$(awk '$3 == "UID" && $4 == "FETCH" { n++; if ($0 ~ /BODY\.PEEK\[HEADER\]/) h++ } END { printf "%d %d", n, h }' "$TMP/idle.rec")"
 
 round idle-spam
 check "idle-spam: found in Junk" "spam Junk" "$(j 's["outcome"] + " " + str(s["folder"])')"
