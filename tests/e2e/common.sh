@@ -86,6 +86,25 @@ world_test_start() {
 	T=$WORLD_DIR/$1
 	mkdir -p "$T"
 }
+# world_tokens USER...: the X-Inboxprobe-Token of every probe in every
+# folder of the users' mailboxes (doveadm), one a line.
+world_tokens() {
+	for _u in "$@"; do
+		doveadm -c "$DOVECOT_CONF" fetch -u "$_u" hdr.x-inboxprobe-token mailbox '*' \
+			header X-Inboxprobe-Token "" </dev/null 2>/dev/null |
+			sed -n 's/^hdr.x-inboxprobe-token: *//p'
+	done
+}
+# world_wait_token USER TOKEN: wait, bounded by twice the greylisting delay
+# plus 40 s, until the probe TOKEN is in USER's mailbox; 1 when it is not.
+world_wait_token() {
+	_i=0
+	until world_tokens "$1" | grep -qx "$2" || [ $_i -ge $((GREYLIST_DELAY * 2 + 80)) ]; do
+		sleep 0.5
+		_i=$((_i + 1))
+	done
+	world_tokens "$1" | grep -qx "$2"
+}
 # free_port: print a free TCP port on 127.0.0.1.
 free_port() {
 	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

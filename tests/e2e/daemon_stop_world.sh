@@ -53,13 +53,7 @@ wait_for() {
 rounds_at_least() { [ "$(metric inboxprobe_rounds_total)" -ge "$1" ]; }
 accepted_more_than() { [ "$(grep -c 'accepted by relay' "$T/d1.err")" -gt "$1" ]; }
 # tokens_left: the X-Inboxprobe-Token of every message in every seed folder
-tokens_left() {
-	for _u in $SEEDS; do
-		doveadm -c "$DOVECOT_CONF" fetch -u "$_u" hdr.x-inboxprobe-token mailbox '*' \
-			header X-Inboxprobe-Token "" </dev/null 2>/dev/null |
-			sed -n 's/^hdr.x-inboxprobe-token: *//p'
-	done
-}
+tokens_left() { world_tokens $SEEDS; }
 
 conf "$T/d1.conf" 2
 "$BIN" daemon -v -c "$T/d1.conf" </dev/null >"$T/d1.out" 2>"$T/d1.err" &

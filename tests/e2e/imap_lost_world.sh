@@ -19,10 +19,7 @@ FROM="lost$$-$(date +%s)@sender.test"   # a new greylisting triplet
 world_run_conf "$T/lost.conf" lost "$FROM" 20 "$T/lost.db" "$SEED:greylist"
 q() { sqlite3 -readonly "$T/lost.db" "$1" 2>/dev/null; }
 json() { python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2" 2>/dev/null; }
-tokens_left() {
-	doveadm -c "$DOVECOT_CONF" fetch -u "$SEED" hdr.x-inboxprobe-token mailbox '*' \
-		header X-Inboxprobe-Token "" </dev/null 2>/dev/null | sed -n 's/^hdr.x-inboxprobe-token: *//p'
-}
+tokens_left() { world_tokens "$SEED"; }
 counter() {
 	q "SELECT coalesce(sum(value), 0) FROM counters WHERE config = 'lost' AND name = '$1' $2"
 }
@@ -48,12 +45,7 @@ tok=$(json "$T/r1.json" 'r["seeds"][0]["token"]')
 row=$(q "SELECT outcome, submit_time > 0, found_at IS NULL, counted FROM probes WHERE token = '$tok'")
 check "the store keeps the accepted probe pending for cleanup" "error|1|1|1" "$row"
 
-i=0
-until tokens_left | grep -qx "$tok" || [ $i -ge $((GREYLIST_DELAY * 2 + 80)) ]; do
-	sleep 0.5
-	i=$((i + 1))
-done
-if tokens_left | grep -qx "$tok"; then ok "the probe landed after its round"
+if world_wait_token "$SEED" "$tok"; then ok "the probe landed after its round"
 else not_ok "the probe never landed"; fi
 
 "$BIN" run -c "$T/lost.conf" --json "$T/r2.json" </dev/null >"$T/r2.out" 2>"$T/r2.err"

@@ -27,10 +27,7 @@ conf() {
 }
 q() { sqlite3 -readonly "$T/rot.db" "$1" 2>/dev/null; }
 outcome() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seeds"][0]["outcome"])' "$1" 2>/dev/null; }
-tokens_left() {
-	doveadm -c "$DOVECOT_CONF" fetch -u "$SEED" hdr.x-inboxprobe-token mailbox '*' \
-		header X-Inboxprobe-Token "" </dev/null 2>/dev/null | sed -n 's/^hdr.x-inboxprobe-token: *//p'
-}
+tokens_left() { world_tokens "$SEED"; }
 late() {
 	q "SELECT coalesce(sum(value), 0) FROM counters WHERE config = 'rot' AND name = 'late_arrivals_total'"
 }
@@ -41,12 +38,7 @@ conf a 3 "$T/a.key"
 check "round with key A: the greylisted probe is missing at its deadline" missing "$(outcome "$T/a.json")"
 tok_a=$(q "SELECT token FROM probes WHERE outcome = 'missing'")
 check "round with key A: its token is signed (32 + 16 hex digits)" 48 "${#tok_a}"
-i=0
-until tokens_left | grep -qx "$tok_a" || [ $i -ge $((GREYLIST_DELAY * 2 + 80)) ]; do
-	sleep 0.5
-	i=$((i + 1))
-done
-if tokens_left | grep -qx "$tok_a"; then ok "the key-A probe landed after its round"
+if world_wait_token "$SEED" "$tok_a"; then ok "the key-A probe landed after its round"
 else not_ok "the key-A probe never landed"; fi
 
 # 2. rotated to key B, the old key forgotten
