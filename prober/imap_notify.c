@@ -329,6 +329,7 @@ int imap_notify_set(struct imap_session *s, const char *mailbox, unsigned long u
 	s->notify_messages = 0;
 	s->notify_have_messages = 0;
 	s->notify_announced = 0;
+	s->notify_uidvalidity = 0;
 	return IMAP_OK;
 }
 
@@ -340,6 +341,27 @@ const char *imap_notify_mailbox(const struct imap_session *s)
 unsigned long imap_notify_announced(const struct imap_session *s)
 {
 	return s ? s->notify_announced : 0;
+}
+
+/* A UIDNEXT outside 1..2^32-1 (RFC 3501 9: nz-number; a UID is 32 bits)
+ * is no UIDNEXT: kept, it would stay above every later one and no new mail
+ * would be announced again. A new UIDVALIDITY (RFC 3501 2.3.1.1: the
+ * folder was recreated, its UIDs start anew) forgets the old values: the
+ * STATUS is new mail (its UIDNEXT, if any, bounds the new UIDs). */
+static void status_sanitize(struct imap_session *s, struct imap_status_resp *st)
+{
+	if ((st->have & IMAP_ST_UIDNEXT) && (st->uidnext == 0 || st->uidnext > 4294967295UL))
+		st->have &= ~(unsigned)IMAP_ST_UIDNEXT;
+	if (!(st->have & IMAP_ST_UIDVALIDITY) || st->uidvalidity == 0)
+		return;
+	if (s->notify_uidvalidity != 0 && st->uidvalidity != s->notify_uidvalidity) {
+		log_debug("imap %s:%d: NOTIFY: UIDVALIDITY of \"%s\" changed (%lu, was %lu)",
+		          imapi_host(s), imapi_port(s), s->notify_box, st->uidvalidity,
+		          s->notify_uidvalidity);
+		s->notify_uidnext = 0;
+		s->notify_have_messages = 0;
+	}
+	s->notify_uidvalidity = st->uidvalidity;
 }
 
 /* Does st say new mail arrived in the watched mailbox? Keeps its values. */
@@ -400,7 +422,10 @@ int imapi_notify_line(struct imap_session *s, const char *line, int *event, char
 		*event |= IMAP_IDLE_STATUS;
 		return IMAP_OK;
 	}
-	if (same_mailbox(st.mailbox, s->notify_box) && is_new_mail(s, &st)) {
+	if (!same_mailbox(st.mailbox, s->notify_box))
+		return IMAP_OK;
+	status_sanitize(s, &st);
+	if (is_new_mail(s, &st)) {
 		s->notify_announced = (st.have & IMAP_ST_UIDNEXT) ? st.uidnext : 0;
 		*event |= IMAP_IDLE_STATUS;
 	}

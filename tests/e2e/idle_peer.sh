@@ -87,6 +87,16 @@ check "notify-status: found in Junk, announced, watch notify" "spam True notify"
 	"$(j 's["outcome"] + " " + str(s["announced_by_idle"]) + " " + s["watch"]')"
 check "notify-status: NOTIFY SET STATUS once, no STATUS command" "1 0" \
 	"$(awk '$3 == "NOTIFY" { n++ } $3 == "STATUS" { s++ } END { printf "%d %d", n, s }' "$TMP/notify-status.rec")"
+# A STATUS of Junk before the probe arrives with a UIDNEXT over 32 bits
+# (notify-huge), or from before Junk was recreated (notify-uidvalidity, a
+# larger UIDNEXT at another UIDVALIDITY): the arrival's STATUS (UIDNEXT 4)
+# still announces it (breakit: the larger UIDNEXT was kept, no later STATUS
+# was new mail, and the probe was not found before the deadline).
+for sc in notify-huge notify-uidvalidity; do
+	round $sc
+	check "$sc: found in Junk" "spam Junk" "$(j 's["outcome"] + " " + str(s["folder"])')"
+	check "$sc: announced, watch notify" "True notify" "$(j 'str(s["announced_by_idle"]) + " " + s["watch"]')"
+done
 # NOTIFY offered but refused (BAD): INBOX in IDLE, the spam folder polled.
 round notify-bad
 check "notify-bad: found in Junk by polling, watch idle+poll" "spam idle+poll" "$(j 's["outcome"] + " " + s["watch"]')"

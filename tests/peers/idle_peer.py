@@ -52,6 +52,14 @@ Scenarios:
                 sends no such STATUS (a server that ignores the indicator)
   notify-bad    capabilities add NOTIFY, but NOTIFY SET is answered BAD; the
                 probe arrives in Junk
+  notify-huge   as notify-literal, but the first IDLE with NOTIFY set gets at
+                once "* STATUS Junk (MESSAGES 2 UIDNEXT 4294967296)" (a
+                UIDNEXT over 32 bits: no UIDNEXT); the probe arrives 0.3 s
+                after the next IDLE
+  notify-uidvalidity  as notify-literal, but the first IDLE with NOTIFY set
+                gets at once "* STATUS Junk (MESSAGES 2 UIDNEXT 900
+                UIDVALIDITY 41)", and the arrival's STATUS carries UIDVALIDITY
+                42 (Junk was recreated: its UIDs start anew)
   byeloop       as idle, but once the probe was expunged every IDLE is ended
                 after 0.2 s by "* BYE Server shutting down (test)" and the
                 connection closed: a server that takes each login and drops
@@ -95,7 +103,8 @@ class State:
         self.idlers = {}             # handler -> folder it idles on
         self.spam = "Spam-Ordner" if scenario.startswith("specialuse") else "Junk"
         self.target = self.spam if scenario in ("idle-spam", "specialuse", "specialuse-bad",
-                                                "notify-literal", "notify-status", "notify-bad") \
+                                                "notify-literal", "notify-status", "notify-bad",
+                                                "notify-huge", "notify-uidvalidity") \
             else "INBOX"
         self.stats_path = None
         self.record = None
@@ -137,7 +146,8 @@ class State:
         for h in notified:
             try:
                 h.send("* STATUS {%d}" % len(self.target))
-                h.send("%s (MESSAGES 3 UIDNEXT 4)" % self.target)
+                h.send("%s (MESSAGES 3 UIDNEXT 4%s)" % (
+                    self.target, " UIDVALIDITY 42" if self.scenario == "notify-uidvalidity" else ""))
             except OSError:
                 pass
 
@@ -161,6 +171,7 @@ class Handler(socketserver.StreamRequestHandler):
         st = self.server.st
         self.wlock = threading.Lock()
         self.notify = False
+        self.early = False
         with st.lock:
             st.conns += 1
             self.n = st.conns
@@ -227,7 +238,8 @@ class Handler(socketserver.StreamRequestHandler):
                 return
             elif cmd == "NOOP":
                 self.send("%s OK noop" % tag)
-            elif cmd == "NOTIFY" and sc in ("notify-literal", "notify-status"):
+            elif cmd == "NOTIFY" and sc in ("notify-literal", "notify-status", "notify-huge",
+                                            "notify-uidvalidity"):
                 self.notify = True
                 if sc == "notify-status" and args.upper().startswith("SET STATUS"):
                     self.send("* STATUS %s (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 42 UNSEEN 2)" % st.spam)
@@ -240,7 +252,8 @@ class Handler(socketserver.StreamRequestHandler):
                     continue
                 attrs = ret or sc in ("specialuse-bad", "idle", "idle-spam", "noidle", "idlebye",
                                       "byeloop", "byeloop-expired", "byehang", "slowline", "flood",
-                                      "notify-literal", "notify-status", "notify-bad") \
+                                      "notify-literal", "notify-status", "notify-bad",
+                                      "notify-huge", "notify-uidvalidity") \
                     or sc.startswith(("drop-", "bye-", "refused"))
                 self.send('* LIST (\\HasNoChildren) "/" INBOX')
                 self.send('* LIST (\\HasNoChildren%s) "/" %s' % (" \\Junk" if attrs else "", st.spam))
@@ -299,11 +312,20 @@ class Handler(socketserver.StreamRequestHandler):
                         with self.wlock:
                             self.wfile.write(chunk)
                             self.wfile.flush()
+                early = sc in ("notify-huge", "notify-uidvalidity") and self.notify and not self.early
+                if early:
+                    # before the probe arrives (at the next IDLE): a STATUS
+                    # whose UIDNEXT is over 32 bits, or of the folder before
+                    # it was recreated
+                    self.early = True
+                    self.send("* STATUS %s (MESSAGES 2 %s)" % (st.spam, "UIDNEXT 4294967296"
+                              if sc == "notify-huge" else "UIDNEXT 900 UIDVALIDITY 41"))
                 if sc == "expired" and nidle == 1:
                     time.sleep(0.2)
                     self.send("* BYE Session invalidated - AccessTokenExpired")
                     return
-                st.schedule_arrival(None, ARRIVE)
+                if not early:
+                    st.schedule_arrival(None, ARRIVE)
                 done = self.rfile.readline(65536)
                 with st.lock:
                     st.idlers.pop(self, None)
@@ -355,7 +377,7 @@ class Handler(socketserver.StreamRequestHandler):
 def main():
     args = sys.argv[1:]
     valid = ("idle", "idle-spam", "noidle", "idlebye", "expired", "refused", "specialuse", "specialuse-bad",
-             "starttls-no", "notify-literal", "notify-status", "notify-bad", "byeloop", "byeloop-expired", "byehang", "slowline", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
+             "starttls-no", "notify-literal", "notify-status", "notify-bad", "notify-huge", "notify-uidvalidity", "byeloop", "byeloop-expired", "byehang", "slowline", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
     if not args or args[0] not in valid:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
