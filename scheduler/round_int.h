@@ -75,6 +75,7 @@ struct round_ctx {
 	char *probe_from;                /* the From address our probes carry (the proof) */
 	int bounce_armed;                /* the bounce mailbox is armed (or failed): seeds may send */
 	pthread_cond_t bounce_cv;        /* signalled when bounce_armed is set */
+	pthread_cond_t done_cv;          /* signalled when workers_left reaches 0 */
 	FILE *timeline;                  /* INBOXPROBE_TIMELINE (round_mark()), or NULL */
 };
 
