@@ -75,7 +75,9 @@ struct round_ctx {
 	char *probe_from;                /* the From address our probes carry (the proof) */
 	int bounce_armed;                /* the bounce mailbox is armed (or failed): seeds may send */
 	pthread_cond_t bounce_cv;        /* signalled when bounce_armed is set */
-	pthread_cond_t done_cv;          /* signalled when workers_left reaches 0 */
+	pthread_cond_t done_cv;          /* signalled as each worker ends */
+	size_t *ended;                   /* indices of the workers that ended, in that order */
+	size_t nended;
 	FILE *timeline;                  /* INBOXPROBE_TIMELINE (round_mark()), or NULL */
 };
 
