@@ -9,6 +9,8 @@
 #include <malloc.h>
 #endif
 #include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -165,6 +168,23 @@ double now_wall(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double tcp_last_rx(int fd, double fallback)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+	double now;
+
+	if (fd < 0)
+		return fallback;
+	memset(&ti, 0, sizeof ti);
+	now = now_wall();
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+	    len < offsetof(struct tcp_info, tcpi_last_data_recv) + sizeof ti.tcpi_last_data_recv ||
+	    ti.tcpi_last_data_recv > 3600u * 1000u)
+		return fallback;
+	return now - (double)ti.tcpi_last_data_recv / 1000.0;
 }
 
 double now_mono(void)

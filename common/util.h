@@ -47,6 +47,16 @@ double now_wall(void);
 double now_mono(void);
 /* Sleep for the given seconds (fractional), restarting on EINTR. */
 void sleep_seconds(double s);
+/* When the last data segment on the connected TCP socket fd reached this
+ * host: Unix seconds (CLOCK_REALTIME), from the kernel's count of the
+ * milliseconds since then (TCP_INFO tcpi_last_data_recv, tcp(7); its
+ * resolution is the kernel's tick, 1-4 ms). For a reply read by a library
+ * that reads with recv(2) (libcurl), this is when the reply arrived,
+ * however late the reading thread was scheduled. Returns fallback when fd
+ * is not a TCP socket, TCP_INFO is refused or too short, or the value is
+ * implausible (more than an hour ago). Not thread-hostile: fd is only
+ * queried. */
+double tcp_last_rx(int fd, double fallback);
 
 /* Diagnostics. log_verbose is set by -v. All go to stderr, prefixed with
  * "inboxprobe: ". log_debug prints only when log_verbose > 0.

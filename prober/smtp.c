@@ -425,7 +425,8 @@ struct xfer {
 	int cur_lines;            /* lines in the reply being read */
 	struct stage_reply cur;   /* reply being read */
 	struct stage_reply st[CMD__COUNT];   /* last complete reply per command */
-	double submit_time;       /* now_wall() at the 2xx to end of DATA */
+	double submit_time;       /* the 2xx to end of DATA: now_wall() when read, then reply_rx_time() */
+	double started;           /* now_wall() as the transfer began */
 	int oauth;                /* AUTH with an OAuth 2.0 token */
 	char challenge[240];      /* its error challenge (334 base64 JSON), described */
 	int socket_errno;         /* errno of a failed socket(2), 0 when none failed */
@@ -917,6 +918,26 @@ static void release_handle(CURL *h, double deadline, int err)
 	curl_easy_cleanup(h);   /* sends QUIT on a live connection */
 }
 
+/* The moment the end-of-DATA 2xx reached this host (SPEC "Latency": the
+ * submit time). header_cb stamped it when libcurl read it, which a busy
+ * host delays by as long as the thread waits for a CPU, and every latency
+ * comes out that much short. No byte comes from the relay after that
+ * reply until our next command, so the kernel's receive time of the
+ * connection's last data segment (common/util.h tcp_last_rx) is the
+ * reply's; it is kept within [the transfer's start, the read]. */
+static double reply_rx_time(CURL *h, const struct xfer *x)
+{
+	curl_socket_t s = CURL_SOCKET_BAD;
+	double t;
+
+	if (curl_easy_getinfo(h, CURLINFO_ACTIVESOCKET, &s) != CURLE_OK || s == CURL_SOCKET_BAD)
+		return x->submit_time;
+	t = tcp_last_rx((int)s, x->submit_time);
+	if (t > x->submit_time)
+		t = x->submit_time;
+	return t < x->started ? x->started : t;
+}
+
 /* One transaction; token: the OAuth 2.0 access token, or NULL. */
 static int submit_once(const struct smtp_params *p, const char *token, struct smtp_reply *reply,
                        double *submit_time, char **errstr, int fresh, int *reused)
@@ -966,7 +987,10 @@ static int submit_once(const struct smtp_params *p, const char *token, struct sm
 	setup_tls_auth(h, r, token);
 	setup_envelope(h, x, from, rcpts, p->len);
 
+	x->started = now_wall();
 	rc = curl_easy_perform(h);
+	if (rc == CURLE_OK && x->submit_time > 0)
+		x->submit_time = reply_rx_time(h, x);
 	err = classify(h, r, x, rc, cerr, reply, submit_time, errstr);
 out:
 	if (h)

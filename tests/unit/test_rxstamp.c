@@ -1,6 +1,7 @@
 /*
  * test_rxstamp.c - the receive time of what a connection read
- * (prober/tls.h tls_low_last_rx(): SO_TIMESTAMPNS, socket(7)), on a real
+ * (prober/tls.h tls_low_last_rx(): SO_TIMESTAMPNS, socket(7); and
+ * common/util.h tcp_last_rx(): TCP_INFO, tcp(7)), on a real
  * loopback TCP connection, plain and TLS (a certificate made here, a
  * full handshake, then a resumed one, then SSL_shutdown), through the
  * mailstream_low driver libetpan reads with.
@@ -332,11 +333,60 @@ static void test_tls(void **state)
 	}
 }
 
+/* common/util.h tcp_last_rx(): the receive time of a TCP connection's last
+ * data segment from TCP_INFO (tcpi_last_data_recv, tcp(7)), for replies
+ * libcurl reads with recv(2) (the relay's 250 to the end of DATA). A reply
+ * read 300 ms after it came is dated when it came: not before the write
+ * (less one kernel tick of 1-4 ms: the count is in whole milliseconds of
+ * ticks), and well before the read. No socket: the fallback. */
+static void test_tcp_last_rx(void **state)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof sa;
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), cfd = socket(AF_INET, SOCK_STREAM, 0), sfd;
+	int pfd[2];
+	char buf[64];
+	double wrote, reading, t;
+
+	(void)state;
+	assert_true(lfd >= 0 && cfd >= 0);
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+	assert_int_equal(connect(cfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	sfd = accept(lfd, NULL, NULL);
+	assert_true(sfd >= 0);
+	for (int i = 0; i < 2; i++) {   /* a fresh connection, then one in use */
+		static const char reply[] = "250 2.0.0 Ok: queued as 4Zx1Qb2Hn3z\r\n";
+		wrote = now_wall();
+		assert_int_equal(write(sfd, reply, sizeof reply - 1), (ssize_t)(sizeof reply - 1));
+		sleep_seconds(NAP);
+		reading = now_wall();
+		assert_int_equal(recv(cfd, buf, sizeof buf, 0), (ssize_t)(sizeof reply - 1));
+		t = tcp_last_rx(cfd, -1.0);
+		print_message("written %.6f, received %.6f, read from %.6f\n", wrote, t, reading);
+		assert_true(t >= wrote - 0.010);
+		assert_true(t < reading - NAP / 2);
+	}
+	assert_true(tcp_last_rx(-1, 7.0) == 7.0);
+	assert_int_equal(pipe(pfd), 0);
+	assert_true(tcp_last_rx(pfd[0], 7.0) == 7.0);   /* not a socket */
+	close(pfd[0]);
+	close(pfd[1]);
+	close(sfd);
+	close(cfd);
+	close(lfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plain),
 		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_tcp_last_rx),
 	};
 
 	return cmocka_run_group_tests(tests, stamps_on, stamps_off);
