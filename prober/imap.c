@@ -231,11 +231,30 @@ static int begin(struct imap_session *s, const char *what, char **errstr)
 
 /* Map a libetpan result to our error codes. what names the command.
  * no_code is the code for a NO/BAD reply of that command. */
+/* Count the EXPUNGE responses of the reply just read (imap_expunged());
+ * the list is emptied so that none is counted twice. */
+static void count_expunged(struct imap_session *s)
+{
+	clist *l = s->imap && s->imap->imap_response_info ?
+	           s->imap->imap_response_info->rsp_expunged : NULL;
+
+	for (clistiter *it = l ? clist_begin(l) : NULL; it != NULL; it = clist_delete(l, it)) {
+		free(clist_content(it));
+		s->expunged++;
+	}
+}
+
+unsigned long imap_exists_expunged(const struct imap_session *s)
+{
+	return s ? s->expunged - s->exists_expunged : 0;
+}
+
 static int map_result(struct imap_session *s, int r, const char *what, int no_code, char **errstr)
 {
 	char text[SERVER_TEXT_MAX + 8];
 	mailstream_low *low;
 
+	count_expunged(s);
 	if (r == MAILIMAP_NO_ERROR || r == MAILIMAP_NO_ERROR_AUTHENTICATED ||
 	    r == MAILIMAP_NO_ERROR_NON_AUTHENTICATED)
 		return IMAP_OK;

@@ -213,6 +213,14 @@ int imap_idle_read(struct imap_session *s, int *event, char **errstr);
  * none was read on s. */
 unsigned long imap_idle_exists(const struct imap_session *s);
 
+/* How many EXPUNGE responses (RFC 3501 7.4.1) s read since the last
+ * EXISTS imap_idle_read() read, during IDLE and in commands' replies, in
+ * any mailbox. Each lowers the sequence numbers above it by one: that
+ * EXISTS's n covers a message found later at sequence number m only when
+ * m <= n minus these (else an EXPUNGE, then a new message at n, looks
+ * announced before it arrived). */
+unsigned long imap_exists_expunged(const struct imap_session *s);
+
 /*
  * When the bytes of something s read reached this host (Unix seconds,
  * CLOCK_REALTIME; 0 unknown): what = IMAP_IDLE_EXISTS, the last

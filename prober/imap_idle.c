@@ -192,6 +192,18 @@ static unsigned long is_exists(const char *line)
 	return strncasecmp(p, " EXISTS", 7) == 0 ? n : 0;
 }
 
+/* "* <n> EXPUNGE" (RFC 3501 7.4.1), case-insensitive: 1, else 0. */
+static int is_expunge(const char *line)
+{
+	const char *p = line + 2;
+
+	if (!isdigit((unsigned char)*p))
+		return 0;
+	while (isdigit((unsigned char)*p))
+		p++;
+	return strncasecmp(p, " EXPUNGE", 8) == 0 && (p[8] == '\0' || p[8] == '\r' || p[8] == '\n');
+}
+
 /* Read one line sent while idling and classify it. */
 static int read_one(struct imap_session *s, int *event, char **errstr)
 {
@@ -227,8 +239,11 @@ static int read_one(struct imap_session *s, int *event, char **errstr)
 		            xasprintf("imap %s:%d: IDLE: server said BYE%s%s", imapi_host(s), imapi_port(s),
 		                      text[0] ? ": " : "", text));
 	}
-	if (is_exists(line) > 0) {
+	if (is_expunge(line)) {
+		s->expunged++;   /* lowers the sequence numbers EXISTS gave */
+	} else if (is_exists(line) > 0) {
 		s->idle_exists = is_exists(line);
+		s->exists_expunged = s->expunged;
 		s->exists_rx = imap_rx_time(s, 0);   /* the line's bytes are read: bound */
 		*event |= IMAP_IDLE_EXISTS;
 	} else {

@@ -61,6 +61,8 @@ struct imap_session {
 	/* UIDNEXT of the last STATUS that announced new mail; 0 when the last
 	 * announcement named no UIDNEXT (NOTIFICATIONOVERFLOW, unparsable) */
 	unsigned long notify_announced;
+	unsigned long expunged;    /* EXPUNGE responses read so far (RFC 3501 7.4.1) */
+	unsigned long exists_expunged; /* expunged at the last EXISTS read during IDLE */
 	unsigned long notify_uidvalidity; /* of the watched mailbox's last STATUS; 0 none */
 	double notify_rx;          /* receive time of that STATUS (imap_rx_time()); 0 none */
 };

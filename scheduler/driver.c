@@ -26,6 +26,7 @@ const struct imap_driver imap_driver_real = {
 	.idle_read = imap_idle_read,
 	.idle_fd = imap_idle_fd,
 	.idle_exists = imap_idle_exists,
+	.exists_expunged = imap_exists_expunged,
 	.idle_done = imap_idle_done,
 	.rx_time = imap_rx_time,
 	.notify_set = imap_notify_set,

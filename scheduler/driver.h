@@ -89,6 +89,9 @@ struct imap_driver {
 	/* n of the last "* n EXISTS" idle_read read (the messages it announced
 	 * have sequence numbers up to n); 0 unknown. May be NULL: unknown. */
 	unsigned long (*idle_exists)(const struct imap_session *s);
+	/* EXPUNGEs read since that EXISTS (during IDLE and in later replies):
+	 * each lowers the sequence numbers it covers by one. May be NULL: 0. */
+	unsigned long (*exists_expunged)(const struct imap_session *s);
 	/* For a caller polling many idling sessions itself (the daemon's
 	 * keeper): the descriptor that becomes readable when s has input, or -1
 	 * when s is not idling; *waiting set to 1 when input already waits

@@ -337,6 +337,14 @@ static int announced_hit(const struct keeper *k, struct ksess *ks, const char *f
 		return n > 0 && h->uid < n;
 	}
 	n = k->drv->idle_exists ? k->drv->idle_exists(ks->s) : 0;
+	if (n > 0 && k->drv->exists_expunged != NULL) {
+		/* EXPUNGEs since the EXISTS lowered its n (watch.c
+		 * exists_after_expunges): none left, it covers nothing */
+		unsigned long e = k->drv->exists_expunged(ks->s);
+		if (e >= n)
+			return 0;
+		n -= e;
+	}
 	return n == 0 || h->seq == 0 || h->seq <= n;
 }
 

@@ -260,6 +260,27 @@ static int announced_hit(const struct announce *an, const struct imap_hit *h)
 	return !(an->seq_max > 0 && h->seq > an->seq_max);
 }
 
+/* an as it stands once s's search answered: an EXISTS's n lowered by the
+ * EXPUNGEs read since (RFC 3501 7.4.1; before the search, a user's
+ * deletion then the probe's arrival at n made the probe look announced
+ * before it arrived); none left, it announced nothing still there.
+ * Returns an, or out filled. */
+static const struct announce *exists_after_expunges(struct round_ctx *ctx, struct imap_session *s,
+                                                    const struct announce *an, struct announce *out)
+{
+	unsigned long e;
+
+	if (an == NULL || an->seq_max == 0 || ctx->drv->exists_expunged == NULL ||
+	    (e = ctx->drv->exists_expunged(s)) == 0)
+		return an;
+	*out = *an;
+	if (e >= out->seq_max)
+		out->seen = 0;
+	else
+		out->seq_max -= e;
+	return out;
+}
+
 /* Search folder f for the wanted tokens from UID min_uid on. an (may be
  * NULL): what announced new mail there, read at an->seen. A hit it
  * announced was seen then (the upper bound of its arrival, and a sample of
@@ -271,6 +292,7 @@ static int announced_hit(const struct announce *an, const struct imap_hit *h)
 static int check_folder(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int f,
                         unsigned long min_uid, const struct announce *an)
 {
+	struct announce an_now;
 	struct imap_session *s = w->s[sess_of(w, f)];
 	const char *toks[NTOK];
 	size_t map[NTOK], n = 0;
@@ -291,6 +313,7 @@ static int check_folder(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 	/* the answer's moment, for every hit: not after earlier hits' cleanup;
 	 * when its last segment reached us, not when this thread woke up */
 	searched = driver_rx_time(ctx->drv, s, 0, now_wall());
+	an = exists_after_expunges(ctx, s, an, &an_now);
 	if (rc != IMAP_OK) {
 		set_diag(ctx, &ctx->results[idx], 0, "%s (%s): %s", round_imap_error_text(rc),
 		         w->wire[f], err ? err : imap_err_name(rc));

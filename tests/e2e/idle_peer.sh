@@ -97,6 +97,15 @@ for sc in notify-huge notify-uidvalidity; do
 	check "$sc: found in Junk" "spam Junk" "$(j 's["outcome"] + " " + str(s["folder"])')"
 	check "$sc: announced, watch notify" "True notify" "$(j 'str(s["announced_by_idle"]) + " " + s["watch"]')"
 done
+# An EXISTS read before the probe arrived, then an EXPUNGE and the probe's
+# arrival at a sequence number that EXISTS covered, before the search: the
+# probe was not announced by it, and is seen when the search answered, not
+# before it arrived (breakit: it was "announced" 1.5 s before it arrived).
+round expunge-race
+check "expunge-race: found in INBOX, not announced by the earlier EXISTS" "inbox False" \
+	"$(j 's["outcome"] + " " + str(s["announced_by_idle"])')"
+check "expunge-race: seen (arrival + discovery lag) not before the probe arrived" True \
+	"$($PY -c "import json,sys; s=json.load(open(sys.argv[1]))['seeds'][0]; a=json.load(open(sys.argv[2]))['arrived_unix']; print(s['arrival_unix'] + s['discovery_lag_seconds'] >= a - 0.01)" "$J" "$S" 2>&1)"
 # NOTIFY offered but refused (BAD): INBOX in IDLE, the spam folder polled.
 round notify-bad
 check "notify-bad: found in Junk by polling, watch idle+poll" "spam idle+poll" "$(j 's["outcome"] + " " + s["watch"]')"

@@ -60,6 +60,12 @@ Scenarios:
                 gets at once "* STATUS Junk (MESSAGES 2 UIDNEXT 900
                 UIDVALIDITY 41)", and the arrival's STATUS carries UIDVALIDITY
                 42 (Junk was recreated: its UIDs start anew)
+  expunge-race  0.3 s into the first IDLE on INBOX a user's mail arrives:
+                "* 3 EXISTS"; the DONE is answered 1.5 s later, after "* 1
+                EXPUNGE" (the user deleted a message) and the probe's
+                arrival as sequence number 3 ("* 3 EXISTS"): an EXISTS read
+                before the probe arrived with a sequence number covering it.
+                --stats adds "arrived_unix", the arrival's time
   byeloop       as idle, but once the probe was expunged every IDLE is ended
                 after 0.2 s by "* BYE Server shutting down (test)" and the
                 connection closed: a server that takes each login and drops
@@ -109,12 +115,14 @@ class State:
         self.stats_path = None
         self.record = None
         self.token = None            # the probe's token, from the first SEARCH naming one
+        self.arrived_unix = None     # expunge-race: when the probe arrived
 
     def write_stats(self):
         if self.stats_path:
             with open(self.stats_path + ".tmp", "w") as f:
                 json.dump({"connections": self.conns, "logins": self.logins, "idle": self.idles,
-                           "exists_sent": self.exists_sent, "status_sent": self.status_sent}, f)
+                           "exists_sent": self.exists_sent, "status_sent": self.status_sent,
+                           "arrived_unix": self.arrived_unix}, f)
             import os
             os.replace(self.stats_path + ".tmp", self.stats_path)
 
@@ -250,7 +258,7 @@ class Handler(socketserver.StreamRequestHandler):
                 if ret and sc == "specialuse-bad":
                     self.send("%s BAD RETURN not supported here (test)" % tag)
                     continue
-                attrs = ret or sc in ("specialuse-bad", "idle", "idle-spam", "noidle", "idlebye",
+                attrs = ret or sc in ("specialuse-bad", "idle", "idle-spam", "noidle", "idlebye", "expunge-race",
                                       "byeloop", "byeloop-expired", "byehang", "slowline", "flood",
                                       "notify-literal", "notify-status", "notify-bad",
                                       "notify-huge", "notify-uidvalidity") \
@@ -324,7 +332,11 @@ class Handler(socketserver.StreamRequestHandler):
                     time.sleep(0.2)
                     self.send("* BYE Session invalidated - AccessTokenExpired")
                     return
-                if not early:
+                race = sc == "expunge-race" and nidle == 1
+                if race:
+                    time.sleep(ARRIVE)
+                    self.send("* 3 EXISTS")   # a user's mail, not the probe
+                elif not early:
                     st.schedule_arrival(None, ARRIVE)
                 done = self.rfile.readline(65536)
                 with st.lock:
@@ -334,6 +346,15 @@ class Handler(socketserver.StreamRequestHandler):
                 if st.record:
                     with st.lock, open(st.record, "a") as f:
                         f.write("%d %s\n" % (self.n, done.decode("utf-8", "replace").rstrip("\r\n")))
+                if race:
+                    # the user deletes a message; the probe arrives as number 3
+                    time.sleep(1.5)
+                    self.send("* 1 EXPUNGE")
+                    with st.lock:
+                        st.arrived = "INBOX"
+                        st.arrived_unix = time.time()
+                        st.write_stats()
+                    self.send("* 3 EXISTS")
                 self.send("%s OK idle done" % tag)
             elif selected is None:
                 self.send("%s BAD no mailbox selected" % tag)
@@ -377,7 +398,7 @@ class Handler(socketserver.StreamRequestHandler):
 def main():
     args = sys.argv[1:]
     valid = ("idle", "idle-spam", "noidle", "idlebye", "expired", "refused", "specialuse", "specialuse-bad",
-             "starttls-no", "notify-literal", "notify-status", "notify-bad", "notify-huge", "notify-uidvalidity", "byeloop", "byeloop-expired", "byehang", "slowline", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
+             "starttls-no", "notify-literal", "notify-status", "notify-bad", "notify-huge", "notify-uidvalidity", "expunge-race", "byeloop", "byeloop-expired", "byehang", "slowline", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
     if not args or args[0] not in valid:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
