@@ -67,7 +67,7 @@ if cmds | grep -Eq 'X-GM-RAW "?category:social'; then
 else
 	ok "tabs: stopped at the first category that matched"
 fi
-sent "tabs: header fetched with BODY.PEEK, capped" 'UID FETCH 9 \(UID BODY\.PEEK\[HEADER\]<0\.262144>\)'
+sent "tabs: header fetched with UID and INTERNALDATE in one FETCH, BODY.PEEK, capped" 'UID FETCH 9 \(UID INTERNALDATE BODY\.PEEK\[HEADER\]<0\.262144>\)'
 check "tabs: provider tab count" "1 1" "$(j 'r["providers"][0]["tabs"]["promotions"], r["providers"][0]["tabs"]["known"]')"
 check "tabs: min_primary_ratio fails (0 of 1 known in primary)" "True False 0" \
 	"$(j 'g=r["providers"][0]["gates"]["min_primary_ratio"]; g["evaluated"], g["ok"], g["value"]')"

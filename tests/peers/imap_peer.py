@@ -191,9 +191,11 @@ def gmail_header(token):
             "\tby relay.example.test (Postfix) with ESMTPSA id 4XyZ1B2c3Dz\r\n"
             "\tfor <seed@gmail.example>; %s\r\n"
             "Authentication-Results: mx.google.com; dkim=fail (forged by the sender) header.d=example.test\r\n"
+            "From: %s\r\n"
             "X-Inboxprobe-Token: %s\r\n"
             "Subject: inboxprobe %s\r\n"
-            "\r\n" % (rfc5322_date(now), rfc5322_date(now - 2), rfc5322_date(now - 7), token, token))
+            "\r\n" % (rfc5322_date(now), rfc5322_date(now - 2), rfc5322_date(now - 7), FROM, token,
+                       token))
 
 
 def quote(name):
@@ -353,7 +355,10 @@ class Handler(socketserver.StreamRequestHandler):
                 want = uid_set(args.split(" ", 1)[0])
                 if token and 9 in want and 9 in uids:
                     hdr = gmail_header(token).encode()
-                    self.send('* %d FETCH (UID 9 BODY[HEADER]<0> {%d}' % (uids.index(9) + 1, len(hdr)))
+                    # INTERNALDATE too: the token search's one FETCH asks for
+                    # UID, INTERNALDATE and the whole header together
+                    self.send('* %d FETCH (UID 9 INTERNALDATE "%s" BODY[HEADER]<0> {%d}'
+                              % (uids.index(9) + 1, internaldate_now(), len(hdr)))
                     self.wfile.write(hdr + b")\r\n")
                 self.send("%s OK Success" % tag)
             elif cmd == "UID FETCH":
