@@ -295,6 +295,24 @@ static int print_unlisted_spam(struct imap_session *s, const char *folder)
 	return bad;
 }
 
+/* `folders`: the capabilities that decide the cleanup (UIDPLUS, MOVE) and
+ * how a round watches the seed (IDLE, RFC 2177; NOTIFY, RFC 5465: not for
+ * a spam folder whose wire name is modified UTF-7, which Dovecot 2.3 never
+ * announces). spam_wire may be NULL (unresolved). */
+static void print_capabilities(const struct imap_session *s, const char *spam_wire)
+{
+	int notify = imap_has_capability(s, "NOTIFY");
+
+	printf("  capabilities: UIDPLUS %s, MOVE %s, SPECIAL-USE %s, IDLE %s, NOTIFY %s%s%s\n",
+	       imap_has_capability(s, "UIDPLUS") ? "yes" : "no",
+	       imap_has_capability(s, "MOVE") ? "yes" : "no",
+	       imap_has_capability(s, "SPECIAL-USE") ? "yes" : "no",
+	       imap_has_capability(s, "IDLE") ? "yes" : "no", notify ? "yes" : "no",
+	       notify && spam_wire != NULL && strchr(spam_wire, '&') != NULL
+	       ? " (not used: the spam folder's name is modified UTF-7)" : "",
+	       imap_has_capability(s, "X-GM-EXT-1") ? ", Gmail extensions" : "");
+}
+
 static int cmd_folders(const char *path)
 {
 	struct config *cfg = NULL;
@@ -352,11 +370,7 @@ static int cmd_folders(const char *path)
 				any_error = 1;
 			}
 			printf("  trash: %s\n", ti >= 0 ? f[ti].display : "(none)");
-			printf("  capabilities: UIDPLUS %s, MOVE %s, SPECIAL-USE %s%s\n",
-			       imap_has_capability(s, "UIDPLUS") ? "yes" : "no",
-			       imap_has_capability(s, "MOVE") ? "yes" : "no",
-			       imap_has_capability(s, "SPECIAL-USE") ? "yes" : "no",
-			       imap_has_capability(s, "X-GM-EXT-1") ? ", Gmail extensions" : "");
+			print_capabilities(s, si >= 0 ? f[si].wire : seed->spam_folder);
 		}
 		folders_free(f, n);
 		imap_close(s);

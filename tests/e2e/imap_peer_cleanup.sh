@@ -119,6 +119,9 @@ grep -q 'spam: *\[Gmail\]/Spam (xlist \\Spam)' "$TMP/gmail.folders" && ok "gmail
 	|| not_ok "gmail: folders shows spam [Gmail]/Spam (xlist \\Spam): $(cat "$TMP/gmail.folders")"
 grep -q 'trash: *\[Gmail\]/Trash' "$TMP/gmail.folders" && ok "gmail: folders shows trash [Gmail]/Trash" \
 	|| not_ok "gmail: folders shows trash [Gmail]/Trash"
+check "gmail: folders shows the capabilities (the peer offers neither IDLE nor NOTIFY)" \
+	"capabilities: UIDPLUS yes, MOVE yes, SPECIAL-USE no, IDLE no, NOTIFY no, Gmail extensions" \
+	"$(sed -n 's/^ *\(capabilities: .*\)/\1/p' "$TMP/gmail.folders")"
 mark
 run_round gmail
 check "gmail run: outcome inbox" inbox "$(j 'r["seeds"][0]["outcome"]')"

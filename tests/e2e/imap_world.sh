@@ -74,6 +74,17 @@ check "UTF-7 folder decoded" "$SPAM_FOLDER_INTL" "$(printf '%s\n' "$out" | awk -
 out=$("$IC" --url "$imaps" --user inbox@outlook.test $common --ca-file "$WORLD_CA" list)
 check "outlook: \\Junk special-use" "special-use \\Junk" "$(field "$out" spam 3)"
 check "outlook: trash" "Deleted Items" "$(field "$out" trash 2)"
+# inboxprobe folders names the capabilities that decide how a round watches
+# a seed: Dovecot offers IDLE and NOTIFY, but NOTIFY is not used for a spam
+# folder named in modified UTF-7 (docs/configuration.md, "imap_limits")
+"$top_builddir/inboxprobe" folders -c "$WORLD_DIR/inboxprobe.conf" >"$WORLD_DIR/folders.out" 2>&1
+check "folders: exit 0" 0 $?
+caps() { awk -v s="$1" '$1 == s { f = 1; next } /^[^ ]/ { f = 0 } f && $1 == "capabilities:"' "$WORLD_DIR/folders.out"; }
+check "folders: outlook seed, IDLE and NOTIFY offered" \
+	"  capabilities: UIDPLUS yes, MOVE yes, SPECIAL-USE yes, IDLE yes, NOTIFY yes" "$(caps inbox@outlook.test)"
+check "folders: intl seed, NOTIFY not used for Courrier ind&AOk-sirable" \
+	"  capabilities: UIDPLUS yes, MOVE yes, SPECIAL-USE yes, IDLE yes, NOTIFY yes (not used: the spam folder's name is modified UTF-7)" \
+	"$(caps spam@intl.test)"
 
 # --- find in the UTF-7 folder end to end
 tmp=$WORLD_DIR/imaptest
