@@ -210,10 +210,24 @@ static int arm(struct imap_session *s)
 	return 0;
 }
 
-/* Prepare a command: checks the session is alive and arms the limit. */
+/* Drop the header kept by the last find (see struct imap_session). */
+static void hdr_forget(struct imap_session *s)
+{
+	free(s->hdr);
+	free(s->hdr_folder);
+	s->hdr = s->hdr_folder = NULL;
+	s->hdr_len = 0;
+	s->hdr_uid = 0;
+}
+
+/* Prepare a command: checks the session is alive and arms the limit. The
+ * header kept by a find lives until the next command: only the trace's
+ * imap_fetch_header() right after the find takes it. */
 static int begin(struct imap_session *s, const char *what, char **errstr)
 {
 	int r;
+
+	hdr_forget(s);
 	if (s->dead || !s->imap || !s->imap->imap_stream)
 		return imapi_fail(errstr, IMAP_EBYE,
 		               xasprintf("imap %s:%d: %s: connection closed earlier in this session",
@@ -364,16 +378,6 @@ void imap_rebind(struct imap_session *s, const struct imap_params *p)
 void imap_extend(struct imap_session *s, double secs)
 {
 	s->deadline = now_mono() + secs;
-}
-
-/* Drop the header kept by the last find (see struct imap_session). */
-static void hdr_forget(struct imap_session *s)
-{
-	free(s->hdr);
-	free(s->hdr_folder);
-	s->hdr = s->hdr_folder = NULL;
-	s->hdr_len = 0;
-	s->hdr_uid = 0;
 }
 
 void imap_close_now(struct imap_session *s)

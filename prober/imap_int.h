@@ -35,7 +35,8 @@ struct imap_session {
 	struct fallback_mark fb[FALLBACK_FOLDERS];  /* what the SINCE fallback already examined */
 	/* The header (BODY[HEADER], capped) of the last probe imap_find_tokens
 	 * proved, fetched with its proof: imap_fetch_header() of that UID
-	 * takes it instead of a second FETCH. NULL none. */
+	 * takes it instead of a second FETCH; any other command drops it.
+	 * NULL none. */
 	char *hdr;
 	size_t hdr_len;
 	uint32_t hdr_uid;
