@@ -135,10 +135,12 @@ static int warn_host_limits(const struct config *cfg)
 		for (j = i + 1; j < cfg->nseeds && seed_host_cmp(&v[i], &v[j]) == 0; j++)
 			;
 		if ((long)(j - i) > cfg->limits.per_host) {
-			log_warn("%s: %zu seeds use IMAP host %s:%d but imap_limits.per_host is %ld: the "
+			log_warn("%s: %zu seeds use IMAP host %s:%d but imap_limits.per_host is %ld%s: the "
 			         "seeds take turns with short visits (no IDLE), each checked less often; "
 			         "raise per_host or split the seeds over configurations",
-			         cfg->file, j - i, v[i]->host, v[i]->port, cfg->limits.per_host);
+			         cfg->limits.per_host_at ? cfg->limits.per_host_at : cfg->file, j - i,
+			         v[i]->host, v[i]->port, cfg->limits.per_host,
+			         cfg->limits.per_host_at ? "" : " (the default)");
 			warned++;
 		}
 	}
@@ -214,8 +216,8 @@ static void check_fd_budget(const struct config *cfg)
 		return;
 	}
 	if (b.soft >= 0)
-		printf("file descriptors: a round needs %ld (%ld IMAP sessions), limit %ld\n", b.need,
-		       b.imap, b.soft);
+		printf("file descriptors: a round needs %ld (%ld IMAP session%s), limit %ld\n", b.need,
+		       b.imap, b.imap == 1 ? "" : "s", b.soft);
 }
 
 static int cmd_check(const char *path)

@@ -1528,6 +1528,8 @@ static void load_limits(struct ctx *c, const config_setting_t *root, struct imap
 		return;
 	check_keys(c, g, "imap_limits", keys);
 	get_long(c, g, "imap_limits", "per_host", &l->per_host, 1, MAX_CONNECTIONS, "");
+	if (member(g, "per_host") != NULL)
+		l->per_host_at = where_of(c, member(g, "per_host"));
 	get_long(c, g, "imap_limits", "per_account", &l->per_account, 1, MAX_CONNECTIONS, "");
 	get_long(c, g, "imap_limits", "connect_timeout", &l->connect_timeout, 1, MAX_TIMEOUT, "seconds");
 	get_long(c, g, "imap_limits", "timeout", &l->timeout, 1, MAX_TIMEOUT, "seconds");
@@ -2375,6 +2377,7 @@ void config_free(struct config *cfg)
 		return;
 	free(cfg->file);
 	free(cfg->name);
+	free(cfg->limits.per_host_at);
 	struct relay_conf *r = &cfg->relay;
 	free(r->url);
 	free(r->host);

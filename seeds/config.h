@@ -81,6 +81,7 @@ struct probe_conf {
 
 struct imap_limits {
 	long per_host;          /* default 64, at most 10,000 */
+	char *per_host_at;      /* "FILE:LINE" of imap_limits.per_host; NULL when not set */
 	long per_account;       /* default 2 (one IDLE session per folder), at most 10,000 */
 	long connect_timeout;   /* seconds, default 10 */
 	long timeout;           /* seconds per IMAP command, default 30 */

@@ -113,5 +113,22 @@ else
 fi
 check_same() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 ($2 -> $3 bytes)"; fi; }
 check_same "  ... the relay saw nothing from it" "$before" "$(wc -c <"$TMP/smtp.log")"
+
+# check's warning when the seeds of a host outnumber per_host names the
+# line of imap_limits.per_host (line 6 here); the figures say "session" for one
+sed 's/^slo = .*/imap_limits = {\
+  per_host = 3; };/' "$TMP/fd.conf" >"$TMP/turns.conf"
+(ulimit -n 4096 && exec "$BIN" check -c "$TMP/turns.conf") >"$TMP/turns.out" 2>"$TMP/turns.err"
+rc=$?
+check "check, per_host 3 for 8 seeds: exit 0" 0 "$rc"
+check "  ... warns at per_host's line" \
+	"inboxprobe: warning: $TMP/turns.conf:6: 8 seeds use IMAP host 127.0.0.1:$PORT but imap_limits.per_host is 3: the seeds take turns with short visits (no IDLE), each checked less often; raise per_host or split the seeds over configurations" \
+	"$(cat "$TMP/turns.err")"
+check "  ... a round holds 3 IMAP sessions" 1 "$(grep -c '^file descriptors: a round needs [0-9]* (3 IMAP sessions), limit 4096$' "$TMP/turns.out")"
+sed 's/^seeds = .*/seeds = ( { address = "s1@example.test"; provider = "peer"; } );/; s/^slo = .*/imap_limits = { per_account = 1; };/' \
+	"$TMP/fd.conf" >"$TMP/one.conf"
+(ulimit -n 4096 && exec "$BIN" check -c "$TMP/one.conf") >"$TMP/one.out" 2>"$TMP/one.err"
+check "check, one seed on one session: no warning" "" "$(cat "$TMP/one.err")"
+check "  ... \"1 IMAP session\"" 1 "$(grep -c '^file descriptors: a round needs [0-9]* (1 IMAP session), limit 4096$' "$TMP/one.out")"
 echo "$CHECKS checks, $FAILS failed"
 [ "$FAILS" = 0 ]
