@@ -1750,7 +1750,8 @@ static void load_schedule(struct ctx *c, const config_setting_t *root, struct sc
 	if (get_long(c, g, "schedule", "jitter", &sc->jitter, 0, MAX_DEADLINE, "seconds") > 0 &&
 	    sc->jitter > 0 && sc->jitter >= sc->interval) {
 		err_at(c, js, "schedule.jitter (%ld) must be less than schedule.interval (%ld): "
-		       "rounds would start in another round's slot", sc->jitter, sc->interval);
+		       "rounds would start in another round's slot; set jitter below %ld or raise "
+		       "interval", sc->jitter, sc->interval, sc->interval);
 		sc->jitter = 0;
 	}
 }

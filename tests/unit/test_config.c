@@ -1640,7 +1640,8 @@ static void test_daemon_settings(void **state)
 
 	static const struct { const char *text, *marker, *msg; } bad[] = {
 		{ "schedule = {\n interval = 10;\n jitter = 10;\n};\n", "jitter = 10",
-		  "schedule.jitter (10) must be less than schedule.interval (10)" },
+		  "schedule.jitter (10) must be less than schedule.interval (10): rounds would start in "
+		  "another round's slot; set jitter below 10 or raise interval" },
 		{ "web = {\n listen_address = \"::1:9788\";\n};\n", "listen_address",
 		  "an IPv6 address must be written [addr]:port" },
 		{ "web = {\n listen_address = \"127.0.0.1:65536\";\n};\n", "listen_address",
