@@ -87,6 +87,17 @@ check "notify-status: found in Junk, announced, watch notify" "spam True notify"
 	"$(j 's["outcome"] + " " + str(s["announced_by_idle"]) + " " + s["watch"]')"
 check "notify-status: NOTIFY SET STATUS once, no STATUS command" "1 0" \
 	"$(awk '$3 == "NOTIFY" { n++ } $3 == "STATUS" { s++ } END { printf "%d %d", n, s }' "$TMP/notify-status.rec")"
+# NOTIFY SET STATUS's reply whose STATUS cannot arm Junk (another mailbox,
+# no UIDNEXT, UIDNEXT 0, "junk" for "Junk", after the tagged OK): a STATUS
+# command asks; twice (UIDNEXT 3 then 2): the last, lower, is armed, no
+# STATUS command. Never an armed UIDNEXT that skips the probe: found,
+# announced.
+for v in other:1 nouidnext:1 zero:1 case:1 late:1 dup:0; do
+	sc=notify-status-${v%:*}
+	round $sc
+	check "$sc: found in Junk, announced, watch notify; STATUS commands" "spam True notify ${v#*:}" \
+		"$(j 's["outcome"] + " " + str(s["announced_by_idle"]) + " " + s["watch"]') $(awk '$3 == "STATUS" { n++ } END { print n + 0 }' "$TMP/$sc.rec")"
+done
 # A STATUS of Junk before the probe arrives with a UIDNEXT over 32 bits
 # (notify-huge), or from before Junk was recreated (notify-uidvalidity, a
 # larger UIDNEXT at another UIDVALIDITY): the arrival's STATUS (UIDNEXT 4)

@@ -50,6 +50,11 @@ Scenarios:
                 its OK, with "* STATUS Junk (MESSAGES 2 UIDNEXT 3 UIDVALIDITY
                 42 UNSEEN 2)", as Dovecot 2.3.19 does (RFC 5465 3); notify-literal
                 sends no such STATUS (a server that ignores the indicator)
+  notify-status-other, -nouidnext, -zero, -dup, -case, -late  as
+                notify-status, but the reply's STATUS is of INBOX (UIDNEXT
+                99), has no UIDNEXT, has UIDNEXT 0, comes twice (UIDNEXT 3,
+                then 2), names "junk" (UIDNEXT 99), or comes after the
+                tagged OK (UIDNEXT 99); see NOTIFY_STATUS
   notify-bad    capabilities add NOTIFY, but NOTIFY SET is answered BAD; the
                 probe arrives in Junk
   notify-huge   as notify-literal, but the first IDLE with NOTIFY set gets at
@@ -91,6 +96,17 @@ import time
 from peerlib import HEXTOK, Server, astring, internaldate_now, options, serve_for, split_command
 
 ARRIVE = 0.3
+# notify-status*: the untagged STATUS lines answering NOTIFY SET STATUS
+# before its OK (SPAM: the spam folder's name)
+NOTIFY_STATUS = {
+    "notify-status": ["SPAM (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 42 UNSEEN 2)"],
+    "notify-status-other": ["INBOX (MESSAGES 2 UIDNEXT 99)"],
+    "notify-status-nouidnext": ["SPAM (MESSAGES 2 UIDVALIDITY 42)"],
+    "notify-status-zero": ["SPAM (MESSAGES 2 UIDNEXT 0)"],
+    "notify-status-dup": ["SPAM (MESSAGES 2 UIDNEXT 3)", "SPAM (MESSAGES 1 UIDNEXT 2)"],
+    "notify-status-case": ["junk (MESSAGES 2 UIDNEXT 99)"],
+    "notify-status-late": [],
+}
 STEPS = ("greeting", "capability", "login", "list", "select", "status", "idle", "search",
          "fetch", "store", "expunge")
 
@@ -109,8 +125,8 @@ class State:
         self.idlers = {}             # handler -> folder it idles on
         self.spam = "Spam-Ordner" if scenario.startswith("specialuse") else "Junk"
         self.target = self.spam if scenario in ("idle-spam", "specialuse", "specialuse-bad",
-                                                "notify-literal", "notify-status", "notify-bad",
-                                                "notify-huge", "notify-uidvalidity") \
+                                                "notify-literal", "notify-bad", "notify-huge",
+                                                "notify-uidvalidity") or scenario.startswith("notify-status") \
             else "INBOX"
         self.stats_path = None
         self.record = None
@@ -246,12 +262,15 @@ class Handler(socketserver.StreamRequestHandler):
                 return
             elif cmd == "NOOP":
                 self.send("%s OK noop" % tag)
-            elif cmd == "NOTIFY" and sc in ("notify-literal", "notify-status", "notify-huge",
-                                            "notify-uidvalidity"):
+            elif cmd == "NOTIFY" and (sc in ("notify-literal", "notify-huge", "notify-uidvalidity")
+                                      or sc.startswith("notify-status")):
                 self.notify = True
-                if sc == "notify-status" and args.upper().startswith("SET STATUS"):
-                    self.send("* STATUS %s (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 42 UNSEEN 2)" % st.spam)
+                if sc.startswith("notify-status") and args.upper().startswith("SET STATUS"):
+                    for status in NOTIFY_STATUS[sc]:
+                        self.send("* STATUS " + status.replace("SPAM", st.spam))
                 self.send("%s OK NOTIFY completed" % tag)
+                if sc == "notify-status-late":
+                    self.send("* STATUS %s (MESSAGES 2 UIDNEXT 99)" % st.spam)
             elif cmd == "LIST":
                 self.fail_here("list")
                 ret = "RETURN" in args.upper()
@@ -260,9 +279,9 @@ class Handler(socketserver.StreamRequestHandler):
                     continue
                 attrs = ret or sc in ("specialuse-bad", "idle", "idle-spam", "noidle", "idlebye", "expunge-race",
                                       "byeloop", "byeloop-expired", "byehang", "slowline", "flood",
-                                      "notify-literal", "notify-status", "notify-bad",
+                                      "notify-literal", "notify-bad",
                                       "notify-huge", "notify-uidvalidity") \
-                    or sc.startswith(("drop-", "bye-", "refused"))
+                    or sc.startswith(("drop-", "bye-", "refused", "notify-status"))
                 self.send('* LIST (\\HasNoChildren) "/" INBOX')
                 self.send('* LIST (\\HasNoChildren%s) "/" %s' % (" \\Junk" if attrs else "", st.spam))
                 self.send('* LIST (\\HasNoChildren%s) "/" Trash' % (" \\Trash" if attrs else ""))
@@ -398,7 +417,7 @@ class Handler(socketserver.StreamRequestHandler):
 def main():
     args = sys.argv[1:]
     valid = ("idle", "idle-spam", "noidle", "idlebye", "expired", "refused", "specialuse", "specialuse-bad",
-             "starttls-no", "notify-literal", "notify-status", "notify-bad", "notify-huge", "notify-uidvalidity", "expunge-race", "byeloop", "byeloop-expired", "byehang", "slowline", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
+             "starttls-no", "notify-literal", "notify-status", "notify-bad", "notify-huge", "notify-uidvalidity", "expunge-race") + tuple(NOTIFY_STATUS) + ("byeloop", "byeloop-expired", "byehang", "slowline", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
     if not args or args[0] not in valid:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
