@@ -579,6 +579,9 @@ static void test_notify_status_reply_saves_status(void **state)
 	assert_string_equal(res0(fx)->watch, "notify");
 	assert_int_equal(W.calls[OP_NOTIFY], 1);
 	assert_int_equal(W.calls[OP_STATUS], 0);
+	/* no earlier round's probe pending: no search before arming
+	 * (check_folder has no token it wants yet) */
+	assert_int_equal(W.calls[OP_FIND], 0);
 	accept_probe(fx);
 	deliver(1, "tok-this-round", 1);
 	watch_run(&fx->ctx, 0, w, 1);
