@@ -501,7 +501,8 @@ struct addr_list {
  * seeds on one server connects 1,000 times within seconds, and each lookup
  * cost a getaddrinfo_a helper thread and reads of nsswitch.conf and
  * /etc/hosts. Failures are never kept; a daemon sees a changed address
- * within RESOLVE_TTL. */
+ * within RESOLVE_TTL, and at once when no address kept answers (the entry
+ * is dropped when a connect fails on every one, rcache_drop()). */
 #define RESOLVE_TTL 30.0
 #define RESOLVE_CACHE_MAX 32
 static struct {
@@ -554,6 +555,28 @@ static void rcache_put(const char *host, const char *port, const struct addr_lis
 	rcache[slot].at = now_mono();
 	rcache[slot].al = *al;
 	pthread_mutex_unlock(&rcache_mu);
+}
+
+/* Forget host:port's addresses: a connect failed on every one of them (a
+ * server that moved must not be sought at its old address for RESOLVE_TTL). */
+static void rcache_drop(const char *host, const char *port)
+{
+	pthread_mutex_lock(&rcache_mu);
+	for (size_t i = 0; i < RESOLVE_CACHE_MAX && rcache[i].host != NULL; i++)
+		if (strcmp(rcache[i].host, host) == 0 && strcmp(rcache[i].port, port) == 0) {
+			rcache[i].at = -RESOLVE_TTL * 2;   /* expired: the slot stays in use */
+			break;
+		}
+	pthread_mutex_unlock(&rcache_mu);
+}
+
+int tls_resolve_cached(const char *host, int port)
+{
+	struct addr_list al;
+	char portstr[16];
+
+	snprintf(portstr, sizeof portstr, "%d", port);
+	return rcache_get(host, portstr, &al);
 }
 
 /* host:port's addresses within limit, from the cache or the resolver:
@@ -690,6 +713,7 @@ int tls_tcp_connect(const char *host, int port, long connect_timeout, double dea
 	}
 	if (*fd >= 0)
 		return TLS_OK;
+	rcache_drop(host, portstr);
 	*errstr = xasprintf("%s:%d: cannot connect: %s", host, port, last);
 	return timed_out ? TLS_ETIMEOUT : TLS_ECONNECT;
 }

@@ -45,6 +45,12 @@ enum tls_err {
 int tls_tcp_connect(const char *host, int port, long connect_timeout, double deadline,
                     int *fd, char **errstr);
 
+/* 1 when host:port's addresses are in the resolution cache and fresh (kept
+ * 30 s after a lookup; dropped when a connect failed on every one of them,
+ * so the next tls_tcp_connect() resolves again), else 0. For tests and
+ * diagnostics. Thread-safe. */
+int tls_resolve_cached(const char *host, int port);
+
 /*
  * Run a TLS client handshake on the connected non-blocking socket fd:
  * SSL_VERIFY_PEER against ca_file (PEM bundle) or, when ca_file is NULL,

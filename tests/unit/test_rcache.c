@@ -71,18 +71,18 @@ static int connect_checked(int port)
 
 static void test_full_cache_same_host(void **state)
 {
-	int closed[FILL], lport, lfd;
+	int closed[FILL], fds[FILL], lport, lfd;
 
 	(void)state;
-	/* free ports with nothing listening: each bound, noted, closed */
+	/* fill the cache with 127.0.0.1 on FILL ports that answer once (a
+	 * failed connect is not kept), then close them: nothing listens */
 	for (int i = 0; i < FILL; i++) {
-		int fd = bound_socket(0, &closed[i]);
-		close(fd);
+		fds[i] = bound_socket(1, &closed[i]);
+		assert_int_equal(connect_checked(closed[i]), 1);
 	}
-	lfd = bound_socket(1, &lport);
-	/* fill the cache with 127.0.0.1 on the closed ports (refused) */
 	for (int i = 0; i < FILL; i++)
-		assert_int_equal(connect_checked(closed[i]), 0);
+		close(fds[i]);
+	lfd = bound_socket(1, &lport);
 	/* the listener's entry replaces the oldest, 127.0.0.1 on another port */
 	assert_int_equal(connect_checked(lport), 1);
 	/* every closed port, cached or not, is still refused, never the listener */
@@ -92,9 +92,30 @@ static void test_full_cache_same_host(void **state)
 	close(lfd);
 }
 
+/* A connect refused on every cached address drops the entry: the next
+ * attempt resolves again. A failure is never kept. */
+static void test_failed_connect_drops(void **state)
+{
+	int port, lfd;
+
+	(void)state;
+	lfd = bound_socket(1, &port);
+	assert_int_equal(tls_resolve_cached("127.0.0.1", port), 0);
+	assert_int_equal(connect_checked(port), 1);
+	assert_int_equal(tls_resolve_cached("127.0.0.1", port), 1);
+	assert_int_equal(connect_checked(port), 1);     /* from the cache */
+	assert_int_equal(tls_resolve_cached("127.0.0.1", port), 1);
+	close(lfd);                                     /* the server "moved" */
+	assert_int_equal(connect_checked(port), 0);
+	assert_int_equal(tls_resolve_cached("127.0.0.1", port), 0);
+	assert_int_equal(connect_checked(port), 0);     /* resolved again, refused */
+	assert_int_equal(tls_resolve_cached("127.0.0.1", port), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_failed_connect_drops),
 		cmocka_unit_test(test_full_cache_same_host),
 	};
 
