@@ -630,6 +630,7 @@ static int do_starttls(struct imap_session *s, char **errstr)
 	}
 	/* The plain driver no longer owns the fd: freeing it leaves it open
 	 * for the TLS driver, which now owns it. */
+	tls_low_set_opened(newlow, tls_low_opened(oldlow));
 	tls_low_release_fd(oldlow);
 	mailstream_low_free(oldlow);
 	mailstream_set_low(stream, newlow);
@@ -649,7 +650,9 @@ static int open_stream(struct imap_session *s, const struct imap_params *p, char
 	char *err = NULL;
 	mailstream_low *low;
 	mailstream *stream;
+	double opened;
 
+	opened = now_wall();   /* no receive stamp of this connection is earlier */
 	r = tls_tcp_connect(c->host, c->port, p->connect_timeout, p->deadline, &fd, &err);
 	if (r) {
 		r = imapi_fail(errstr, tls_to_imap_err(r), xasprintf("imap %s", err));
@@ -668,6 +671,7 @@ static int open_stream(struct imap_session *s, const struct imap_params *p, char
 		r = imapi_fail(errstr, IMAP_ECONNECT, xasprintf("imap %s:%d: out of memory", c->host, c->port));
 		goto out;
 	}
+	tls_low_set_opened(low, opened);
 	fd = -1;
 	ssl = NULL;
 	stream = mailstream_new(low, 8192);

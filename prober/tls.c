@@ -273,6 +273,7 @@ struct rxsock {
 	int fd;          /* borrowed: the ipconn owns it */
 	int eof;         /* a read returned 0 (for BIO_CTRL_EOF) */
 	double last_rx;  /* Unix seconds of the latest read that returned data; 0 none */
+	double opened;   /* Unix seconds the connection was opened (tls_low_set_opened); 0 unknown */
 };
 
 /* Turn receive timestamps on for fd; a refusal leaves the wall clock. */
@@ -298,11 +299,24 @@ static double rx_stamp_of(struct msghdr *mh)
 	return t;
 }
 
+/* The kernel's stamp t (0: none) when it is a plausible receive time for
+ * a connection opened at opened (0: unknown): not in the future (now), not
+ * a day old, not before the connection was opened (a clock stepped back,
+ * a stamp from elsewhere). Else now, the wall clock after the read: still
+ * an upper bound of the arrival. */
+static double rx_plausible(double t, double opened, double now)
+{
+	if (t <= now - 86400.0 || t > now)
+		return now;
+	if (opened > 0 && t < opened)
+		return now;
+	return t;
+}
+
 /* recv(2) on rx->fd through recvmsg(2): returns what recv returns (errno
  * set on -1). When bytes came, rx->last_rx is the kernel's receive time
  * of the last segment they came from, or the wall clock now when the
- * kernel gave none (or one that is not a plausible wall-clock time: in the
- * future, or a day old). */
+ * kernel gave none or an implausible one (rx_plausible()). */
 static ssize_t rx_recv(struct rxsock *rx, void *buf, size_t n)
 {
 	union {
@@ -326,7 +340,7 @@ static ssize_t rx_recv(struct rxsock *rx, void *buf, size_t n)
 		return r;
 	t = (mh.msg_flags & MSG_CTRUNC) ? 0 : rx_stamp_of(&mh);
 	now = now_wall();
-	rx->last_rx = t > now - 86400.0 && t <= now ? t : now;
+	rx->last_rx = rx_plausible(t, rx->opened, now);
 	return r;
 }
 
@@ -1326,6 +1340,22 @@ int tls_low_stopped(mailstream_low *low)
 int tls_low_broken(mailstream_low *low)
 {
 	return conn_of(low)->broken;
+}
+
+void tls_low_set_opened(mailstream_low *low, double opened)
+{
+	struct ipconn *c = conn_of(low);
+
+	c->plain.opened = opened;
+	if (c->rx != NULL)
+		c->rx->opened = opened;
+}
+
+double tls_low_opened(mailstream_low *low)
+{
+	struct ipconn *c = conn_of(low);
+
+	return c->rx != NULL ? c->rx->opened : c->plain.opened;
 }
 
 int tls_low_over_budget(mailstream_low *low)

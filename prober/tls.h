@@ -142,6 +142,14 @@ size_t tls_low_pending(mailstream_low *low);
  */
 double tls_low_last_rx(mailstream_low *low);
 
+/* Record when low's connection was opened (Unix seconds, now_wall()
+ * taken before tls_tcp_connect()): a kernel receive stamp before it is
+ * not plausible, and tls_low_last_rx() then gives the wall clock after the
+ * read instead. 0 (the default) leaves only the checks for stamps in the
+ * future or a day old. tls_low_opened() returns it. */
+void tls_low_set_opened(mailstream_low *low, double opened);
+double tls_low_opened(mailstream_low *low);
+
 /* Stop owning the fd (close/free hooks then leave it open). Returns the fd. */
 int tls_low_release_fd(mailstream_low *low);
 
