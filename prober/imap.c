@@ -1069,11 +1069,13 @@ static int select_folder(struct imap_session *s, const char *folder, char **errs
 			return r;
 		if (s->imap->imap_selection_info && s->imap->imap_selection_info->sel_uidvalidity)
 			s->uidvalidity = s->imap->imap_selection_info->sel_uidvalidity;
+		s->seen_uidvalidity = s->uidvalidity;
 		return IMAP_OK;
 	}
 	free(s->selected);
 	s->selected = NULL;
 	s->uidvalidity = 0;
+	s->seen_uidvalidity = 0;
 	r = begin(s, "SELECT", errstr);
 	if (r)
 		return r;
@@ -1090,7 +1092,13 @@ static int select_folder(struct imap_session *s, const char *folder, char **errs
 	s->selected = xstrdup(folder);
 	if (s->imap->imap_selection_info)
 		s->uidvalidity = s->imap->imap_selection_info->sel_uidvalidity;
+	s->seen_uidvalidity = s->uidvalidity;
 	return IMAP_OK;
+}
+
+unsigned long imap_uidvalidity_seen(const struct imap_session *s)
+{
+	return s ? s->seen_uidvalidity : 0;
 }
 
 /* ---------- search and fetch ---------- */

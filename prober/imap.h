@@ -167,6 +167,13 @@ int imap_find_new_tokens(struct imap_session *s, const char *folder,
 /* SELECT folder afresh (also when it is selected) and give its UIDNEXT
  * (RFC 3501 7.3.1 OK [UIDNEXT]); when the SELECT reply has none, STATUS
  * (UIDNEXT) asks for it. *uidnext is 0 when the server gives neither. */
+/* The UIDVALIDITY (RFC 3501 2.3.1.1) of the folder the session's last
+ * SELECT (imap_select_uidnext(), a search's SELECT or NOOP of the selected
+ * folder), STATUS (imap_status_uidnext()) or NOTIFY SET STATUS reply
+ * (imap_notify_set()) named; 0 when that reply gave none. A UID is only
+ * comparable to UIDs of the same UIDVALIDITY. */
+unsigned long imap_uidvalidity_seen(const struct imap_session *s);
+
 int imap_select_uidnext(struct imap_session *s, const char *folder, unsigned long *uidnext,
                         char **errstr);
 

@@ -59,6 +59,7 @@ int imap_status_uidnext(struct imap_session *s, const char *folder, unsigned lon
 	int r;
 
 	*uidnext = 0;
+	s->seen_uidvalidity = 0;
 	r = imapi_begin(s, "STATUS", errstr);
 	if (r)
 		return r;
@@ -67,6 +68,7 @@ int imap_status_uidnext(struct imap_session *s, const char *folder, unsigned lon
 		return imapi_fail(errstr, IMAP_EPROTO, xasprintf("imap %s:%d: STATUS: out of memory",
 		                                           imapi_host(s), imapi_port(s)));
 	mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDNEXT);
+	mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UIDVALIDITY);
 	r = mailimap_status(s->imap, folder, atts, &st);
 	mailimap_status_att_list_free(atts);
 	r = imapi_map_result(s, r, "STATUS", IMAP_ENOFOLDER, errstr);
@@ -75,6 +77,8 @@ int imap_status_uidnext(struct imap_session *s, const char *folder, unsigned lon
 			struct mailimap_status_info *si = clist_content(it);
 			if (si && si->st_att == MAILIMAP_STATUS_ATT_UIDNEXT)
 				*uidnext = si->st_value;
+			if (si && si->st_att == MAILIMAP_STATUS_ATT_UIDVALIDITY)
+				s->seen_uidvalidity = si->st_value;
 		}
 	}
 	if (st)

@@ -66,6 +66,9 @@ struct imap_session {
 	unsigned long exists_expunged; /* expunged at the last EXISTS read during IDLE */
 	unsigned long notify_uidvalidity; /* of the watched mailbox's last STATUS; 0 none */
 	double notify_rx;          /* receive time of that STATUS (imap_rx_time()); 0 none */
+	/* UIDVALIDITY of the folder the last SELECT, STATUS or NOTIFY SET
+	 * STATUS reply named (imap_uidvalidity_seen()); 0 none given */
+	unsigned long seen_uidvalidity;
 };
 
 /* The server's host and port, for messages ("?" and 0 when unknown). */

@@ -240,7 +240,7 @@ static unsigned long reply_uidnext(struct imap_session *s, const char *mailbox)
 	struct mailimap_mailbox_data_status *ms =
 		s->imap->imap_response_info ? s->imap->imap_response_info->rsp_status : NULL;
 	struct imap_status_resp st;
-	unsigned long u = 0;
+	unsigned long u = 0, uv = 0;
 
 	if (ms == NULL || ms->st_mailbox == NULL || strlen(ms->st_mailbox) >= sizeof st.mailbox)
 		return 0;
@@ -253,8 +253,12 @@ static unsigned long reply_uidnext(struct imap_session *s, const char *mailbox)
 			st.have |= IMAP_ST_UIDNEXT;
 			st.uidnext = si->st_value;
 		}
+		if (si && si->st_att == MAILIMAP_STATUS_ATT_UIDVALIDITY)
+			uv = si->st_value;
 	}
-	return imap_notify_status_uidnext(&st, mailbox, &u) ? u : 0;
+	if (imap_notify_status_uidnext(&st, mailbox, &u))
+		s->seen_uidvalidity = uv;
+	return u;
 }
 
 unsigned long imap_notify_set_uidnext(const struct imap_session *s)
@@ -314,6 +318,7 @@ int imap_notify_set(struct imap_session *s, const char *mailbox, unsigned long u
 	}
 	strbuf_adds(&cmd, " (MessageNew MessageExpunge))");
 	s->notify_set_uidnext = 0;
+	s->seen_uidvalidity = 0;
 	r = imapi_begin(s, "NOTIFY", errstr);
 	if (r == IMAP_OK) {
 		r = mailimap_custom_command(s->imap, cmd.buf);

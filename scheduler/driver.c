@@ -33,6 +33,7 @@ const struct imap_driver imap_driver_real = {
 	.notify_set_uidnext = imap_notify_set_uidnext,
 	.notify_mailbox = imap_notify_mailbox,
 	.notify_announced = imap_notify_announced,
+	.uidvalidity_seen = imap_uidvalidity_seen,
 	.find_new_tokens = imap_find_new_tokens,
 	.fetch_header = imap_fetch_header,
 	.gmail_tab = imap_gmail_tab,

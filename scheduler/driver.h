@@ -68,9 +68,13 @@ struct imap_driver {
 	 * (RFC 3501 7.3.1); 0 when the server gives none. */
 	int (*select_uidnext)(struct imap_session *s, const char *folder, unsigned long *uidnext,
 	                      char **errstr);
-	/* STATUS folder (UIDNEXT) without selecting it (RFC 3501 6.3.10). */
+	/* STATUS folder (UIDNEXT UIDVALIDITY) without selecting it (RFC 3501 6.3.10). */
 	int (*status_uidnext)(struct imap_session *s, const char *folder, unsigned long *uidnext,
 	                      char **errstr);
+	/* The UIDVALIDITY the last select_uidnext, status_uidnext, notify_set
+	 * or find_new_tokens's SELECT read on s; 0 none. May be NULL: never
+	 * known (an armed UIDNEXT is then never re-based). */
+	unsigned long (*uidvalidity_seen)(const struct imap_session *s);
 
 	/* ---- watching (RFC 2177 IDLE) ---- */
 

@@ -88,6 +88,7 @@ struct seed_watch {
 	char *wire[2], *display[2];      /* folder wire and display names */
 	char *trash;
 	unsigned long uidnext[2];        /* armed UIDNEXT per folder; 0 unknown */
+	unsigned long uidvalidity[2];    /* the UIDVALIDITY uidnext[] belongs to; 0 unknown */
 	int visit;                       /* seeds outnumber the limits: short visits in turns */
 	double last_check;               /* now_mono() of the last scheduled check; 0 none */
 	double sum_gaps;                 /* seconds between scheduled checks, summed */
@@ -289,6 +290,34 @@ static const struct announce *exists_after_expunges(struct round_ctx *ctx, struc
  * announcement) was seen when the search answered, and was not announced
  * (SPEC "Latency"). Returns an IMAP code; on error the
  * diagnostic names the folder. */
+/* After a search of folder f on s from its armed UIDNEXT: when the
+ * folder's UIDVALIDITY is no longer the one that UIDNEXT was armed in
+ * (the folder was deleted and created again: its UIDs restarted, RFC 3501
+ * 2.3.1.1), say so and re-base: the armed UIDNEXT is forgotten (0: the
+ * whole folder is searched for our tokens from now on) and the new
+ * UIDVALIDITY kept. Returns 1 when re-based, else 0. An armed
+ * UIDVALIDITY not known yet is taken from this search. */
+static int rebase_uidnext(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int f,
+                          struct imap_session *s)
+{
+	unsigned long now = ctx->drv->uidvalidity_seen != NULL ? ctx->drv->uidvalidity_seen(s) : 0;
+
+	if (now == 0)
+		return 0;
+	if (w->uidvalidity[f] == 0) {
+		w->uidvalidity[f] = now;
+		return 0;
+	}
+	if (now == w->uidvalidity[f])
+		return 0;
+	log_info("%s: %s: UIDVALIDITY changed from %lu to %lu since arming (the folder was "
+	         "recreated): its UIDs restarted; searching the whole folder for the probe",
+	         ctx->cfg->seeds[idx].address, w->display[f], w->uidvalidity[f], now);
+	w->uidvalidity[f] = now;
+	w->uidnext[f] = 0;
+	return 1;
+}
+
 static int check_folder(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int f,
                         unsigned long min_uid, const struct announce *an)
 {
@@ -310,6 +339,13 @@ static int check_folder(struct round_ctx *ctx, size_t idx, struct seed_watch *w,
 	if (n == 0)
 		return IMAP_OK;
 	rc = ctx->drv->find_new_tokens(s, w->wire[f], toks, n, w->since, min_uid, &hits, &nhits, &err);
+	if (rc == IMAP_OK && min_uid > 0 && rebase_uidnext(ctx, idx, w, f, s)) {
+		/* UIDs from min_uid on are another folder's: search it all */
+		free(hits);
+		hits = NULL;
+		nhits = 0;
+		rc = ctx->drv->find_new_tokens(s, w->wire[f], toks, n, w->since, 0, &hits, &nhits, &err);
+	}
 	/* the answer's moment, for every hit: not after earlier hits' cleanup;
 	 * when its last segment reached us, not when this thread woke up */
 	searched = driver_rx_time(ctx->drv, s, 0, now_wall());
@@ -504,6 +540,16 @@ static int try_notify(struct round_ctx *ctx, size_t idx, struct seed_watch *w, i
 	return *rc == IMAP_OK && ctx->drv->notify_mailbox(w->s[0]) != NULL;
 }
 
+/* Keep the UIDVALIDITY the reply that armed folder f's UIDNEXT named on
+ * s (0 when it named none): check_folder() compares it with the folder's
+ * at each search. */
+static void note_uidvalidity(struct round_ctx *ctx, struct seed_watch *w, int f,
+                             struct imap_session *s)
+{
+	if (ctx->drv->uidvalidity_seen != NULL)
+		w->uidvalidity[f] = ctx->drv->uidvalidity_seen(s);
+}
+
 /* The spam folder's UIDNEXT by STATUS on session 0; when STATUS is
  * refused, by SELECT of it (*selected set: INBOX is selected no more). */
 static int status_spam(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int *selected,
@@ -519,6 +565,8 @@ static int status_spam(struct round_ctx *ctx, size_t idx, struct seed_watch *w, 
 		*selected = 1;
 		rc = ctx->drv->select_uidnext(w->s[0], w->wire[F_SPAM], &w->uidnext[F_SPAM], err);
 	}
+	if (rc == IMAP_OK)
+		note_uidvalidity(ctx, w, F_SPAM, w->s[0]);
 	return rc;
 }
 
@@ -535,6 +583,7 @@ static int record_uidnext_notify(struct round_ctx *ctx, size_t idx, struct seed_
 	round_mark(ctx, (long)idx, "status");
 	if (rc != IMAP_OK)
 		return rc;
+	note_uidvalidity(ctx, w, F_INBOX, w->s[0]);
 	w->notify = try_notify(ctx, idx, w, &rc);
 	if (rc != IMAP_OK) {
 		*said = 1;   /* try_notify said why */
@@ -544,11 +593,15 @@ static int record_uidnext_notify(struct round_ctx *ctx, size_t idx, struct seed_
 		u = ctx->drv->notify_set_uidnext(w->s[0]);
 	if (u > 0) {
 		w->uidnext[F_SPAM] = u;
+		note_uidvalidity(ctx, w, F_SPAM, w->s[0]);
 		return IMAP_OK;
 	}
 	rc = status_spam(ctx, idx, w, &sel, err);
-	if (rc == IMAP_OK && sel)
+	if (rc == IMAP_OK && sel) {
 		rc = ctx->drv->select_uidnext(w->s[0], w->wire[F_INBOX], &w->uidnext[F_INBOX], err);
+		if (rc == IMAP_OK)
+			note_uidvalidity(ctx, w, F_INBOX, w->s[0]);
+	}
 	if (rc == IMAP_OK && w->notify)   /* set already: no command */
 		rc = ctx->drv->notify_set(w->s[0], w->wire[F_SPAM], w->uidnext[F_SPAM], err);
 	return rc;
@@ -569,6 +622,8 @@ static int record_uidnext(struct round_ctx *ctx, size_t idx, struct seed_watch *
 		round_mark(ctx, (long)idx, "status");
 		if (rc == IMAP_OK)
 			rc = ctx->drv->select_uidnext(w->s[0], w->wire[F_INBOX], &w->uidnext[F_INBOX], &err);
+		if (rc == IMAP_OK)
+			note_uidvalidity(ctx, w, F_INBOX, w->s[0]);
 	}
 	if (rc != IMAP_OK && !said)
 		arm_fail(w, rc, round_imap_error_text(rc), err ? err : imap_err_name(rc));
@@ -592,6 +647,8 @@ static int choose_spam_watch(struct round_ctx *ctx, size_t idx, struct seed_watc
 	if (w->nsess < 2)
 		return IMAP_OK;
 	rc = ctx->drv->select_uidnext(w->s[1], w->wire[F_SPAM], &u, &err);
+	if (rc == IMAP_OK && w->uidvalidity[F_SPAM] == 0)
+		note_uidvalidity(ctx, w, F_SPAM, w->s[1]);
 	if (rc != IMAP_OK)
 		arm_fail(w, rc, round_imap_error_text(rc), err ? err : imap_err_name(rc));
 	free(err);

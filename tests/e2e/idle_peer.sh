@@ -108,6 +108,22 @@ for sc in notify-huge notify-uidvalidity; do
 	check "$sc: found in Junk" "spam Junk" "$(j 's["outcome"] + " " + str(s["folder"])')"
 	check "$sc: announced, watch notify" "True notify" "$(j 'str(s["announced_by_idle"]) + " " + s["watch"]')"
 done
+# Junk deleted and created again between its arming (STATUS: UIDNEXT 50,
+# UIDVALIDITY 41) and the probe's arrival (UIDVALIDITY 42, the probe UID 3,
+# a user's message UID 4 after it): "UID 50:*" is "4:50" and skips the
+# probe. The UIDVALIDITY change seen at the search's SELECT re-bases the
+# search to the whole folder (fix: the probe was missing); the user's
+# messages are fetched (the SINCE fallback) but never flagged or removed.
+round spam-recreated
+check "spam-recreated: found in Junk, cleaned up" "spam Junk deleted" \
+	"$(j 's["outcome"] + " " + str(s["folder"]) + " " + str(s["cleanup"])')"
+grep -q "Junk: UIDVALIDITY changed from 41 to 42 since arming" "$TMP/spam-recreated.err" &&
+	ok "spam-recreated: the UIDVALIDITY change is logged" ||
+	not_ok "spam-recreated: the UIDVALIDITY change is logged ($(grep -i uidvalidity "$TMP/spam-recreated.err" | head -n 2))"
+check "spam-recreated: STORE/EXPUNGE/MOVE/COPY only of UID 3 (no user's message touched)" "0 2" \
+	"$(awk '$3 == "UID" && ($4 == "STORE" || $4 == "EXPUNGE" || $4 == "MOVE" || $4 == "COPY") { if ($5 == "3") ok++; else bad++ } END { printf "%d %d", bad, ok }' "$TMP/spam-recreated.rec")"
+check "spam-recreated: a user's message was fetched (the proof was put to the test)" 1 \
+	"$(awk '$3 == "UID" && $4 == "FETCH" && $5 ~ /(^|[,:])(4|\*)($|[,:])/ { n = 1 } END { print n + 0 }' "$TMP/spam-recreated.rec")"
 # An EXISTS read before the probe arrived, then an EXPUNGE and the probe's
 # arrival at a sequence number that EXISTS covered, before the search: the
 # probe was not announced by it, and is seen when the search answered, not

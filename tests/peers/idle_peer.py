@@ -65,6 +65,15 @@ Scenarios:
                 gets at once "* STATUS Junk (MESSAGES 2 UIDNEXT 900
                 UIDVALIDITY 41)", and the arrival's STATUS carries UIDVALIDITY
                 42 (Junk was recreated: its UIDs start anew)
+  spam-recreated  the probe arrives in Junk, which was deleted and created
+                again after the client armed it: STATUS Junk answers "UIDNEXT 50
+                UIDVALIDITY 41" (the old folder), SELECT Junk "UIDVALIDITY 42"
+                with the user's UIDs 1 and 2; the probe arrives as UID 3 and a
+                user's message as UID 4 right after it. UID SEARCH honours a
+                "UID n:*" range (RFC 3501 6.4.8: "*" is the largest UID, so
+                "50:*" is "4:50" and skips the probe) and SINCE answers every
+                UID; UID FETCH returns the user's messages (From
+                user@example.org, no token) for UIDs 1, 2 and 4
   expunge-race  0.3 s into the first IDLE on INBOX a user's mail arrives:
                 "* 3 EXISTS"; the DONE is answered 1.5 s later, after "* 1
                 EXPUNGE" (the user deleted a message) and the probe's
@@ -126,7 +135,7 @@ class State:
         self.spam = "Spam-Ordner" if scenario.startswith("specialuse") else "Junk"
         self.target = self.spam if scenario in ("idle-spam", "specialuse", "specialuse-bad",
                                                 "notify-literal", "notify-bad", "notify-huge",
-                                                "notify-uidvalidity") or scenario.startswith("notify-status") \
+                                                "notify-uidvalidity", "spam-recreated") or scenario.startswith("notify-status") \
             else "INBOX"
         self.stats_path = None
         self.record = None
@@ -176,11 +185,62 @@ class State:
                 pass
 
 
+def uids_of(st, folder):
+    """spam-recreated: the UIDs in folder: 1 and 2, and once the probe
+    arrived there 3 (the probe) and 4 (a user's message after it)."""
+    return [1, 2, 3, 4] if st.arrived == folder and folder == st.spam else [1, 2]
+
+
+def uid_set(text, uids):
+    """The UIDs among uids that an RFC 3501 sequence set of UIDs names
+    ("*" is the largest UID in use, so "50:*" with 4 the largest is 4:50)."""
+    top = max(uids) if uids else 0
+    out = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition(":")
+        try:
+            a = top if lo == "*" else int(lo)
+            b = a if not hi else (top if hi == "*" else int(hi))
+        except ValueError:
+            continue
+        a, b = min(a, b), max(a, b)
+        out.update(u for u in uids if a <= u <= b)
+    return sorted(out)
+
+
+def recreated_search(st, folder, args, token):
+    """spam-recreated: "* SEARCH ..." for a UID SEARCH: the token names UID
+    3 (the probe) once it arrived, SINCE names every UID; a "UID n:*"
+    range limits either."""
+    uids = uids_of(st, folder)
+    hits = ([3] if 3 in uids else []) if token else uids
+    r = re.search(r"\bUID ([0-9*:,]+)", args)
+    if r:
+        hits = [u for u in hits if u in uid_set(r.group(1), uids)]
+    if token and hits:
+        st.token = token.group(1)
+    return " ".join(["* SEARCH"] + [str(u) for u in hits])
+
+
 class Handler(socketserver.StreamRequestHandler):
     def send(self, s):
         with self.wlock:
             self.wfile.write(s.encode() + b"\r\n")
             self.wfile.flush()
+
+    def user_fetch(self, args, selected):
+        """spam-recreated: a user's message (no token) for each of UIDs 1,
+        2 and 4 that a UID FETCH names."""
+        for uid in uid_set(args.split(" ", 1)[0], uids_of(self.server.st, selected)):
+            if uid == 3:
+                continue
+            hdr = "From: user@example.org\r\nSubject: hello %d\r\n\r\n" % uid
+            self.send('* %d FETCH (UID %d INTERNALDATE "%s" BODY[HEADER.FIELDS '
+                      '(X-Inboxprobe-Token Subject From)] {%d}'
+                      % (uid, uid, internaldate_now(), len(hdr.encode())))
+            with self.wlock:
+                self.wfile.write(hdr.encode() + b")\r\n")
+                self.wfile.flush()
 
     def fail_here(self, step):
         """True (and the connection ends) when this connection misbehaves at step."""
@@ -277,7 +337,7 @@ class Handler(socketserver.StreamRequestHandler):
                 if ret and sc == "specialuse-bad":
                     self.send("%s BAD RETURN not supported here (test)" % tag)
                     continue
-                attrs = ret or sc in ("specialuse-bad", "idle", "idle-spam", "noidle", "idlebye", "expunge-race",
+                attrs = ret or sc in ("specialuse-bad", "idle", "idle-spam", "spam-recreated", "noidle", "idlebye", "expunge-race",
                                       "byeloop", "byeloop-expired", "byehang", "slowline", "flood",
                                       "notify-literal", "notify-bad",
                                       "notify-huge", "notify-uidvalidity") \
@@ -289,7 +349,10 @@ class Handler(socketserver.StreamRequestHandler):
             elif cmd == "STATUS":
                 self.fail_here("status")
                 name, _ = astring(args)
-                self.send("* STATUS %s (UIDNEXT 3)" % name)
+                if sc == "spam-recreated" and name == st.spam:
+                    self.send("* STATUS %s (UIDNEXT 50 UIDVALIDITY 41)" % name)
+                else:
+                    self.send("* STATUS %s (UIDNEXT 3)" % name)
                 self.send("%s OK status done" % tag)
             elif cmd in ("SELECT", "EXAMINE"):
                 self.fail_here("select")
@@ -300,10 +363,11 @@ class Handler(socketserver.StreamRequestHandler):
                     continue
                 selected = name
                 there = st.arrived == name
+                extra = 1 if there and sc == "spam-recreated" else 0   # the user's UID 4
                 self.send("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)")
-                self.send("* %d EXISTS" % (3 if there else 2))
+                self.send("* %d EXISTS" % ((3 if there else 2) + extra))
                 self.send("* OK [UIDVALIDITY 42] UIDs valid")
-                self.send("* OK [UIDNEXT %d] next" % (4 if there else 3))
+                self.send("* OK [UIDNEXT %d] next" % ((4 if there else 3) + extra))
                 self.send("%s OK [READ-WRITE] selected" % tag)
                 if sc == "noidle":
                     st.schedule_arrival(name, ARRIVE)
@@ -382,6 +446,10 @@ class Handler(socketserver.StreamRequestHandler):
                 if sc == "expired" and self.n == 2:
                     return   # the connection drops: no reply
                 m = HEXTOK.search(args)
+                if sc == "spam-recreated":
+                    self.send(recreated_search(st, selected, args, m))
+                    self.send("%s OK search done" % tag)
+                    continue
                 if m and st.arrived == selected:
                     st.token = m.group(1)
                     self.send("* SEARCH 3")
@@ -391,7 +459,12 @@ class Handler(socketserver.StreamRequestHandler):
             elif cmd == "UID FETCH":
                 self.fail_here("fetch")
                 token = st.token
-                if token and st.arrived == selected and "3" in re.split(r"[,:]", args.split(" ", 1)[0]):
+                if sc == "spam-recreated":
+                    self.user_fetch(args, selected)
+                fset = args.split(" ", 1)[0]
+                if token and st.arrived == selected and (
+                        3 in uid_set(fset, uids_of(st, selected)) if sc == "spam-recreated"
+                        else "3" in re.split(r"[,:]", fset)):
                     hdr = ("From: probe@example.test\r\nX-Inboxprobe-Token: %s\r\n"
                            "Subject: inboxprobe %s\r\n\r\n" % (token, token))
                     self.send('* 3 FETCH (UID 3 INTERNALDATE "%s" BODY[HEADER.FIELDS '
@@ -417,7 +490,7 @@ class Handler(socketserver.StreamRequestHandler):
 def main():
     args = sys.argv[1:]
     valid = ("idle", "idle-spam", "noidle", "idlebye", "expired", "refused", "specialuse", "specialuse-bad",
-             "starttls-no", "notify-literal", "notify-status", "notify-bad", "notify-huge", "notify-uidvalidity", "expunge-race") + tuple(NOTIFY_STATUS) + ("byeloop", "byeloop-expired", "byehang", "slowline", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
+             "starttls-no", "notify-literal", "notify-status", "notify-bad", "notify-huge", "notify-uidvalidity", "expunge-race", "spam-recreated") + tuple(NOTIFY_STATUS) + ("byeloop", "byeloop-expired", "byehang", "slowline", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
     if not args or args[0] not in valid:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
