@@ -201,13 +201,16 @@ static int smtp_slot_acquire(struct limiter *l, long max_active, double deadline
 	int ret = -1;
 
 	pthread_mutex_lock(&l->mu);
-	for (;;) {
+	/* after a stop request no new transaction starts: a slot freed by
+	 * an aborted one is not handed on ("round interrupted before
+	 * submission", not a relay timeout at connect) */
+	while (!round_stop) {
 		if (l->smtp_active < max_active) {
 			l->smtp_active++;
 			ret = 0;
 			break;
 		}
-		if (round_stop || now_mono() >= deadline ||
+		if (now_mono() >= deadline ||
 		    limiter_wait_on(l, &l->smtp_cv, deadline) == ETIMEDOUT)
 			break;
 	}
