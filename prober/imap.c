@@ -194,9 +194,10 @@ static void server_text(char *buf, size_t bufsz, const char *t)
 	buf[j] = '\0';
 }
 
-/* Arm the per-command limit: min(now + timeout, deadline). Returns 0, or
- * IMAP_ETIMEOUT when the deadline already passed. */
-static int arm(struct imap_session *s)
+/* Arm the per-command limit: min(now + timeout, deadline), and the read
+ * budget of bytes (TLS_REPLY_MAX_BYTES, TLS_CMD_MAX_BYTES). Returns 0,
+ * or IMAP_ETIMEOUT when the deadline already passed. */
+static int arm(struct imap_session *s, size_t bytes)
 {
 	double now = now_mono();
 	double limit = now + (s->timeout > 0 ? (double)s->timeout : 30.0);
@@ -204,6 +205,7 @@ static int arm(struct imap_session *s)
 		limit = s->deadline;
 	if (!s->imap || !s->imap->imap_stream)
 		return IMAP_EBYE;
+	tls_low_set_budget(mailstream_get_low(s->imap->imap_stream), bytes);
 	tls_low_set_limit(mailstream_get_low(s->imap->imap_stream), limit);
 	if (now >= s->deadline)
 		return IMAP_ETIMEOUT;
@@ -236,7 +238,8 @@ static int begin(struct imap_session *s, const char *what, char **errstr)
 		return imapi_fail(errstr, IMAP_EPROTO,
 		               xasprintf("imap %s:%d: %s: the session is in IDLE (DONE first)",
 		                         imapi_host(s), imapi_port(s), what));
-	r = arm(s);
+	/* only a FETCH's literals (headers) need the large budget */
+	r = arm(s, strstr(what, "FETCH") != NULL ? TLS_REPLY_MAX_BYTES : TLS_CMD_MAX_BYTES);
 	if (r == IMAP_ETIMEOUT)
 		return imapi_fail(errstr, r, xasprintf("imap %s:%d: %s: round deadline reached",
 		                                    imapi_host(s), imapi_port(s), what));
@@ -278,9 +281,11 @@ static int map_result(struct imap_session *s, int r, const char *what, int no_co
 		 * out of step and the server is misbehaving */
 		s->dead = 1;
 		return imapi_fail(errstr, IMAP_EPROTO,
-		               xasprintf("imap %s:%d: %s: server reply larger than %zu MiB; connection dropped",
+		               xasprintf("imap %s:%d: %s: server reply larger than %zu %s; connection dropped",
 		                         imapi_host(s), imapi_port(s), what,
-		                         TLS_REPLY_MAX_BYTES / (1024 * 1024)));
+		                         tls_low_budget(low) % (1024 * 1024) == 0 ?
+		                         tls_low_budget(low) / (1024 * 1024) : tls_low_budget(low),
+		                         tls_low_budget(low) % (1024 * 1024) == 0 ? "MiB" : "bytes"));
 	}
 	if (low && tls_low_timed_out(low) && tls_low_stopped(low)) {
 		s->dead = 1;   /* the wait was cut short: a shutdown, not the server */
@@ -847,7 +852,7 @@ void imap_close(struct imap_session *s)
 	if (s->counted_up)
 		atomic_fetch_sub(&n_up, 1);
 	if (s->imap) {
-		if (!s->dead && s->imap->imap_stream && arm(s) == 0) {
+		if (!s->dead && s->imap->imap_stream && arm(s, TLS_CMD_MAX_BYTES) == 0) {
 			/* a short, bounded LOGOUT */
 			double limit = now_mono() + 2.0;
 			if (limit > s->deadline)
@@ -1994,7 +1999,7 @@ int imapi_begin_idle_read(struct imap_session *s, char **errstr)
 		return imapi_fail(errstr, IMAP_EBYE,
 		               xasprintf("imap %s:%d: IDLE: connection closed earlier in this session",
 		                         imapi_host(s), imapi_port(s)));
-	r = arm(s);
+	r = arm(s, TLS_CMD_MAX_BYTES);
 	if (r == IMAP_ETIMEOUT)
 		return imapi_fail(errstr, r, xasprintf("imap %s:%d: IDLE: round deadline reached",
 		                                    imapi_host(s), imapi_port(s)));

@@ -1042,7 +1042,8 @@ struct ipconn {
 	int stopped;         /* timed_out by a stop request (tls_set_abort_flag) */
 	int broken;
 	size_t nread;        /* bytes read since the last tls_low_set_limit() */
-	int over_budget;     /* a reply exceeded TLS_REPLY_MAX_BYTES: broken too */
+	size_t budget;       /* bytes a command may read (tls_low_set_budget()) */
+	int over_budget;     /* a reply exceeded budget: broken too */
 	char tail[512];      /* the last bytes received, for a BYE's text */
 	size_t tail_len;
 	int tail_wrapped;    /* bytes before tail were dropped: its start may be mid-line */
@@ -1116,13 +1117,13 @@ static ssize_t low_read(mailstream_low *s, void *buf, size_t count)
 	/* Byte budget per command: libetpan keeps a whole response line or
 	 * literal in memory, so a peer streaming an endless one would grow
 	 * the prober without bound. Over budget, the stream is broken. */
-	if (c->nread >= TLS_REPLY_MAX_BYTES) {
+	if (c->nread >= c->budget) {
 		c->over_budget = 1;
 		c->broken = 1;
 		return -1;
 	}
-	if (count > TLS_REPLY_MAX_BYTES - c->nread)
-		count = TLS_REPLY_MAX_BYTES - c->nread;
+	if (count > c->budget - c->nread)
+		count = c->budget - c->nread;
 	if (count > INT_MAX)
 		count = INT_MAX;
 	for (;;) {
@@ -1303,6 +1304,7 @@ mailstream_low *tls_low_new(int fd, SSL *ssl)
 	c->ssl = ssl;
 	c->owns_fd = 1;
 	c->limit = now_mono() + 30.0;
+	c->budget = TLS_CMD_MAX_BYTES;
 	c->plain.fd = fd;
 	if (ssl != NULL) {
 		c->rx = rxbio_of(ssl);   /* NULL: an SSL made elsewhere, reads not stamped */
@@ -1325,6 +1327,16 @@ void tls_low_set_limit(mailstream_low *low, double limit)
 	c->timed_out = 0;
 	c->stopped = 0;
 	c->nread = 0;
+}
+
+void tls_low_set_budget(mailstream_low *low, size_t bytes)
+{
+	conn_of(low)->budget = bytes;
+}
+
+size_t tls_low_budget(mailstream_low *low)
+{
+	return conn_of(low)->budget;
 }
 
 int tls_low_timed_out(mailstream_low *low)

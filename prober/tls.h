@@ -88,6 +88,14 @@ int tls_host_is_ip(const char *host);
  * mailbox, FETCH of two header fields). */
 #define TLS_REPLY_MAX_BYTES ((size_t)16 * 1024 * 1024)
 
+/* The budget of every other command (LIST, SELECT, STATUS, SEARCH, NOOP,
+ * IDLE/DONE, ...) and of the greeting: libetpan keeps each parsed untagged
+ * response until the command ends, some ten times its bytes (16 MiB of
+ * "* N EXISTS" lines held 156 MB), so a hostile server's flood must stop
+ * far sooner than a FETCH's literals. 1 MiB is still some 150,000 UIDs in
+ * a SEARCH reply or 10,000 LIST lines. */
+#define TLS_CMD_MAX_BYTES ((size_t)1024 * 1024)
+
 /*
  * A mailstream_low over fd (and ssl when not NULL; then ownership of ssl
  * passes to the stream). Reads and writes poll with the limit set by
@@ -100,8 +108,15 @@ mailstream_low *tls_low_new(int fd, SSL *ssl);
 
 /* Set the absolute now_mono() time after which reads and writes fail
  * (the caller sets min(now + per-command timeout, round deadline) before
- * each command), and start a new read budget of TLS_REPLY_MAX_BYTES. */
+ * each command), and start a new read budget (tls_low_set_budget(); the
+ * last one set, TLS_CMD_MAX_BYTES for a new low). */
 void tls_low_set_limit(mailstream_low *low, double limit);
+
+/* Set the bytes the reads of one command may take from the next
+ * tls_low_set_limit() on (TLS_REPLY_MAX_BYTES for a FETCH,
+ * TLS_CMD_MAX_BYTES else); tls_low_budget() returns it. */
+void tls_low_set_budget(mailstream_low *low, size_t bytes);
+size_t tls_low_budget(mailstream_low *low);
 
 /* 1 when the last read/write failed because the limit passed, else 0. */
 int tls_low_timed_out(mailstream_low *low);
@@ -113,8 +128,8 @@ int tls_low_stopped(mailstream_low *low);
 /* 1 when the peer closed the connection or a read/write failed (not timeout). */
 int tls_low_broken(mailstream_low *low);
 
-/* 1 when a read failed because one command's reply exceeded
- * TLS_REPLY_MAX_BYTES (the stream is then broken for good), else 0. */
+/* 1 when a read failed because one command's reply exceeded its budget
+ * (tls_low_budget(); the stream is then broken for good), else 0. */
 int tls_low_over_budget(mailstream_low *low);
 
 /* When the last line received that begins with "* BYE" (RFC 3501 7.1.5)

@@ -30,6 +30,10 @@ Scenarios:
                and memory)
   biglit       normal server; UID SEARCH answers UID 9 and UID FETCH answers
                a literal announced as {100000000}, streamed without end
+  existsflood  normal server; SELECT is answered by an endless stream of
+               "* N EXISTS" lines, as fast as the client reads (libetpan keeps
+               each parsed untagged response: the budget of a non-FETCH
+               command must stop it early)
   trickle      greeting "* OK " followed by an endless line at ~50 KB/s (the
                socket keeps getting data: the per-command timeout must hold)
   silenttls    accepts TCP and never sends a byte (a TLS client waits for
@@ -113,7 +117,8 @@ OTHER = "fedcba9876543210fedcba9876543210"
 CAPS = "IMAP4rev1 UIDPLUS MOVE"
 
 OLD = ("bye", "fallback", "unavailable", "authapp", "authfail", "stall", "list", "garbled",
-       "nostarttls", "bigline", "biglit", "trickle", "silenttls", "ctrlnames", "manyuids")
+       "nostarttls", "bigline", "biglit", "trickle", "silenttls", "ctrlnames", "manyuids",
+       "existsflood")
 
 CHUNK = b"x" * 65536
 
@@ -487,6 +492,9 @@ class Handler(socketserver.StreamRequestHandler):
             elif cmd in ("SELECT", "EXAMINE"):
                 if sc == "bye":
                     self.send("* BYE server shutting down")
+                    return
+                if sc == "existsflood":
+                    self.stream_forever(b"".join(b"* %d EXISTS\r\n" % (3 + i) for i in range(4096)), 0)
                     return
                 selected = args
                 self.send("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)")
