@@ -1473,8 +1473,10 @@ int imap_find_new_tokens(struct imap_session *s, const char *folder,
 	*nhits = 0;
 	if (!s || !folder)
 		return imapi_fail(errstr, IMAP_EPROTO, xasprintf("imap: no session or folder"));
-	if (ntokens == 0 || !s->probe_from)
+	if (ntokens == 0 || !s->probe_from) {
+		s->seen_uidvalidity = 0;   /* no SELECT: no folder's UIDVALIDITY seen */
 		return IMAP_OK;   /* nothing could be proved to be a probe */
+	}
 	r = select_folder(s, folder, errstr);
 	if (r)
 		return r;
