@@ -23,20 +23,58 @@
 
 atomic_int round_stop;
 
-/* Sleep up to s seconds, in short slices, until the monotonic deadline or a
- * stop request. */
+/* round_nap's sleepers wait on nap_cv (CLOCK_MONOTONIC, made once), woken
+ * by round_wake_naps() on a stop request: naps in quarter-second slices
+ * woke a polling or visiting seed 4 times a second for nothing (1,000
+ * seeds: 4,000 wake-ups a second). */
+static pthread_mutex_t nap_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t nap_cv;
+static pthread_once_t nap_once = PTHREAD_ONCE_INIT;
+
+static void nap_init(void)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&nap_cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+/* Sleep up to s seconds, until the monotonic deadline or a stop request
+ * (round_wake_naps, from await_workers). */
 void round_nap(double s, double deadline)
 {
 	double end = now_mono() + s;
 
 	if (end > deadline)
 		end = deadline;
+	pthread_once(&nap_once, nap_init);
+	pthread_mutex_lock(&nap_mu);
 	while (!round_stop) {
+		struct timespec ts;
 		double left = end - now_mono();
 		if (left <= 0)
 			break;
-		sleep_seconds(left < 0.25 ? left : 0.25);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += (time_t)left;
+		ts.tv_nsec += (long)((left - floor(left)) * 1e9);
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&nap_cv, &nap_mu, &ts);
 	}
+	pthread_mutex_unlock(&nap_mu);
+}
+
+/* Wake every round_nap() sleeper (they look at round_stop). */
+static void round_wake_naps(void)
+{
+	pthread_once(&nap_once, nap_init);
+	pthread_mutex_lock(&nap_mu);
+	pthread_cond_broadcast(&nap_cv);
+	pthread_mutex_unlock(&nap_mu);
 }
 
 /* ---- connection limits ------------------------------------------------ */
@@ -542,6 +580,7 @@ static void await_workers(struct round_ctx *ctx, struct worker *workers)
 			pthread_cond_broadcast(&ctx->bounce_cv);   /* wait_bounce_armed */
 			pthread_mutex_unlock(&ctx->mu);
 			limiter_wake_all(&ctx->lim);
+			round_wake_naps();
 			woken = 1;
 			pthread_mutex_lock(&ctx->mu);
 			continue;
