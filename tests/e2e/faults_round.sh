@@ -35,7 +35,7 @@ conf() {
 name = "$1";
 lock_dir = "$T";
 relay = { url = "smtp://127.0.0.1:$2"; tls = "none"; from = "probe@sender.test";
-          connect_timeout = 3; timeout = 10; };
+          connect_timeout = 10; timeout = 10; };
 probe = { deadline = $3; poll_interval = 1; cleanup = "delete"; };
 slo = { min_inbox_ratio = 0.5; max_latency_p99 = 120.0; };
 imap_defaults = { url = "imaps://localhost:$IMAPS_PORT"; ca_file = "$WORLD_CA"; password_file = "$SEED_PASSFILE"; };
