@@ -23,6 +23,20 @@
 
 atomic_int round_stop;
 
+/* *ts = the CLOCK_MONOTONIC instant left seconds (>= 0) from now, for
+ * pthread_cond_timedwait on this file's conds (all made with
+ * pthread_condattr_setclock(CLOCK_MONOTONIC)). */
+static void mono_after(double left, struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += (time_t)left;
+	ts->tv_nsec += (long)((left - floor(left)) * 1e9);
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 /* round_nap's sleepers wait on nap_cv (CLOCK_MONOTONIC, made once), woken
  * by round_wake_naps() on a stop request: naps in quarter-second slices
  * woke a polling or visiting seed 4 times a second for nothing (1,000
@@ -56,13 +70,7 @@ void round_nap(double s, double deadline)
 		double left = end - now_mono();
 		if (left <= 0)
 			break;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)left;
-		ts.tv_nsec += (long)((left - floor(left)) * 1e9);
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		mono_after(left, &ts);
 		pthread_cond_timedwait(&nap_cv, &nap_mu, &ts);
 	}
 	pthread_mutex_unlock(&nap_mu);
@@ -137,13 +145,7 @@ static int limiter_wait_on(struct limiter *l, pthread_cond_t *cv, double deadlin
 
 	if (left <= 0)
 		return ETIMEDOUT;
-	clock_gettime(CLOCK_MONOTONIC, &ts);   /* the cond uses CLOCK_MONOTONIC */
-	ts.tv_sec += (time_t)left;
-	ts.tv_nsec += (long)((left - floor(left)) * 1e9);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	mono_after(left, &ts);   /* the cond uses CLOCK_MONOTONIC */
 	pthread_cond_timedwait(cv, &l->mu, &ts);
 	return 0;
 }
@@ -538,13 +540,7 @@ static int gate_enter(struct round_ctx *ctx, const struct imap_conf *ic)
 		/* until a turn or the deadline: a stop request is broadcast
 		 * (await_workers); a one-second nap woke each of 1,000
 		 * waiting threads 5-10 times, 20 futex calls a seed */
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)left;
-		ts.tv_nsec += (long)((left - floor(left)) * 1e9);
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		mono_after(left, &ts);
 		pthread_cond_timedwait(&g->cv, &ctx->lim.mu, &ts);
 	}
 	pthread_mutex_unlock(&ctx->lim.mu);
@@ -585,12 +581,7 @@ static void await_workers(struct round_ctx *ctx, struct worker *workers)
 			pthread_mutex_lock(&ctx->mu);
 			continue;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 250000000L;   /* look at round_stop 4 times a second */
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		mono_after(0.25, &ts);   /* look at round_stop 4 times a second */
 		pthread_cond_timedwait(&ctx->done_cv, &ctx->mu, &ts);
 	}
 	pthread_mutex_unlock(&ctx->mu);
@@ -716,13 +707,7 @@ static void wait_bounce_armed(struct round_ctx *ctx)
 		 * (await_workers), no quarter-second re-check */
 		struct timespec ts;
 		double left = ctx->deadline - now_mono();
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)left;
-		ts.tv_nsec += (long)((left - floor(left)) * 1e9);
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		mono_after(left, &ts);
 		pthread_cond_timedwait(&ctx->bounce_cv, &ctx->mu, &ts);
 	}
 	pthread_mutex_unlock(&ctx->mu);
