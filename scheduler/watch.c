@@ -41,6 +41,11 @@
  * servers may log an idle client out.
  * A dropped connection or BYE at any step is reconnected once per session
  * (a server that kicks the user closes both).
+ * The watch ends last_look_reserve() before the deadline: then each
+ * watched folder is searched once over the whole folder by the token (the
+ * last look, last_look(); in turns, the last visit), so a server's wrong
+ * UIDNEXT or missing announcement cannot leave a probe that is there
+ * missing.
  */
 #include <config.h>
 
@@ -63,6 +68,7 @@
 #define IDLE_SAFETY_TICK 30.0       /* seconds between checks of a folder watched by IDLE */
 #define RELOGIN_MAX 3               /* new logins asked for by a BYE, per seed and round */
 #define NTOK (1 + ROUND_PENDING_PER_SEED)
+#define LAST_LOOK_SECONDS 1.0       /* kept before the deadline for last_look() */
 
 enum { F_INBOX = 0, F_SPAM = 1 };
 
@@ -1002,15 +1008,81 @@ static void note_check(struct seed_watch *w)
 	w->last_check = now;
 }
 
-/* One short visit: a slot, a login, both folders from the armed UIDNEXT,
- * logout, the slot back. Returns an IMAP code (IMAP_ETIMEOUT: no slot
- * before the deadline). */
-static int visit(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
+/* ---- the last look ------------------------------------------------------ */
+
+/* Seconds kept before the deadline for the last look: LAST_LOOK_SECONDS,
+ * an eighth of a shorter round. */
+static double last_look_reserve(const struct round_ctx *ctx)
+{
+	double r = (double)ctx->p->deadline / 8.0;
+
+	return r < LAST_LOOK_SECONDS ? r : LAST_LOOK_SECONDS;
+}
+
+/* After a last look that answered: say (-v) when it found this round's
+ * probe that the watch had missed (wanted: it was looked for). */
+static void last_look_said(struct round_ctx *ctx, size_t idx, const struct seed_watch *w,
+                           int wanted_before)
+{
+	if (!wanted_before || w->want[0])
+		return;
+	log_info("%s: probe found only by the last search of the whole folders before the "
+	         "deadline (armed UIDNEXT: INBOX %lu, %s %lu): the server's UIDNEXT or its "
+	         "announcements did not cover it", ctx->cfg->seeds[idx].address,
+	         w->uidnext[F_INBOX], w->display[F_SPAM] ? w->display[F_SPAM] : "spam",
+	         w->uidnext[F_SPAM]);
+}
+
+/* The last look, before the probe is declared missing at the deadline:
+ * each watched folder searched once more for the wanted tokens, over the
+ * whole folder (check_folder() with no UID range and no announcement).
+ * The watch's searches start at the armed UIDNEXT, and with NOTIFY the
+ * spam folder is searched when a STATUS announces new mail: a server that
+ * lies (UIDNEXT 4294967295 in the STATUS or SELECT that armed it, or in
+ * NOTIFY's STATUS) makes them skip a probe that is in the folder. The
+ * token is unique and each hit is proved (token, HMAC, From) before it
+ * counts, and proved again by the cleanup before anything is touched: a
+ * whole-folder search can match only our probe. A probe found here was
+ * not announced: it was seen when the search's answer reached us. Runs in
+ * the last last_look_reserve() seconds before the deadline; an error
+ * (the deadline reached, a drop) leaves the probe missing and the
+ * diagnostic as it was (logged with -v). */
+static void last_look(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
+{
+	char diag[DIAG_MAX];
+	char *err = NULL;
+	int rc = IMAP_OK;
+
+	pthread_mutex_lock(&ctx->mu);
+	xstrlcpy(diag, ctx->results[idx].diagnostic, sizeof diag);
+	pthread_mutex_unlock(&ctx->mu);
+	for (int k = 0; k < w->nsess && rc == IMAP_OK; k++)
+		if (ctx->drv->idling(w->s[k]))
+			rc = ctx->drv->idle_done(w->s[k], &err);
+	for (int f = F_SPAM; f >= F_INBOX && rc == IMAP_OK && w->want[0]; f--)
+		rc = check_folder(ctx, idx, w, f, 0, NULL);
+	if (rc == IMAP_OK) {
+		last_look_said(ctx, idx, w, 1);
+		return;
+	}
+	pthread_mutex_lock(&ctx->mu);
+	log_debug("%s: the last search of the whole folders failed: %s",
+	          ctx->cfg->seeds[idx].address, err ? err : ctx->results[idx].diagnostic);
+	xstrlcpy(ctx->results[idx].diagnostic, diag, DIAG_MAX);
+	pthread_mutex_unlock(&ctx->mu);
+	free(err);
+}
+
+/* One short visit: a slot, a login, both folders from the armed UIDNEXT
+ * (whole: the whole folders, the last visit before the deadline, see
+ * last_look()), logout, the slot back. Returns an IMAP code
+ * (IMAP_ETIMEOUT: no slot before the deadline). */
+static int visit(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int whole)
 {
 	const struct config *cfg = ctx->cfg;
 	const struct seed_conf *seed = &cfg->seeds[idx];
 	char *err = NULL;
-	int rc;
+	int rc, had = w->want[0];
 
 	if (round_slot_acquire(&ctx->lim, &seed->imap, cfg->limits.per_host, cfg->limits.per_account,
 	                       ctx->deadline) != 0)
@@ -1022,9 +1094,11 @@ static int visit(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 		set_diag(ctx, &ctx->results[idx], 0, "%s: %s", round_imap_error_text(rc),
 		         err ? err : imap_err_name(rc));
 	else
-		rc = check_folder(ctx, idx, w, F_SPAM, w->uidnext[F_SPAM], NULL);
+		rc = check_folder(ctx, idx, w, F_SPAM, whole ? 0 : w->uidnext[F_SPAM], NULL);
 	if (rc == IMAP_OK)
-		rc = check_folder(ctx, idx, w, F_INBOX, w->uidnext[F_INBOX], NULL);
+		rc = check_folder(ctx, idx, w, F_INBOX, whole ? 0 : w->uidnext[F_INBOX], NULL);
+	if (rc == IMAP_OK && whole)
+		last_look_said(ctx, idx, w, had);
 	free(err);
 	if (w->s[0] != NULL)
 		ctx->drv->close(w->s[0]);
@@ -1035,17 +1109,23 @@ static int visit(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 }
 
 /* Watch by short visits every poll_interval, in turns with the other seeds
- * of the host; a visit that lost its connection is repeated once at once. */
+ * of the host; a visit that lost its connection is repeated once at once.
+ * The last visit before the deadline searches the whole folders (the last
+ * look, last_look()). */
 static void visit_loop(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 {
 	struct probe_result *res = &ctx->results[idx];
-	double next = now_mono() + (double)ctx->cfg->probe.poll_interval;
+	double poll = (double)ctx->cfg->probe.poll_interval;
+	double next = now_mono() + poll;
+	double last = ctx->deadline - 0.5 - last_look_reserve(ctx);   /* the last visit's time */
 
 	while (w->want[0] && !round_stop && !dsn_says_failed(ctx, idx)) {
-		int rc;
+		int rc, whole;
 
 		if (now_mono() >= ctx->deadline - 0.5)
 			break;
+		if (next > last)
+			next = last;
 		if (now_mono() < next) {
 			/* look at DSNs every second (a stop request ends the
 			 * nap): quarter-second naps were 4,000 wake-ups a
@@ -1053,8 +1133,11 @@ static void visit_loop(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 			round_nap(next - now_mono() < 1.0 ? next - now_mono() : 1.0, ctx->deadline);
 			continue;
 		}
-		rc = visit(ctx, idx, w);
-		next = now_mono() + (double)ctx->cfg->probe.poll_interval;
+		whole = now_mono() >= last;
+		rc = visit(ctx, idx, w, whole);
+		if (rc == IMAP_OK && whole)
+			break;   /* the last look is done: no visit after it */
+		next = now_mono() + poll;
 		if (rc == IMAP_ETIMEOUT && (now_mono() >= ctx->deadline || round_stop))
 			break;
 		if (retry_reconnect(rc) && !w->reconnected[0]) {
@@ -1094,6 +1177,8 @@ void watch_run(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int acce
 	double next_tick = now_mono() + tick_of(w, poll);
 	int dirty[2] = { 0, 0 };
 	double seen[2] = { 0, 0 };
+	/* the watch ends here; the last look (last_look()) has the rest */
+	double end = ctx->deadline - last_look_reserve(ctx);
 
 	if (!accepted)
 		return;   /* earlier probes were looked for while arming */
@@ -1111,10 +1196,12 @@ void watch_run(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int acce
 		double now = now_mono(), until = next_tick;
 		int rc[2] = { IMAP_OK, IMAP_OK }, due;
 
-		if (now >= ctx->deadline - (w->idle ? 0.05 : 0.5))
+		if (now >= end) {
+			last_look(ctx, idx, w);
 			break;
-		if (until > ctx->deadline)
-			until = ctx->deadline;
+		}
+		if (until > end)
+			until = end;
 		/* look at round_stop and DSNs every second: every quarter second
 		 * was 4,000 wake-ups a second for 1,000 seeds in IDLE */
 		if (until > now + 1.0)

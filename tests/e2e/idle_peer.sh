@@ -124,6 +124,28 @@ check "spam-recreated: STORE/EXPUNGE/MOVE/COPY only of UID 3 (no user's message 
 	"$(awk '$3 == "UID" && ($4 == "STORE" || $4 == "EXPUNGE" || $4 == "MOVE" || $4 == "COPY") { if ($5 == "3") ok++; else bad++ } END { printf "%d %d", bad, ok }' "$TMP/spam-recreated.rec")"
 check "spam-recreated: a user's message was fetched (the proof was put to the test)" 1 \
 	"$(awk '$3 == "UID" && $4 == "FETCH" && $5 ~ /(^|[,:])(4|\*)($|[,:])/ { n = 1 } END { print n + 0 }' "$TMP/spam-recreated.rec")"
+# A server that lies with UIDNEXT 4294967295: in the STATUS that armed Junk
+# (uidnext-max: every search "UID 4294967295:*" skips the probe, UID 3, and
+# names the user's UID 4 after it), or in NOTIFY's STATUS before the probe
+# arrived (notify-max: the arrival's STATUS, UIDNEXT 4, is then no new
+# mail). The last search before the deadline, over the whole folder by the
+# token, finds the probe (breakit: it was missing at the deadline). It was
+# not announced; its latency is not negative; only our probe is touched.
+for sc in uidnext-max notify-max; do
+	round $sc
+	check "$sc: found in Junk by the last whole-folder search, cleaned up, not announced" \
+		"spam Junk deleted False" \
+		"$(j 's["outcome"] + " " + str(s["folder"]) + " " + str(s["cleanup"]) + " " + str(s["announced_by_idle"])')"
+	check "$sc: latency measured, not negative; seen not before its arrival" "True True" \
+		"$(j 'str(s["latency_seconds"] is not None and s["latency_seconds"] >= 0) + " " + str(s["discovery_lag_seconds"] >= 0)')"
+	grep -q "probe found only by the last search of the whole folders" "$TMP/$sc.err" &&
+		ok "$sc: the last search's find is logged" ||
+		not_ok "$sc: the last search's find is logged ($(grep -i 'found' "$TMP/$sc.err" | head -n 2))"
+	check "$sc: STORE/EXPUNGE/MOVE/COPY only of UID 3 (no user's message touched)" "0 2" \
+		"$(awk '$3 == "UID" && ($4 == "STORE" || $4 == "EXPUNGE" || $4 == "MOVE" || $4 == "COPY") { if ($5 == "3") ok++; else bad++ } END { printf "%d %d", bad, ok }' "$TMP/$sc.rec")"
+done
+check "uidnext-max: the user's message after the probe was fetched (the proof was put to the test)" 1 \
+	"$(awk '$3 == "UID" && $4 == "FETCH" && $5 ~ /(^|[,:])(4|4294967295|\*)($|[,:])/ { n = 1 } END { print n + 0 }' "$TMP/uidnext-max.rec")"
 # An EXISTS read before the probe arrived, then an EXPUNGE and the probe's
 # arrival at a sequence number that EXISTS covered, before the search: the
 # probe was not announced by it, and is seen when the search answered, not

@@ -61,6 +61,9 @@ Scenarios:
                 once "* STATUS Junk (MESSAGES 2 UIDNEXT 4294967296)" (a
                 UIDNEXT over 32 bits: no UIDNEXT); the probe arrives 0.3 s
                 after the next IDLE
+  notify-max    as notify-huge, but the early STATUS says "UIDNEXT 4294967295"
+                (the largest UID there can be: a lie the client cannot tell
+                apart), so the arrival's STATUS (UIDNEXT 4) is no new mail
   notify-uidvalidity  as notify-literal, but the first IDLE with NOTIFY set
                 gets at once "* STATUS Junk (MESSAGES 2 UIDNEXT 900
                 UIDVALIDITY 41)", and the arrival's STATUS carries UIDVALIDITY
@@ -74,6 +77,11 @@ Scenarios:
                 "50:*" is "4:50" and skips the probe) and SINCE answers every
                 UID; UID FETCH returns the user's messages (From
                 user@example.org, no token) for UIDs 1, 2 and 4
+  uidnext-max   the probe arrives in Junk; STATUS Junk answers "UIDNEXT
+                4294967295 UIDVALIDITY 42" (a lie); the rest as spam-recreated
+                (SELECT Junk's UIDVALIDITY 42 too): the probe arrives as UID
+                3 and a user's message as UID 4; "UID 4294967295:*" is
+                "4:4294967295" and skips the probe
   expunge-race  0.3 s into the first IDLE on INBOX a user's mail arrives:
                 "* 3 EXISTS"; the DONE is answered 1.5 s later, after "* 1
                 EXPUNGE" (the user deleted a message) and the probe's
@@ -116,6 +124,9 @@ NOTIFY_STATUS = {
     "notify-status-case": ["junk (MESSAGES 2 UIDNEXT 99)"],
     "notify-status-late": [],
 }
+# the scenarios whose Junk holds a user's message after the probe (UID 4)
+# and whose UID SEARCH and UID FETCH honour UID ranges
+RANGED = ("spam-recreated", "uidnext-max")
 STEPS = ("greeting", "capability", "login", "list", "select", "status", "idle", "search",
          "fetch", "store", "expunge")
 
@@ -135,7 +146,8 @@ class State:
         self.spam = "Spam-Ordner" if scenario.startswith("specialuse") else "Junk"
         self.target = self.spam if scenario in ("idle-spam", "specialuse", "specialuse-bad",
                                                 "notify-literal", "notify-bad", "notify-huge",
-                                                "notify-uidvalidity", "spam-recreated") or scenario.startswith("notify-status") \
+                                                "notify-uidvalidity", "notify-max") + RANGED \
+                                    or scenario.startswith("notify-status") \
             else "INBOX"
         self.stats_path = None
         self.record = None
@@ -186,7 +198,7 @@ class State:
 
 
 def uids_of(st, folder):
-    """spam-recreated: the UIDs in folder: 1 and 2, and once the probe
+    """RANGED scenarios: the UIDs in folder: 1 and 2, and once the probe
     arrived there 3 (the probe) and 4 (a user's message after it)."""
     return [1, 2, 3, 4] if st.arrived == folder and folder == st.spam else [1, 2]
 
@@ -209,7 +221,7 @@ def uid_set(text, uids):
 
 
 def recreated_search(st, folder, args, token):
-    """spam-recreated: "* SEARCH ..." for a UID SEARCH: the token names UID
+    """RANGED scenarios: "* SEARCH ..." for a UID SEARCH: the token names UID
     3 (the probe) once it arrived, SINCE names every UID; a "UID n:*"
     range limits either."""
     uids = uids_of(st, folder)
@@ -229,7 +241,7 @@ class Handler(socketserver.StreamRequestHandler):
             self.wfile.flush()
 
     def user_fetch(self, args, selected):
-        """spam-recreated: a user's message (no token) for each of UIDs 1,
+        """RANGED scenarios: a user's message (no token) for each of UIDs 1,
         2 and 4 that a UID FETCH names."""
         for uid in uid_set(args.split(" ", 1)[0], uids_of(self.server.st, selected)):
             if uid == 3:
@@ -322,7 +334,7 @@ class Handler(socketserver.StreamRequestHandler):
                 return
             elif cmd == "NOOP":
                 self.send("%s OK noop" % tag)
-            elif cmd == "NOTIFY" and (sc in ("notify-literal", "notify-huge", "notify-uidvalidity")
+            elif cmd == "NOTIFY" and (sc in ("notify-literal", "notify-huge", "notify-uidvalidity", "notify-max")
                                       or sc.startswith("notify-status")):
                 self.notify = True
                 if sc.startswith("notify-status") and args.upper().startswith("SET STATUS"):
@@ -337,10 +349,10 @@ class Handler(socketserver.StreamRequestHandler):
                 if ret and sc == "specialuse-bad":
                     self.send("%s BAD RETURN not supported here (test)" % tag)
                     continue
-                attrs = ret or sc in ("specialuse-bad", "idle", "idle-spam", "spam-recreated", "noidle", "idlebye", "expunge-race",
+                attrs = ret or sc in ("specialuse-bad", "idle", "idle-spam", "spam-recreated", "uidnext-max", "noidle", "idlebye", "expunge-race",
                                       "byeloop", "byeloop-expired", "byehang", "slowline", "flood",
                                       "notify-literal", "notify-bad",
-                                      "notify-huge", "notify-uidvalidity") \
+                                      "notify-huge", "notify-uidvalidity", "notify-max") \
                     or sc.startswith(("drop-", "bye-", "refused", "notify-status"))
                 self.send('* LIST (\\HasNoChildren) "/" INBOX')
                 self.send('* LIST (\\HasNoChildren%s) "/" %s' % (" \\Junk" if attrs else "", st.spam))
@@ -351,6 +363,8 @@ class Handler(socketserver.StreamRequestHandler):
                 name, _ = astring(args)
                 if sc == "spam-recreated" and name == st.spam:
                     self.send("* STATUS %s (UIDNEXT 50 UIDVALIDITY 41)" % name)
+                elif sc == "uidnext-max" and name == st.spam:
+                    self.send("* STATUS %s (UIDNEXT 4294967295 UIDVALIDITY 42)" % name)
                 else:
                     self.send("* STATUS %s (UIDNEXT 3)" % name)
                 self.send("%s OK status done" % tag)
@@ -363,7 +377,7 @@ class Handler(socketserver.StreamRequestHandler):
                     continue
                 selected = name
                 there = st.arrived == name
-                extra = 1 if there and sc == "spam-recreated" else 0   # the user's UID 4
+                extra = 1 if there and sc in RANGED else 0   # the user's UID 4
                 self.send("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)")
                 self.send("* %d EXISTS" % ((3 if there else 2) + extra))
                 self.send("* OK [UIDVALIDITY 42] UIDs valid")
@@ -403,14 +417,15 @@ class Handler(socketserver.StreamRequestHandler):
                         with self.wlock:
                             self.wfile.write(chunk)
                             self.wfile.flush()
-                early = sc in ("notify-huge", "notify-uidvalidity") and self.notify and not self.early
+                early = sc in ("notify-huge", "notify-uidvalidity", "notify-max") and self.notify and not self.early
                 if early:
                     # before the probe arrives (at the next IDLE): a STATUS
                     # whose UIDNEXT is over 32 bits, or of the folder before
                     # it was recreated
                     self.early = True
-                    self.send("* STATUS %s (MESSAGES 2 %s)" % (st.spam, "UIDNEXT 4294967296"
-                              if sc == "notify-huge" else "UIDNEXT 900 UIDVALIDITY 41"))
+                    self.send("* STATUS %s (MESSAGES 2 %s)" % (st.spam, {
+                        "notify-huge": "UIDNEXT 4294967296", "notify-max": "UIDNEXT 4294967295"}.get(
+                            sc, "UIDNEXT 900 UIDVALIDITY 41")))
                 if sc == "expired" and nidle == 1:
                     time.sleep(0.2)
                     self.send("* BYE Session invalidated - AccessTokenExpired")
@@ -446,7 +461,7 @@ class Handler(socketserver.StreamRequestHandler):
                 if sc == "expired" and self.n == 2:
                     return   # the connection drops: no reply
                 m = HEXTOK.search(args)
-                if sc == "spam-recreated":
+                if sc in RANGED:
                     self.send(recreated_search(st, selected, args, m))
                     self.send("%s OK search done" % tag)
                     continue
@@ -459,11 +474,11 @@ class Handler(socketserver.StreamRequestHandler):
             elif cmd == "UID FETCH":
                 self.fail_here("fetch")
                 token = st.token
-                if sc == "spam-recreated":
+                if sc in RANGED:
                     self.user_fetch(args, selected)
                 fset = args.split(" ", 1)[0]
                 if token and st.arrived == selected and (
-                        3 in uid_set(fset, uids_of(st, selected)) if sc == "spam-recreated"
+                        3 in uid_set(fset, uids_of(st, selected)) if sc in RANGED
                         else "3" in re.split(r"[,:]", fset)):
                     hdr = ("From: probe@example.test\r\nX-Inboxprobe-Token: %s\r\n"
                            "Subject: inboxprobe %s\r\n\r\n" % (token, token))
@@ -490,7 +505,7 @@ class Handler(socketserver.StreamRequestHandler):
 def main():
     args = sys.argv[1:]
     valid = ("idle", "idle-spam", "noidle", "idlebye", "expired", "refused", "specialuse", "specialuse-bad",
-             "starttls-no", "notify-literal", "notify-status", "notify-bad", "notify-huge", "notify-uidvalidity", "expunge-race", "spam-recreated") + tuple(NOTIFY_STATUS) + ("byeloop", "byeloop-expired", "byehang", "slowline", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
+             "starttls-no", "notify-literal", "notify-status", "notify-bad", "notify-huge", "notify-uidvalidity", "notify-max", "expunge-race") + RANGED + tuple(NOTIFY_STATUS) + ("byeloop", "byeloop-expired", "byehang", "slowline", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
     if not args or args[0] not in valid:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

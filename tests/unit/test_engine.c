@@ -710,7 +710,8 @@ static void test_notify_set_again_after_reconnect(void **state)
 	assert_int_equal(W.opened, 2);
 	assert_int_equal(W.calls[OP_NOTIFY], 2);
 	assert_string_equal(res0(fx)->watch, "notify");
-	assert_string_equal(W.trail, "N+SIN+");
+	/* then the last look before the deadline: both whole folders */
+	assert_string_equal(W.trail, "N+SIN+SI");
 	watch_end(&fx->ctx, 0, w);
 }
 
@@ -853,6 +854,38 @@ static void test_deadline_leaves_missing(void **state)
 	watch_run(&fx->ctx, 0, w, 1);
 	assert_int_equal(res0(fx)->outcome, OUTCOME_MISSING);
 	assert_int_equal(W.calls[OP_CLEANUP], 0);
+	watch_end(&fx->ctx, 0, w);
+}
+
+/* A server that lies with UIDNEXT 4294967295 in the STATUS that armed the
+ * spam folder: every search of the watch ("UID 4294967295:*") skips the
+ * probe. The last look before the deadline searches the whole folder and
+ * finds it (issue 9 break-it: it was missing); it was not announced, it
+ * was seen when that search answered (after it arrived), its latency is
+ * not negative, and only the probe (UID 51) is cleaned, not the user's
+ * message beside it (UID 50). */
+static void test_last_look_finds_probe_skipped_by_uidnext(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_watch *w;
+
+	W.idle_cap = 0;
+	W.f[1].uidnext = 4294967295UL;
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	W.f[1].uidnext = 50;   /* the truth */
+	accept_probe(fx);
+	deliver(1, "tok-this-round", 0);   /* the user's mail quoting the token */
+	deliver(1, "tok-this-round", 1);
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_SPAM);
+	assert_int_equal(res0(fx)->announced, 0);
+	assert_true(res0(fx)->found_time >= W.delivered_at);
+	assert_true(res0(fx)->have_latency);
+	assert_true(res0(fx)->latency >= 0);
+	assert_int_equal(W.ncleaned, 1);
+	assert_int_equal(W.cleaned[0], 51);
+	assert_int_equal(W.cleaned_folder[0], 1);
 	watch_end(&fx->ctx, 0, w);
 }
 
@@ -1065,6 +1098,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_seen_is_receive_time_search, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_polling_without_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deadline_leaves_missing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_last_look_finds_probe_skipped_by_uidnext, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_refused_connection_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unavailable_until_give_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout_while_watching_not_reconnected, setup,
