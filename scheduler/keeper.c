@@ -54,8 +54,10 @@ struct ksess {
 	char *spam;                   /* alone: the spam folder's wire name, NULL unresolved */
 	unsigned long spam_uidnext;   /* alone or NOTIFY: searches of the other folder
 	                                 (other_folder()) look from here */
+	unsigned long spam_uidvalidity;   /* the UIDVALIDITY spam_uidnext belongs to; 0 unknown */
 	struct imap_session *s;       /* NULL while down */
 	unsigned long uidnext;        /* searches look at UIDs from here (0: all) */
+	unsigned long uidvalidity;    /* the UIDVALIDITY uidnext belongs to; 0 unknown */
 	double idle_since;            /* now_mono() when IDLE (or the keep-alive) last began */
 	double next_check;            /* now_mono() of the next search (pending probes) */
 	double next_try;              /* down: now_mono() of the next attempt */
@@ -348,12 +350,55 @@ static int announced_hit(const struct keeper *k, struct ksess *ks, const char *f
 	return n == 0 || h->seq == 0 || h->seq <= n;
 }
 
-/* Search ks's folder, from UID min_uid on, for the pending probes of seed
- * idx; seen > 0: when an announcement of new mail there was read. IMAP
- * code. */
-static int search_seed(struct keeper *k, struct ksess *ks, const char *folder, size_t idx,
-                       unsigned long min_uid, double seen)
+/* The UIDVALIDITY the last SELECT or STATUS on ks read; 0 unknown. */
+static unsigned long uidvalidity_seen(const struct keeper *k, const struct ksess *ks)
 {
+	return k->drv->uidvalidity_seen != NULL ? k->drv->uidvalidity_seen(ks->s) : 0;
+}
+
+/* Where a search of a folder starts: the stored UID (0: the whole folder)
+ * and the UIDVALIDITY it belongs to (0: not known yet). NULL members: the
+ * whole folder, nothing stored. */
+struct from_uid {
+	unsigned long *uidnext;
+	unsigned long *uidvalidity;
+};
+
+/* After a search of folder on ks from a stored UID: when the folder's
+ * UIDVALIDITY (the search's SELECT) is no longer the one the UID was
+ * stored with, the folder was deleted and created again and its UIDs
+ * restarted (RFC 3501 2.3.1.1): say so and re-base, as a round does
+ * (watch.c rebase_uidnext): the stored UID is forgotten (0: the whole
+ * folder from now on) and the new UIDVALIDITY kept. Returns 1 when
+ * re-based, else 0; an unknown stored UIDVALIDITY is taken from this
+ * search. */
+static int rebase(struct keeper *k, struct ksess *ks, const char *folder, struct from_uid fu)
+{
+	unsigned long now = uidvalidity_seen(k, ks);
+
+	if (now == 0 || fu.uidvalidity == NULL)
+		return 0;
+	if (*fu.uidvalidity == 0) {
+		*fu.uidvalidity = now;
+		return 0;
+	}
+	if (now == *fu.uidvalidity)
+		return 0;
+	log_info("%s: %s: UIDVALIDITY changed from %lu to %lu between rounds (the folder was "
+	         "recreated): its UIDs restarted; searching the whole folder for pending probes",
+	         who(ks), folder, *fu.uidvalidity, now);
+	*fu.uidvalidity = now;
+	*fu.uidnext = 0;
+	return 1;
+}
+
+/* Search ks's folder, from the stored UID fu on, for the pending probes
+ * of seed idx (re-based when the folder's UIDVALIDITY changed, rebase());
+ * seen > 0: when an announcement of new mail there was read. IMAP code. */
+static int search_seed(struct keeper *k, struct ksess *ks, const char *folder, size_t idx,
+                       struct from_uid fu, double seen)
+{
+	unsigned long min_uid = fu.uidnext != NULL ? *fu.uidnext : 0;
 	const char *toks[ROUND_PENDING_PER_SEED];
 	size_t map[ROUND_PENDING_PER_SEED], n = 0;
 	struct imap_hit *hits = NULL;
@@ -373,6 +418,13 @@ static int search_seed(struct keeper *k, struct ksess *ks, const char *folder, s
 		return IMAP_OK;
 	bind_seed(k, ks, idx);
 	rc = k->drv->find_new_tokens(ks->s, folder, toks, n, since, min_uid, &hits, &nhits, &err);
+	if (rc == IMAP_OK && min_uid > 0 && rebase(k, ks, folder, fu)) {
+		/* UIDs from min_uid on are another folder's: search it all */
+		free(hits);
+		hits = NULL;
+		nhits = 0;
+		rc = k->drv->find_new_tokens(ks->s, folder, toks, n, since, 0, &hits, &nhits, &err);
+	}
 	/* a hit not announced was seen when the search's answer arrived */
 	searched = driver_rx_time(k->drv, ks->s, 0, now_wall());
 	if (rc != IMAP_OK) {
@@ -399,17 +451,20 @@ static int search_seed(struct keeper *k, struct ksess *ks, const char *folder, s
 	return IMAP_OK;
 }
 
-/* Search folder for the pending probes of every seed of ks's account. */
-static int search_in(struct keeper *k, struct ksess *ks, const char *folder, unsigned long min_uid,
+/* Search folder, from the stored UID fu on, for the pending probes of
+ * every seed of ks's account. */
+static int search_in(struct keeper *k, struct ksess *ks, const char *folder, struct from_uid fu,
                      double seen)
 {
 	int rc = IMAP_OK;
 
 	for (size_t i = 0; i < k->cfg->nseeds && rc == IMAP_OK; i++)
 		if (acct_is(&ks->key, &k->cfg->seeds[i].imap))
-			rc = search_seed(k, ks, folder, i, min_uid, seen);
+			rc = search_seed(k, ks, folder, i, fu, seen);
 	return rc;
 }
+
+static const struct from_uid whole = { NULL, NULL };
 
 /* The spam folder of an account watched by one session (SPEC "Spam
  * folder": the seed's spam_folder, \Junk, a known name); NULL when none
@@ -445,19 +500,21 @@ static const char *other_folder(const struct ksess *ks)
 	return ks->alone ? ks->spam : ks->notify_folder;
 }
 
-/* Search for the pending probes: the other folder first (from UID
- * spam_min on; NOTIFY announces mail there, but not what landed before
- * NOTIFY SET or a STATUS read inside another command's reply), then the
- * session's own folder (from min_uid on), which stays selected. */
-static int search(struct keeper *k, struct ksess *ks, unsigned long min_uid, unsigned long spam_min,
-                  double seen)
+/* Search for the pending probes: the other folder first (from its stored
+ * UID on, ks->spam_uidnext; NOTIFY announces mail there, but not what
+ * landed before NOTIFY SET or a STATUS read inside another command's
+ * reply), then the session's own folder (from ks->uidnext on), which stays
+ * selected; all: the whole folders. */
+static int search(struct keeper *k, struct ksess *ks, int all, double seen)
 {
 	const char *other = other_folder(ks);
+	struct from_uid own = { &ks->uidnext, &ks->uidvalidity };
+	struct from_uid spam = { &ks->spam_uidnext, &ks->spam_uidvalidity };
 	int rc = IMAP_OK;
 
 	if (other != NULL)
-		rc = search_in(k, ks, other, spam_min, 0);
-	return rc == IMAP_OK ? search_in(k, ks, ks->folder, min_uid, seen) : rc;
+		rc = search_in(k, ks, other, all ? whole : spam, 0);
+	return rc == IMAP_OK ? search_in(k, ks, ks->folder, all ? whole : own, seen) : rc;
 }
 
 /* ---- sessions ---------------------------------------------------------------- */
@@ -505,7 +562,7 @@ static int idle_again(struct keeper *k, struct ksess *ks)
 static int arm(struct keeper *k, struct ksess *ks)
 {
 	char *err = NULL;
-	unsigned long uidnext = 0;
+	unsigned long uidnext = 0, uidvalidity = 0;
 	int rc = IMAP_OK;
 
 	bind_seed(k, ks, first_seed(k, ks));
@@ -515,6 +572,8 @@ static int arm(struct keeper *k, struct ksess *ks)
 		return rc;
 	if (has_pending(k, ks) || k->drv->selected(ks->s) == NULL) {
 		rc = k->drv->select_uidnext(ks->s, ks->folder, &uidnext, &err);
+		if (rc == IMAP_OK)
+			uidvalidity = uidvalidity_seen(k, ks);
 		if (rc != IMAP_OK)
 			log_info("%s: SELECT %s between rounds failed: %s", who(ks), ks->folder,
 			         err ? err : imap_err_name(rc));
@@ -522,14 +581,18 @@ static int arm(struct keeper *k, struct ksess *ks)
 		err = NULL;
 		if (rc == IMAP_OK && ks->alone && ks->spam == NULL)
 			ks->spam = resolve_spam(k, ks);
+		ks->spam_uidvalidity = 0;
 		if (rc == IMAP_OK && other_folder(ks) != NULL &&
 		    k->drv->status_uidnext(ks->s, other_folder(ks), &ks->spam_uidnext, &err) != IMAP_OK)
 			ks->spam_uidnext = 0;   /* no STATUS: later checks search it all */
+		else if (rc == IMAP_OK && other_folder(ks) != NULL)
+			ks->spam_uidvalidity = uidvalidity_seen(k, ks);
 		free(err);
 		if (rc == IMAP_OK)
-			rc = search(k, ks, 0, 0, 0);
+			rc = search(k, ks, 1, 0);
 	}
 	ks->uidnext = uidnext;
+	ks->uidvalidity = uidvalidity;
 	ks->next_check = k->clock() + check_period(k);
 	return rc == IMAP_OK ? idle_again(k, ks) : rc;
 }
@@ -640,7 +703,7 @@ static void service(struct keeper *k, struct ksess *ks, double seen, int renewal
 	    !(k->cfg->probe.idle && k->drv->has_capability(ks->s, "IDLE")))
 		rc = k->drv->noop(ks->s, &err);   /* no IDLE: kept alive by NOOP */
 	if (rc == IMAP_OK && has_pending(k, ks)) {
-		rc = search(k, ks, ks->uidnext, ks->spam_uidnext, seen);
+		rc = search(k, ks, 0, seen);
 		ks->next_check = k->clock() + check_period(k);
 	}
 	if (rc == IMAP_OK && renewal) {
@@ -669,11 +732,12 @@ static void service_notify(struct keeper *k, struct ksess *ks, double seen, doub
 	int rc = k->drv->idle_done(ks->s, &err);
 
 	if (rc == IMAP_OK)
-		rc = search_in(k, ks, ks->notify_folder, 0, seen);
+		rc = search_in(k, ks, ks->notify_folder, whole, seen);
 	if (rc == IMAP_OK)
 		rc = k->drv->select_uidnext(ks->s, ks->folder, &uidnext, &err);
 	if (rc == IMAP_OK && has_pending(k, ks))
-		rc = search_in(k, ks, ks->folder, ks->uidnext, inbox_seen);
+		rc = search_in(k, ks, ks->folder, (struct from_uid){ &ks->uidnext, &ks->uidvalidity },
+		               inbox_seen);
 	if (rc == IMAP_OK)
 		rc = idle_again(k, ks);
 	if (rc != IMAP_OK)

@@ -37,6 +37,7 @@ struct imap_session {
 	unsigned long announced;     /* the UIDNEXT the last STATUS carried */
 	unsigned long exists;        /* n of the last EXISTS */
 	double exists_rx, status_rx, last_rx;   /* rx_time: W.rx_early before the reads */
+	unsigned long seen_uv;   /* uidvalidity_seen: the last SELECT's, STATUS's or find's */
 };
 
 void fake_config_one_seed(struct config *cfg, struct seed_conf *seed)
@@ -202,6 +203,7 @@ static int f_select(struct imap_session *s, const char *folder, unsigned long *u
 	}
 	s->folder = f;
 	*uidnext = W.f[f].uidnext;
+	s->seen_uv = W.f[f].uidvalidity;
 	return IMAP_OK;
 }
 
@@ -218,6 +220,7 @@ static int f_status(struct imap_session *s, const char *folder, unsigned long *u
 		return IMAP_ENOFOLDER;
 	}
 	*uidnext = W.f[f].uidnext;
+	s->seen_uv = W.f[f].uidvalidity;
 	return IMAP_OK;
 }
 
@@ -343,6 +346,7 @@ static int f_find(struct imap_session *s, const char *folder, const char *const 
 		return rc;
 	assert_true(f >= 0);
 	s->folder = f;
+	s->seen_uv = W.f[f].uidvalidity;
 	trail(f == 0 ? 'I' : 'S');
 	W.find_at = now_wall();
 	if (W.find_deliver_at > 0 && W.calls[OP_FIND] == W.find_deliver_at)
@@ -359,6 +363,11 @@ static int f_find(struct imap_session *s, const char *folder, const char *const 
 	if (W.rx_early > 0)
 		s->last_rx = W.find_rx = now_wall() - W.rx_early;
 	return IMAP_OK;
+}
+
+static unsigned long f_uidvalidity_seen(const struct imap_session *s)
+{
+	return s->seen_uv;
 }
 
 static int f_fetch_header(struct imap_session *s, unsigned long uid, size_t max, char **out,
@@ -478,7 +487,7 @@ const struct imap_driver fake = {
 	.usable = f_usable, .selected = f_selected, .list_folders = f_list, .select_uidnext = f_select, .status_uidnext = f_status,
 	.idle_start = f_idle_start, .idling = f_idling, .idle_wait = f_idle_wait,
 	.idle_read = f_idle_read, .idle_fd = f_idle_fd, .idle_done = f_idle_done,
-	.find_new_tokens = f_find,
+	.find_new_tokens = f_find, .uidvalidity_seen = f_uidvalidity_seen,
 	.fetch_header = f_fetch_header, .gmail_tab = f_gmail_tab, .cleanup = f_cleanup,
 	.scan_bounces = f_scan, .notify_set = f_notify_set, .notify_set_uidnext = f_notify_set_uidnext, .notify_mailbox = f_notify_mailbox,
 	.notify_announced = f_notify_announced, .idle_exists = f_idle_exists,

@@ -229,6 +229,61 @@ static void test_found_when_armed(void **state)
 	free(l);
 }
 
+/* The account's only session (INBOX) armed the spam folder's UIDNEXT 50 at
+ * UIDVALIDITY 8; then Junk was deleted and created again (UIDVALIDITY 9,
+ * its UIDs restart at 1) and the probe lands there as UID 1, beside a
+ * user's message quoting the token. The check searches Junk from UID 50,
+ * sees the new UIDVALIDITY at its SELECT and searches the whole folder:
+ * found, only the probe cleaned (breakit: a stored UID was searched
+ * without comparing UIDVALIDITY, and the probe was never found between
+ * rounds). */
+static void test_spam_recreated_rebased_at_check(void **state)
+{
+	struct fixture *fx = *state;
+	struct round_late *l = NULL;
+
+	pool_session(fx, 0);
+	start(fx);
+	assert_int_equal(keeper_drain(fx->k, &l), 0);
+	W.f[1].uidvalidity = 9;
+	W.f[1].uidnext = 1;
+	deliver(1, "tok-pending", 0);   /* UID 1: the user's, quoting the token */
+	deliver(1, "tok-pending", 1);   /* UID 2: the probe */
+	fake_now = T0 + 31;             /* the check (KEEP_SAFETY_TICK) */
+	keeper_test_step(fx->k);
+	assert_int_equal(keeper_drain(fx->k, &l), 1);
+	assert_string_equal(l[0].folder_kind, "spam");
+	assert_string_equal(l[0].token, "tok-pending");
+	free(l);
+	assert_int_equal(W.ncleaned, 1);
+	assert_int_equal(W.cleaned[0], 2);
+	assert_int_equal(W.cleaned_folder[0], 1);
+	keeper_stop(fx->k);
+}
+
+/* The same on the INBOX session's own folder: INBOX armed at UIDNEXT 100,
+ * UIDVALIDITY 7, then 8 with the probe at UID 1 (a server that rebuilt
+ * its index): the check's search of INBOX is re-based and finds it. */
+static void test_inbox_uidvalidity_changed_rebased(void **state)
+{
+	struct fixture *fx = *state;
+	struct round_late *l = NULL;
+
+	pool_session(fx, 0);
+	pool_session(fx, 1);
+	start(fx);
+	W.f[0].uidvalidity = 8;
+	W.f[0].uidnext = 1;   /* below IDLE's start: no EXISTS from the fake */
+	fake_now = T0 + 31;
+	deliver(0, "tok-pending", 1);
+	keeper_test_step(fx->k);
+	assert_int_equal(keeper_drain(fx->k, &l), 1);
+	assert_string_equal(l[0].folder_kind, "inbox");
+	free(l);
+	assert_int_equal(W.cleaned[0], 1);
+	keeper_stop(fx->k);
+}
+
 /* ---- drops and reconnects ------------------------------------------------ */
 
 /* The backoff: attempt n waits 2^n s stretched by 0..25 %, never more than
@@ -675,6 +730,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_notify_spam_before_idle_found_when_armed, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_notify_status_found, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spam_recreated_rebased_at_check, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inbox_uidvalidity_changed_rebased, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_status_lost_found_at_check, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_reconnect_sets_then_searches, setup,
 		                                teardown),
