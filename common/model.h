@@ -42,11 +42,16 @@ struct smtp_reply {
 	char text[REPLY_TEXT_MAX];       /* reply text, lines joined by " ", no code prefix */
 	char queue_id[QUEUE_ID_MAX];     /* from "250 2.0.0 Ok: queued as X", "" when absent */
 	char stage[8];                   /* "connect", "auth", "mail", "rcpt", "data", "" */
+	int data_sent;                   /* 1: DATA was answered 354 and the message began to go
+	                                    out: the final "." may have reached the relay, which
+	                                    may deliver it (a retry could deliver it twice); 0:
+	                                    no message was sent */
 };
 
-/* One SMTP transaction attempt for a probe (4xx replies are retried with
- * backoff inside the round deadline; every attempt is kept, up to
- * ATTEMPTS_MAX, the last one always). */
+/* One SMTP transaction attempt for a probe (4xx replies, and failures
+ * before the message went out, are retried with backoff: scheduler/
+ * retry.h; every attempt is kept, up to ATTEMPTS_MAX, the last one
+ * always). */
 #define ATTEMPTS_MAX 8
 struct smtp_attempt {
 	double time;                     /* Unix seconds when the attempt ended */

@@ -421,6 +421,8 @@ struct xfer {
 	const char *msg;
 	size_t len, off;
 	enum cmd cmd;             /* command the next reply answers */
+	enum cmd at;              /* the same, QUIT aside: libcurl sends QUIT on a failed
+	                             transfer too, and the failure is the step before it */
 	int nreplies;             /* complete replies seen */
 	int cur_lines;            /* lines in the reply being read */
 	struct stage_reply cur;   /* reply being read */
@@ -511,6 +513,8 @@ static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *
 	(void)h;
 	if (type == CURLINFO_HEADER_OUT)
 		x->cmd = cmd_of(data, size, x->cmd);
+	if (type == CURLINFO_HEADER_OUT && x->cmd != CMD_QUIT)
+		x->at = x->cmd;
 	return 0;
 }
 
@@ -553,7 +557,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
 			x->submit_time = now_wall();
 		memcpy(&x->st[c], &x->cur, sizeof(x->cur));
 		if (c == CMD_DATA && x->cur.code == 354)
-			x->cmd = CMD_EOD;
+			x->cmd = x->at = CMD_EOD;
 	}
 	x->nreplies++;
 	x->cur_lines = 0;
@@ -856,7 +860,7 @@ static char *transport_errstr(CURL *h, const char *url, const struct smtp_reply 
 	                 stage[0] ? " at " : "", stage,
 	                 cerr[0] ? cerr : curl_easy_strerror(rc),
 	                 err == SMTP_EDROP && x->st[CMD_EOD].have == 0 &&
-	                 x->cmd == CMD_EOD ? " after end of DATA, before the final reply" : "",
+	                 x->at == CMD_EOD ? " after end of DATA, before the final reply" : "",
 	                 x->challenge[0] ? ": token refused (server's challenge: " : "",
 	                 x->challenge, x->challenge[0] ? ")" : "");
 }
@@ -878,7 +882,7 @@ static int classify(CURL *h, const struct relay_conf *r, const struct xfer *x, C
 			*errstr = reply_errstr(r->url, reply, x);
 		return err;
 	}
-	xstrlcpy(reply->stage, stage_of(x->cmd), sizeof(reply->stage));
+	xstrlcpy(reply->stage, stage_of(x->at), sizeof(reply->stage));
 	err = classify_transport(rc, x, r->url, cerr, errstr);
 	if (err != SMTP_ENOFILES && errstr)
 		*errstr = transport_errstr(h, r->url, reply, x, rc, err, cerr);
@@ -969,7 +973,7 @@ static int submit_once(const struct smtp_params *p, const char *token, struct sm
 	x = xcalloc(1, sizeof(*x));
 	x->msg = p->message;
 	x->len = p->len;
-	x->cmd = CMD_NONE;
+	x->cmd = x->at = CMD_NONE;
 	x->oauth = token != NULL;
 
 	h = pool_get(fresh, reused);
@@ -992,6 +996,8 @@ static int submit_once(const struct smtp_params *p, const char *token, struct sm
 	if (rc == CURLE_OK && x->submit_time > 0)
 		x->submit_time = reply_rx_time(h, x);
 	err = classify(h, r, x, rc, cerr, reply, submit_time, errstr);
+	/* after DATA's 354 the message goes out, and its final "." with it */
+	reply->data_sent = x->at == CMD_EOD || x->st[CMD_EOD].have || x->off > 0;
 out:
 	if (h)
 		release_handle(h, p->deadline, err);

@@ -101,7 +101,11 @@ struct smtp_params {
  *     code 0, stage where it waited); the connection lost after at least
  *     one reply (e.g. after the end-of-DATA dot, before its reply) ->
  *     EDROP with reply code 0: an earlier 250 is never taken for acceptance.
- * Timeouts: connect at most relay->connect_timeout, the whole transaction
+ * reply->data_sent says whether the message itself went out (DATA was
+ * answered 354): until then a failure sent no message and the caller may
+ * try again; after it the final "." may have reached the relay.
+ * Timeouts: connect at most relay->connect_timeout (libcurl's whole
+ * connect phase: TCP, the greeting, EHLO, STARTTLS and AUTH), the whole transaction
  * at most min(relay->timeout, deadline - now_mono()); a deadline already
  * passed gives ETIMEOUT without connecting. URL: relay->url; when it has no
  * path, "/" + the local host name is appended (the EHLO argument).

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "prober/imap.h"
+#include "prober/smtp.h"
 #include "scheduler/retry.h"
 
 static const struct {
@@ -69,4 +70,33 @@ enum outcome retry_outcome(int rc)
 const char *retry_text(int rc)
 {
 	return table[row(rc)].text;
+}
+
+static const struct {
+	int rc;
+	enum fail_class cls;
+} smtp_table[] = {
+	{ SMTP_OK,       FAIL_NONE },
+	{ SMTP_ETEMP,    FAIL_WAIT },    /* 4xx: the relay asks to come back later */
+	{ SMTP_EPERM,    FAIL_FINAL },   /* 5xx */
+	{ SMTP_ECONNECT, FAIL_WAIT },    /* refused, closed before the greeting */
+	{ SMTP_ETLS,     FAIL_FINAL },   /* handshake, certificate, no STARTTLS */
+	{ SMTP_EAUTH,    FAIL_FINAL },   /* 535 ..., no usable mechanism */
+	{ SMTP_ETIMEOUT, FAIL_WAIT },    /* no greeting or reply in time */
+	{ SMTP_EDROP,    FAIL_WAIT },    /* the connection lost mid-transaction */
+	{ SMTP_EPROTO,   FAIL_FINAL },   /* a garbled reply */
+	{ SMTP_ENOFILES, FAIL_FINAL },   /* ours: too many open files */
+};
+
+enum fail_class retry_smtp_class(int rc)
+{
+	for (size_t i = 0; i < sizeof smtp_table / sizeof smtp_table[0]; i++)
+		if (smtp_table[i].rc == rc)
+			return smtp_table[i].cls;
+	return FAIL_FINAL;
+}
+
+int retry_smtp_again(int rc, int data_sent)
+{
+	return retry_smtp_class(rc) == FAIL_WAIT && (rc == SMTP_ETEMP || !data_sent);
 }

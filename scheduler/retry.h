@@ -19,6 +19,16 @@
  * - a BYE that asks for a new login (Exchange Online's "* BYE Session
  *   invalidated - AccessTokenExpired"): reconnect with fresh credentials,
  *   without using up the one reconnect (retry_wants_relogin()).
+ *
+ * SMTP submissions (prober/smtp.h enum smtp_err) have a table of their
+ * own (retry_smtp_class(), retry_smtp_again()): a 4xx reply, and a
+ * connection that failed before the message went out (refused, closed or
+ * timed out before the greeting, dropped or timed out at EHLO, STARTTLS,
+ * AUTH, MAIL, RCPT or DATA before its 354) are FAIL_WAIT: nothing was
+ * sent, so the submission is tried again after a backoff; a 5xx, an AUTH
+ * or TLS refusal, a garbled reply and our own lack of file descriptors are
+ * FAIL_FINAL. Once the message went out (after DATA's 354) only the
+ * relay's 4xx to it is retried: a cut there may have delivered it.
  */
 #ifndef INBOXPROBE_RETRY_H
 #define INBOXPROBE_RETRY_H
@@ -58,5 +68,19 @@ enum outcome retry_outcome(int rc);
 /* Short static text a diagnostic starts with, e.g. "IMAP authentication
  * failed"; unknown codes read "IMAP protocol error". */
 const char *retry_text(int rc);
+
+/* The retry class of an SMTP submission's error code (enum smtp_err,
+ * prober/smtp.h): FAIL_NONE for SMTP_OK, FAIL_WAIT for what another
+ * attempt may get past (SMTP_ETEMP, SMTP_ECONNECT, SMTP_ETIMEOUT,
+ * SMTP_EDROP), FAIL_FINAL for the rest and for codes outside the enum. */
+enum fail_class retry_smtp_class(int rc);
+
+/* 1 when a submission that failed with rc may be tried again after a
+ * backoff, else 0: its class is FAIL_WAIT and either the relay answered
+ * 4xx (SMTP_ETEMP: it kept nothing) or no message went out (data_sent 0,
+ * struct smtp_reply: the failure came before DATA's 354). A failure after
+ * the message went out is never retried: its final "." may have reached
+ * the relay, and a second copy would be delivered. */
+int retry_smtp_again(int rc, int data_sent);
 
 #endif

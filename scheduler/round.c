@@ -374,8 +374,49 @@ static void strbuf_append_diag(char *diag, const char *text)
 		xstrlcpy(diag + n, text, DIAG_MAX - n);
 }
 
-/* Submit seed idx's probe; retries 4xx with backoff inside the deadline.
- * Returns 1 when accepted, 0 otherwise (outcome set). */
+/* The monotonic time after which no retry starts (an SMTP submission that
+ * failed before its message went out, an IMAP session refused while
+ * opening): half-way through the round, since a probe sent later has
+ * little time left to arrive, and would be reported missing for the
+ * relay's or the server's trouble. */
+static double round_give_up(const struct round_ctx *ctx)
+{
+	return ctx->deadline - (double)ctx->p->deadline / 2;
+}
+
+/* Seed idx's submission failed with rc (neither accepted, 4xx nor 5xx):
+ * outcome error and the diagnostic; when the message went out (after
+ * DATA's 354), it may have been delivered: its submit time is kept so
+ * that later rounds look for it. */
+static void submit_failed(struct round_ctx *ctx, size_t idx, int rc, const struct smtp_reply *reply,
+                          const char *err, double started)
+{
+	struct probe_result *res = &ctx->results[idx];
+
+	res->outcome = OUTCOME_ERROR;
+	if (rc == SMTP_ENOFILES)   /* ours, not the relay's: say what */
+		xstrlcpy(res->diagnostic, err ? err : "too many open files", DIAG_MAX);
+	else
+		snprintf(res->diagnostic, DIAG_MAX, "relay %s: %s", smtp_err_name(rc),
+		         err ? err : "failed");
+	if ((rc == SMTP_EDROP || rc == SMTP_ETIMEOUT || rc == SMTP_EPROTO) && reply->data_sent) {
+		/* Cut, or a garbled final reply, after the message was
+		 * sent: the relay may have delivered it. Later rounds
+		 * look for it, to clean it up. */
+		pthread_mutex_lock(&ctx->mu);
+		res->submit_time = now_wall();
+		res->send_start = started;
+		pthread_mutex_unlock(&ctx->mu);
+		strbuf_append_diag(res->diagnostic, "; the relay may have delivered it (the probe "
+		                   "may have been delivered): later rounds look for it to clean "
+		                   "it up");
+	}
+}
+
+/* Submit seed idx's probe; retries with backoff (retry_smtp_again()): a
+ * 4xx inside the deadline, a failure before the message went out
+ * (connect, greeting, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA's 354) until
+ * round_give_up(). Returns 1 when accepted, 0 otherwise (outcome set). */
 static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size_t len)
 {
 	const struct config *cfg = ctx->cfg;
@@ -463,28 +504,23 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 			free(err);
 			return 0;
 		default:
-			res->outcome = OUTCOME_ERROR;
-			if (rc == SMTP_ENOFILES)   /* ours, not the relay's: say what */
-				xstrlcpy(res->diagnostic, err ? err : "too many open files", DIAG_MAX);
-			else
-				snprintf(res->diagnostic, DIAG_MAX, "relay %s: %s", smtp_err_name(rc),
-				         err ? err : "failed");
-			if ((rc == SMTP_EDROP || rc == SMTP_ETIMEOUT || rc == SMTP_EPROTO) &&
-			    strcmp(reply.stage, "data") == 0) {
-				/* Cut, or a garbled final reply, after the message was
-				 * sent: the relay may have delivered it. Later rounds
-				 * look for it, to clean it up. */
-				pthread_mutex_lock(&ctx->mu);
-				res->submit_time = now_wall();
-				res->send_start = started;
-				pthread_mutex_unlock(&ctx->mu);
-				strbuf_append_diag(res->diagnostic, "; the relay may have delivered it (the probe "
-				                   "may have been delivered): later rounds look for it to clean "
-				                   "it up");
-			}
-			round_progress(ctx, "%s: submission failed: %s", seed->address, res->diagnostic);
+			submit_failed(ctx, idx, rc, &reply, err, started);
 			free(err);
-			return 0;
+			if (!retry_smtp_again(rc, reply.data_sent) || round_stop ||
+			    now_mono() + backoff >= round_give_up(ctx)) {
+				round_progress(ctx, "%s: submission failed: %s", seed->address,
+				               res->diagnostic);
+				return 0;
+			}
+			/* no message went out: another attempt cannot duplicate it */
+			round_progress(ctx, "%s: attempt %d failed before the message was sent: %s; "
+			               "retrying in %.0fs", seed->address, res->attempts, res->diagnostic,
+			               backoff);
+			round_nap(backoff, ctx->deadline);
+			if (round_stop)
+				return 0;
+			backoff = backoff * 2 > 60 ? 60 : backoff * 2;
+			continue;
 		}
 	}
 }
@@ -633,7 +669,7 @@ int round_open_session(struct round_ctx *ctx, const struct imap_conf *ic, const 
 	};
 	/* retries stop half-way through the round: a probe sent later has
 	 * little time left to arrive */
-	double give_up = ctx->deadline - (double)ctx->p->deadline / 2;
+	double give_up = round_give_up(ctx);
 	double backoff = 1.0;
 	int rc, tries = 0;
 

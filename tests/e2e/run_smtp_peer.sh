@@ -16,10 +16,11 @@ printf 'relay-secret-XYZ\n' >"$TMP/relay.pass"; chmod 600 "$TMP/relay.pass"
 peer_start "$srcdir/tests/peers/imap_peer.py" count --lifetime 170
 imapport=$PORT
 
-# run_peer SCENARIO [EXTRA-RELAY-SETTINGS] [DEADLINE]: start a peer and run
-# one round with two seeds against it; sets RC, J (the JSON path).
+# run_peer SCENARIO [EXTRA-RELAY-SETTINGS] [DEADLINE] [CONNECT-TIMEOUT]: start
+# a peer and run one round with two seeds against it; sets RC, J (the JSON
+# path).
 run_peer() {
-	scen=$1 extra=${2:-} deadline=${3:-8}
+	scen=$1 extra=${2:-} deadline=${3:-8} ct=${4:-3}
 	rm -f "$TMP/port"
 	/usr/bin/python3 "$PEER" "$scen" --port-file "$TMP/port" --log "$TMP/$scen.log" --lifetime 60 \
 		</dev/null >/dev/null 2>"$TMP/$scen.peer.err" &
@@ -31,7 +32,7 @@ run_peer() {
 name = "peer_$scen";
 lock_dir = "$TMP";
 relay = { url = "smtp://127.0.0.1:$port"; tls = "none"; from = "probe@example.test";
-          connect_timeout = 3; timeout = 3; $extra };
+          connect_timeout = $ct; timeout = 3; $extra };
 probe = { deadline = $deadline; poll_interval = 1; };
 report = { json = "$TMP/$scen.json"; textfile = "$TMP/$scen.prom"; };
 imap_defaults = { url = "imap://127.0.0.1:$imapport"; tls = "none"; password_file = "$TMP/seed.pass"; };
@@ -99,6 +100,27 @@ assert "535 at AUTH: exit 3 (got $RC)" [ "$RC" = 3 ]
 run_peer stall "" 6
 assert "stalled relay: error (timeout)" [ "$(j 'r["seeds"][0]["outcome"]')" = error ]
 assert "stalled relay: the round ends by its deadline ($(j 'r["duration_seconds"]') s <= 6 + 5)" [ "$(j 'int(r["duration_seconds"] <= 11)')" = 1 ]
+
+# A submission that failed before its message went out sent nothing: it is
+# retried with backoff. flaky: the first connection is never greeted
+# (relay.connect_timeout 1 s bounds the wait), the second is closed after
+# RCPT TO; each seed's probe is delivered on its second attempt, exactly
+# once (breakit: both were error at once).
+run_peer flaky "" 10 1
+assert "flaky relay: both probes accepted on a retry (missing: the IMAP peer finds nothing)" \
+	[ "$(j '" ".join(s["outcome"] for s in r["seeds"]) + " " + str(sorted(s["attempts"] for s in r["seeds"]))')" = "missing missing [2, 2]" ]
+assert "flaky relay: attempt_history shows both tries ($(j '[[(a["result"], a["stage"]) for a in s["attempt_history"]] for s in r["seeds"]]'))" \
+	[ "$(j 'sorted(tuple((a["result"], a["stage"]) for a in s["attempt_history"]) for s in r["seeds"])')" = \
+	  "[(('drop', 'rcpt'), ('ok', 'data')), (('timeout', 'connect'), ('ok', 'data'))]" ]
+assert "flaky relay: each message reached the relay once (2 DATA transfers)" \
+	[ "$(grep -c '^DATA [0-9]* lines' "$TMP/flaky.log")" = 2 ]
+# A relay that never greets: retried until half the round (the round's
+# give-up time, deadline 20 s: 10 s), never after; the seeds are error.
+run_peer stall "" 20 1
+assert "stalled relay, retried: error after more than one attempt ($(j '[s["attempts"] for s in r["seeds"]]'))" \
+	[ "$(j 'all(s["outcome"] == "error" and s["attempts"] >= 2 and all(a["result"] == "timeout" and a["stage"] == "connect" for a in s["attempt_history"]) for s in r["seeds"])')" = True ]
+assert "stalled relay: no attempt started after the give-up time (attempts ended within deadline/2 + connect_timeout of the first: $(j '[round(s["attempt_history"][-1]["time_unix"] - s["attempt_history"][0]["time_unix"], 1) for s in r["seeds"]]') s)" \
+	[ "$(j 'all(s["attempt_history"][-1]["time_unix"] - s["attempt_history"][0]["time_unix"] <= 11 for s in r["seeds"])')" = True ]
 
 # SIGTERM aborts a transaction in flight (the relay stalls after DATA, its
 # timeout is 60 s): the round ends within a few seconds and writes reports.

@@ -31,6 +31,10 @@ Scenarios:
   close1       as multi, then closes the connection after each transaction
   421mid       as multi, but the 3rd MAIL FROM the peer sees is answered
                "421 4.7.0 closing, try again later" and the connection closed
+  flaky        as ok, but the first connection is accepted and never greeted
+               (the peer waits until the client closes it), and the second
+               is closed without a word after its RCPT TO: neither sent a
+               message
 """
 import argparse
 import base64
@@ -42,6 +46,7 @@ import time
 QUEUE_ID = "4XyZ1B2c3Dz"
 MAILS = [0]   # MAIL FROM commands seen (421mid)
 MAILS_LOCK = threading.Lock()
+CONNS = [0]   # connections accepted (flaky)
 
 
 def serve(conn, scenario, log):
@@ -57,6 +62,13 @@ def serve(conn, scenario, log):
 
     if scenario == "stall":
         time.sleep(120)
+        return
+    with MAILS_LOCK:
+        CONNS[0] += 1
+        nconn = CONNS[0]
+    if scenario == "flaky" and nconn == 1:
+        logline("CONNECTION 1 not greeted")
+        f.read()   # until the client gives up and closes
         return
     if scenario == "greet421":
         send("421-4.7.0 mx.example.test Service not available\r\n"
@@ -108,6 +120,10 @@ def serve(conn, scenario, log):
                 send("250 2.1.0 Ok\r\n")
         elif verb == "RCPT":
             rcpt = cmd.split(":", 1)[1].strip().strip("<>") if ":" in cmd else ""
+            if scenario == "flaky" and nconn == 2:
+                logline("CONNECTION 2 closed after RCPT")
+                conn.shutdown(socket.SHUT_RDWR)
+                return
             if scenario == "rcpt452":
                 send("452 4.5.3 Error: too many recipients\r\n")
             elif scenario == "rcpt550":

@@ -3,7 +3,8 @@
  * errors reconnect, which are retried after a backoff, which end the
  * seed's watch, the words each starts a diagnostic with, and the BYE texts
  * that ask for a new login (Exchange Online's "* BYE Session invalidated -
- * AccessTokenExpired", as issue 9 "Disconnects and refusals" quotes it).
+ * AccessTokenExpired", as issue 9 "Disconnects and refusals" quotes it);
+ * and which SMTP submission failures are tried again.
  */
 #include <config.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 
 #include "common/model.h"
 #include "prober/imap.h"
+#include "prober/smtp.h"
 #include "scheduler/retry.h"
 
 /* Every code of enum imap_err, with what the engine must do about it. */
@@ -85,12 +87,51 @@ static void test_wants_relogin(void **state)
 	assert_false(retry_wants_relogin(NULL));
 }
 
+/* Every code of enum smtp_err: its class, and whether a submission that
+ * failed with it is tried again before (data_sent 0) and after (1) the
+ * message went out (DATA answered 354). Only a 4xx is retried after: a
+ * cut or a garbled reply there may have delivered the message, and a
+ * second attempt would deliver it twice. */
+static const struct {
+	int rc;
+	enum fail_class cls;
+	int before, after;
+} smtp_want[] = {
+	{ SMTP_OK,       FAIL_NONE,  0, 0 },
+	{ SMTP_ETEMP,    FAIL_WAIT,  1, 1 },
+	{ SMTP_EPERM,    FAIL_FINAL, 0, 0 },
+	{ SMTP_ECONNECT, FAIL_WAIT,  1, 0 },
+	{ SMTP_ETLS,     FAIL_FINAL, 0, 0 },
+	{ SMTP_EAUTH,    FAIL_FINAL, 0, 0 },
+	{ SMTP_ETIMEOUT, FAIL_WAIT,  1, 0 },
+	{ SMTP_EDROP,    FAIL_WAIT,  1, 0 },
+	{ SMTP_EPROTO,   FAIL_FINAL, 0, 0 },
+	{ SMTP_ENOFILES, FAIL_FINAL, 0, 0 },
+};
+
+static void test_smtp_every_code(void **state)
+{
+	(void)state;
+	assert_int_equal(sizeof smtp_want / sizeof smtp_want[0], SMTP_ENOFILES + 1);
+	for (size_t i = 0; i < sizeof smtp_want / sizeof smtp_want[0]; i++) {
+		int rc = smtp_want[i].rc;
+
+		assert_int_equal(rc, (int)i);
+		assert_int_equal(retry_smtp_class(rc), smtp_want[i].cls);
+		assert_int_equal(retry_smtp_again(rc, 0), smtp_want[i].before);
+		assert_int_equal(retry_smtp_again(rc, 1), smtp_want[i].after);
+	}
+	assert_int_equal(retry_smtp_class(99), FAIL_FINAL);
+	assert_int_equal(retry_smtp_again(-1, 0), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_code),
 		cmocka_unit_test(test_unknown_code),
 		cmocka_unit_test(test_wants_relogin),
+		cmocka_unit_test(test_smtp_every_code),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
