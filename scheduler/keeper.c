@@ -522,18 +522,23 @@ static int search(struct keeper *k, struct ksess *ks, int all, double seen)
 /* NOTIFY SET again on a session that watches a second folder by NOTIFY
  * when it is not in force (a new session after a reconnect, or the
  * server's NOTIFICATIONOVERFLOW); refused, the spam folder is searched at
- * each check only. IMAP code (a refusal is IMAP_OK). */
-static int notify_again(struct keeper *k, struct ksess *ks)
+ * each check only. IMAP code (a refusal is IMAP_OK); *sent (may be NULL)
+ * 1 when NOTIFY SET was sent and accepted. */
+static int notify_again(struct keeper *k, struct ksess *ks, int *sent)
 {
 	char *err = NULL;
 	int rc;
 
+	if (sent != NULL)
+		*sent = 0;
 	if (ks->notify_folder == NULL || k->drv->notify_mailbox(ks->s) != NULL ||
 	    !k->cfg->probe.idle || !k->drv->has_capability(ks->s, "IDLE"))
 		return IMAP_OK;
 	rc = k->drv->notify_set(ks->s, ks->notify_folder, 0, &err);
 	if (rc != IMAP_OK)
 		log_info("%s: NOTIFY between rounds refused: %s", who(ks), err ? err : imap_err_name(rc));
+	else if (sent != NULL)
+		*sent = 1;
 	free(err);
 	return rc == IMAP_EPROTO ? IMAP_OK : rc;
 }
@@ -548,7 +553,7 @@ static int idle_again(struct keeper *k, struct ksess *ks)
 	ks->idle_since = k->clock();
 	if (!k->cfg->probe.idle || !k->drv->has_capability(ks->s, "IDLE"))
 		return IMAP_OK;
-	if ((rc = notify_again(k, ks)) != IMAP_OK)
+	if ((rc = notify_again(k, ks, NULL)) != IMAP_OK)
 		return rc;
 	rc = k->drv->idle_start(ks->s, &err);
 	if (rc != IMAP_OK)
@@ -557,19 +562,46 @@ static int idle_again(struct keeper *k, struct ksess *ks)
 	return rc;
 }
 
+/* The other folder's UIDNEXT (and UIDVALIDITY) for later checks: from the
+ * reply of the NOTIFY SET STATUS just sent (nu > 0: its untagged STATUS
+ * gave it, RFC 5465 3, as watch.c record_uidnext_notify() uses it), else
+ * by a STATUS command; 0 (search it all) when STATUS fails. */
+static void other_uidnext(struct keeper *k, struct ksess *ks, unsigned long nu, unsigned long nuv)
+{
+	const char *other = other_folder(ks);
+	char *err = NULL;
+
+	ks->spam_uidvalidity = 0;
+	if (other == NULL)
+		return;
+	if (nu > 0 && ks->notify_folder != NULL && strcmp(other, ks->notify_folder) == 0) {
+		ks->spam_uidnext = nu;
+		ks->spam_uidvalidity = nuv;
+		return;
+	}
+	if (k->drv->status_uidnext(ks->s, other, &ks->spam_uidnext, &err) != IMAP_OK)
+		ks->spam_uidnext = 0;   /* no STATUS: later checks search it all */
+	else
+		ks->spam_uidvalidity = uidvalidity_seen(k, ks);
+	free(err);
+}
+
 /* Watch a session that is up: select its folder, look for pending probes
  * that arrived since the round looked (all UIDs), then IDLE. */
 static int arm(struct keeper *k, struct ksess *ks)
 {
 	char *err = NULL;
-	unsigned long uidnext = 0, uidvalidity = 0;
-	int rc = IMAP_OK;
+	unsigned long uidnext = 0, uidvalidity = 0, nu = 0, nuv = 0;
+	int rc = IMAP_OK, sent = 0;
 
 	bind_seed(k, ks, first_seed(k, ks));
 	/* NOTIFY in force before the search: what lands in its folder after
 	 * the search is announced, what landed before is found by it */
-	if ((rc = notify_again(k, ks)) != IMAP_OK)
+	if ((rc = notify_again(k, ks, &sent)) != IMAP_OK)
 		return rc;
+	if (sent && k->drv->notify_set_uidnext != NULL &&
+	    (nu = k->drv->notify_set_uidnext(ks->s)) > 0)
+		nuv = uidvalidity_seen(k, ks);   /* the reply's STATUS's, 0 when it named none */
 	if (has_pending(k, ks) || k->drv->selected(ks->s) == NULL) {
 		rc = k->drv->select_uidnext(ks->s, ks->folder, &uidnext, &err);
 		if (rc == IMAP_OK)
@@ -581,13 +613,8 @@ static int arm(struct keeper *k, struct ksess *ks)
 		err = NULL;
 		if (rc == IMAP_OK && ks->alone && ks->spam == NULL)
 			ks->spam = resolve_spam(k, ks);
-		ks->spam_uidvalidity = 0;
-		if (rc == IMAP_OK && other_folder(ks) != NULL &&
-		    k->drv->status_uidnext(ks->s, other_folder(ks), &ks->spam_uidnext, &err) != IMAP_OK)
-			ks->spam_uidnext = 0;   /* no STATUS: later checks search it all */
-		else if (rc == IMAP_OK && other_folder(ks) != NULL)
-			ks->spam_uidvalidity = uidvalidity_seen(k, ks);
-		free(err);
+		if (rc == IMAP_OK)
+			other_uidnext(k, ks, nu, nuv);
 		if (rc == IMAP_OK)
 			rc = search(k, ks, 1, 0);
 	}

@@ -629,6 +629,48 @@ static void test_notify_status_lost_found_at_check(void **state)
 	found_in_spam(fx);
 }
 
+/* A reconnect's arming with pending probes: NOTIFY SET STATUS first. Its
+ * reply names Junk's UIDNEXT (status 1, as Dovecot 2.3.19's, RFC 5465 3)
+ * or not (0). Returns the STATUS commands that arming sent. */
+static int statuses_at_reconnect(struct fixture *fx, int status)
+{
+	struct keeper_test_sess ts;
+	int before;
+
+	pool_notify_session(fx);
+	start(fx);
+	W.notify_status = status;
+	W.kicks = 1;
+	W.kick_text[0] = "Session invalidated - AccessTokenExpired";
+	keeper_test_step(fx->k);   /* the BYE: dropped */
+	before = W.calls[OP_STATUS];
+	keeper_test_step(fx->k);   /* the new login, at once */
+	assert_int_equal(keeper_test_session(fx->k, "INBOX", &ts), 0);
+	assert_int_equal(ts.up, 1);
+	return W.calls[OP_STATUS] - before;
+}
+
+/* The NOTIFY SET STATUS reply gave Junk's UIDNEXT: no STATUS command
+ * after it (one command fewer); the later checks search Junk from that
+ * UIDNEXT: a probe filed there whose announcement is lost is found. */
+static void test_notify_reply_uidnext_saves_status(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_int_equal(statuses_at_reconnect(fx, 1), 0);
+	W.status_lost = 1;
+	deliver(1, "tok-pending", 1);
+	fake_now = T0 + 31;
+	keeper_test_step(fx->k);
+	found_in_spam(fx);
+}
+
+/* A reply without Junk's STATUS: the STATUS command asks, as before. */
+static void test_notify_reply_without_uidnext_status_asked(void **state)
+{
+	assert_int_equal(statuses_at_reconnect(*state, 0), 1);
+}
+
 /* After a reconnect: NOTIFY SET before the searches (Junk, then INBOX),
  * then IDLE; a probe filed into Junk while the session was down is found. */
 static void test_notify_reconnect_sets_then_searches(void **state)
@@ -730,6 +772,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_notify_spam_before_idle_found_when_armed, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_notify_status_found, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notify_reply_uidnext_saves_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notify_reply_without_uidnext_status_asked, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_spam_recreated_rebased_at_check, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbox_uidvalidity_changed_rebased, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_status_lost_found_at_check, setup, teardown),
