@@ -43,7 +43,8 @@
  * (a server that kicks the user closes both).
  * The watch ends last_look_reserve() before the deadline: then each
  * watched folder is searched once over the whole folder by the token (the
- * last look, last_look(); in turns, the last visit), so a server's wrong
+ * last look, last_look(); in turns, the last scheduled visit before it
+ * is due, else an extra visit), so a server's wrong
  * UIDNEXT or missing announcement cannot leave a probe that is there
  * missing.
  */
@@ -1019,6 +1020,26 @@ static double last_look_reserve(const struct round_ctx *ctx)
 	return r < LAST_LOOK_SECONDS ? r : LAST_LOOK_SECONDS;
 }
 
+/* Copy seed idx's diagnostic into kept (DIAG_MAX bytes): a last look that
+ * fails puts it back (last_look_failed()). */
+static void diag_keep(struct round_ctx *ctx, size_t idx, char *kept)
+{
+	pthread_mutex_lock(&ctx->mu);
+	xstrlcpy(kept, ctx->results[idx].diagnostic, DIAG_MAX);
+	pthread_mutex_unlock(&ctx->mu);
+}
+
+/* A last look failed (the deadline reached, a drop): the probe stays
+ * missing, its diagnostic as it was before (kept); said with -v. */
+static void last_look_failed(struct round_ctx *ctx, size_t idx, const char *err, const char *kept)
+{
+	pthread_mutex_lock(&ctx->mu);
+	log_debug("%s: the last search of the whole folders failed: %s",
+	          ctx->cfg->seeds[idx].address, err ? err : ctx->results[idx].diagnostic);
+	xstrlcpy(ctx->results[idx].diagnostic, kept, DIAG_MAX);
+	pthread_mutex_unlock(&ctx->mu);
+}
+
 /* After a last look that answered: say (-v) when it found this round's
  * probe that the watch had missed (wanted: it was looked for). */
 static void last_look_said(struct round_ctx *ctx, size_t idx, const struct seed_watch *w,
@@ -1053,51 +1074,56 @@ static void last_look(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 	char *err = NULL;
 	int rc = IMAP_OK;
 
-	pthread_mutex_lock(&ctx->mu);
-	xstrlcpy(diag, ctx->results[idx].diagnostic, sizeof diag);
-	pthread_mutex_unlock(&ctx->mu);
+	diag_keep(ctx, idx, diag);
 	for (int k = 0; k < w->nsess && rc == IMAP_OK; k++)
 		if (ctx->drv->idling(w->s[k]))
 			rc = ctx->drv->idle_done(w->s[k], &err);
 	for (int f = F_SPAM; f >= F_INBOX && rc == IMAP_OK && w->want[0]; f--)
 		rc = check_folder(ctx, idx, w, f, 0, NULL);
-	if (rc == IMAP_OK) {
+	if (rc == IMAP_OK)
 		last_look_said(ctx, idx, w, 1);
-		return;
-	}
-	pthread_mutex_lock(&ctx->mu);
-	log_debug("%s: the last search of the whole folders failed: %s",
-	          ctx->cfg->seeds[idx].address, err ? err : ctx->results[idx].diagnostic);
-	xstrlcpy(ctx->results[idx].diagnostic, diag, DIAG_MAX);
-	pthread_mutex_unlock(&ctx->mu);
+	else
+		last_look_failed(ctx, idx, err, diag);
 	free(err);
 }
 
-/* One short visit: a slot, a login, both folders from the armed UIDNEXT
- * (whole: the whole folders, the last visit before the deadline, see
- * last_look()), logout, the slot back. Returns an IMAP code
- * (IMAP_ETIMEOUT: no slot before the deadline). */
-static int visit(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int whole)
+/* The moment the last look of a seed watched by visits is due: no
+ * scheduled visit that searches the whole folders came before it. */
+static double visit_look_at(const struct round_ctx *ctx)
+{
+	return ctx->deadline - 0.5 - last_look_reserve(ctx);
+}
+
+/* One short visit: a slot, a login, both folders from the armed UIDNEXT,
+ * logout, the slot back. The whole folders instead (the last look,
+ * last_look(); *whole set) when last (an extra visit, not a scheduled
+ * check) or when no scheduled visit comes after this one before
+ * visit_look_at(). Returns an IMAP code (IMAP_ETIMEOUT: no slot before the
+ * deadline). */
+static int visit(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int last, int *whole)
 {
 	const struct config *cfg = ctx->cfg;
 	const struct seed_conf *seed = &cfg->seeds[idx];
 	char *err = NULL;
 	int rc, had = w->want[0];
 
+	*whole = 0;
 	if (round_slot_acquire(&ctx->lim, &seed->imap, cfg->limits.per_host, cfg->limits.per_account,
 	                       ctx->deadline) != 0)
 		return IMAP_ETIMEOUT;
 	w->slots = 1;
-	note_check(w);
+	*whole = last || now_mono() + (double)cfg->probe.poll_interval >= visit_look_at(ctx);
+	if (!last)
+		note_check(w);
 	rc = round_open_session(ctx, &seed->imap, seed->address, &w->s[0], &err);
 	if (rc != IMAP_OK)
 		set_diag(ctx, &ctx->results[idx], 0, "%s: %s", round_imap_error_text(rc),
 		         err ? err : imap_err_name(rc));
 	else
-		rc = check_folder(ctx, idx, w, F_SPAM, whole ? 0 : w->uidnext[F_SPAM], NULL);
+		rc = check_folder(ctx, idx, w, F_SPAM, *whole ? 0 : w->uidnext[F_SPAM], NULL);
 	if (rc == IMAP_OK)
-		rc = check_folder(ctx, idx, w, F_INBOX, whole ? 0 : w->uidnext[F_INBOX], NULL);
-	if (rc == IMAP_OK && whole)
+		rc = check_folder(ctx, idx, w, F_INBOX, *whole ? 0 : w->uidnext[F_INBOX], NULL);
+	if (rc == IMAP_OK && *whole)
 		last_look_said(ctx, idx, w, had);
 	free(err);
 	if (w->s[0] != NULL)
@@ -1108,35 +1134,52 @@ static int visit(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int wh
 	return rc;
 }
 
+/* The last look of a seed watched by visits, an extra visit (no scheduled
+ * visit searched the whole folders): its failure leaves the probe missing
+ * and the diagnostic as it was. */
+static void visit_last_look(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
+{
+	char diag[DIAG_MAX];
+	int whole, rc;
+
+	diag_keep(ctx, idx, diag);
+	rc = visit(ctx, idx, w, 1, &whole);
+	if (rc != IMAP_OK)
+		last_look_failed(ctx, idx, NULL, diag);
+}
+
 /* Watch by short visits every poll_interval, in turns with the other seeds
  * of the host; a visit that lost its connection is repeated once at once.
- * The last visit before the deadline searches the whole folders (the last
- * look, last_look()). */
+ * The last scheduled visit before visit_look_at() searches the whole
+ * folders (the last look, last_look()); when none did (a visit that ended
+ * late), an extra visit does it then. */
 static void visit_loop(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 {
 	struct probe_result *res = &ctx->results[idx];
 	double poll = (double)ctx->cfg->probe.poll_interval;
-	double next = now_mono() + poll;
-	double last = ctx->deadline - 0.5 - last_look_reserve(ctx);   /* the last visit's time */
+	double next = now_mono() + poll, look_at = visit_look_at(ctx);
+	int looked = 0;
 
 	while (w->want[0] && !round_stop && !dsn_says_failed(ctx, idx)) {
+		double due = !looked && next > look_at ? look_at : next;
 		int rc, whole;
 
 		if (now_mono() >= ctx->deadline - 0.5)
 			break;
-		if (next > last)
-			next = last;
-		if (now_mono() < next) {
+		if (now_mono() < due) {
 			/* look at DSNs every second (a stop request ends the
 			 * nap): quarter-second naps were 4,000 wake-ups a
 			 * second for 1,000 visiting seeds */
-			round_nap(next - now_mono() < 1.0 ? next - now_mono() : 1.0, ctx->deadline);
+			round_nap(due - now_mono() < 1.0 ? due - now_mono() : 1.0, ctx->deadline);
 			continue;
 		}
-		whole = now_mono() >= last;
-		rc = visit(ctx, idx, w, whole);
-		if (rc == IMAP_OK && whole)
-			break;   /* the last look is done: no visit after it */
+		if (due < next) {
+			visit_last_look(ctx, idx, w);
+			looked = 1;
+			continue;
+		}
+		rc = visit(ctx, idx, w, 0, &whole);
+		looked |= whole;
 		next = now_mono() + poll;
 		if (rc == IMAP_ETIMEOUT && (now_mono() >= ctx->deadline || round_stop))
 			break;

@@ -889,6 +889,73 @@ static void test_last_look_finds_probe_skipped_by_uidnext(void **state)
 	watch_end(&fx->ctx, 0, w);
 }
 
+/* The same lie with seeds taking turns (two seeds on the account,
+ * per_account 1: short visits every poll_interval). The visits search
+ * from the armed UIDNEXT and miss the probe; the last scheduled visit
+ * (none after it before the last look is due) searches the whole folders
+ * and finds it. One login to arm, one per visit, the last look on one of
+ * them (no extra visit), and no gap between checks below poll_interval. */
+static void test_visits_last_look_finds_probe_skipped_by_uidnext(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_conf seeds[2] = { fx->seed, fx->seed };
+	struct seed_watch *w;
+
+	seeds[1].address = "other@example.net";   /* the same account: turns */
+	fx->cfg.seeds = seeds;
+	fx->cfg.nseeds = 2;
+	/* the last look is due at 4.5 - 0.5 - 1 = 3 s: visits at 1 s (ranged)
+	 * and 2 s (whole: the next scheduled one would come at 3 s) */
+	fx->ctx.deadline = now_mono() + 4.5;
+	W.f[1].uidnext = 4294967295UL;
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	assert_string_equal(res0(fx)->watch, "visits");
+	W.f[1].uidnext = 50;
+	accept_probe(fx);
+	deliver(1, "tok-this-round", 1);
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_SPAM);
+	assert_int_equal(res0(fx)->announced, 0);
+	assert_int_equal(W.ncleaned, 1);
+	assert_int_equal(W.cleaned[0], 50);
+	assert_int_equal(W.opened, 3);            /* arming + 2 scheduled visits, no extra one */
+	assert_true(res0(fx)->check_interval >= 1.0);
+	watch_end(&fx->ctx, 0, w);
+	fx->cfg.seeds = &fx->seed;
+	fx->cfg.nseeds = 1;
+}
+
+/* Turns with a poll_interval longer than the round: no scheduled visit
+ * before the deadline, so an extra visit at the last look's time searches
+ * the whole folders and finds the probe; it is not a scheduled check (no
+ * check interval from it). */
+static void test_visits_extra_last_look(void **state)
+{
+	struct fixture *fx = *state;
+	struct seed_conf seeds[2] = { fx->seed, fx->seed };
+	struct seed_watch *w;
+
+	seeds[1].address = "other@example.net";
+	fx->cfg.seeds = seeds;
+	fx->cfg.nseeds = 2;
+	fx->cfg.probe.poll_interval = 10;
+	fx->ctx.deadline = now_mono() + 3;      /* the last look at 1.5 s */
+	W.f[1].uidnext = 4294967295UL;
+	w = watch_arm(&fx->ctx, 0);
+	assert_non_null(w);
+	W.f[1].uidnext = 50;
+	accept_probe(fx);
+	deliver(1, "tok-this-round", 1);
+	watch_run(&fx->ctx, 0, w, 1);
+	assert_int_equal(res0(fx)->outcome, OUTCOME_SPAM);
+	assert_int_equal(W.opened, 2);            /* arming + the last look */
+	assert_true(isnan(res0(fx)->check_interval));
+	watch_end(&fx->ctx, 0, w);
+	fx->cfg.seeds = &fx->seed;
+	fx->cfg.nseeds = 1;
+}
+
 /* ---- retry classes (scheduler/retry.h) at work ------------------------------- */
 
 /* A refused connection (FAIL_WAIT) is tried again after a backoff while the
@@ -1100,6 +1167,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deadline_leaves_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_last_look_finds_probe_skipped_by_uidnext, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_visits_last_look_finds_probe_skipped_by_uidnext,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_visits_extra_last_look, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_connection_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unavailable_until_give_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout_while_watching_not_reconnected, setup,
