@@ -384,6 +384,26 @@ static double round_give_up(const struct round_ctx *ctx)
 	return ctx->deadline - (double)ctx->p->deadline / 2;
 }
 
+/* One more SMTP attempt of res ended with rc and reply: counted, and kept
+ * in its history (the first ATTEMPTS_MAX - 1 and always the latest). */
+static void record_attempt(struct round_ctx *ctx, struct probe_result *res,
+                           const struct smtp_reply *reply, int rc)
+{
+	struct smtp_attempt *a;
+
+	pthread_mutex_lock(&ctx->mu);
+	res->attempts++;
+	res->reply = *reply;
+	a = &res->history[res->nhistory < ATTEMPTS_MAX ? res->nhistory++ : ATTEMPTS_MAX - 1];
+	memset(a, 0, sizeof *a);
+	a->time = now_wall();
+	a->code = reply->code;
+	xstrlcpy(a->enhanced, reply->enhanced, sizeof a->enhanced);
+	xstrlcpy(a->stage, reply->stage, sizeof a->stage);
+	xstrlcpy(a->error, smtp_err_name(rc), sizeof a->error);
+	pthread_mutex_unlock(&ctx->mu);
+}
+
 /* Seed idx's submission failed with rc (neither accepted, 4xx nor 5xx):
  * outcome error and the diagnostic; when the message went out (after
  * DATA's 354), it may have been delivered: its submit time is kept so
@@ -450,22 +470,7 @@ static int submit_probe(struct round_ctx *ctx, size_t idx, const char *msg, size
 		smtp_slot_release(&ctx->lim);
 		round_mark(ctx, (long)idx, "smtp_done");
 
-		pthread_mutex_lock(&ctx->mu);
-		res->attempts++;
-		res->reply = reply;
-		{
-			/* Keep the first attempts and always the latest. */
-			int slot = res->nhistory < ATTEMPTS_MAX ? res->nhistory++ : ATTEMPTS_MAX - 1;
-			struct smtp_attempt *a = &res->history[slot];
-
-			memset(a, 0, sizeof *a);
-			a->time = now_wall();
-			a->code = reply.code;
-			xstrlcpy(a->enhanced, reply.enhanced, sizeof a->enhanced);
-			xstrlcpy(a->stage, reply.stage, sizeof a->stage);
-			xstrlcpy(a->error, smtp_err_name(rc), sizeof a->error);
-		}
-		pthread_mutex_unlock(&ctx->mu);
+		record_attempt(ctx, res, &reply, rc);
 
 		switch (rc) {
 		case SMTP_OK:
