@@ -647,7 +647,11 @@ static void test_notify_status_covers_only_its_uids(void **state)
 	assert_int_equal(W.cleaned[0], 51);
 	assert_int_equal(res0(fx)->announced, 0);
 	assert_true(res0(fx)->found_time >= W.delivered_at);
-	assert_true(res0(fx)->found_time > W.read_at);
+	/* not before the STATUS was read; equal when the fake's read and
+	 * search came within the resolution of a Unix time as a double
+	 * (2^-22 s, about 240 ns; seen under load: found, read and delivery
+	 * all the same value) */
+	assert_true(res0(fx)->found_time >= W.read_at);
 	/* the arrival interval holds the true arrival */
 	assert_true(res0(fx)->arrival <= res0(fx)->found_time);
 	watch_end(&fx->ctx, 0, w);
