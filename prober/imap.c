@@ -230,6 +230,7 @@ static int begin(struct imap_session *s, const char *what, char **errstr)
 	int r;
 
 	hdr_forget(s);
+	s->synced = 0;
 	if (s->dead || !s->imap || !s->imap->imap_stream)
 		return imapi_fail(errstr, IMAP_EBYE,
 		               xasprintf("imap %s:%d: %s: connection closed earlier in this session",
@@ -1065,13 +1066,18 @@ static int select_folder(struct imap_session *s, const char *folder, char **errs
 	int r;
 
 	if (s->selected && strcmp(s->selected, folder) == 0) {
-		r = begin(s, "NOOP", errstr);
-		if (r)
-			return r;
-		r = mailimap_noop(s->imap);
-		r = map_result(s, r, "NOOP", IMAP_EPROTO, errstr);
-		if (r)
-			return r;
+		/* still selected: a NOOP brings its news (EXISTS, EXPUNGE,
+		 * UIDVALIDITY), unless IDLE just ended and brought them */
+		if (!s->synced || s->dead) {
+			r = begin(s, "NOOP", errstr);
+			if (r)
+				return r;
+			r = mailimap_noop(s->imap);
+			r = map_result(s, r, "NOOP", IMAP_EPROTO, errstr);
+			if (r)
+				return r;
+		}
+		s->synced = 0;
 		if (s->imap->imap_selection_info && s->imap->imap_selection_info->sel_uidvalidity)
 			s->uidvalidity = s->imap->imap_selection_info->sel_uidvalidity;
 		s->seen_uidvalidity = s->uidvalidity;

@@ -312,5 +312,7 @@ int imap_idle_done(struct imap_session *s, char **errstr)
 	if (r)
 		return r;
 	r = mailimap_idle_done(s->imap);
-	return imapi_map_result(s, r, "IDLE/DONE", IMAP_EPROTO, errstr);
+	r = imapi_map_result(s, r, "IDLE/DONE", IMAP_EPROTO, errstr);
+	s->synced = r == IMAP_OK;   /* select_folder() of the same folder: no NOOP */
+	return r;
 }

@@ -69,6 +69,10 @@ struct imap_session {
 	/* UIDVALIDITY of the folder the last SELECT, STATUS or NOTIFY SET
 	 * STATUS reply named (imap_uidvalidity_seen()); 0 none given */
 	unsigned long seen_uidvalidity;
+	/* the last command was IDLE, ended by DONE's tagged OK: the server
+	 * has sent what a NOOP would (RFC 2177: updates come during IDLE), so
+	 * re-selecting the same folder needs no NOOP. begin() clears it. */
+	int synced;
 };
 
 /* The server's host and port, for messages ("?" and 0 when unknown). */

@@ -884,6 +884,11 @@ static SSL_CTX *new_ctx(const char *ca_file, const char *host, int port, struct 
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	/* idle sessions give their read/write buffers back (about 34 KiB each) */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* read as much as the socket holds, not a record's header then its
+	 * body: half the reads (recvmsg) per session. Bytes read ahead are
+	 * buffered inside OpenSSL, where poll() cannot see them:
+	 * tls_low_pending() counts them (SSL_has_pending). */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	/* sessions kept outside OpenSSL's cache, per server (sess_new_cb) */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(ctx, sess_new_cb);
@@ -1409,7 +1414,10 @@ size_t tls_low_pending(mailstream_low *low)
 	struct ipconn *c = conn_of(low);
 	int n = c->ssl ? SSL_pending(c->ssl) : 0;
 
-	return n > 0 ? (size_t)n : 0;
+	if (n > 0)
+		return (size_t)n;
+	/* read ahead, not decrypted yet (maybe not a whole record) */
+	return c->ssl && SSL_has_pending(c->ssl) ? 1 : 0;
 }
 
 double tls_low_last_rx(mailstream_low *low)

@@ -138,9 +138,10 @@ int tls_low_over_budget(mailstream_low *low);
  * instead of a command's reply and reports only the closed stream. */
 int tls_low_bye_text(mailstream_low *low, char *text, size_t textsz);
 
-/* Bytes OpenSSL has decrypted and not yet handed to a read (SSL_pending):
- * they never wake poll() on the fd, so check them before sleeping. 0 for a
- * plain connection. */
+/* Bytes OpenSSL has decrypted and not yet handed to a read (SSL_pending),
+ * or 1 when it holds bytes read ahead from the socket and not decrypted
+ * yet (SSL_has_pending): neither wakes poll() on the fd, so check this
+ * before sleeping. 0 for a plain connection. */
 size_t tls_low_pending(mailstream_low *low);
 
 /*
