@@ -406,7 +406,7 @@ static int cmd_run(struct run_opts *o)
 	int state_failed = 0, code;
 
 	memset(&cy, 0, sizeof cy);
-	malloc_few_arenas();   /* a thread per seed (bench/README.md "bench_scale.sh") */
+	malloc_few_arenas();   /* many worker threads (bench/README.md "bench_scale.sh") */
 	if (load_config(o->config, &cfg) != 0)
 		return fail_usage(o->format, "configuration error (see stderr)");
 	if (o->textfile)

@@ -195,6 +195,19 @@ double now_mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void mono_after(double left, struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	if (!(left > 0))
+		return;
+	ts->tv_sec += (time_t)left;
+	ts->tv_nsec += (long)((left - floor(left)) * 1e9);
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 void sleep_seconds(double s)
 {
 	struct timespec ts, rem;

@@ -45,6 +45,11 @@ void strbuf_free(struct strbuf *sb);
  * (CLOCK_REALTIME). now_mono(): seconds from CLOCK_MONOTONIC, for deadlines. */
 double now_wall(void);
 double now_mono(void);
+/* *ts = the CLOCK_MONOTONIC instant left seconds from now (0 when left is
+ * negative), for pthread_cond_timedwait on a cond made with
+ * pthread_condattr_setclock(CLOCK_MONOTONIC). */
+struct timespec;
+void mono_after(double left, struct timespec *ts);
 /* Sleep for the given seconds (fractional), restarting on EINTR. */
 void sleep_seconds(double s);
 /* When the last data segment on the connected TCP socket fd reached this

@@ -742,7 +742,7 @@ int daemon_main(const char *path)
 	memset(&d, 0, sizeof d);
 	d.path = path;
 	pthread_mutex_init(&d.mu, NULL);
-	/* Each round starts a thread per seed; two arenas hold the daemon's
+	/* Each round runs its seeds on many threads; two arenas hold the daemon's
 	 * RSS about 10 MB lower at 100 seeds (bench/README.md "soak.sh"). */
 	malloc_few_arenas();
 	if (load(path, &cfg) != 0)

@@ -16,26 +16,13 @@
 #include "prober/message.h"
 #include "prober/smtp.h"
 #include "scheduler/round.h"
+#include "scheduler/dispatch.h"
 #include "scheduler/pool.h"
 #include "scheduler/retry.h"
 #include "scheduler/round_int.h"
 #include "scheduler/verdicts.h"
 
 atomic_int round_stop;
-
-/* *ts = the CLOCK_MONOTONIC instant left seconds (>= 0) from now, for
- * pthread_cond_timedwait on this file's conds (all made with
- * pthread_condattr_setclock(CLOCK_MONOTONIC)). */
-static void mono_after(double left, struct timespec *ts)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += (time_t)left;
-	ts->tv_nsec += (long)((left - floor(left)) * 1e9);
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
 
 /* round_nap's sleepers wait on nap_cv (CLOCK_MONOTONIC, made once), woken
  * by round_wake_naps() on a stop request: naps in quarter-second slices
@@ -284,11 +271,11 @@ static void smtp_slot_release(struct limiter *l)
 
 /* ---- shared round state ----------------------------------------------- */
 
+/* A worker thread: it runs seeds one after another (dispatch.h). */
 struct worker {
 	struct round_ctx *ctx;
-	size_t idx;
-	pthread_t tid;
-	int threaded;
+	pthread_t tid;           /* set by the thread itself as it ends */
+	struct worker *next;     /* in ctx->ended */
 };
 
 void round_progress(struct round_ctx *ctx, const char *fmt, ...)
@@ -588,28 +575,27 @@ static int gate_enter(struct round_ctx *ctx, const struct imap_conf *ic)
 	return ret;
 }
 
-/* Wait until every worker has ended (ctx->workers_left is 0), joining
- * each thread as it ends: a joinable thread's stack stays mapped, its
- * used pages resident, until it is joined (1,000 seeds: 15 MB of ended
- * threads' stacks at the end of a round, when they were joined in seed
- * order after the last). On a stop request, wake the threads waiting in
- * the limiter (for a slot or at a gate: they wait for a turn or the
- * deadline only): round_stop is set in a signal handler, which cannot
+/* Wait until every seed is done (ctx->workers_left is 0) and every worker
+ * thread has ended, joining each thread as it ends: a joinable thread's
+ * stack stays mapped, its used pages resident, until it is joined. On a
+ * stop request, wake the threads waiting in the limiter (for a slot or at
+ * a gate: they wait for a turn or the deadline only) and in the
+ * dispatcher: round_stop is set in a signal handler, which cannot
  * broadcast. */
-static void await_workers(struct round_ctx *ctx, struct worker *workers)
+static void await_workers(struct round_ctx *ctx)
 {
 	int woken = 0;
-	size_t joined = 0;
 
 	pthread_mutex_lock(&ctx->mu);
-	while (ctx->workers_left > 0 || joined < ctx->nended) {
+	while (ctx->workers_left > 0 || ctx->spawning > 0 || ctx->threads > 0) {
 		struct timespec ts;
-		if (joined < ctx->nended) {
-			struct worker *wk = &workers[ctx->ended[joined++]];
+		if (ctx->ended != NULL) {
+			struct worker *wk = ctx->ended;
+			ctx->ended = wk->next;
+			ctx->threads--;
 			pthread_mutex_unlock(&ctx->mu);
-			if (wk->threaded)
-				pthread_join(wk->tid, NULL);
-			wk->threaded = 0;
+			pthread_join(wk->tid, NULL);
+			free(wk);
 			pthread_mutex_lock(&ctx->mu);
 			continue;
 		}
@@ -618,6 +604,7 @@ static void await_workers(struct round_ctx *ctx, struct worker *workers)
 			pthread_mutex_unlock(&ctx->mu);
 			limiter_wake_all(&ctx->lim);
 			round_wake_naps();
+			dispatch_stop(ctx->dsp);
 			woken = 1;
 			pthread_mutex_lock(&ctx->mu);
 			continue;
@@ -762,20 +749,23 @@ static void bounce_set_armed(struct round_ctx *ctx)
 	pthread_mutex_unlock(&ctx->mu);
 }
 
-static void *seed_worker(void *arg)
+static int spawn_worker(struct round_ctx *ctx);
+
+/* One seed, on a worker thread: arm, send, watch (SPEC "What it is"). Its
+ * arming is over (dispatch_armed()) once watch_arm() returns, or when it
+ * ends before. */
+static void run_seed(struct round_ctx *ctx, size_t idx)
 {
-	struct worker *wk = arg;
-	struct round_ctx *ctx = wk->ctx;
 	const struct config *cfg = ctx->cfg;
-	const struct seed_conf *seed = &cfg->seeds[wk->idx];
-	struct probe_result *res = &ctx->results[wk->idx];
+	const struct seed_conf *seed = &cfg->seeds[idx];
+	struct probe_result *res = &ctx->results[idx];
 	struct seed_watch *w = NULL;
 	char *msg = NULL, *err = NULL;
 	size_t len = 0;
-	int accepted = 0;
+	int accepted = 0, armed = 0;
 
-	if (ctx->p->tokens != NULL && ctx->p->tokens[wk->idx] != NULL)
-		xstrlcpy(res->token, ctx->p->tokens[wk->idx], TOKEN_MAX);   /* written ahead */
+	if (ctx->p->tokens != NULL && ctx->p->tokens[idx] != NULL)
+		xstrlcpy(res->token, ctx->p->tokens[idx], TOKEN_MAX);   /* written ahead */
 	if (round_stop) {
 		res->outcome = OUTCOME_ERROR;
 		xstrlcpy(res->diagnostic, "round interrupted before submission", DIAG_MAX);
@@ -802,25 +792,87 @@ static void *seed_worker(void *arg)
 		snprintf(res->diagnostic, DIAG_MAX, "message: %s", err ? err : "cannot build");
 		goto out;
 	}
-	mark_idx = (long)wk->idx;
-	round_mark(ctx, (long)wk->idx, "thread");
-	w = watch_arm(ctx, wk->idx);
+	mark_idx = (long)idx;
+	round_mark(ctx, (long)idx, "thread");
+	w = watch_arm(ctx, idx);
+	armed = 1;
+	if (dispatch_armed(ctx->dsp, idx))
+		spawn_worker(ctx);
 	if (w == NULL)
 		goto out;   /* not watchable: no probe (watch_arm said why) */
 	wait_bounce_armed(ctx);
-	accepted = submit_probe(ctx, wk->idx, msg, len);
-	watch_run(ctx, wk->idx, w, accepted);
+	accepted = submit_probe(ctx, idx, msg, len);
+	watch_run(ctx, idx, w, accepted);
 out:
-	watch_end(ctx, wk->idx, w);
-	round_mark(ctx, (long)wk->idx, "exit");
+	if (!armed && dispatch_armed(ctx->dsp, idx))
+		spawn_worker(ctx);
+	watch_end(ctx, idx, w);
+	round_mark(ctx, (long)idx, "exit");
 	free(msg);
 	free(err);
 	pthread_mutex_lock(&ctx->mu);
 	ctx->workers_left--;
-	ctx->ended[ctx->nended++] = wk->idx;
+	pthread_cond_signal(&ctx->done_cv);
+	pthread_mutex_unlock(&ctx->mu);
+}
+
+/* Take seeds from the dispatcher and run them until none is left. */
+static void worker_loop(struct round_ctx *ctx)
+{
+	size_t idx;
+	int spawn, reserved = 1;
+
+	while (dispatch_take(ctx->dsp, reserved, ctx->deadline, &idx, &spawn)) {
+		if (spawn)
+			spawn_worker(ctx);
+		run_seed(ctx, idx);
+		reserved = 0;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *wk = arg;
+	struct round_ctx *ctx = wk->ctx;
+
+	worker_loop(ctx);
+	pthread_mutex_lock(&ctx->mu);
+	wk->tid = pthread_self();
+	wk->next = ctx->ended;
+	ctx->ended = wk;
 	pthread_cond_signal(&ctx->done_cv);
 	pthread_mutex_unlock(&ctx->mu);
 	return NULL;
+}
+
+/* Start one more worker thread, reserved in the dispatcher. Returns 0, or
+ * -1 when no thread could be started (the reservation is given back: the
+ * threads there are take the seeds). */
+static int spawn_worker(struct round_ctx *ctx)
+{
+	struct worker *wk = xcalloc(1, sizeof *wk);
+	pthread_t tid;
+	int rc;
+
+	wk->ctx = ctx;
+	pthread_mutex_lock(&ctx->mu);
+	ctx->spawning++;
+	pthread_mutex_unlock(&ctx->mu);
+	rc = pthread_create(&tid, NULL, worker_main, wk);
+	pthread_mutex_lock(&ctx->mu);
+	ctx->spawning--;
+	if (rc == 0) {
+		ctx->threads++;
+		ctx->threads_total++;
+	}
+	pthread_cond_signal(&ctx->done_cv);
+	pthread_mutex_unlock(&ctx->mu);
+	if (rc != 0) {
+		free(wk);
+		dispatch_unreserve(ctx->dsp);
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- bounce mailbox ----------------------------------------------------- */
@@ -1078,34 +1130,26 @@ void round_run(const struct round_params *p, struct round_result *out)
 {
 	const struct config *cfg = p->cfg;
 	struct round_ctx ctx;
-	struct worker *workers;
 	pthread_t bounce_tid;
 	int bounce_started = 0;
 
 	memset(out, 0, sizeof *out);
 	round_ctx_init(&ctx, p);
-	workers = xcalloc(cfg->nseeds, sizeof *workers);
 	ctx.workers_left = cfg->nseeds;
 	if (cfg->has_bounce && pthread_create(&bounce_tid, NULL, bounce_worker, &ctx) == 0)
 		bounce_started = 1;
 	else
 		ctx.bounce_armed = 1;
 
-	for (size_t i = 0; i < cfg->nseeds; i++) {
-		workers[i].ctx = &ctx;
-		workers[i].idx = i;
-		if (pthread_create(&workers[i].tid, NULL, seed_worker, &workers[i]) != 0) {
-			/* Could not start a thread: run it inline. */
-			log_warn("cannot start a thread for %s; probing it inline", cfg->seeds[i].address);
-			seed_worker(&workers[i]);
-			continue;
-		}
-		workers[i].threaded = 1;
+	/* the first worker thread starts the others as seeds may start */
+	dispatch_reserve(ctx.dsp);
+	if (spawn_worker(&ctx) != 0) {
+		log_warn("cannot start a worker thread; probing the seeds one after another");
+		dispatch_reserve(ctx.dsp);
+		worker_loop(&ctx);
 	}
-	await_workers(&ctx, workers);
-	for (size_t i = 0; i < cfg->nseeds; i++)   /* none left; kept for safety */
-		if (workers[i].threaded)
-			pthread_join(workers[i].tid, NULL);
+	await_workers(&ctx);
+	log_debug("round: %zu seeds on %zu worker threads", cfg->nseeds, ctx.threads_total);
 	if (bounce_started)
 		pthread_join(bounce_tid, NULL);
 
@@ -1123,7 +1167,6 @@ void round_run(const struct round_params *p, struct round_result *out)
 
 	ctx.results = NULL;   /* out's now */
 	ctx.late = NULL;
-	free(workers);
 	round_ctx_destroy(&ctx);
 }
 
@@ -1153,7 +1196,8 @@ void round_ctx_init(struct round_ctx *ctx, const struct round_params *p)
 	pthread_condattr_destroy(&ca);
 	ctx->results = xcalloc(cfg->nseeds, sizeof *ctx->results);
 	ctx->accepted = xcalloc(cfg->nseeds, sizeof *ctx->accepted);
-	ctx->ended = xcalloc(cfg->nseeds + 1, sizeof *ctx->ended);
+	/* seeds of a host arming at once: enough to keep its opening gate busy */
+	ctx->dsp = dispatch_new(cfg, 2 * ROUND_OPENING_MAX);
 	for (size_t i = 0; i < cfg->nseeds; i++) {
 		ctx->results[i].seed_index = i;
 		ctx->results[i].outcome = OUTCOME_ERROR;
@@ -1167,7 +1211,7 @@ void round_ctx_destroy(struct round_ctx *ctx)
 	free(ctx->results);
 	free(ctx->late);
 	free(ctx->accepted);
-	free(ctx->ended);
+	dispatch_free(ctx->dsp);
 	free(ctx->probe_from);
 	for (size_t i = 0; i < ctx->lim.n; i++)
 		free(ctx->lim.e[i].key);

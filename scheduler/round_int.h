@@ -58,6 +58,9 @@ struct limiter {
 	struct open_gate *gates;   /* per IMAP host: sessions being opened (ROUND_OPENING_MAX) */
 };
 
+struct dispatch;
+struct worker;
+
 struct round_ctx {
 	const struct round_params *p;
 	const struct config *cfg;
@@ -75,9 +78,11 @@ struct round_ctx {
 	char *probe_from;                /* the From address our probes carry (the proof) */
 	int bounce_armed;                /* the bounce mailbox is armed (or failed): seeds may send */
 	pthread_cond_t bounce_cv;        /* signalled when bounce_armed is set */
-	pthread_cond_t done_cv;          /* signalled as each worker ends */
-	size_t *ended;                   /* indices of the workers that ended, in that order */
-	size_t nended;
+	pthread_cond_t done_cv;          /* signalled as each seed and worker thread ends */
+	struct dispatch *dsp;            /* hands the seeds to worker threads (dispatch.h) */
+	struct worker *ended;            /* worker threads that ended, not joined yet */
+	size_t threads, spawning;        /* worker threads running; being started */
+	size_t threads_total;            /* worker threads started in the round */
 	FILE *timeline;                  /* INBOXPROBE_TIMELINE (round_mark()), or NULL */
 };
 

@@ -61,6 +61,7 @@
 #include "prober/imap.h"
 #include "prober/trace.h"
 #include "scheduler/retry.h"
+#include "scheduler/dispatch.h"
 #include "scheduler/round_int.h"
 #include "scheduler/verdicts.h"
 #include "seeds/folders.h"
@@ -464,41 +465,6 @@ static int resolve_folders(struct round_ctx *ctx, size_t idx, struct seed_watch 
 	return 0;
 }
 
-/* Seeds of the round on ic's host and port. */
-static long seeds_on_host(const struct config *cfg, const struct imap_conf *ic)
-{
-	long n = 0;
-
-	for (size_t i = 0; i < cfg->nseeds; i++)
-		if (cfg->seeds[i].imap.port == ic->port && cfg->seeds[i].imap.host && ic->host &&
-		    strcmp(cfg->seeds[i].imap.host, ic->host) == 0)
-			n++;
-	return n;
-}
-
-/* Seeds of the round on ic's account (host, port and user name). */
-static long seeds_on_account(const struct config *cfg, const struct imap_conf *ic)
-{
-	long n = 0;
-
-	for (size_t i = 0; i < cfg->nseeds; i++) {
-		const struct imap_conf *o = &cfg->seeds[i].imap;
-		if (o->port == ic->port && o->host && ic->host && strcmp(o->host, ic->host) == 0 &&
-		    strcmp(o->username ? o->username : "", ic->username ? ic->username : "") == 0)
-			n++;
-	}
-	return n;
-}
-
-/* 1 when the seeds of ic's host or account outnumber imap_limits: then
- * none holds a session for its whole watch; all take turns with short
- * visits (SPEC imap_limits, issue 9 "Sharing connections fairly"). */
-static int must_take_turns(const struct config *cfg, const struct imap_conf *ic)
-{
-	return seeds_on_host(cfg, ic) > cfg->limits.per_host ||
-	       seeds_on_account(cfg, ic) > cfg->limits.per_account;
-}
-
 /* Take a second session for the spam folder when the limits let every
  * seed of the host have two. Falls back to one session silently. */
 static void open_spam_session(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
@@ -507,7 +473,7 @@ static void open_spam_session(struct round_ctx *ctx, size_t idx, struct seed_wat
 	const struct imap_conf *ic = &cfg->seeds[idx].imap;
 	char *err = NULL;
 
-	if (cfg->limits.per_account < 2 || 2 * seeds_on_host(cfg, ic) > cfg->limits.per_host)
+	if (cfg->limits.per_account < 2 || 2 * dispatch_host_seeds(ctx->dsp, idx) > cfg->limits.per_host)
 		return;
 	if (round_slot_acquire(&ctx->lim, ic, cfg->limits.per_host, cfg->limits.per_account,
 	                       ctx->deadline) != 0)
@@ -776,7 +742,10 @@ struct seed_watch *watch_arm(struct round_ctx *ctx, size_t idx)
 	int rc;
 
 	init_tokens(ctx, idx, w);
-	w->visit = must_take_turns(cfg, &seed->imap);
+	/* the seeds of its host or account outnumber imap_limits: none
+	 * holds a session for its whole watch; all take turns with short
+	 * visits (SPEC imap_limits, issue 9 "Sharing connections fairly") */
+	w->visit = dispatch_turns(ctx->dsp, idx);
 	if (round_slot_acquire(&ctx->lim, &seed->imap, cfg->limits.per_host, cfg->limits.per_account,
 	                       ctx->deadline) != 0) {
 		not_armable(ctx, idx, round_stop ? "round interrupted before arming" :
