@@ -30,6 +30,7 @@
 #include "common/model.h"
 #include "common/util.h"
 #include "scheduler/driver.h"
+#include "scheduler/dispatch.h"
 #include "scheduler/round_int.h"
 #include "tests/unit/fake_driver.h"
 
@@ -81,6 +82,17 @@ static int teardown(void **state)
 	round_ctx_destroy(&fx->ctx);   /* the limiter's keys and gates too */
 	free(fx);
 	return 0;
+}
+
+/* The round's seeds become seeds[0..n): the dispatcher, which counts the
+ * seeds of each host and account (turns) when the round starts, is made
+ * again for them. */
+static void set_seeds(struct fixture *fx, struct seed_conf *seeds, size_t n)
+{
+	fx->cfg.seeds = seeds;
+	fx->cfg.nseeds = n;
+	dispatch_free(fx->ctx.dsp);
+	fx->ctx.dsp = dispatch_new(&fx->cfg, 2 * ROUND_OPENING_MAX);
 }
 
 /* What seed_worker does around the submission: the relay said 250. */
@@ -906,8 +918,7 @@ static void test_visits_last_look_finds_probe_skipped_by_uidnext(void **state)
 	struct seed_watch *w;
 
 	seeds[1].address = "other@example.net";   /* the same account: turns */
-	fx->cfg.seeds = seeds;
-	fx->cfg.nseeds = 2;
+	set_seeds(fx, seeds, 2);
 	/* the last look is due at 4.5 - 0.5 - 1 = 3 s: visits at 1 s (ranged)
 	 * and 2 s (whole: the next scheduled one would come at 3 s) */
 	fx->ctx.deadline = now_mono() + 4.5;
@@ -926,8 +937,7 @@ static void test_visits_last_look_finds_probe_skipped_by_uidnext(void **state)
 	assert_int_equal(W.opened, 3);            /* arming + 2 scheduled visits, no extra one */
 	assert_true(res0(fx)->check_interval >= 1.0);
 	watch_end(&fx->ctx, 0, w);
-	fx->cfg.seeds = &fx->seed;
-	fx->cfg.nseeds = 1;
+	set_seeds(fx, &fx->seed, 1);
 }
 
 /* Turns with a poll_interval longer than the round: no scheduled visit
@@ -941,8 +951,7 @@ static void test_visits_extra_last_look(void **state)
 	struct seed_watch *w;
 
 	seeds[1].address = "other@example.net";
-	fx->cfg.seeds = seeds;
-	fx->cfg.nseeds = 2;
+	set_seeds(fx, seeds, 2);
 	fx->cfg.probe.poll_interval = 10;
 	fx->ctx.deadline = now_mono() + 3;      /* the last look at 1.5 s */
 	W.f[1].uidnext = 4294967295UL;
@@ -956,8 +965,7 @@ static void test_visits_extra_last_look(void **state)
 	assert_int_equal(W.opened, 2);            /* arming + the last look */
 	assert_true(isnan(res0(fx)->check_interval));
 	watch_end(&fx->ctx, 0, w);
-	fx->cfg.seeds = &fx->seed;
-	fx->cfg.nseeds = 1;
+	set_seeds(fx, &fx->seed, 1);
 }
 
 /* ---- retry classes (scheduler/retry.h) at work ------------------------------- */
@@ -1049,8 +1057,7 @@ static void test_round_sends_nothing_unarmable(void **state)
 	seeds[1] = fx->seed;
 	seeds[1].address = "other@example.net";
 	seeds[1].imap.username = "other";
-	fx->cfg.seeds = seeds;
-	fx->cfg.nseeds = 2;
+	set_seeds(fx, seeds, 2);
 	fx->cfg.relay.url = "smtp://127.0.0.1:1";   /* nothing listens: a probe sent fails at once */
 	fx->cfg.relay.host = "127.0.0.1";
 	fx->cfg.relay.port = 1;
@@ -1075,8 +1082,7 @@ static void test_round_sends_nothing_unarmable(void **state)
 	assert_true(strstr(rr.results[0].diagnostic, "spam folder unresolved") != NULL ||
 	            strstr(rr.results[1].diagnostic, "spam folder unresolved") != NULL);
 	round_result_free(&rr);
-	fx->cfg.seeds = &fx->seed;
-	fx->cfg.nseeds = 1;
+	set_seeds(fx, &fx->seed, 1);
 }
 
 /* The bounce mailbox refused: the round says why DSNs could not be
