@@ -71,6 +71,7 @@
 #define RELOGIN_MAX 3               /* new logins asked for by a BYE, per seed and round */
 #define NTOK (1 + ROUND_PENDING_PER_SEED)
 #define LAST_LOOK_SECONDS 1.0       /* kept before the deadline for last_look() */
+#define LAST_LOOK_GRACE 1.0         /* seconds past the deadline its commands may take */
 
 enum { F_INBOX = 0, F_SPAM = 1 };
 
@@ -981,10 +982,10 @@ static void note_check(struct seed_watch *w)
 /* ---- the last look ------------------------------------------------------ */
 
 /* Seconds kept before the deadline for the last look: LAST_LOOK_SECONDS,
- * an eighth of a shorter round. */
+ * a quarter of a shorter round. */
 static double last_look_reserve(const struct round_ctx *ctx)
 {
-	double r = (double)ctx->p->deadline / 8.0;
+	double r = (double)ctx->p->deadline / 4.0;
 
 	return r < LAST_LOOK_SECONDS ? r : LAST_LOOK_SECONDS;
 }
@@ -1033,10 +1034,11 @@ static void last_look_said(struct round_ctx *ctx, size_t idx, const struct seed_
  * token is unique and each hit is proved (token, HMAC, From) before it
  * counts, and proved again by the cleanup before anything is touched: a
  * whole-folder search can match only our probe. A probe found here was
- * not announced: it was seen when the search's answer reached us. Runs in
- * the last last_look_reserve() seconds before the deadline; an error
- * (the deadline reached, a drop) leaves the probe missing and the
- * diagnostic as it was (logged with -v). */
+ * not announced: it was seen when the search's answer reached us. Starts
+ * last_look_reserve() seconds before the deadline, its commands may run
+ * LAST_LOOK_GRACE past it (a slow server's last look is not cut short, and
+ * its session not lost to a timeout); an error leaves the probe missing
+ * and the diagnostic as it was (logged with -v). */
 static void last_look(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 {
 	char diag[DIAG_MAX];
@@ -1044,6 +1046,8 @@ static void last_look(struct round_ctx *ctx, size_t idx, struct seed_watch *w)
 	int rc = IMAP_OK;
 
 	diag_keep(ctx, idx, diag);
+	for (int k = 0; k < w->nsess; k++)
+		ctx->drv->extend(w->s[k], ctx->deadline + LAST_LOOK_GRACE - now_mono());
 	for (int k = 0; k < w->nsess && rc == IMAP_OK; k++)
 		if (ctx->drv->idling(w->s[k]))
 			rc = ctx->drv->idle_done(w->s[k], &err);
@@ -1088,7 +1092,9 @@ static int visit(struct round_ctx *ctx, size_t idx, struct seed_watch *w, int la
 	if (rc != IMAP_OK)
 		set_diag(ctx, &ctx->results[idx], 0, "%s: %s", round_imap_error_text(rc),
 		         err ? err : imap_err_name(rc));
-	else
+	else if (*whole)   /* the last look's commands: as last_look()'s */
+		ctx->drv->extend(w->s[0], ctx->deadline + LAST_LOOK_GRACE - now_mono());
+	if (rc == IMAP_OK)
 		rc = check_folder(ctx, idx, w, F_SPAM, *whole ? 0 : w->uidnext[F_SPAM], NULL);
 	if (rc == IMAP_OK)
 		rc = check_folder(ctx, idx, w, F_INBOX, *whole ? 0 : w->uidnext[F_INBOX], NULL);
