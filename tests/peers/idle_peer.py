@@ -82,6 +82,13 @@ Scenarios:
                 (SELECT Junk's UIDVALIDITY 42 too): the probe arrives as UID
                 3 and a user's message as UID 4; "UID 4294967295:*" is
                 "4:4294967295" and skips the probe
+  keeper-recreated  the probe does not arrive during the round: 5 s after
+                the first IDLE, Junk is deleted and created again (STATUS and
+                SELECT said UIDVALIDITY 41, now 42) holding the probe as UID 1
+                and a user's message as UID 2 (UIDNEXT 3 before and after, so
+                "UID 3:*" is "2:3" and skips the probe); UID SEARCH and UID
+                FETCH honour UID ranges; INBOX and the old Junk hold the user's
+                UIDs 1 and 2 (the daemon's kept sessions between rounds)
   expunge-race  0.3 s into the first IDLE on INBOX a user's mail arrives:
                 "* 3 EXISTS"; the DONE is answered 1.5 s later, after "* 1
                 EXPUNGE" (the user deleted a message) and the probe's
@@ -153,6 +160,9 @@ class State:
         self.record = None
         self.token = None            # the probe's token, from the first SEARCH naming one
         self.arrived_unix = None     # expunge-race: when the probe arrived
+        self.recreated = False       # keeper-recreated: Junk was recreated (UIDVALIDITY 42)
+        self.recreate_timer = None
+        self.probe_gone = False      # keeper-recreated: the probe was expunged
 
     def write_stats(self):
         if self.stats_path:
@@ -162,6 +172,18 @@ class State:
                            "arrived_unix": self.arrived_unix}, f)
             import os
             os.replace(self.stats_path + ".tmp", self.stats_path)
+
+    def schedule_recreate(self, delay):
+        """keeper-recreated: Junk recreated with the probe delay s from now (once)."""
+        with self.lock:
+            if self.recreate_timer is None:
+                self.recreate_timer = threading.Timer(delay, self.recreate)
+                self.recreate_timer.daemon = True
+                self.recreate_timer.start()
+
+    def recreate(self):
+        with self.lock:
+            self.recreated = True
 
     def schedule_arrival(self, folder, delay):
         """The probe arrives in its folder delay seconds from now (once);
@@ -195,6 +217,25 @@ class State:
                     self.target, " UIDVALIDITY 42" if self.scenario == "notify-uidvalidity" else ""))
             except OSError:
                 pass
+
+
+def kr_probe_there(st, folder):
+    """keeper-recreated: the probe is UID 1 of folder."""
+    return st.recreated and folder == st.spam and not st.probe_gone and st.token is not None
+
+
+def kr_search(st, folder, args, token):
+    """keeper-recreated: "* SEARCH ..." for a UID SEARCH of folder (UIDs 1
+    and 2; the token names UID 1 of the recreated Junk; a "UID n:*" range
+    limits it)."""
+    if token:
+        st.token = token.group(1)
+    uids = [1, 2]
+    hits = ([1] if kr_probe_there(st, folder) else []) if token else uids
+    r = re.search(r"\bUID ([0-9*:,]+)", args)
+    if r:
+        hits = [u for u in hits if u in uid_set(r.group(1), uids)]
+    return " ".join(["* SEARCH"] + [str(u) for u in hits])
 
 
 def uids_of(st, folder):
@@ -247,6 +288,23 @@ class Handler(socketserver.StreamRequestHandler):
             if uid == 3:
                 continue
             hdr = "From: user@example.org\r\nSubject: hello %d\r\n\r\n" % uid
+            self.send('* %d FETCH (UID %d INTERNALDATE "%s" BODY[HEADER.FIELDS '
+                      '(X-Inboxprobe-Token Subject From)] {%d}'
+                      % (uid, uid, internaldate_now(), len(hdr.encode())))
+            with self.wlock:
+                self.wfile.write(hdr.encode() + b")\r\n")
+                self.wfile.flush()
+
+    def kr_fetch(self, args, selected):
+        """keeper-recreated: each of UIDs 1 and 2 a UID FETCH names: the
+        probe (UID 1 of the recreated Junk) or a user's message."""
+        st = self.server.st
+        for uid in uid_set(args.split(" ", 1)[0], [1, 2]):
+            if uid == 1 and kr_probe_there(st, selected):
+                hdr = ("From: probe@example.test\r\nX-Inboxprobe-Token: %s\r\n"
+                       "Subject: inboxprobe %s\r\n\r\n" % (st.token, st.token))
+            else:
+                hdr = "From: user@example.org\r\nSubject: hello %d\r\n\r\n" % uid
             self.send('* %d FETCH (UID %d INTERNALDATE "%s" BODY[HEADER.FIELDS '
                       '(X-Inboxprobe-Token Subject From)] {%d}'
                       % (uid, uid, internaldate_now(), len(hdr.encode())))
@@ -349,7 +407,7 @@ class Handler(socketserver.StreamRequestHandler):
                 if ret and sc == "specialuse-bad":
                     self.send("%s BAD RETURN not supported here (test)" % tag)
                     continue
-                attrs = ret or sc in ("specialuse-bad", "idle", "idle-spam", "spam-recreated", "uidnext-max", "noidle", "idlebye", "expunge-race",
+                attrs = ret or sc in ("specialuse-bad", "idle", "idle-spam", "spam-recreated", "uidnext-max", "keeper-recreated", "noidle", "idlebye", "expunge-race",
                                       "byeloop", "byeloop-expired", "byehang", "slowline", "flood",
                                       "notify-literal", "notify-bad",
                                       "notify-huge", "notify-uidvalidity", "notify-max") \
@@ -363,6 +421,8 @@ class Handler(socketserver.StreamRequestHandler):
                 name, _ = astring(args)
                 if sc == "spam-recreated" and name == st.spam:
                     self.send("* STATUS %s (UIDNEXT 50 UIDVALIDITY 41)" % name)
+                elif sc == "keeper-recreated" and name == st.spam:
+                    self.send("* STATUS %s (UIDNEXT 3 UIDVALIDITY %d)" % (name, 42 if st.recreated else 41))
                 elif sc == "uidnext-max" and name == st.spam:
                     self.send("* STATUS %s (UIDNEXT 4294967295 UIDVALIDITY 42)" % name)
                 else:
@@ -380,7 +440,8 @@ class Handler(socketserver.StreamRequestHandler):
                 extra = 1 if there and sc in RANGED else 0   # the user's UID 4
                 self.send("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)")
                 self.send("* %d EXISTS" % ((3 if there else 2) + extra))
-                self.send("* OK [UIDVALIDITY 42] UIDs valid")
+                self.send("* OK [UIDVALIDITY %d] UIDs valid" % (
+                    41 if sc == "keeper-recreated" and name == st.spam and not st.recreated else 42))
                 self.send("* OK [UIDNEXT %d] next" % ((4 if there else 3) + extra))
                 self.send("%s OK [READ-WRITE] selected" % tag)
                 if sc == "noidle":
@@ -434,6 +495,8 @@ class Handler(socketserver.StreamRequestHandler):
                 if race:
                     time.sleep(ARRIVE)
                     self.send("* 3 EXISTS")   # a user's mail, not the probe
+                elif sc == "keeper-recreated":
+                    st.schedule_recreate(5.0)
                 elif not early:
                     st.schedule_arrival(None, ARRIVE)
                 done = self.rfile.readline(65536)
@@ -461,6 +524,10 @@ class Handler(socketserver.StreamRequestHandler):
                 if sc == "expired" and self.n == 2:
                     return   # the connection drops: no reply
                 m = HEXTOK.search(args)
+                if sc == "keeper-recreated":
+                    self.send(kr_search(st, selected, args, m))
+                    self.send("%s OK search done" % tag)
+                    continue
                 if sc in RANGED:
                     self.send(recreated_search(st, selected, args, m))
                     self.send("%s OK search done" % tag)
@@ -474,6 +541,10 @@ class Handler(socketserver.StreamRequestHandler):
             elif cmd == "UID FETCH":
                 self.fail_here("fetch")
                 token = st.token
+                if sc == "keeper-recreated":
+                    self.kr_fetch(args, selected)
+                    self.send("%s OK fetch done" % tag)
+                    continue
                 if sc in RANGED:
                     self.user_fetch(args, selected)
                 fset = args.split(" ", 1)[0]
@@ -494,6 +565,10 @@ class Handler(socketserver.StreamRequestHandler):
                 self.send("%s OK store done" % tag)
             elif cmd == "UID EXPUNGE":
                 self.fail_here("expunge")
+                if sc == "keeper-recreated" and kr_probe_there(st, selected) and \
+                        1 in uid_set(args.split(" ")[0], [1, 2]):
+                    self.send("* 1 EXPUNGE")
+                    st.probe_gone = True
                 if st.arrived == selected and "3" in args:
                     self.send("* 3 EXPUNGE")
                     st.arrived = "gone"
@@ -505,7 +580,7 @@ class Handler(socketserver.StreamRequestHandler):
 def main():
     args = sys.argv[1:]
     valid = ("idle", "idle-spam", "noidle", "idlebye", "expired", "refused", "specialuse", "specialuse-bad",
-             "starttls-no", "notify-literal", "notify-status", "notify-bad", "notify-huge", "notify-uidvalidity", "notify-max", "expunge-race") + RANGED + tuple(NOTIFY_STATUS) + ("byeloop", "byeloop-expired", "byehang", "slowline", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
+             "starttls-no", "notify-literal", "notify-status", "notify-bad", "notify-huge", "notify-uidvalidity", "notify-max", "expunge-race", "keeper-recreated") + RANGED + tuple(NOTIFY_STATUS) + ("byeloop", "byeloop-expired", "byehang", "slowline", "flood") + tuple("%s-%s" % (k, s) for k in ("drop", "bye") for s in STEPS)
     if not args or args[0] not in valid:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
