@@ -277,12 +277,19 @@ char *fmt_double(char *buf, size_t bufsz, double v)
 	if (v == floor(v) && fabs(v) < 1e15) {
 		snprintf(buf, bufsz, "%.0f", v);
 	} else {
-		/* Shortest precision that round-trips. */
-		for (int prec = 1; prec <= 17; prec++) {
-			snprintf(buf, bufsz, "%.*g", prec, v);
+		/* Shortest precision that round-trips (17 always does; one
+		 * that does, every longer one does too: a binary search,
+		 * about 5 tries instead of up to 17 for a Unix time) */
+		int lo = 1, hi = 17;
+		while (lo < hi) {
+			int mid = (lo + hi) / 2;
+			snprintf(buf, bufsz, "%.*g", mid, v);
 			if (strtod(buf, NULL) == v)
-				break;
+				hi = mid;
+			else
+				lo = mid + 1;
 		}
+		snprintf(buf, bufsz, "%.*g", hi, v);
 	}
 	uselocale(old);
 	return buf;

@@ -79,20 +79,28 @@ struct seen_field {
 	struct hop hop;      /* Received */
 };
 
-/* Collect the Received fields (header order) and find the relay's one. */
+/* Collect the Received fields (header order; at most FIELDS_MAX, in *rcv,
+ * grown as they come: a probe has a handful, not 400 x 280 bytes to
+ * clear) and find the relay's one. */
 static size_t collect_hops(const char *hdr, size_t len, const char *queue_id,
-                           struct seen_field *rcv, size_t *relay_pos, int *found)
+                           struct seen_field **rcvp, size_t *relay_pos, int *found)
 {
 	struct hfield_iter it;
 	const char *name;
-	size_t namelen, n = 0, pos = 0;
+	size_t namelen, n = 0, pos = 0, cap = 0;
 	char *val;
+	struct seen_field *rcv = NULL;
 
 	*found = 0;
 	hfield_begin(&it, hdr, len);
 	for (; hfield_next(&it, &name, &namelen, &val); pos++, free(val)) {
 		if (!hfield_is(name, namelen, "Received") || n >= FIELDS_MAX)
 			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 8;
+			rcv = xrealloc(rcv, cap * sizeof *rcv);
+		}
+		memset(&rcv[n], 0, sizeof rcv[n]);
 		rcv[n].pos = pos;
 		received_parse(val, &rcv[n].hop);
 		if (!*found && queue_id && *queue_id && strcmp(rcv[n].hop.id, queue_id) == 0) {
@@ -101,6 +109,7 @@ static size_t collect_hops(const char *hdr, size_t len, const char *queue_id,
 		}
 		n++;
 	}
+	*rcvp = rcv;
 	return n;
 }
 
@@ -149,7 +158,7 @@ static void stages(struct probe_trace *t, double delivered)
 void trace_build(const char *hdr, size_t len, const char *queue_id, const struct trace_policy *pol,
                  double delivered, struct probe_trace *out)
 {
-	struct seen_field *rcv = xcalloc(FIELDS_MAX, sizeof *rcv);
+	struct seen_field *rcv = NULL;
 	size_t relay_pos = 0, n;
 	int found;
 	char tab[sizeof out->tab];
@@ -161,7 +170,7 @@ void trace_build(const char *hdr, size_t len, const char *queue_id, const struct
 	out->relay_hop = -1;
 	if (len > TRACE_HEADER_MAX)
 		len = TRACE_HEADER_MAX;
-	n = collect_hops(hdr, len, queue_id, rcv, &relay_pos, &found);
+	n = collect_hops(hdr, len, queue_id, &rcv, &relay_pos, &found);
 	/* hops oldest first; keep the newest HOPS_MAX */
 	size_t keep = n < HOPS_MAX ? n : HOPS_MAX;
 	for (size_t i = 0; i < keep; i++) {

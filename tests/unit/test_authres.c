@@ -516,6 +516,39 @@ static void test_trust_microsoft_and_skew(void **st)
 	assert_int_equal(trace_default_policy("imap.example.net", &pol), 0);
 }
 
+/* Many Received fields: the hops array grows as they come (8, 16, 32...),
+ * the newest HOPS_MAX are kept oldest first, and the relay's field is
+ * found among them; past FIELDS_MAX (400) fields the rest are ignored. */
+static void test_trace_many_hops(void **st)
+{
+	struct trace_policy pol;
+	struct probe_trace t;
+	struct strbuf sb = STRBUF_INIT;
+	(void)st;
+	for (int i = 0; i < 30; i++)
+		strbuf_addf(&sb, "Received: from h%d.example by h%d.example with ESMTP id ID%d;\n"
+		            " Tue, 1 Dec 2026 23:00:%02d +0000\n", i + 1, i, i, 59 - i);
+	strbuf_adds(&sb, "\n");
+	memset(&pol, 0, sizeof pol);
+	memset(&t, 0, sizeof t);
+	trace_build(sb.buf, sb.len, "ID5", &pol, 0, &t);
+	assert_int_equal(t.nhops, HOPS_MAX);
+	/* field 5 from the top; the 12 newest are fields 0-11, oldest first */
+	assert_int_equal(t.relay_hop, HOPS_MAX - 1 - 5);
+	assert_string_equal(t.hops[t.relay_hop].id, "ID5");
+	assert_string_equal(t.hops[HOPS_MAX - 1].id, "ID0");
+	strbuf_free(&sb);
+
+	for (int i = 0; i < 450; i++)
+		strbuf_addf(&sb, "Received: from a by b with ESMTP id Q%d; Tue, 1 Dec 2026 23:00:00 +0000\n", i);
+	strbuf_adds(&sb, "\n");
+	memset(&t, 0, sizeof t);
+	trace_build(sb.buf, sb.len, "Q420", &pol, 0, &t);   /* beyond the first 400 */
+	assert_int_equal(t.nhops, HOPS_MAX);
+	assert_int_equal(t.relay_hop, -1);
+	strbuf_free(&sb);
+}
+
 /* Which policy a seed gets: the providers block wins, else the IMAP host's
  * built-in default; auth_results overrides the Microsoft default both ways. */
 static void test_policy_resolution(void **st)
@@ -609,6 +642,7 @@ int main(void)
 		cmocka_unit_test(test_trust_microsoft_and_skew),
 		cmocka_unit_test(test_policy_resolution),
 		cmocka_unit_test(test_trace_copy),
+		cmocka_unit_test(test_trace_many_hops),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
