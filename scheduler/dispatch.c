@@ -23,9 +23,10 @@ struct dispatch {
 	size_t *order;
 	size_t *start;
 	size_t *next;             /* per group: order index of the next seed to hand out */
-	size_t *arming;           /* per group: handed out, arming not over */
+	size_t *arming;           /* per group: handed out, not released */
 	unsigned char *open;      /* per group: no window (turns) */
 	size_t *group;            /* per seed: its group */
+	unsigned char *released;  /* per seed: no longer counts in its group's window */
 	size_t ngroups;
 	size_t rr;                /* the group after the last one served */
 	size_t coming;            /* threads reserved, not in dispatch_take() yet */
@@ -126,6 +127,7 @@ struct dispatch *dispatch_new(const struct config *cfg, size_t window)
 	d->turns = xcalloc(n + 1, 1);
 	d->order = xcalloc(n + 1, sizeof *d->order);
 	d->group = xcalloc(n + 1, sizeof *d->group);
+	d->released = xcalloc(n + 1, 1);
 	d->start = xcalloc(n + 2, sizeof *d->start);
 	d->next = xcalloc(n + 1, sizeof *d->next);
 	d->arming = xcalloc(n + 1, sizeof *d->arming);
@@ -158,6 +160,7 @@ void dispatch_free(struct dispatch *d)
 	free(d->turns);
 	free(d->order);
 	free(d->group);
+	free(d->released);
 	free(d->start);
 	free(d->next);
 	free(d->arming);
@@ -265,7 +268,7 @@ int dispatch_take(struct dispatch *d, int reserved, double deadline, size_t *idx
 		}
 		if (!any_left(d))
 			break;
-		/* until a seed of a host may start (dispatch_armed), the
+		/* until a seed of a host may start (dispatch_release), the
 		 * deadline or a stop (dispatch_stop) */
 		mono_after(deadline - now_mono(), &ts);
 		pthread_cond_timedwait(&d->cv, &d->mu, &ts);
@@ -279,17 +282,20 @@ int dispatch_take(struct dispatch *d, int reserved, double deadline, size_t *idx
 	return ret;
 }
 
-int dispatch_armed(struct dispatch *d, size_t idx)
+int dispatch_release(struct dispatch *d, size_t idx)
 {
 	int spawn = 0;
 
 	if (idx >= d->nseeds)
 		return 0;
 	pthread_mutex_lock(&d->mu);
-	if (d->arming[d->group[idx]] > 0)
-		d->arming[d->group[idx]]--;
-	pthread_cond_signal(&d->cv);   /* a free thread waiting takes it */
-	spawn = want_thread(d, 0);
+	if (!d->released[idx]) {
+		d->released[idx] = 1;
+		if (d->arming[d->group[idx]] > 0)
+			d->arming[d->group[idx]]--;
+		pthread_cond_signal(&d->cv);   /* a free thread waiting takes it */
+		spawn = want_thread(d, 0);
+	}
 	pthread_mutex_unlock(&d->mu);
 	return spawn;
 }

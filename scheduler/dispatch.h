@@ -3,11 +3,12 @@
  *
  * A round (scheduler/round.c) runs each seed on a worker thread: arm, send,
  * watch. Started all at once, 1,000 seeds are 1,000 threads, most of them
- * waiting at their host's opening gate, each with its own stack and
- * OpenSSL's per-thread state. Instead, a host's seeds are handed out while
- * fewer than `window` of them are still arming (started, not armed yet),
+ * waiting at their host's opening gate (ROUND_OPENING_MAX sessions being
+ * opened at once), each with its own stack and OpenSSL's per-thread
+ * state. Instead, a host's seeds are handed out while fewer than `window`
+ * of them are starting (handed out, their first session not open yet),
  * and a thread whose seed is done takes the next one: the threads alive
- * are those arming or watching, and they are reused.
+ * are those starting, arming or watching, and they are reused.
  *
  * Seeds that take turns (their host or account has more seeds than
  * imap_limits allows sessions, SPEC imap_limits) are all handed out at
@@ -59,10 +60,11 @@ void dispatch_unreserve(struct dispatch *d);
  * there are threads free to take them). */
 int dispatch_take(struct dispatch *d, int reserved, double deadline, size_t *idx, int *spawn);
 
-/* Seed idx's arming is over (armed or not armable): a seed of its host
- * may start. Returns 1 when one more thread is wanted (reserved). Call it
- * once per seed taken. */
-int dispatch_armed(struct dispatch *d, size_t idx);
+/* Seed idx no longer counts in its host's window: its first session is
+ * open (or failed to open), or its arming is over. Only the first call
+ * for a seed counts; call it at least once per seed taken. Returns 1 when
+ * one more thread is wanted (reserved). */
+int dispatch_release(struct dispatch *d, size_t idx);
 
 /* A stop request: every seed may start (each ends at once). Wakes the
  * threads waiting in dispatch_take(). */

@@ -24,6 +24,8 @@
 
 atomic_int round_stop;
 
+static int spawn_worker(struct round_ctx *ctx);
+
 /* round_nap's sleepers wait on nap_cv (CLOCK_MONOTONIC, made once), woken
  * by round_wake_naps() on a stop request: naps in quarter-second slices
  * woke a polling or visiting seed 4 times a second for nothing (1,000
@@ -293,7 +295,9 @@ void round_progress(struct round_ctx *ctx, const char *fmt, ...)
 	strbuf_free(&sb);
 }
 
-/* the seed whose worker runs on this thread, for marks made below the seed's level */
+/* the seed whose worker runs on this thread (-1 none: the bounce mailbox's,
+ * the main thread), for marks made below the seed's level and for
+ * open_gated() to release it from its host's window (dispatch.h) */
 static _Thread_local long mark_idx = -1;
 
 void round_mark(struct round_ctx *ctx, long idx, const char *event)
@@ -641,6 +645,10 @@ static int open_gated(struct round_ctx *ctx, const struct imap_conf *ic, const s
 	rc = ctx->drv->open(ip, s, err);
 	round_mark(ctx, -2, "open");
 	gate_leave(ctx, ic);
+	/* the seed's first session is open (or failed): another seed of
+	 * its host may start; the window then holds no seed at the gate */
+	if (mark_idx >= 0 && dispatch_release(ctx->dsp, (size_t)mark_idx))
+		spawn_worker(ctx);
 	return rc;
 }
 
@@ -749,11 +757,9 @@ static void bounce_set_armed(struct round_ctx *ctx)
 	pthread_mutex_unlock(&ctx->mu);
 }
 
-static int spawn_worker(struct round_ctx *ctx);
-
-/* One seed, on a worker thread: arm, send, watch (SPEC "What it is"). Its
- * arming is over (dispatch_armed()) once watch_arm() returns, or when it
- * ends before. */
+/* One seed, on a worker thread: arm, send, watch (SPEC "What it is"). It
+ * leaves its host's window (dispatch_release()) once its first session is
+ * open (open_gated()), else once watch_arm() returns or it ends before. */
 static void run_seed(struct round_ctx *ctx, size_t idx)
 {
 	const struct config *cfg = ctx->cfg;
@@ -796,7 +802,7 @@ static void run_seed(struct round_ctx *ctx, size_t idx)
 	round_mark(ctx, (long)idx, "thread");
 	w = watch_arm(ctx, idx);
 	armed = 1;
-	if (dispatch_armed(ctx->dsp, idx))
+	if (dispatch_release(ctx->dsp, idx))   /* when it opened no session */
 		spawn_worker(ctx);
 	if (w == NULL)
 		goto out;   /* not watchable: no probe (watch_arm said why) */
@@ -804,15 +810,18 @@ static void run_seed(struct round_ctx *ctx, size_t idx)
 	accepted = submit_probe(ctx, idx, msg, len);
 	watch_run(ctx, idx, w, accepted);
 out:
-	if (!armed && dispatch_armed(ctx->dsp, idx))
+	if (!armed && dispatch_release(ctx->dsp, idx))
 		spawn_worker(ctx);
 	watch_end(ctx, idx, w);
 	round_mark(ctx, (long)idx, "exit");
 	free(msg);
 	free(err);
+	mark_idx = -1;
 	pthread_mutex_lock(&ctx->mu);
-	ctx->workers_left--;
-	pthread_cond_signal(&ctx->done_cv);
+	/* the main thread waits for the last seed and for ended threads:
+	 * waking it per seed cost 1,000 wake-ups a round */
+	if (--ctx->workers_left == 0)
+		pthread_cond_signal(&ctx->done_cv);
 	pthread_mutex_unlock(&ctx->mu);
 }
 
@@ -1196,8 +1205,8 @@ void round_ctx_init(struct round_ctx *ctx, const struct round_params *p)
 	pthread_condattr_destroy(&ca);
 	ctx->results = xcalloc(cfg->nseeds, sizeof *ctx->results);
 	ctx->accepted = xcalloc(cfg->nseeds, sizeof *ctx->accepted);
-	/* seeds of a host arming at once: enough to keep its opening gate busy */
-	ctx->dsp = dispatch_new(cfg, 2 * ROUND_OPENING_MAX);
+	/* seeds of a host starting at once: as many as its opening gate lets open */
+	ctx->dsp = dispatch_new(cfg, ROUND_OPENING_MAX);
 	for (size_t i = 0; i < cfg->nseeds; i++) {
 		ctx->results[i].seed_index = i;
 		ctx->results[i].outcome = OUTCOME_ERROR;

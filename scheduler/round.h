@@ -11,9 +11,9 @@
  *
  * Concurrency: each seed runs on a worker thread (scheduler/watch.c arms
  * and watches it); a host's seeds start while fewer than
- * 2 x ROUND_OPENING_MAX of them are arming, and a thread whose seed is
- * done takes the next (scheduler/dispatch.h; seeds that take turns all
- * start at once). At most relay.connections SMTP transactions run at once,
+ * ROUND_OPENING_MAX of them have no session open yet, and a thread whose
+ * seed is done takes the next (scheduler/dispatch.h; seeds that take
+ * turns all start at once). At most relay.connections SMTP transactions run at once,
  * each on a kept connection (prober/smtp.c);
  * IMAP sessions are capped per host and per account (imap_limits). A seed
  * has one session, or two (INBOX and spam folder each in IDLE) when the

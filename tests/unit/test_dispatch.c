@@ -107,10 +107,11 @@ static void test_window(void **state)
 	assert_int_equal(spawn, 1);
 	assert_int_equal(dispatch_take(d, 1, FAR, &idx, &spawn), 1);
 	assert_int_equal(spawn, 0);
-	assert_int_equal(dispatch_armed(d, 0), 1);
+	assert_int_equal(dispatch_release(d, 0), 1);
 	assert_int_equal(take(d, &spawn), 2);
 	assert_int_equal(spawn, 0);
-	assert_int_equal(dispatch_armed(d, 1), 1);
+	assert_int_equal(dispatch_release(d, 0), 0);   /* again: no effect */
+	assert_int_equal(dispatch_release(d, 1), 1);
 	assert_int_equal(take(d, &spawn), 3);
 	/* none left: a thread asking ends */
 	assert_int_equal(dispatch_take(d, 0, FAR, &idx, &spawn), 0);
@@ -140,7 +141,7 @@ static void test_hosts_in_turn(void **state)
 	assert_int_equal(got[2], 1);
 	assert_int_equal(got[3], 4);
 	/* a's window is full: seed 2 waits for an arming to end */
-	dispatch_armed(d, 3);            /* b's: frees b's window, not a's */
+	dispatch_release(d, 3);            /* b's: frees b's window, not a's */
 	{
 		size_t idx;
 		int spawn;
@@ -209,7 +210,7 @@ static void *wait_take(void *arg)
 	return NULL;
 }
 
-/* A thread waiting for a full window is woken by dispatch_armed() (it
+/* A thread waiting for a full window is woken by dispatch_release() (it
  * takes the seed) and by dispatch_stop(); and once the last seed is taken,
  * the threads still waiting end. */
 static void test_wakeups(void **state)
@@ -231,7 +232,7 @@ static void test_wakeups(void **state)
 	sleep_seconds(0.1);
 	/* one arming over: one waiter takes seed 1; a thread is free, so
 	 * none is wanted */
-	assert_int_equal(dispatch_armed(d, 0), 0);
+	assert_int_equal(dispatch_release(d, 0), 0);
 	sleep_seconds(0.1);
 	dispatch_stop(d);   /* the other takes seed 2, the last */
 	pthread_join(t1, NULL);

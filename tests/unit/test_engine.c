@@ -92,7 +92,7 @@ static void set_seeds(struct fixture *fx, struct seed_conf *seeds, size_t n)
 	fx->cfg.seeds = seeds;
 	fx->cfg.nseeds = n;
 	dispatch_free(fx->ctx.dsp);
-	fx->ctx.dsp = dispatch_new(&fx->cfg, 2 * ROUND_OPENING_MAX);
+	fx->ctx.dsp = dispatch_new(&fx->cfg, ROUND_OPENING_MAX);
 }
 
 /* What seed_worker does around the submission: the relay said 250. */
