@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 #include <fcntl.h>
@@ -434,6 +435,40 @@ struct xfer {
 	int socket_errno;         /* errno of a failed socket(2), 0 when none failed */
 };
 
+/* A stage reply with nothing captured. */
+static void stage_clear(struct stage_reply *r)
+{
+	r->have = 0;
+	r->code = 0;
+	r->rawlen = 0;
+	r->raw[0] = '\0';
+}
+
+/* Copy a stage reply's used bytes (its buffer holds 16 KiB). */
+static void stage_copy(struct stage_reply *dst, const struct stage_reply *src)
+{
+	dst->have = src->have;
+	dst->code = src->code;
+	dst->rawlen = src->rawlen > SMTP_RAW_MAX ? SMTP_RAW_MAX : src->rawlen;
+	memcpy(dst->raw, src->raw, dst->rawlen);
+	dst->raw[dst->rawlen] = '\0';
+}
+
+/* A transfer's state, cleared but for the reply buffers' unused bytes
+ * (about 180 KiB a transaction not to clear). Owned by the caller:
+ * free(). */
+static struct xfer *xfer_new(void)
+{
+	struct xfer *x = xmalloc(sizeof *x);
+
+	memset(x, 0, offsetof(struct xfer, cur));
+	stage_clear(&x->cur);
+	for (int i = 0; i < CMD__COUNT; i++)
+		stage_clear(&x->st[i]);
+	memset(&x->submit_time, 0, sizeof *x - offsetof(struct xfer, submit_time));
+	return x;
+}
+
 /* CURLOPT_OPENSOCKETFUNCTION: our socket(2) (close-on-exec), remembering
  * why it failed: EMFILE/ENFILE is ours to report, not the relay's. */
 static curl_socket_t open_socket_cb(void *clientp, curlsocktype purpose,
@@ -555,7 +590,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
 			c = CMD_EOD;
 		if (c == CMD_EOD && x->cur.code >= 200 && x->cur.code < 300 && !x->st[CMD_EOD].have)
 			x->submit_time = now_wall();
-		memcpy(&x->st[c], &x->cur, sizeof(x->cur));
+		stage_copy(&x->st[c], &x->cur);
 		if (c == CMD_DATA && x->cur.code == 354)
 			x->cmd = x->at = CMD_EOD;
 	}
@@ -970,7 +1005,7 @@ static int submit_once(const struct smtp_params *p, const char *token, struct sm
 		goto out;
 	}
 
-	x = xcalloc(1, sizeof(*x));
+	x = xfer_new();
 	x->msg = p->message;
 	x->len = p->len;
 	x->cmd = x->at = CMD_NONE;
